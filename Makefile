@@ -1,0 +1,41 @@
+# topoprune: `make demo` and `make test` each do the whole set-up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CLI    := $(VENV)/bin/topoprune
+# The CPU build of torch, pinned. Override for a CUDA build, e.g. make setup TORCH_SPEC="torch==2.13.0"
+# with your own index in PIP_EXTRA_INDEX_URL.
+TORCH_SPEC ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+# The main job. Until the experiment runner lands: a topology analysis of registry models.
+demo: setup
+	$(CLI) models
+	$(CLI) critical --model mnist-fc --input-shape 1,28,28 --num-classes 10
+	$(CLI) critical --model mnist-conv --input-shape 1,28,28 --num-classes 10
+	$(CLI) critical --model vgg16 --input-shape 3,32,32 --convention exact
+	$(CLI) persistence --model vgg16 --conv-graph toeplitz
+
+# Default suite: everything not marked slow (about a minute here).
+test: setup
+	$(PY) -m pytest -m "not slow"
+
+# Slow tests: run weekly and before a release.
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+bench: setup
+	$(PY) benchmarks/np_speed.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis

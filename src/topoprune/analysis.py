@@ -1,0 +1,115 @@
+"""Model-level topology: neural persistence and critical compression of a whole network.
+
+Thin glue: :func:`topoprune.models.extract_layers` turns the model into torch-free layer graphs,
+and ``topoprune.topology`` does the maths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from torch import nn
+
+from .errors import TopopruneError
+from .models.introspect import default_input_shape, extract_layers
+from .topology import (
+    CriticalReport,
+    DenseLayer,
+    Layer,
+    PersistenceReport,
+    network_critical,
+    network_persistence,
+)
+
+__all__ = ["neural_persistence", "critical_compression", "layers_from_arrays"]
+
+
+def layers_from_arrays(weights: np.ndarray | Mapping[str, np.ndarray]) -> list[Layer]:
+    """Dense layer graphs from one ``(n_out, n_in)`` array or a name -> array mapping, with the
+    checks a user's file needs: 2-D, non-empty, finite."""
+    items = weights.items() if isinstance(weights, Mapping) else [("weights", weights)]
+    layers: list[Layer] = []
+    for name, w in items:
+        a = np.asarray(w)
+        if a.ndim != 2 or a.size == 0:
+            raise TopopruneError(
+                f"{name}: weights must be a non-empty 2-D array (n_out, n_in), got shape {a.shape}"
+            )
+        if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+            raise TopopruneError(f"{name}: weights must be real numbers, got dtype {a.dtype}")
+        if not np.isfinite(a).all():
+            raise TopopruneError(f"{name}: weights contain NaN or inf; only finite values are allowed")
+        layers.append(DenseLayer(str(name), a))
+    if not layers:
+        raise TopopruneError("no weight arrays given")
+    return layers
+
+
+def _layers(model, input_shape) -> list[Layer]:
+    if isinstance(model, nn.Module):
+        layers = extract_layers(model, input_shape)
+        if not layers:
+            raise TopopruneError("the model has no Linear, Conv or recurrent layers to analyse")
+        return layers
+    return layers_from_arrays(model)
+
+
+def neural_persistence(
+    model: nn.Module | np.ndarray | Mapping[str, np.ndarray],
+    p: float = 2.0,
+    normalization: str = "layer",
+    include_bias: bool = False,
+    essential: bool = False,
+    conv_graph: str = "channel",
+    input_shape: Sequence[int] | None = None,
+    channel_norm: float = 2.0,
+) -> PersistenceReport:
+    """Neural persistence of every layer of a model, with total and mean normalized NP.
+
+    Args:
+        model: an ``nn.Module``, one ``(n_out, n_in)`` array, or a mapping of name -> array.
+        p: norm exponent, ``> 0``.
+        normalization: ``"layer"`` (each layer by its own max |w|) or ``"global"`` (by the
+            network's max).
+        include_bias: fold biases in as one extra input vertex.
+        essential: record the never-dying class as ``(1, 0)``.
+        conv_graph: ``"channel"`` or ``"toeplitz"`` (exact; needs ``input_shape`` or
+            ``model.meta``).
+        input_shape: ``(C, H, W)`` of one input, for the Toeplitz graph.
+        channel_norm: p-norm of kernel slices in the channel graph.
+    """
+    try:
+        return network_persistence(
+            _layers(model, input_shape), p=p, normalization=normalization,
+            include_bias=include_bias, essential=essential, conv_graph=conv_graph,
+            channel_norm=channel_norm,
+        )
+    except TopopruneError:
+        raise
+    except ValueError as exc:
+        raise TopopruneError(str(exc)) from None
+
+
+def critical_compression(
+    model: nn.Module, input_shape: Sequence[int] | None = None, convention: str = "paper"
+) -> CriticalReport:
+    """Topologically critical compression ratio of every layer and of the model.
+
+    Args:
+        model: an ``nn.Module``.
+        input_shape: ``(C, H, W)`` of one input; default ``model.meta.input_shape``.
+        convention: ``"paper"`` (Balwani & Krzyston's one-channel Toeplitz count) or
+            ``"exact"`` (the full multichannel unrolled graph).
+    """
+    if input_shape is None:
+        input_shape = default_input_shape(model)
+    layers = _layers(model, input_shape)
+    if input_shape is None and any(not isinstance(x, DenseLayer) for x in layers):
+        raise TopopruneError("critical_compression of a conv model needs input_shape=(C, H, W)")
+    try:
+        return network_critical(layers, convention)
+    except TopopruneError:
+        raise
+    except ValueError as exc:
+        raise TopopruneError(str(exc)) from None

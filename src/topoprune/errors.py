@@ -1,0 +1,18 @@
+"""The exception users see for bad input: it names the bad value and what is allowed.
+
+It subclasses ``ValueError`` so callers that catch ``ValueError`` keep working; the CLI prints it
+as a one-line error with a non-zero exit and no traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class TopopruneError(ValueError):
+    """Bad input to topoprune: the message names the bad value and what is allowed."""
+
+
+def unknown_name(what: str, name: object, allowed: Iterable[str]) -> TopopruneError:
+    """An error for a name that is not in a registry, listing the names that are."""
+    return TopopruneError(f"unknown {what} {name!r}; available: {', '.join(sorted(allowed))}")

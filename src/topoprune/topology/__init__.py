@@ -1,0 +1,65 @@
+"""The topology core: spanning forests, persistence, neural persistence and critical compression.
+
+Pure numpy / scipy / numba; this package never imports torch, so it can be used (and tested) on
+plain arrays.
+"""
+
+from .critical import (
+    CONVENTIONS,
+    CriticalReport,
+    LayerCritical,
+    OverlapReport,
+    layer_critical,
+    mst_overlap,
+    network_critical,
+    overlap_bound,
+)
+from .graphs import (
+    ConvLayer,
+    ConvToeplitzGraph,
+    DenseLayer,
+    Layer,
+    channel_matrix,
+    conv_output_size,
+    dense_matrix,
+)
+from .neural import (
+    CONV_GRAPHS,
+    NORMALIZATIONS,
+    LayerPersistence,
+    PersistenceReport,
+    network_persistence,
+    neural_persistence,
+    persistence_norm,
+)
+from .persistence import diagram_from_deaths, persistence_diagram
+from .spanning import maximum_spanning_tree, spanning_forest_of_edges
+
+__all__ = [
+    "CONVENTIONS",
+    "CONV_GRAPHS",
+    "NORMALIZATIONS",
+    "ConvLayer",
+    "ConvToeplitzGraph",
+    "CriticalReport",
+    "DenseLayer",
+    "Layer",
+    "LayerCritical",
+    "LayerPersistence",
+    "OverlapReport",
+    "PersistenceReport",
+    "channel_matrix",
+    "conv_output_size",
+    "dense_matrix",
+    "diagram_from_deaths",
+    "layer_critical",
+    "maximum_spanning_tree",
+    "mst_overlap",
+    "network_critical",
+    "network_persistence",
+    "neural_persistence",
+    "overlap_bound",
+    "persistence_diagram",
+    "persistence_norm",
+    "spanning_forest_of_edges",
+]

@@ -1,0 +1,306 @@
+"""Maximum spanning forests of weighted bipartite layer graphs.
+
+The 0-dimensional persistence of a layer graph under the superlevel filtration of METHODS.md
+section 1 is carried entirely by its maximum spanning forest, so this module is the hot kernel
+behind neural persistence, the critical compression ratio, tree/top-k overlap and T-IMP.
+
+A dense ``n_out x n_in`` weight matrix is the complete bipartite graph with one edge per nonzero
+weight; edge value is ``|w|`` and zero weights are absent edges. Vertices ``0..n_out-1`` are the
+outputs (rows) and ``n_out..n_out+n_in-1`` the inputs (columns).
+
+Algorithm (dense), chosen after measuring (see ``benchmarks/np_speed.py``):
+
+1. Estimate from a fixed sample the value ``t`` above which roughly
+   ``K = max(R, C) * (ln V + 3)`` edges lie: enough that a random layer's heaviest K edges already
+   touch every vertex with high probability.
+2. One parallel pass counts, a second gathers the edges with ``|w| > t``; they are sorted and run
+   through Kruskal with union-find. Edges above ``t`` are then all processed, exactly as full
+   Kruskal would have processed them.
+3. Components still apart can only be joined by edges ``<= t``: Boruvka passes over the matrix
+   add, for each component, its heaviest outgoing edge until nothing more joins.
+
+All steps order edges by the same strict total order (value descending, then row-major index
+ascending), so the result is the unique maximum spanning forest under that order and equals
+full Kruskal's. The whole matrix is never sorted, which is what makes a 4096 x 4096 layer cost a
+few passes over memory rather than an ``E log E`` sort.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+__all__ = ["maximum_spanning_tree", "spanning_forest_of_edges"]
+
+# Below this many entries the whole matrix is simply sorted: the threshold machinery costs more
+# than it saves.
+_SMALL_EDGES = 1 << 15
+_SAMPLE = 1 << 16
+
+
+@nb.njit(cache=True, inline="always")
+def _find(parent: np.ndarray, x: int) -> int:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+@nb.njit(cache=True, inline="always")
+def _union(parent: np.ndarray, size: np.ndarray, a: int, b: int) -> bool:
+    ra = _find(parent, a)
+    rb = _find(parent, b)
+    if ra == rb:
+        return False
+    if size[ra] < size[rb]:
+        ra, rb = rb, ra
+    parent[rb] = ra
+    size[ra] += size[rb]
+    return True
+
+
+@nb.njit(parallel=True, cache=True)
+def _count_above(a, t):
+    """Per-row count of ``|a| > t``, and whether any entry is NaN or infinite."""
+    n_rows, n_cols = a.shape
+    counts = np.zeros(n_rows, np.int64)
+    bad = np.zeros(n_rows, np.bool_)
+    for i in nb.prange(n_rows):
+        c = 0
+        flag = False
+        for j in range(n_cols):
+            v = abs(a[i, j])
+            if v > t:
+                c += 1
+                if v == np.inf:
+                    flag = True
+            elif v != v:
+                flag = True
+        counts[i] = c
+        bad[i] = flag
+    return counts, bad
+
+
+@nb.njit(parallel=True, cache=True)
+def _gather_above(a, t, offsets, rows, cols, vals):
+    """Write the entries ``|a| > t`` in row-major order at ``offsets[i]`` for row ``i``."""
+    n_rows, n_cols = a.shape
+    for i in nb.prange(n_rows):
+        k = offsets[i]
+        for j in range(n_cols):
+            v = abs(a[i, j])
+            if v > t:
+                rows[k] = i
+                cols[k] = j
+                vals[k] = v
+                k += 1
+
+
+@nb.njit(cache=True)
+def _kruskal(rows, cols, vals, order, n_rows, parent, size, out_r, out_c, out_v, n_tree):
+    """Kruskal over pre-sorted candidate edges; appends tree edges after ``n_tree`` of them."""
+    limit = out_r.shape[0]
+    for k in range(order.shape[0]):
+        if n_tree >= limit:
+            break
+        e = order[k]
+        if _union(parent, size, rows[e], n_rows + cols[e]):
+            out_r[n_tree] = rows[e]
+            out_c[n_tree] = cols[e]
+            out_v[n_tree] = vals[e]
+            n_tree += 1
+    return n_tree
+
+
+@nb.njit(cache=True)
+def _component_labels(parent):
+    n = parent.shape[0]
+    label = np.full(n, -1, np.int64)
+    comp = np.empty(n, np.int64)
+    nc = 0
+    for v in range(n):
+        r = _find(parent, v)
+        if label[r] < 0:
+            label[r] = nc
+            nc += 1
+        comp[v] = label[r]
+    return comp, nc
+
+
+@nb.njit(parallel=True, cache=True)
+def _boruvka_pass(a, comp, nc, n_threads):
+    """For each component, the heaviest edge leaving it (flat index, or -1 if none)."""
+    n_rows, n_cols = a.shape
+    best_val = np.full((n_threads, nc), -1.0)
+    best_idx = np.full((n_threads, nc), -1, np.int64)
+    chunk = (n_rows + n_threads - 1) // n_threads
+    for t in nb.prange(n_threads):
+        lo = t * chunk
+        hi = min(n_rows, lo + chunk)
+        for i in range(lo, hi):
+            ci = comp[i]
+            for j in range(n_cols):
+                v = abs(a[i, j])
+                if v == 0:
+                    continue
+                cj = comp[n_rows + j]
+                if ci == cj:
+                    continue
+                # Rows are scanned in increasing flat index, so a strict '>' keeps the
+                # smallest index among equal values inside one thread.
+                if v > best_val[t, ci]:
+                    best_val[t, ci] = v
+                    best_idx[t, ci] = i * n_cols + j
+                if v > best_val[t, cj]:
+                    best_val[t, cj] = v
+                    best_idx[t, cj] = i * n_cols + j
+    out = np.full(nc, -1, np.int64)
+    for c in range(nc):
+        bv = -1.0
+        bi = -1
+        for t in range(n_threads):
+            v = best_val[t, c]
+            idx = best_idx[t, c]
+            if idx < 0:
+                continue
+            if v > bv or (v == bv and idx < bi):
+                bv = v
+                bi = idx
+        out[c] = bi
+    return out
+
+
+@nb.njit(cache=True)
+def _add_boruvka_edges(a, best, parent, size, out_r, out_c, out_v, n_tree):
+    n_cols = a.shape[1]
+    n_rows = a.shape[0]
+    for c in range(best.shape[0]):
+        idx = best[c]
+        if idx < 0:
+            continue
+        i = idx // n_cols
+        j = idx - i * n_cols
+        if _union(parent, size, i, n_rows + j):
+            out_r[n_tree] = i
+            out_c[n_tree] = j
+            out_v[n_tree] = abs(a[i, j])
+            n_tree += 1
+    return n_tree
+
+
+def _as_matrix(weights: np.ndarray) -> np.ndarray:
+    a = np.asarray(weights)
+    if a.ndim != 2:
+        raise ValueError(
+            f"weights must be a 2-D array shaped (n_out, n_in), got shape {a.shape}"
+        )
+    if a.size == 0:
+        raise ValueError(f"weights must not be empty, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+        raise ValueError(f"weights must be real numbers, got dtype {a.dtype}")
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    return np.ascontiguousarray(a)
+
+
+def _threshold(a: np.ndarray) -> float:
+    """A value with roughly ``K`` entries of ``|a|`` above it (see the module docstring)."""
+    n_rows, n_cols = a.shape
+    n_edges = a.size
+    n_vertices = n_rows + n_cols
+    k = max(4 * n_vertices, int(max(n_rows, n_cols) * (math.log(n_vertices) + 3.0)))
+    if n_edges <= _SMALL_EDGES or k >= n_edges // 2:
+        return 0.0
+    rng = np.random.default_rng(0)
+    sample = np.abs(a.reshape(-1)[rng.integers(0, n_edges, _SAMPLE)])
+    q = 1.0 - k / n_edges
+    rank = min(_SAMPLE - 1, int(q * _SAMPLE))
+    t = float(np.partition(sample, rank)[rank])
+    return t if math.isfinite(t) and t > 0.0 else 0.0
+
+
+def maximum_spanning_tree(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximum spanning forest of the bipartite graph of ``|weights|``.
+
+    Args:
+        weights: 2-D array shaped like a torch ``Linear`` weight, ``(n_out, n_in)``.
+
+    Returns:
+        ``(rows, cols, values)``: the forest's edges as output index, input index and ``|w|``,
+        in the order Kruskal adds them (value descending). A connected graph gives
+        ``n_out + n_in - 1`` edges; vertices that only touch zero weights stay isolated.
+
+    Raises:
+        ValueError: if ``weights`` is not a non-empty 2-D real array, or holds NaN or inf.
+    """
+    a = _as_matrix(weights)
+    n_rows, n_cols = a.shape
+    n_vertices = n_rows + n_cols
+    t = _threshold(a)
+    counts, bad = _count_above(a, a.dtype.type(t))
+    if bad.any():
+        raise ValueError("weights contain NaN or infinite values; only finite weights are allowed")
+    offsets = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    n_cand = int(offsets[-1])
+    rows = np.empty(n_cand, np.int64)
+    cols = np.empty(n_cand, np.int64)
+    vals = np.empty(n_cand, a.dtype)
+    _gather_above(a, a.dtype.type(t), offsets, rows, cols, vals)
+    order = np.argsort(-vals, kind="stable")
+
+    parent = np.arange(n_vertices, dtype=np.int64)
+    size = np.ones(n_vertices, np.int64)
+    out_r = np.empty(n_vertices - 1, np.int64)
+    out_c = np.empty(n_vertices - 1, np.int64)
+    out_v = np.empty(n_vertices - 1, a.dtype)
+    n_tree = _kruskal(rows, cols, vals, order, n_rows, parent, size, out_r, out_c, out_v, 0)
+
+    if t > 0.0:
+        n_threads = nb.get_num_threads()
+        while n_tree < n_vertices - 1:
+            comp, nc = _component_labels(parent)
+            best = _boruvka_pass(a, comp, nc, n_threads)
+            before = n_tree
+            n_tree = _add_boruvka_edges(a, best, parent, size, out_r, out_c, out_v, n_tree)
+            if n_tree == before:
+                break
+        if n_tree > 0:
+            # Boruvka appends in component order; restore Kruskal's order (value descending,
+            # then row-major index), which callers and tests rely on.
+            key = np.lexsort((out_r[:n_tree] * n_cols + out_c[:n_tree], -out_v[:n_tree]))
+            return out_r[key], out_c[key], out_v[key]
+    return out_r[:n_tree].copy(), out_c[:n_tree].copy(), out_v[:n_tree].copy()
+
+
+def spanning_forest_of_edges(
+    n_vertices: int, u: np.ndarray, v: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """Indices of a maximum spanning forest of an explicit edge list (Kruskal, value descending).
+
+    For small or irregular graphs (tests, masks of a few layers); dense layers should use
+    :func:`maximum_spanning_tree`, which never sorts the whole matrix.
+    """
+    u = np.asarray(u, np.int64)
+    v = np.asarray(v, np.int64)
+    values = np.asarray(values)
+    order = np.argsort(-values, kind="stable")
+    return _kruskal_edges(n_vertices, u, v, order)
+
+
+@nb.njit(cache=True)
+def _kruskal_edges(n_vertices, u, v, order):
+    parent = np.arange(n_vertices, dtype=np.int64)
+    size = np.ones(n_vertices, np.int64)
+    keep = np.empty(max(n_vertices - 1, 0), np.int64)
+    n = 0
+    for k in range(order.shape[0]):
+        if n >= n_vertices - 1:
+            break
+        e = order[k]
+        if _union(parent, size, u[e], v[e]):
+            keep[n] = e
+            n += 1
+    return keep[:n]

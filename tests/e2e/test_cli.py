@@ -1,0 +1,95 @@
+"""The command line: tables, the stable JSON forms, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import topoprune as tp
+from topoprune.cli import main
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_critical_json_has_exactly_the_documented_keys(capsys):
+    code, out, _ = run(capsys, "critical", "--model", "mnist-fc", "--input-shape", "1,28,28",
+                       "--num-classes", "10", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) == {"model", "convention", "layers", "final"}
+    assert all(set(x) == {"name", "kind", "edges", "tree_size", "ratio"} for x in data["layers"])
+    assert data["final"] == pytest.approx(66.77852, abs=1e-4)
+
+
+def test_critical_table_and_exact_convention(capsys):
+    code, out, _ = run(capsys, "critical", "-m", "mnist-conv", "--convention", "exact")
+    assert code == 0 and "final" in out and "conv2" in out
+
+
+def test_persistence_model_checkpoint_and_weights(capsys, tmp_path):
+    model = tp.create_model("lenet300")
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    code, out, _ = run(capsys, "persistence", "-m", "lenet300", "--checkpoint",
+                       str(tmp_path / "m.pt"), "--json", "--p", "1")
+    assert code == 0
+    data = json.loads(out)
+    assert data["total"] == pytest.approx(tp.neural_persistence(model, p=1).total)
+    np.save(tmp_path / "w.npy", np.random.default_rng(0).standard_normal((6, 9)))
+    code, out, _ = run(capsys, "persistence", "--weights", str(tmp_path / "w.npy"))
+    assert code == 0 and "normalized" in out
+
+
+def test_models_lists_the_registry(capsys):
+    code, out, _ = run(capsys, "models", "--json")
+    assert code == 0
+    assert [x["name"] for x in json.loads(out)] == tp.list_models()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["critical", "--model", "vgg99"], "unknown model 'vgg99'; available:"),
+        (["critical", "--model", "vgg16", "--input-shape", "3,32"], "malformed shape '3,32'"),
+        (["critical", "--model", "vgg16", "--input-shape", "3,x,32"], "malformed shape"),
+        (["critical", "--model", "vgg16", "--convention", "best"], "'best' is not one of"),
+        (["persistence", "--model", "lenet300", "--p", "-1"], "p must be > 0"),
+        (["persistence"], "give exactly one of --model NAME or --weights FILE"),
+        (["persistence", "--weights", "{tmp}/one_d.npy"], "2-D array"),
+        (["persistence", "--weights", "{tmp}/empty.npy"], "non-empty 2-D"),
+        (["persistence", "--weights", "{tmp}/nan.npy"], "NaN or inf"),
+        (["persistence", "--weights", "{tmp}/inf.npy"], "NaN or inf"),
+        (["persistence", "--weights", "{tmp}/missing.npy"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_no_traceback(capsys, tmp_path, args, message):
+    np.save(tmp_path / "one_d.npy", np.ones(4))
+    np.save(tmp_path / "empty.npy", np.ones((0, 4)))
+    np.save(tmp_path / "nan.npy", np.array([[1.0, np.nan]]))
+    np.save(tmp_path / "inf.npy", np.array([[1.0, np.inf]]))
+    code, out, err = run(capsys, *[a.format(tmp=tmp_path) for a in args])
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("topoprune: error: ")
+    assert "Traceback" not in err + out
+
+
+def test_console_script_is_installed_and_errors_cleanly():
+    beside = Path(sys.executable).parent / "topoprune"
+    exe = str(beside) if beside.exists() else shutil.which("topoprune")
+    if exe is None:
+        pytest.skip("the topoprune console script is not on PATH (package not installed)")
+    proc = subprocess.run([exe, "critical", "--model", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "unknown model 'nope'" in proc.stderr and "Traceback" not in proc.stderr
