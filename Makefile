@@ -8,7 +8,7 @@ CLI    := $(VENV)/bin/topoprune
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup system-data demo test test-slow bench clean
 
 setup: $(STAMP)
 
@@ -26,8 +26,17 @@ demo: setup
 	$(CLI) critical --model vgg16 --input-shape 3,32,32 --convention exact
 	$(CLI) persistence --model vgg16 --conv-graph toeplitz
 
+# Real Fashion-MNIST from Debian's package, where apt is available (as root or with sudo);
+# elsewhere the real-data test is skipped and says why.
+system-data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
+	    || echo "note: could not install dataset-fashion-mnist; the real-data test will be skipped"; \
+	fi
+
 # Default suite: everything not marked slow (about a minute here).
-test: setup
+test: setup system-data
 	$(PY) -m pytest -m "not slow"
 
 # Slow tests: run weekly and before a release.

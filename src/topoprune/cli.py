@@ -188,6 +188,109 @@ def persistence_cmd(
     console.print(table)
 
 
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    adam = "adam"
+
+
+class Schedule(str, Enum):
+    cosine = "cosine"
+    multistep = "multistep"
+    none = "none"
+
+
+@app.command("train")
+def train_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="Registry model name.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `topoprune data list`).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt and metrics.json; rerun to resume.")],
+    width: Annotated[float, typer.Option("--width", help="Width multiplier.")] = 1.0,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs, >= 1.")] = 10,
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="sgd (nesterov momentum 0.9) or adam.")] = Optimizer.sgd,
+    lr: Annotated[float, typer.Option("--lr", help="Initial learning rate, > 0.")] = 0.05,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 penalty, >= 0.")] = 5e-4,
+    schedule: Annotated[Schedule, typer.Option("--schedule", help="Learning-rate schedule, stepped per epoch.")] = Schedule.cosine,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step.")] = 128,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of init, shuffling, augmentation and the val split.")] = 0,
+    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="C,H,W to fit the data to (default: the dataset's).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder to look for data in first.")] = None,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of train held out for validation.")] = 0.1,
+    augment: Annotated[bool, typer.Option("--augment", help="Random crop + flip (CIFAR style).")] = False,
+    track_np: Annotated[bool, typer.Option("--track-np", help="Record every layer's neural persistence per epoch.")] = False,
+    np_patience: Annotated[Optional[int], typer.Option("--np-early-stop", help="Stop after this many epochs without a rise in mean normalized NP.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N train/test samples (quick runs).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train a registry model on a dataset, checkpointing every epoch (rerun to resume)."""
+    import torch
+
+    from .data import dataset_info, prepare_data
+    from .models import create_model, parse_shape
+    from .train import NeuralPersistenceTracker, NPEarlyStopping, TrainConfig, train
+
+    cfg = TrainConfig(epochs=epochs, optimizer=optimizer.value, lr=lr, weight_decay=weight_decay,
+                      schedule=schedule.value, batch_size=batch_size, seed=seed)
+    info = dataset_info(dataset)
+    shape = parse_shape(input_shape) if input_shape is not None else info.shape
+    if len(shape) != 3:
+        raise TopopruneError(f"malformed shape {input_shape!r}: expected C,H,W (e.g. 1,32,32)")
+    data = prepare_data(dataset, data_root, input_shape=shape, val_fraction=val_fraction,
+                        seed=seed, augment=augment, limit=limit)
+    torch.manual_seed(seed)
+    net = create_model(model, num_classes=info.num_classes, in_channels=shape[0],
+                       input_size=(shape[1], shape[2]), width=width)
+    callbacks = []
+    if track_np or np_patience is not None:
+        callbacks.append(NeuralPersistenceTracker())
+    if np_patience is not None:
+        callbacks.append(NPEarlyStopping(patience=np_patience))
+    result = train(net, data, cfg, out_dir=out, callbacks=callbacks, progress=not quiet,
+                   description=f"{model} on {dataset}")
+    final = result.final
+    how = "stopped early" if result.stopped_early else "done"
+    console.print(
+        f"{how}: {len(result.history)} epochs, train loss {final['train_loss']:.4f}, "
+        f"val {final['val_acc']:.2f}%, test {final['test_acc']:.2f}%; wrote {out / 'metrics.json'}"
+    )
+
+
+data_app = typer.Typer(help="Datasets: list what is available locally, fetch the official files.",
+                       no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("list")
+def data_list_cmd(
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder to look in first.")] = None,
+) -> None:
+    """Show each dataset, whether it is available locally, and where."""
+    from .data import dataset_info, list_datasets, locate
+
+    table = Table(title="topoprune datasets")
+    for col in ("name", "shape", "classes", "available", "where / how to get it"):
+        table.add_column(col)
+    for name in list_datasets():
+        info = dataset_info(name)
+        where = "embedded (scikit-learn)" if name == "digits" else locate(name, data_root)
+        table.add_row(name, "x".join(map(str, info.shape)), str(info.num_classes),
+                      "yes" if where else "no", str(where) if where else info.how_to_get)
+    console.print(table)
+
+
+@data_app.command("fetch")
+def data_fetch_cmd(
+    name: Annotated[str, typer.Argument(help="Dataset to download.")],
+    root: Annotated[Optional[Path], typer.Option("--root", help="Download into ROOT/NAME (default ~/.cache/topoprune/NAME).")] = None,
+    mirror: Annotated[Optional[str], typer.Option("--mirror", help="Base URL serving the same file names.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Download a dataset's official files, verifying each checksum."""
+    from .data import fetch
+
+    dest = fetch(name, root, progress=not quiet, mirror=mirror)
+    console.print(f"{name}: checksums verified; files in {dest}")
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the topoprune version."""

@@ -93,3 +93,46 @@ def test_console_script_is_installed_and_errors_cleanly():
     proc = subprocess.run([exe, "critical", "--model", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "unknown model 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_writes_metrics_and_resumes(capsys, tmp_path):
+    args = ["train", "-m", "lenet300", "-d", "digits", "--width", "0.25", "--epochs", "2",
+            "--batch-size", "64", "--out", str(tmp_path), "--quiet", "--track-np"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "done: 2 epochs" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs_done"] == 2 and "np_mean" in metrics["history"][-1]
+    code, out, _ = run(capsys, *args)  # same --out: nothing to redo
+    assert code == 0 and json.loads((tmp_path / "metrics.json").read_text()) == metrics
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr", "0"], "lr=0.0: must be a number > 0"),
+        (["--epochs", "0"], "epochs=0: must be an integer >= 1"),
+        (["--dataset", "svhn"], "unknown dataset 'svhn'; available:"),
+        (["--model", "vgg99"], "unknown model 'vgg99'"),
+        (["--input-shape", "3,8,8", "--model", "lenet300"], None),  # fine: 1 -> 3 replication
+    ],
+)
+def test_train_bad_input(capsys, tmp_path, args, message):
+    base = {"--model": "lenet300", "--dataset": "digits", "--out": str(tmp_path / "r"),
+            "--epochs": "1"}
+    for k, v in zip(args[::2], args[1::2]):
+        base[k] = v
+    flat = ["train", "--quiet", "--width", "0.25"] + [x for kv in base.items() for x in kv]
+    code, out, err = run(capsys, *flat)
+    if message is None:
+        assert code == 0
+    else:
+        assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_data_list_and_fetch_errors(capsys):
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0 and "digits" in out and "embedded" in out
+    code, _, err = run(capsys, "data", "fetch", "digits")
+    assert code == 2 and "needs no download" in err
+    code, _, err = run(capsys, "data", "fetch", "imagenet")
+    assert code == 2 and "unknown dataset 'imagenet'" in err

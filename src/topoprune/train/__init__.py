@@ -1,0 +1,23 @@
+"""Training, evaluation, recovery measurement and training callbacks."""
+
+from .callbacks import Callback, NeuralPersistenceTracker, NPEarlyStopping, ValLossEarlyStopping
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig
+from .loop import TrainResult, check_compatible, evaluate, set_threads, train
+from .recovery import RecoveryResult, recover
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Callback",
+    "NPEarlyStopping",
+    "NeuralPersistenceTracker",
+    "RecoveryResult",
+    "TrainConfig",
+    "TrainResult",
+    "ValLossEarlyStopping",
+    "check_compatible",
+    "evaluate",
+    "recover",
+    "set_threads",
+    "train",
+]

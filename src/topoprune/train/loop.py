@@ -1,0 +1,243 @@
+"""The training loop: deterministic, checkpointed every epoch, resumable after a kill.
+
+The loop is deliberately thin (the benchmark holds it within 1.1x of a minimal hand-written
+loop): per step only forward, loss, backward, step, and two running sums; evaluation, callbacks,
+checkpoints and the progress display happen once per epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from ..data import DataSplits
+from ..errors import TopopruneError
+from .callbacks import Callback
+from .checkpoint import atomic_save, atomic_write_json, load_training_checkpoint
+from .config import TrainConfig
+
+__all__ = ["train", "evaluate", "TrainResult", "set_threads", "check_compatible"]
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+
+
+def set_threads(n: int | None = None) -> int:
+    """Use ``n`` intra-op threads (default: the cores this process may run on)."""
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+    """``(mean cross-entropy loss, accuracy in percent)`` over ``(x, y)``; ``(nan, nan)`` if empty."""
+    if x.shape[0] == 0:
+        return float("nan"), float("nan")
+    was_training = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    for start in range(0, x.shape[0], batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        out = model(xb)
+        loss += F.cross_entropy(out, yb, reduction="sum").item()
+        correct += (out.argmax(1) == yb).sum().item()
+    model.train(was_training)
+    return loss / x.shape[0], 100.0 * correct / x.shape[0]
+
+
+def check_compatible(model: nn.Module, data: DataSplits) -> None:
+    """Refuse, before any training, data the model cannot take: both shapes in the message."""
+    meta = getattr(model, "meta", None)
+    if meta is not None and tuple(meta.input_shape) != tuple(data.input_shape):
+        raise TopopruneError(
+            f"dataset {data.name!r} gives inputs of shape {tuple(data.input_shape)} but model "
+            f"{meta.name!r} was built for {tuple(meta.input_shape)}"
+        )
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(data.train_x[:2])
+    except Exception as exc:  # noqa: BLE001 - any failure means the shapes do not fit
+        raise TopopruneError(
+            f"the model rejects inputs of shape {tuple(data.input_shape)} from dataset "
+            f"{data.name!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if out.ndim != 2 or out.shape[1] < data.num_classes:
+        raise TopopruneError(
+            f"the model outputs shape {tuple(out.shape[1:])} per input but dataset {data.name!r} "
+            f"has {data.num_classes} classes"
+        )
+
+
+@dataclass
+class TrainResult:
+    """Per-epoch history and how training ended."""
+
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+    resumed_from: int = 0
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=cfg.momentum > 0)
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.schedule == "multistep":
+        steps = sorted({max(1, int(round(m * cfg.epochs))) for m in cfg.milestones})
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=steps, gamma=cfg.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def train(
+    model: nn.Module,
+    data: DataSplits,
+    config: TrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    description: str = "train",
+) -> TrainResult:
+    """Train ``model`` on ``data`` in place.
+
+    With ``out_dir``, a checkpoint and ``metrics.json`` are written after every epoch, and a
+    later call with the same ``out_dir`` and settings resumes after the last finished epoch
+    (a finished run returns its history without training again). A checkpoint written under
+    other settings is refused rather than overwritten.
+
+    Returns:
+        :class:`TrainResult` whose ``history`` has one record per epoch: ``epoch``, ``lr``,
+        ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc``,
+        ``seconds`` (training time of that epoch), ``eval_seconds``, and whatever callbacks add.
+    """
+    cfg = config or TrainConfig()
+    check_compatible(model, data)
+    set_threads()
+    torch.manual_seed(cfg.seed)
+    opt = _optimizer(model, cfg)
+    sched = _scheduler(opt, cfg)
+    result = TrainResult()
+    start_epoch = 0
+    ckpt_path = Path(out_dir) / CHECKPOINT if out_dir is not None else None
+    if ckpt_path is not None and ckpt_path.exists():
+        state = load_training_checkpoint(ckpt_path)
+        if state.get("config_digest") != cfg.digest():
+            raise TopopruneError(
+                f"{ckpt_path} was written with other training settings ({state.get('config')}); "
+                "use another --out, or delete it to start over"
+            )
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        for cb, cb_state in zip(callbacks, state.get("callbacks", [])):
+            cb.load_state_dict(cb_state)
+        result.history = list(state["history"])
+        result.stopped_early = bool(state.get("stopped_early", False))
+        start_epoch = result.resumed_from = int(state["epoch"])
+        if result.stopped_early:
+            return result
+
+    loader = data.loader("train", cfg.batch_size, seed=cfg.seed)
+    model.train()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[status]}"), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        total_steps = (cfg.epochs - start_epoch) * len(loader)
+        task = bar.add_task(description, total=total_steps, status="")
+        for epoch in range(start_epoch, cfg.epochs):
+            loader.set_epoch(epoch)
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros(())
+            correct = torch.zeros((), dtype=torch.long)
+            seen = 0
+            for xb, yb in loader:
+                out = model(xb)
+                loss = F.cross_entropy(out, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    loss_sum += loss.detach() * yb.shape[0]
+                    correct += (out.argmax(1) == yb).sum()
+                seen += yb.shape[0]
+                bar.advance(task)
+            seconds = time.perf_counter() - t0
+            lr = opt.param_groups[0]["lr"]
+            sched.step()
+            t1 = time.perf_counter()
+            val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+            test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
+            record = {
+                "epoch": epoch + 1, "lr": lr,
+                "train_loss": loss_sum.item() / seen, "train_acc": 100.0 * correct.item() / seen,
+                "val_loss": val_loss, "val_acc": val_acc,
+                "test_loss": test_loss, "test_acc": test_acc,
+                "seconds": seconds,
+            }
+            stop = False
+            for cb in callbacks:
+                stop = bool(cb.on_epoch_end(model, record, result.history)) or stop
+            record["eval_seconds"] = time.perf_counter() - t1
+            result.history.append(record)
+            result.stopped_early = stop and epoch + 1 < cfg.epochs
+            bar.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.3f} "
+                                    f"val {val_acc:.2f}% test {test_acc:.2f}%")
+            if ckpt_path is not None:
+                _save(ckpt_path, model, opt, sched, cfg, epoch + 1, result, callbacks)
+            model.train()
+            if stop:
+                break
+    return result
+
+
+def _save(path: Path, model, opt, sched, cfg: TrainConfig, epoch: int, result: TrainResult,
+          callbacks: Sequence[Callback]) -> None:
+    meta = getattr(model, "meta", None)
+    atomic_save(
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": torch.get_rng_state(),
+            "epoch": epoch,
+            "history": result.history,
+            "stopped_early": result.stopped_early,
+            "callbacks": [cb.state_dict() for cb in callbacks],
+            "config": cfg.to_dict(),
+            "config_digest": cfg.digest(),
+            "model_spec": None if meta is None else {
+                "name": meta.name, "num_classes": meta.num_classes,
+                "input_shape": list(meta.input_shape), "width": meta.width,
+            },
+        },
+        path,
+    )
+    atomic_write_json(
+        {"config": cfg.to_dict(), "epochs_done": epoch, "stopped_early": result.stopped_early,
+         "history": result.history},
+        path.parent / METRICS,
+    )
