@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import ModelMeta, register_model, scaled
+from .registry import attach_meta, register_model, scaled
 
 
 @register_model(
@@ -21,12 +21,5 @@ def mnist_conv(num_classes=10, in_channels=1, input_size=(28, 28), width=1.0) ->
     model.add_module("relu2", nn.ReLU())
     model.add_module("flatten", nn.Flatten())
     model.add_module("classifier", nn.Linear(c * h * w, num_classes))
-    model.meta = ModelMeta(
-        name="mnist-conv",
-        input_shape=(in_channels, h, w),
-        num_classes=num_classes,
-        width=width,
-        first_layer="conv1",
-        classifier="classifier",
-    )
-    return model
+    return attach_meta(model, "mnist-conv", in_channels, (h, w), num_classes, width, "conv1",
+                       "classifier")

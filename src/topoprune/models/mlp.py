@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import ModelMeta, register_model, scaled
+from .registry import attach_meta, register_model, scaled
 
 
 class MLP(nn.Module):
@@ -33,15 +33,8 @@ class MLP(nn.Module):
 def _mlp(name: str, hidden: list[int], num_classes, in_channels, input_size, width) -> MLP:
     in_features = in_channels * input_size[0] * input_size[1]
     model = MLP(in_features, [scaled(h, width) for h in hidden], num_classes)
-    model.meta = ModelMeta(
-        name=name,
-        input_shape=(in_channels, *input_size),
-        num_classes=num_classes,
-        width=width,
-        first_layer="layers.fc1",
-        classifier="classifier",
-    )
-    return model
+    return attach_meta(model, name, in_channels, input_size, num_classes, width, "layers.fc1",
+                       "classifier")
 
 
 @register_model(

@@ -119,6 +119,14 @@ def create_model(
     return model
 
 
+def attach_meta(model: nn.Module, name: str, in_channels: int, input_size: tuple[int, int],
+                num_classes: int, width: float, first_layer: str, classifier: str) -> nn.Module:
+    """Set ``model.meta`` for a registry builder and return the model."""
+    model.meta = ModelMeta(name, (in_channels, *input_size), num_classes, width, first_layer,
+                           classifier)
+    return model
+
+
 def scaled(channels: int, width: float) -> int:
     """A hidden width under the multiplier: ``max(1, round(channels * width))``."""
     return max(1, int(round(channels * width)))

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import TopopruneError
-from .registry import ModelMeta, register_model, scaled
+from .registry import attach_meta, register_model, scaled
 
 SHORTCUTS = ("A", "B")
 
@@ -92,15 +92,8 @@ class CifarResNet(nn.Module):
 
 def _resnet(name, depth, num_classes, in_channels, input_size, width, shortcut) -> CifarResNet:
     model = CifarResNet(depth, num_classes, in_channels, width, shortcut)
-    model.meta = ModelMeta(
-        name=name,
-        input_shape=(in_channels, *input_size),
-        num_classes=num_classes,
-        width=width,
-        first_layer="conv1",
-        classifier="classifier",
-    )
-    return model
+    return attach_meta(model, name, in_channels, input_size, num_classes, width, "conv1",
+                       "classifier")
 
 
 @register_model("resnet20", in_channels=3, input_size=(32, 32),

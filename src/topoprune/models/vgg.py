@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import ModelMeta, register_model, scaled
+from .registry import attach_meta, register_model, scaled
 
 _CFGS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -53,15 +53,8 @@ class VGG(nn.Module):
 
 def _vgg(name, num_classes, in_channels, input_size, width) -> VGG:
     model = VGG(_CFGS[name], num_classes, in_channels, input_size, width)
-    model.meta = ModelMeta(
-        name=name,
-        input_shape=(in_channels, *input_size),
-        num_classes=num_classes,
-        width=width,
-        first_layer="features.0",
-        classifier="classifier",
-    )
-    return model
+    return attach_meta(model, name, in_channels, input_size, num_classes, width, "features.0",
+                       "classifier")
 
 
 @register_model("vgg11", in_channels=3, input_size=(32, 32),

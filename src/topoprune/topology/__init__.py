@@ -33,7 +33,7 @@ from .neural import (
     persistence_norm,
 )
 from .persistence import diagram_from_deaths, persistence_diagram
-from .spanning import maximum_spanning_tree, spanning_forest_of_edges
+from .spanning import maximum_spanning_tree
 
 __all__ = [
     "CONVENTIONS",
@@ -61,5 +61,4 @@ __all__ = [
     "overlap_bound",
     "persistence_diagram",
     "persistence_norm",
-    "spanning_forest_of_edges",
 ]

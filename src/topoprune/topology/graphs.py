@@ -247,21 +247,18 @@ class ConvToeplitzGraph:
             parent, size, self.w, self.w_out, kh, kw, sy, sx, py, px, dy_, dx_,
             self._lo_y, self._hi_y, self._lo_x, self._hi_x, n_in,
         )
-        roots = np.array([_root(parent, v) for v in range(n_in + n_out)])
+        roots = _roots(parent)
         touched = np.zeros(n_in + n_out, bool)
         touched[n_in:] = True  # every output position has at least one in-bounds tap
         touched[_touched_inputs(self._lo_y, self._hi_y, self._lo_x, self._hi_x, self.h, self.w,
                                 sy, sx, py, px, dy_, dx_)] = True
         c_out, c_in_g = self.weight.shape[:2]
         c_out_g = c_out // self.layer.groups
-        total = 0
-        for r in np.unique(roots[touched]):
-            members = (roots == r) & touched
-            a = int(members[:n_in].sum())
-            b = int(members[n_in:].sum())
-            if a == 0 or b == 0:
-                continue
-            total += c_in_g * a + c_out_g * b - 1
+        n = n_in + n_out
+        a = np.bincount(roots[:n_in][touched[:n_in]], minlength=n)  # inputs per component
+        b = np.bincount(roots[n_in:], minlength=n)  # outputs per component
+        real = (a > 0) & (b > 0)
+        total = int((c_in_g * a[real] + c_out_g * b[real] - 1).sum())
         return total * self.layer.groups
 
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -328,10 +325,14 @@ class ConvToeplitzGraph:
 
 
 @nb.njit(cache=True)
-def _root(parent, x):
-    while parent[x] != x:
-        x = parent[x]
-    return x
+def _roots(parent):
+    out = np.empty(parent.shape[0], np.int64)
+    for v in range(parent.shape[0]):
+        x = v
+        while parent[x] != x:
+            x = parent[x]
+        out[v] = x
+    return out
 
 
 @nb.njit(cache=True)

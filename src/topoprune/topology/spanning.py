@@ -32,7 +32,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["maximum_spanning_tree", "spanning_forest_of_edges"]
+__all__ = ["maximum_spanning_tree"]
 
 # Below this many entries the whole matrix is simply sorted: the threshold machinery costs more
 # than it saves.
@@ -273,34 +273,3 @@ def maximum_spanning_tree(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
             key = np.lexsort((out_r[:n_tree] * n_cols + out_c[:n_tree], -out_v[:n_tree]))
             return out_r[key], out_c[key], out_v[key]
     return out_r[:n_tree].copy(), out_c[:n_tree].copy(), out_v[:n_tree].copy()
-
-
-def spanning_forest_of_edges(
-    n_vertices: int, u: np.ndarray, v: np.ndarray, values: np.ndarray
-) -> np.ndarray:
-    """Indices of a maximum spanning forest of an explicit edge list (Kruskal, value descending).
-
-    For small or irregular graphs (tests, masks of a few layers); dense layers should use
-    :func:`maximum_spanning_tree`, which never sorts the whole matrix.
-    """
-    u = np.asarray(u, np.int64)
-    v = np.asarray(v, np.int64)
-    values = np.asarray(values)
-    order = np.argsort(-values, kind="stable")
-    return _kruskal_edges(n_vertices, u, v, order)
-
-
-@nb.njit(cache=True)
-def _kruskal_edges(n_vertices, u, v, order):
-    parent = np.arange(n_vertices, dtype=np.int64)
-    size = np.ones(n_vertices, np.int64)
-    keep = np.empty(max(n_vertices - 1, 0), np.int64)
-    n = 0
-    for k in range(order.shape[0]):
-        if n >= n_vertices - 1:
-            break
-        e = order[k]
-        if _union(parent, size, u[e], v[e]):
-            keep[n] = e
-            n += 1
-    return keep[:n]

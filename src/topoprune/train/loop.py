@@ -173,7 +173,7 @@ def train(
             t0 = time.perf_counter()
             loss_sum = torch.zeros(())
             correct = torch.zeros((), dtype=torch.long)
-            seen = 0
+            seen = step = 0
             for xb, yb in loader:
                 out = model(xb)
                 loss = F.cross_entropy(out, yb)
@@ -185,6 +185,10 @@ def train(
                     correct += (out.argmax(1) == yb).sum()
                 seen += yb.shape[0]
                 bar.advance(task)
+                step += 1
+                if progress and step % 25 == 0:  # a running figure, not a per-step sync
+                    bar.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss "
+                               f"{loss_sum.item() / seen:.3f} acc {100.0 * correct.item() / seen:.1f}%")
             seconds = time.perf_counter() - t0
             lr = opt.param_groups[0]["lr"]
             sched.step()
