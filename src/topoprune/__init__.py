@@ -28,12 +28,21 @@ _EXPORTS = {
     "register_model": "topoprune.models",
     "extract_layers": "topoprune.models",
     "ModelMeta": "topoprune.models",
+    "list_datasets": "topoprune.data",
+    "load_dataset": "topoprune.data",
+    "prepare_data": "topoprune.data",
+    "TrainConfig": "topoprune.train",
+    "recover": "topoprune.train",
+    "model_cost": "topoprune.metrics",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .analysis import critical_compression, neural_persistence
+    from .data import list_datasets, load_dataset, prepare_data
+    from .metrics import model_cost
+    from .train import TrainConfig, recover
     from .errors import TopopruneError
     from .models import ModelMeta, create_model, extract_layers, list_models, register_model
     from .topology import (

@@ -80,3 +80,21 @@ def test_fetch_with_official_checksums_refuses_other_bytes(server, tmp_path):
     with pytest.raises(ChecksumError):
         fetch("fashion-mnist", root=tmp_path / "data", progress=False, mirror=url)
     assert list((tmp_path / "data" / "fashion-mnist").iterdir()) == []
+
+
+def test_fetch_cifar_archive_is_extracted_and_removed(server, tmp_path, monkeypatch):
+    import tarfile
+
+    from ..datafiles import write_cifar_dataset
+
+    served, url = server
+    folder = write_cifar_dataset(tmp_path / "src", n_per_batch=4)
+    archive = served / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    files = (RemoteFile(archive.name, "unused", md5(archive.read_bytes())),)
+    monkeypatch.setitem(registry._INFOS, "cifar10", replace(registry._INFOS["cifar10"], remote=files))
+    dest = fetch("cifar10", root=tmp_path / "data", progress=False, mirror=url)
+    assert sorted(p.name for p in dest.iterdir()) == ["cifar-10-batches-py"]  # archive removed
+    d = prepare_data("cifar10", root=tmp_path / "data", val_fraction=0.0)
+    assert d.train_x.shape == (20, 3, 32, 32) and d.test_x.shape == (4, 3, 32, 32)

@@ -87,3 +87,15 @@ def test_resnet_shortcut_b_adds_projections():
 def test_bad_arguments_name_the_value_and_what_is_allowed(kwargs, message):
     with pytest.raises(tp.TopopruneError, match=message):
         tp.create_model(**kwargs)
+
+
+def test_public_api_names_resolve_lazily():
+    import subprocess
+    import sys
+
+    for name in tp.__all__:
+        assert getattr(tp, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'prune_everything'"):
+        tp.prune_everything  # noqa: B018
+    code = "import sys, topoprune; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
