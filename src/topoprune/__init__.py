@@ -34,6 +34,7 @@ _EXPORTS = {
     "TrainConfig": "topoprune.train",
     "recover": "topoprune.train",
     "model_cost": "topoprune.metrics",
+    "prune_unstructured": "topoprune.pruning",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .analysis import critical_compression, neural_persistence
     from .data import list_datasets, load_dataset, prepare_data
     from .metrics import model_cost
+    from .pruning import prune_unstructured
     from .train import TrainConfig, recover
     from .errors import TopopruneError
     from .models import ModelMeta, create_model, extract_layers, list_models, register_model

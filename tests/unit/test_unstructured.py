@@ -1,0 +1,144 @@
+"""Unstructured pruning through torch.nn.utils.prune: exact counts and open_lth-style
+invariants, and the T-IMP (spanning-tree preserving) selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+import topoprune as tp
+from topoprune.errors import TopopruneError
+from topoprune.pruning import prune_unstructured
+from topoprune.topology import channel_matrix, ConvLayer, persistence_diagram
+
+from ..conftest import n_components
+
+
+def lenet(seed=0):
+    torch.manual_seed(seed)
+    return tp.create_model("lenet300", width=0.25)
+
+
+def masks(model):
+    return {n: m.weight_mask.clone() for n, m in model.named_modules() if hasattr(m, "weight_mask")}
+
+
+def test_local_fraction_is_exact_per_layer_and_by_magnitude():
+    model = lenet()
+    before = {n: m.weight.detach().abs().clone() for n, m in model.named_modules()
+              if isinstance(m, nn.Linear)}
+    rec = prune_unstructured(model, 0.3)
+    for layer in rec.layers:
+        assert layer.remaining_after == layer.total - round(0.3 * layer.total)
+        mask = masks(model)[layer.name].bool()
+        w = before[layer.name]
+        assert w[mask].min() >= w[~mask].max()  # every kept |w| >= every pruned |w|
+    assert rec.sparsity == pytest.approx(0.3, abs=1e-3)
+
+
+def test_masks_only_shrink_and_compound_sparsity():
+    model = lenet()
+    previous = None
+    for k in range(1, 6):
+        prune_unstructured(model, 0.2)
+        current = masks(model)
+        if previous is not None:
+            for n in current:
+                assert torch.all(current[n] <= previous[n])
+        previous = current
+        total = sum(m.numel() for m in current.values())
+        kept = sum(int(m.sum()) for m in current.values())
+        assert 1 - kept / total == pytest.approx(1 - 0.8**k, abs=2e-3)
+
+
+def test_global_scope_ranks_across_layers():
+    model = lenet()
+    weights = {n: m.weight.detach().abs().clone() for n, m in model.named_modules()
+               if isinstance(m, nn.Linear)}
+    rec = prune_unstructured(model, 0.6, scope="global")
+    total = sum(x.total for x in rec.layers)
+    assert sum(x.remaining_after for x in rec.layers) == total - round(0.6 * total)
+    kept = torch.cat([weights[n][m.bool()] for n, m in masks(model).items()])
+    gone = torch.cat([weights[n][~m.bool()] for n, m in masks(model).items()])
+    assert kept.min() >= gone.max()
+    assert len({round(x.sparsity, 2) for x in rec.layers}) > 1  # layers end at different rates
+
+
+def test_random_is_seeded_and_counts_are_ints():
+    a, b, c = lenet(), lenet(), lenet()
+    prune_unstructured(a, 100, method="random", seed=1)
+    prune_unstructured(b, 100, method="random", seed=1)
+    prune_unstructured(c, 100, method="random", seed=2)
+    ma, mb, mc = masks(a), masks(b), masks(c)
+    assert all(torch.equal(ma[n], mb[n]) for n in ma)
+    assert not all(torch.equal(ma[n], mc[n]) for n in ma)
+    assert all(int((1 - m).sum()) == 100 for m in ma.values())
+
+
+def test_torch_prune_semantics_are_kept():
+    model = lenet()
+    prune_unstructured(model, 0.5)
+    fc1 = model.layers["fc1"]
+    assert hasattr(fc1, "weight_orig") and hasattr(fc1, "weight_mask")
+    prune.remove(fc1, "weight")
+    assert not hasattr(fc1, "weight_mask")
+    assert int((fc1.weight == 0).sum()) == fc1.weight.numel() // 2
+
+
+def test_mst_preserving_keeps_the_tree_and_the_diagram():
+    model = lenet()
+    dense = {n: m.weight.detach().numpy().copy() for n, m in model.named_modules()
+             if isinstance(m, nn.Linear)}
+    for _ in range(3):  # the classifier (250 weights, tree 34) keeps 54: budget >= tree
+        rec = prune_unstructured(model, 0.4, preserve="mst")
+        assert not rec.warnings
+    for n, m in masks(model).items():
+        pruned = dense[n] * m.numpy()
+        assert n_components(pruned) == 1  # still one connected graph
+        np.testing.assert_allclose(persistence_diagram(pruned), persistence_diagram(dense[n]))
+    plain = lenet()
+    for _ in range(3):
+        prune_unstructured(plain, 0.4)
+    assert any(n_components(dense[n] * m.numpy()) > 1 for n, m in masks(plain).items())
+
+
+def test_mst_on_conv_keeps_whole_tree_slices():
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(8, 16, 3))
+    w0 = conv[0].weight.detach().numpy().copy()
+    prune_unstructured(conv, 0.8, preserve="mst")
+    pruned = w0 * conv[0].weight_mask.numpy()
+    before = channel_matrix(ConvLayer("c", w0))
+    after = channel_matrix(ConvLayer("c", pruned))
+    np.testing.assert_allclose(persistence_diagram(after), persistence_diagram(before), rtol=1e-6)
+
+
+def test_budget_below_tree_warns_and_records():
+    model = lenet()
+    with pytest.warns(UserWarning, match="smaller than the spanning tree"):
+        rec = prune_unstructured(model, 0.99, preserve="mst")
+    assert rec.warnings and all(x.remaining_after == x.total - round(0.99 * x.total)
+                                for x in rec.layers)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"amount": 1.0}, r"amount must be in \[0, 1\)"),
+        ({"amount": -0.1}, r"amount must be in \[0, 1\)"),
+        ({"amount": 10**9}, "more than the"),
+        ({"amount": 0.5, "method": "l1"}, "method must be one of"),
+        ({"amount": 0.5, "scope": "layer"}, "scope must be one of"),
+        ({"amount": 0.5, "preserve": "tree"}, "preserve must be None or 'mst'"),
+        ({"amount": 0.5, "layers": ["fc9"]}, "no layer named 'fc9'; prunable layers: layers.fc1"),
+        ({"amount": 0.5, "layers": ["flatten"]}, "is a Flatten, which cannot be pruned"),
+    ],
+)
+def test_bad_input(kwargs, message):
+    model = lenet()
+    with pytest.raises(TopopruneError, match=message):
+        prune_unstructured(model, **kwargs)
+    assert not masks(model)  # nothing was applied
