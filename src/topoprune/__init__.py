@@ -35,6 +35,9 @@ _EXPORTS = {
     "recover": "topoprune.train",
     "model_cost": "topoprune.metrics",
     "prune_unstructured": "topoprune.pruning",
+    "prune_filters": "topoprune.pruning",
+    "load_model": "topoprune.experiments",
+    "save_pruned": "topoprune.experiments",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -43,7 +46,8 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .analysis import critical_compression, neural_persistence
     from .data import list_datasets, load_dataset, prepare_data
     from .metrics import model_cost
-    from .pruning import prune_unstructured
+    from .experiments import load_model, save_pruned
+    from .pruning import prune_filters, prune_unstructured
     from .train import TrainConfig, recover
     from .errors import TopopruneError
     from .models import ModelMeta, create_model, extract_layers, list_models, register_model

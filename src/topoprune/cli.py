@@ -291,6 +291,49 @@ def data_fetch_cmd(
     console.print(f"{name}: checksums verified; files in {dest}")
 
 
+@app.command("prune")
+def prune_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the pruned model (pruned.json + weights.pt).")],
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `topoprune train` checkpoint (or run folder), or a pruned-model folder.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registry model, freshly initialised (instead of --checkpoint).")] = None,
+    method: Annotated[str, typer.Option("--method", help="l1, l2, fpgm, random (and registered methods).")] = "l1",
+    sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1).")] = 0.5,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Layer never to prune (repeatable).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of random choices.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+) -> None:
+    """Remove filters/neurons physically and save the smaller model (load it with topoprune.load_model)."""
+    from .experiments import load_model, save_pruned
+    from .models import create_model
+    from .pruning import prune_filters
+
+    if (checkpoint is None) == (model is None):
+        raise TopopruneError("give exactly one of --checkpoint PATH or --model NAME")
+    net = load_model(checkpoint) if checkpoint is not None else create_model(model)
+    pruned, info = prune_filters(net, method=method, sparsity=sparsity, ignore=ignore or (), seed=seed)
+    prior = []
+    if checkpoint is not None and (Path(checkpoint) / "pruned.json").is_file():
+        prior = json.loads((Path(checkpoint) / "pruned.json").read_text())["steps"]
+    save_pruned(pruned, prior + info.steps, out, info.to_dict(), spec=net.meta.spec())
+    if as_json:
+        print(json.dumps(info.to_dict(), indent=2))
+        return
+    summary = Table(title=f"{net.meta.name}: {info.method} filter pruning, sparsity {sparsity}")
+    for col in ("", "before", "after", "kept"):
+        summary.add_column(col, justify="left" if not col else "right")
+    for label, (a, b) in (("parameters", info.params), ("MACs (NNI rule)", info.macs),
+                          ("FLOPs (torch counter)", info.flops)):
+        summary.add_row(label, f"{a:,}", f"{b:,}", f"{100 * b / a:.1f}%")
+    console.print(summary)
+    layers = Table(title="per-layer units")
+    for col in ("layer", "kind", "before", "after", "note"):
+        layers.add_column(col, justify="right" if col in ("before", "after") else "left")
+    for x in info.layers:
+        layers.add_row(x.name, x.kind, str(x.before), str(x.after), x.note)
+    console.print(layers)
+    console.print(f"saved to {out} in {info.seconds:.2f} s; load with topoprune.load_model({str(out)!r})")
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the topoprune version."""

@@ -8,7 +8,7 @@ without a hand-written list (the timm habit).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -27,6 +27,13 @@ class ModelMeta:
     width: float
     first_layer: str
     classifier: str
+    options: dict = field(default_factory=dict)  # model-specific keyword arguments, e.g. shortcut
+
+    def spec(self) -> dict:
+        """The arguments that rebuild this architecture with :func:`create_model`."""
+        return {"name": self.name, "num_classes": self.num_classes,
+                "in_channels": self.input_shape[0], "input_size": list(self.input_shape[1:]),
+                "width": self.width, **self.options}
 
 
 @dataclass(frozen=True)
@@ -120,10 +127,11 @@ def create_model(
 
 
 def attach_meta(model: nn.Module, name: str, in_channels: int, input_size: tuple[int, int],
-                num_classes: int, width: float, first_layer: str, classifier: str) -> nn.Module:
+                num_classes: int, width: float, first_layer: str, classifier: str,
+                **options: object) -> nn.Module:
     """Set ``model.meta`` for a registry builder and return the model."""
     model.meta = ModelMeta(name, (in_channels, *input_size), num_classes, width, first_layer,
-                           classifier)
+                           classifier, dict(options))
     return model
 
 

@@ -93,7 +93,7 @@ class CifarResNet(nn.Module):
 def _resnet(name, depth, num_classes, in_channels, input_size, width, shortcut) -> CifarResNet:
     model = CifarResNet(depth, num_classes, in_channels, width, shortcut)
     return attach_meta(model, name, in_channels, input_size, num_classes, width, "conv1",
-                       "classifier")
+                       "classifier", shortcut=shortcut)
 
 
 @register_model("resnet20", in_channels=3, input_size=(32, 32),

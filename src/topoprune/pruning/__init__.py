@@ -1,5 +1,34 @@
-"""Pruning: importances, selections (MST-preserving included) and their application."""
+"""Pruning: importances, selections (MST-preserving included) and their application, as masks
+(unstructured) or physical removal (structured)."""
 
+from .filters import (
+    FilterPruneInfo,
+    LayerPruneInfo,
+    apply_steps,
+    default_targets,
+    filter_methods,
+    prune_filters,
+    register_filter_method,
+)
+from .importance import IMPORTANCES, fpgm_scores, l1_scores, l2_scores, random_scores
 from .masks import METHODS, SCOPES, UnstructuredRecord, prunable_layers, prune_unstructured
 
-__all__ = ["METHODS", "SCOPES", "UnstructuredRecord", "prunable_layers", "prune_unstructured"]
+__all__ = [
+    "IMPORTANCES",
+    "METHODS",
+    "SCOPES",
+    "FilterPruneInfo",
+    "LayerPruneInfo",
+    "UnstructuredRecord",
+    "apply_steps",
+    "default_targets",
+    "filter_methods",
+    "fpgm_scores",
+    "l1_scores",
+    "l2_scores",
+    "prunable_layers",
+    "prune_filters",
+    "prune_unstructured",
+    "random_scores",
+    "register_filter_method",
+]

@@ -115,3 +115,16 @@ def select_global(scores: Sequence[np.ndarray], masks: Sequence[np.ndarray], n_p
         out.append(keep[start : start + n].reshape(s.shape))
         start += n
     return out
+
+
+def filters_to_prune(scores, sparsity: float) -> list[int]:
+    """NNI one-shot rule: ``num_prune = int(C_out * sparsity)`` lowest scores go (ties: lower
+    index first); a layer with ``C_out < 2`` or ``num_prune < 1`` is left alone, and at least one
+    unit always stays."""
+    scores = np.asarray(scores, dtype=np.float64)
+    c_out = scores.shape[0]
+    num_prune = min(int(c_out * sparsity), c_out - 1)
+    if c_out < 2 or num_prune < 1:
+        return []
+    order = np.argsort(scores, kind="stable")
+    return sorted(int(i) for i in order[:num_prune])

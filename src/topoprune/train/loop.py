@@ -233,10 +233,7 @@ def _save(path: Path, model, opt, sched, cfg: TrainConfig, epoch: int, result: T
             "callbacks": [cb.state_dict() for cb in callbacks],
             "config": cfg.to_dict(),
             "config_digest": cfg.digest(),
-            "model_spec": None if meta is None else {
-                "name": meta.name, "num_classes": meta.num_classes,
-                "input_shape": list(meta.input_shape), "width": meta.width,
-            },
+            "model_spec": None if meta is None else meta.spec(),
         },
         path,
     )
