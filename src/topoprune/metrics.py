@@ -36,7 +36,8 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
             total += p.numel()
-            eff = getattr(module, name[: -len("_orig")]) if name.endswith("_orig") else p
+            base = name[: -len("_orig")]
+            eff = p * getattr(module, f"{base}_mask") if name.endswith("_orig") and hasattr(module, f"{base}_mask") else p
             nonzero += int(torch.count_nonzero(eff.detach()))
     return total, nonzero
 

@@ -142,3 +142,20 @@ def test_bad_input(kwargs, message):
     with pytest.raises(TopopruneError, match=message):
         prune_unstructured(model, **kwargs)
     assert not masks(model)  # nothing was applied
+
+
+def test_regression_stale_weight_attribute_after_load_state_dict():
+    # torch's `module.weight` under pruning is refreshed only by a forward pass; scores, counts
+    # and analyses must use weight_orig * weight_mask, or a resumed IMP prunes the wrong weights.
+    model = lenet()
+    prune_unstructured(model, 0.5)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    other = lenet(seed=7)
+    prune.custom_from_mask(other.layers["fc1"], "weight", torch.ones_like(other.layers["fc1"].weight))
+    prune.custom_from_mask(other.layers["fc2"], "weight", torch.ones_like(other.layers["fc2"].weight))
+    prune.custom_from_mask(other.classifier, "weight", torch.ones_like(other.classifier.weight))
+    other.load_state_dict(state)
+    from topoprune.metrics import count_parameters
+
+    assert count_parameters(other) == count_parameters(model)
+    assert tp.neural_persistence(other).total == pytest.approx(tp.neural_persistence(model).total)

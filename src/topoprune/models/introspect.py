@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import TopopruneError
 from ..topology.graphs import ConvLayer, DenseLayer, Layer
 
-__all__ = ["extract_layers", "default_input_shape", "parse_shape"]
+__all__ = ["extract_layers", "default_input_shape", "parse_shape", "effective_weight"]
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
@@ -43,6 +43,15 @@ def default_input_shape(model: nn.Module) -> tuple[int, ...] | None:
     """The input shape a registry model was built for (``model.meta``), else None."""
     meta = getattr(model, "meta", None)
     return tuple(meta.input_shape) if meta is not None else None
+
+
+def effective_weight(module: nn.Module, name: str = "weight") -> torch.Tensor:
+    """The weight a layer computes with. Under ``torch.nn.utils.prune`` that is
+    ``weight_orig * weight_mask``, computed here: the ``weight`` attribute itself is only
+    refreshed by the next forward pass, so it is stale right after ``load_state_dict``."""
+    if hasattr(module, f"{name}_mask") and hasattr(module, f"{name}_orig"):
+        return getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask")
+    return getattr(module, name)
 
 
 def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
@@ -112,9 +121,9 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int] | None = None) -
     layers: list[Layer] = []
     for name, m in model.named_modules():
         if isinstance(m, nn.Linear):
-            layers.append(DenseLayer(name, _numpy(m.weight), _numpy(m.bias), "linear"))
+            layers.append(DenseLayer(name, _numpy(effective_weight(m)), _numpy(m.bias), "linear"))
         elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
-            w = _numpy(m.weight)
+            w = _numpy(effective_weight(m))
             pad = _conv_padding(m)
             stride, dil = tuple(m.stride), tuple(m.dilation)
             size = sizes.get(name)

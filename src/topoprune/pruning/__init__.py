@@ -12,20 +12,24 @@ from .filters import (
 )
 from .importance import IMPORTANCES, fpgm_scores, l1_scores, l2_scores, random_scores
 from .masks import METHODS, SCOPES, UnstructuredRecord, prunable_layers, prune_unstructured
+from .schedules import IMPResult, imp, parse_rewind
 
 __all__ = [
     "IMPORTANCES",
     "METHODS",
     "SCOPES",
     "FilterPruneInfo",
+    "IMPResult",
     "LayerPruneInfo",
     "UnstructuredRecord",
     "apply_steps",
     "default_targets",
     "filter_methods",
     "fpgm_scores",
+    "imp",
     "l1_scores",
     "l2_scores",
+    "parse_rewind",
     "prunable_layers",
     "prune_filters",
     "prune_unstructured",

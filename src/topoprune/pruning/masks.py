@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from ..errors import TopopruneError
+from ..models.introspect import effective_weight
 from .selection import resolve_amount, select_global, select_layer, tree_mask
 
 __all__ = ["prune_unstructured", "UnstructuredRecord", "prunable_layers", "METHODS", "SCOPES"]
@@ -124,7 +125,7 @@ def prune_unstructured(
     if not targets:
         raise TopopruneError("the model has no Linear or Conv layers to prune")
     rng = np.random.default_rng(seed)
-    weights = {n: m.weight.detach().cpu().numpy() for n, m in targets.items()}
+    weights = {n: effective_weight(m).detach().cpu().numpy() for n, m in targets.items()}
     masks = {n: _current_mask(m).detach().cpu().numpy() for n, m in targets.items()}
     scores = {n: (np.abs(w) if method == "magnitude" else rng.random(w.shape)) for n, w in weights.items()}
     record = UnstructuredRecord(method, scope, preserve)

@@ -126,6 +126,7 @@ def overlap_bound(m: int, n: int, density: float = 1.0) -> float:
 
     ``alpha = m + n - 1``; a layer with a fraction ``rho`` of nonzero weights has ``rho m n``
     edges in the denominators. ``min(m, n) == 1`` gives 1 exactly (the tree is every edge).
+    The value is capped at 1: on very sparse layers the formula passes 1 and is vacuous.
     """
     if m < 1 or n < 1:
         raise ValueError(f"m and n must be >= 1, got m={m}, n={n}")
@@ -138,7 +139,9 @@ def overlap_bound(m: int, n: int, density: float = 1.0) -> float:
     denom = density * m * n - i
     valid = denom > 0
     terms = (m - i[valid]) * (n - i[valid]) / denom[valid]
-    return float(terms.sum() / alpha)
+    # With rho m n edges in the denominators the sum can pass 1 on sparse layers, where the
+    # bound says nothing; an overlap is a fraction, so report at most 1.
+    return float(min(1.0, terms.sum() / alpha))
 
 
 def _top_indices(flat: np.ndarray, k: int) -> np.ndarray:

@@ -1,0 +1,212 @@
+"""Iterative magnitude pruning (Frankle & Carbin 2019) and its tree-preserving variant T-IMP
+(Balwani & Krzyston 2022), METHODS.md section 4.
+
+Round 0 trains the dense model. Each later round removes ``fraction`` of the remaining weights
+(smallest ``|w|``, per layer or across layers; T-IMP keeps each layer's maximum spanning tree
+first), rewinds the survivors (to initialisation, to epoch K, or not at all = fine-tuning) and
+retrains. Every round records per-layer sparsity, accuracy, neural persistence and the
+tree/top-k overlap beside the paper's bound and chance.
+
+With ``out_dir`` every round trains in its own resumable folder and finished rounds are stored
+in ``imp.json``: rerunning after a crash continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from ..data import DataSplits
+from ..errors import TopopruneError
+from ..models.introspect import effective_weight
+from ..topology import ConvLayer, channel_matrix, mst_overlap
+from ..train import Callback, TrainConfig, train
+from ..train.checkpoint import atomic_save, atomic_write_json
+from .masks import prunable_layers, prune_unstructured
+
+__all__ = ["imp", "IMPResult", "parse_rewind"]
+
+
+def parse_rewind(rewind: str, epochs: int) -> int | None:
+    """``"init"`` -> 0, ``"epoch:K"`` -> K, ``"none"`` -> None (fine-tune)."""
+    if rewind == "init":
+        return 0
+    if rewind == "none":
+        return None
+    if rewind.startswith("epoch:"):
+        try:
+            k = int(rewind.split(":", 1)[1])
+        except ValueError:
+            k = -1
+        if 0 <= k < epochs:
+            return k
+    raise TopopruneError(f"rewind must be 'init', 'none' or 'epoch:K' with 0 <= K < {epochs}, got {rewind!r}")
+
+
+@dataclass
+class IMPResult:
+    """One record per round (round 0 is the dense model)."""
+
+    rounds: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"rounds": self.rounds}
+
+
+class _Snapshot(Callback):
+    """Keeps the weights after epoch ``k`` of the dense training (rewinding to epoch K)."""
+
+    def __init__(self, k: int, path: Path | None):
+        self.k, self.path, self.state = k, path, None
+
+    def on_epoch_end(self, model, record, history):
+        if record["epoch"] == self.k:
+            self.state = copy.deepcopy(model.state_dict())
+            if self.path is not None:
+                atomic_save(self.state, self.path)
+        return False
+
+
+def _ensure_hooks(targets: dict[str, nn.Module]) -> None:
+    """Give each target layer torch's pruning reparametrisation (masks of ones) if it has none, so
+    a checkpoint holding ``weight_orig``/``weight_mask`` can be loaded into it."""
+    for m in targets.values():
+        if not hasattr(m, "weight_mask"):
+            prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
+
+
+def _rewind(model: nn.Module, targets: dict[str, nn.Module], state: dict) -> None:
+    """Load ``state`` (a dense state dict) into the masked model: weights into ``weight_orig``,
+    everything else as it is; masks stay."""
+    mapped = {}
+    for key, value in state.items():
+        owner, _, attr = key.rpartition(".")
+        if owner in targets and attr == "weight":
+            mapped[f"{owner}.weight_orig"] = value
+        elif not key.endswith("weight_mask"):
+            mapped[key] = value
+    missing, unexpected = model.load_state_dict(mapped, strict=False)
+    if unexpected:
+        raise TopopruneError(f"rewind state does not fit the model: unexpected {unexpected[:3]}")
+
+
+def _measure(model: nn.Module, targets: dict[str, nn.Module], final: dict, rnd: int,
+             warnings: Sequence[str]) -> dict:
+    from ..analysis import neural_persistence
+
+    layer_sparsity, overlap = {}, {}
+    for name, m in targets.items():
+        w = effective_weight(m).detach().cpu().numpy()
+        layer_sparsity[name] = float((w == 0).mean())
+        graph = w if w.ndim == 2 else channel_matrix(ConvLayer(name, w))
+        if graph.any():
+            o = mst_overlap(graph)
+            overlap[name] = {"measured": o.measured, "bound": o.bound, "random": o.random,
+                             "alpha": o.alpha, "density": o.density}
+    total = sum(m.weight_orig.numel() if hasattr(m, "weight_orig") else m.weight.numel()
+                for m in targets.values())
+    zeros = sum(int((effective_weight(m) == 0).sum()) for m in targets.values())
+    report = neural_persistence(model)
+    return {
+        "round": rnd, "sparsity": zeros / total, "remaining": 1 - zeros / total,
+        "layer_sparsity": layer_sparsity,
+        "test_acc": final["test_acc"], "val_acc": final["val_acc"],
+        "np": {x.name: x.normalized for x in report.layers}, "np_mean": report.mean_normalized,
+        "overlap": overlap, "warnings": list(warnings),
+        "train_seconds": final.get("seconds_total", 0.0),
+    }
+
+
+def imp(
+    model: nn.Module,
+    data: DataSplits,
+    config: TrainConfig,
+    rounds: int = 10,
+    fraction: float = 0.2,
+    scope: str = "global",
+    rewind: str = "init",
+    preserve: str | None = None,
+    layers: Sequence[str] | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+) -> IMPResult:
+    """Run IMP (``preserve=None``) or T-IMP (``preserve="mst"``) **in place** on ``model``.
+
+    Args:
+        model: the dense, untrained model (its current weights are the initialisation; when
+            resuming from ``out_dir`` the saved initialisation is used instead).
+        data: dataset splits.
+        config: the training recipe of every round.
+        rounds: pruning rounds after the dense round 0.
+        fraction: share of the remaining weights removed per round, in (0, 1).
+        scope: ``"global"`` (ranked across layers) or ``"local"`` (per layer).
+        rewind: ``"init"``, ``"epoch:K"`` or ``"none"`` (fine-tune without rewinding).
+        preserve: ``None`` (IMP) or ``"mst"`` (T-IMP).
+        layers: layer names to prune (default: every Linear/Conv layer).
+        out_dir: folder for per-round checkpoints and ``imp.json``; rerun to resume.
+        callbacks: passed to every round's training.
+    """
+    if not isinstance(rounds, int) or rounds < 0:
+        raise TopopruneError(f"rounds must be an integer >= 0, got {rounds!r}")
+    if not 0 < fraction < 1:
+        raise TopopruneError(f"fraction must be in (0, 1), got {fraction!r}")
+    k = parse_rewind(rewind, config.epochs)
+    targets = prunable_layers(model, layers)
+    out = Path(out_dir) if out_dir is not None else None
+    store = out / "imp.json" if out is not None else None
+    result = IMPResult()
+    if store is not None and store.exists():
+        import json
+
+        saved = json.loads(store.read_text())
+        if saved.get("settings") != _settings(config, rounds, fraction, scope, rewind, preserve, layers):
+            raise TopopruneError(f"{store} was written with other IMP settings; use another out_dir")
+        result.rounds = saved["rounds"]
+    init = copy.deepcopy(model.state_dict())
+    if out is not None:  # the initialisation every rewind returns to survives a crash
+        if (out / "init.pt").exists():
+            init = torch.load(out / "init.pt", weights_only=True)
+            model.load_state_dict(init)
+        else:
+            atomic_save(init, out / "init.pt")
+    snap = _Snapshot(k, out / "rewind.pt" if out is not None else None) if k else None
+
+    for rnd in range(rounds + 1):
+        round_dir = out / f"round{rnd:02d}" if out is not None else None
+        done = rnd < len(result.rounds)
+        resuming = round_dir is not None and (round_dir / "checkpoint.pt").exists()
+        warnings: list[str] = []
+        if rnd > 0:
+            if done or resuming:
+                _ensure_hooks(targets)  # the round's checkpoint holds its masks and weights
+            else:
+                rec = prune_unstructured(model, fraction, "magnitude", scope, preserve, list(targets))
+                warnings = rec.warnings
+                if k is not None:
+                    rewind_state = init if k == 0 else (snap.state if snap.state is not None else
+                                                        torch.load(out / "rewind.pt", weights_only=True))
+                    _rewind(model, targets, rewind_state)
+        cbs = list(callbacks) + ([snap] if (rnd == 0 and snap is not None) else [])
+        res = train(model, data, config, out_dir=round_dir, callbacks=cbs, progress=progress,
+                    description=f"IMP round {rnd}/{rounds}")
+        if done:
+            continue
+        final = dict(res.final)
+        final["seconds_total"] = sum(h["seconds"] for h in res.history)
+        result.rounds.append(_measure(model, targets, final, rnd, warnings))
+        if store is not None:
+            atomic_write_json({"settings": _settings(config, rounds, fraction, scope, rewind, preserve, layers),
+                               "rounds": result.rounds}, store)
+    return result
+
+
+def _settings(config, rounds, fraction, scope, rewind, preserve, layers) -> dict:
+    return {"train": config.to_dict(), "rounds": rounds, "fraction": fraction, "scope": scope,
+            "rewind": rewind, "preserve": preserve, "layers": list(layers) if layers else None}
