@@ -1,0 +1,95 @@
+"""Real speed-up from physical filter removal: dense vgg16 against its L1-pruned copy, in one run.
+
+Both models are measured in the same process, alternating, on CPU (eval mode, inference_mode),
+at batch 1 and batch 64 after warm-up. The target (issue #4): at batch 64 the measured speed-up
+is at least 0.75 x the MAC ratio.
+
+Run: ``python benchmarks/prune_speed.py`` (``make bench``); about 3 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+import topoprune as tp
+from topoprune.metrics import measure_latency
+from topoprune.train import set_threads
+
+try:
+    from _env import environment
+except ImportError:
+    from benchmarks._env import environment
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="vgg16")
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--method", default="l1")
+    ap.add_argument("--sparsity", type=float, default=0.5)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating dense/pruned measurements")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    threads = set_threads()
+    torch.manual_seed(0)
+    dense = tp.create_model(args.model, width=args.width).eval()
+    pruned, info = tp.prune_filters(dense, method=args.method, sparsity=args.sparsity)
+    shape = dense.meta.input_shape
+    runs: dict[str, dict[int, list[float]]] = {"dense": {1: [], 64: []}, "pruned": {1: [], 64: []}}
+    for _ in range(args.rounds):
+        for label, model in (("dense", dense), ("pruned", pruned)):
+            lat = measure_latency(model, shape, batch_sizes=(1, 64), warmup=3, repeats=args.repeats)
+            for b in (1, 64):
+                runs[label][b].append(lat[b]["median_ms"])
+    med = {k: {b: statistics.median(v) for b, v in d.items()} for k, d in runs.items()}
+    mac_ratio = info.macs[0] / info.macs[1]
+    speed = {b: med["dense"][b] / med["pruned"][b] for b in (1, 64)}
+    record = {
+        "command": f"python benchmarks/prune_speed.py --model {args.model} --width {args.width:g} "
+                   f"--method {args.method} --sparsity {args.sparsity} --repeats {args.repeats} "
+                   f"--rounds {args.rounds}",
+        "seed": 0, "torch_threads": threads, **environment(),
+        "params": info.params, "macs": info.macs, "flops": info.flops,
+        "latency_ms": runs, "median_ms": med, "mac_ratio": mac_ratio, "speedup": speed,
+        "target": "speedup at batch 64 >= 0.75 x MAC ratio",
+        "target_met": speed[64] >= 0.75 * mac_ratio,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "prune_speed.json").write_text(json.dumps(record, indent=2) + "\n")
+    m = record["machine"]
+    md = "\n".join([
+        f"# Physical pruning speed-up: {args.model} (width {args.width:g}), {args.method} at sparsity {args.sparsity}",
+        "",
+        f"Command: `{record['command']}` · seed 0 · {record['date']} · commit {record['git_commit']}",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch threads {threads}; versions: "
+        + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
+        "",
+        "Default targets: every conv but the first, the classifier kept. Latency: median of "
+        f"{args.rounds} alternating rounds, each the median of {args.repeats} timed runs after warm-up.",
+        "",
+        "| | dense | pruned | ratio |",
+        "|---|---:|---:|---:|",
+        f"| parameters | {info.params[0]:,} | {info.params[1]:,} | {info.params[0] / info.params[1]:.2f}x |",
+        f"| MACs (NNI rule) | {info.macs[0]:,} | {info.macs[1]:,} | {mac_ratio:.2f}x |",
+        f"| FLOPs (torch counter) | {info.flops[0]:,} | {info.flops[1]:,} | {info.flops[0] / info.flops[1]:.2f}x |",
+        f"| latency, batch 1 (ms) | {med['dense'][1]:.2f} | {med['pruned'][1]:.2f} | {speed[1]:.2f}x |",
+        f"| latency, batch 64 (ms) | {med['dense'][64]:.1f} | {med['pruned'][64]:.1f} | {speed[64]:.2f}x |",
+        "",
+        f"Target: batch-64 speed-up >= 0.75 x MAC ratio = {0.75 * mac_ratio:.2f}x: "
+        f"**{'met' if record['target_met'] else 'NOT met'}** ({speed[64]:.2f}x).",
+        "",
+    ])
+    (args.out / "prune_speed.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
