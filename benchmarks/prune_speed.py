@@ -1,8 +1,10 @@
 """Real speed-up from physical filter removal: dense vgg16 against its L1-pruned copy, in one run.
 
 Both models are measured in the same process, alternating, on CPU (eval mode, inference_mode),
-at batch 1 and batch 64 after warm-up. The target (issue #4): at batch 64 the measured speed-up
-is at least 0.75 x the MAC ratio.
+at batch 1 and batch 64 after warm-up, in two set-ups applied to both alike:
+- ``eager``: the modules as they are;
+- ``deployed``: ``topoprune.inference.optimize_for_inference`` (conv+BatchNorm folded, channels-last).
+The target (issue #4): at batch 64 the measured speed-up is at least 0.75 x the MAC ratio.
 
 Run: ``python benchmarks/prune_speed.py`` (``make bench``); about 3 minutes on 2 cores.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 
 import topoprune as tp
+from topoprune.inference import optimize_for_inference
 from topoprune.metrics import measure_latency
 from topoprune.train import set_threads
 
@@ -43,24 +46,32 @@ def main() -> None:
     dense = tp.create_model(args.model, width=args.width).eval()
     pruned, info = tp.prune_filters(dense, method=args.method, sparsity=args.sparsity)
     shape = dense.meta.input_shape
-    runs: dict[str, dict[int, list[float]]] = {"dense": {1: [], 64: []}, "pruned": {1: [], 64: []}}
-    for _ in range(args.rounds):
-        for label, model in (("dense", dense), ("pruned", pruned)):
-            lat = measure_latency(model, shape, batch_sizes=(1, 64), warmup=3, repeats=args.repeats)
-            for b in (1, 64):
-                runs[label][b].append(lat[b]["median_ms"])
-    med = {k: {b: statistics.median(v) for b, v in d.items()} for k, d in runs.items()}
+    setups = {
+        "eager": ({"dense": dense, "pruned": pruned.eval()}, False),
+        "deployed": ({"dense": optimize_for_inference(dense), "pruned": optimize_for_inference(pruned)}, True),
+    }
     mac_ratio = info.macs[0] / info.macs[1]
-    speed = {b: med["dense"][b] / med["pruned"][b] for b in (1, 64)}
+    results = {}
+    for setup, (models, cl) in setups.items():
+        runs: dict[str, dict[int, list[float]]] = {k: {1: [], 64: []} for k in models}
+        for _ in range(args.rounds):
+            for label, model in models.items():
+                lat = measure_latency(model, shape, batch_sizes=(1, 64), warmup=3,
+                                      repeats=args.repeats, channels_last=cl)
+                for b in (1, 64):
+                    runs[label][b].append(lat[b]["median_ms"])
+        med = {k: {b: statistics.median(v) for b, v in d.items()} for k, d in runs.items()}
+        speed = {b: med["dense"][b] / med["pruned"][b] for b in (1, 64)}
+        results[setup] = {"latency_ms": runs, "median_ms": med, "speedup": speed,
+                          "target_met": speed[64] >= 0.75 * mac_ratio}
+        print(setup, json.dumps(results[setup]["speedup"]), flush=True)
     record = {
         "command": f"python benchmarks/prune_speed.py --model {args.model} --width {args.width:g} "
                    f"--method {args.method} --sparsity {args.sparsity} --repeats {args.repeats} "
                    f"--rounds {args.rounds}",
         "seed": 0, "torch_threads": threads, **environment(),
-        "params": info.params, "macs": info.macs, "flops": info.flops,
-        "latency_ms": runs, "median_ms": med, "mac_ratio": mac_ratio, "speedup": speed,
-        "target": "speedup at batch 64 >= 0.75 x MAC ratio",
-        "target_met": speed[64] >= 0.75 * mac_ratio,
+        "params": info.params, "macs": info.macs, "flops": info.flops, "mac_ratio": mac_ratio,
+        "setups": results, "target": "speedup at batch 64 >= 0.75 x MAC ratio",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "prune_speed.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -80,11 +91,20 @@ def main() -> None:
         f"| parameters | {info.params[0]:,} | {info.params[1]:,} | {info.params[0] / info.params[1]:.2f}x |",
         f"| MACs (NNI rule) | {info.macs[0]:,} | {info.macs[1]:,} | {mac_ratio:.2f}x |",
         f"| FLOPs (torch counter) | {info.flops[0]:,} | {info.flops[1]:,} | {info.flops[0] / info.flops[1]:.2f}x |",
-        f"| latency, batch 1 (ms) | {med['dense'][1]:.2f} | {med['pruned'][1]:.2f} | {speed[1]:.2f}x |",
-        f"| latency, batch 64 (ms) | {med['dense'][64]:.1f} | {med['pruned'][64]:.1f} | {speed[64]:.2f}x |",
+        *[
+            f"| latency {setup}, batch {b} (ms) | {r['median_ms']['dense'][b]:.2f} | "
+            f"{r['median_ms']['pruned'][b]:.2f} | {r['speedup'][b]:.2f}x |"
+            for setup, r in results.items() for b in (1, 64)
+        ],
         "",
-        f"Target: batch-64 speed-up >= 0.75 x MAC ratio = {0.75 * mac_ratio:.2f}x: "
-        f"**{'met' if record['target_met'] else 'NOT met'}** ({speed[64]:.2f}x).",
+        f"Target: batch-64 speed-up >= 0.75 x MAC ratio = {0.75 * mac_ratio:.2f}x. "
+        + "; ".join(f"{setup}: **{'met' if r['target_met'] else 'NOT met'}** ({r['speedup'][64]:.2f}x)"
+                    for setup, r in results.items()) + ".",
+        "",
+        "Eager mode keeps every BatchNorm and ReLU as a separate memory-bound pass, and the first "
+        "conv (not pruned by default) and its 64-channel activations at 32x32 cost the same in "
+        "both models; eager batch-64 timings on this 2-core machine also vary from run to run. "
+        "The deployed set-up folds BN into the convs and uses channels-last, as a deployment would.",
         "",
     ])
     (args.out / "prune_speed.md").write_text(md)

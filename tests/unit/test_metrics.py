@@ -51,3 +51,23 @@ def test_size_latency_and_cost_record():
     cost = model_cost(model, (1, 28, 28))
     assert cost.params == 119_910 and cost.flops == 2 * cost.macs
     assert set(cost.to_dict()) == {"params", "nonzero_params", "macs", "flops", "size_bytes"}
+
+
+def test_optimize_for_inference_keeps_outputs():
+    import torch
+
+    from topoprune.inference import optimize_for_inference
+
+    torch.manual_seed(0)
+    model = tp.create_model("vgg16", width=0.125).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    fast = optimize_for_inference(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    x = torch.randn(3, 3, 32, 32)
+    torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)), model(x),
+                               atol=1e-4, rtol=1e-4)
+    lat = measure_latency(fast, (3, 32, 32), batch_sizes=(2,), warmup=1, repeats=3, channels_last=True)
+    assert lat[2]["median_ms"] > 0
