@@ -36,7 +36,8 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def environment(packages: tuple[str, ...] = ("topoprune", "numpy", "scipy", "numba", "torch", "networkx")) -> dict:
+def environment(packages: tuple[str, ...] = ("topoprune", "numpy", "scipy", "numba", "torch", "torch-pruning",
+                                            "scikit-learn", "networkx")) -> dict:
     """A JSON-ready record of the machine, the versions and the date."""
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -49,3 +50,15 @@ def environment(packages: tuple[str, ...] = ("topoprune", "numpy", "scipy", "num
         "versions": {p: _version(p) for p in packages},
         "git_commit": _git_commit(),
     }
+
+
+def provenance_lines(record: dict, threads: str = "") -> list[str]:
+    """The two Markdown lines every results file starts with: the command (with seed, date and
+    commit) and the machine with its versions."""
+    m = record["machine"]
+    seed = f" · seed {record['seed']}" if "seed" in record else ""
+    return [
+        f"Command: `{record['command']}`{seed} · {record['date']} · commit {record['git_commit']}",
+        f"Machine: {m['cpu']}, {m['cores']} cores{threads}, {m['platform']}; python {record['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
+    ]

@@ -25,9 +25,9 @@ from topoprune.metrics import model_cost
 from topoprune.train import TrainConfig, train
 
 try:
-    from _env import environment
+    from _env import environment, provenance_lines
 except ImportError:
-    from benchmarks._env import environment
+    from benchmarks._env import environment, provenance_lines
 
 HERE = Path(__file__).parent
 
@@ -44,11 +44,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--augment", action="store_true")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--runs", type=Path, default=HERE / "runs", help="checkpoint folder (resumable)")
     args = ap.parse_args()
     info = dataset_info(args.dataset)
     shape = tuple(int(s) for s in args.input_shape.split(",")) if args.input_shape else info.shape
     tag = f"{args.model}" + (f"_w{args.width:g}" if args.width != 1 else "")
-    runs = HERE / "runs" / f"baseline_{tag}_{args.dataset}"
+    runs = args.runs / f"baseline_{tag}_{args.dataset}"
     rows = []
     for seed in args.seeds:
         data = prepare_data(args.dataset, input_shape=shape, val_fraction=0.1, seed=seed,
@@ -80,16 +82,13 @@ def main() -> None:
         "test_acc_mean": statistics.mean(accs),
         "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
     }
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"baseline_{tag}.json").write_text(json.dumps(record, indent=2) + "\n")
-    m = record["machine"]
     md = "\n".join([
         f"# Baseline accuracy: {args.model} (width {args.width:g}) on {args.dataset}",
         "",
-        f"Command: `{record['command']}` · {record['date']} · commit {record['git_commit']}",
-        f"Machine: {m['cpu']}, {m['cores']} cores; versions: "
-        + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
+        *provenance_lines(record),
         f"Recipe: SGD nesterov momentum 0.9, lr {args.lr:g} cosine, weight decay 5e-4, batch "
         f"{args.batch_size}, {args.epochs} epochs, 10% of train held out for validation, input "
         f"{'x'.join(map(str, shape))}{', crop+flip' if args.augment else ''}.",

@@ -34,9 +34,9 @@ from topoprune.topology import ConvToeplitzGraph, maximum_spanning_tree, network
 from topoprune.topology.spanning import _kruskal
 
 try:
-    from _env import environment
+    from _env import environment, provenance_lines
 except ImportError:  # run as a module
-    from benchmarks._env import environment
+    from benchmarks._env import environment, provenance_lines
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -173,14 +173,10 @@ def _s(x: float | None) -> str:
 
 
 def to_markdown(r: dict) -> str:
-    m = r["machine"]
     lines = [
         "# Neural persistence kernel speed",
         "",
-        f"Command: `{r['command']}` · seed {r['seed']} · {r['date']} · commit {r['git_commit']}",
-        f"Machine: {m['cpu']}, {m['cores']} cores ({r['numba_threads']} numba threads), {m['platform']}",
-        "Versions: python " + r["python"] + ", "
-        + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
+        *provenance_lines(r, f" ({r['numba_threads']} numba threads)"),
         "",
         "Median wall time of one maximum-spanning-forest computation (random N(0, 0.01) float32 "
         "weights). `x floor` is ours over one `np.abs(W).max()` pass.",

@@ -24,9 +24,9 @@ from topoprune.metrics import measure_latency
 from topoprune.train import set_threads
 
 try:
-    from _env import environment
+    from _env import environment, provenance_lines
 except ImportError:
-    from benchmarks._env import environment
+    from benchmarks._env import environment, provenance_lines
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -75,13 +75,10 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "prune_speed.json").write_text(json.dumps(record, indent=2) + "\n")
-    m = record["machine"]
     md = "\n".join([
         f"# Physical pruning speed-up: {args.model} (width {args.width:g}), {args.method} at sparsity {args.sparsity}",
         "",
-        f"Command: `{record['command']}` · seed 0 · {record['date']} · commit {record['git_commit']}",
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch threads {threads}; versions: "
-        + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
+        *provenance_lines(record, f", torch threads {threads}"),
         "",
         "Default targets: every conv but the first, the classifier kept. Latency: median of "
         f"{args.rounds} alternating rounds, each the median of {args.repeats} timed runs after warm-up.",

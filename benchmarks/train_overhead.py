@@ -27,9 +27,9 @@ from topoprune.data import prepare_data
 from topoprune.train import TrainConfig, set_threads, train
 
 try:
-    from _env import environment
+    from _env import environment, provenance_lines
 except ImportError:
-    from benchmarks._env import environment
+    from benchmarks._env import environment, provenance_lines
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -89,13 +89,10 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train_overhead.json").write_text(json.dumps(record, indent=2) + "\n")
-    m = record["machine"]
     md = "\n".join([
         "# Training-loop overhead",
         "",
-        f"Command: `{record['command']}` · seed 0 · {record['date']} · commit {record['git_commit']}",
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch threads {threads}; versions: "
-        + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
+        *provenance_lines(record, f", torch threads {threads}"),
         "",
         f"One epoch of `{args.model}` width {args.width} on {args.dataset} at {args.input_shape} "
         f"({record['train_samples']} samples, batch {args.batch_size}), {args.rounds} alternating rounds.",
