@@ -299,7 +299,13 @@ def prune_cmd(
     method: Annotated[str, typer.Option("--method", help="l1, l2, fpgm, random (and registered methods).")] = "l1",
     sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1).")] = 0.5,
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Layer never to prune (repeatable).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of random choices.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of random choices and of the data sample.")] = 0,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Data for data-driven methods (betti).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder to look for data in first.")] = None,
+    samples: Annotated[int, typer.Option("--samples", help="Training inputs in the data sample (betti).")] = 256,
+    betti_threshold: Annotated[Optional[float], typer.Option("--betti-threshold", help="Remove every unit whose Betti number exceeds T (default: rank by --sparsity).")] = None,
+    betti_dim: Annotated[str, typer.Option("--betti-dim", help="total (b0 + b1), b0 or b1.")] = "total",
+    betti_quantile: Annotated[float, typer.Option("--betti-quantile", help="Rips scale: this quantile of pairwise distances.")] = 0.1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Remove filters/neurons physically and save the smaller model (load it with topoprune.load_model)."""
@@ -310,11 +316,20 @@ def prune_cmd(
     if (checkpoint is None) == (model is None):
         raise TopopruneError("give exactly one of --checkpoint PATH or --model NAME")
     net = load_model(checkpoint) if checkpoint is not None else create_model(model)
-    pruned, info = prune_filters(net, method=method, sparsity=sparsity, ignore=ignore or (), seed=seed)
+    context: dict = {"betti_threshold": betti_threshold, "betti_dim": betti_dim,
+                     "betti_quantile": betti_quantile}
+    if dataset is not None:
+        context["inputs"] = _data_sample(dataset, data_root, net.meta.input_shape, samples, seed)
+    elif method == "betti":
+        raise TopopruneError("--method betti needs --dataset NAME (its outputs on a data sample)")
+    pruned, info = prune_filters(net, method=method, sparsity=sparsity, ignore=ignore or (),
+                                 seed=seed, context=context)
     prior = []
     if checkpoint is not None and (Path(checkpoint) / "pruned.json").is_file():
         prior = json.loads((Path(checkpoint) / "pruned.json").read_text())["steps"]
     save_pruned(pruned, prior + info.steps, out, info.to_dict(), spec=net.meta.spec())
+    if "betti" in info.extra:
+        _write_betti_tables(info.extra["betti"], out)
     if as_json:
         print(json.dumps(info.to_dict(), indent=2))
         return
@@ -332,6 +347,34 @@ def prune_cmd(
         layers.add_row(x.name, x.kind, str(x.before), str(x.after), x.note)
     console.print(layers)
     console.print(f"saved to {out} in {info.seconds:.2f} s; load with topoprune.load_model({str(out)!r})")
+
+
+def _data_sample(dataset: str, root, input_shape, n: int, seed: int):
+    """A fixed, seeded sample of ``n`` training inputs, fitted and normalized for the model."""
+    import torch
+
+    from .data import prepare_data
+
+    if n < 4:
+        raise TopopruneError(f"--samples must be >= 4 (a loop needs 4 points), got {n}")
+    data = prepare_data(dataset, root, input_shape=tuple(input_shape), val_fraction=0.1, seed=seed)
+    if n > data.train_x.shape[0]:
+        raise TopopruneError(f"--samples {n} is more than the {data.train_x.shape[0]} training inputs")
+    idx = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+    return data.train_x[idx.sort().values]
+
+
+def _write_betti_tables(tables: dict, out: Path) -> None:
+    """betti.json (layer -> rows) and betti.csv (one row per layer and unit)."""
+    import csv
+
+    (out / "betti.json").write_text(json.dumps(tables, indent=2) + "\n")
+    with (out / "betti.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["layer", "unit", "b0", "b1", "total", "scale"])
+        for layer, rows in tables.items():
+            for r in rows:
+                writer.writerow([layer, r["unit"], r["b0"], r["b1"], r["total"], f"{r['scale']:.6g}"])
 
 
 @app.command("version")

@@ -136,3 +136,20 @@ def test_data_list_and_fetch_errors(capsys):
     assert code == 2 and "needs no download" in err
     code, _, err = run(capsys, "data", "fetch", "imagenet")
     assert code == 2 and "unknown dataset 'imagenet'" in err
+
+
+def test_prune_betti_end_to_end_on_digits(capsys, tmp_path):
+    run_dir, out = tmp_path / "train", tmp_path / "pruned"
+    code, _, _ = run(capsys, "train", "-m", "mnist-conv", "-d", "digits", "--width", "0.25",
+                     "--epochs", "1", "--out", str(run_dir), "--quiet")
+    assert code == 0
+    code, out_text, err = run(capsys, "prune", "--checkpoint", str(run_dir), "--method", "betti",
+                              "--dataset", "digits", "--samples", "48", "--sparsity", "0.5",
+                              "--out", str(out))
+    assert code == 0, err
+    assert "conv2" in out_text and (out / "betti.csv").read_text().startswith("layer,unit,b0,b1")
+    model = tp.load_model(out)
+    assert model.conv2.out_channels == 4
+    code, _, err = run(capsys, "prune", "--checkpoint", str(run_dir), "--method", "betti",
+                       "--out", str(tmp_path / "x"))
+    assert code == 2 and "needs --dataset" in err

@@ -10,6 +10,7 @@ from .filters import (
     prune_filters,
     register_filter_method,
 )
+from . import betti  # noqa: F401  (registers method='betti')
 from .importance import IMPORTANCES, fpgm_scores, l1_scores, l2_scores, random_scores
 from .masks import METHODS, SCOPES, UnstructuredRecord, prunable_layers, prune_unstructured
 from .schedules import IMPResult, imp, parse_rewind

@@ -184,6 +184,8 @@ def prune_filters(
     modules = surgeon.modules
     original = {n: modules[n].weight.shape[0] for n in candidates}
     done: dict[str, str] = {}  # layer -> the leader whose group removed its units
+    cache: dict = {}  # shared by one call's chooser invocations (e.g. activations, Betti tables)
+    extra: dict = {}  # what choosers report beside the removal (goes to info.extra)
     layers, steps = [], []
     for name, layer_sparsity in targets.items():
         module = modules[name]
@@ -204,8 +206,8 @@ def prune_filters(
         if outside:
             rec.note = f"not pruned: coupled with {', '.join(outside)}, which is not targeted"
             continue
-        ctx = {"modules": modules, "coupled": group.coupled, "example_inputs": example_inputs,
-               **(context or {})}
+        ctx = {**(context or {}), "model": work, "modules": modules, "coupled": group.coupled,
+               "example_inputs": example_inputs, "targets": targets, "cache": cache, "extra": extra}
         idxs = sorted(int(i) for i in chooser(name, module, layer_sparsity, seed, ctx))
         c_out = module.weight.shape[0]
         if any(i < 0 or i >= c_out for i in idxs) or len(set(idxs)) != len(idxs):
@@ -233,6 +235,7 @@ def prune_filters(
         (macs0, count_macs(work, input_shape)),
         (flops0, count_flops(work, input_shape)),
         time.perf_counter() - t0,
+        extra,
     )
     return work, info
 

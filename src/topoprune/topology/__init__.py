@@ -32,10 +32,18 @@ from .neural import (
     neural_persistence,
     persistence_norm,
 )
-from .persistence import diagram_from_deaths, persistence_diagram
+from .persistence import (
+    BETTI_METHODS,
+    betti_from_distances,
+    betti_numbers,
+    diagram_from_deaths,
+    knn_geodesic,
+    persistence_diagram,
+)
 from .spanning import maximum_spanning_tree
 
 __all__ = [
+    "BETTI_METHODS",
     "CONVENTIONS",
     "CONV_GRAPHS",
     "NORMALIZATIONS",
@@ -50,8 +58,11 @@ __all__ = [
     "PersistenceReport",
     "channel_matrix",
     "conv_output_size",
+    "betti_from_distances",
+    "betti_numbers",
     "dense_matrix",
     "diagram_from_deaths",
+    "knn_geodesic",
     "layer_critical",
     "maximum_spanning_tree",
     "mst_overlap",

@@ -1,4 +1,5 @@
-"""Zero-dimensional persistence diagrams of layer graphs (METHODS.md section 1).
+"""Persistence: 0-dimensional diagrams of layer graphs (METHODS.md section 1) and Betti numbers
+of point clouds at one scale (section 7, through ripser).
 
 Diagrams are ``(k, 2)`` float arrays of ``(birth, death)``, as ripser and gudhi return them.
 Under the superlevel filtration of normalized weights every vertex is born at 1 and each edge of
@@ -12,7 +13,14 @@ import numpy as np
 
 from .spanning import _as_matrix, maximum_spanning_tree
 
-__all__ = ["persistence_diagram", "diagram_from_deaths"]
+__all__ = [
+    "persistence_diagram",
+    "diagram_from_deaths",
+    "betti_numbers",
+    "betti_from_distances",
+    "knn_geodesic",
+    "BETTI_METHODS",
+]
 
 
 def diagram_from_deaths(deaths: np.ndarray, essential: bool = False) -> np.ndarray:
@@ -48,3 +56,95 @@ def persistence_diagram(
         raise ValueError(f"scale must be > 0, got {scale}")
     deaths = values / scale if scale > 0 else values.astype(np.float64)
     return diagram_from_deaths(deaths, essential)
+
+
+BETTI_METHODS = ("rips", "knn-geodesic")
+
+
+def _pairwise(points: np.ndarray) -> np.ndarray:
+    from scipy.spatial.distance import pdist, squareform
+
+    return squareform(pdist(points))
+
+
+def knn_geodesic(distances: np.ndarray, k: int) -> np.ndarray:
+    """Hop-count geodesic distances on the symmetrised k-nearest-neighbour graph (Naitzat et al.
+    2020): the graph that survives only local, trusted distances. Unreachable pairs get ``inf``."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    n = distances.shape[0]
+    if not 1 <= k < n:
+        raise ValueError(f"k must be in [1, {n - 1}] for {n} points, got {k}")
+    order = np.argsort(distances, axis=1, kind="stable")[:, 1 : k + 1]
+    rows = np.repeat(np.arange(n), k)
+    graph = csr_matrix((np.ones(n * k), (rows, order.reshape(-1))), shape=(n, n))
+    return shortest_path(graph, directed=False, unweighted=True)
+
+
+def betti_from_distances(distances: np.ndarray, max_dim: int = 1, scale: float | None = None,
+                         quantile: float = 0.1) -> tuple[list[int], float]:
+    """Betti numbers ``[b_0, ..., b_max_dim]`` of the Vietoris-Rips complex of a distance matrix
+    at one scale (ripser), and the scale used (``quantile`` of the pairwise distances unless
+    ``scale`` is given). ``b_k`` counts the bars ``(birth, death)`` with ``birth <= scale < death``."""
+    from ripser import ripser
+
+    d = np.asarray(distances, dtype=np.float64)
+    n = d.shape[0]
+    if scale is None:
+        finite = d[np.triu_indices(n, 1)]
+        finite = finite[np.isfinite(finite)]
+        scale = float(np.quantile(finite, quantile)) if finite.size else 0.0
+    big = np.where(np.isfinite(d), d, 2 * scale + 1.0)  # unreachable pairs never join at `scale`
+    dgms = ripser(big, maxdim=max_dim, distance_matrix=True, thresh=scale)["dgms"]
+    return [int(np.sum((g[:, 0] <= scale) & (g[:, 1] > scale))) for g in dgms], float(scale)
+
+
+def betti_numbers(
+    points: np.ndarray,
+    max_dim: int = 1,
+    scale: float | None = None,
+    method: str = "rips",
+    quantile: float = 0.1,
+    k: int = 10,
+) -> list[int]:
+    """Betti numbers ``[b_0, ..., b_max_dim]`` of a point cloud at one scale.
+
+    Args:
+        points: ``(n, d)`` array, one point per row.
+        max_dim: highest homology dimension (1: components and loops).
+        scale: the Rips scale. Default: for ``"rips"`` the ``quantile`` of the pairwise
+            Euclidean distances; for ``"knn-geodesic"`` 1 hop, i.e. the clique complex of the
+            k-NN graph.
+        method: ``"rips"`` (Euclidean distances) or ``"knn-geodesic"`` (hop distances on the
+            k-NN graph, Naitzat et al. 2020).
+        quantile: see ``scale``; in (0, 1).
+        k: neighbours of the k-NN graph.
+
+    Raises:
+        ValueError: too few points for ``max_dim`` (a loop needs 4), NaN/inf, bad options.
+    """
+    x = np.asarray(points, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"points must be a 2-D array (n_points, dim), got shape {x.shape}")
+    if not isinstance(max_dim, int) or max_dim < 0:
+        raise ValueError(f"max_dim must be an integer >= 0, got {max_dim!r}")
+    need = 1 if max_dim == 0 else max_dim + 3
+    if x.shape[0] < need:
+        raise ValueError(
+            f"{x.shape[0]} points are too few for homology up to dimension {max_dim}; need at "
+            f"least {need}"
+        )
+    if not np.isfinite(x).all():
+        raise ValueError("points contain NaN or inf; only finite coordinates are allowed")
+    if method not in BETTI_METHODS:
+        raise ValueError(f"method must be one of {BETTI_METHODS}, got {method!r}")
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    if scale is not None and not scale >= 0:
+        raise ValueError(f"scale must be >= 0, got {scale}")
+    d = _pairwise(x)
+    if method == "knn-geodesic":
+        d = knn_geodesic(d, k)
+        scale = 1.0 if scale is None else scale
+    return betti_from_distances(d, max_dim, scale, quantile)[0]
