@@ -296,7 +296,7 @@ def prune_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for the pruned model (pruned.json + weights.pt).")],
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `topoprune train` checkpoint (or run folder), or a pruned-model folder.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registry model, freshly initialised (instead of --checkpoint).")] = None,
-    method: Annotated[str, typer.Option("--method", help="l1, l2, fpgm, random (and registered methods).")] = "l1",
+    method: Annotated[str, typer.Option("--method", help="l1, l2, fpgm, random, topological, betti.")] = "l1",
     sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1).")] = 0.5,
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Layer never to prune (repeatable).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random choices and of the data sample.")] = 0,
@@ -306,6 +306,10 @@ def prune_cmd(
     betti_threshold: Annotated[Optional[float], typer.Option("--betti-threshold", help="Remove every unit whose Betti number exceeds T (default: rank by --sparsity).")] = None,
     betti_dim: Annotated[str, typer.Option("--betti-dim", help="total (b0 + b1), b0 or b1.")] = "total",
     betti_quantile: Annotated[float, typer.Option("--betti-quantile", help="Rips scale: this quantile of pairwise distances.")] = 0.1,
+    fitness: Annotated[str, typer.Option("--fitness", help="Topological Pruner fitness: diagram, np or activation.")] = "diagram",
+    population: Annotated[int, typer.Option("--population", help="GA population.")] = 24,
+    generations: Annotated[int, typer.Option("--generations", help="GA generations at most.")] = 25,
+    workers: Annotated[int, typer.Option("--workers", help="GA processes (0 = one per core).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Remove filters/neurons physically and save the smaller model (load it with topoprune.load_model)."""
@@ -317,11 +321,14 @@ def prune_cmd(
         raise TopopruneError("give exactly one of --checkpoint PATH or --model NAME")
     net = load_model(checkpoint) if checkpoint is not None else create_model(model)
     context: dict = {"betti_threshold": betti_threshold, "betti_dim": betti_dim,
-                     "betti_quantile": betti_quantile}
+                     "betti_quantile": betti_quantile,
+                     "ga": {"fitness": fitness, "population": population, "generations": generations,
+                            "workers": workers, "seed": seed}}
     if dataset is not None:
         context["inputs"] = _data_sample(dataset, data_root, net.meta.input_shape, samples, seed)
-    elif method == "betti":
-        raise TopopruneError("--method betti needs --dataset NAME (its outputs on a data sample)")
+    elif method == "betti" or (method == "topological" and fitness == "activation"):
+        raise TopopruneError(f"--method {method} (fitness {fitness}) needs --dataset NAME: it "
+                             "looks at the layers' outputs on a data sample")
     pruned, info = prune_filters(net, method=method, sparsity=sparsity, ignore=ignore or (),
                                  seed=seed, context=context)
     prior = []
@@ -330,6 +337,11 @@ def prune_cmd(
     save_pruned(pruned, prior + info.steps, out, info.to_dict(), spec=net.meta.spec())
     if "betti" in info.extra:
         _write_betti_tables(info.extra["betti"], out)
+    if "topological" in info.extra:
+        from .experiments.plots import plot_ga_trajectories
+
+        plot_ga_trajectories(info.extra["topological"], out / "ga_fitness.png",
+                             f"{net.meta.name}: Topological Pruner, sparsity {sparsity}")
     if as_json:
         print(json.dumps(info.to_dict(), indent=2))
         return

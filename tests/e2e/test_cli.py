@@ -153,3 +153,16 @@ def test_prune_betti_end_to_end_on_digits(capsys, tmp_path):
     code, _, err = run(capsys, "prune", "--checkpoint", str(run_dir), "--method", "betti",
                        "--out", str(tmp_path / "x"))
     assert code == 2 and "needs --dataset" in err
+
+
+def test_prune_topological_end_to_end(capsys, tmp_path):
+    run_dir, out = tmp_path / "train", tmp_path / "pruned"
+    code, _, _ = run(capsys, "train", "-m", "mnist-conv", "-d", "digits", "--width", "0.25",
+                     "--epochs", "1", "--out", str(run_dir), "--quiet")
+    assert code == 0
+    code, text, err = run(capsys, "prune", "--checkpoint", str(run_dir), "--method", "topological",
+                          "--sparsity", "0.5", "--population", "8", "--generations", "4",
+                          "--workers", "1", "--out", str(out))
+    assert code == 0, err
+    assert (out / "ga_fitness.png").stat().st_size > 1000
+    assert tp.load_model(out).conv2.out_channels == 4

@@ -10,7 +10,8 @@ from .filters import (
     prune_filters,
     register_filter_method,
 )
-from . import betti  # noqa: F401  (registers method='betti')
+from . import betti, genetic  # noqa: F401  (register methods 'betti' and 'topological')
+from .genetic import GAConfig, LayerSearch
 from .importance import IMPORTANCES, fpgm_scores, l1_scores, l2_scores, random_scores
 from .masks import METHODS, SCOPES, UnstructuredRecord, prunable_layers, prune_unstructured
 from .schedules import IMPResult, imp, parse_rewind
@@ -20,6 +21,8 @@ __all__ = [
     "METHODS",
     "SCOPES",
     "FilterPruneInfo",
+    "GAConfig",
+    "LayerSearch",
     "IMPResult",
     "LayerPruneInfo",
     "UnstructuredRecord",

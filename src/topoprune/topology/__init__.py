@@ -39,6 +39,7 @@ from .persistence import (
     diagram_from_deaths,
     knn_geodesic,
     persistence_diagram,
+    wasserstein_same_birth,
 )
 from .spanning import maximum_spanning_tree
 
@@ -72,4 +73,5 @@ __all__ = [
     "overlap_bound",
     "persistence_diagram",
     "persistence_norm",
+    "wasserstein_same_birth",
 ]

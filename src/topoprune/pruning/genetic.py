@@ -1,0 +1,392 @@
+"""The Topological Pruner (Perera 2022; METHODS.md section 6): a genetic algorithm with a
+persistent-homology fitness chooses which units of each layer to remove.
+
+Per layer the search space is every set of exactly ``k = int(C_out * sparsity)`` units; a
+chromosome is that set. Tournament selection, crossover repaired back to ``k`` units, swap
+mutation and elitism; the initial population holds the L1, L2 and FPGM choices plus random
+sets, so the GA can only match or beat them on its own objective.
+
+Fitness (lower is better), selectable by name:
+
+- ``"diagram"`` (default): the 1-Wasserstein distance between the 0-dimensional persistence
+  diagram of the layer's graph before and after removing the units, plus the same for each
+  consumer's graph (whose input vertices go). Both diagrams are normalized by the original
+  graph's largest edge, so weakening the graph costs.
+- ``"np"``: the change of normalized neural persistence over the same graphs.
+- ``"activation"``: the 1-Wasserstein distance between the ``H_0`` diagrams of the layer's
+  activations on a data sample (per-channel means, one point per input) with all channels and
+  with the kept channels only. Costly; for study.
+
+Conv layers enter through their channel graphs (kernel-slice 2-norms). Salience is judged with
+respect to each layer on the original model, so layers are independent and are searched in
+parallel processes (``workers``). Fitness values are cached per chromosome. Everything is
+deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import TopopruneError
+from ..topology import maximum_spanning_tree, persistence_norm, wasserstein_same_birth
+from .filters import register_filter_method
+from .importance import fpgm_scores, l1_scores, l2_scores
+from .selection import filters_to_prune
+
+__all__ = ["GAConfig", "LayerProblem", "LayerSearch", "search_layer", "fitness_names", "choose_topological"]
+
+FITNESSES = ("diagram", "np", "activation")
+
+
+@dataclass(frozen=True)
+class GAConfig:
+    """Hyperparameters of the Topological Pruner's genetic algorithm."""
+
+    population: int = field(default=24, metadata={"help": "chromosomes per generation, >= 4"})
+    generations: int = field(default=25, metadata={"help": "generations at most, >= 1"})
+    crossover_rate: float = field(default=0.9, metadata={"help": "chance a child mixes two parents"})
+    mutation_rate: float = field(default=0.3, metadata={"help": "chance of each further swap mutation"})
+    tournament: int = field(default=3, metadata={"help": "contestants per tournament selection"})
+    elitism: int = field(default=2, metadata={"help": "best chromosomes copied unchanged"})
+    patience: int = field(default=8, metadata={"help": "stop after this many generations without improvement"})
+    fitness: str = field(default="diagram", metadata={"help": "diagram, np or activation"})
+    workers: int = field(default=0, metadata={"help": "processes for independent layers; 0 = one per core "
+                                                  "(sequential when run from a REPL or stdin)"})
+    seed: int = field(default=0, metadata={"help": "seed of every random choice"})
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.population >= 4, "population", ">= 4"),
+            (self.generations >= 1, "generations", ">= 1"),
+            (0 <= self.crossover_rate <= 1, "crossover_rate", "in [0, 1]"),
+            (0 <= self.mutation_rate < 1, "mutation_rate", "in [0, 1)"),
+            (2 <= self.tournament <= self.population, "tournament", "in [2, population]"),
+            (0 <= self.elitism < self.population, "elitism", "in [0, population)"),
+            (self.patience >= 1, "patience", ">= 1"),
+            (self.fitness in FITNESSES, "fitness", f"one of {FITNESSES}"),
+            (self.workers >= 0, "workers", ">= 0"),
+        ]
+        for ok, name, allowed in checks:
+            if not ok:
+                raise TopopruneError(f"bad GA setting {name}={getattr(self, name)!r}: must be {allowed}")
+
+
+def fitness_names() -> tuple[str, ...]:
+    return FITNESSES
+
+
+@dataclass
+class LayerProblem:
+    """Everything one layer's search needs, as plain arrays (picklable for worker processes).
+
+    ``own`` is the layer's ``(C_out, C_in)`` graph matrix (rows = the units being chosen);
+    ``consumers`` the matrices whose *columns* are those units; ``activations`` the per-channel
+    sample means ``(N, C_out)`` for the activation fitness.
+    """
+
+    name: str
+    k: int
+    own: np.ndarray
+    consumers: list[np.ndarray]
+    seeds: dict[str, list[int]]
+    activations: np.ndarray | None = None
+
+
+@dataclass
+class LayerSearch:
+    """The outcome of one layer's search."""
+
+    name: str
+    removed: list[int]
+    fitness: float
+    heuristics: dict[str, float]
+    best_by_generation: list[float]
+    mean_by_generation: list[float]
+    evaluations: int
+    cache_hits: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Fitness:
+    """Topological loss of removing a unit set from one layer; cached per chromosome."""
+
+    def __init__(self, problem: LayerProblem, kind: str):
+        self.p, self.kind = problem, kind
+        self.cache: dict[tuple[int, ...], float] = {}
+        self.hits = 0
+        if kind == "activation":
+            if problem.activations is None:
+                raise TopopruneError("fitness 'activation' needs a data sample (context 'inputs')")
+            self.base = _h0_deaths(problem.activations)
+        else:
+            self.base = [self._reference(m) for m in [problem.own] + problem.consumers]
+
+    @staticmethod
+    def _reference(m: np.ndarray):
+        _, _, values = maximum_spanning_tree(m)
+        scale = float(values[0]) if values.size else 1.0
+        return scale, values / scale, m.shape[0] + m.shape[1]
+
+    def _graph_loss(self, m: np.ndarray, ref) -> float:
+        scale, deaths, n_vertices = ref
+        if m.size == 0 or not m.any():
+            pruned = np.empty(0)
+        else:
+            pruned = maximum_spanning_tree(m)[2] / scale
+        if self.kind == "diagram":
+            return wasserstein_same_birth(deaths, pruned)
+        before = persistence_norm(deaths, n_vertices, normalized=True)
+        after = persistence_norm(np.minimum(pruned, 1.0), m.shape[0] + m.shape[1], normalized=True)
+        return abs(before - after)
+
+    def __call__(self, removed: tuple[int, ...]) -> float:
+        if removed in self.cache:
+            self.hits += 1
+            return self.cache[removed]
+        keep = np.setdiff1d(np.arange(self.p.own.shape[0]), removed)
+        if self.kind == "activation":
+            value = wasserstein_same_birth(self.base, _h0_deaths(self.p.activations[:, keep]), birth=0.0)
+        else:
+            value = self._graph_loss(self.p.own[keep], self.base[0])
+            for m, ref in zip(self.p.consumers, self.base[1:]):
+                value += self._graph_loss(m[:, keep], ref)
+        self.cache[removed] = value
+        return value
+
+
+def _h0_deaths(points: np.ndarray) -> np.ndarray:
+    """Deaths of the Rips ``H_0`` diagram of a point cloud: its Euclidean minimum spanning tree's
+    edge lengths (all births 0)."""
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial.distance import pdist, squareform
+
+    d = squareform(pdist(np.asarray(points, dtype=np.float64)))
+    return np.sort(minimum_spanning_tree(d).data)
+
+
+def _repair(genes: set[int], pool: Sequence[int], k: int, rng: np.random.Generator) -> tuple[int, ...]:
+    genes = set(genes)
+    if len(genes) > k:
+        genes = set(rng.choice(sorted(genes), size=k, replace=False).tolist())
+    elif len(genes) < k:
+        missing = [u for u in pool if u not in genes]
+        genes |= set(rng.choice(missing, size=k - len(genes), replace=False).tolist())
+    return tuple(sorted(int(g) for g in genes))
+
+
+def search_layer(problem: LayerProblem, config: GAConfig, layer_index: int = 0) -> LayerSearch:
+    """Run the GA on one layer and return the best unit set found (exactly ``problem.k`` units)."""
+    n, k = problem.own.shape[0], problem.k
+    rng = np.random.default_rng([config.seed, layer_index])
+    fit = _Fitness(problem, config.fitness)
+    heuristics = {name: tuple(sorted(idx)) for name, idx in problem.seeds.items() if len(idx) == k}
+    population: list[tuple[int, ...]] = list(dict.fromkeys(heuristics.values()))
+    units = list(range(n))
+    tries = 0
+    while len(population) < config.population and tries < 50 * config.population:
+        tries += 1
+        cand = tuple(sorted(rng.choice(n, size=k, replace=False).tolist()))
+        if cand not in population:
+            population.append(cand)
+    scores = [fit(c) for c in population]
+    best_ever = min(zip(scores, population))
+    best_hist, mean_hist = [best_ever[0]], [float(np.mean(scores))]
+    stale = 0
+    for _ in range(config.generations):
+        order = np.argsort(scores, kind="stable")
+        children = [population[i] for i in order[: config.elitism]]
+
+        def pick() -> tuple[int, ...]:
+            contestants = rng.choice(len(population), size=min(config.tournament, len(population)), replace=False)
+            return population[min(contestants, key=lambda i: (scores[i], i))]
+
+        while len(children) < config.population:
+            a, b = pick(), pick()
+            if rng.random() < config.crossover_rate:
+                both = set(a) & set(b)
+                either = sorted(set(a) ^ set(b))
+                child = _repair(both | set(rng.choice(either, size=len(either) // 2, replace=False).tolist()
+                                       if either else []), units, k, rng)
+            else:
+                child = a
+            genes = set(child)
+            while True:  # at least one swap, more with probability mutation_rate each
+                if 0 < k < n:
+                    out_gene = int(rng.choice(sorted(genes)))
+                    in_gene = int(rng.choice([u for u in units if u not in genes]))
+                    genes = (genes - {out_gene}) | {in_gene}
+                if rng.random() >= config.mutation_rate:
+                    break
+            children.append(tuple(sorted(genes)))
+        population = children
+        scores = [fit(c) for c in population]
+        best_ever = min(best_ever, min(zip(scores, population)))
+        best_hist.append(best_ever[0])
+        mean_hist.append(float(np.mean(scores)))
+        stale = stale + 1 if best_hist[-1] >= best_hist[-2] - 1e-15 else 0
+        if stale >= config.patience:
+            break
+    return LayerSearch(
+        name=problem.name, removed=list(best_ever[1]), fitness=float(best_ever[0]),
+        heuristics={name: fit(idx) for name, idx in heuristics.items()},
+        best_by_generation=[float(x) for x in best_hist], mean_by_generation=mean_hist,
+        evaluations=len(fit.cache), cache_hits=fit.hits,
+    )
+
+
+# --- building the problems from a model ---------------------------------------------------------
+
+
+def _graph_rows(module: nn.Module) -> np.ndarray:
+    """A layer's graph with one row per output unit: kernel-slice 2-norms for convs."""
+    w = module.weight.detach().double()
+    if w.ndim > 2:
+        w = w.reshape(w.shape[0], w.shape[1], -1).norm(dim=2)
+        groups = getattr(module, "groups", 1)
+        if groups > 1:  # block-diagonal channel graph
+            c_out, c_in_g = w.shape
+            full = torch.zeros(c_out, c_in_g * groups, dtype=w.dtype)
+            per = c_out // groups
+            for g in range(groups):
+                full[g * per : (g + 1) * per, g * c_in_g : (g + 1) * c_in_g] = w[g * per : (g + 1) * per]
+            w = full
+    return w.abs().numpy()
+
+
+def _consumer_columns(module: nn.Module, channels: int) -> np.ndarray | None:
+    """A consumer's graph with one column per input channel, or None if its inputs do not map
+    onto the channels (e.g. an unexpected reshape)."""
+    w = module.weight.detach().double()
+    if w.ndim > 2:
+        if getattr(module, "groups", 1) != 1 or w.shape[1] != channels:
+            return None
+        return w.reshape(w.shape[0], w.shape[1], -1).norm(dim=2).abs().numpy()
+    if w.shape[1] % channels:
+        return None
+    per = w.shape[1] // channels  # a flatten after the conv: each channel owns `per` columns
+    return w.reshape(w.shape[0], channels, per).norm(dim=2).abs().numpy()
+
+
+def _problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mapping[str, float],
+              example_inputs: torch.Tensor, inputs: torch.Tensor | None, fitness: str) -> list[LayerProblem]:
+    from .surgery import Surgeon
+
+    surgeon = Surgeon(model, example_inputs)
+    acts: dict[str, np.ndarray] = {}
+    if fitness == "activation" and inputs is not None:
+        hooks = [modules[n].register_forward_hook(
+            lambda m, a, o, n=n: acts.__setitem__(n, (o.detach().flatten(2).mean(2) if o.ndim > 2 else o.detach()).double().numpy()))
+            for n in targets]
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+        model.train(was)
+        for h in hooks:
+            h.remove()
+    problems = []
+    for name, sparsity in targets.items():
+        module = modules[name]
+        c_out = module.weight.shape[0]
+        k = min(int(c_out * sparsity), c_out - 1)
+        group = surgeon._group(name, [0])
+        consumers = []
+        for dep, _ in group:
+            if getattr(dep.handler, "__name__", "") == "prune_in_channels" and isinstance(
+                    dep.target.module, (nn.Conv2d, nn.Conv1d, nn.Linear)):
+                cols = _consumer_columns(dep.target.module, c_out)
+                if cols is not None:
+                    consumers.append(cols)
+        seeds = {}
+        for label, fn in (("l1", l1_scores), ("l2", l2_scores), ("fpgm", fpgm_scores)):
+            seeds[label] = filters_to_prune(fn(module.weight).numpy(), sparsity)
+        problems.append(LayerProblem(name, max(k, 0), _graph_rows(module), consumers, seeds, acts.get(name)))
+    return problems
+
+
+def _run(args):
+    problem, config, index = args
+    if problem.k < 1 or problem.own.shape[0] < 2:
+        return LayerSearch(problem.name, [], 0.0, {}, [0.0], [0.0], 0, 0)
+    return search_layer(problem, config, index)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _init_worker(threads: int) -> None:
+    """Share the cores between worker processes instead of oversubscribing them."""
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(threads)
+
+
+def run_searches(problems: Sequence[LayerProblem], config: GAConfig) -> dict[str, LayerSearch]:
+    """Search every layer, in parallel processes when ``config.workers`` allows."""
+    workers = config.workers or _cores()
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if workers > 1 and (main_file is None or not os.path.exists(main_file)):
+        # spawned workers re-import __main__; from a REPL or stdin there is none to import
+        workers = 1
+    jobs = [(p, config, i) for i, p in enumerate(problems)]
+    if workers <= 1 or len(jobs) <= 1:
+        results = [_run(j) for j in jobs]
+    else:
+        # biggest layers first so the pool stays busy; results keep the layer order
+        order = sorted(range(len(jobs)), key=lambda i: -problems[i].own.size)
+        # spawn, not fork: a forked child of a process that already ran torch's OpenMP pool can
+        # hang; each spawned worker imports only what the search needs
+        ctx = multiprocessing.get_context("spawn")
+        n_proc = min(workers, len(jobs))
+        with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(max(1, _cores() // n_proc),)) as pool:
+            done = dict(zip(order, pool.map(_run, [jobs[i] for i in order])))
+        results = [done[i] for i in range(len(jobs))]
+    return {r.name: r for r in results}
+
+
+def choose_topological(name: str, module: nn.Module, sparsity: float, seed: int, ctx: Mapping) -> list[int]:
+    """The ``"topological"`` method of :func:`~topoprune.pruning.prune_filters`.
+
+    Context keys: ``ga`` (a :class:`GAConfig` or a dict of its fields; its seed defaults to
+    ``prune_filters``' seed) and ``inputs`` (a data sample, for ``fitness="activation"``).
+    """
+    cache = ctx["cache"]
+    if "topological" not in cache:
+        ga = ctx.get("ga") or {}
+        if isinstance(ga, GAConfig):
+            config = ga
+        else:
+            try:
+                config = GAConfig(**{"seed": seed, **dict(ga)})
+            except TypeError as exc:
+                raise TopopruneError(f"bad GA settings {dict(ga)}: {exc}; allowed: "
+                                     f"{sorted(GAConfig.__dataclass_fields__)}") from None
+        if config.fitness == "activation" and ctx.get("inputs") is None:
+            raise TopopruneError("fitness 'activation' needs a data sample: context={'inputs': x}")
+        problems = _problems(ctx["model"], ctx["modules"], ctx["targets"], ctx["example_inputs"],
+                             ctx.get("inputs"), config.fitness)
+        cache["topological"] = run_searches(problems, config)
+        ctx["extra"]["topological"] = {n: r.to_dict() for n, r in cache["topological"].items()}
+        ctx["extra"]["ga"] = asdict(config)
+    result = cache["topological"].get(name)
+    if result is None or math.isnan(result.fitness):
+        return []
+    return result.removed
+
+
+register_filter_method("topological", choose_topological)
