@@ -358,6 +358,16 @@ def prune_cmd(
     for x in info.layers:
         layers.add_row(x.name, x.kind, str(x.before), str(x.after), x.note)
     console.print(layers)
+    if "topological" in info.extra:
+        ga = Table(title=f"Topological Pruner fitness ({info.extra['ga']['fitness']}, lower is better)")
+        for col in ("layer", "GA", "l1", "l2", "fpgm", "generations", "evaluations"):
+            ga.add_column(col, justify="left" if col == "layer" else "right")
+        for name, r in info.extra["topological"].items():
+            h = r["heuristics"]
+            ga.add_row(name, f"{r['fitness']:.4f}", *(f"{h[m]:.4f}" if m in h else "-" for m in ("l1", "l2", "fpgm")),
+                       str(len(r["best_by_generation"]) - 1), str(r["evaluations"]))
+        console.print(ga)
+        console.print(f"fitness trajectories: {out / 'ga_fitness.png'}")
     console.print(f"saved to {out} in {info.seconds:.2f} s; load with topoprune.load_model({str(out)!r})")
 
 
