@@ -296,6 +296,9 @@ def prune_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for the pruned model (pruned.json + weights.pt).")],
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `topoprune train` checkpoint (or run folder), or a pruned-model folder.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registry model, freshly initialised (instead of --checkpoint).")] = None,
+    width: Annotated[float, typer.Option("--width", help="Width multiplier (with --model).")] = 1.0,
+    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="C,H,W (with --model; default: the model's).")] = None,
+    num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs (with --model).")] = 10,
     method: Annotated[str, typer.Option("--method", help="l1, l2, fpgm, random, topological, betti.")] = "l1",
     sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1).")] = 0.5,
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Layer never to prune (repeatable).")] = None,
@@ -314,12 +317,11 @@ def prune_cmd(
 ) -> None:
     """Remove filters/neurons physically and save the smaller model (load it with topoprune.load_model)."""
     from .experiments import load_model, save_pruned
-    from .models import create_model
     from .pruning import prune_filters
 
     if (checkpoint is None) == (model is None):
         raise TopopruneError("give exactly one of --checkpoint PATH or --model NAME")
-    net = load_model(checkpoint) if checkpoint is not None else create_model(model)
+    net = load_model(checkpoint) if checkpoint is not None else _build_model(model, input_shape, num_classes, width)
     context: dict = {"betti_threshold": betti_threshold, "betti_dim": betti_dim,
                      "betti_quantile": betti_quantile,
                      "ga": {"fitness": fitness, "population": population, "generations": generations,
