@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .models.hooks import inspecting
+
 __all__ = [
     "ModelCost",
     "count_parameters",
@@ -86,13 +88,8 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
 
 
 def _forward_once(model: nn.Module, x: torch.Tensor) -> None:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
+    with inspecting(model):
+        model(x)
 
 
 def model_size_bytes(model: nn.Module) -> int:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import TopopruneError
+from ..models.hooks import capture_outputs
 from ..topology.persistence import BETTI_METHODS, betti_from_distances, knn_geodesic
 from .filters import register_filter_method
 from .selection import filters_to_prune
@@ -43,22 +44,6 @@ def _options(ctx: Mapping) -> dict:
     if opts["threshold"] is not None and opts["threshold"] < 0:
         raise TopopruneError(f"betti_threshold must be >= 0, got {opts['threshold']}")
     return opts
-
-
-def _layer_outputs(model: nn.Module, modules: Mapping[str, nn.Module], names, inputs: torch.Tensor):
-    outs: dict[str, torch.Tensor] = {}
-    hooks = [modules[n].register_forward_hook(lambda m, a, o, n=n: outs.__setitem__(n, o.detach()))
-             for n in names]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
-    return outs
 
 
 def betti_table(outputs: torch.Tensor, max_dim: int = 1, quantile: float = 0.1,
@@ -98,7 +83,7 @@ def choose_betti(name: str, module: nn.Module, sparsity: float, seed: int, ctx: 
                              "(the CLI takes --dataset and --samples)")
     cache = ctx["cache"]
     if "betti" not in cache:  # all targeted layers at once, on the model before any removal
-        outs = _layer_outputs(ctx["model"], ctx["modules"], list(ctx["targets"]), inputs)
+        outs = capture_outputs(ctx["model"], ctx["modules"], list(ctx["targets"]), inputs)
         cache["betti"] = {n: betti_table(o, 1, opts["quantile"], opts["method"], opts["k"])
                           for n, o in outs.items()}
         ctx["extra"]["betti"] = cache["betti"]

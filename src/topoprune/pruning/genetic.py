@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import TopopruneError
+from ..models.hooks import capture_outputs
 from ..topology import maximum_spanning_tree, persistence_norm, wasserstein_same_birth
 from .filters import register_filter_method
 from .importance import fpgm_scores, l1_scores, l2_scores
@@ -286,16 +287,8 @@ def _problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mappi
     surgeon = Surgeon(model, example_inputs)
     acts: dict[str, np.ndarray] = {}
     if fitness == "activation" and inputs is not None:
-        hooks = [modules[n].register_forward_hook(
-            lambda m, a, o, n=n: acts.__setitem__(n, (o.detach().flatten(2).mean(2) if o.ndim > 2 else o.detach()).double().numpy()))
-            for n in targets]
-        was = model.training
-        model.eval()
-        with torch.no_grad():
-            model(inputs)
-        model.train(was)
-        for h in hooks:
-            h.remove()
+        outs = capture_outputs(model, modules, list(targets), inputs)
+        acts = {n: (o.flatten(2).mean(2) if o.ndim > 2 else o).double().numpy() for n, o in outs.items()}
     problems = []
     for name, sparsity in targets.items():
         module = modules[name]
