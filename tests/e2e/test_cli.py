@@ -138,11 +138,19 @@ def test_data_list_and_fetch_errors(capsys):
     assert code == 2 and "unknown dataset 'imagenet'" in err
 
 
-def test_prune_betti_end_to_end_on_digits(capsys, tmp_path):
-    run_dir, out = tmp_path / "train", tmp_path / "pruned"
-    code, _, _ = run(capsys, "train", "-m", "mnist-conv", "-d", "digits", "--width", "0.25",
-                     "--epochs", "1", "--out", str(run_dir), "--quiet")
-    assert code == 0
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One `topoprune train` run of mnist-conv on digits, shared by the prune tests."""
+    run_dir = tmp_path_factory.mktemp("train")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "-m", "mnist-conv", "-d", "digits", "--width", "0.25", "--epochs", "1",
+              "--out", str(run_dir), "--quiet"])
+    assert exc.value.code == 0
+    return run_dir
+
+
+def test_prune_betti_end_to_end_on_digits(capsys, tmp_path, trained_run):
+    run_dir, out = trained_run, tmp_path / "pruned"
     code, out_text, err = run(capsys, "prune", "--checkpoint", str(run_dir), "--method", "betti",
                               "--dataset", "digits", "--samples", "48", "--sparsity", "0.5",
                               "--out", str(out))
@@ -155,11 +163,8 @@ def test_prune_betti_end_to_end_on_digits(capsys, tmp_path):
     assert code == 2 and "needs --dataset" in err
 
 
-def test_prune_topological_end_to_end(capsys, tmp_path):
-    run_dir, out = tmp_path / "train", tmp_path / "pruned"
-    code, _, _ = run(capsys, "train", "-m", "mnist-conv", "-d", "digits", "--width", "0.25",
-                     "--epochs", "1", "--out", str(run_dir), "--quiet")
-    assert code == 0
+def test_prune_topological_end_to_end(capsys, tmp_path, trained_run):
+    run_dir, out = trained_run, tmp_path / "pruned"
     code, text, err = run(capsys, "prune", "--checkpoint", str(run_dir), "--method", "topological",
                           "--sparsity", "0.5", "--population", "8", "--generations", "4",
                           "--workers", "1", "--out", str(out))
