@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .graphs import ConvLayer, ConvToeplitzGraph, DenseLayer, Layer
+from .graphs import ConvToeplitzGraph, DenseLayer, Layer
 from .spanning import _as_matrix, maximum_spanning_tree
 
 __all__ = [

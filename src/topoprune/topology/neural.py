@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .graphs import ConvLayer, ConvToeplitzGraph, DenseLayer, Layer, channel_matrix, dense_matrix
+from .graphs import ConvToeplitzGraph, DenseLayer, Layer, channel_matrix, dense_matrix
 from .spanning import _as_matrix, maximum_spanning_tree
 
 __all__ = [
