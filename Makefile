@@ -18,15 +18,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $(STAMP)
 
-# The main job. Until the experiment runner lands: a topology analysis of registry models and a
-# short training run on the embedded digits (rerun: it resumes, nothing is trained twice).
+# The main job: every method on the embedded digits data (configs/quickstart.yaml), resumable;
+# writes runs/quickstart-<hash>/report.md and report.html.
 demo: setup
-	$(CLI) models
-	$(CLI) critical --model mnist-fc --input-shape 1,28,28 --num-classes 10
-	$(CLI) critical --model mnist-conv --input-shape 1,28,28 --num-classes 10
-	$(CLI) critical --model vgg16 --input-shape 3,32,32 --convention exact
-	$(CLI) persistence --model vgg16 --conv-graph toeplitz
-	$(CLI) train --model lenet300 --dataset digits --width 0.5 --epochs 5 --track-np --out runs/demo-digits-lenet300
+	$(CLI) compare configs/quickstart.yaml --out runs
 
 # Real Fashion-MNIST from Debian's package, where apt is available (as root or with sudo);
 # elsewhere the real-data test is skipped and says why.

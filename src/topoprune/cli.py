@@ -401,6 +401,44 @@ def _write_betti_tables(tables: dict, out: Path) -> None:
                 writer.writerow([layer, r["unit"], r["b0"], r["b1"], r["total"], f"{r['scale']:.6g}"])
 
 
+def _default_config() -> Path:
+    """configs/quickstart.yaml in the working directory, else beside the installed source tree."""
+    here = Path("configs/quickstart.yaml")
+    if here.exists():
+        return here
+    repo = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    return repo if repo.exists() else here
+
+
+@app.command("compare")
+def compare_cmd(
+    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML (default: configs/quickstart.yaml).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of the run folder.")] = Path("runs"),
+    workers: Annotated[int, typer.Option("--workers", help="Cells run in parallel processes.")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display (CI logs).")] = False,
+) -> None:
+    """Prune a model with every method, let it recover, compare (resumable: rerun to continue)."""
+    from .experiments.config import load_config
+    from .experiments.runner import run_experiment
+
+    cfg = load_config(config or _default_config())
+    run_dir = run_experiment(cfg, out, workers=workers, quiet=quiet)
+    console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `topoprune compare`.")],
+) -> None:
+    """(Re)build report.md and report.html from a run folder's results."""
+    from .experiments.report import build_report
+
+    if not (run_dir / "config.json").is_file():
+        raise TopopruneError(f"{run_dir} is not a run folder (no config.json)")
+    md, page = build_report(run_dir)
+    console.print(f"wrote {md} and {page}")
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the topoprune version."""

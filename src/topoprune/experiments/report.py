@@ -1,0 +1,291 @@
+"""The comparison report: ``report.md`` and a self-contained ``report.html`` (plots embedded),
+built only from ``results.jsonl`` and the stage artefacts of a run folder, so it can be rebuilt
+at any time (``topoprune report RUN_DIR``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from ..errors import TopopruneError
+
+__all__ = ["build_report", "summarize", "winners"]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _pm(values: list[float], digits: int = 2) -> str:
+    m, s = _mean_std(values)
+    return "—" if m != m else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def _short(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """One entry per (model, method, sparsity), with seeds aggregated."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["method"], r["sparsity"])].append(r)
+    out = []
+    for (model, method, sparsity), rs in groups.items():
+        first = rs[0]
+        lat_after = [r["latency_ms"][1] for r in rs if r["latency_ms"][1]]
+        out.append({
+            "model": model, "method": method, "kind": first["kind"], "sparsity": sparsity,
+            "seeds": len(rs),
+            "params": (first["params"][0], statistics.mean(
+                r["params"][1] if r["kind"] == "structured" else r["nonzero_params"][1] for r in rs)),
+            "macs": (first["macs"][0], statistics.mean(r["macs"][1] for r in rs)),
+            "flops": (first["flops"][0], statistics.mean(r["flops"][1] for r in rs)),
+            "latency": (first["latency_ms"][0],
+                        {b: statistics.mean(x[b] for x in lat_after) for b in lat_after[0]} if lat_after else None),
+            "dense": [r["dense_acc"] for r in rs],
+            "after_prune": [r["acc_after_prune"] for r in rs],
+            "after_recovery": [r["acc_after_recovery"] for r in rs],
+            "epochs_to_recover": [r["epochs_to_recover"] for r in rs],
+            "recovered": sum(r["epochs_to_recover"] is not None for r in rs),
+            "seconds_to_recover": [r["seconds_to_recover"] for r in rs],
+            "prune_seconds": [r["prune_seconds"] for r in rs],
+            "np_retained": [r["np_retained"] for r in rs],
+        })
+    return out
+
+
+def winners(summary: list[dict]) -> list[str]:
+    """One computed sentence per (model, sparsity): best recovered accuracy, fastest recovery."""
+    sentences = []
+    by_cell: dict[tuple, list[dict]] = defaultdict(list)
+    for s in summary:
+        by_cell[(s["model"], s["sparsity"])].append(s)
+    for (model, sparsity), entries in sorted(by_cell.items()):
+        acc = max(entries, key=lambda e: _mean_std(e["after_recovery"])[0])
+        recovered = [e for e in entries if e["recovered"] == e["seeds"]]
+        if recovered:
+            fast = min(recovered, key=lambda e: (_mean_std(e["epochs_to_recover"])[0],
+                                                 _mean_std(e["seconds_to_recover"])[0]))
+            speed = (f"the fastest to recover (every seed) was **{fast['method']}**, after "
+                     f"{_mean_std(fast['epochs_to_recover'])[0]:.1f} epochs "
+                     f"({_mean_std(fast['seconds_to_recover'])[0]:.1f} s) on average")
+        else:
+            speed = "no method recovered to the dense accuracy within the tolerance on every seed"
+        sentences.append(
+            f"{model} at sparsity {sparsity:g}: **{acc['method']}** recovered the highest accuracy "
+            f"({_pm(acc['after_recovery'])} %); {speed}."
+        )
+    return sentences
+
+
+def _table(summary: list[dict]) -> list[list[str]]:
+    head = ["model", "method", "sparsity", "params", "MACs", "FLOPs", "latency b1 / b64 (ms)",
+            "acc dense", "acc pruned", "acc recovered", "epochs to recover", "s to recover",
+            "prune s", "NP retained"]
+    rows = [head]
+    for s in sorted(summary, key=lambda e: (e["model"], e["sparsity"], e["method"])):
+        lat0, lat1 = s["latency"]
+        if lat0 and lat1:
+            lat = (f"{lat0['1']:.2f} → {lat1['1']:.2f} / {lat0['64']:.1f} → {lat1['64']:.1f}")
+        elif lat0:
+            lat = f"{lat0['1']:.2f} / {lat0['64']:.1f} (masked: unchanged)"
+        else:
+            lat = "—"
+        ep = [e for e in s["epochs_to_recover"] if e is not None]
+        ep_text = (_pm(ep, 1) if ep else "—") + (f" ({s['recovered']}/{s['seeds']} recovered)"
+                                                 if s["recovered"] < s["seeds"] else "")
+        rows.append([
+            s["model"], s["method"], f"{s['sparsity']:g}",
+            f"{_short(s['params'][0])} → {_short(s['params'][1])}",
+            f"{_short(s['macs'][0])} → {_short(s['macs'][1])}",
+            f"{_short(s['flops'][0])} → {_short(s['flops'][1])}", lat,
+            _pm(s["dense"]), _pm(s["after_prune"]), _pm(s["after_recovery"]), ep_text,
+            _pm([x for x in s["seconds_to_recover"] if x is not None], 1),
+            _pm(s["prune_seconds"], 2), _pm(s["np_retained"], 3),
+        ])
+    return rows
+
+
+def _markdown_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+# --- plots ---------------------------------------------------------------------------------------
+
+
+def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[str, Path]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from .plots import plot_ga_trajectories
+
+    out: list[tuple[str, Path]] = []
+    models = sorted({r["model"] for r in rows})
+    methods = sorted({r["method"] for r in rows})
+    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+
+    def save(fig, name: str, title: str) -> None:
+        path = run_dir / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        out.append((title, path))
+
+    for model in models:
+        analysis = json.loads((run_dir / "analysis" / f"{model}.json").read_text())
+        entries = [s for s in summary if s["model"] == model]
+        # accuracy vs sparsity
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for method in methods:
+            es = sorted((e for e in entries if e["method"] == method), key=lambda e: e["sparsity"])
+            if es:
+                xs = [e["sparsity"] for e in es]
+                m = [_mean_std(e["after_recovery"])[0] for e in es]
+                sd = [_mean_std(e["after_recovery"])[1] for e in es]
+                ax.errorbar(xs, m, yerr=sd, marker="o", capsize=3, label=method, color=colors[method])
+        if entries:
+            ax.axhline(_mean_std(entries[0]["dense"])[0], color="k", ls=":", label="dense")
+        ax.set_xlabel("sparsity")
+        ax.set_ylabel("test accuracy after recovery (%)")
+        ax.set_title(f"{model}: accuracy vs sparsity (mean ± std over seeds)")
+        ax.legend(fontsize=7, ncol=2)
+        save(fig, f"{model}_accuracy_vs_sparsity.png", f"{model}: accuracy vs sparsity")
+        # recovery curves, one panel per sparsity
+        sparsities = sorted({r["sparsity"] for r in rows if r["model"] == model})
+        fig, axes = plt.subplots(1, len(sparsities), figsize=(4.5 * len(sparsities), 3.4), squeeze=False)
+        for ax, sp in zip(axes[0], sparsities):
+            for method in methods:
+                curves = [r["recovery_curve"] for r in rows if r["model"] == model and r["method"] == method
+                          and r["sparsity"] == sp]
+                if curves:
+                    n = min(len(c) for c in curves)
+                    ax.plot(range(n), [statistics.mean(c[i] for c in curves) for i in range(n)],
+                            marker=".", label=method, color=colors[method])
+            dense = [r["dense_acc"] for r in rows if r["model"] == model]
+            ax.axhline(statistics.mean(dense), color="k", ls=":", label="dense")
+            ax.set_title(f"sparsity {sp:g}", fontsize=9)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("recovery epoch")
+            ax.set_ylabel("test accuracy (%)")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"{model}: recovery curves (mean over seeds)", fontsize=10)
+        save(fig, f"{model}_recovery.png", f"{model}: recovery curves")
+        # per-layer NP before / after at the highest sparsity
+        top = max(sparsities)
+        layers = list(analysis["np"])
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        ax.plot(layers, [analysis["np"][n] for n in layers], "k-o", label="dense")
+        for method in methods:
+            rs = [r for r in rows if r["model"] == model and r["method"] == method and r["sparsity"] == top]
+            if rs:
+                ax.plot(layers, [statistics.mean(r["np_after"].get(n, float("nan")) for r in rs) for n in layers],
+                        marker=".", label=method, color=colors[method])
+        ax.set_ylabel("normalized NP")
+        ax.set_title(f"{model}: per-layer neural persistence, dense vs sparsity {top:g}")
+        ax.tick_params(axis="x", rotation=45, labelsize=7)
+        ax.legend(fontsize=7, ncol=2)
+        save(fig, f"{model}_np_layers.png", f"{model}: per-layer NP before and after")
+        # persistence diagram of one layer
+        rs = [r for r in rows if r["model"] == model and r["sparsity"] == top and r["seed"] == rows[0]["seed"]]
+        if rs:
+            layer = rs[0]["diagram_layer"]
+            fig, ax = plt.subplots(figsize=(5, 3.6))
+            dense_deaths = analysis["layers"].get(layer, {}).get("deaths", [])
+            ax.scatter(range(len(dense_deaths)), sorted(dense_deaths), s=6, color="k", label="dense")
+            for r in rs:
+                d = sorted(r["diagram_deaths"])
+                ax.scatter(range(len(d)), d, s=4, label=r["method"], color=colors[r["method"]])
+            ax.set_xlabel("diagram point (births all 1), sorted")
+            ax.set_ylabel("death = normalized tree edge")
+            ax.set_title(f"{model} {layer}: 0-dim diagram, dense vs sparsity {top:g}", fontsize=9)
+            ax.legend(fontsize=6, ncol=2)
+            save(fig, f"{model}_diagram.png", f"{model}: persistence diagram of {layer}")
+        # critical compression vs achieved
+        if "critical_paper" in analysis:
+            crit = analysis["critical_paper"]["layers"]
+            names = list(crit)
+            fig, ax = plt.subplots(figsize=(7, 3.6))
+            ax.plot(names, [crit[n] for n in names], "k-o", label="critical ratio (paper)")
+            for method in methods:
+                rs = [r for r in rows if r["model"] == model and r["method"] == method and r["sparsity"] == top]
+                if rs:
+                    ax.plot(names, [statistics.mean(r["compression"].get(n, float("nan")) for r in rs) for n in names],
+                            marker=".", label=f"{method} achieved", color=colors[method])
+            ax.set_yscale("log")
+            ax.set_ylabel("compression (edges before / after)")
+            ax.set_title(f"{model}: critical vs achieved compression at sparsity {top:g}", fontsize=9)
+            ax.tick_params(axis="x", rotation=45, labelsize=7)
+            ax.legend(fontsize=6, ncol=2)
+            save(fig, f"{model}_critical.png", f"{model}: critical vs achieved compression")
+        # GA fitness trajectories
+        ga = [r for r in rows if r["model"] == model and r.get("ga") and r["sparsity"] == top]
+        if ga:
+            path = plot_ga_trajectories(ga[0]["ga"], run_dir / f"{model}_ga_fitness.png",
+                                        f"{model}: Topological Pruner, sparsity {top:g}, seed {ga[0]['seed']}")
+            out.append((f"{model}: GA fitness trajectories", path))
+    return out
+
+
+def build_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``run_dir``; returns both paths."""
+    from .runner import read_results
+
+    run_dir = Path(run_dir)
+    rows = read_results(run_dir)
+    if not rows:
+        raise TopopruneError(f"{run_dir} has no results.jsonl rows yet; run `topoprune compare` first")
+    config = json.loads((run_dir / "config.json").read_text())
+    summary = summarize(rows)
+    table = _table(summary)
+    sentences = winners(summary)
+    plots = _plots(run_dir, rows, summary)
+    seeds = ", ".join(str(s) for s in config["seeds"])
+    intro = (f"Config `{config['name']}` on `{config['dataset']['name']}`; seeds {seeds}; "
+             f"recovery: {config['recovery']['epochs']} epochs at lr {config['recovery']['lr']}, "
+             f"tolerance {config['recovery']['tolerance']} points. Accuracy is test accuracy in %, "
+             "mean ± std over seeds (the dense baseline is trained once, with the config's train.seed; the seeds vary pruning and recovery). MACs follow NNI's rule, FLOPs torch's flop counter. For "
+             "unstructured methods, parameters are nonzero weights and the model is masked, not smaller.")
+    md = [f"# topoprune comparison: {config['name']}", "", intro, "", "## Which method won", ""]
+    md += [f"- {s}" for s in sentences]
+    md += ["", "## Summary", "", _markdown_table(table), "", "## Plots", ""]
+    md += [f"### {title}\n\n![{title}]({path.name})\n" for title, path in plots]
+    md_path = run_dir / "report.md"
+    md_path.write_text("\n".join(md) + "\n")
+
+    def cell(text: str, tag: str = "td") -> str:
+        return f"<{tag}>{html.escape(text)}</{tag}>"
+
+    def bold(text: str) -> str:
+        parts = html.escape(text).split("**")
+        return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+    images = "".join(
+        f"<h3>{html.escape(t)}</h3><img alt='{html.escape(t)}' src='data:image/png;base64,"
+        f"{base64.b64encode(p.read_bytes()).decode()}'/>" for t, p in plots)
+    rows_html = "".join("<tr>" + "".join(cell(c, "th" if i == 0 else "td") for c in r) + "</tr>"
+                        for i, r in enumerate(table))
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>topoprune: {html.escape(config['name'])}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#eee}}img{{max-width:100%;margin:1em 0}}</style>
+</head><body><h1>topoprune comparison: {html.escape(config['name'])}</h1><p>{html.escape(intro)}</p>
+<h2>Which method won</h2><ul>{''.join(f'<li>{bold(s)}</li>' for s in sentences)}</ul>
+<h2>Summary</h2><table>{rows_html}</table><h2>Plots</h2>{images}</body></html>"""
+    html_path = run_dir / "report.html"
+    html_path.write_text(page)
+    return md_path, html_path

@@ -1,0 +1,158 @@
+"""The experiment runner: config validation, an end-to-end run with its report, resuming, and a
+SIGKILL in the middle of recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from topoprune.errors import TopopruneError
+from topoprune.experiments.config import load_config, parse_config
+from topoprune.experiments.report import build_report
+from topoprune.experiments.runner import read_results, run_experiment
+
+TINY = {
+    "name": "tiny",
+    "dataset": "digits",
+    "model": {"name": "mnist-conv", "width": 0.25},
+    "train": {"epochs": 2, "lr": 0.1, "batch_size": 64},
+    "methods": ["l1", "magnitude", {"name": "topological", "population": 6, "generations": 2},
+                {"name": "betti", "samples": 16}, {"name": "timp", "rounds": 2, "epochs": 1}],
+    "sparsities": [0.5],
+    "seeds": [0],
+    "recovery": {"epochs": 2, "batch_size": 64},
+}
+
+TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms"}
+
+
+def test_end_to_end_rows_report_and_resume(tmp_path):
+    cfg = parse_config(TINY)
+    run_dir = run_experiment(cfg, tmp_path, quiet=True)
+    rows = read_results(run_dir)
+    assert [(r["method"], r["sparsity"], r["seed"]) for r in rows] == [
+        (m, 0.5, 0) for m in ("l1", "magnitude", "topological", "betti", "timp")]
+    for r in rows:
+        assert len(r["recovery_curve"]) == 3 and r["dense_acc"] > 50
+        assert r["params"][1] < r["params"][0] or r["nonzero_params"][1] < r["nonzero_params"][0]
+    report = (run_dir / "report.md").read_text()
+    assert "## Which method won" in report and "| l1 | 0.5 |" in report.replace("mnist-conv-w0.25 | ", "")
+    page = (run_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 5 and "http" not in page.split("<body>")[1]
+    # rerun: nothing is redone, no row is duplicated
+    stamp = (run_dir / "results.jsonl").stat().st_mtime_ns
+    mtimes = {p: p.stat().st_mtime_ns for p in run_dir.rglob("row.json")}
+    run_experiment(cfg, tmp_path, quiet=True, report=False)
+    assert read_results(run_dir) == rows
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("row.json")} == mtimes
+    assert (run_dir / "results.jsonl").stat().st_mtime_ns >= stamp
+    build_report(run_dir)  # rebuilds from the files alone
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"methods": ["l1", "obd"]}, "methods[1].name: bad value 'obd'; allowed: topological, betti"),
+    ({"sparsities": [1.5]}, "sparsities[0]: bad value 1.5; allowed: a fraction in (0, 1)"),
+    ({"dataset": None}, "config field dataset: missing"),
+    ({"dataset": {"name": "svhn"}}, "dataset.name: bad value 'svhn'"),
+    ({"model": {"name": "mnist-conv", "wdith": 2}}, "unknown key(s) ['wdith']"),
+    ({"train": {"lr": -1}}, "lr=-1"),
+    ({"methods": [{"name": "topological", "population": 1}]}, "population=1"),
+    ({"recovery": {"tolerance": -1}}, "recovery.tolerance"),
+    ({"epochs": 3}, "(top level): unknown key(s) ['epochs']"),
+])
+def test_bad_configs_fail_fast(change, message, tmp_path):
+    data = {**TINY, **change}
+    data = {k: v for k, v in data.items() if v is not None}
+    with pytest.raises(TopopruneError) as exc:
+        run_experiment(parse_config(data), tmp_path, quiet=True)
+    assert message in str(exc.value)
+    assert not list(tmp_path.iterdir())  # refused before any run folder or training
+
+
+def test_shipped_configs_are_valid():
+    root = Path(__file__).resolve().parents[2] / "configs"
+    names = sorted(p.name for p in root.glob("*.yaml"))
+    assert {"quickstart.yaml", "fmnist-lenet300-imp.yaml", "fmnist-vgg16q-filters.yaml",
+            "cifar10-vgg16.yaml"} <= set(names)
+    for p in root.glob("*.yaml"):
+        cfg = load_config(p)
+        assert cfg.name == p.stem
+        text = p.read_text()
+        assert text.count("#") >= 5, f"{p.name}: every config explains its values"
+
+
+FAULT = {
+    "name": "fault",
+    "dataset": "digits",
+    "model": {"name": "mnist-conv", "width": 0.25},
+    "train": {"epochs": 1, "lr": 0.1, "batch_size": 64},
+    "methods": ["l1"],
+    "sparsities": [0.5],
+    "seeds": [0],
+    "recovery": {"epochs": 12, "batch_size": 8},  # long enough to be killed in the middle
+    "analyses": {"latency": False},
+}
+
+
+def _compare(config: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "topoprune.cli", "compare", str(config),
+                             "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def test_sigkill_during_recovery_then_resume_equals_uninterrupted(tmp_path):
+    config = tmp_path / "fault.yaml"
+    config.write_text(yaml.safe_dump(FAULT))
+    reference = _compare(config, tmp_path / "ref")
+    assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
+
+    killed = _compare(config, tmp_path / "run")
+    deadline = time.time() + 240
+    checkpoint = None
+    while time.time() < deadline and checkpoint is None:
+        found = list((tmp_path / "run").glob("*/cells/*/*/*/*/recovery/checkpoint.pt"))
+        checkpoint = found[0] if found else None
+        if killed.poll() is not None:
+            break
+        time.sleep(0.005)
+    assert checkpoint is not None and killed.poll() is None, "the run ended before recovery was reached"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    run_dir = next((tmp_path / "run").iterdir())
+    assert read_results(run_dir) == []  # killed mid-recovery: no row yet
+    state = json.loads((checkpoint.parent / "metrics.json").read_text())
+    assert 1 <= state["epochs_done"] < FAULT["recovery"]["epochs"]
+
+    resumed = _compare(config, tmp_path / "run")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    ref_rows = read_results(next((tmp_path / "ref").iterdir()))
+    rows = read_results(run_dir)
+    assert len(rows) == 1
+    assert _strip(rows) == _strip(ref_rows)
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(tmp_path):
+    """The quickstart report opened in Debian's headless Chromium: a non-trivial screenshot."""
+    import shutil
+
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    run_dir = run_experiment(load_config(Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"),
+                             tmp_path, quiet=True)
+    script = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_report.sh"
+    subprocess.run([str(script), str(run_dir), "1400", "3000"], check=True, timeout=120)
+    png = run_dir / "report.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 100_000
