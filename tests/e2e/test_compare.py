@@ -156,3 +156,18 @@ def test_report_renders_in_headless_chromium(tmp_path):
     subprocess.run([str(script), str(run_dir), "1400", "3000"], check=True, timeout=120)
     png = run_dir / "report.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 100_000
+
+
+def test_parallel_workers_give_the_same_rows(tmp_path):
+    data = {**TINY, "methods": ["l1", "magnitude"], "sparsities": [0.5, 0.8],
+            "analyses": {"latency": False}}
+    config = tmp_path / "par.yaml"
+    config.write_text(yaml.safe_dump(data))
+    for out, extra in (("serial", []), ("parallel", ["--workers", "2"])):
+        proc = subprocess.run([sys.executable, "-m", "topoprune.cli", "compare", str(config),
+                               "--out", str(tmp_path / out), "--quiet", *extra],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    serial = read_results(next((tmp_path / "serial").iterdir()))
+    parallel = read_results(next((tmp_path / "parallel").iterdir()))
+    assert len(serial) == 4 and _strip(parallel) == _strip(serial)
