@@ -26,6 +26,7 @@ import math
 import multiprocessing
 import os
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,11 +154,12 @@ def _graph_matrix(module) -> "torch.Tensor":
     return w.reshape(w.shape[0], w.shape[1], -1).norm(dim=2) if w.ndim > 2 else w.abs()
 
 
-def _layer_summary(model, input_shape) -> dict:
+def _layer_summary(model) -> dict:
     """Per-layer NP (normalized), nonzero weights and the 0-dim diagram deaths of each layer graph."""
     from torch import nn
 
     from ..analysis import neural_persistence
+    from ..models.introspect import effective_weight
     from ..topology import persistence_diagram
 
     report = neural_persistence(model)
@@ -165,8 +167,6 @@ def _layer_summary(model, input_shape) -> dict:
     for name, m in model.named_modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d)):
             g = _graph_matrix(m).numpy()
-            from ..models.introspect import effective_weight
-
             layers[name] = {"nonzero": int((effective_weight(m) != 0).sum()),
                             "deaths": persistence_diagram(g)[:, 1].tolist() if g.any() else []}
     return {"np": {x.name: x.normalized for x in report.layers}, "np_mean": report.mean_normalized,
@@ -187,7 +187,7 @@ def _stage_analysis(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, lo
     model = _load_baseline(run_dir, spec.key)
     shape = model.meta.input_shape
     record: dict = {"model": spec.key, "input_shape": list(shape)}
-    record.update(_layer_summary(model, shape))
+    record.update(_layer_summary(model))
     if config.analyses.critical:
         for conv in ("paper", "exact"):
             c = critical_compression(model, shape, conv)
@@ -268,8 +268,6 @@ def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSp
                                 optimizer=r.optimizer, schedule=r.schedule, seed=cell.seed)
         for k in range(rounds):
             amount = fraction if k < rounds - 1 else _remaining_fraction(model, cell.sparsity)
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 rec = prune_unstructured(model, amount, "magnitude", scope, preserve)
@@ -352,7 +350,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, progress: bool 
 
     shape = tuple(analysis["input_shape"])
     cost = model_cost(model, shape).to_dict()
-    summary = _layer_summary(model, shape)
+    summary = _layer_summary(model)
     dense_layers = analysis["layers"]
     compression = {n: (dense_layers[n]["nonzero"] / max(1, v["nonzero"])) for n, v in summary["layers"].items()
                    if n in dense_layers}
