@@ -82,8 +82,7 @@ def main() -> None:
     torch.manual_seed(0)
     small = tp.create_model("vgg16", in_channels=1, width=0.25)
     data = prepare_data("fashion-mnist", input_shape=(1, 32, 32), val_fraction=0.1, seed=0)
-    idx = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(0))[: args.samples]
-    sample = data.train_x[idx.sort().values]
+    sample = data.sample(args.samples, seed=0)
     timed(small, "l1", args.sparsity)  # warm-up
     rows_small = [timed(small, "betti", args.sparsity, {"inputs": sample})]
     rows_small += [timed(small, m, args.sparsity) for m in ("l1", "fpgm")]

@@ -375,17 +375,12 @@ def prune_cmd(
 
 def _data_sample(dataset: str, root, input_shape, n: int, seed: int):
     """A fixed, seeded sample of ``n`` training inputs, fitted and normalized for the model."""
-    import torch
-
     from .data import prepare_data
 
     if n < 4:
         raise TopopruneError(f"--samples must be >= 4 (a loop needs 4 points), got {n}")
     data = prepare_data(dataset, root, input_shape=tuple(input_shape), val_fraction=0.1, seed=seed)
-    if n > data.train_x.shape[0]:
-        raise TopopruneError(f"--samples {n} is more than the {data.train_x.shape[0]} training inputs")
-    idx = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
-    return data.train_x[idx.sort().values]
+    return data.sample(n, seed)
 
 
 def _write_betti_tables(tables: dict, out: Path) -> None:

@@ -223,6 +223,15 @@ class DataSplits:
             raise TopopruneError(f"split must be one of {SPLITS}, got {split!r}")
         return getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
 
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """A fixed, seeded sample of ``n`` training inputs (in index order), for methods that look
+        at a layer's outputs (Betti numbers, activation fitness)."""
+        total = self.train_x.shape[0]
+        if not 1 <= n <= total:
+            raise TopopruneError(f"sample size must be in [1, {total}] (the training inputs), got {n}")
+        idx = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+        return self.train_x[idx.sort().values]
+
     def loader(self, split: str, batch_size: int = 128, seed: int = 0,
                shuffle: bool | None = None) -> BatchLoader:
         """A batch iterator over one split; the training split is shuffled (and augmented if

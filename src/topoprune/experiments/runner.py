@@ -147,26 +147,19 @@ def _stage_baseline(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, lo
     return record
 
 
-def _graph_matrix(module) -> "torch.Tensor":
-    from ..models.introspect import effective_weight
-
-    w = effective_weight(module).detach().double()
-    return w.reshape(w.shape[0], w.shape[1], -1).norm(dim=2) if w.ndim > 2 else w.abs()
-
-
 def _layer_summary(model) -> dict:
     """Per-layer NP (normalized), nonzero weights and the 0-dim diagram deaths of each layer graph."""
     from torch import nn
 
     from ..analysis import neural_persistence
-    from ..models.introspect import effective_weight
+    from ..models.introspect import effective_weight, layer_graph
     from ..topology import persistence_diagram
 
     report = neural_persistence(model)
     layers = {}
     for name, m in model.named_modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d)):
-            g = _graph_matrix(m).numpy()
+            g = layer_graph(m)
             layers[name] = {"nonzero": int((effective_weight(m) != 0).sum()),
                             "deaths": persistence_diagram(g)[:, 1].tolist() if g.any() else []}
     return {"np": {x.name: x.normalized for x in report.layers}, "np_mean": report.mean_normalized,
@@ -178,6 +171,7 @@ def _stage_analysis(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, lo
 
     from ..analysis import critical_compression
     from ..metrics import measure_latency
+    from ..models.introspect import layer_graph
     from ..topology import mst_overlap
 
     path = run_dir / "analysis" / f"{spec.key}.json"
@@ -196,7 +190,7 @@ def _stage_analysis(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, lo
         record["overlap"] = {}
         for name, m in model.named_modules():
             if isinstance(m, (nn.Linear, nn.Conv2d)):
-                o = mst_overlap(_graph_matrix(m).numpy())
+                o = mst_overlap(layer_graph(m))
                 record["overlap"][name] = {"measured": o.measured, "bound": o.bound, "random": o.random}
     if config.analyses.latency:
         record["latency_ms"] = {b: v["median_ms"] for b, v in
@@ -233,10 +227,7 @@ def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSp
     if method.structured:
         context = {}
         if method.name == "betti" or p.get("fitness") == "activation":
-            data = _data(config, spec)
-            n = int(p.pop("samples", 256))
-            idx = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(cell.seed))[:n]
-            context["inputs"] = data.train_x[idx.sort().values]
+            context["inputs"] = _data(config, spec).sample(int(p.pop("samples", 256)), cell.seed)
         if method.name == "betti":
             context.update({f"betti_{k}": v for k, v in p.items()})
         elif method.name == "topological":

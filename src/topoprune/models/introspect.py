@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from ..errors import TopopruneError
-from ..topology.graphs import ConvLayer, DenseLayer, Layer
+from ..topology.graphs import ConvLayer, DenseLayer, Layer, channel_matrix
 
-__all__ = ["extract_layers", "default_input_shape", "parse_shape", "effective_weight"]
+__all__ = ["extract_layers", "default_input_shape", "parse_shape", "effective_weight", "layer_graph"]
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
@@ -52,6 +52,16 @@ def effective_weight(module: nn.Module, name: str = "weight") -> torch.Tensor:
     if hasattr(module, f"{name}_mask") and hasattr(module, f"{name}_orig"):
         return getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask")
     return getattr(module, name)
+
+
+def layer_graph(module: nn.Module) -> np.ndarray:
+    """A Linear/Conv layer's bipartite graph as an ``(n_out, n_in)`` matrix of edge values:
+    ``|w|`` for a linear layer, the channel graph (kernel-slice 2-norms, block-diagonal for
+    grouped convs) for a conv. Uses the effective (masked) weight."""
+    w = effective_weight(module).detach().cpu().numpy()
+    if w.ndim == 2:
+        return np.abs(w)
+    return channel_matrix(ConvLayer("layer", w, groups=getattr(module, "groups", 1)))
 
 
 def _numpy(t: torch.Tensor | None) -> np.ndarray | None:

@@ -39,6 +39,7 @@ from torch import nn
 
 from ..errors import TopopruneError
 from ..models.hooks import capture_outputs
+from ..models.introspect import layer_graph
 from ..topology import maximum_spanning_tree, persistence_norm, wasserstein_same_birth
 from .filters import register_filter_method
 from .importance import fpgm_scores, l1_scores, l2_scores
@@ -250,22 +251,6 @@ def search_layer(problem: LayerProblem, config: GAConfig, layer_index: int = 0) 
 # --- building the problems from a model ---------------------------------------------------------
 
 
-def _graph_rows(module: nn.Module) -> np.ndarray:
-    """A layer's graph with one row per output unit: kernel-slice 2-norms for convs."""
-    w = module.weight.detach().double()
-    if w.ndim > 2:
-        w = w.reshape(w.shape[0], w.shape[1], -1).norm(dim=2)
-        groups = getattr(module, "groups", 1)
-        if groups > 1:  # block-diagonal channel graph
-            c_out, c_in_g = w.shape
-            full = torch.zeros(c_out, c_in_g * groups, dtype=w.dtype)
-            per = c_out // groups
-            for g in range(groups):
-                full[g * per : (g + 1) * per, g * c_in_g : (g + 1) * c_in_g] = w[g * per : (g + 1) * per]
-            w = full
-    return w.abs().numpy()
-
-
 def _consumer_columns(module: nn.Module, channels: int) -> np.ndarray | None:
     """A consumer's graph with one column per input channel, or None if its inputs do not map
     onto the channels (e.g. an unexpected reshape)."""
@@ -305,7 +290,7 @@ def _problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mappi
         seeds = {}
         for label, fn in (("l1", l1_scores), ("l2", l2_scores), ("fpgm", fpgm_scores)):
             seeds[label] = filters_to_prune(fn(module.weight).numpy(), sparsity)
-        problems.append(LayerProblem(name, max(k, 0), _graph_rows(module), consumers, seeds, acts.get(name)))
+        problems.append(LayerProblem(name, max(k, 0), layer_graph(module), consumers, seeds, acts.get(name)))
     return problems
 
 

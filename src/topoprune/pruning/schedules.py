@@ -24,8 +24,8 @@ from torch.nn.utils import prune
 
 from ..data import DataSplits
 from ..errors import TopopruneError
-from ..models.introspect import effective_weight
-from ..topology import ConvLayer, channel_matrix, mst_overlap
+from ..models.introspect import effective_weight, layer_graph
+from ..topology import mst_overlap
 from ..train import Callback, TrainConfig, train
 from ..train.checkpoint import atomic_save, atomic_write_json
 from .masks import prunable_layers, prune_unstructured
@@ -104,7 +104,7 @@ def _measure(model: nn.Module, targets: dict[str, nn.Module], final: dict, rnd: 
     for name, m in targets.items():
         w = effective_weight(m).detach().cpu().numpy()
         layer_sparsity[name] = float((w == 0).mean())
-        graph = w if w.ndim == 2 else channel_matrix(ConvLayer(name, w))
+        graph = layer_graph(m)
         if graph.any():
             o = mst_overlap(graph)
             overlap[name] = {"measured": o.measured, "bound": o.bound, "random": o.random,
