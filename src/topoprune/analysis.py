@@ -22,7 +22,8 @@ from .topology import (
     network_persistence,
 )
 
-__all__ = ["neural_persistence", "critical_compression", "layers_from_arrays"]
+__all__ = ["betti_by_layer", "critical_compression", "layer_representations", "layers_from_arrays",
+           "neural_persistence"]
 
 
 def layers_from_arrays(weights: np.ndarray | Mapping[str, np.ndarray]) -> list[Layer]:
@@ -113,3 +114,80 @@ def critical_compression(
         raise
     except ValueError as exc:
         raise TopopruneError(str(exc)) from None
+
+
+def _activation_types() -> tuple[type, ...]:
+    from .models.activations import list_activations, make_activation
+
+    return tuple({type(make_activation(n)) for n in list_activations()})
+
+
+def layer_representations(model: nn.Module, inputs, layers: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The network's representation of ``inputs`` after every layer, in forward order: the input
+    itself (``"input"``), then the output of each call of the named modules (default: every
+    activation module of the registry's types), flattened to ``(N, features)``. A module applied
+    several times (the MLPs share one ``act``) gives one entry per call: ``act#1``, ``act#2``..."""
+    import torch
+
+    from .models.hooks import inspecting
+
+    modules = dict(model.named_modules())
+    if layers is None:
+        kinds = _activation_types()
+        layers = [n for n, m in modules.items() if n and isinstance(m, kinds)]
+    missing = [n for n in layers if n not in modules]
+    if missing:
+        raise TopopruneError(f"no module named {missing}; the model has {[n for n in modules if n][:12]}...")
+    if not layers:
+        raise TopopruneError("the model has no activation modules to track; pass layers=[...]")
+    calls: list[tuple[str, torch.Tensor]] = []
+    hooks = [modules[n].register_forward_hook(lambda m, a, o, n=n: calls.append((n, o.detach())))
+             for n in layers]
+    x = torch.as_tensor(inputs)
+    try:
+        with inspecting(model):
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    counts = {n: sum(1 for c, _ in calls if c == n) for n in layers}
+    seen: dict[str, int] = {}
+    out = {"input": x.reshape(x.shape[0], -1).double().numpy()}
+    for name, value in calls:
+        seen[name] = seen.get(name, 0) + 1
+        key = f"{name}#{seen[name]}" if counts[name] > 1 else name
+        out[key] = value.reshape(value.shape[0], -1).double().numpy()
+    return out
+
+
+def betti_by_layer(
+    model: nn.Module,
+    inputs,
+    labels,
+    max_dim: int = 1,
+    method: str = "knn-geodesic",
+    k: int = 10,
+    quantile: float = 0.1,
+    layers: Sequence[str] | None = None,
+) -> dict[str, dict[str, list[int]]]:
+    """Betti numbers of each class's point cloud after every layer (METHODS.md section 7;
+    Naitzat et al. 2020): ``{layer: {class: [b0, ..., b_max_dim]}}``, layers in forward order,
+    starting with ``"input"``. The default ``"knn-geodesic"`` measure (1 hop on the k-NN graph)
+    needs no scale, so layers whose coordinates grow or shrink are measured alike."""
+    from .topology import betti_numbers
+
+    y = np.asarray(labels).reshape(-1)
+    if y.shape[0] != len(inputs):
+        raise TopopruneError(f"{len(inputs)} inputs but {y.shape[0]} labels; give one label per input")
+    reps = layer_representations(model, inputs, layers)
+    result: dict[str, dict[str, list[int]]] = {}
+    for name, z in reps.items():
+        result[name] = {}
+        for label in np.unique(y):
+            pts = z[y == label]
+            try:
+                result[name][str(int(label))] = betti_numbers(pts, max_dim, method=method, k=min(k, len(pts) - 1),
+                                                              quantile=quantile)
+            except ValueError as exc:
+                raise TopopruneError(f"Betti numbers of class {label} after {name}: {exc}") from None
+    return result

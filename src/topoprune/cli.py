@@ -434,6 +434,25 @@ def report_cmd(
     console.print(f"wrote {md} and {page}")
 
 
+study_app = typer.Typer(help="Studies of topology through the layers (Kochar et al.).", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("activations")
+def study_activations_cmd(
+    config: Annotated[Path, typer.Argument(help="Study YAML, e.g. configs/study-activations.yaml.")],
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of the run folder.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+) -> None:
+    """Train one MLP per activation and seed on a synthetic set with many holes; report epochs
+    to the target accuracy, final accuracy and Betti numbers per layer (resumable)."""
+    from .experiments.study import load_study_config, run_study, summary_dict
+
+    run_dir = run_study(load_study_config(config), out, quiet=quiet)
+    console.print(summary_dict(run_dir)["verdict"])
+    console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the topoprune version."""

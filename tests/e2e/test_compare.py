@@ -55,6 +55,29 @@ def test_end_to_end_rows_report_and_resume(tmp_path):
     build_report(run_dir)  # rebuilds from the files alone
 
 
+def test_imp_trajectory_cells_read_their_round(tmp_path):
+    """With ``fraction``, IMP runs once per seed; each sparsity cell takes the round reaching it,
+    and its row carries every round's accuracy, neural persistence and tree overlap."""
+    data = {**TINY, "model": {"name": "mnist-fc", "width": 0.25}, "sparsities": [0.5, 0.75],
+            "methods": [{"name": "imp", "rounds": 3, "fraction": 0.5, "epochs": 1}]}
+    run_dir = run_experiment(parse_config(data), tmp_path, quiet=True, report=False)
+    rows = read_results(run_dir)
+    assert [r["sparsity"] for r in rows] == [0.5, 0.75]
+    rounds = [r["imp_rounds"] for r in rows]
+    assert [len(x) for x in rounds] == [2, 3]  # round 0 (dense) + 1, and + 2
+    assert rounds[1][:2] == rounds[0]  # one trajectory, not one per cell
+    assert abs(rounds[0][-1]["sparsity"] - 0.5) < 0.01 and abs(rounds[1][-1]["sparsity"] - 0.75) < 0.01
+    assert rows[1]["nonzero_params"][1] < rows[0]["nonzero_params"][1]
+    last = rounds[1][-1]
+    assert set(last["overlap"]) == set(last["np"]) and all(
+        0 <= o["measured"] <= 1 and 0 <= o["random"] <= 1 for o in last["overlap"].values())
+    # the cell's model is the round's trained model: its accuracy before recovery is the round's
+    assert abs(rows[1]["acc_after_prune"] - last["test_acc"]) < 1e-6
+    assert len(list((run_dir / "trajectories").rglob("imp.json"))) == 1
+    with pytest.raises(TopopruneError, match="reach"):
+        parse_config({**data, "sparsities": [0.9]})
+
+
 @pytest.mark.parametrize("change, message", [
     ({"methods": ["l1", "obd"]}, "methods[1].name: bad value 'obd'; allowed: topological, betti"),
     ({"sparsities": [1.5]}, "sparsities[0]: bad value 1.5; allowed: a fraction in (0, 1)"),

@@ -40,8 +40,8 @@ _METHOD_PARAMS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "l1": {}, "l2": {}, "fpgm": {}, "random": {},
     "magnitude": {"scope": str},
     "random-weights": {"scope": str},
-    "imp": {"rounds": int, "scope": str, "rewind": str, "epochs": int},
-    "timp": {"rounds": int, "scope": str, "rewind": str, "epochs": int},
+    "imp": {"rounds": int, "scope": str, "rewind": str, "epochs": int, "fraction": float},
+    "timp": {"rounds": int, "scope": str, "rewind": str, "epochs": int, "fraction": float},
 }
 
 
@@ -191,6 +191,8 @@ def _method(path: str, data: Any) -> MethodSpec:
         raise _fail(f"{path}.rewind", params["rewind"], "none, init")
     if "rounds" in params and params["rounds"] < 1:
         raise _fail(f"{path}.rounds", params["rounds"], "an integer >= 1")
+    if "fraction" in params and not 0 < params["fraction"] < 1:
+        raise _fail(f"{path}.fraction", params["fraction"], "a fraction in (0, 1) removed per round")
     if name == "topological":
         from ..pruning import GAConfig
 
@@ -241,6 +243,14 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
     for i, s in enumerate(sparsities):
         if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s < 1:
             raise _fail(f"sparsities[{i}]", s, "a fraction in (0, 1)")
+    for i, m in enumerate(methods):
+        if "fraction" in m.params:  # one IMP trajectory per seed; cells read its rounds
+            reach = 1 - (1 - m.params["fraction"]) ** int(m.params.get("rounds", 3))
+            beyond = [s for s in sparsities if s > reach + 1e-3]
+            if beyond:
+                raise _fail(f"methods[{i}].rounds", m.params.get("rounds", 3),
+                            f"enough rounds of {m.params['fraction']:g} to reach sparsities {beyond} "
+                            f"(these rounds reach {reach:.3f})")
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise _fail("seeds", seeds, "a non-empty list of integers >= 0")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import TopopruneError
 
-__all__ = ["build_report", "summarize", "winners"]
+__all__ = ["build_report", "summarize", "winners", "write_pages"]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -261,10 +261,26 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
              f"tolerance {config['recovery']['tolerance']} points. Accuracy is test accuracy in %, "
              "mean ± std over seeds (the dense baseline is trained once, with the config's train.seed; the seeds vary pruning and recovery). MACs follow NNI's rule, FLOPs torch's flop counter. For "
              "unstructured methods, parameters are nonzero weights and the model is masked, not smaller.")
-    md = [f"# topoprune comparison: {config['name']}", "", intro, "", "## Which method won", ""]
-    md += [f"- {s}" for s in sentences]
-    md += ["", "## Summary", "", _markdown_table(table), "", "## Plots", ""]
-    md += [f"### {title}\n\n![{title}]({path.name})\n" for title, path in plots]
+    return write_pages(run_dir, f"topoprune comparison: {config['name']}", intro,
+                       [("Which method won", sentences), ("Summary", table)], plots)
+
+
+def write_pages(run_dir: Path, title: str, intro: str, sections: list[tuple[str, list]],
+                plots: list[tuple[str, Path]]) -> tuple[Path, Path]:
+    """Write ``report.md`` and a self-contained ``report.html`` (plots inlined as base64, no
+    network) into ``run_dir``. A section is a list of sentences (a bullet list, ``**bold**``
+    allowed) or a table (a list of rows, the first the header)."""
+
+    def is_table(body: list) -> bool:
+        return bool(body) and isinstance(body[0], list)
+
+    md = [f"# {title}", "", intro, ""]
+    for heading, body in sections:
+        md += [f"## {heading}", ""]
+        md += [_markdown_table(body)] if is_table(body) else [f"- {s}" for s in body]
+        md += [""]
+    md += ["## Plots", ""]
+    md += [f"### {t}\n\n![{t}]({path.name})\n" for t, path in plots]
     md_path = run_dir / "report.md"
     md_path.write_text("\n".join(md) + "\n")
 
@@ -275,17 +291,22 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         parts = html.escape(text).split("**")
         return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
 
+    blocks = []
+    for heading, body in sections:
+        if is_table(body):
+            rows_html = "".join("<tr>" + "".join(cell(c, "th" if i == 0 else "td") for c in r) + "</tr>"
+                                for i, r in enumerate(body))
+            blocks.append(f"<h2>{html.escape(heading)}</h2><table>{rows_html}</table>")
+        else:
+            blocks.append(f"<h2>{html.escape(heading)}</h2><ul>{''.join(f'<li>{bold(s)}</li>' for s in body)}</ul>")
     images = "".join(
         f"<h3>{html.escape(t)}</h3><img alt='{html.escape(t)}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'/>" for t, p in plots)
-    rows_html = "".join("<tr>" + "".join(cell(c, "th" if i == 0 else "td") for c in r) + "</tr>"
-                        for i, r in enumerate(table))
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>topoprune: {html.escape(config['name'])}</title>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#eee}}img{{max-width:100%;margin:1em 0}}</style>
-</head><body><h1>topoprune comparison: {html.escape(config['name'])}</h1><p>{html.escape(intro)}</p>
-<h2>Which method won</h2><ul>{''.join(f'<li>{bold(s)}</li>' for s in sentences)}</ul>
-<h2>Summary</h2><table>{rows_html}</table><h2>Plots</h2>{images}</body></html>"""
+</head><body><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>
+{''.join(blocks)}<h2>Plots</h2>{images}</body></html>"""
     html_path = run_dir / "report.html"
     html_path.write_text(page)
     return md_path, html_path

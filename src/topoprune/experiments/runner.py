@@ -207,6 +207,8 @@ def _stage_analysis(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, lo
 def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSpec, folder: Path):
     """Stage 3: returns (pruned model, prune record); saves the artefact."""
     from ..pruning import prune_filters, prune_unstructured
+    from ..pruning.masks import prunable_layers
+    from ..pruning.schedules import _rewind
     from ..train import TrainConfig, train
     from .artifacts import load_model, save_pruned
 
@@ -245,6 +247,14 @@ def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSp
         rec = prune_unstructured(model, cell.sparsity, "magnitude" if method.name == "magnitude" else "random",
                                  scope, seed=cell.seed)
         records = [rec.to_dict()]
+    elif "fraction" in p:  # imp / timp along one trajectory per seed: the cell takes its round
+        model, records, seconds = _trajectory_round(config, run_dir, cell, method)
+        targets = list(prunable_layers(model))
+        atomic_save(model.state_dict(), folder / "masked.pt")
+        record = {"seconds": seconds, "rounds": records, "targets": targets, "trajectory": True,
+                  "warnings": [w for r_ in records for w in r_["warnings"]]}
+        atomic_write_json(record, record_path)
+        return model, record
     else:  # imp / timp from the trained baseline, retraining between rounds
         rounds = int(p.get("rounds", 3))
         fraction = 1 - (1 - cell.sparsity) ** (1 / rounds)
@@ -265,19 +275,50 @@ def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSp
             records.append(rec.to_dict())
             if k < rounds - 1:
                 if init is not None:
-                    from ..pruning.masks import prunable_layers
-                    from ..pruning.schedules import _rewind
-
                     _rewind(model, prunable_layers(model), init)
                 train(model, _data(config, spec), round_cfg, progress=False)
-    from ..pruning.masks import prunable_layers
-
     targets = list(prunable_layers(model))
     atomic_save(model.state_dict(), folder / "masked.pt")
     record = {"seconds": time.perf_counter() - t0, "rounds": records, "targets": targets,
               "warnings": [w for r_ in records for w in r_["warnings"]]}
     atomic_write_json(record, record_path)
     return model, record
+
+
+def _trajectory_round(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSpec):
+    """IMP / T-IMP with ``fraction`` per round: one resumable trajectory per (model, method, seed)
+    under ``trajectories/`` (``pruning.schedules.imp``: round 0 trains the baseline's
+    initialisation with the cell's seed, every round prunes, rewinds and retrains, and records
+    accuracy, per-layer neural persistence and tree/top-k overlap). The cell at sparsity ``s``
+    takes the first round that reaches ``s``; returns (model with that round's masks and trained
+    weights, round records up to it, training seconds up to it)."""
+    from ..models import create_model
+    from ..pruning import imp
+    from ..pruning.masks import prunable_layers
+    from ..train import TrainConfig
+
+    p, spec, r = method.params, _model_spec(config, cell.model), config.recovery
+    data = _data(config, spec)
+    round_cfg = TrainConfig(**{**config.train, "epochs": int(p.get("epochs", r.epochs)), "seed": cell.seed})
+    folder = run_dir / "trajectories" / cell.model / cell.method / f"seed{cell.seed}"
+    model = create_model(spec.name, num_classes=data.num_classes, in_channels=data.input_shape[0],
+                         input_size=data.input_shape[1:], width=spec.width)
+    init = run_dir / "baseline" / cell.model / "init.pt"
+    if init.exists():
+        model.load_state_dict(torch.load(init, weights_only=True))
+    result = imp(model, data, round_cfg, rounds=int(p.get("rounds", 3)), fraction=float(p["fraction"]),
+                 scope=p.get("scope", "global"), rewind=p.get("rewind", "init"),
+                 preserve="mst" if cell.method == "timp" else None, out_dir=folder, progress=False)
+    k = next((i for i, rec in enumerate(result.rounds) if rec["sparsity"] >= cell.sparsity - 1e-3), None)
+    if k is None:
+        raise TopopruneError(f"{cell.key}: the {cell.method} trajectory ends at sparsity "
+                             f"{result.rounds[-1]['sparsity']:.3f}, below {cell.sparsity}")
+    state = torch.load(folder / f"round{k:02d}" / "checkpoint.pt", weights_only=True)["model"]
+    model = _load_baseline(run_dir, cell.model)
+    _apply_mask_hooks(model, list(prunable_layers(model)))
+    model.load_state_dict(state)
+    records = result.rounds[: k + 1]
+    return model, records, sum(rec["train_seconds"] for rec in records)
 
 
 def _remaining_fraction(model, target: float) -> float:
@@ -371,6 +412,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, progress: bool 
         "diagram_layer": diagram_layer,
         "diagram_deaths": summary["layers"].get(diagram_layer, {}).get("deaths", []),
         "ga": info.get("extra", {}).get("topological"),
+        "imp_rounds": prune_record["rounds"] if prune_record.get("trajectory") else None,
         "warnings": prune_record.get("warnings", []),
     }
     atomic_write_json(row, folder / "row.json")
@@ -446,7 +488,11 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", workers: 
     cells = [Cell(m.key, meth.name, s, seed) for m in config.models for meth in config.methods
              for s in config.sparsities for seed in config.seeds]
     done = {(r["model"], r["method"], r["sparsity"], r["seed"]) for r in read_results(run_dir)}
-    todo = [c for c in cells if (c.model, c.method, c.sparsity, c.seed) not in done]
+    # run sparsity by sparsity, seed by seed, every method: an interrupted run still holds
+    # complete method comparisons for the seeds it finished
+    method_rank = {m.name: i for i, m in enumerate(config.methods)}
+    todo = sorted((c for c in cells if (c.model, c.method, c.sparsity, c.seed) not in done),
+                  key=lambda c: (c.model, c.sparsity, c.seed, method_rank[c.method]))
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=quiet, transient=False) as bar:
         stage = bar.add_task("baselines and analyses", total=2 * len(config.models))

@@ -1,6 +1,12 @@
 """Training, evaluation, recovery measurement and training callbacks."""
 
-from .callbacks import Callback, NeuralPersistenceTracker, NPEarlyStopping, ValLossEarlyStopping
+from .callbacks import (
+    BettiTracker,
+    Callback,
+    NeuralPersistenceTracker,
+    NPEarlyStopping,
+    ValLossEarlyStopping,
+)
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig
 from .loop import TrainResult, check_compatible, evaluate, set_threads, train
 from .recovery import RecoveryResult, recover
@@ -8,6 +14,7 @@ from .recovery import RecoveryResult, recover
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
+    "BettiTracker",
     "Callback",
     "NPEarlyStopping",
     "NeuralPersistenceTracker",

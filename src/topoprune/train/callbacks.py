@@ -10,7 +10,7 @@ import math
 
 from torch import nn
 
-__all__ = ["Callback", "NeuralPersistenceTracker", "NPEarlyStopping", "ValLossEarlyStopping"]
+__all__ = ["BettiTracker", "Callback", "NPEarlyStopping", "NeuralPersistenceTracker", "ValLossEarlyStopping"]
 
 
 class Callback:
@@ -107,3 +107,29 @@ class ValLossEarlyStopping(Callback):
 
     def load_state_dict(self, state):
         self.best, self.counter = state["best"], state["counter"]
+
+
+class BettiTracker(Callback):
+    """Betti numbers of each class's representation after every layer, at chosen epochs
+    (METHODS.md section 7): how the network changes the topology of the data while it learns.
+
+    Adds ``record["betti"]`` = ``{layer: {class: [b0, b1, ...]}}`` (see
+    :func:`topoprune.analysis.betti_by_layer`) at the epochs in ``epochs`` (every epoch if
+    ``None``). Keep ``inputs`` to a few hundred points per class: the cost is one Vietoris-Rips
+    computation per class and layer.
+    """
+
+    def __init__(self, inputs, labels, epochs=None, max_dim: int = 1, method: str = "knn-geodesic",
+                 k: int = 10, quantile: float = 0.1, layers=None):
+        if epochs is not None and any((not isinstance(e, int)) or e < 1 for e in epochs):
+            raise ValueError(f"epochs must be integers >= 1 (epoch numbers start at 1), got {list(epochs)}")
+        self.inputs, self.labels = inputs, labels
+        self.epochs = None if epochs is None else set(epochs)
+        self.options = {"max_dim": max_dim, "method": method, "k": k, "quantile": quantile, "layers": layers}
+
+    def on_epoch_end(self, model, record, history):
+        if self.epochs is None or record["epoch"] in self.epochs:
+            from ..analysis import betti_by_layer
+
+            record["betti"] = betti_by_layer(model, self.inputs, self.labels, **self.options)
+        return False

@@ -1,0 +1,418 @@
+"""The topological activation study (METHODS.md section 7; Kochar et al. 2021).
+
+``topoprune study activations CONFIG`` trains the same MLP on a synthetic set with many holes
+(:mod:`topoprune.data.synthetic`) once per activation and seed, and reports per activation:
+epochs to reach the target test accuracy, final accuracy, and the Betti numbers of each class
+after every layer (at the chosen epochs and at the end). The bar for recommending a candidate is
+the paper's claim: at least 1.5x fewer epochs than ReLU, every seed reaching the target, and a
+final accuracy no lower than ReLU's minus 0.5 points.
+
+Run folder ``<out>/<name>-<hash>/``: ``config.json``, one folder per (activation, seed) with a
+resumable training checkpoint and ``row.json``, ``results.jsonl``, ``report.md/html`` and plots.
+A killed study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import TopopruneError
+from ..train.checkpoint import atomic_write_bytes, atomic_write_json
+
+__all__ = ["StudyConfig", "load_study_config", "parse_study_config", "run_study", "build_study_report",
+           "SPEEDUP_BAR"]
+
+SPEEDUP_BAR = 1.5  # the paper's low end: 1.5-2x fewer epochs than ReLU
+ACCURACY_SLACK = 0.5  # "equal final accuracy": within 0.5 points of ReLU's mean, or better
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    dataset: dict            # make_synthetic arguments: name, n, density, seed, noise
+    hidden: tuple[int, ...]  # MLP hidden widths
+    activations: tuple[str, ...]
+    seeds: tuple[int, ...]
+    train: dict              # TrainConfig fields
+    target_accuracy: float   # test accuracy in %, "converged"
+    betti: dict              # samples_per_class, epochs, method, k, max_dim
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"], d["activations"], d["seeds"] = list(self.hidden), list(self.activations), list(self.seeds)
+        return d
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+_BETTI_DEFAULTS = {"samples_per_class": 1000, "epochs": [], "method": "knn-geodesic", "k": 16, "max_dim": 1}
+
+
+def _fail(path: str, value: Any, allowed: str) -> TopopruneError:
+    return TopopruneError(f"study config field {path}: bad value {value!r}; allowed: {allowed}")
+
+
+def parse_study_config(data: dict) -> StudyConfig:
+    """Validate a study config mapping; every error names the field and what is allowed."""
+    from ..data.synthetic import list_synthetic
+    from ..models.activations import list_activations
+    from ..train import TrainConfig
+
+    if not isinstance(data, dict):
+        raise _fail("(top level)", data, "a mapping")
+    allowed = {"name", "dataset", "model", "activations", "seeds", "train", "target_accuracy", "betti"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise TopopruneError(f"study config: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    ds = data.get("dataset")
+    if isinstance(ds, str):
+        ds = {"name": ds}
+    if not isinstance(ds, dict) or ds.get("name") not in list_synthetic():
+        raise _fail("dataset.name", (ds or {}).get("name") if isinstance(ds, dict) else ds,
+                    ", ".join(list_synthetic()))
+    extra = sorted(set(ds) - {"name", "n", "density", "seed", "noise"})
+    if extra:
+        raise TopopruneError(f"study config field dataset: unknown key(s) {extra}; "
+                             "allowed: ['density', 'n', 'name', 'noise', 'seed']")
+    model = data.get("model") or {}
+    hidden = model.get("hidden", [32, 32, 32]) if isinstance(model, dict) else model
+    if not isinstance(hidden, list) or not hidden or not all(isinstance(h, int) and h >= 1 for h in hidden):
+        raise _fail("model.hidden", hidden, "a non-empty list of layer widths >= 1")
+    acts = data.get("activations", list_activations())
+    if not isinstance(acts, list) or not acts:
+        raise _fail("activations", acts, "a non-empty list of " + ", ".join(list_activations()))
+    for i, a in enumerate(acts):
+        if a not in list_activations():
+            raise _fail(f"activations[{i}]", a, ", ".join(list_activations()))
+    if "relu" not in acts:
+        raise _fail("activations", acts, "a list that includes relu, the reference")
+    seeds = data.get("seeds", [0, 1, 2, 3, 4])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise _fail("seeds", seeds, "a non-empty list of integers >= 0")
+    train = dict(data.get("train") or {})
+    try:
+        cfg = TrainConfig(**train)
+    except TypeError as exc:
+        raise TopopruneError(f"study config field train: {exc}; allowed: "
+                             f"{sorted(TrainConfig.__dataclass_fields__)}") from None
+    except TopopruneError as exc:
+        raise TopopruneError(f"study config field train: {exc}") from None
+    target = data.get("target_accuracy", 95.0)
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 50 < target <= 100:
+        raise _fail("target_accuracy", target, "a test accuracy in % in (50, 100]")
+    betti = {**_BETTI_DEFAULTS, **(data.get("betti") or {})}
+    extra = sorted(set(betti) - set(_BETTI_DEFAULTS))
+    if extra:
+        raise TopopruneError(f"study config field betti: unknown key(s) {extra}; allowed: {sorted(_BETTI_DEFAULTS)}")
+    if not isinstance(betti["samples_per_class"], int) or betti["samples_per_class"] < 8:
+        raise _fail("betti.samples_per_class", betti["samples_per_class"], "an integer >= 8")
+    if not isinstance(betti["epochs"], list) or not all(isinstance(e, int) and 1 <= e <= cfg.epochs
+                                                        for e in betti["epochs"]):
+        raise _fail("betti.epochs", betti["epochs"], f"a list of epochs in [1, {cfg.epochs}]")
+    name = data.get("name", "activation-study")
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+        raise _fail("name", name, "letters, digits, '-' and '_'")
+    return StudyConfig(name, dict(ds), tuple(hidden), tuple(acts), tuple(seeds), train, float(target), betti)
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study YAML file."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise TopopruneError(f"study config {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise TopopruneError(f"study config {p} is not valid YAML: {exc}") from None
+    return parse_study_config(data)
+
+
+def _betti_sample(data, per_class: int, seed: int):
+    """A fixed, class-balanced sample of training inputs for the Betti measurements (the
+    training split is the largest, and a k-NN complex needs dense samples to be exact)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for label in (0, 1):
+        idx = torch.nonzero(data.train_y == label).flatten()
+        if idx.numel() < per_class:
+            raise TopopruneError(f"betti.samples_per_class {per_class} exceeds the {idx.numel()} training "
+                                 f"points of class {label}; use at most that")
+        picks.append(idx[torch.randperm(idx.numel(), generator=g)[:per_class]])
+    idx = torch.cat(picks).sort().values
+    return data.train_x[idx], data.train_y[idx].numpy()
+
+
+def _run_one(config: StudyConfig, run_dir: Path, data, activation: str, seed: int, progress: bool) -> dict:
+    import torch
+
+    from ..analysis import betti_by_layer
+    from ..models.mlp import MLP
+    from ..train import BettiTracker, TrainConfig, train
+
+    folder = run_dir / "runs" / activation / f"seed{seed}"
+    row_path = folder / "row.json"
+    if row_path.exists():
+        return json.loads(row_path.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    b = config.betti
+    options = {"max_dim": b["max_dim"], "method": b["method"], "k": b["k"]}
+    x_b, y_b = _betti_sample(data, b["samples_per_class"], 0)  # same points for every run
+    torch.manual_seed(seed)
+    model = MLP(data.train_x.shape[1], list(config.hidden), 2, activation)
+    betti = {"0": betti_by_layer(model, x_b, y_b, **options)} if not (folder / "checkpoint.pt").exists() else None
+    if betti is not None:
+        atomic_write_json(betti, folder / "betti0.json")
+    cfg = TrainConfig(**{**config.train, "seed": seed})
+    tracker = BettiTracker(x_b, y_b, epochs=sorted(set(b["epochs"]) | {cfg.epochs}), **options)
+    t0 = time.perf_counter()
+    res = train(model, data, cfg, out_dir=folder, callbacks=[tracker], progress=progress,
+                description=f"{activation} seed {seed}")
+    betti = json.loads((folder / "betti0.json").read_text())
+    betti.update({str(h["epoch"]): h["betti"] for h in res.history if "betti" in h})
+    curve = [h["test_acc"] for h in res.history]
+    reached = next((i + 1 for i, a in enumerate(curve) if a >= config.target_accuracy), None)
+    row = {"activation": activation, "seed": seed, "test_curve": curve,
+           "val_curve": [h["val_acc"] for h in res.history],
+           "train_loss": [h["train_loss"] for h in res.history],
+           "epochs_to_target": reached, "final_acc": curve[-1], "best_acc": max(curve),
+           "betti": betti, "seconds": sum(h["seconds"] for h in res.history),
+           "wall_seconds": time.perf_counter() - t0}
+    atomic_write_json(row, row_path)
+    return row
+
+
+def run_study(config: StudyConfig, out: str | Path = "runs", quiet: bool = False, report: bool = True,
+              threads: int = 1) -> Path:
+    """Run (or resume) the activation study and write its report; returns the run folder.
+
+    ``threads``: torch intra-op threads. One is the default: these small MLPs at batch 64 gain
+    nothing from more, and several threads thrash when other jobs share the cores."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..data.synthetic import make_synthetic, synthetic_splits
+    from ..train import set_threads
+
+    run_dir = Path(out) / f"{config.name}-{config.digest()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = run_dir / "config.json"
+    if saved.exists() and json.loads(saved.read_text()) != config.to_dict():
+        raise TopopruneError(f"{run_dir} holds another config; remove it or use another --out")
+    atomic_write_json(config.to_dict(), saved)
+    set_threads(threads)
+    ds = dict(config.dataset)
+    synthetic = make_synthetic(ds.pop("name"), **{k: v for k, v in ds.items()})
+    data = synthetic_splits(synthetic, seed=int(config.dataset.get("seed", 0)))
+    atomic_write_json({"name": synthetic.name, "points": int(synthetic.x.shape[0]), "dim": int(synthetic.x.shape[1]),
+                       "betti": {str(k): v for k, v in synthetic.betti.items()}, "total_betti": synthetic.total_betti,
+                       "train": int(data.train_x.shape[0]), "test": int(data.test_x.shape[0])},
+                      run_dir / "dataset.json")
+    cells = [(a, s) for s in config.seeds for a in config.activations]
+    rows = []
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=quiet) as bar:
+        task = bar.add_task("activation study", total=len(cells))
+        for activation, seed in cells:
+            bar.update(task, description=f"{activation} seed {seed}")
+            rows.append(_run_one(config, run_dir, data, activation, seed, progress=False))
+            bar.advance(task)
+    atomic_write_bytes(run_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    if report:
+        build_study_report(run_dir)
+    return run_dir
+
+
+# --- summary and report ---------------------------------------------------------------------------
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _betti_total(per_class: dict[str, list[int]]) -> int:
+    """b0 + b1 (+ ...) summed over both classes: the complexity measure of Naitzat et al."""
+    return int(sum(sum(b) for b in per_class.values()))
+
+
+def summarize_study(rows: list[dict], target: float) -> list[dict]:
+    """One entry per activation: epochs to target (over seeds that reached it), how many did,
+    final accuracy, speed-up against ReLU, Betti totals per layer at the end, and the verdict."""
+    by_act: dict[str, list[dict]] = {}
+    for r in rows:
+        by_act.setdefault(r["activation"], []).append(r)
+    out = []
+    for act, rs in by_act.items():
+        reached = [r["epochs_to_target"] for r in rs if r["epochs_to_target"] is not None]
+        last = max(int(k) for k in rs[0]["betti"])
+        layers = list(rs[0]["betti"][str(last)])
+        betti_end = {layer: _mean_std([_betti_total(r["betti"][str(last)][layer]) for r in rs])[0] for layer in layers}
+        layers0 = list(rs[0]["betti"]["0"])
+        betti_start = {layer: _mean_std([_betti_total(r["betti"]["0"][layer]) for r in rs])[0] for layer in layers0}
+        out.append({"activation": act, "seeds": len(rs), "reached": len(reached),
+                    "epochs": _mean_std(reached), "epochs_all": [r["epochs_to_target"] for r in rs],
+                    "final": _mean_std([r["final_acc"] for r in rs]),
+                    "final_all": [r["final_acc"] for r in rs],
+                    "betti_end": betti_end, "betti_start": betti_start, "betti_epoch": last})
+    relu = next((s for s in out if s["activation"] == "relu"), None)
+    for s in out:
+        s["speedup"] = None
+        if relu and relu["reached"] and s["reached"]:
+            s["speedup"] = relu["epochs"][0] / s["epochs"][0]
+        s["recommended"] = bool(
+            s["activation"] != "relu" and relu is not None and s["speedup"] is not None
+            and s["speedup"] >= SPEEDUP_BAR and s["reached"] == s["seeds"]
+            and s["final"][0] >= relu["final"][0] - ACCURACY_SLACK)
+    return out
+
+
+def _fmt(ms: tuple[float, float], digits: int = 1) -> str:
+    m, s = ms
+    return "—" if m != m else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def study_table(summary: list[dict], target: float) -> list[list[str]]:
+    layers = list(summary[0]["betti_end"]) if summary else []
+    head = ["activation", f"epochs to {target:g}% (mean ± std)", "seeds reaching", "speed-up vs relu",
+            "final acc %", f"recommended (>= {SPEEDUP_BAR}x, all seeds, acc >= relu - {ACCURACY_SLACK})"]
+    head += [f"b0+b1 {layer}" for layer in layers]
+    rows = [head]
+    for s in summary:
+        rows.append([s["activation"], _fmt(s["epochs"]), f"{s['reached']}/{s['seeds']}",
+                     "—" if s["speedup"] is None else f"{s['speedup']:.2f}x", _fmt(s["final"], 2),
+                     "yes" if s["recommended"] else "no"]
+                    + [f"{s['betti_end'][layer]:.1f}" for layer in layers])
+    return rows
+
+
+def verdict(summary: list[dict]) -> str:
+    """The one sentence the README quotes."""
+    winners = [s["activation"] for s in summary if s["recommended"]]
+    if winners:
+        return (f"{', '.join(winners)} reached the target in at least {SPEEDUP_BAR}x fewer epochs than ReLU on "
+                "every seed at equal final accuracy: recommended on this task.")
+    best = max((s for s in summary if s["activation"] != "relu" and s["speedup"] is not None),
+               key=lambda s: s["speedup"], default=None)
+    tail = (f" The fastest other activation, {best['activation']}, needed {best['speedup']:.2f}x ReLU's "
+            "speed (above 1 = fewer epochs).") if best else ""
+    return (f"No activation reached the target in {SPEEDUP_BAR}x fewer epochs than ReLU at equal final "
+            f"accuracy on every seed, so none is recommended.{tail}")
+
+
+def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: float) -> list[tuple[str, Path]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, s in enumerate(summary):
+        curves = np.array([r["test_curve"] for r in rows if r["activation"] == s["activation"]])
+        epochs = np.arange(1, curves.shape[1] + 1)
+        ax.plot(epochs, curves.mean(0), color=f"C{i}", label=s["activation"])
+        ax.fill_between(epochs, curves.min(0), curves.max(0), color=f"C{i}", alpha=0.15)
+    ax.axhline(target, color="k", ls=":", lw=1, label=f"target {target:g}%")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy % (mean, min-max over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = run_dir / "accuracy_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    plots.append(("Test accuracy by epoch", path))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, s in enumerate(summary):
+        layers = list(s["betti_end"])
+        ax.plot(range(len(layers)), [s["betti_end"][x] for x in layers], marker="o", color=f"C{i}",
+                label=s["activation"])
+    ax.set_xticks(range(len(layers)), ["input"] + [f"layer {k}" for k in range(1, len(layers))], fontsize=8)
+    ax.set_ylabel("b0 + b1, both classes (mean over seeds)")
+    ax.set_title(f"after training (epoch {summary[0]['betti_epoch']})", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = run_dir / "betti_by_depth.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    plots.append(("Betti numbers by depth after training", path))
+
+    cols = min(4, len(summary))
+    nrows = -(-len(summary) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 2.7 * nrows), squeeze=False)
+    for ax in axes.flat[len(summary):]:
+        ax.axis("off")
+    for ax, s in zip(axes.flat, summary):
+        rs = [r for r in rows if r["activation"] == s["activation"]]
+        epochs = sorted(rs[0]["betti"], key=int)
+        for j, e in enumerate(epochs):
+            layers = list(rs[0]["betti"][e])
+            vals = [statistics.mean(_betti_total(r["betti"][e][x]) for r in rs) for x in layers]
+            ax.plot(range(len(layers)), vals, marker=".", color=plt.cm.viridis(j / max(1, len(epochs) - 1)),
+                    label=f"epoch {e}")
+        ax.set_title(s["activation"], fontsize=9)
+        ax.set_xlabel("depth (0 = input)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.suptitle("b0 + b1 by depth over training (mean over seeds)", fontsize=10)
+    fig.tight_layout()
+    path = run_dir / "betti_over_training.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    plots.append(("Betti numbers by depth over training", path))
+    return plots
+
+
+def build_study_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` for a study run folder (from its files alone)."""
+    from .report import write_pages
+
+    run_dir = Path(run_dir)
+    path = run_dir / "results.jsonl"
+    if not path.exists():
+        raise TopopruneError(f"{run_dir} has no results.jsonl yet; run `topoprune study activations` first")
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    config = json.loads((run_dir / "config.json").read_text())
+    dataset = json.loads((run_dir / "dataset.json").read_text())
+    summary = summarize_study(rows, config["target_accuracy"])
+    table = study_table(summary, config["target_accuracy"])
+    t = config["train"]
+    intro = (f"Synthetic set `{dataset['name']}` ({dataset['points']} points in {dataset['dim']}-D, "
+             f"Betti numbers per class {dataset['betti']}, total {dataset['total_betti']}; "
+             f"{dataset['train']} train / {dataset['test']} test). MLP {dataset['dim']}-"
+             f"{'-'.join(map(str, config['hidden']))}-2, {t.get('optimizer', 'sgd')} lr {t.get('lr', 0.05)}, "
+             f"batch {t.get('batch_size', 128)}, {t.get('epochs', 10)} epochs; seeds "
+             f"{', '.join(map(str, config['seeds']))}. Epochs to target count the first epoch whose test "
+             "accuracy reaches it, over the seeds that did. Betti numbers: "
+             f"{config['betti']['method']} (k={config['betti']['k']}) on {config['betti']['samples_per_class']} "
+             "training points per class, after every activation; b0 + b1 summed over both classes.")
+    return write_pages(run_dir, f"topoprune activation study: {config['name']}", intro,
+                       [("Verdict", [verdict(summary)]), ("Per activation", table)],
+                       _study_plots(run_dir, rows, summary, config["target_accuracy"]))
+
+
+def summary_dict(run_dir: str | Path) -> dict:
+    """The study's summary as plain data (for ``benchmarks/results``)."""
+    run_dir = Path(run_dir)
+    rows = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines() if x.strip()]
+    config = json.loads((run_dir / "config.json").read_text())
+    summary = summarize_study(rows, config["target_accuracy"])
+    return {"config": config, "dataset": json.loads((run_dir / "dataset.json").read_text()),
+            "summary": summary, "verdict": verdict(summary), "table": study_table(summary, config["target_accuracy"]),
+            "rows": [{k: v for k, v in r.items()} for r in rows]}
+
+
