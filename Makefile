@@ -8,7 +8,7 @@ CLI    := $(VENV)/bin/topoprune
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-data demo test test-slow bench clean
+.PHONY: setup system-data demo test test-slow bench bench-structured bench-imp bench-study bench-report clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,7 @@ test: setup system-data
 test-slow: setup
 	$(PY) -m pytest -m slow
 
+# Every benchmark (hours on 2 CPU cores: benchmarks/README.md gives each one's time). All resume.
 bench: setup system-data
 	$(PY) benchmarks/np_speed.py
 	$(PY) benchmarks/train_overhead.py
@@ -47,6 +48,28 @@ bench: setup system-data
 	$(PY) benchmarks/prune_time.py
 	$(PY) benchmarks/baseline_accuracy.py --model lenet300 --epochs 30 --seeds 0 1 2
 	$(PY) benchmarks/baseline_accuracy.py --model vgg16 --width 0.25 --input-shape 1,32,32 --epochs 15 --seeds 0 1 2
+	$(PY) benchmarks/critical_compression.py
+	$(PY) benchmarks/np_early_stopping.py --model lenet300 --max-epochs 30 --patience 3 --seeds 0 1 2
+	$(MAKE) bench-study bench-imp bench-structured bench-report
+
+# Table 1: structured pruning of vgg16 w0.25 on Fashion-MNIST (about 1 h 15 min alone on 2 cores)
+bench-structured: setup system-data
+	$(CLI) compare configs/fmnist-vgg16q-filters.yaml --out benchmarks/runs
+	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-filters.yaml
+
+# Table 2: IMP vs T-IMP vs one-shot magnitude vs random on lenet300 (about 45 min)
+bench-imp: setup system-data
+	$(CLI) compare configs/fmnist-lenet300-imp.yaml --out benchmarks/runs --quiet
+	$(PY) benchmarks/export_run.py imp configs/fmnist-lenet300-imp.yaml
+
+# The activation study (about 15 min on one core)
+bench-study: setup
+	$(CLI) study activations configs/study-activations.yaml --out benchmarks/runs --quiet
+	$(PY) benchmarks/export_run.py study configs/study-activations.yaml --name activation_study
+
+# README tables from benchmarks/results/*.json: no training
+bench-report: setup
+	$(PY) scripts/bench_report.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis

@@ -75,7 +75,7 @@ def main() -> None:
                        e=args.epochs, lr=args.lr, b=args.batch_size,
                        seeds=" ".join(map(str, args.seeds)), aug=" --augment" if args.augment else ""),
         **environment(),
-        "config": cfg.to_dict() | {"seed": args.seeds},
+        "config": cfg.to_dict() | {"seed": args.seeds}, "seeds": args.seeds,
         "model": args.model, "width": args.width, "input_shape": list(shape), "dataset": args.dataset,
         "cost": cost.to_dict(),
         "runs": rows,

@@ -1,0 +1,241 @@
+"""Turn a finished (or partly finished) run folder into a results file in ``benchmarks/results``:
+every row with its per-seed raw values, the summary table, the machine, versions, seeds and date.
+
+    python benchmarks/export_run.py structured configs/fmnist-vgg16q-filters.yaml
+    python benchmarks/export_run.py imp configs/fmnist-lenet300-imp.yaml
+    python benchmarks/export_run.py study configs/study-activations.yaml
+
+The run folder is found from the config (``<runs>/<name>-<hash>``, default ``benchmarks/runs``),
+so the file always matches the config it names. Nothing is retrained: rerun the config's
+command first (it resumes) to finish missing cells. A partial run is exported with
+``complete: false`` and the cells it lacks, and its tables say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+try:
+    from _env import environment, provenance_lines
+except ImportError:
+    from benchmarks._env import environment, provenance_lines
+
+HERE = Path(__file__).parent
+EPOCHS_SHOWN = (0, 1, 2, 3, 5)
+
+
+def _ms(values: list) -> tuple[float | None, float | None]:
+    v = [x for x in values if x is not None]
+    if not v:
+        return None, None
+    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+
+def _pm(values: list, digits: int = 2) -> str:
+    m, s = _ms(values)
+    return "—" if m is None else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def _short(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def _table_md(rows: list[list[str]]) -> str:
+    head, *body = rows
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+
+
+# --- table 1: structured --------------------------------------------------------------------------
+
+
+def structured_table(rows: list[dict], seeds_expected: int) -> list[list[str]]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["sparsity"], r["method"])].append(r)
+    head = ["sparsity", "method", "seeds", "params", "MACs", "FLOPs", "latency b1 ms", "latency b64 ms"]
+    head += [f"acc {e} ep" if e else "acc after prune" for e in EPOCHS_SHOWN]
+    head += ["epochs to dense-0.5", "prune s", "vs best baseline (5 ep)"]
+    table = [head]
+    baselines = ("l1", "l2", "fpgm")
+    for (sparsity, method), rs in sorted(groups.items(), key=lambda kv: kv[0][0]):
+        r0 = rs[0]
+        lat = [r["latency_ms"] for r in rs if r.get("latency_ms") and r["latency_ms"][1]]
+
+        def lat_cell(b: str) -> str:
+            if not lat:
+                return "—"
+            dense = _ms([x[0][b] for x in lat if x[0]])[0]
+            pruned = _ms([x[1][b] for x in lat])[0]
+            return f"{dense:.2f} → {pruned:.2f}" if dense else f"{pruned:.2f}"
+
+        accs = [_pm([r["recovery_curve"][e] if e < len(r["recovery_curve"]) else None for r in rs])
+                for e in EPOCHS_SHOWN]
+        reached = [r["epochs_to_recover"] for r in rs]
+        rec = f"{_pm([e for e in reached if e is not None], 1)} ({sum(e is not None for e in reached)}/{len(rs)})"
+        final = _ms([r["recovery_curve"][-1] for r in rs])[0]
+        best = [(_ms([r["recovery_curve"][-1] for r in groups[(sparsity, b)]])[0], b)
+                for b in baselines if groups.get((sparsity, b))]
+        if method in ("topological", "betti", "random") and best:
+            top, name = max(best)
+            verdict = f"{'wins' if final > top else 'LOSES'} ({final - top:+.2f} vs {name})"
+        else:
+            verdict = ""
+        table.append([f"{sparsity:g}", method, f"{len(rs)}/{seeds_expected}",
+                      f"{_short(r0['params'][0])} → {_short(r0['params'][1])}",
+                      f"{_short(r0['macs'][0])} → {_short(r0['macs'][1])}",
+                      f"{_short(r0['flops'][0])} → {_short(r0['flops'][1])}",
+                      lat_cell("1"), lat_cell("64"), *accs, rec, _pm([r["prune_seconds"] for r in rs], 1), verdict])
+    return table
+
+
+# --- table 2: IMP / T-IMP -------------------------------------------------------------------------
+
+
+def imp_tables(rows: list[dict], seeds_expected: int) -> dict[str, list[list[str]]]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["sparsity"], r["method"])].append(r)
+    methods = ["imp", "timp", "magnitude", "random-weights"]
+    acc = [["remaining weights %"] + [f"{m}: acc (after 5 ep recovery)" for m in methods]]
+    for s in sorted({k[0] for k in groups}):
+        line = [f"{100 * (1 - s):.1f}"]
+        for m in methods:
+            rs = groups.get((s, m), [])
+            line.append("—" if not rs else f"{_pm([r['acc_after_prune'] for r in rs])} "
+                        f"({_pm([r['acc_after_recovery'] for r in rs])}) [{len(rs)}/{seeds_expected}]")
+        acc.append(line)
+    tables = {"accuracy": acc}
+    # per round, from the longest trajectory of each (method, seed)
+    traj: dict[str, dict[int, list[dict]]] = {}
+    for m in ("imp", "timp"):
+        per_seed: dict[int, list[dict]] = {}
+        for r in rows:
+            if r["method"] == m and r.get("imp_rounds") and len(r["imp_rounds"]) > len(per_seed.get(r["seed"], [])):
+                per_seed[r["seed"]] = r["imp_rounds"]
+        traj[m] = per_seed
+    if any(traj.values()):
+        n_rounds = max(len(t) for per in traj.values() for t in per.values())
+        first = next(t for per in traj.values() for t in per.values())
+        layers = list(first[-1]["np"])
+        head = ["round", "remaining %", "IMP test acc", "T-IMP test acc"]
+        head += [f"overlap {x}: IMP / T-IMP / bound / random" for x in layers]
+        head += [f"NP {x}: IMP / T-IMP" for x in layers]
+        per_round = [head]
+        for k in range(n_rounds):
+            at = {m: [t[k] for t in traj[m].values() if len(t) > k] for m in ("imp", "timp")}
+            ref = (at["imp"] or at["timp"])[0]
+            line = [str(k), f"{100 * ref['remaining']:.1f}", _pm([x["test_acc"] for x in at["imp"]]),
+                    _pm([x["test_acc"] for x in at["timp"]])]
+            for x in layers:
+                o = {m: [y["overlap"][x] for y in at[m] if x in y["overlap"]] for m in at}
+                ref_o = (o["imp"] or o["timp"])
+                line.append("—" if not ref_o else
+                            f"{_ms([v['measured'] for v in o['imp']])[0] or 0:.3f} / "
+                            f"{_ms([v['measured'] for v in o['timp']])[0] or 0:.3f} / "
+                            f"{ref_o[0]['bound']:.3f} / {_ms([v['random'] for v in ref_o])[0]:.3f}")
+            for x in layers:
+                line.append(f"{_ms([y['np'][x] for y in at['imp']])[0] or 0:.3f} / "
+                            f"{_ms([y['np'][x] for y in at['timp']])[0] or 0:.3f}")
+            per_round.append(line)
+        tables["rounds"] = per_round
+    return tables
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+
+def _run_dir(kind: str, config_path: Path, runs: Path) -> tuple[Path, dict]:
+    if kind == "study":
+        from topoprune.experiments.study import load_study_config
+
+        cfg = load_study_config(config_path)
+        return runs / f"{cfg.name}-{cfg.digest()}", cfg.to_dict()
+    from topoprune.experiments.config import load_config
+    from topoprune.experiments.runner import run_dir_for
+
+    cfg = load_config(config_path)
+    return run_dir_for(cfg, runs), cfg.to_dict()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("kind", choices=["structured", "imp", "study"])
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--runs", type=Path, default=HERE / "runs")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--name", default=None, help="results file stem (default: the config's name)")
+    args = ap.parse_args()
+    run_dir, config = _run_dir(args.kind, args.config, args.runs)
+    if not (run_dir / "results.jsonl").exists() and args.kind != "study":
+        raise SystemExit(f"{run_dir} has no results yet: run `topoprune compare {args.config} --out {args.runs}`")
+    name = args.name or config["name"]
+    env = environment()
+    import os
+
+    runs_shown = os.path.relpath(args.runs)
+    run_command = (f"topoprune study activations {args.config} --out {runs_shown}" if args.kind == "study"
+                   else f"topoprune compare {args.config} --out {runs_shown}")
+    named = f" --name {args.name}" if args.name else ""
+    record = {"command": f"{run_command} && python benchmarks/export_run.py {args.kind} {args.config}{named}", **env,
+              "run_dir": run_dir.name, "seeds": list(config["seeds"]), "config": config}
+    if args.kind == "study":
+        from topoprune.experiments.study import summary_dict
+
+        if not (run_dir / "results.jsonl").exists():
+            raise SystemExit(f"{run_dir} has no results yet: run `topoprune study activations {args.config} "
+                             f"--out {args.runs}`")
+        s = summary_dict(run_dir)
+        expected = len(config["seeds"]) * len(config["activations"])
+        record.update({"kind": "study", "rows": s["rows"], "summary": s["summary"], "table": s["table"],
+                       "verdict": s["verdict"], "dataset": s["dataset"], "cells_done": len(s["rows"]),
+                       "cells_total": expected, "complete": len(s["rows"]) == expected})
+        tables = {"activations": s["table"]}
+        intro = [f"**Verdict:** {s['verdict']}", "",
+                 f"Synthetic set `{s['dataset']['name']}`: {s['dataset']['points']} points, Betti numbers per class "
+                 f"{s['dataset']['betti']} (total {s['dataset']['total_betti']}); MLP hidden "
+                 f"{config['hidden']}; target {config['target_accuracy']:g}% test accuracy; "
+                 f"the `b0+b1` columns are both classes' Betti numbers after each layer at the end of training."]
+    else:
+        from topoprune.experiments.runner import read_results
+
+        rows = read_results(run_dir)
+        expected = len(config["seeds"]) * len(config["methods"]) * len(config["sparsities"]) * len(config["models"])
+        record.update({"kind": args.kind, "rows": rows, "cells_done": len(rows), "cells_total": expected,
+                       "complete": len(rows) == expected})
+        baseline = json.loads(next((run_dir / "baseline").glob("*/baseline.json")).read_text())
+        record["dense"] = baseline
+        if args.kind == "structured":
+            tables = {"structured": structured_table(rows, len(config["seeds"]))}
+        else:
+            tables = imp_tables(rows, len(config["seeds"]))
+        intro = [f"Dense baseline ({config['models'][0]['name']}, width {config['models'][0].get('width', 1):g}, "
+                 f"train seed {config['train'].get('seed', 0)}): test accuracy {baseline['test_acc']:.2f}%. "
+                 f"Accuracy in % on the test split, mean ± std over the seeds listed; recovery {config['recovery']['epochs']} "
+                 f"epochs at lr {config['recovery']['lr']:g}."]
+    record["tables"] = tables
+    args.out.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    for png in sorted(run_dir.glob("*.png")):  # the run's plots, beside the results file
+        shutil.copyfile(png, args.out / f"{name}_{png.name}")
+    (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    status = ("complete" if record["complete"] else
+              f"**PARTIAL: {record['cells_done']} of {record['cells_total']} cells finished**; rerun the config's "
+              "command to resume, then this export")
+    md = [f"# {name}", "", *provenance_lines(record), f"Run folder `{run_dir.name}` ({status}).", "", *intro, ""]
+    for title, t in tables.items():
+        md += [f"## {title}", "", _table_md(t), ""]
+    (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Regenerate the README's benchmark tables from ``benchmarks/results/*.json`` (no retraining, no
+number typed by hand): ``make bench-report``.
+
+Writes the block between ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` in README.md. A
+results file that is missing is named as missing; a partial run says how many cells it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def _load(name: str) -> dict | None:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _table(rows: list[list[str]], columns: list[int] | None = None) -> str:
+    if columns is not None:
+        rows = [[r[i] for i in columns] for r in rows]
+    head, *body = rows
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in body])
+
+
+def _source(d: dict, file: str) -> str:
+    m = d["machine"]
+    return (f"Source: `benchmarks/results/{file}` from `{d['command']}`, {d['date'][:10]}, commit {d['git_commit']}, "
+            f"{m['cpu']} ({m['cores']} cores), torch {d['versions'].get('torch', '?')}.")
+
+
+def _status(d: dict) -> str:
+    if d.get("complete", True):
+        return ""
+    return (f" **Partial: {d['cells_done']} of {d['cells_total']} cells ran on this machine so far**; "
+            "the rest resume with the same command.")
+
+
+def _missing(file: str, how: str) -> list[str]:
+    return [f"Not yet run: `benchmarks/results/{file}` is missing ({how}).", ""]
+
+
+def section_structured() -> list[str]:
+    out = ["### 1. Structured pruning, VGG-16 (width 0.25) on Fashion-MNIST 1x32x32", "",
+           "Our stand-in for the Topological Pruner paper's VGG-16 / CIFAR-10 experiment (no CIFAR-10 and no GPU "
+           "here). Config `configs/fmnist-vgg16q-filters.yaml`; conv layers pruned uniformly, first conv and head "
+           "kept. The last column compares the topological methods (and random) with the best of L1/L2/FPGM after "
+           "5 recovery epochs: **LOSES** is printed where ours is worse.", ""]
+    d = _load("fmnist-vgg16q-filters")
+    if d is None:
+        return out + _missing("fmnist-vgg16q-filters.json", "`make bench-structured`")
+    t = d["tables"]["structured"]
+    out += [_source(d, "fmnist-vgg16q-filters.json") + _status(d), "",
+            f"Dense: {d['dense']['test_acc']:.2f}% test accuracy.", "", _table(t), ""]
+    return out
+
+
+def section_imp() -> list[str]:
+    out = ["### 2. Unstructured: IMP vs T-IMP vs one-shot magnitude vs random, LeNet-300-100 on Fashion-MNIST", "",
+           "Config `configs/fmnist-lenet300-imp.yaml`: 20% of the remaining weights per round, 10 rounds, rewind "
+           "to init, 15 epochs per round. IMP/T-IMP cells show the round's accuracy (then after 5 more epochs of "
+           "recovery); one-shot cells show accuracy right after pruning the trained dense model (then after 5 "
+           "recovery epochs). Mean ± std over seeds [n/3 seeds done].", ""]
+    d = _load("fmnist-lenet300-imp")
+    if d is None:
+        return out + _missing("fmnist-lenet300-imp.json", "`make bench-imp`")
+    out += [_source(d, "fmnist-lenet300-imp.json") + _status(d), "", _table(d["tables"]["accuracy"]), ""]
+    rounds = d["tables"].get("rounds")
+    if rounds:
+        out += ["Per round: tree/top-k overlap of each layer (IMP / T-IMP / the paper's lower bound / two random "
+                "subsets) and neural persistence (IMP / T-IMP):", "", _table(rounds), ""]
+    return out
+
+
+def section_critical() -> list[str]:
+    out = ["### 3. Critical compression of every registry model", ""]
+    d = _load("critical_compression")
+    if d is None:
+        return out + _missing("critical_compression.json", "`python benchmarks/critical_compression.py`")
+    rows = [["model", "input", "final, paper convention", "final, exact", "paper's final", "layers equal to a paper value"]]
+    for m in d["models"]:
+        ours = m["conventions"]["paper"]["layers"]
+        checks = [(x["ratio"], p) for x, p in zip(ours, m["paper_layers"]) if p is not None]
+        agree = sum(abs(a - p) < 1e-4 for a, p in checks)
+        rows.append([m["model"], "x".join(map(str, m["input_shape"])), f"{m['conventions']['paper']['final']:.5f}",
+                     f"{m['conventions']['exact']['final']:.5f}",
+                     f"{m['paper']['final']:.5f}" if m["paper"] else "—",
+                     f"{agree}/{len(checks)}" if checks else "—"])
+    return out + [_source(d, "critical_compression.json"), "", _table(rows), ""]
+
+
+def section_speed() -> list[str]:
+    out = ["### 4. Speed (ratios against a peer, in one run)", ""]
+    rows = [["what", "ours", "peer", "ratio", "source"]]
+    d = _load("np_speed")
+    if d:
+        for x in d["dense"]:
+            rows.append([f"max spanning tree, {x['layer']}", f"{1e3 * x['ours_s']:.1f} ms",
+                         f"scipy {1e3 * x['scipy_s']:.0f} ms; sort+union-find {1e3 * x['sort_uf_s']:.0f} ms"
+                         + (f"; networkx {1e3 * x['networkx_s']:.0f} ms" if x.get("networkx_s") else ""),
+                         f"{x['speedup_vs_scipy']:.0f}x vs scipy", "np_speed.json"])
+    d = _load("prune_time")
+    if d:
+        by = {r["method"]: r["seconds"] for r in d["vgg16_width1"]}
+        rows.append(["Topological Pruner (GA), vgg16 width 1, sparsity 0.5", f"{by['topological']:.1f} s",
+                     f"L1 {by['l1']:.2f} s, FPGM {by['fpgm']:.2f} s", f"{by['topological'] / by['fpgm']:.0f}x FPGM's time",
+                     "prune_time.json"])
+        by = {r["method"]: r["seconds"] for r in d["vgg16_width0.25_fmnist"]}
+        rows.append(["Betti pruning, vgg16 w0.25, 256 inputs", f"{by['betti']:.1f} s",
+                     f"L1 {by['l1']:.2f} s, FPGM {by['fpgm']:.2f} s", f"{by['betti'] / by['fpgm']:.0f}x FPGM's time",
+                     "prune_time.json"])
+    d = _load("train_overhead")
+    if d:
+        import statistics
+
+        rows.append(["training loop, one epoch vgg16 w0.25", f"{statistics.median(d['ours_s']):.1f} s",
+                     f"minimal loop {statistics.median(d['minimal_s']):.1f} s",
+                     f"{d['ratio_ours_over_minimal']:.3f}x", "train_overhead.json"])
+    d = _load("prune_speed")
+    if d:
+        for name, s in d["setups"].items():
+            rows.append([f"L1-pruned vgg16 (0.5) vs dense, batch 64, {name}",
+                         f"{s['median_ms']['pruned']['64']:.1f} ms", f"dense {s['median_ms']['dense']['64']:.1f} ms",
+                         f"{s['speedup']['64']:.2f}x faster", "prune_speed.json"])
+    if len(rows) == 1:
+        return out + _missing("np_speed.json etc.", "`make bench`")
+    return out + [_table(rows), ""]
+
+
+def section_early_stopping() -> list[str]:
+    out = ["### 5. Neural-persistence early stopping vs validation-loss early stopping (LeNet-300-100)", ""]
+    d = _load("np_early_stopping")
+    if d is None:
+        return out + _missing("np_early_stopping.json", "`python benchmarks/np_early_stopping.py`")
+    import statistics
+
+    def pm(v, k=2):
+        return f"{statistics.mean(v):.{k}f} ± {statistics.stdev(v) if len(v) > 1 else 0:.{k}f}"
+
+    rows = [["rule", "epochs used", "final test acc %", "seeds"]]
+    for rule, s in d["summary"].items():
+        rows.append([rule, pm(s["epochs"], 1), pm(s["test_acc"]), str(len(s["epochs"]))])
+    return out + [_source(d, "np_early_stopping.json"), "", _table(rows), ""]
+
+
+def section_study() -> list[str]:
+    out = ["### 6. The topological activation study (Kochar et al.)", ""]
+    d = _load("activation_study")
+    if d is None:
+        return out + _missing("activation_study.json", "`make bench-study`")
+    t = d["table"]
+    return out + [_source(d, "activation_study.json") + _status(d), "", f"**{d['verdict']}**", "",
+                  _table(t), ""]
+
+
+def main() -> None:
+    block = [BEGIN, "", "Generated by `make bench-report` (`python scripts/bench_report.py`) from "
+             "`benchmarks/results/*.json`; `benchmarks/README.md` says how each was produced and how long it takes.", ""]
+    for section in (section_structured, section_imp, section_critical, section_speed, section_early_stopping,
+                    section_study):
+        block += section()
+    block.append(END)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        sys.exit("README.md has no bench markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + "\n".join(block) + tail)
+    print(f"updated {readme}")
+
+
+if __name__ == "__main__":
+    main()
