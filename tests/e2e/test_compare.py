@@ -103,8 +103,10 @@ def test_shipped_configs_are_valid():
     names = sorted(p.name for p in root.glob("*.yaml"))
     assert {"quickstart.yaml", "fmnist-lenet300-imp.yaml", "fmnist-vgg16q-filters.yaml",
             "cifar10-vgg16.yaml"} <= set(names)
+    from topoprune.experiments.study import load_study_config
+
     for p in root.glob("*.yaml"):
-        cfg = load_config(p)
+        cfg = load_study_config(p) if p.name.startswith("study-") else load_config(p)
         assert cfg.name == p.stem
         text = p.read_text()
         assert text.count("#") >= 5, f"{p.name}: every config explains its values"
