@@ -24,6 +24,9 @@ try:
 except ImportError:
     from benchmarks._env import environment, provenance_lines
 
+from topoprune.experiments.report import _markdown_table as _table_md
+from topoprune.experiments.report import _short
+
 HERE = Path(__file__).parent
 EPOCHS_SHOWN = (0, 1, 2, 3, 5)
 
@@ -38,19 +41,6 @@ def _ms(values: list) -> tuple[float | None, float | None]:
 def _pm(values: list, digits: int = 2) -> str:
     m, s = _ms(values)
     return "—" if m is None else f"{m:.{digits}f} ± {s:.{digits}f}"
-
-
-def _short(n: float) -> str:
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{unit}"
-    return f"{n:.0f}"
-
-
-def _table_md(rows: list[list[str]]) -> str:
-    head, *body = rows
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
 
 
 # --- table 1: structured --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import TopopruneError
 from ..train.checkpoint import atomic_write_bytes, atomic_write_json
+from .report import _mean_std
 
 __all__ = ["StudyConfig", "load_study_config", "parse_study_config", "run_study", "build_study_report",
            "SPEEDUP_BAR"]
@@ -237,13 +238,6 @@ def run_study(config: StudyConfig, out: str | Path = "runs", quiet: bool = False
 # --- summary and report ---------------------------------------------------------------------------
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 def _betti_total(per_class: dict[str, list[int]]) -> int:
     """b0 + b1 (+ ...) summed over both classes: the complexity measure of Naitzat et al."""
     return int(sum(sum(b) for b in per_class.values()))
@@ -413,6 +407,6 @@ def summary_dict(run_dir: str | Path) -> dict:
     summary = summarize_study(rows, config["target_accuracy"])
     return {"config": config, "dataset": json.loads((run_dir / "dataset.json").read_text()),
             "summary": summary, "verdict": verdict(summary), "table": study_table(summary, config["target_accuracy"]),
-            "rows": [{k: v for k, v in r.items()} for r in rows]}
+            "rows": rows}
 
 
