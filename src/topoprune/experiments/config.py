@@ -270,15 +270,19 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
                             tuple(float(s) for s in sparsities), tuple(seeds), recovery, analyses)
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a YAML experiment config."""
+def read_yaml(path: str | Path, what: str = "config"):
+    """The parsed YAML of a config file; a missing file or bad YAML is a one-line error."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
-        raise TopopruneError(f"config {str(p)!r} does not exist")
+        raise TopopruneError(f"{what} {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
-        raise TopopruneError(f"config {str(p)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
-    return parse_config(data or {}, name=p.stem)
+        raise TopopruneError(f"{what} {p} is not valid YAML: {' '.join(str(exc).split())}") from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a YAML experiment config."""
+    return parse_config(read_yaml(path) or {}, name=Path(path).stem)

@@ -127,16 +127,9 @@ def parse_study_config(data: dict) -> StudyConfig:
 
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study YAML file."""
-    import yaml
+    from .config import read_yaml
 
-    p = Path(path)
-    if not p.is_file():
-        raise TopopruneError(f"study config {p} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise TopopruneError(f"study config {p} is not valid YAML: {exc}") from None
-    return parse_study_config(data)
+    return parse_study_config(read_yaml(path, "study config"))
 
 
 def _betti_sample(data, per_class: int, seed: int):
@@ -214,7 +207,7 @@ def run_study(config: StudyConfig, out: str | Path = "runs", quiet: bool = False
     atomic_write_json(config.to_dict(), saved)
     set_threads(threads)
     ds = dict(config.dataset)
-    synthetic = make_synthetic(ds.pop("name"), **{k: v for k, v in ds.items()})
+    synthetic = make_synthetic(ds.pop("name"), **ds)
     data = synthetic_splits(synthetic, seed=int(config.dataset.get("seed", 0)))
     atomic_write_json({"name": synthetic.name, "points": int(synthetic.x.shape[0]), "dim": int(synthetic.x.shape[1]),
                        "betti": {str(k): v for k, v in synthetic.betti.items()}, "total_betti": synthetic.total_betti,
@@ -314,6 +307,13 @@ def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: f
     import matplotlib.pyplot as plt
 
     plots = []
+
+    def save(fig, file: str, title: str) -> None:
+        fig.tight_layout()
+        fig.savefig(run_dir / file, dpi=110)
+        plt.close(fig)
+        plots.append((title, run_dir / file))
+
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, s in enumerate(summary):
         curves = np.array([r["test_curve"] for r in rows if r["activation"] == s["activation"]])
@@ -324,11 +324,7 @@ def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: f
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy % (mean, min-max over seeds)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = run_dir / "accuracy_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    plots.append(("Test accuracy by epoch", path))
+    save(fig, "accuracy_curves.png", "Test accuracy by epoch")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, s in enumerate(summary):
@@ -339,11 +335,7 @@ def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: f
     ax.set_ylabel("b0 + b1, both classes (mean over seeds)")
     ax.set_title(f"after training (epoch {summary[0]['betti_epoch']})", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = run_dir / "betti_by_depth.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    plots.append(("Betti numbers by depth after training", path))
+    save(fig, "betti_by_depth.png", "Betti numbers by depth after training")
 
     cols = min(4, len(summary))
     nrows = -(-len(summary) // cols)
@@ -363,11 +355,7 @@ def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: f
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
     fig.suptitle("b0 + b1 by depth over training (mean over seeds)", fontsize=10)
-    fig.tight_layout()
-    path = run_dir / "betti_over_training.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    plots.append(("Betti numbers by depth over training", path))
+    save(fig, "betti_over_training.png", "Betti numbers by depth over training")
     return plots
 
 
