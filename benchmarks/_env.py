@@ -20,6 +20,16 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _gpu() -> str | None:
+    """The visible CUDA GPU's name, or None (CPU-only torch, or no GPU)."""
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001 - a broken driver must not stop a CPU benchmark
+        return None
+
+
 def _version(pkg: str) -> str:
     try:
         return metadata.version(pkg)
@@ -45,6 +55,7 @@ def environment(packages: tuple[str, ...] = ("topoprune", "numpy", "scipy", "num
             "cpu": _cpu_model(),
             "cores": os.cpu_count(),
             "platform": platform.platform(),
+            **({"gpu": gpu} if (gpu := _gpu()) else {}),
         },
         "python": platform.python_version(),
         "versions": {p: _version(p) for p in packages},
@@ -59,6 +70,7 @@ def provenance_lines(record: dict, threads: str = "") -> list[str]:
     seed = f" · seed {record['seed']}" if "seed" in record else ""
     return [
         f"Command: `{record['command']}`{seed} · {record['date']} · commit {record['git_commit']}",
-        f"Machine: {m['cpu']}, {m['cores']} cores{threads}, {m['platform']}; python {record['python']}, "
+        f"Machine: {m['cpu']}, {m['cores']} cores{threads}"
+        + (f", GPU {m['gpu']}" if m.get("gpu") else "") + f", {m['platform']}; python {record['python']}, "
         + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
     ]

@@ -32,7 +32,8 @@ def _table(rows: list[list[str]], columns: list[int] | None = None) -> str:
 def _source(d: dict, file: str) -> str:
     m = d["machine"]
     return (f"Source: `benchmarks/results/{file}` from `{d['command']}`, {d['date'][:10]}, commit {d['git_commit']}, "
-            f"{m['cpu']} ({m['cores']} cores), torch {d['versions'].get('torch', '?')}.")
+            f"{m['cpu']} ({m['cores']} cores){', GPU ' + m['gpu'] if m.get('gpu') else ''}, "
+            f"torch {d['versions'].get('torch', '?')}.")
 
 
 def _status(d: dict) -> str:

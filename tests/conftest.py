@@ -13,6 +13,24 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 
 
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's bundled digits (8x8), 10 % held out for validation: data for quick training."""
+    from topoprune.data import prepare_data
+
+    return prepare_data("digits", val_fraction=0.1, seed=0)
+
+
+def small_model(seed: int = 0):
+    """A quarter-width LeNet-300-100 for 8x8 digits, initialised from ``seed``."""
+    import torch
+
+    import topoprune as tp
+
+    torch.manual_seed(seed)
+    return tp.create_model("lenet300", in_channels=1, input_size=8, width=0.25)
+
+
 def bipartite_csr(values: np.ndarray) -> sp.csr_matrix:
     """The layer graph of an ``(n_out, n_in)`` matrix of edge values (zeros = no edge), as a
     symmetric-free upper-block adjacency matrix scipy's csgraph accepts."""

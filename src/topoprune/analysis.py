@@ -140,13 +140,15 @@ def layer_representations(model: nn.Module, inputs, layers: Sequence[str] | None
         raise TopopruneError(f"no module named {missing}; the model has {[n for n in modules if n][:12]}...")
     if not layers:
         raise TopopruneError("the model has no activation modules to track; pass layers=[...]")
+    from .train.device import model_device
+
     calls: list[tuple[str, torch.Tensor]] = []
-    hooks = [modules[n].register_forward_hook(lambda m, a, o, n=n: calls.append((n, o.detach())))
+    hooks = [modules[n].register_forward_hook(lambda m, a, o, n=n: calls.append((n, o.detach().cpu())))
              for n in layers]
     x = torch.as_tensor(inputs)
     try:
         with inspecting(model):
-            model(x)
+            model(x.to(model_device(model)))
     finally:
         for h in hooks:
             h.remove()

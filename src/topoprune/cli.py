@@ -32,6 +32,9 @@ app = typer.Typer(
 )
 console = Console()
 
+DeviceOption = Annotated[str, typer.Option(
+    "--device", help="Where training runs: auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps.")]
+
 
 class Convention(str, Enum):
     paper = "paper"
@@ -220,6 +223,7 @@ def train_cmd(
     np_patience: Annotated[Optional[int], typer.Option("--np-early-stop", help="Stop after this many epochs without a rise in mean normalized NP.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N train/test samples (quick runs).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    device: DeviceOption = "auto",
 ) -> None:
     """Train a registry model on a dataset, checkpointing every epoch (rerun to resume)."""
     import torch
@@ -245,7 +249,7 @@ def train_cmd(
     if np_patience is not None:
         callbacks.append(NPEarlyStopping(patience=np_patience))
     result = train(net, data, cfg, out_dir=out, callbacks=callbacks, progress=not quiet,
-                   description=f"{model} on {dataset}")
+                   description=f"{model} on {dataset}", device=device)
     final = result.final
     how = "stopped early" if result.stopped_early else "done"
     console.print(
@@ -411,13 +415,15 @@ def compare_cmd(
     out: Annotated[Path, typer.Option("--out", help="Parent folder of the run folder.")] = Path("runs"),
     workers: Annotated[int, typer.Option("--workers", help="Cells run in parallel processes.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display (CI logs).")] = False,
+    device: DeviceOption = "auto",
 ) -> None:
-    """Prune a model with every method, let it recover, compare (resumable: rerun to continue)."""
+    """Prune a model with every method, let it recover, compare (resumable: rerun to continue).
+    Training runs on --device; pruning and the latency columns stay on the CPU."""
     from .experiments.config import load_config
     from .experiments.runner import run_experiment
 
     cfg = load_config(config or _default_config())
-    run_dir = run_experiment(cfg, out, workers=workers, quiet=quiet)
+    run_dir = run_experiment(cfg, out, workers=workers, quiet=quiet, device=device)
     console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
 
@@ -443,12 +449,13 @@ def study_activations_cmd(
     config: Annotated[Path, typer.Argument(help="Study YAML, e.g. configs/study-activations.yaml.")],
     out: Annotated[Path, typer.Option("--out", help="Parent folder of the run folder.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    device: DeviceOption = "auto",
 ) -> None:
     """Train one MLP per activation and seed on a synthetic set with many holes; report epochs
     to the target accuracy, final accuracy and Betti numbers per layer (resumable)."""
     from .experiments.study import load_study_config, run_study, summary_dict
 
-    run_dir = run_study(load_study_config(config), out, quiet=quiet)
+    run_dir = run_study(load_study_config(config), out, quiet=quiet, device=device)
     console.print(summary_dict(run_dir)["verdict"])
     console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 

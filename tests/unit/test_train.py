@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import topoprune as tp
-from topoprune.data import prepare_data
 from topoprune.errors import TopopruneError
 from topoprune.train import (
     Callback,
@@ -22,16 +21,7 @@ from topoprune.train import (
     train,
 )
 
-
-@pytest.fixture(scope="module")
-def digits():
-    return prepare_data("digits", val_fraction=0.1, seed=0)
-
-
-def small_model(seed: int = 0):
-    torch.manual_seed(seed)
-    return tp.create_model("lenet300", in_channels=1, input_size=8, width=0.25)
-
+from ..conftest import small_model
 
 CFG = TrainConfig(epochs=3, lr=0.1, batch_size=64, seed=0)
 

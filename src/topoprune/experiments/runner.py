@@ -35,6 +35,7 @@ import torch
 
 from ..errors import TopopruneError
 from ..train.checkpoint import atomic_save, atomic_write_bytes, atomic_write_json
+from ..train.device import describe_device
 from .config import ExperimentConfig, MethodSpec, ModelSpec, parse_config
 
 __all__ = ["run_experiment", "Cell", "run_dir_for"]
@@ -111,7 +112,8 @@ def _cell_dir(run_dir: Path, cell: Cell) -> Path:
 # --- stages 1 and 2 -----------------------------------------------------------------------------
 
 
-def _stage_baseline(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, log, progress: bool) -> dict:
+def _stage_baseline(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, log, progress: bool,
+                    device: str | None = None) -> dict:
     from ..metrics import model_cost
     from ..models import create_model
     from ..train import TrainConfig, evaluate, train
@@ -136,12 +138,13 @@ def _stage_baseline(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, lo
         if not (folder / "init.pt").exists():  # what IMP's rewind="init" returns to
             atomic_save(model.state_dict(), folder / "init.pt")
         log.info("baseline %s: training %d epochs", spec.key, cfg.epochs)
-        train(model, data, cfg, out_dir=folder, progress=progress, description=f"baseline {spec.key}")
+        train(model, data, cfg, out_dir=folder, progress=progress, description=f"baseline {spec.key}",
+              device=device)
     _, test_acc = evaluate(model, data.test_x, data.test_y)
     _, val_acc = evaluate(model, data.val_x, data.val_y)
     record = {"model": spec.key, "test_acc": test_acc, "val_acc": val_acc,
               "cost": model_cost(model, data.input_shape).to_dict(),
-              "seconds": time.perf_counter() - t0}
+              "seconds": time.perf_counter() - t0, "device": describe_device(device)}
     atomic_write_json(record, folder / "baseline.json")
     log.info("baseline %s: test accuracy %.2f%%", spec.key, test_acc)
     return record
@@ -204,7 +207,8 @@ def _stage_analysis(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, lo
 # --- stages 3 to 5, per cell ----------------------------------------------------------------------
 
 
-def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSpec, folder: Path):
+def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSpec, folder: Path,
+           device: str | None = None):
     """Stage 3: returns (pruned model, prune record); saves the artefact."""
     from ..pruning import prune_filters, prune_unstructured
     from ..pruning.masks import prunable_layers
@@ -220,7 +224,7 @@ def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSp
             return load_model(folder / "pruned"), done
         model = _load_baseline(run_dir, cell.model)
         _apply_mask_hooks(model, done["targets"])
-        model.load_state_dict(torch.load(folder / "masked.pt", weights_only=True))
+        model.load_state_dict(torch.load(folder / "masked.pt", map_location="cpu", weights_only=True))
         return model, done
     model = _load_baseline(run_dir, cell.model)
     torch.manual_seed(cell.seed)
@@ -248,7 +252,7 @@ def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSp
                                  scope, seed=cell.seed)
         records = [rec.to_dict()]
     elif "fraction" in p:  # imp / timp along one trajectory per seed: the cell takes its round
-        model, records, seconds = _trajectory_round(config, run_dir, cell, method)
+        model, records, seconds = _trajectory_round(config, run_dir, cell, method, device)
         targets = list(prunable_layers(model))
         atomic_save(model.state_dict(), folder / "masked.pt")
         record = {"seconds": seconds, "rounds": records, "targets": targets, "trajectory": True,
@@ -260,8 +264,8 @@ def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSp
         fraction = 1 - (1 - cell.sparsity) ** (1 / rounds)
         init = None
         if p.get("rewind", "none") == "init":
-            init = torch.load(run_dir / "baseline" / cell.model / "init.pt", weights_only=True) \
-                if (run_dir / "baseline" / cell.model / "init.pt").exists() else None
+            init_path = run_dir / "baseline" / cell.model / "init.pt"
+            init = torch.load(init_path, map_location="cpu", weights_only=True) if init_path.exists() else None
         preserve = "mst" if method.name == "timp" else None
         records = []
         r = config.recovery
@@ -276,7 +280,7 @@ def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSp
             if k < rounds - 1:
                 if init is not None:
                     _rewind(model, prunable_layers(model), init)
-                train(model, _data(config, spec), round_cfg, progress=False)
+                train(model, _data(config, spec), round_cfg, progress=False, device=device)
     targets = list(prunable_layers(model))
     atomic_save(model.state_dict(), folder / "masked.pt")
     record = {"seconds": time.perf_counter() - t0, "rounds": records, "targets": targets,
@@ -285,7 +289,8 @@ def _prune(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSp
     return model, record
 
 
-def _trajectory_round(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSpec):
+def _trajectory_round(config: ExperimentConfig, run_dir: Path, cell: Cell, method: MethodSpec,
+                      device: str | None = None):
     """IMP / T-IMP with ``fraction`` per round: one resumable trajectory per (model, method, seed)
     under ``trajectories/`` (``pruning.schedules.imp``: round 0 trains the baseline's
     initialisation with the cell's seed, every round prunes, rewinds and retrains, and records
@@ -305,15 +310,16 @@ def _trajectory_round(config: ExperimentConfig, run_dir: Path, cell: Cell, metho
                          input_size=data.input_shape[1:], width=spec.width)
     init = run_dir / "baseline" / cell.model / "init.pt"
     if init.exists():
-        model.load_state_dict(torch.load(init, weights_only=True))
+        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
     result = imp(model, data, round_cfg, rounds=int(p.get("rounds", 3)), fraction=float(p["fraction"]),
                  scope=p.get("scope", "global"), rewind=p.get("rewind", "init"),
-                 preserve="mst" if cell.method == "timp" else None, out_dir=folder, progress=False)
+                 preserve="mst" if cell.method == "timp" else None, out_dir=folder, progress=False,
+                 device=device)
     k = next((i for i, rec in enumerate(result.rounds) if rec["sparsity"] >= cell.sparsity - 1e-3), None)
     if k is None:
         raise TopopruneError(f"{cell.key}: the {cell.method} trajectory ends at sparsity "
                              f"{result.rounds[-1]['sparsity']:.3f}, below {cell.sparsity}")
-    state = torch.load(folder / f"round{k:02d}" / "checkpoint.pt", weights_only=True)["model"]
+    state = torch.load(folder / f"round{k:02d}" / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
     model = _load_baseline(run_dir, cell.model)
     _apply_mask_hooks(model, list(prunable_layers(model)))
     model.load_state_dict(state)
@@ -344,8 +350,10 @@ def _apply_mask_hooks(model, targets) -> None:
             prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
 
 
-def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, progress: bool = False) -> dict:
-    """Stages 3-5 of one cell; returns its result row (written to ``row.json``)."""
+def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, progress: bool = False,
+             device: str | None = None) -> dict:
+    """Stages 3-5 of one cell; returns its result row (written to ``row.json``). Training (the
+    recovery, IMP rounds) runs on ``device``; pruning and measurements on the CPU."""
     from ..metrics import measure_latency, model_cost
     from ..train import TrainConfig, recover
 
@@ -362,7 +370,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, progress: bool 
     data = _data(config, spec)
     baseline = _read_json(run_dir / "baseline" / cell.model / "baseline.json")
     analysis = _read_json(run_dir / "analysis" / f"{cell.model}.json")
-    model, prune_record = _prune(config, run_dir, cell, method, folder)
+    model, prune_record = _prune(config, run_dir, cell, method, folder, device)
     log.info("%s: pruned in %.2f s", cell.key, prune_record["seconds"])
 
     rec_path = folder / "recovery.json"
@@ -372,12 +380,13 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, progress: bool 
         cfg = TrainConfig(epochs=r.epochs, lr=r.lr, batch_size=r.batch_size, optimizer=r.optimizer,
                           schedule=r.schedule, seed=cell.seed)
         result = recover(model, data, baseline["test_acc"], epochs=r.epochs, config=cfg,
-                         tolerance=r.tolerance, out_dir=folder / "recovery", progress=progress)
+                         tolerance=r.tolerance, out_dir=folder / "recovery", progress=progress,
+                         device=device)
         recovery = result.to_dict()
         atomic_write_json(recovery, rec_path)
         log.info("%s: %s", cell.key, _summary(recovery))
     else:  # the recovered weights live in the recovery checkpoint
-        state = torch.load(folder / "recovery" / "checkpoint.pt", weights_only=True)
+        state = torch.load(folder / "recovery" / "checkpoint.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
 
     shape = tuple(analysis["input_shape"])
@@ -463,19 +472,27 @@ def _worker_init(threads: int) -> None:
 
 
 def _cell_job(args):
-    run_dir, config_dict, cell = args
-    return run_cell(run_dir, config_dict, cell)
+    run_dir, config_dict, cell, device = args
+    return run_cell(run_dir, config_dict, cell, device=device)
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path = "runs", workers: int = 1,
-                   quiet: bool = False, report: bool = True) -> Path:
-    """Run (or resume) a comparison and build its report; returns the run folder."""
+                   quiet: bool = False, report: bool = True, device: str | None = None) -> Path:
+    """Run (or resume) a comparison and build its report; returns the run folder.
+
+    ``device`` is where every training runs (baseline, recovery, IMP rounds): ``"auto"``,
+    ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; default the CPU. It is not part of the config,
+    so a run started on one device resumes on another. Pruning and measurements stay on the CPU
+    (the latency columns are CPU latency)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..train import set_threads
 
     if workers < 1:
         raise TopopruneError(f"workers must be >= 1, got {workers}")
+    from ..train import resolve_device
+
+    device = None if device is None else str(resolve_device(device))  # refuse a missing GPU now
     run_dir = run_dir_for(config, out)
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = _read_json(run_dir / "config.json")
@@ -483,7 +500,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", workers: 
         raise TopopruneError(f"{run_dir} holds another config; remove it or use another --out")
     atomic_write_json(config.to_dict(), run_dir / "config.json")
     log = _logger(run_dir)
-    log.info("run %s: start (workers=%d)", run_dir.name, workers)
+    log.info("run %s: start (workers=%d, training on %s)", run_dir.name, workers, describe_device(device))
     set_threads()
     cells = [Cell(m.key, meth.name, s, seed) for m in config.models for meth in config.methods
              for s in config.sparsities for seed in config.seeds]
@@ -497,7 +514,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", workers: 
     with Progress(*columns, disable=quiet, transient=False) as bar:
         stage = bar.add_task("baselines and analyses", total=2 * len(config.models))
         for spec in config.models:
-            _stage_baseline(config, run_dir, spec, log, progress=not quiet)
+            _stage_baseline(config, run_dir, spec, log, progress=not quiet, device=device)
             bar.advance(stage)
             _stage_analysis(config, run_dir, spec, log)
             bar.advance(stage)
@@ -506,14 +523,14 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", workers: 
         if workers == 1 or len(todo) <= 1:
             for cell in todo:
                 bar.update(task, description=f"cell {cell.key}")
-                _append_row(run_dir, run_cell(run_dir, config_dict, cell))
+                _append_row(run_dir, run_cell(run_dir, config_dict, cell, device=device))
                 bar.advance(task)
         else:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                                      initargs=(max(1, cores // workers),)) as pool:
-                futures = {pool.submit(_cell_job, (str(run_dir), config_dict, c)): c for c in todo}
+                futures = {pool.submit(_cell_job, (str(run_dir), config_dict, c, device)): c for c in todo}
                 for fut in as_completed(futures):
                     _append_row(run_dir, fut.result())
                     bar.advance(task)

@@ -149,7 +149,8 @@ def _betti_sample(data, per_class: int, seed: int):
     return data.train_x[idx], data.train_y[idx].numpy()
 
 
-def _run_one(config: StudyConfig, run_dir: Path, data, activation: str, seed: int, progress: bool) -> dict:
+def _run_one(config: StudyConfig, run_dir: Path, data, activation: str, seed: int, progress: bool,
+             device: str | None = None) -> dict:
     import torch
 
     from ..analysis import betti_by_layer
@@ -173,7 +174,7 @@ def _run_one(config: StudyConfig, run_dir: Path, data, activation: str, seed: in
     tracker = BettiTracker(x_b, y_b, epochs=sorted(set(b["epochs"]) | {cfg.epochs}), **options)
     t0 = time.perf_counter()
     res = train(model, data, cfg, out_dir=folder, callbacks=[tracker], progress=progress,
-                description=f"{activation} seed {seed}")
+                description=f"{activation} seed {seed}", device=device)
     betti = json.loads((folder / "betti0.json").read_text())
     betti.update({str(h["epoch"]): h["betti"] for h in res.history if "betti" in h})
     curve = [h["test_acc"] for h in res.history]
@@ -189,16 +190,19 @@ def _run_one(config: StudyConfig, run_dir: Path, data, activation: str, seed: in
 
 
 def run_study(config: StudyConfig, out: str | Path = "runs", quiet: bool = False, report: bool = True,
-              threads: int = 1) -> Path:
+              threads: int = 1, device: str | None = None) -> Path:
     """Run (or resume) the activation study and write its report; returns the run folder.
+
+    ``device``: where the MLPs train (see :func:`~topoprune.train.train`); not part of the config.
 
     ``threads``: torch intra-op threads. One is the default: these small MLPs at batch 64 gain
     nothing from more, and several threads thrash when other jobs share the cores."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..data.synthetic import make_synthetic, synthetic_splits
-    from ..train import set_threads
+    from ..train import resolve_device, set_threads
 
+    device = None if device is None else str(resolve_device(device))  # refuse a missing GPU now
     run_dir = Path(out) / f"{config.name}-{config.digest()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = run_dir / "config.json"
@@ -220,7 +224,7 @@ def run_study(config: StudyConfig, out: str | Path = "runs", quiet: bool = False
         task = bar.add_task("activation study", total=len(cells))
         for activation, seed in cells:
             bar.update(task, description=f"{activation} seed {seed}")
-            rows.append(_run_one(config, run_dir, data, activation, seed, progress=False))
+            rows.append(_run_one(config, run_dir, data, activation, seed, progress=False, device=device))
             bar.advance(task)
     atomic_write_bytes(run_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     if report:

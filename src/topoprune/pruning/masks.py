@@ -156,7 +156,8 @@ def prune_unstructured(
     except ValueError as exc:
         raise TopopruneError(str(exc)) from None
     for n, m in targets.items():
-        keep = torch.from_numpy(new[n]).to(device=m.weight.device, dtype=m.weight.dtype)
+        ref = effective_weight(m)  # not m.weight: stale (and maybe on another device) after .to()
+        keep = torch.from_numpy(new[n]).to(device=ref.device, dtype=ref.dtype)
         prune.custom_from_mask(m, "weight", keep)
     for w in record.warnings:
         warnings.warn(w, stacklevel=2)

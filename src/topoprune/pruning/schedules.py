@@ -136,6 +136,7 @@ def imp(
     out_dir: str | Path | None = None,
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
+    device: str | torch.device | None = None,
 ) -> IMPResult:
     """Run IMP (``preserve=None``) or T-IMP (``preserve="mst"``) **in place** on ``model``.
 
@@ -152,6 +153,8 @@ def imp(
         layers: layer names to prune (default: every Linear/Conv layer).
         out_dir: folder for per-round checkpoints and ``imp.json``; rerun to resume.
         callbacks: passed to every round's training.
+        device: where every round trains (see :func:`~topoprune.train.train`); masks and
+            measurements stay with the model on its own device.
     """
     if not isinstance(rounds, int) or rounds < 0:
         raise TopopruneError(f"rounds must be an integer >= 0, got {rounds!r}")
@@ -172,7 +175,7 @@ def imp(
     init = copy.deepcopy(model.state_dict())
     if out is not None:  # the initialisation every rewind returns to survives a crash
         if (out / "init.pt").exists():
-            init = torch.load(out / "init.pt", weights_only=True)
+            init = torch.load(out / "init.pt", map_location="cpu", weights_only=True)
             model.load_state_dict(init)
         else:
             atomic_save(init, out / "init.pt")
@@ -190,12 +193,13 @@ def imp(
                 rec = prune_unstructured(model, fraction, "magnitude", scope, preserve, list(targets))
                 warnings = rec.warnings
                 if k is not None:
-                    rewind_state = init if k == 0 else (snap.state if snap.state is not None else
-                                                        torch.load(out / "rewind.pt", weights_only=True))
+                    rewind_state = init if k == 0 else (
+                        snap.state if snap.state is not None
+                        else torch.load(out / "rewind.pt", map_location="cpu", weights_only=True))
                     _rewind(model, targets, rewind_state)
         cbs = list(callbacks) + ([snap] if (rnd == 0 and snap is not None) else [])
         res = train(model, data, config, out_dir=round_dir, callbacks=cbs, progress=progress,
-                    description=f"IMP round {rnd}/{rounds}")
+                    description=f"IMP round {rnd}/{rounds}", device=device)
         if done:
             continue
         final = dict(res.final)

@@ -8,6 +8,7 @@ from .callbacks import (
     ValLossEarlyStopping,
 )
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig
+from .device import model_device, resolve_device
 from .loop import TrainResult, check_compatible, evaluate, set_threads, train
 from .recovery import RecoveryResult, recover
 
@@ -24,7 +25,9 @@ __all__ = [
     "ValLossEarlyStopping",
     "check_compatible",
     "evaluate",
+    "model_device",
     "recover",
+    "resolve_device",
     "set_threads",
     "train",
 ]

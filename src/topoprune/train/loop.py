@@ -23,6 +23,7 @@ from ..errors import TopopruneError
 from .callbacks import Callback
 from .checkpoint import atomic_save, atomic_write_json, load_training_checkpoint
 from .config import TrainConfig
+from .device import model_device, resolve_device
 
 __all__ = ["train", "evaluate", "TrainResult", "set_threads", "check_compatible"]
 
@@ -40,14 +41,19 @@ def set_threads(n: int | None = None) -> int:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
-    """``(mean cross-entropy loss, accuracy in percent)`` over ``(x, y)``; ``(nan, nan)`` if empty."""
+    """``(mean cross-entropy loss, accuracy in percent)`` over ``(x, y)``; ``(nan, nan)`` if empty.
+
+    Runs on the model's device: batches of ``x`` and ``y`` are moved there as they are used.
+    """
     if x.shape[0] == 0:
         return float("nan"), float("nan")
     was_training = model.training
     model.eval()
+    device = model_device(model)
     loss, correct = 0.0, 0
     for start in range(0, x.shape[0], batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        xb = x[start : start + batch_size].to(device, non_blocking=True)
+        yb = y[start : start + batch_size].to(device, non_blocking=True)
         out = model(xb)
         loss += F.cross_entropy(out, yb, reduction="sum").item()
         correct += (out.argmax(1) == yb).sum().item()
@@ -67,7 +73,7 @@ def check_compatible(model: nn.Module, data: DataSplits) -> None:
     try:
         model.eval()
         with torch.no_grad():
-            out = model(data.train_x[:2])
+            out = model(data.train_x[:2].to(model_device(model)))
     except Exception as exc:  # noqa: BLE001 - any failure means the shapes do not fit
         raise TopopruneError(
             f"the model rejects inputs of shape {tuple(data.input_shape)} from dataset "
@@ -120,8 +126,13 @@ def train(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     description: str = "train",
+    device: str | torch.device | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data`` in place.
+
+    ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; default: where the
+    model already is) is where the epochs run; the model is handed back on the device it came
+    on, so pruning, metrics and saving need not care. Batches move to the device one at a time.
 
     With ``out_dir``, a checkpoint and ``metrics.json`` are written after every epoch, and a
     later call with the same ``out_dir`` and settings resumes after the last finished epoch
@@ -134,7 +145,18 @@ def train(
         ``seconds`` (training time of that epoch), ``eval_seconds``, and whatever callbacks add.
     """
     cfg = config or TrainConfig()
+    home = model_device(model)
+    target = resolve_device(device, default=home)
     check_compatible(model, data)
+    model.to(target)
+    try:
+        return _train_on(model, data, cfg, out_dir, callbacks, progress, description, target)
+    finally:
+        model.to(home)
+
+
+def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, callbacks: Sequence[Callback],
+              progress: bool, description: str, device: torch.device) -> TrainResult:
     set_threads()
     torch.manual_seed(cfg.seed)
     opt = _optimizer(model, cfg)
@@ -171,10 +193,11 @@ def train(
         for epoch in range(start_epoch, cfg.epochs):
             loader.set_epoch(epoch)
             t0 = time.perf_counter()
-            loss_sum = torch.zeros(())
-            correct = torch.zeros((), dtype=torch.long)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), dtype=torch.long, device=device)
             seen = step = 0
             for xb, yb in loader:
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
                 out = model(xb)
                 loss = F.cross_entropy(out, yb)
                 opt.zero_grad(set_to_none=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..data import DataSplits
@@ -90,6 +91,7 @@ def recover(
     stop_when_recovered: bool = False,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> RecoveryResult:
     """Retrain a pruned model for up to ``epochs`` and measure its recovery.
 
@@ -103,6 +105,7 @@ def recover(
         split: ``"test"`` or ``"val"``: where accuracy is measured.
         stop_when_recovered: stop at the first recovered epoch instead of running all.
         out_dir: checkpoint folder, so a killed recovery resumes.
+        device: where the retraining epochs run (see :func:`~topoprune.train.train`).
     """
     if tolerance < 0:
         raise TopopruneError(f"tolerance must be >= 0 percentage points, got {tolerance}")
@@ -122,5 +125,5 @@ def recover(
             return result
     watch = _RecoveryWatch(result, stop_when_recovered)
     train(model, data, cfg, out_dir=out_dir, callbacks=[watch], progress=progress,
-          description="recover")
+          description="recover", device=device)
     return result
