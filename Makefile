@@ -8,7 +8,7 @@ CLI    := $(VENV)/bin/topoprune
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-data demo test test-slow bench bench-structured bench-imp bench-study bench-report clean
+.PHONY: setup system-data demo test test-slow bench bench-structured bench-fitness bench-imp bench-study bench-report clean
 
 setup: $(STAMP)
 
@@ -50,12 +50,17 @@ bench: setup system-data
 	$(PY) benchmarks/baseline_accuracy.py --model vgg16 --width 0.25 --input-shape 1,32,32 --epochs 15 --seeds 0 1 2
 	$(PY) benchmarks/critical_compression.py
 	$(PY) benchmarks/np_early_stopping.py --model lenet300 --max-epochs 30 --patience 3 --seeds 0 1 2
-	$(MAKE) bench-study bench-imp bench-structured bench-report
+	$(MAKE) bench-study bench-imp bench-structured bench-fitness bench-report
 
 # Table 1: structured pruning of vgg16 w0.25 on Fashion-MNIST (about 1 h 15 min alone on 2 cores)
 bench-structured: setup system-data
 	$(CLI) compare configs/fmnist-vgg16q-filters.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-filters.yaml
+
+# Table 1b: the GA with the np and activation fitness on table 1's baseline (after bench-structured; ~25 min)
+bench-fitness: bench-structured
+	$(CLI) compare configs/fmnist-vgg16q-topo-fitness.yaml --out benchmarks/runs
+	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
 
 # Table 2: IMP vs T-IMP vs one-shot magnitude vs random on lenet300 (about 45 min)
 bench-imp: setup system-data

@@ -73,7 +73,7 @@ def structured_table(rows: list[dict], seeds_expected: int) -> list[list[str]]:
         final = _ms([r["recovery_curve"][-1] for r in rs])[0]
         best = [(_ms([r["recovery_curve"][-1] for r in groups[(sparsity, b)]])[0], b)
                 for b in baselines if groups.get((sparsity, b))]
-        if method in ("topological", "betti", "random") and best:
+        if r0.get("algorithm", method) in ("topological", "betti", "random") and best:
             top, name = max(best)
             verdict = f"{'wins' if final > top else 'LOSES'} ({final - top:+.2f} vs {name})"
         else:

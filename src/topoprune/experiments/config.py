@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "UNSTRUCTURED",
 ]
 
+_LABEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")
 STRUCTURED = ("topological", "betti", "l1", "l2", "fpgm", "random")
 UNSTRUCTURED = ("magnitude", "random-weights", "imp", "timp")
 # method-specific parameters and their types
@@ -83,12 +85,21 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """One pruning method of a comparison. ``label`` names a variant (e.g. the GA with another
+    fitness) so that one config can hold the same method twice; rows, folders and reports use
+    :attr:`key`, the label if given, else the method's name."""
+
     name: str
     params: dict = field(default_factory=dict)
+    label: str | None = None
 
     @property
     def structured(self) -> bool:
         return self.name in STRUCTURED
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -127,7 +138,9 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         """The config as plain data, in the form :func:`parse_config` accepts back."""
         d = json.loads(json.dumps(asdict(self)))
-        d["methods"] = [{"name": m["name"], **m["params"]} for m in d["methods"]]
+        # a label only when given: configs without labels keep their digest (and run folder)
+        d["methods"] = [{"name": m["name"], **({"label": m["label"]} if m["label"] else {}), **m["params"]}
+                        for m in d["methods"]]
         return d
 
     def digest(self) -> str:
@@ -175,7 +188,11 @@ def _method(path: str, data: Any) -> MethodSpec:
     name = data["name"]
     if name not in _METHOD_PARAMS:
         raise _fail(f"{path}.name", name, ", ".join(STRUCTURED + UNSTRUCTURED))
-    params = {k: v for k, v in data.items() if k != "name"}
+    label = data.get("label")
+    if label is not None and not (isinstance(label, str) and _LABEL.fullmatch(label)):
+        raise _fail(f"{path}.label", label, "1-40 characters from a-z, 0-9, '.', '_', '-', starting "
+                    "with a letter or digit (it names folders)")
+    params = {k: v for k, v in data.items() if k not in ("name", "label")}
     allowed = _METHOD_PARAMS[name]
     for key, value in params.items():
         if key not in allowed:
@@ -197,7 +214,7 @@ def _method(path: str, data: Any) -> MethodSpec:
         from ..pruning import GAConfig
 
         GAConfig(**{k: v for k, v in params.items() if k != "samples"})  # its own checks
-    return MethodSpec(name, params)
+    return MethodSpec(name, params, label)
 
 
 def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
@@ -237,6 +254,11 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
     if not isinstance(methods_raw, list) or not methods_raw:
         raise _fail("methods", methods_raw, "a non-empty list")
     methods = tuple(_method(f"methods[{i}]", m) for i, m in enumerate(methods_raw))
+    keys = [m.key for m in methods]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise _fail("methods", twice, "each method once; give repeats a distinct 'label' "
+                    "(e.g. label: topological-np)")
     sparsities = data["sparsities"]
     if not isinstance(sparsities, list) or not sparsities:
         raise _fail("sparsities", sparsities, "a non-empty list of fractions in (0, 1)")

@@ -48,7 +48,7 @@ class Cell:
     """One (model, method, sparsity, seed) of the comparison."""
 
     model: str
-    method: str
+    method: str  # the method's key: its label if the config gives one, else its name
     sparsity: float
     seed: int
 
@@ -313,7 +313,7 @@ def _trajectory_round(config: ExperimentConfig, run_dir: Path, cell: Cell, metho
         model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
     result = imp(model, data, round_cfg, rounds=int(p.get("rounds", 3)), fraction=float(p["fraction"]),
                  scope=p.get("scope", "global"), rewind=p.get("rewind", "init"),
-                 preserve="mst" if cell.method == "timp" else None, out_dir=folder, progress=False,
+                 preserve="mst" if method.name == "timp" else None, out_dir=folder, progress=False,
                  device=device)
     k = next((i for i, rec in enumerate(result.rounds) if rec["sparsity"] >= cell.sparsity - 1e-3), None)
     if k is None:
@@ -365,7 +365,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, progress: bool 
         return row
     folder.mkdir(parents=True, exist_ok=True)
     log = _logger(run_dir)
-    method = next(m for m in config.methods if m.name == cell.method)
+    method = next(m for m in config.methods if m.key == cell.method)
     spec = _model_spec(config, cell.model)
     data = _data(config, spec)
     baseline = _read_json(run_dir / "baseline" / cell.model / "baseline.json")
@@ -402,6 +402,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, progress: bool 
     info = prune_record.get("info", {})
     row = {
         "model": cell.model, "method": cell.method, "kind": "structured" if method.structured else "unstructured",
+        **({"algorithm": method.name} if method.label else {}),  # a labelled variant's method
         "sparsity": cell.sparsity, "seed": cell.seed,
         "params": [baseline["cost"]["params"], cost["params"]],
         "nonzero_params": [baseline["cost"]["nonzero_params"], cost["nonzero_params"]],
@@ -502,12 +503,12 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", workers: 
     log = _logger(run_dir)
     log.info("run %s: start (workers=%d, training on %s)", run_dir.name, workers, describe_device(device))
     set_threads()
-    cells = [Cell(m.key, meth.name, s, seed) for m in config.models for meth in config.methods
+    cells = [Cell(m.key, meth.key, s, seed) for m in config.models for meth in config.methods
              for s in config.sparsities for seed in config.seeds]
     done = {(r["model"], r["method"], r["sparsity"], r["seed"]) for r in read_results(run_dir)}
     # run sparsity by sparsity, seed by seed, every method: an interrupted run still holds
     # complete method comparisons for the seeds it finished
-    method_rank = {m.name: i for i, m in enumerate(config.methods)}
+    method_rank = {m.key: i for i, m in enumerate(config.methods)}
     todo = sorted((c for c in cells if (c.model, c.method, c.sparsity, c.seed) not in done),
                   key=lambda c: (c.model, c.sparsity, c.seed, method_rank[c.method]))
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
