@@ -210,7 +210,7 @@ def main() -> None:
                  f"train seed {config['train'].get('seed', 0)}): test accuracy {baseline['test_acc']:.2f}%. "
                  f"Accuracy in % on the test split, mean ± std over the seeds listed; recovery {config['recovery']['epochs']} "
                  f"epochs at lr {config['recovery']['lr']:g}."
-                 + (f" Training ran on {baseline['device']}." if baseline.get("device", "cpu") != "cpu" else "")]
+                 + (f" Training ran on {baseline['device']}." if baseline.get("device") not in (None, "cpu") else "")]
     record["tables"] = tables
     args.out.mkdir(parents=True, exist_ok=True)
     import shutil

@@ -144,7 +144,8 @@ def _stage_baseline(config: ExperimentConfig, run_dir: Path, spec: ModelSpec, lo
     _, val_acc = evaluate(model, data.val_x, data.val_y)
     record = {"model": spec.key, "test_acc": test_acc, "val_acc": val_acc,
               "cost": model_cost(model, data.input_shape).to_dict(),
-              "seconds": time.perf_counter() - t0, "device": describe_device(device)}
+              "seconds": time.perf_counter() - t0,
+              "device": None if spec.checkpoint is not None else describe_device(device)}  # None: not trained here
     atomic_write_json(record, folder / "baseline.json")
     log.info("baseline %s: test accuracy %.2f%%", spec.key, test_acc)
     return record
