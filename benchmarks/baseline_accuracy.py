@@ -22,7 +22,7 @@ import torch
 import topoprune as tp
 from topoprune.data import dataset_info, prepare_data
 from topoprune.metrics import model_cost
-from topoprune.train import TrainConfig, train
+from topoprune.train import TrainConfig, set_threads, train
 
 try:
     from _env import environment, provenance_lines
@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--runs", type=Path, default=HERE / "runs", help="checkpoint folder (resumable)")
     args = ap.parse_args()
+    set_threads()  # once, for the whole script: train() leaves the count alone
     info = dataset_info(args.dataset)
     shape = tuple(int(s) for s in args.input_shape.split(",")) if args.input_shape else info.shape
     tag = f"{args.model}" + (f"_w{args.width:g}" if args.width != 1 else "")

@@ -194,7 +194,7 @@ def main() -> None:
                  f"{config['hidden']}; target {config['target_accuracy']:g}% test accuracy; "
                  f"the `b0+b1` columns are both classes' Betti numbers after each layer at the end of training."]
     else:
-        from topoprune.experiments.runner import read_results
+        from topoprune.experiments.store import read_results
 
         rows = read_results(run_dir)
         expected = len(config["seeds"]) * len(config["methods"]) * len(config["sparsities"]) * len(config["models"])

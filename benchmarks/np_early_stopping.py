@@ -19,7 +19,7 @@ import torch
 
 import topoprune as tp
 from topoprune.data import dataset_info, prepare_data
-from topoprune.train import NPEarlyStopping, TrainConfig, ValLossEarlyStopping, train
+from topoprune.train import NPEarlyStopping, TrainConfig, ValLossEarlyStopping, set_threads, train
 
 try:
     from _env import environment, provenance_lines
@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--runs", type=Path, default=HERE / "runs", help="checkpoint folder (resumable)")
     args = ap.parse_args()
+    set_threads()  # once, for the whole script: train() leaves the count alone
     info = dataset_info(args.dataset)
     rows = []
     for seed in args.seeds:

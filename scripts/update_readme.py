@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from topoprune.experiments.report import _markdown_table, _table, summarize, winners
-from topoprune.experiments.runner import read_results
+from topoprune.experiments.store import read_results
 
 BEGIN, END = "<!-- quickstart:begin -->", "<!-- quickstart:end -->"
 

@@ -59,6 +59,7 @@ def _layers(model, input_shape) -> list[Layer]:
 def neural_persistence(
     model: nn.Module | np.ndarray | Mapping[str, np.ndarray],
     p: float = 2.0,
+    *,
     normalization: str = "layer",
     include_bias: bool = False,
     essential: bool = False,
@@ -166,6 +167,7 @@ def betti_by_layer(
     model: nn.Module,
     inputs,
     labels,
+    *,
     max_dim: int = 1,
     method: str = "knn-geodesic",
     k: int = 10,

@@ -23,8 +23,10 @@ from .errors import TopopruneError
 
 app = typer.Typer(
     name="topoprune",
-    help="Topology-aware neural network pruning: neural persistence, critical compression, "
-    "and (coming) the Topological Pruner, IMP/T-IMP and Betti pruning.",
+    help="Topology-aware neural network pruning: neural persistence and critical compression of "
+    "a model; filter pruning (l1, l2, fpgm, random, the Topological Pruner's genetic search, Betti "
+    "pruning); unstructured magnitude pruning and IMP/T-IMP in comparisons; recovery measurement, "
+    "resumable method comparisons with reports, and the activation study.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -92,6 +94,27 @@ def models_cmd(
         table.add_column(col, justify="right" if col == "params" else "left")
     for r in rows:
         table.add_row(r["name"], "x".join(map(str, r["input_shape"])), f"{r['params']:,}", r["description"])
+    console.print(table)
+
+
+@app.command("methods")
+def methods_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the registered pruning methods, their kind and their settings (the config keys)."""
+    from .pruning.methods import METHODS
+
+    rows = [{"name": name, "kind": "structured" if cls.structured else "unstructured",
+             "settings": {f: (info.description or "") for f, info in cls.model_fields.items()},
+             "summary": cls.summary} for name, cls in METHODS.items()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="topoprune pruning methods")
+    for col in ("name", "kind", "settings", "what it does"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["kind"], ", ".join(r["settings"]) or "-", r["summary"])
     console.print(table)
 
 
@@ -295,6 +318,20 @@ def data_fetch_cmd(
     console.print(f"{name}: checksums verified; files in {dest}")
 
 
+def _setting(cls_name: str, field: str):
+    """(default, help) of a method setting: the CLI option and the config key share one source."""
+    from .pruning import methods
+
+    f = getattr(methods, cls_name).model_fields[field]
+    return f.default, f.description or ""
+
+
+# CLI option -> method setting; each method takes the options that name one of its own fields
+_METHOD_OPTIONS = {"samples": "samples", "betti_threshold": "threshold", "betti_dim": "dim",
+                   "betti_quantile": "quantile", "fitness": "fitness", "population": "population",
+                   "generations": "generations", "workers": "workers"}
+
+
 @app.command("prune")
 def prune_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for the pruned model (pruned.json + weights.pt).")],
@@ -303,40 +340,46 @@ def prune_cmd(
     width: Annotated[float, typer.Option("--width", help="Width multiplier (with --model).")] = 1.0,
     input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="C,H,W (with --model; default: the model's).")] = None,
     num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs (with --model).")] = 10,
-    method: Annotated[str, typer.Option("--method", help="l1, l2, fpgm, random, topological, betti.")] = "l1",
+    method: Annotated[str, typer.Option("--method", help="A registered structured method: l1, l2, fpgm, random, topological, betti (`topoprune methods`).")] = "l1",
     sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1).")] = 0.5,
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Layer never to prune (repeatable).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random choices and of the data sample.")] = 0,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Data for data-driven methods (betti).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Data for data-driven methods (betti; topological with --fitness activation).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder to look for data in first.")] = None,
-    samples: Annotated[int, typer.Option("--samples", help="Training inputs in the data sample (betti).")] = 256,
-    betti_threshold: Annotated[Optional[float], typer.Option("--betti-threshold", help="Remove every unit whose Betti number exceeds T (default: rank by --sparsity).")] = None,
-    betti_dim: Annotated[str, typer.Option("--betti-dim", help="total (b0 + b1), b0 or b1.")] = "total",
-    betti_quantile: Annotated[float, typer.Option("--betti-quantile", help="Rips scale: this quantile of pairwise distances.")] = 0.1,
-    fitness: Annotated[str, typer.Option("--fitness", help="Topological Pruner fitness: diagram, np or activation.")] = "diagram",
-    population: Annotated[int, typer.Option("--population", help="GA population.")] = 24,
-    generations: Annotated[int, typer.Option("--generations", help="GA generations at most.")] = 25,
-    workers: Annotated[int, typer.Option("--workers", help="GA processes (0 = one per core).")] = 0,
+    samples: Annotated[int, typer.Option("--samples", help=_setting("Betti", "samples")[1])] = _setting("Betti", "samples")[0],
+    betti_threshold: Annotated[Optional[float], typer.Option("--betti-threshold", help="Betti: " + _setting("Betti", "threshold")[1])] = None,
+    betti_dim: Annotated[str, typer.Option("--betti-dim", help="Betti: " + _setting("Betti", "dim")[1] + ": total (b0 + b1), b0 or b1")] = _setting("Betti", "dim")[0],
+    betti_quantile: Annotated[float, typer.Option("--betti-quantile", help="Betti: " + _setting("Betti", "quantile")[1])] = _setting("Betti", "quantile")[0],
+    fitness: Annotated[str, typer.Option("--fitness", help="Topological Pruner: " + _setting("Topological", "fitness")[1])] = _setting("Topological", "fitness")[0],
+    population: Annotated[int, typer.Option("--population", help="Topological Pruner: " + _setting("Topological", "population")[1])] = _setting("Topological", "population")[0],
+    generations: Annotated[int, typer.Option("--generations", help="Topological Pruner: " + _setting("Topological", "generations")[1])] = _setting("Topological", "generations")[0],
+    workers: Annotated[int, typer.Option("--workers", help="Topological Pruner: " + _setting("Topological", "workers")[1])] = _setting("Topological", "workers")[0],
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Remove filters/neurons physically and save the smaller model (load it with topoprune.load_model)."""
     from .experiments import load_model, save_pruned
     from .pruning import prune_filters
 
+    from .pruning.methods import method_class, resolve_method
+
     if (checkpoint is None) == (model is None):
         raise TopopruneError("give exactly one of --checkpoint PATH or --model NAME")
+    cls = method_class(method)
+    given = {"samples": samples, "betti_threshold": betti_threshold, "betti_dim": betti_dim,
+             "betti_quantile": betti_quantile, "fitness": fitness, "population": population,
+             "generations": generations, "workers": workers}
+    settings = {_METHOD_OPTIONS[k]: v for k, v in given.items()
+                if _METHOD_OPTIONS[k] in cls.model_fields and not (k == "betti_threshold" and v is None)}
+    chosen = resolve_method({"name": method, **settings}, kind="structured")
     net = load_model(checkpoint) if checkpoint is not None else _build_model(model, input_shape, num_classes, width)
-    context: dict = {"betti_threshold": betti_threshold, "betti_dim": betti_dim,
-                     "betti_quantile": betti_quantile,
-                     "ga": {"fitness": fitness, "population": population, "generations": generations,
-                            "workers": workers, "seed": seed}}
+    inputs = None
     if dataset is not None:
-        context["inputs"] = _data_sample(dataset, data_root, net.meta.input_shape, samples, seed)
-    elif method == "betti" or (method == "topological" and fitness == "activation"):
-        raise TopopruneError(f"--method {method} (fitness {fitness}) needs --dataset NAME: it "
-                             "looks at the layers' outputs on a data sample")
-    pruned, info = prune_filters(net, method=method, sparsity=sparsity, ignore=ignore or (),
-                                 seed=seed, context=context)
+        inputs = _data_sample(dataset, data_root, net.meta.input_shape, chosen.needs().sample or samples, seed)
+    elif chosen.needs().sample:
+        raise TopopruneError(f"--method {method} ({chosen}) needs --dataset NAME: it looks at the "
+                             "layers' outputs on a data sample")
+    pruned, info = prune_filters(net, method=chosen, sparsity=sparsity, ignore=ignore or (),
+                                 seed=seed, inputs=inputs)
     prior = []
     if checkpoint is not None and (Path(checkpoint) / "pruned.json").is_file():
         prior = json.loads((Path(checkpoint) / "pruned.json").read_text())["steps"]
@@ -416,6 +459,7 @@ def compare_cmd(
     workers: Annotated[int, typer.Option("--workers", help="Cells run in parallel processes.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display (CI logs).")] = False,
     device: DeviceOption = "auto",
+    repair: Annotated[bool, typer.Option("--repair", help="Redo the stages whose artefacts no longer match the run's manifest (and what used them).")] = False,
 ) -> None:
     """Prune a model with every method, let it recover, compare (resumable: rerun to continue).
     Training runs on --device; pruning and the latency columns stay on the CPU."""
@@ -423,7 +467,7 @@ def compare_cmd(
     from .experiments.runner import run_experiment
 
     cfg = load_config(config or _default_config())
-    run_dir = run_experiment(cfg, out, workers=workers, quiet=quiet, device=device)
+    run_dir = run_experiment(cfg, out, workers=workers, quiet=quiet, device=device, repair=repair)
     console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from topoprune.cli import main
 from topoprune.errors import TopopruneError
@@ -24,7 +25,13 @@ TINY = {
 
 
 def test_tiny_study_rows_report_and_resume(tmp_path):
-    run_dir = run_study(parse_study_config(TINY), tmp_path, quiet=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the study trains on 1 thread, then hands the caller's count back
+    try:
+        run_dir = run_study(parse_study_config(TINY), tmp_path, quiet=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     rows = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
     assert [(r["activation"], r["seed"]) for r in rows] == [("relu", 0), ("fold", 0), ("relu", 1), ("fold", 1)]
     for r in rows:

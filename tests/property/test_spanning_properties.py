@@ -6,11 +6,13 @@ columns, and sizes large enough to take the kernel's threshold + Boruvka path.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from topoprune.topology import maximum_spanning_tree, neural_persistence, persistence_diagram
+from topoprune.topology import layer_neural_persistence, maximum_spanning_tree, persistence_diagram
 
 from ..conftest import n_components, scipy_tree_deaths
 
@@ -86,7 +88,7 @@ def test_tree_deaths_equal_scipy_large(w):
 @SETTINGS
 @given(weight_matrices(), st.sampled_from([0.5, 1.0, 2.0, 3.0, np.inf]), st.booleans())
 def test_normalized_np_in_unit_interval(w, p, essential):
-    value = neural_persistence(w, p=p, normalized=True, essential=essential)
+    value = layer_neural_persistence(w, p=p, normalized=True, essential=essential)
     assert 0.0 <= value <= 1.0 + 1e-12
 
 
@@ -94,11 +96,11 @@ def test_normalized_np_in_unit_interval(w, p, essential):
 @given(weight_matrices(), st.integers(0, 2**32 - 1), st.floats(1e-3, 1e3))
 def test_np_invariant_to_permutation_and_scaling(w, seed, c):
     rng = np.random.default_rng(seed)
-    base = neural_persistence(w)
+    base = layer_neural_persistence(w)
     permuted = w[rng.permutation(w.shape[0])][:, rng.permutation(w.shape[1])]
-    assert np.isclose(neural_persistence(permuted), base, rtol=1e-9, atol=1e-12)
-    assert np.isclose(neural_persistence(c * w), base, rtol=1e-9, atol=1e-12)
-    assert np.isclose(neural_persistence(-w), base, rtol=1e-9, atol=1e-12)
+    assert np.isclose(layer_neural_persistence(permuted), base, rtol=1e-9, atol=1e-12)
+    assert np.isclose(layer_neural_persistence(c * w), base, rtol=1e-9, atol=1e-12)
+    assert np.isclose(layer_neural_persistence(-w), base, rtol=1e-9, atol=1e-12)
 
 
 @SETTINGS
@@ -109,3 +111,22 @@ def test_diagram_points_are_births_one_deaths_in_unit_interval(w):
     assert np.all(d[:, 0] == 1.0)
     assert np.all((d[:, 1] > 0) & (d[:, 1] <= 1.0))
     assert d[:, 1].max() == 1.0  # the strongest weight is always a tree edge
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(large_matrices(), weight_matrices()))
+def test_tree_is_the_same_for_one_and_two_numba_threads(w):
+    # One thread takes the serial kernels (used inside the GA's worker threads), two the
+    # parallel ones, whose Boruvka pass splits the rows between threads.
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = maximum_spanning_tree(w)
+        numba.set_num_threads(2)
+        two = maximum_spanning_tree(w)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)

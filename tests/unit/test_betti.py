@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import topoprune as tp
 from topoprune.errors import TopopruneError
@@ -64,7 +65,7 @@ def small_conv(seed=0):
 
 def test_rank_mode_counts_and_removes_the_highest(sample):
     model = small_conv()
-    pruned, info = prune_filters(model, method="betti", sparsity=0.5, context={"inputs": sample})
+    pruned, info = prune_filters(model, method="betti", sparsity=0.5, inputs=sample)
     rec = next(x for x in info.layers if x.name == "conv2")
     assert (rec.before, rec.after) == (16, 8)
     table = info.extra["betti"]["conv2"]
@@ -75,31 +76,31 @@ def test_rank_mode_counts_and_removes_the_highest(sample):
 
 def test_threshold_mode_and_its_refusal(sample):
     model = small_conv()
-    _, info = prune_filters(model, method="betti", context={"inputs": sample})
+    _, info = prune_filters(model, method="betti", inputs=sample)
     totals = [r["total"] for r in info.extra["betti"]["conv2"]]
-    t = sorted(totals)[len(totals) // 2]
-    _, thr = prune_filters(model, method="betti", context={"inputs": sample, "betti_threshold": t})
+    t = float(sorted(totals)[len(totals) // 2])
+    _, thr = prune_filters(model, method={"name": "betti", "threshold": t}, inputs=sample)
     rec = next(x for x in thr.layers if x.name == "conv2")
     assert sorted(set(range(16)) - set(rec.kept)) == [j for j, v in enumerate(totals) if v > t]
     assert rec.after >= 1
     with pytest.raises(TopopruneError, match="would remove all 16 units of 'conv2'"):
-        prune_filters(model, method="betti", context={"inputs": sample, "betti_threshold": min(totals) - 1})
+        prune_filters(model, method={"name": "betti", "threshold": min(totals) - 0.5}, inputs=sample)
 
 
 def test_same_sample_same_masks_other_sample_may_differ(sample):
-    a = prune_filters(small_conv(), method="betti", context={"inputs": sample})[1]
-    b = prune_filters(small_conv(), method="betti", context={"inputs": sample})[1]
+    a = prune_filters(small_conv(), method="betti", inputs=sample)[1]
+    b = prune_filters(small_conv(), method="betti", inputs=sample)[1]
     assert [x.kept for x in a.layers] == [x.kept for x in b.layers]
     assert a.extra["betti"] == b.extra["betti"]
 
 
 def test_too_small_sample_and_missing_sample_are_refused(sample):
     with pytest.raises(TopopruneError, match="3 samples are too few"):
-        prune_filters(small_conv(), method="betti", context={"inputs": sample[:3]})
-    with pytest.raises(TopopruneError, match="needs a data sample"):
+        prune_filters(small_conv(), method="betti", inputs=sample[:3])
+    with pytest.raises(TopopruneError, match="pass a data sample"):
         prune_filters(small_conv(), method="betti")
-    with pytest.raises(TopopruneError, match="betti_dim must be one of"):
-        prune_filters(small_conv(), method="betti", context={"inputs": sample, "betti_dim": "b2"})
+    with pytest.raises(TopopruneError, match="setting dim: bad value 'b2'"):
+        prune_filters(small_conv(), method={"name": "betti", "dim": "b2"}, inputs=sample)
 
 
 def test_betti_table_of_known_outputs():
@@ -111,3 +112,30 @@ def test_betti_table_of_known_outputs():
     rows = betti_table(outputs, quantile=0.1)
     assert (rows[0]["b0"], rows[0]["b1"]) == (1, 1)
     assert (rows[1]["b0"], rows[1]["b1"]) == (2, 0)
+
+
+def test_knn_geodesic_betti_pruning_of_a_tiny_model():
+    # A 1x1 Conv1d over 2-point "signals": unit 0 copies channel 0 (33 evenly spaced points on a
+    # circle), unit 1 copies channel 1 (3 far-apart clusters of 11 points), unit 2 is unit 0
+    # scaled by 5. With k = 10 each circle point links to the 5 on either side (the clique complex
+    # of that graph is a circle: b0 = 1, b1 = 1), each cluster point to exactly its own cluster
+    # (3 filled simplices: b0 = 3, b1 = 0). Hop distances do not see the scale of unit 2.
+    t = torch.arange(33, dtype=torch.float64) * (2 * torch.pi / 33)
+    circle = torch.stack([torch.cos(t), torch.sin(t)], dim=1)
+    g = torch.Generator().manual_seed(0)
+    centers = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=torch.float64)
+    clusters = centers.repeat_interleave(11, 0) + 0.01 * torch.randn(33, 2, generator=g, dtype=torch.float64)
+    x = torch.stack([circle, clusters], dim=1).float()  # (N=33, C=2, L=2)
+    model = nn.Sequential(nn.Conv1d(2, 3, 1, bias=False), nn.ReLU(), nn.Conv1d(3, 1, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 0.0]]).unsqueeze(-1))
+
+    rows = betti_table(model[0](x).detach(), method="knn-geodesic", k=10)
+    assert [(r["b0"], r["b1"]) for r in rows] == [(1, 1), (3, 0), (1, 1)]
+    assert all(r["scale"] == 1.0 for r in rows)  # one hop
+
+    method = {"name": "betti", "method": "knn-geodesic", "k": 10}
+    _, info = prune_filters(model, x[:1], method=method, sparsity=0.34, inputs=x)
+    assert info.extra["betti"]["0"] == rows
+    first = next(r for r in info.layers if r.name == "0")
+    assert first.kept == [0, 2]  # the unit with the most Betti numbers (3 + 0) goes

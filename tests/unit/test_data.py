@@ -112,6 +112,8 @@ def test_digits_is_embedded_with_a_fixed_test_split():
     assert torch.equal(a.test_y, b.test_y)  # the test split does not depend on the seed
     big = prepare_data("digits", input_shape=(3, 28, 28))
     assert big.train_x.shape[1:] == (3, 28, 28)
+    with pytest.raises(TypeError, match="positional"):  # options after name and root are keyword-only
+        prepare_data("digits", None, (3, 28, 28))
 
 
 def test_fit_to_shape_pads_replicates_and_resizes():

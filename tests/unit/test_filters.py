@@ -176,7 +176,7 @@ def test_save_and_load_round_trip(tmp_path):
     [
         ({"sparsity": 1.0}, r"sparsity must be a fraction in \[0, 1\)"),
         ({"sparsity": -0.5}, r"sparsity must be a fraction in \[0, 1\)"),
-        ({"method": "taylor"}, "unknown filter pruning method 'taylor'; available: betti, fpgm, l1"),
+        ({"method": "taylor"}, "unknown pruning method 'taylor'; available: betti, fpgm"),
         ({"config_list": [{"op_names": ["features.99"], "sparse_ratio": 0.5}]},
          "names layer 'features.99', which does not exist; prunable layers: features.0"),
         ({"config_list": [{"op_names": ["features.1"], "sparse_ratio": 0.5}]},
@@ -198,3 +198,22 @@ def test_random_method_is_seeded():
     _, c = prune_filters(model, method="random", seed=2)
     assert [x.kept for x in a.layers] == [x.kept for x in b.layers] != [x.kept for x in c.layers]
     assert np.isfinite(a.seconds)
+
+
+@pytest.mark.parametrize("method", ["l1", {"name": "topological", "population": 6, "generations": 2, "workers": 2}])
+def test_inplace_prunes_the_given_model_otherwise_it_is_untouched(method):
+    torch.manual_seed(0)
+    model = tp.create_model("vgg11", width=0.125)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pruned_copy, info = prune_filters(model, method=method, sparsity=0.5)
+    assert pruned_copy is not model and info.params[1] < info.params[0]
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(before[k], v) for k, v in after.items())
+
+    same, inplace = prune_filters(model, method=method, sparsity=0.5, inplace=True)
+    assert same is model
+    assert inplace.steps == info.steps
+    assert sum(p.numel() for p in model.parameters()) == inplace.params[1] == info.params[1]
+    pruned = pruned_copy.state_dict()
+    assert model.state_dict().keys() == pruned.keys()
+    assert all(torch.equal(v, pruned[k]) for k, v in model.state_dict().items())

@@ -15,6 +15,7 @@ from topoprune.pruning.genetic import LayerProblem, _Fitness, search_layer
 from topoprune.topology import wasserstein_same_birth
 
 FAST = {"population": 12, "generations": 8, "workers": 1}
+GA = {"name": "topological", **FAST}  # prune_filters' method: the GA with these settings
 
 
 def hungarian(a, b, birth=1.0):
@@ -75,9 +76,9 @@ def test_fitness_is_invariant_to_permuting_units():
 def test_ga_never_worse_than_its_seeded_heuristics_and_is_deterministic():
     torch.manual_seed(0)
     model = tp.create_model("vgg16", width=0.125)
-    _, a = prune_filters(model, method="topological", sparsity=0.5, context={"ga": FAST})
-    _, b = prune_filters(model, method="topological", sparsity=0.5, context={"ga": FAST})
-    _, c = prune_filters(model, method="topological", sparsity=0.5, seed=5, context={"ga": FAST})
+    _, a = prune_filters(model, method=GA, sparsity=0.5)
+    _, b = prune_filters(model, method=GA, sparsity=0.5)
+    _, c = prune_filters(model, method=GA, sparsity=0.5, seed=5)
     assert [x.kept for x in a.layers] == [x.kept for x in b.layers]
     assert [x.kept for x in a.layers] != [x.kept for x in c.layers]
     for name, s in a.extra["topological"].items():
@@ -91,8 +92,8 @@ def test_ga_never_worse_than_its_seeded_heuristics_and_is_deterministic():
 def test_other_fitnesses_run(fitness):
     torch.manual_seed(0)
     model = tp.create_model("mnist-conv", input_size=8, width=0.5)
-    ctx = {"ga": {**FAST, "fitness": fitness}, "inputs": torch.randn(32, 1, 8, 8)}
-    _, info = prune_filters(model, method="topological", sparsity=0.5, context=ctx)
+    _, info = prune_filters(model, method={**GA, "fitness": fitness}, sparsity=0.5,
+                            inputs=torch.randn(32, 1, 8, 8))
     conv2 = next(x for x in info.layers if x.name == "conv2")
     assert conv2.after == 8 and info.extra["ga"]["fitness"] == fitness
 
@@ -103,8 +104,28 @@ def test_bad_ga_settings_are_refused():
     with pytest.raises(TopopruneError, match="fitness='betti'"):
         GAConfig(fitness="betti")
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
-    with pytest.raises(TopopruneError, match="bad GA settings"):
-        prune_filters(model, torch.zeros(1, 1, 8, 8), method="topological", context={"ga": {"pop": 3}})
-    with pytest.raises(TopopruneError, match="needs a data sample"):
-        prune_filters(model, torch.zeros(1, 1, 8, 8), method="topological",
-                      context={"ga": {"fitness": "activation"}})
+    with pytest.raises(TopopruneError, match="setting pop: unknown setting"):
+        prune_filters(model, torch.zeros(1, 1, 8, 8), method={"name": "topological", "pop": 3})
+    with pytest.raises(TopopruneError, match="pass a data sample"):
+        prune_filters(model, torch.zeros(1, 1, 8, 8), method={"name": "topological", "fitness": "activation"})
+
+
+def test_ga_on_option_b_resnet_prunes_residual_partners_together():
+    torch.manual_seed(0)
+    model = tp.create_model("resnet20", shortcut="B", width=0.5)  # stages of 8, 16, 32 channels
+    pruned, info = prune_filters(model, method={**GA, "workers": 2}, sparsity=0.5)
+    assert pruned.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert info.params[1] < info.params[0]
+    assert sum(p.numel() for p in pruned.parameters()) == info.params[1]
+    by_name = {x.name: x for x in info.layers}
+    leader = by_name["layer2.0.conv2"]  # first of the layer-2 residual stream
+    assert set(leader.coupled_with) == {"layer2.0.shortcut.0", "layer2.1.conv2", "layer2.2.conv2"}
+    assert leader.after == 8
+    gone = set(range(16)) - set(leader.kept)
+    assert gone == set(info.extra["topological"]["layer2.0.conv2"]["removed"])  # the GA's choice
+    for partner in leader.coupled_with:
+        assert by_name[partner].after == 8 and by_name[partner].kept == leader.kept
+        assert "pruned together with layer2.0.conv2" in by_name[partner].note
+    # the layer-1 stream is tied to the stem conv, which is not a target: left alone, and said so
+    assert by_name["layer1.0.conv2"].after == 8 and "conv1" in by_name["layer1.0.conv2"].note
+    assert by_name["layer1.0.conv1"].after == 4

@@ -55,6 +55,17 @@ def test_training_learns_and_is_deterministic(digits):
                                   "test_loss", "test_acc", "seconds"}
 
 
+def test_options_after_the_third_are_keyword_only(digits, tmp_path):
+    model = small_model()
+    with pytest.raises(TypeError, match="positional"):
+        train(model, digits, CFG, tmp_path)
+    with pytest.raises(TypeError, match="positional"):
+        recover(model, digits, 90.0, 1)
+    with pytest.raises(TypeError, match="positional"):
+        evaluate(model, digits.test_x, digits.test_y, 64)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
 class _Crash(Callback):
     def on_epoch_end(self, model, record, history):
         if record["epoch"] == 2:

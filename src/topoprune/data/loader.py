@@ -27,7 +27,7 @@ class BatchLoader:
         augment: apply random crop + horizontal flip (CIFAR style) to each batch.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128,
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128, *,
                  shuffle: bool = False, seed: int = 0, augment: bool = False,
                  drop_last: bool = False) -> None:
         if batch_size < 1:

@@ -232,7 +232,7 @@ class DataSplits:
         idx = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
         return self.train_x[idx.sort().values]
 
-    def loader(self, split: str, batch_size: int = 128, seed: int = 0,
+    def loader(self, split: str, batch_size: int = 128, *, seed: int = 0,
                shuffle: bool | None = None) -> BatchLoader:
         """A batch iterator over one split; the training split is shuffled (and augmented if
         ``augment``) by default."""
@@ -245,6 +245,7 @@ class DataSplits:
 def prepare_data(
     name: str,
     root: str | Path | None = None,
+    *,
     input_shape: tuple[int, int, int] | None = None,
     val_fraction: float = 0.1,
     seed: int = 0,
@@ -295,7 +296,7 @@ def load_dataset(name: str, root: str | Path | None = None, split: str = "train"
     return TensorDataset(*prepare_data(name, root, **kwargs).split(split))
 
 
-def fetch(name: str, root: str | Path | None = None, progress: bool = True,
+def fetch(name: str, root: str | Path | None = None, *, progress: bool = True,
           mirror: str | None = None) -> Path:
     """Download a dataset's official files into ``root/<name>`` (default
     ``~/.cache/topoprune/<name>``), verifying each MD5. ``mirror`` replaces the base URL.

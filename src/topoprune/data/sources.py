@@ -73,7 +73,7 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def download_file(url: str, dest: str | Path, md5: str | None, progress: bool = True,
+def download_file(url: str, dest: str | Path, md5: str | None, *, progress: bool = True,
                   timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` atomically, verifying ``md5``.
 

@@ -138,7 +138,7 @@ def list_synthetic() -> list[str]:
     return sorted(_GENERATORS)
 
 
-def make_synthetic(name: str, n: int | None = None, density: int | None = None, seed: int = 0,
+def make_synthetic(name: str, n: int | None = None, *, density: int | None = None, seed: int = 0,
                    noise: float = 0.0) -> SyntheticSet:
     """Generate a synthetic set.
 
@@ -170,7 +170,7 @@ def make_synthetic(name: str, n: int | None = None, density: int | None = None, 
     return s
 
 
-def synthetic_splits(s: SyntheticSet, seed: int = 0, val_fraction: float = 0.1,
+def synthetic_splits(s: SyntheticSet, seed: int = 0, *, val_fraction: float = 0.1,
                      test_fraction: float = 0.2):
     """Seeded, stratified train/val/test :class:`DataSplits` of a synthetic set. Coordinates are
     centred and scaled by one scalar mean and std of the training split (a similarity: the

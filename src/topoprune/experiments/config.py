@@ -1,310 +1,378 @@
-"""Experiment configs: YAML in, validated dataclasses out.
+"""Experiment configs: YAML in, validated pydantic models out.
 
-Every field is checked before any work starts; an error names the field (as a dotted path), the
-bad value and what is allowed. Unknown keys are refused too (a typo must not silently fall back
-to a default).
+Every field is checked before any run folder exists: unknown keys are refused (a typo must not
+fall back to a default silently), types are strict (``seeds: [true]`` is not a seed, ``epochs:
+1.5`` is not an epoch count), numbers have ranges, and NaN or infinity is refused. An error is one
+line naming the dotted field, the bad value and what is allowed.
+
+Methods are looked up in the method registry (:mod:`topoprune.pruning.methods`): a method class a
+user registers can be named in a config like the built-in ones, and its settings are validated
+by its own fields.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import TopopruneError
+from ..pruning.methods import Method, format_validation_error, method_class, resolve_method
 
 __all__ = [
     "ExperimentConfig",
     "ModelSpec",
     "DataSpec",
     "MethodSpec",
+    "TrainSpec",
     "RecoverySpec",
     "AnalysisSpec",
     "load_config",
     "parse_config",
-    "STRUCTURED",
-    "UNSTRUCTURED",
+    "read_yaml",
+    "LIMITS",
 ]
 
-_LABEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")
-STRUCTURED = ("topological", "betti", "l1", "l2", "fpgm", "random")
-UNSTRUCTURED = ("magnitude", "random-weights", "imp", "timp")
-# method-specific parameters and their types
-_METHOD_PARAMS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "topological": {"population": int, "generations": int, "fitness": str, "crossover_rate": float,
-                    "mutation_rate": float, "tournament": int, "elitism": int, "patience": int,
-                    "workers": int, "samples": int},
-    "betti": {"samples": int, "threshold": (int, float), "dim": str, "quantile": float,
-              "method": str, "k": int},
-    "l1": {}, "l2": {}, "fpgm": {}, "random": {},
-    "magnitude": {"scope": str},
-    "random-weights": {"scope": str},
-    "imp": {"rounds": int, "scope": str, "rewind": str, "epochs": int, "fraction": float},
-    "timp": {"rounds": int, "scope": str, "rewind": str, "epochs": int, "fraction": float},
-}
+# Upper bounds that keep a typo from asking for years of training or all memory.
+LIMITS = {"epochs": 100_000, "batch_size": 65_536, "width": 16.0, "seed": 2**31 - 1}
+
+LABEL_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,39}$"
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+Seed = Annotated[int, Field(ge=0, le=LIMITS["seed"])]
+Epochs = Annotated[int, Field(ge=1, le=LIMITS["epochs"])]
+BatchSize = Annotated[int, Field(ge=1, le=LIMITS["batch_size"])]
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+Optimizer = Literal["sgd", "adam"]
+Schedule = Literal["cosine", "multistep", "none"]
 
 
-def _fail(path: str, value: Any, allowed: str) -> TopopruneError:
-    return TopopruneError(f"config field {path}: bad value {value!r}; allowed: {allowed}")
+class _Spec(BaseModel):
+    """Strict, frozen, no unknown keys, no NaN/inf: the house rules for every config section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-def _check_keys(path: str, data: dict, allowed: set[str]) -> None:
-    if not isinstance(data, dict):
-        raise _fail(path, data, "a mapping of fields")
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise TopopruneError(f"config field {path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(_Spec):
     """The network to prune: a registry model, trained from scratch or loaded."""
 
-    name: str
-    width: float = 1.0
-    input_shape: tuple[int, int, int] | None = None  # default: the dataset's shape
-    checkpoint: str | None = None  # a `topoprune train` checkpoint; None = train the baseline here
-    label: str = ""  # how reports name it (default: name, plus width if not 1)
+    name: str = Field(description="a registry model (`topoprune models`)")
+    width: float = Field(1.0, gt=0, le=LIMITS["width"], description="channel/neuron multiplier")
+    input_shape: list[Annotated[int, Field(ge=1, le=4096)]] | None = Field(
+        None, min_length=3, max_length=3, description="[C, H, W] (default: the dataset's)")
+    checkpoint: str | None = Field(None, description="a `topoprune train` checkpoint or run folder; "
+                                   "none: train the baseline here")
+    label: str = Field("", pattern=r"^([a-z0-9][a-z0-9._-]{0,39})?$", description="how reports name it")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from ..models import list_models
+
+        if name not in list_models():
+            raise ValueError(f"one of {', '.join(list_models())}")
+        return name
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _exists(cls, path: str | None) -> str | None:
+        if path is not None and not Path(path).exists():
+            raise ValueError("an existing checkpoint file or run folder")
+        return path
 
     @property
     def key(self) -> str:
         return self.label or (self.name if self.width == 1 else f"{self.name}-w{self.width:g}")
 
-
-@dataclass(frozen=True)
-class DataSpec:
-    name: str
-    root: str | None = None
-    val_fraction: float = 0.1
-    augment: bool = False
-    limit: int | None = None
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One pruning method of a comparison. ``label`` names a variant (e.g. the GA with another
-    fitness) so that one config can hold the same method twice; rows, folders and reports use
-    :attr:`key`, the label if given, else the method's name."""
-
-    name: str
-    params: dict = field(default_factory=dict)
-    label: str | None = None
-
     @property
-    def structured(self) -> bool:
-        return self.name in STRUCTURED
-
-    @property
-    def key(self) -> str:
-        return self.label or self.name
+    def shape(self) -> tuple[int, int, int] | None:
+        return tuple(self.input_shape) if self.input_shape else None  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
-class RecoverySpec:
-    epochs: int = 3
-    lr: float = 0.01
-    tolerance: float = 0.5
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    schedule: str = "cosine"
+class DataSpec(_Spec):
+    name: str = Field(description="a registered dataset (`topoprune data list`)")
+    root: str | None = Field(None, description="folder to look for the data in first")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of train held out for validation")
+    augment: bool = Field(False, description="random crop + flip (CIFAR style)")
+    limit: int | None = Field(None, ge=1, description="use only the first N train/test samples")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from ..data import list_datasets
+
+        if name not in list_datasets():
+            raise ValueError(f"one of {', '.join(list_datasets())}")
+        return name
 
 
-@dataclass(frozen=True)
-class AnalysisSpec:
+class TrainSpec(_Spec):
+    """The dense baseline's recipe (:class:`topoprune.train.TrainConfig`'s fields)."""
+
+    epochs: Epochs = 10
+    optimizer: Optimizer = "sgd"
+    lr: LearningRate = 0.05
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    schedule: Schedule = "cosine"
+    milestones: list[Fraction] = Field([0.5, 0.75], max_length=32)
+    gamma: float = Field(0.1, gt=0, le=1)
+    batch_size: BatchSize = 128
+    seed: Seed = 0
+
+
+class RecoverySpec(_Spec):
+    epochs: Epochs = 3
+    lr: LearningRate = 0.01
+    tolerance: float = Field(0.5, ge=0, le=100, description="points below dense that count as recovered")
+    batch_size: BatchSize = 128
+    optimizer: Optimizer = "sgd"
+    schedule: Schedule = "cosine"
+
+
+class AnalysisSpec(_Spec):
     persistence: bool = True
     critical: bool = True
     overlap: bool = True
     latency: bool = True
-    diagram_layer: str | None = None  # layer whose diagram the report draws (default: a middle one)
+    diagram_layer: str | None = Field(None, description="layer whose diagram the report draws "
+                                      "(default: a middle one)")
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
-    """A whole comparison: models x methods x sparsities x seeds."""
+class MethodSpec:
+    """One method of a comparison: a validated method object and an optional ``label`` naming
+    the variant (so one config can hold a method twice). Rows, folders and reports use
+    :attr:`key`, the label if given, else the method's name."""
 
-    name: str
-    models: tuple[ModelSpec, ...]
+    method: Method
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.method.name
+
+    @property
+    def key(self) -> str:
+        return self.label or self.method.name
+
+    @property
+    def structured(self) -> bool:
+        return self.method.structured
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **({"label": self.label} if self.label else {}), **self.method.settings()}
+
+
+class _Layout(_Spec):
+    """The config file's shape; methods are validated against the registry afterwards."""
+
+    name: str = Field("experiment", pattern=NAME_PATTERN)
+    models: list[ModelSpec] = Field(min_length=1, max_length=64)
     dataset: DataSpec
-    train: dict
-    methods: tuple[MethodSpec, ...]
-    sparsities: tuple[float, ...]
-    seeds: tuple[int, ...]
+    train: TrainSpec = TrainSpec()
+    methods: list[Any] = Field(min_length=1, max_length=256)
+    sparsities: list[Fraction] = Field(min_length=1, max_length=256)
+    seeds: list[Seed] = Field([0], min_length=1, max_length=1024)
     recovery: RecoverySpec = RecoverySpec()
     analyses: AnalysisSpec = AnalysisSpec()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "model" in data and "models" in data:
+            raise ValueError("give exactly one of model and models")
+        if "model" in data:
+            data["models"] = [data.pop("model")]
+        if isinstance(data.get("models"), list):
+            data["models"] = [{"name": m} if isinstance(m, str) else m for m in data["models"]]
+        if isinstance(data.get("dataset"), str):
+            data["dataset"] = {"name": data["dataset"]}
+        for section in ("train", "recovery", "analyses"):
+            if section in data and data[section] is None:
+                data.pop(section)
+        return data
+
+    @field_validator("sparsities", "seeds")
+    @classmethod
+    def _distinct(cls, values: list) -> list:
+        if len(set(values)) != len(values):
+            raise ValueError("distinct values (a repeat would run the same cells twice)")
+        return values
+
+
+class ExperimentConfig:
+    """A whole comparison: models x methods x sparsities x seeds (validated, immutable)."""
+
+    def __init__(self, layout: _Layout, methods: tuple[MethodSpec, ...], given: dict):
+        self._layout = layout
+        self.name: str = layout.name
+        self.models: tuple[ModelSpec, ...] = tuple(layout.models)
+        self.dataset: DataSpec = layout.dataset
+        self.train_spec: TrainSpec = layout.train
+        self.methods: tuple[MethodSpec, ...] = methods
+        self.sparsities: tuple[float, ...] = tuple(float(s) for s in layout.sparsities)
+        self.seeds: tuple[int, ...] = tuple(layout.seeds)
+        self.recovery: RecoverySpec = layout.recovery
+        self.analyses: AnalysisSpec = layout.analyses
+        self._train_given = given  # the train keys as written: part of the digest
+
+    @property
+    def train(self) -> dict:
+        """The baseline recipe as ``TrainConfig`` keyword arguments (only what the file sets)."""
+        return dict(self._train_given)
+
+    def model(self, key: str) -> ModelSpec:
+        return next(m for m in self.models if m.key == key)
+
+    def method(self, key: str) -> MethodSpec:
+        return next(m for m in self.methods if m.key == key)
+
     def to_dict(self) -> dict:
-        """The config as plain data, in the form :func:`parse_config` accepts back."""
-        d = json.loads(json.dumps(asdict(self)))
-        # a label only when given: configs without labels keep their digest (and run folder)
-        d["methods"] = [{"name": m["name"], **({"label": m["label"]} if m["label"] else {}), **m["params"]}
-                        for m in d["methods"]]
-        return d
+        """The config as plain data, in the form :func:`parse_config` accepts back. Its content
+        (and so the run folder's name) is the same as before configs were pydantic models."""
+        return {
+            "name": self.name,
+            "models": [m.model_dump(mode="json") for m in self.models],
+            "dataset": self.dataset.model_dump(mode="json"),
+            "train": self.train,
+            "methods": [m.to_dict() for m in self.methods],
+            "sparsities": list(self.sparsities),
+            "seeds": list(self.seeds),
+            "recovery": self.recovery.model_dump(mode="json"),
+            "analyses": self.analyses.model_dump(mode="json"),
+        }
 
     def digest(self) -> str:
         """12 hex digits of the config's content: the run folder's suffix."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExperimentConfig) and self.to_dict() == other.to_dict()
 
-def _dataclass(cls, path: str, data: dict):
-    names = {f.name for f in fields(cls)}
-    _check_keys(path, data, names)
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise TopopruneError(f"config field {path}: {exc}") from None
+    def __repr__(self) -> str:
+        return f"ExperimentConfig({self.name!r}, digest {self.digest()})"
 
 
-def _model(path: str, data: Any) -> ModelSpec:
-    from ..models import list_models, parse_shape
-
-    if isinstance(data, str):
-        data = {"name": data}
-    spec = _dataclass(ModelSpec, path, dict(data))
-    if spec.name not in list_models():
-        raise _fail(f"{path}.name", spec.name, ", ".join(list_models()))
-    if not isinstance(spec.width, (int, float)) or not spec.width > 0:
-        raise _fail(f"{path}.width", spec.width, "a number > 0")
-    shape = spec.input_shape
-    if shape is not None:
-        try:
-            shape = parse_shape(shape)
-        except TopopruneError:
-            raise _fail(f"{path}.input_shape", shape, "[C, H, W] positive integers") from None
-        if len(shape) != 3:
-            raise _fail(f"{path}.input_shape", shape, "[C, H, W] positive integers")
-    if spec.checkpoint is not None and not Path(spec.checkpoint).exists():
-        raise _fail(f"{path}.checkpoint", spec.checkpoint, "an existing checkpoint file or run folder")
-    return ModelSpec(spec.name, float(spec.width), shape, spec.checkpoint, spec.label)
+_SECTIONS: dict[str, type[BaseModel]] = {"models": ModelSpec, "dataset": DataSpec, "train": TrainSpec,
+                                         "recovery": RecoverySpec, "analyses": AnalysisSpec}
 
 
 def _method(path: str, data: Any) -> MethodSpec:
     if isinstance(data, str):
         data = {"name": data}
-    if not isinstance(data, dict) or "name" not in data:
-        raise _fail(path, data, "a method name or a mapping with 'name'")
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise TopopruneError(f"config field {path}: bad value {data!r}; allowed: a method name or a "
+                             "mapping with 'name'")
     name = data["name"]
-    if name not in _METHOD_PARAMS:
-        raise _fail(f"{path}.name", name, ", ".join(STRUCTURED + UNSTRUCTURED))
+    try:
+        cls = method_class(name)
+    except TopopruneError as exc:
+        raise TopopruneError(f"config field {path}.name: {exc}") from None
     label = data.get("label")
-    if label is not None and not (isinstance(label, str) and _LABEL.fullmatch(label)):
-        raise _fail(f"{path}.label", label, "1-40 characters from a-z, 0-9, '.', '_', '-', starting "
-                    "with a letter or digit (it names folders)")
-    params = {k: v for k, v in data.items() if k not in ("name", "label")}
-    allowed = _METHOD_PARAMS[name]
-    for key, value in params.items():
-        if key not in allowed:
-            raise TopopruneError(f"config field {path}.{key}: unknown parameter of method {name!r}; "
-                                 f"allowed: {sorted(allowed) or 'none'}")
-        if not isinstance(value, allowed[key]) or isinstance(value, bool):
-            kind = allowed[key]
-            names = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
-            raise _fail(f"{path}.{key}", value, f"a {names}")
-    if "scope" in params and params["scope"] not in ("local", "global"):
-        raise _fail(f"{path}.scope", params["scope"], "local, global")
-    if "rewind" in params and params["rewind"] not in ("none", "init"):
-        raise _fail(f"{path}.rewind", params["rewind"], "none, init")
-    if "rounds" in params and params["rounds"] < 1:
-        raise _fail(f"{path}.rounds", params["rounds"], "an integer >= 1")
-    if "fraction" in params and not 0 < params["fraction"] < 1:
-        raise _fail(f"{path}.fraction", params["fraction"], "a fraction in (0, 1) removed per round")
-    if name == "topological":
-        from ..pruning import GAConfig
+    if label is not None:
+        import re
 
-        GAConfig(**{k: v for k, v in params.items() if k != "samples"})  # its own checks
-    return MethodSpec(name, params, label)
+        if not (isinstance(label, str) and re.fullmatch(LABEL_PATTERN, label)):
+            raise TopopruneError(f"config field {path}.label: bad value {label!r}; allowed: 1-40 "
+                                 "characters from a-z, 0-9, '.', '_', '-', starting with a letter or "
+                                 "digit (it names folders)")
+    settings = {k: v for k, v in data.items() if k not in ("name", "label")}
+    try:
+        method = cls.model_validate(settings)
+    except ValidationError as exc:
+        fields = ", ".join(cls.model_fields) or "none"
+        raise TopopruneError(f"config field {format_validation_error(exc, path)} (settings of "
+                             f"{name!r}: {fields})") from None
+    return MethodSpec(resolve_method(method), label)
 
 
 def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
-    """Validate a config mapping (as loaded from YAML)."""
-    from ..data import list_datasets
-    from ..train import TrainConfig
-
-    top = {"name", "model", "models", "dataset", "train", "methods", "sparsities", "seeds",
-           "recovery", "analyses"}
-    _check_keys("(top level)", data, top)
+    """Validate a config mapping (as loaded from YAML); raise :class:`TopopruneError` in one line."""
+    if not isinstance(data, dict):
+        raise TopopruneError(f"config: bad value {type(data).__name__}; allowed: a mapping of fields "
+                             "(name, model(s), dataset, train, methods, sparsities, seeds, recovery, analyses)")
+    raw = dict(data)
+    if name is not None and "name" not in raw:
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:64] or "experiment"
+        raw["name"] = safe
     for required in ("dataset", "methods", "sparsities"):
-        if required not in data:
+        if required not in raw:
             raise TopopruneError(f"config field {required}: missing; it is required")
-    if ("model" in data) == ("models" in data):
-        raise TopopruneError("config field model/models: give exactly one of them")
-    raw_models = data.get("models") if "models" in data else [data["model"]]
-    if not isinstance(raw_models, list) or not raw_models:
-        raise _fail("models", raw_models, "a non-empty list of models")
-    models = tuple(_model(f"models[{i}]", m) for i, m in enumerate(raw_models))
-    if len({m.key for m in models}) != len(models):
-        raise _fail("models", [m.key for m in models], "distinct models (set 'label' to tell them apart)")
-    ds = data["dataset"] if not isinstance(data["dataset"], str) else {"name": data["dataset"]}
-    dataset = _dataclass(DataSpec, "dataset", dict(ds))
-    if dataset.name not in list_datasets():
-        raise _fail("dataset.name", dataset.name, ", ".join(list_datasets()))
-    if not 0 <= dataset.val_fraction < 1:
-        raise _fail("dataset.val_fraction", dataset.val_fraction, "a fraction in [0, 1)")
-    train = dict(data.get("train") or {})
+    if "model" not in raw and "models" not in raw:
+        raise TopopruneError("config field model/models: missing; give exactly one of them")
     try:
-        TrainConfig(**train)
-    except TypeError as exc:
-        raise TopopruneError(f"config field train: {exc}; allowed: "
-                             f"{sorted(TrainConfig.__dataclass_fields__)}") from None
-    except TopopruneError as exc:
-        raise TopopruneError(f"config field train: {exc}") from None
-    methods_raw = data["methods"]
-    if not isinstance(methods_raw, list) or not methods_raw:
-        raise _fail("methods", methods_raw, "a non-empty list")
-    methods = tuple(_method(f"methods[{i}]", m) for i, m in enumerate(methods_raw))
-    keys = [m.key for m in methods]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
+        layout = _Layout.model_validate(raw)
+    except ValidationError as exc:
+        message = format_validation_error(exc)
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden":  # name the keys that are allowed there
+            section = _SECTIONS.get(str(first["loc"][0]) if len(first["loc"]) > 1 else "", _Layout)
+            keys = [k for k in section.model_fields if section is not _Layout or k != "models"]
+            keys += ["model", "models"] if section is _Layout else []
+            message += f"; allowed keys: {', '.join(sorted(keys))}"
+        raise TopopruneError(f"config field {message}") from None
+    keys = [m.key for m in layout.models]
+    if len(set(keys)) != len(keys):
+        raise TopopruneError(f"config field models: bad value {keys}; allowed: distinct models (set "
+                             "'label' to tell them apart)")
+    methods = tuple(_method(f"methods[{i}]", m) for i, m in enumerate(layout.methods))
+    mkeys = [m.key for m in methods]
+    twice = sorted({k for k in mkeys if mkeys.count(k) > 1})
     if twice:
-        raise _fail("methods", twice, "each method once; give repeats a distinct 'label' "
-                    "(e.g. label: topological-np)")
-    sparsities = data["sparsities"]
-    if not isinstance(sparsities, list) or not sparsities:
-        raise _fail("sparsities", sparsities, "a non-empty list of fractions in (0, 1)")
-    for i, s in enumerate(sparsities):
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s < 1:
-            raise _fail(f"sparsities[{i}]", s, "a fraction in (0, 1)")
+        raise TopopruneError(f"config field methods: bad value {twice}; allowed: each method once; give "
+                             "repeats a distinct 'label' (e.g. label: topological-np)")
     for i, m in enumerate(methods):
-        if "fraction" in m.params:  # one IMP trajectory per seed; cells read its rounds
-            reach = 1 - (1 - m.params["fraction"]) ** int(m.params.get("rounds", 3))
-            beyond = [s for s in sparsities if s > reach + 1e-3]
-            if beyond:
-                raise _fail(f"methods[{i}].rounds", m.params.get("rounds", 3),
-                            f"enough rounds of {m.params['fraction']:g} to reach sparsities {beyond} "
-                            f"(these rounds reach {reach:.3f})")
-    seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise _fail("seeds", seeds, "a non-empty list of integers >= 0")
-    recovery = _dataclass(RecoverySpec, "recovery", dict(data.get("recovery") or {}))
-    try:
-        TrainConfig(epochs=recovery.epochs, lr=recovery.lr, batch_size=recovery.batch_size,
-                    optimizer=recovery.optimizer, schedule=recovery.schedule)
-    except TopopruneError as exc:
-        raise TopopruneError(f"config field recovery: {exc}") from None
-    if recovery.tolerance < 0:
-        raise _fail("recovery.tolerance", recovery.tolerance, "percentage points >= 0")
-    analyses = _dataclass(AnalysisSpec, "analyses", dict(data.get("analyses") or {}))
-    cfg_name = data.get("name") or name or "experiment"
-    if not isinstance(cfg_name, str) or not cfg_name.replace("-", "").replace("_", "").isalnum():
-        raise _fail("name", cfg_name, "letters, digits, '-' and '_'")
-    return ExperimentConfig(cfg_name, models, dataset, train, methods,
-                            tuple(float(s) for s in sparsities), tuple(seeds), recovery, analyses)
+        problem = m.method.check_sparsities(layout.sparsities)
+        if problem:
+            raise TopopruneError(f"config field methods[{i}].{problem}")
+    train_given = layout.train.model_dump(mode="json", exclude_unset=True)
+    return ExperimentConfig(layout, methods, train_given)
 
 
-def read_yaml(path: str | Path, what: str = "config"):
-    """The parsed YAML of a config file; a missing file or bad YAML is a one-line error."""
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """The parsed YAML of a config file; a missing, unreadable, binary or non-UTF-8 file, or bad
+    YAML, is a one-line error."""
     import yaml
 
     p = Path(path)
+    if p.is_dir():
+        raise TopopruneError(f"{what} {p} is a folder; allowed: a YAML file")
     if not p.is_file():
         raise TopopruneError(f"{what} {p} does not exist")
     try:
-        return yaml.safe_load(p.read_text())
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise TopopruneError(f"{what} {p} could not be read: {exc.strerror}") from None
+    if len(raw) > 10 * 2**20:
+        raise TopopruneError(f"{what} {p} is {len(raw) / 2**20:.0f} MiB; allowed: a YAML file of at most 10 MiB")
+    if b"\x00" in raw:
+        raise TopopruneError(f"{what} {p} is a binary file; allowed: a UTF-8 YAML file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TopopruneError(f"{what} {p} is not UTF-8 text (byte {exc.start}); allowed: a UTF-8 YAML file") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise TopopruneError(f"{what} {p} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise TopopruneError(f"{what} {p} is nested too deeply to be a config") from None
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate a YAML experiment config."""
-    return parse_config(read_yaml(path) or {}, name=Path(path).stem)
+    data = read_yaml(path)
+    if data is None:
+        raise TopopruneError(f"config {path} is empty; allowed: a mapping with dataset, model(s), "
+                             "methods and sparsities")
+    return parse_config(data, name=Path(path).stem)
+

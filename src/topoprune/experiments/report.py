@@ -13,10 +13,12 @@ from pathlib import Path
 
 from ..errors import TopopruneError
 
-__all__ = ["build_report", "summarize", "winners", "write_pages"]
+__all__ = ["build_report", "mean_std", "summarize", "winners", "write_pages"]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: list[float | None]) -> tuple[float, float]:
+    """``(mean, sample standard deviation)`` of the values that are not ``None`` (the spread
+    over seeds every report quotes); the std of one value is 0, and of none ``(nan, nan)``."""
     values = [v for v in values if v is not None]
     if not values:
         return float("nan"), float("nan")
@@ -24,7 +26,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _pm(values: list[float], digits: int = 2) -> str:
-    m, s = _mean_std(values)
+    m, s = mean_std(values)
     return "—" if m != m else f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
@@ -72,14 +74,14 @@ def winners(summary: list[dict]) -> list[str]:
     for s in summary:
         by_cell[(s["model"], s["sparsity"])].append(s)
     for (model, sparsity), entries in sorted(by_cell.items()):
-        acc = max(entries, key=lambda e: _mean_std(e["after_recovery"])[0])
+        acc = max(entries, key=lambda e: mean_std(e["after_recovery"])[0])
         recovered = [e for e in entries if e["recovered"] == e["seeds"]]
         if recovered:
-            fast = min(recovered, key=lambda e: (_mean_std(e["epochs_to_recover"])[0],
-                                                 _mean_std(e["seconds_to_recover"])[0]))
+            fast = min(recovered, key=lambda e: (mean_std(e["epochs_to_recover"])[0],
+                                                 mean_std(e["seconds_to_recover"])[0]))
             speed = (f"the fastest to recover (every seed) was **{fast['method']}**, after "
-                     f"{_mean_std(fast['epochs_to_recover'])[0]:.1f} epochs "
-                     f"({_mean_std(fast['seconds_to_recover'])[0]:.1f} s) on average")
+                     f"{mean_std(fast['epochs_to_recover'])[0]:.1f} epochs "
+                     f"({mean_std(fast['seconds_to_recover'])[0]:.1f} s) on average")
         else:
             speed = "no method recovered to the dense accuracy within the tolerance on every seed"
         sentences.append(
@@ -127,13 +129,9 @@ def _markdown_table(rows: list[list[str]]) -> str:
 
 
 def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[str, Path]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from .plots import plot_ga_trajectories
+    from .plots import new_figure, plot_ga_trajectories, save_figure
 
     out: list[tuple[str, Path]] = []
     models = sorted({r["model"] for r in rows})
@@ -141,26 +139,22 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
     colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
 
     def save(fig, name: str, title: str) -> None:
-        path = run_dir / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        out.append((title, path))
+        out.append((title, save_figure(fig, run_dir / name, dpi=100)))
 
     for model in models:
         analysis = json.loads((run_dir / "analysis" / f"{model}.json").read_text())
         entries = [s for s in summary if s["model"] == model]
         # accuracy vs sparsity
-        fig, ax = plt.subplots(figsize=(6, 3.6))
+        fig, ax = new_figure(figsize=(6, 3.6))
         for method in methods:
             es = sorted((e for e in entries if e["method"] == method), key=lambda e: e["sparsity"])
             if es:
                 xs = [e["sparsity"] for e in es]
-                m = [_mean_std(e["after_recovery"])[0] for e in es]
-                sd = [_mean_std(e["after_recovery"])[1] for e in es]
+                m = [mean_std(e["after_recovery"])[0] for e in es]
+                sd = [mean_std(e["after_recovery"])[1] for e in es]
                 ax.errorbar(xs, m, yerr=sd, marker="o", capsize=3, label=method, color=colors[method])
         if entries:
-            ax.axhline(_mean_std(entries[0]["dense"])[0], color="k", ls=":", label="dense")
+            ax.axhline(mean_std(entries[0]["dense"])[0], color="k", ls=":", label="dense")
         ax.set_xlabel("sparsity")
         ax.set_ylabel("test accuracy after recovery (%)")
         ax.set_title(f"{model}: accuracy vs sparsity (mean ± std over seeds)")
@@ -168,7 +162,7 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
         save(fig, f"{model}_accuracy_vs_sparsity.png", f"{model}: accuracy vs sparsity")
         # recovery curves, one panel per sparsity
         sparsities = sorted({r["sparsity"] for r in rows if r["model"] == model})
-        fig, axes = plt.subplots(1, len(sparsities), figsize=(4.5 * len(sparsities), 3.4), squeeze=False)
+        fig, axes = new_figure(1, len(sparsities), figsize=(4.5 * len(sparsities), 3.4), squeeze=False)
         for ax, sp in zip(axes[0], sparsities):
             for method in methods:
                 curves = [r["recovery_curve"] for r in rows if r["model"] == model and r["method"] == method
@@ -189,7 +183,7 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
         # per-layer NP before / after at the highest sparsity
         top = max(sparsities)
         layers = list(analysis["np"])
-        fig, ax = plt.subplots(figsize=(7, 3.6))
+        fig, ax = new_figure(figsize=(7, 3.6))
         ax.plot(layers, [analysis["np"][n] for n in layers], "k-o", label="dense")
         for method in methods:
             rs = [r for r in rows if r["model"] == model and r["method"] == method and r["sparsity"] == top]
@@ -205,7 +199,7 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
         rs = [r for r in rows if r["model"] == model and r["sparsity"] == top and r["seed"] == rows[0]["seed"]]
         if rs:
             layer = rs[0]["diagram_layer"]
-            fig, ax = plt.subplots(figsize=(5, 3.6))
+            fig, ax = new_figure(figsize=(5, 3.6))
             dense_deaths = analysis["layers"].get(layer, {}).get("deaths", [])
             ax.scatter(range(len(dense_deaths)), sorted(dense_deaths), s=6, color="k", label="dense")
             for r in rs:
@@ -220,7 +214,7 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
         if "critical_paper" in analysis:
             crit = analysis["critical_paper"]["layers"]
             names = list(crit)
-            fig, ax = plt.subplots(figsize=(7, 3.6))
+            fig, ax = new_figure(figsize=(7, 3.6))
             ax.plot(names, [crit[n] for n in names], "k-o", label="critical ratio (paper)")
             for method in methods:
                 rs = [r for r in rows if r["model"] == model and r["method"] == method and r["sparsity"] == top]
@@ -244,13 +238,16 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; returns both paths."""
-    from .runner import read_results
+    from .store import RunStore
 
     run_dir = Path(run_dir)
-    rows = read_results(run_dir)
+    store = RunStore(run_dir)
+    rows = store.read_results()
     if not rows:
         raise TopopruneError(f"{run_dir} has no results.jsonl rows yet; run `topoprune compare` first")
-    config = json.loads((run_dir / "config.json").read_text())
+    config = store.read_json("config.json")
+    if config is None:
+        raise TopopruneError(f"{run_dir} is not a run folder (no config.json)")
     summary = summarize(rows)
     table = _table(summary)
     sentences = winners(summary)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import TopopruneError
 from ..train.checkpoint import atomic_write_bytes, atomic_write_json
-from .report import _mean_std
+from .report import mean_std
 
 __all__ = ["StudyConfig", "load_study_config", "parse_study_config", "run_study", "build_study_report",
            "SPEEDUP_BAR"]
@@ -151,11 +151,9 @@ def _betti_sample(data, per_class: int, seed: int):
 
 def _run_one(config: StudyConfig, run_dir: Path, data, activation: str, seed: int, progress: bool,
              device: str | None = None) -> dict:
-    import torch
-
     from ..analysis import betti_by_layer
     from ..models.mlp import MLP
-    from ..train import BettiTracker, TrainConfig, train
+    from ..train import BettiTracker, TrainConfig, seeded_rng, train
 
     folder = run_dir / "runs" / activation / f"seed{seed}"
     row_path = folder / "row.json"
@@ -165,8 +163,8 @@ def _run_one(config: StudyConfig, run_dir: Path, data, activation: str, seed: in
     b = config.betti
     options = {"max_dim": b["max_dim"], "method": b["method"], "k": b["k"]}
     x_b, y_b = _betti_sample(data, b["samples_per_class"], 0)  # same points for every run
-    torch.manual_seed(seed)
-    model = MLP(data.train_x.shape[1], list(config.hidden), 2, activation)
+    with seeded_rng(seed):  # the initialisation of `seed`, leaving the caller's generator alone
+        model = MLP(data.train_x.shape[1], list(config.hidden), 2, activation)
     betti = {"0": betti_by_layer(model, x_b, y_b, **options)} if not (folder / "checkpoint.pt").exists() else None
     if betti is not None:
         atomic_write_json(betti, folder / "betti0.json")
@@ -189,18 +187,16 @@ def _run_one(config: StudyConfig, run_dir: Path, data, activation: str, seed: in
     return row
 
 
-def run_study(config: StudyConfig, out: str | Path = "runs", quiet: bool = False, report: bool = True,
+def run_study(config: StudyConfig, out: str | Path = "runs", *, quiet: bool = False, report: bool = True,
               threads: int = 1, device: str | None = None) -> Path:
     """Run (or resume) the activation study and write its report; returns the run folder.
 
     ``device``: where the MLPs train (see :func:`~topoprune.train.train`); not part of the config.
 
-    ``threads``: torch intra-op threads. One is the default: these small MLPs at batch 64 gain
-    nothing from more, and several threads thrash when other jobs share the cores."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from ..data.synthetic import make_synthetic, synthetic_splits
-    from ..train import resolve_device, set_threads
+    ``threads``: torch intra-op threads while the study trains (the caller's count is restored
+    afterwards). One is the default: these small MLPs at batch 64 gain nothing from more, and
+    several threads thrash when other jobs share the cores."""
+    from ..train import resolve_device, using_threads
 
     device = None if device is None else str(resolve_device(device))  # refuse a missing GPU now
     run_dir = Path(out) / f"{config.name}-{config.digest()}"
@@ -209,7 +205,20 @@ def run_study(config: StudyConfig, out: str | Path = "runs", quiet: bool = False
     if saved.exists() and json.loads(saved.read_text()) != config.to_dict():
         raise TopopruneError(f"{run_dir} holds another config; remove it or use another --out")
     atomic_write_json(config.to_dict(), saved)
-    set_threads(threads)
+    with using_threads(threads):
+        rows = _run_cells(config, run_dir, quiet, device)
+    atomic_write_bytes(run_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    if report:
+        build_study_report(run_dir)
+    return run_dir
+
+
+def _run_cells(config: StudyConfig, run_dir: Path, quiet: bool, device: str | None) -> list[dict]:
+    """Build the synthetic set, then train (or load) every (activation, seed) cell, in order."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..data.synthetic import make_synthetic, synthetic_splits
+
     ds = dict(config.dataset)
     synthetic = make_synthetic(ds.pop("name"), **ds)
     data = synthetic_splits(synthetic, seed=int(config.dataset.get("seed", 0)))
@@ -226,10 +235,7 @@ def run_study(config: StudyConfig, out: str | Path = "runs", quiet: bool = False
             bar.update(task, description=f"{activation} seed {seed}")
             rows.append(_run_one(config, run_dir, data, activation, seed, progress=False, device=device))
             bar.advance(task)
-    atomic_write_bytes(run_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
-    if report:
-        build_study_report(run_dir)
-    return run_dir
+    return rows
 
 
 # --- summary and report ---------------------------------------------------------------------------
@@ -251,12 +257,12 @@ def summarize_study(rows: list[dict], target: float) -> list[dict]:
         reached = [r["epochs_to_target"] for r in rs if r["epochs_to_target"] is not None]
         last = max(int(k) for k in rs[0]["betti"])
         layers = list(rs[0]["betti"][str(last)])
-        betti_end = {layer: _mean_std([_betti_total(r["betti"][str(last)][layer]) for r in rs])[0] for layer in layers}
+        betti_end = {layer: mean_std([_betti_total(r["betti"][str(last)][layer]) for r in rs])[0] for layer in layers}
         layers0 = list(rs[0]["betti"]["0"])
-        betti_start = {layer: _mean_std([_betti_total(r["betti"]["0"][layer]) for r in rs])[0] for layer in layers0}
+        betti_start = {layer: mean_std([_betti_total(r["betti"]["0"][layer]) for r in rs])[0] for layer in layers0}
         out.append({"activation": act, "seeds": len(rs), "reached": len(reached),
-                    "epochs": _mean_std(reached), "epochs_all": [r["epochs_to_target"] for r in rs],
-                    "final": _mean_std([r["final_acc"] for r in rs]),
+                    "epochs": mean_std(reached), "epochs_all": [r["epochs_to_target"] for r in rs],
+                    "final": mean_std([r["final_acc"] for r in rs]),
                     "final_all": [r["final_acc"] for r in rs],
                     "betti_end": betti_end, "betti_start": betti_start, "betti_epoch": last})
     relu = next((s for s in out if s["activation"] == "relu"), None)
@@ -305,20 +311,16 @@ def verdict(summary: list[dict]) -> str:
 
 
 def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: float) -> list[tuple[str, Path]]:
-    import matplotlib
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import new_figure, save_figure
 
     plots = []
 
     def save(fig, file: str, title: str) -> None:
-        fig.tight_layout()
-        fig.savefig(run_dir / file, dpi=110)
-        plt.close(fig)
-        plots.append((title, run_dir / file))
+        plots.append((title, save_figure(fig, run_dir / file, dpi=110)))
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = new_figure(figsize=(7, 4))
     for i, s in enumerate(summary):
         curves = np.array([r["test_curve"] for r in rows if r["activation"] == s["activation"]])
         epochs = np.arange(1, curves.shape[1] + 1)
@@ -330,7 +332,7 @@ def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: f
     ax.legend(fontsize=7)
     save(fig, "accuracy_curves.png", "Test accuracy by epoch")
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = new_figure(figsize=(7, 4))
     for i, s in enumerate(summary):
         layers = list(s["betti_end"])
         ax.plot(range(len(layers)), [s["betti_end"][x] for x in layers], marker="o", color=f"C{i}",
@@ -343,7 +345,7 @@ def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: f
 
     cols = min(4, len(summary))
     nrows = -(-len(summary) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 2.7 * nrows), squeeze=False)
+    fig, axes = new_figure(nrows, cols, figsize=(3.4 * cols, 2.7 * nrows), squeeze=False)
     for ax in axes.flat[len(summary):]:
         ax.axis("off")
     for ax, s in zip(axes.flat, summary):
@@ -352,7 +354,7 @@ def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: f
         for j, e in enumerate(epochs):
             layers = list(rs[0]["betti"][e])
             vals = [statistics.mean(_betti_total(r["betti"][e][x]) for r in rs) for x in layers]
-            ax.plot(range(len(layers)), vals, marker=".", color=plt.cm.viridis(j / max(1, len(epochs) - 1)),
+            ax.plot(range(len(layers)), vals, marker=".", color=colormaps["viridis"](j / max(1, len(epochs) - 1)),
                     label=f"epoch {e}")
         ax.set_title(s["activation"], fontsize=9)
         ax.set_xlabel("depth (0 = input)", fontsize=8)

@@ -9,41 +9,20 @@ highest-ranked ``int(C_out * sparsity)`` of each layer.
 
 The layer's raw output (before BatchNorm and the activation) is used: BatchNorm's per-channel
 affine map does not change Betti numbers at a quantile scale, and ReLU belongs to the next layer.
-All Betti tables are computed on the model as it was before any removal.
+All Betti tables are computed on the model as it was before any removal. The method itself
+(settings, choice per layer) is :class:`topoprune.pruning.methods.Betti`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import numpy as np
 import torch
-from torch import nn
 
 from ..errors import TopopruneError
-from ..models.hooks import capture_outputs
-from ..topology.persistence import BETTI_METHODS, betti_from_distances, knn_geodesic
-from .filters import register_filter_method
-from .selection import filters_to_prune
+from ..topology.persistence import betti_from_distances, knn_geodesic
 
-__all__ = ["betti_table", "choose_betti", "BETTI_DIMS"]
+__all__ = ["betti_table", "BETTI_DIMS"]
 
 BETTI_DIMS = ("total", "b0", "b1")
-
-
-def _options(ctx: Mapping) -> dict:
-    opts = {"threshold": ctx.get("betti_threshold"), "dim": ctx.get("betti_dim", "total"),
-            "quantile": ctx.get("betti_quantile", 0.1), "method": ctx.get("betti_method", "rips"),
-            "k": ctx.get("betti_k", 10)}
-    if opts["dim"] not in BETTI_DIMS:
-        raise TopopruneError(f"betti_dim must be one of {BETTI_DIMS}, got {opts['dim']!r}")
-    if opts["method"] not in BETTI_METHODS:
-        raise TopopruneError(f"betti_method must be one of {BETTI_METHODS}, got {opts['method']!r}")
-    if not 0 < opts["quantile"] < 1:
-        raise TopopruneError(f"betti_quantile must be in (0, 1), got {opts['quantile']}")
-    if opts["threshold"] is not None and opts["threshold"] < 0:
-        raise TopopruneError(f"betti_threshold must be >= 0, got {opts['threshold']}")
-    return opts
 
 
 def betti_table(outputs: torch.Tensor, max_dim: int = 1, quantile: float = 0.1,
@@ -67,41 +46,3 @@ def betti_table(outputs: torch.Tensor, max_dim: int = 1, quantile: float = 0.1,
         rows.append({"unit": j, "b0": betti[0], "b1": betti[1] if max_dim >= 1 else 0,
                      "total": int(sum(betti)), "scale": scale})
     return rows
-
-
-def choose_betti(name: str, module: nn.Module, sparsity: float, seed: int, ctx: Mapping) -> list[int]:
-    """The ``"betti"`` method of :func:`~topoprune.pruning.prune_filters`.
-
-    Context keys: ``inputs`` (the sample, ``(N, C, H, W)``), ``betti_threshold`` (None: rank by
-    sparsity), ``betti_dim`` (``"total"``, ``"b0"``, ``"b1"``), ``betti_quantile``,
-    ``betti_method`` (``"rips"``, ``"knn-geodesic"``), ``betti_k``.
-    """
-    opts = _options(ctx)
-    inputs = ctx.get("inputs")
-    if inputs is None:
-        raise TopopruneError("method 'betti' needs a data sample: pass context={'inputs': x} "
-                             "(the CLI takes --dataset and --samples)")
-    cache = ctx["cache"]
-    if "betti" not in cache:  # all targeted layers at once, on the model before any removal
-        outs = capture_outputs(ctx["model"], ctx["modules"], list(ctx["targets"]), inputs)
-        cache["betti"] = {n: betti_table(o, 1, opts["quantile"], opts["method"], opts["k"])
-                          for n, o in outs.items()}
-        ctx["extra"]["betti"] = cache["betti"]
-        ctx["extra"]["betti_options"] = {**opts, "samples": int(inputs.shape[0])}
-    rows = cache["betti"][name]
-    values = np.array([r[opts["dim"]] for r in rows], dtype=np.float64)
-    c_out = len(rows)
-    if opts["threshold"] is None:
-        # highest Betti numbers go: rank by -value (ties: lower index first)
-        return filters_to_prune(-values, sparsity)
-    above = [j for j in range(c_out) if values[j] > opts["threshold"]]
-    if len(above) == c_out:
-        raise TopopruneError(
-            f"betti_threshold={opts['threshold']} would remove all {c_out} units of {name!r} "
-            f"({opts['dim']} ranges {int(values.min())}..{int(values.max())}); at least one unit "
-            "must stay: raise the threshold or prune by rank (no threshold)"
-        )
-    return above
-
-
-register_filter_method("betti", choose_betti)

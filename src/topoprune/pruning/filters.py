@@ -1,7 +1,7 @@
 """Structured pruning: choose filters/neurons, then remove them physically.
 
-``prune_filters`` composes the three parts of ARCHITECTURE.md: an importance (or any chooser)
-picks the units of each targeted layer, the NNI one-shot rule fixes how many, and
+``prune_filters`` composes the three parts of ARCHITECTURE.md: a registered structured method
+(:mod:`topoprune.pruning.methods`) picks the units of each targeted layer, the NNI one-shot rule fixes how many, and
 :class:`~topoprune.pruning.surgery.Surgeon` removes them with torch-pruning's dependency graph,
 so the result is a smaller ``nn.Module`` that runs faster, not a masked one.
 """
@@ -10,43 +10,25 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
-from ..errors import TopopruneError, unknown_name
+from ..errors import TopopruneError
 from ..metrics import count_flops, count_macs, count_parameters
 from .config import check_sparsity, resolve_config_list
-from .importance import IMPORTANCES
-from .selection import filters_to_prune
+from .methods.base import LayerRequest, PruneContext, StructuredMethod, resolve_method
 from .surgery import Surgeon
 
 __all__ = [
     "prune_filters",
     "FilterPruneInfo",
     "LayerPruneInfo",
-    "register_filter_method",
-    "filter_methods",
     "default_targets",
     "apply_steps",
 ]
-
-# A chooser gets (layer name, module, sparsity, seed, context) and returns the output-unit
-# indices to remove; ``context`` carries what heavier methods need (example inputs, data).
-Chooser = Callable[..., Sequence[int]]
-_CHOOSERS: dict[str, Chooser] = {}
-
-
-def register_filter_method(name: str, chooser: Chooser) -> None:
-    """Make ``method=name`` available to :func:`prune_filters` (used by the topological and
-    Betti pruners)."""
-    _CHOOSERS[name] = chooser
-
-
-def filter_methods() -> list[str]:
-    return sorted(set(IMPORTANCES) | set(_CHOOSERS))
 
 
 @dataclass
@@ -102,37 +84,17 @@ def default_targets(model: nn.Module) -> list[str]:
     return [n for n in names if n not in skip]
 
 
-def _scores_chooser(method: str) -> Chooser:
-    importance = IMPORTANCES[method]
-
-    def choose(name, module, sparsity, seed, context):
-        members = [module] + [context["modules"][n] for n in context.get("coupled", ())]
-        scores = sum(importance(m.weight, seed=seed) for m in members)
-        return filters_to_prune(scores.numpy(), sparsity)
-
-    return choose
-
-
-def _chooser(method: str | Chooser) -> tuple[str, Chooser]:
-    if callable(method):
-        return getattr(method, "__name__", "custom"), method
-    if method in _CHOOSERS:
-        return method, _CHOOSERS[method]
-    if method in IMPORTANCES:
-        return method, _scores_chooser(method)
-    raise unknown_name("filter pruning method", method, filter_methods())
-
-
 def prune_filters(
     model: nn.Module,
     example_inputs: torch.Tensor | None = None,
-    method: str | Chooser = "l1",
+    *,
+    method: str | StructuredMethod | Mapping = "l1",
     sparsity: float = 0.5,
     config_list: Sequence[Mapping] | None = None,
     ignore: Sequence[str] = (),
     inplace: bool = False,
     seed: int = 0,
-    context: Mapping | None = None,
+    inputs: torch.Tensor | None = None,
 ) -> tuple[nn.Module, FilterPruneInfo]:
     """Remove filters (conv) and neurons (linear) physically; return the smaller model and a record.
 
@@ -140,23 +102,37 @@ def prune_filters(
         model: the model; left untouched unless ``inplace=True``.
         example_inputs: one batch to trace the model with (default: zeros of
             ``model.meta.input_shape``).
-        method: ``"l1"``, ``"l2"``, ``"fpgm"``, ``"random"``, a registered method
-            (``"topological"``, ``"betti"`` once available), or a chooser callable.
+        method: a registered structured method by name (``"l1"``, ``"l2"``, ``"fpgm"``,
+            ``"random"``, ``"topological"``, ``"betti"``, or your own), a method object with its
+            settings (``topoprune.pruning.methods.Topological(fitness="np")``), or a mapping
+            ``{"name": ..., **settings}``.
         sparsity: fraction of each targeted layer's units to remove (NNI:
             ``int(C_out * sparsity)``), in [0, 1).
         config_list: NNI-style entries (``op_types``, ``op_names``, ``exclude_op_names``,
             ``sparse_ratio``); when given, it alone decides targets and sparsities.
         ignore: layer names never to prune (added to the default first layer and classifier).
         seed: seed of random choices.
-        context: extra inputs a chooser may need (e.g. data for activation-based methods).
+        inputs: a data sample, for methods that look at the layers' outputs (``betti``, the
+            Topological Pruner with ``fitness="activation"``).
 
     Layers coupled through a residual addition are pruned together (scores summed over the
     coupled layers); a layer coupled to a zero-padding shortcut (CIFAR ResNet option A) or to a
     layer that must stay is left alone, and the record says why.
     """
-    name_, chooser = _chooser(method)
+    if not isinstance(model, nn.Module):
+        raise TopopruneError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    chosen = resolve_method(method, kind="structured")
     sparsity = check_sparsity(sparsity)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise TopopruneError(f"seed must be an integer >= 0, got {seed!r}")
+    if inputs is not None and not isinstance(inputs, torch.Tensor):
+        raise TopopruneError(f"inputs must be a tensor (a batch of samples), got {type(inputs).__name__}")
+    if chosen.needs().sample and inputs is None:
+        raise TopopruneError(f"method {chosen.name!r} ({chosen}) looks at the layers' outputs: pass a "
+                             "data sample, prune_filters(..., inputs=x) (the CLI takes --dataset)")
     candidates = _candidates(model)
+    if isinstance(ignore, str):
+        ignore = (ignore,)
     for n in ignore:
         if n not in candidates:
             raise TopopruneError(f"ignore names {n!r}, not a prunable layer; prunable layers: "
@@ -171,21 +147,26 @@ def prune_filters(
         if meta is None:
             raise TopopruneError("example_inputs is required for a model without .meta")
         example_inputs = torch.zeros(1, *meta.input_shape)
+    if not isinstance(example_inputs, torch.Tensor):
+        raise TopopruneError(f"example_inputs must be a tensor batch, got {type(example_inputs).__name__}")
     input_shape = tuple(example_inputs.shape[1:])
 
     t0 = time.perf_counter()
     work = model if inplace else copy.deepcopy(model)
-    params0, macs0, flops0 = count_parameters(work)[0], count_macs(work, input_shape), count_flops(work, input_shape)
     try:
+        params0, macs0, flops0 = (count_parameters(work)[0], count_macs(work, input_shape),
+                                  count_flops(work, input_shape))
         surgeon = Surgeon(work, example_inputs)
     except Exception as exc:  # noqa: BLE001 - tracing failures come in many types
-        raise TopopruneError(f"torch-pruning could not trace the model with inputs of shape "
-                             f"{tuple(example_inputs.shape)}: {exc}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TopopruneError(f"the model does not run on example inputs of shape "
+                             f"{tuple(example_inputs.shape)}: {first}") from None
     modules = surgeon.modules
     original = {n: modules[n].weight.shape[0] for n in candidates}
     done: dict[str, str] = {}  # layer -> the leader whose group removed its units
-    cache: dict = {}  # shared by one call's chooser invocations (e.g. activations, Betti tables)
-    extra: dict = {}  # what choosers report beside the removal (goes to info.extra)
+    ctx = PruneContext(model=work, modules=modules, targets=targets, example_inputs=example_inputs,
+                       inputs=inputs, seed=seed, surgeon=surgeon)
+    chosen.prepare(ctx)  # model-wide work, on the model before any removal
     layers, steps = [], []
     for name, layer_sparsity in targets.items():
         module = modules[name]
@@ -206,12 +187,11 @@ def prune_filters(
         if outside:
             rec.note = f"not pruned: coupled with {', '.join(outside)}, which is not targeted"
             continue
-        ctx = {**(context or {}), "model": work, "modules": modules, "coupled": group.coupled,
-               "example_inputs": example_inputs, "targets": targets, "cache": cache, "extra": extra}
-        idxs = sorted(int(i) for i in chooser(name, module, layer_sparsity, seed, ctx))
+        request = LayerRequest(name, module, layer_sparsity, tuple(group.coupled))
+        idxs = sorted(int(i) for i in chosen.choose(ctx, request))
         c_out = module.weight.shape[0]
         if any(i < 0 or i >= c_out for i in idxs) or len(set(idxs)) != len(idxs):
-            raise TopopruneError(f"method {name_!r} chose invalid units {idxs} for {name!r} ({c_out} units)")
+            raise TopopruneError(f"method {chosen.name!r} chose invalid units {idxs} for {name!r} ({c_out} units)")
         if len(idxs) >= c_out:
             idxs = idxs[: c_out - 1]
             rec.note = "kept 1 unit: the choice would have emptied the layer"
@@ -229,13 +209,18 @@ def prune_filters(
             rec.after = modules[rec.name].weight.shape[0]
             leader = next(x for x in layers if x.name == done[rec.name])
             rec.kept = list(leader.kept)
+    if targets and not steps:
+        import warnings
+
+        warnings.warn(f"prune_filters({chosen.name}, sparsity={sparsity}) removed nothing: see the "
+                      "per-layer notes in info.layers", stacklevel=2)
     info = FilterPruneInfo(
-        name_, input_shape, layers, steps,
+        chosen.name, input_shape, layers, steps,
         (params0, count_parameters(work)[0]),
         (macs0, count_macs(work, input_shape)),
         (flops0, count_flops(work, input_shape)),
         time.perf_counter() - t0,
-        extra,
+        ctx.extra,
     )
     return work, info
 

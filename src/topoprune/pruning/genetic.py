@@ -19,18 +19,19 @@ Fitness (lower is better), selectable by name:
 
 Conv layers enter through their channel graphs (kernel-slice 2-norms). Salience is judged with
 respect to each layer on the original model, so layers are independent and are searched in
-parallel processes (``workers``). Fitness values are cached per chromosome. Everything is
-deterministic for a seed.
+parallel threads (``workers``). Threads, never processes: spawned children would re-run a user
+script that has no ``if __name__ == "__main__":`` guard. The fitness kernels (spanning forests,
+the Wasserstein DP) are numba functions that release the GIL, so the threads overlap; each
+worker thread runs them on one numba thread (numba keeps that count per thread, so the caller's
+setting is untouched). Fitness values are cached per chromosome. Everything is deterministic for
+a seed, and the result does not depend on ``workers``.
 """
 
 from __future__ import annotations
 
-import math
-import multiprocessing
 import os
-import sys
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -41,11 +42,11 @@ from ..errors import TopopruneError
 from ..models.hooks import capture_outputs
 from ..models.introspect import layer_graph
 from ..topology import maximum_spanning_tree, persistence_norm, wasserstein_same_birth
-from .filters import register_filter_method
 from .importance import fpgm_scores, l1_scores, l2_scores
 from .selection import filters_to_prune
+from .surgery import Surgeon
 
-__all__ = ["GAConfig", "LayerProblem", "LayerSearch", "search_layer", "fitness_names", "choose_topological"]
+__all__ = ["GAConfig", "LayerProblem", "LayerSearch", "search_layer", "fitness_names", "layer_problems", "run_searches"]
 
 FITNESSES = ("diagram", "np", "activation")
 
@@ -62,8 +63,8 @@ class GAConfig:
     elitism: int = field(default=2, metadata={"help": "best chromosomes copied unchanged"})
     patience: int = field(default=8, metadata={"help": "stop after this many generations without improvement"})
     fitness: str = field(default="diagram", metadata={"help": "diagram, np or activation"})
-    workers: int = field(default=0, metadata={"help": "processes for independent layers; 0 = one per core "
-                                                  "(sequential when run from a REPL or stdin)"})
+    workers: int = field(default=0, metadata={"help": "threads searching layers at once; 0 = one per core, "
+                                                  "1 = serial (the result is the same)"})
     seed: int = field(default=0, metadata={"help": "seed of every random choice"})
 
     def __post_init__(self) -> None:
@@ -89,7 +90,7 @@ def fitness_names() -> tuple[str, ...]:
 
 @dataclass
 class LayerProblem:
-    """Everything one layer's search needs, as plain arrays (picklable for worker processes).
+    """Everything one layer's search needs, as plain arrays (the search itself is torch-free).
 
     ``own`` is the layer's ``(C_out, C_in)`` graph matrix (rows = the units being chosen);
     ``consumers`` the matrices whose *columns* are those units; ``activations`` the per-channel
@@ -265,11 +266,19 @@ def _consumer_columns(module: nn.Module, channels: int) -> np.ndarray | None:
     return w.reshape(w.shape[0], channels, per).norm(dim=2).abs().numpy()
 
 
-def _problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mapping[str, float],
-              example_inputs: torch.Tensor, inputs: torch.Tensor | None, fitness: str) -> list[LayerProblem]:
-    from .surgery import Surgeon
+def layer_problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mapping[str, float],
+                   surgeon: Surgeon | torch.Tensor, inputs: torch.Tensor | None,
+                   fitness: str) -> list[LayerProblem]:
+    """One search problem per targeted layer, from the model before any removal (the
+    :class:`~topoprune.pruning.methods.Topological` method calls this once per prune).
 
-    surgeon = Surgeon(model, example_inputs)
+    ``surgeon`` is ``model``'s dependency graph (a :class:`Surgeon`; given example inputs
+    instead, one is traced, which costs a second trace): a layer's consumers are the conv/linear
+    modules whose input channels torch-pruning removes with its output units
+    (:meth:`Surgeon.consumers`). ``inputs`` is the data sample for ``fitness="activation"``.
+    """
+    if not isinstance(surgeon, Surgeon):
+        surgeon = Surgeon(model, surgeon)
     acts: dict[str, np.ndarray] = {}
     if fitness == "activation" and inputs is not None:
         outs = capture_outputs(model, modules, list(targets), inputs)
@@ -279,14 +288,11 @@ def _problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mappi
         module = modules[name]
         c_out = module.weight.shape[0]
         k = min(int(c_out * sparsity), c_out - 1)
-        group = surgeon._group(name, [0])
         consumers = []
-        for dep, _ in group:
-            if getattr(dep.handler, "__name__", "") == "prune_in_channels" and isinstance(
-                    dep.target.module, (nn.Conv2d, nn.Conv1d, nn.Linear)):
-                cols = _consumer_columns(dep.target.module, c_out)
-                if cols is not None:
-                    consumers.append(cols)
+        for consumer in surgeon.consumers(name):
+            cols = _consumer_columns(consumer, c_out)
+            if cols is not None:
+                consumers.append(cols)
         seeds = {}
         for label, fn in (("l1", l1_scores), ("l2", l2_scores), ("fpgm", fpgm_scores)):
             seeds[label] = filters_to_prune(fn(module.weight).numpy(), sparsity)
@@ -294,8 +300,7 @@ def _problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mappi
     return problems
 
 
-def _run(args):
-    problem, config, index = args
+def _run(problem: LayerProblem, config: GAConfig, index: int) -> LayerSearch:
     if problem.k < 1 or problem.own.shape[0] < 2:
         return LayerSearch(problem.name, [], 0.0, {}, [0.0], [0.0], 0, 0)
     return search_layer(problem, config, index)
@@ -305,66 +310,31 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _init_worker(threads: int) -> None:
-    """Share the cores between worker processes instead of oversubscribing them."""
+def _one_numba_thread() -> None:
+    """Worker-thread initializer: the layers are the parallelism, so each worker runs the numba
+    kernels serially (numba's thread count is per thread; the caller's is untouched). This also
+    keeps two threads from launching parallel kernels at once, which numba's default
+    ``workqueue`` threading layer does not allow."""
     import numba
 
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    torch.set_num_threads(threads)
+    numba.set_num_threads(1)
 
 
 def run_searches(problems: Sequence[LayerProblem], config: GAConfig) -> dict[str, LayerSearch]:
-    """Search every layer, in parallel processes when ``config.workers`` allows."""
-    workers = config.workers or _cores()
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if workers > 1 and (main_file is None or not os.path.exists(main_file)):
-        # spawned workers re-import __main__; from a REPL or stdin there is none to import
-        workers = 1
-    jobs = [(p, config, i) for i, p in enumerate(problems)]
-    if workers <= 1 or len(jobs) <= 1:
-        results = [_run(j) for j in jobs]
-    else:
-        # biggest layers first so the pool stays busy; results keep the layer order
-        order = sorted(range(len(jobs)), key=lambda i: -problems[i].own.size)
-        # spawn, not fork: a forked child of a process that already ran torch's OpenMP pool can
-        # hang; each spawned worker imports only what the search needs
-        ctx = multiprocessing.get_context("spawn")
-        n_proc = min(workers, len(jobs))
-        with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(max(1, _cores() // n_proc),)) as pool:
-            done = dict(zip(order, pool.map(_run, [jobs[i] for i in order])))
-        results = [done[i] for i in range(len(jobs))]
-    return {r.name: r for r in results}
+    """Search every layer; unless ``config.workers`` is 1, in a pool of threads.
 
-
-def choose_topological(name: str, module: nn.Module, sparsity: float, seed: int, ctx: Mapping) -> list[int]:
-    """The ``"topological"`` method of :func:`~topoprune.pruning.prune_filters`.
-
-    Context keys: ``ga`` (a :class:`GAConfig` or a dict of its fields; its seed defaults to
-    ``prune_filters``' seed) and ``inputs`` (a data sample, for ``fitness="activation"``).
+    Every search is seeded by ``(config.seed, layer index)`` and layers are independent, so the
+    result is the same for any number of workers. Threads, not processes: nothing is pickled and
+    the caller's ``__main__`` is never re-imported; the fitness kernels release the GIL.
     """
-    cache = ctx["cache"]
-    if "topological" not in cache:
-        ga = ctx.get("ga") or {}
-        if isinstance(ga, GAConfig):
-            config = ga
-        else:
-            try:
-                config = GAConfig(**{"seed": seed, **dict(ga)})
-            except TypeError as exc:
-                raise TopopruneError(f"bad GA settings {dict(ga)}: {exc}; allowed: "
-                                     f"{sorted(GAConfig.__dataclass_fields__)}") from None
-        if config.fitness == "activation" and ctx.get("inputs") is None:
-            raise TopopruneError("fitness 'activation' needs a data sample: context={'inputs': x}")
-        problems = _problems(ctx["model"], ctx["modules"], ctx["targets"], ctx["example_inputs"],
-                             ctx.get("inputs"), config.fitness)
-        cache["topological"] = run_searches(problems, config)
-        ctx["extra"]["topological"] = {n: r.to_dict() for n, r in cache["topological"].items()}
-        ctx["extra"]["ga"] = asdict(config)
-    result = cache["topological"].get(name)
-    if result is None or math.isnan(result.fitness):
-        return []
-    return result.removed
-
-
-register_filter_method("topological", choose_topological)
+    workers = config.workers or _cores()
+    if workers <= 1 or len(problems) <= 1:
+        results = [_run(p, config, i) for i, p in enumerate(problems)]
+    else:
+        # biggest layers first, so no thread is left alone with a big layer at the end
+        order = sorted(range(len(problems)), key=lambda i: -problems[i].own.size)
+        with ThreadPoolExecutor(max_workers=min(workers, len(problems)), thread_name_prefix="topoprune-ga",
+                                initializer=_one_numba_thread) as pool:
+            futures = {i: pool.submit(_run, problems[i], config, i) for i in order}
+            results = [futures[i].result() for i in range(len(problems))]
+    return {r.name: r for r in results}

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import unknown_name
+from ..registry import Registry
 
 __all__ = ["l1_scores", "l2_scores", "fpgm_scores", "random_scores", "IMPORTANCES", "get_importance"]
 
@@ -45,15 +45,13 @@ def random_scores(weight: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 Importance = Callable[..., torch.Tensor]
 
-IMPORTANCES: dict[str, Importance] = {
-    "l1": l1_scores,
-    "l2": l2_scores,
-    "fpgm": fpgm_scores,
-    "random": random_scores,
-}
+IMPORTANCES: Registry[Importance] = Registry("importance")
+IMPORTANCES.register("l1", l1_scores)
+IMPORTANCES.register("l2", l2_scores)
+IMPORTANCES.register("fpgm", fpgm_scores)
+IMPORTANCES.register("random", random_scores)
 
 
 def get_importance(name: str) -> Importance:
-    if name not in IMPORTANCES:
-        raise unknown_name("filter pruning method", name, IMPORTANCES)
-    return IMPORTANCES[name]
+    """The importance registered as ``name`` (``weight, seed -> one score per unit``)."""
+    return IMPORTANCES.get(name)

@@ -14,7 +14,7 @@ in ``imp.json``: rerunning after a crash continues where it stopped.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +26,11 @@ from ..data import DataSplits
 from ..errors import TopopruneError
 from ..models.introspect import effective_weight, layer_graph
 from ..topology import mst_overlap
-from ..train import Callback, TrainConfig, train
+from ..train import Callback, TrainConfig, evaluate, train
 from ..train.checkpoint import atomic_save, atomic_write_json
 from .masks import prunable_layers, prune_unstructured
 
-__all__ = ["imp", "IMPResult", "parse_rewind"]
+__all__ = ["imp", "IMPResult", "parse_rewind", "rewind_weights", "remaining_fraction"]
 
 
 def parse_rewind(rewind: str, epochs: int) -> int | None:
@@ -81,7 +81,7 @@ def _ensure_hooks(targets: dict[str, nn.Module]) -> None:
             prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
 
 
-def _rewind(model: nn.Module, targets: dict[str, nn.Module], state: dict) -> None:
+def rewind_weights(model: nn.Module, targets: dict[str, nn.Module], state: dict) -> None:
     """Load ``state`` (a dense state dict) into the masked model: weights into ``weight_orig``,
     everything else as it is; masks stay."""
     mapped = {}
@@ -127,8 +127,10 @@ def imp(
     model: nn.Module,
     data: DataSplits,
     config: TrainConfig,
+    *,
     rounds: int = 10,
     fraction: float = 0.2,
+    target: float | None = None,
     scope: str = "global",
     rewind: str = "init",
     preserve: str | None = None,
@@ -137,16 +139,23 @@ def imp(
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
     device: str | torch.device | None = None,
+    pretrained: bool = False,
+    retrain_last: bool = True,
+    init: Mapping[str, torch.Tensor] | None = None,
 ) -> IMPResult:
     """Run IMP (``preserve=None``) or T-IMP (``preserve="mst"``) **in place** on ``model``.
 
     Args:
-        model: the dense, untrained model (its current weights are the initialisation; when
-            resuming from ``out_dir`` the saved initialisation is used instead).
+        model: the dense model. Untrained (its current weights are the initialisation; when
+            resuming from ``out_dir`` the saved initialisation is used instead), or trained with
+            ``pretrained=True``.
         data: dataset splits.
         config: the training recipe of every round.
         rounds: pruning rounds after the dense round 0.
         fraction: share of the remaining weights removed per round, in (0, 1).
+        target: instead of ``fraction``, the overall sparsity to reach after ``rounds`` rounds:
+            each round removes ``1 - (1 - target)^(1/rounds)`` of what remains and the last one
+            lands exactly on ``target``.
         scope: ``"global"`` (ranked across layers) or ``"local"`` (per layer).
         rewind: ``"init"``, ``"epoch:K"`` or ``"none"`` (fine-tune without rewinding).
         preserve: ``None`` (IMP) or ``"mst"`` (T-IMP).
@@ -155,12 +164,25 @@ def imp(
         callbacks: passed to every round's training.
         device: where every round trains (see :func:`~topoprune.train.train`); masks and
             measurements stay with the model on its own device.
+        pretrained: the model is already trained: round 0 only measures it.
+        retrain_last: train after the last removal too (``False``: the caller recovers it).
+        init: the weights ``rewind="init"`` returns to (default: the model's at the call).
     """
     if not isinstance(rounds, int) or rounds < 0:
         raise TopopruneError(f"rounds must be an integer >= 0, got {rounds!r}")
+    if target is not None:
+        if not 0 < target < 1:
+            raise TopopruneError(f"target must be a sparsity in (0, 1), got {target!r}")
+        if rounds < 1:
+            raise TopopruneError(f"a target sparsity needs rounds >= 1, got {rounds!r}")
+        fraction = 1 - (1 - target) ** (1 / rounds)
     if not 0 < fraction < 1:
         raise TopopruneError(f"fraction must be in (0, 1), got {fraction!r}")
+    if pretrained and rewind != "none" and rewind != "init":
+        raise TopopruneError(f"a pretrained model can rewind to 'init' or 'none', got {rewind!r}")
     k = parse_rewind(rewind, config.epochs)
+    settings = _settings(config, rounds, fraction, scope, rewind, preserve, layers,
+                         target=target, pretrained=pretrained, retrain_last=retrain_last)
     targets = prunable_layers(model, layers)
     out = Path(out_dir) if out_dir is not None else None
     store = out / "imp.json" if out is not None else None
@@ -169,48 +191,81 @@ def imp(
         import json
 
         saved = json.loads(store.read_text())
-        if saved.get("settings") != _settings(config, rounds, fraction, scope, rewind, preserve, layers):
+        if saved.get("settings") != settings:
             raise TopopruneError(f"{store} was written with other IMP settings; use another out_dir")
         result.rounds = saved["rounds"]
-    init = copy.deepcopy(model.state_dict())
+    init = copy.deepcopy(dict(init) if init is not None else model.state_dict())
     if out is not None:  # the initialisation every rewind returns to survives a crash
         if (out / "init.pt").exists():
             init = torch.load(out / "init.pt", map_location="cpu", weights_only=True)
-            model.load_state_dict(init)
+            if not pretrained:
+                model.load_state_dict(init)
         else:
             atomic_save(init, out / "init.pt")
-    snap = _Snapshot(k, out / "rewind.pt" if out is not None else None) if k else None
+    snap = _Snapshot(k, out / "rewind.pt" if out is not None else None) if k and not pretrained else None
 
     for rnd in range(rounds + 1):
         round_dir = out / f"round{rnd:02d}" if out is not None else None
         done = rnd < len(result.rounds)
         resuming = round_dir is not None and (round_dir / "checkpoint.pt").exists()
+        trains = not (rnd == 0 and pretrained) and (retrain_last or rnd < rounds)
         warnings: list[str] = []
         if rnd > 0:
+            if done and not trains:  # an untrained round: its masked weights are in pruned.pt
+                _ensure_hooks(targets)
+                model.load_state_dict(torch.load(round_dir / "pruned.pt", map_location="cpu",
+                                                 weights_only=True) if round_dir is not None else {})
+                continue
             if done or resuming:
                 _ensure_hooks(targets)  # the round's checkpoint holds its masks and weights
             else:
-                rec = prune_unstructured(model, fraction, "magnitude", scope, preserve, list(targets))
+                amount = fraction
+                if target is not None and rnd == rounds:  # land exactly on the target
+                    amount = remaining_fraction(model, target, targets)
+                rec = prune_unstructured(model, amount, "magnitude", scope, preserve, list(targets))
                 warnings = rec.warnings
-                if k is not None:
+                if k is not None and trains:
                     rewind_state = init if k == 0 else (
-                        snap.state if snap.state is not None
+                        snap.state if snap is not None and snap.state is not None
                         else torch.load(out / "rewind.pt", map_location="cpu", weights_only=True))
-                    _rewind(model, targets, rewind_state)
-        cbs = list(callbacks) + ([snap] if (rnd == 0 and snap is not None) else [])
-        res = train(model, data, config, out_dir=round_dir, callbacks=cbs, progress=progress,
-                    description=f"IMP round {rnd}/{rounds}", device=device)
-        if done:
-            continue
-        final = dict(res.final)
-        final["seconds_total"] = sum(h["seconds"] for h in res.history)
+                    rewind_weights(model, targets, rewind_state)
+        if not trains:
+            if done:
+                continue
+            test = evaluate(model, data.test_x, data.test_y)[1]
+            val = evaluate(model, data.val_x, data.val_y)[1]
+            final = {"test_acc": test, "val_acc": val, "seconds_total": 0.0}
+            if round_dir is not None and rnd > 0:
+                atomic_save(model.state_dict(), round_dir / "pruned.pt")
+        else:
+            cbs = list(callbacks) + ([snap] if (rnd == 0 and snap is not None) else [])
+            res = train(model, data, config, out_dir=round_dir, callbacks=cbs, progress=progress,
+                        description=f"IMP round {rnd}/{rounds}", device=device)
+            if done:
+                continue
+            final = dict(res.final)
+            final["seconds_total"] = sum(h["seconds"] for h in res.history)
         result.rounds.append(_measure(model, targets, final, rnd, warnings))
         if store is not None:
-            atomic_write_json({"settings": _settings(config, rounds, fraction, scope, rewind, preserve, layers),
-                               "rounds": result.rounds}, store)
+            atomic_write_json({"settings": settings, "rounds": result.rounds}, store)
     return result
 
 
-def _settings(config, rounds, fraction, scope, rewind, preserve, layers) -> dict:
+def remaining_fraction(model: nn.Module, target: float, targets: Mapping[str, nn.Module] | None = None) -> float:
+    """The fraction of the remaining weights to remove so that the overall sparsity of
+    ``targets`` (default: every prunable layer) is ``target``."""
+    layers = (targets if targets is not None else prunable_layers(model)).values()
+    total = sum(effective_weight(m).numel() for m in layers)
+    alive = sum(int((m.weight_mask if hasattr(m, "weight_mask") else torch.ones_like(m.weight)).sum())
+                for m in layers)
+    keep = round((1 - target) * total)
+    return max(0.0, min(0.999999, (alive - keep) / alive)) if alive else 0.0
+
+
+def _settings(config, rounds, fraction, scope, rewind, preserve, layers, **options) -> dict:
+    """What ``imp.json`` must match to resume; options at their defaults are left out, so
+    trajectories written before they existed still resume."""
+    defaults = {"target": None, "pretrained": False, "retrain_last": True}
+    extra = {k: v for k, v in options.items() if v != defaults[k]}
     return {"train": config.to_dict(), "rounds": rounds, "fraction": fraction, "scope": scope,
-            "rewind": rewind, "preserve": preserve, "layers": list(layers) if layers else None}
+            "rewind": rewind, "preserve": preserve, "layers": list(layers) if layers else None, **extra}

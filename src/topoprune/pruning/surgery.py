@@ -5,6 +5,11 @@ matching input channel of every consumer, and keeps residual additions consisten
 traces the model once and returns, for each removal, the *group* of coupled slices. Indices are
 always those of the layer at the moment of removal; a layer not yet touched keeps its original
 indexing, which is what makes a recorded sequence of removals replayable (``load_model``).
+
+Only torch-pruning's public API is used: the graph gives each module's pruner
+(``get_pruner_of_module``) and says whether a dependency's handler removes output or input
+channels (``is_out_channel_pruning_fn`` / ``is_in_channel_pruning_fn``), so layer types with
+their own pruners (depthwise convs, customized layers) are handled the same way.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import torch
 import torch_pruning as tpr
 from torch import nn
 
-__all__ = ["Surgeon", "GroupInfo"]
+__all__ = ["Surgeon", "GroupInfo", "PRUNABLE"]
 
+# The layer types whose output units are chosen and whose input channels make a consumer graph.
+PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
 @dataclass(frozen=True)
@@ -43,33 +50,42 @@ class Surgeon:
         self.modules = dict(model.named_modules())
         self.names = {m: n for n, m in self.modules.items()}
 
-    @staticmethod
-    def _fn(module: nn.Module):
-        return tpr.prune_conv_out_channels if isinstance(module, nn.modules.conv._ConvNd) else tpr.prune_linear_out_channels
-
-    def _group(self, name: str, idxs: Sequence[int]):
+    def group(self, name: str, idxs: Sequence[int]) -> tpr.dependency.Group:
+        """torch-pruning's group for removing output units ``idxs`` (current indexing) of layer
+        ``name``: every coupled slice (BatchNorm, consumers' inputs, residual partners)."""
         module = self.modules[name]
-        return self.graph.get_pruning_group(module, self._fn(module), idxs=list(idxs))
+        pruner = self.graph.get_pruner_of_module(module)
+        if pruner is None:
+            raise ValueError(f"layer {name!r} ({type(module).__name__}) has no torch-pruning pruner")
+        return self.graph.get_pruning_group(module, pruner.prune_out_channels, idxs=list(idxs))
+
+    def consumers(self, name: str) -> list[nn.Module]:
+        """The conv/linear modules whose *input* channels go with ``name``'s output units (the
+        next layers, and those of coupled residual partners), in the group's order, each once."""
+        found: dict[int, nn.Module] = {}
+        for dep, _ in self.group(name, [0]):
+            target = dep.target.module
+            if self.graph.is_in_channel_pruning_fn(dep.handler) and isinstance(target, PRUNABLE):
+                found.setdefault(id(target), target)
+        return list(found.values())
 
     def inspect(self, name: str) -> GroupInfo:
         """Which other layers' outputs are coupled to ``name``'s, and whether the coupling runs
         through zero padding (whose channel offsets torch-pruning does not model)."""
-        group = self._group(name, [0])
         coupled, padding = [], False
-        for dep, _ in group:
+        for dep, _ in self.group(name, [0]):
             target = dep.target.module
             if "ConstantPad" in str(dep.target.name):
                 padding = True
             other = self.names.get(target)
-            is_out = getattr(dep.handler, "__name__", "") == "prune_out_channels"
-            if (other is not None and other != name and is_out
-                    and isinstance(target, (nn.Conv2d, nn.Conv1d, nn.Linear))):
+            if (other is not None and other != name and isinstance(target, PRUNABLE)
+                    and self.graph.is_out_channel_pruning_fn(dep.handler)):
                 coupled.append(other)
         return GroupInfo(name, tuple(dict.fromkeys(coupled)), padding)
 
     def remove(self, name: str, idxs: Sequence[int]) -> None:
         """Remove output units ``idxs`` (current indexing) of layer ``name`` and all that is coupled."""
-        group = self._group(name, idxs)
+        group = self.group(name, idxs)
         if not self.graph.check_pruning_group(group):
             raise RuntimeError(f"torch-pruning refused to remove {len(idxs)} units of {name!r}")
         group.prune()

@@ -28,8 +28,8 @@ from .neural import (
     NORMALIZATIONS,
     LayerPersistence,
     PersistenceReport,
+    layer_neural_persistence,
     network_persistence,
-    neural_persistence,
     persistence_norm,
 )
 from .persistence import (
@@ -65,11 +65,11 @@ __all__ = [
     "diagram_from_deaths",
     "knn_geodesic",
     "layer_critical",
+    "layer_neural_persistence",
     "maximum_spanning_tree",
     "mst_overlap",
     "network_critical",
     "network_persistence",
-    "neural_persistence",
     "overlap_bound",
     "persistence_diagram",
     "persistence_norm",

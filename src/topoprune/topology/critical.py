@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .graphs import ConvToeplitzGraph, DenseLayer, Layer
-from .spanning import _as_matrix, maximum_spanning_tree
+from .spanning import as_matrix, maximum_spanning_tree
 
 __all__ = [
     "CONVENTIONS",
@@ -158,7 +158,7 @@ def _top_indices(flat: np.ndarray, k: int) -> np.ndarray:
 def mst_overlap(weights: np.ndarray) -> OverlapReport:
     """Measured tree/top-alpha overlap of a weight matrix ``(n_out, n_in)``, beside the paper's
     bound and the random-chance value."""
-    a = np.abs(_as_matrix(weights))
+    a = np.abs(as_matrix(weights))
     n_out, n_in = a.shape
     alpha = n_in + n_out - 1
     nnz = int(np.count_nonzero(a))

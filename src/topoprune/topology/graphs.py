@@ -324,7 +324,7 @@ class ConvToeplitzGraph:
         )
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _roots(parent):
     out = np.empty(parent.shape[0], np.int64)
     for v in range(parent.shape[0]):
@@ -335,7 +335,7 @@ def _roots(parent):
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _spatial_union(parent, size, w, w_out, kh, kw, sy, sx, py, px, dly, dlx,
                    lo_y, hi_y, lo_x, hi_x, n_in):
     for dy in range(kh):
@@ -347,7 +347,7 @@ def _spatial_union(parent, size, w, w_out, kh, kw, sy, sx, py, px, dly, dlx,
                     _union(parent, size, iy * w + ix, n_in + oy * w_out + ox)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _touched_inputs(lo_y, hi_y, lo_x, hi_x, h, w, sy, sx, py, px, dly, dlx):
     hit = np.zeros(h * w, np.bool_)
     for dy in range(lo_y.shape[0]):
@@ -359,7 +359,7 @@ def _touched_inputs(lo_y, hi_y, lo_x, hi_x, h, w, sy, sx, py, px, dly, dlx):
     return np.nonzero(hit)[0]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _toeplitz_kruskal(order, flat, c_out, c_in_g, kh, kw, c_out_g, h, w, h_out, w_out,
                       sy, sx, py, px, dly, dlx, lo_y, hi_y, lo_x, hi_x):
     c_in = c_in_g * (c_out // c_out_g)

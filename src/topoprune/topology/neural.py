@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .graphs import ConvToeplitzGraph, DenseLayer, Layer, channel_matrix, dense_matrix
-from .spanning import _as_matrix, maximum_spanning_tree
+from .spanning import as_matrix, maximum_spanning_tree
 
 __all__ = [
-    "neural_persistence",
+    "layer_neural_persistence",
     "persistence_norm",
     "LayerPersistence",
     "PersistenceReport",
@@ -66,17 +66,17 @@ def persistence_norm(
     return value
 
 
-def neural_persistence(
-    weights: np.ndarray, p: float = 2.0, normalized: bool = False, essential: bool = False
+def layer_neural_persistence(
+    weights: np.ndarray, p: float = 2.0, *, normalized: bool = False, essential: bool = False
 ) -> float:
     """Neural persistence of one weight matrix ``(n_out, n_in)``, normalized by its own largest
-    ``|w|`` (layer normalization).
+    ``|w|`` (layer normalization). For a whole model see :func:`topoprune.neural_persistence`.
 
     Raises:
         ValueError: for a non-2-D or empty array, NaN or inf weights, or ``p <= 0``.
     """
     p = check_p(p)
-    a = _as_matrix(weights)
+    a = as_matrix(weights)
     _, _, values = maximum_spanning_tree(a)
     scale = float(values[0]) if values.size else 0.0
     deaths = values / scale if scale > 0 else values

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .spanning import _as_matrix, maximum_spanning_tree
+from .spanning import as_matrix, maximum_spanning_tree
 
 __all__ = [
     "persistence_diagram",
@@ -50,7 +50,7 @@ def persistence_diagram(
         ``(k, 2)`` array of ``(birth, death)`` with births 1 and deaths in ``[0, 1]``, most
         persistent last; ``k = n_out + n_in - 1`` for a connected graph.
     """
-    a = _as_matrix(weights)
+    a = as_matrix(weights)
     _, _, values = maximum_spanning_tree(a)
     if scale is None:
         scale = float(values[0]) if values.size else 0.0
@@ -152,7 +152,7 @@ def betti_numbers(
     return betti_from_distances(d, max_dim, scale, quantile)[0]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _line_wasserstein(a, b, birth):
     """Exact 1-Wasserstein distance (L-inf ground metric) between two diagrams whose points all
     have the same birth: an optimal matching on a line never crosses, so a DP over the sorted

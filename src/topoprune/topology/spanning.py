@@ -23,6 +23,13 @@ All steps order edges by the same strict total order (value descending, then row
 ascending), so the result is the unique maximum spanning forest under that order and equals
 full Kruskal's. The whole matrix is never sorted, which is what makes a 4096 x 4096 layer cost a
 few passes over memory rather than an ``E log E`` sort.
+
+Threads: every kernel releases the GIL (``nogil``), so several Python threads can build trees at
+once (the Topological Pruner searches layers in a thread pool). Steps 2 and 3 run in parallel with
+the calling thread's numba thread count (``numba.set_num_threads``, which numba keeps per thread);
+with one thread they run as serial kernels that never enter numba's threading layer, because
+numba's default ``workqueue`` layer aborts when two Python threads launch parallel kernels at
+once. The result does not depend on the thread count.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["maximum_spanning_tree"]
+__all__ = ["as_matrix", "maximum_spanning_tree"]
 
 # Below this many entries the whole matrix is simply sorted: the threshold machinery costs more
 # than it saves.
@@ -40,7 +47,7 @@ _SMALL_EDGES = 1 << 15
 _SAMPLE = 1 << 16
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _find(parent: np.ndarray, x: int) -> int:
     while parent[x] != x:
         parent[x] = parent[parent[x]]
@@ -48,7 +55,7 @@ def _find(parent: np.ndarray, x: int) -> int:
     return x
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _union(parent: np.ndarray, size: np.ndarray, a: int, b: int) -> bool:
     ra = _find(parent, a)
     rb = _find(parent, b)
@@ -61,44 +68,70 @@ def _union(parent: np.ndarray, size: np.ndarray, a: int, b: int) -> bool:
     return True
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(cache=True, nogil=True, inline="always")
+def _count_row(a, t, i, counts, bad):
+    """Count the entries ``|a[i, j]| > t`` of row ``i``; flag a NaN or infinite entry."""
+    c = 0
+    flag = False
+    for j in range(a.shape[1]):
+        v = abs(a[i, j])
+        if v > t:
+            c += 1
+            if v == np.inf:
+                flag = True
+        elif v != v:
+            flag = True
+    counts[i] = c
+    bad[i] = flag
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _count_above(a, t):
     """Per-row count of ``|a| > t``, and whether any entry is NaN or infinite."""
-    n_rows, n_cols = a.shape
-    counts = np.zeros(n_rows, np.int64)
-    bad = np.zeros(n_rows, np.bool_)
-    for i in nb.prange(n_rows):
-        c = 0
-        flag = False
-        for j in range(n_cols):
-            v = abs(a[i, j])
-            if v > t:
-                c += 1
-                if v == np.inf:
-                    flag = True
-            elif v != v:
-                flag = True
-        counts[i] = c
-        bad[i] = flag
+    counts = np.zeros(a.shape[0], np.int64)
+    bad = np.zeros(a.shape[0], np.bool_)
+    for i in nb.prange(a.shape[0]):
+        _count_row(a, t, i, counts, bad)
     return counts, bad
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(cache=True, nogil=True)
+def _count_above_serial(a, t):
+    """:func:`_count_above` on the calling thread only (no numba threading layer)."""
+    counts = np.zeros(a.shape[0], np.int64)
+    bad = np.zeros(a.shape[0], np.bool_)
+    for i in range(a.shape[0]):
+        _count_row(a, t, i, counts, bad)
+    return counts, bad
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _gather_row(a, t, i, offsets, rows, cols, vals):
+    k = offsets[i]
+    for j in range(a.shape[1]):
+        v = abs(a[i, j])
+        if v > t:
+            rows[k] = i
+            cols[k] = j
+            vals[k] = v
+            k += 1
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _gather_above(a, t, offsets, rows, cols, vals):
     """Write the entries ``|a| > t`` in row-major order at ``offsets[i]`` for row ``i``."""
-    n_rows, n_cols = a.shape
-    for i in nb.prange(n_rows):
-        k = offsets[i]
-        for j in range(n_cols):
-            v = abs(a[i, j])
-            if v > t:
-                rows[k] = i
-                cols[k] = j
-                vals[k] = v
-                k += 1
+    for i in nb.prange(a.shape[0]):
+        _gather_row(a, t, i, offsets, rows, cols, vals)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
+def _gather_above_serial(a, t, offsets, rows, cols, vals):
+    """:func:`_gather_above` on the calling thread only."""
+    for i in range(a.shape[0]):
+        _gather_row(a, t, i, offsets, rows, cols, vals)
+
+
+@nb.njit(cache=True, nogil=True)
 def _kruskal(rows, cols, vals, order, n_rows, parent, size, out_r, out_c, out_v, n_tree):
     """Kruskal over pre-sorted candidate edges; appends tree edges after ``n_tree`` of them."""
     limit = out_r.shape[0]
@@ -114,7 +147,7 @@ def _kruskal(rows, cols, vals, order, n_rows, parent, size, out_r, out_c, out_v,
     return n_tree
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _component_labels(parent):
     n = parent.shape[0]
     label = np.full(n, -1, np.int64)
@@ -129,38 +162,39 @@ def _component_labels(parent):
     return comp, nc
 
 
-@nb.njit(parallel=True, cache=True)
-def _boruvka_pass(a, comp, nc, n_threads):
-    """For each component, the heaviest edge leaving it (flat index, or -1 if none)."""
+@nb.njit(cache=True, nogil=True, inline="always")
+def _boruvka_rows(a, comp, lo, hi, best_val, best_idx):
+    """Scan rows ``lo..hi-1``: for each component, the heaviest edge leaving it among them."""
     n_rows, n_cols = a.shape
-    best_val = np.full((n_threads, nc), -1.0)
-    best_idx = np.full((n_threads, nc), -1, np.int64)
-    chunk = (n_rows + n_threads - 1) // n_threads
-    for t in nb.prange(n_threads):
-        lo = t * chunk
-        hi = min(n_rows, lo + chunk)
-        for i in range(lo, hi):
-            ci = comp[i]
-            for j in range(n_cols):
-                v = abs(a[i, j])
-                if v == 0:
-                    continue
-                cj = comp[n_rows + j]
-                if ci == cj:
-                    continue
-                # Rows are scanned in increasing flat index, so a strict '>' keeps the
-                # smallest index among equal values inside one thread.
-                if v > best_val[t, ci]:
-                    best_val[t, ci] = v
-                    best_idx[t, ci] = i * n_cols + j
-                if v > best_val[t, cj]:
-                    best_val[t, cj] = v
-                    best_idx[t, cj] = i * n_cols + j
+    for i in range(lo, hi):
+        ci = comp[i]
+        for j in range(n_cols):
+            v = abs(a[i, j])
+            if v == 0:
+                continue
+            cj = comp[n_rows + j]
+            if ci == cj:
+                continue
+            # Rows are scanned in increasing flat index, so a strict '>' keeps the
+            # smallest index among equal values inside one chunk.
+            if v > best_val[ci]:
+                best_val[ci] = v
+                best_idx[ci] = i * n_cols + j
+            if v > best_val[cj]:
+                best_val[cj] = v
+                best_idx[cj] = i * n_cols + j
+
+
+@nb.njit(cache=True, nogil=True)
+def _boruvka_merge(best_val, best_idx):
+    """Combine per-chunk winners by the strict total order (value desc, then flat index asc), so
+    the result does not depend on how the rows were split."""
+    n_chunks, nc = best_val.shape
     out = np.full(nc, -1, np.int64)
     for c in range(nc):
         bv = -1.0
         bi = -1
-        for t in range(n_threads):
+        for t in range(n_chunks):
             v = best_val[t, c]
             idx = best_idx[t, c]
             if idx < 0:
@@ -172,7 +206,30 @@ def _boruvka_pass(a, comp, nc, n_threads):
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _boruvka_pass(a, comp, nc, n_threads):
+    """For each component, the heaviest edge leaving it (flat index, or -1 if none)."""
+    n_rows = a.shape[0]
+    best_val = np.full((n_threads, nc), -1.0)
+    best_idx = np.full((n_threads, nc), -1, np.int64)
+    chunk = (n_rows + n_threads - 1) // n_threads
+    for t in nb.prange(n_threads):
+        lo = t * chunk
+        hi = min(n_rows, lo + chunk)
+        _boruvka_rows(a, comp, lo, hi, best_val[t], best_idx[t])
+    return _boruvka_merge(best_val, best_idx)
+
+
+@nb.njit(cache=True, nogil=True)
+def _boruvka_pass_serial(a, comp, nc):
+    """:func:`_boruvka_pass` on the calling thread only (one chunk)."""
+    best_val = np.full((1, nc), -1.0)
+    best_idx = np.full((1, nc), -1, np.int64)
+    _boruvka_rows(a, comp, 0, a.shape[0], best_val[0], best_idx[0])
+    return _boruvka_merge(best_val, best_idx)
+
+
+@nb.njit(cache=True, nogil=True)
 def _add_boruvka_edges(a, best, parent, size, out_r, out_c, out_v, n_tree):
     n_cols = a.shape[1]
     n_rows = a.shape[0]
@@ -190,7 +247,15 @@ def _add_boruvka_edges(a, best, parent, size, out_r, out_c, out_v, n_tree):
     return n_tree
 
 
-def _as_matrix(weights: np.ndarray) -> np.ndarray:
+def as_matrix(weights: np.ndarray) -> np.ndarray:
+    """Validate a layer's weights and return them as a C-contiguous float32/float64 matrix.
+
+    The one place the topology functions check their input, so they all refuse the same things
+    with the same message.
+
+    Raises:
+        ValueError: if ``weights`` is not a non-empty 2-D array of real numbers.
+    """
     a = np.asarray(weights)
     if a.ndim != 2:
         raise ValueError(
@@ -234,12 +299,18 @@ def maximum_spanning_tree(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
     Raises:
         ValueError: if ``weights`` is not a non-empty 2-D real array, or holds NaN or inf.
+
+    Uses the calling thread's numba thread count; with one thread (e.g. inside the GA's worker
+    threads) only serial kernels run. Both give the same forest.
     """
-    a = _as_matrix(weights)
+    a = as_matrix(weights)
     n_rows, n_cols = a.shape
     n_vertices = n_rows + n_cols
     t = _threshold(a)
-    counts, bad = _count_above(a, a.dtype.type(t))
+    n_threads = nb.get_num_threads()
+    parallel = n_threads > 1
+    count, gather = (_count_above, _gather_above) if parallel else (_count_above_serial, _gather_above_serial)
+    counts, bad = count(a, a.dtype.type(t))
     if bad.any():
         raise ValueError("weights contain NaN or infinite values; only finite weights are allowed")
     offsets = np.zeros(n_rows + 1, np.int64)
@@ -248,7 +319,7 @@ def maximum_spanning_tree(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     rows = np.empty(n_cand, np.int64)
     cols = np.empty(n_cand, np.int64)
     vals = np.empty(n_cand, a.dtype)
-    _gather_above(a, a.dtype.type(t), offsets, rows, cols, vals)
+    gather(a, a.dtype.type(t), offsets, rows, cols, vals)
     order = np.argsort(-vals, kind="stable")
 
     parent = np.arange(n_vertices, dtype=np.int64)
@@ -259,10 +330,9 @@ def maximum_spanning_tree(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     n_tree = _kruskal(rows, cols, vals, order, n_rows, parent, size, out_r, out_c, out_v, 0)
 
     if t > 0.0:
-        n_threads = nb.get_num_threads()
         while n_tree < n_vertices - 1:
             comp, nc = _component_labels(parent)
-            best = _boruvka_pass(a, comp, nc, n_threads)
+            best = _boruvka_pass(a, comp, nc, n_threads) if parallel else _boruvka_pass_serial(a, comp, nc)
             before = n_tree
             n_tree = _add_boruvka_edges(a, best, parent, size, out_r, out_c, out_v, n_tree)
             if n_tree == before:

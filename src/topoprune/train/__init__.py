@@ -9,8 +9,9 @@ from .callbacks import (
 )
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig
 from .device import model_device, resolve_device
-from .loop import TrainResult, check_compatible, evaluate, set_threads, train
+from .loop import TrainResult, check_compatible, evaluate, train
 from .recovery import RecoveryResult, recover
+from .scoped import seeded_rng, set_threads, using_threads
 
 __all__ = [
     "OPTIMIZERS",
@@ -28,6 +29,8 @@ __all__ = [
     "model_device",
     "recover",
     "resolve_device",
+    "seeded_rng",
     "set_threads",
     "train",
+    "using_threads",
 ]

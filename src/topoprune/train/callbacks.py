@@ -55,7 +55,7 @@ class NPEarlyStopping(Callback):
     :class:`NeuralPersistenceTracker` ran before this callback.
     """
 
-    def __init__(self, patience: int = 3, min_delta: float = 0.0, burn_in: int = 0, p: float = 2.0):
+    def __init__(self, patience: int = 3, *, min_delta: float = 0.0, burn_in: int = 0, p: float = 2.0):
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
         self.patience, self.min_delta, self.burn_in = patience, min_delta, burn_in
@@ -119,7 +119,7 @@ class BettiTracker(Callback):
     computation per class and layer.
     """
 
-    def __init__(self, inputs, labels, epochs=None, max_dim: int = 1, method: str = "knn-geodesic",
+    def __init__(self, inputs, labels, epochs=None, *, max_dim: int = 1, method: str = "knn-geodesic",
                  k: int = 10, quantile: float = 0.1, layers=None):
         if epochs is not None and any((not isinstance(e, int)) or e < 1 for e in epochs):
             raise ValueError(f"epochs must be integers >= 1 (epoch numbers start at 1), got {list(epochs)}")

@@ -7,7 +7,6 @@ checkpoints and the progress display happen once per epoch.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from .callbacks import Callback
 from .checkpoint import atomic_save, atomic_write_json, load_training_checkpoint
 from .config import TrainConfig
 from .device import model_device, resolve_device
+from .scoped import seeded_rng, set_threads  # noqa: F401  (set_threads: re-exported)
 
 __all__ = ["train", "evaluate", "TrainResult", "set_threads", "check_compatible"]
 
@@ -31,16 +31,8 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 
 
-def set_threads(n: int | None = None) -> int:
-    """Use ``n`` intra-op threads (default: the cores this process may run on)."""
-    if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, n))
-    return torch.get_num_threads()
-
-
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024) -> tuple[float, float]:
     """``(mean cross-entropy loss, accuracy in percent)`` over ``(x, y)``; ``(nan, nan)`` if empty.
 
     Runs on the model's device: batches of ``x`` and ``y`` are moved there as they are used.
@@ -122,6 +114,7 @@ def train(
     model: nn.Module,
     data: DataSplits,
     config: TrainConfig | None = None,
+    *,
     out_dir: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
@@ -139,6 +132,11 @@ def train(
     (a finished run returns its history without training again). A checkpoint written under
     other settings is refused rather than overwritten.
 
+    Deterministic for ``config.seed``: the epochs draw from torch's global generators seeded
+    with it (the CPU's and the device's), inside :func:`~topoprune.train.seeded_rng`, so
+    the caller's generator state is handed back unchanged. The thread count is left alone:
+    entry points set it once with :func:`~topoprune.train.set_threads`.
+
     Returns:
         :class:`TrainResult` whose ``history`` has one record per epoch: ``epoch``, ``lr``,
         ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc``,
@@ -150,15 +148,14 @@ def train(
     check_compatible(model, data)
     model.to(target)
     try:
-        return _train_on(model, data, cfg, out_dir, callbacks, progress, description, target)
+        with seeded_rng(cfg.seed, target):
+            return _train_on(model, data, cfg, out_dir, callbacks, progress, description, target)
     finally:
         model.to(home)
 
 
 def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, callbacks: Sequence[Callback],
               progress: bool, description: str, device: torch.device) -> TrainResult:
-    set_threads()
-    torch.manual_seed(cfg.seed)
     opt = _optimizer(model, cfg)
     sched = _scheduler(opt, cfg)
     result = TrainResult()
@@ -175,6 +172,9 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        saved_cuda = state.get("cuda_rng")
+        if saved_cuda is not None and device.type == "cuda":  # dropout on the GPU resumes too
+            torch.cuda.set_rng_state(saved_cuda, device)
         for cb, cb_state in zip(callbacks, state.get("callbacks", [])):
             cb.load_state_dict(cb_state)
         result.history = list(state["history"])
@@ -234,7 +234,7 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
             bar.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.3f} "
                                     f"val {val_acc:.2f}% test {test_acc:.2f}%")
             if ckpt_path is not None:
-                _save(ckpt_path, model, opt, sched, cfg, epoch + 1, result, callbacks)
+                _save(ckpt_path, model, opt, sched, cfg, epoch + 1, result, callbacks, device)
             model.train()
             if stop:
                 break
@@ -242,7 +242,7 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
 
 
 def _save(path: Path, model, opt, sched, cfg: TrainConfig, epoch: int, result: TrainResult,
-          callbacks: Sequence[Callback]) -> None:
+          callbacks: Sequence[Callback], device: torch.device) -> None:
     meta = getattr(model, "meta", None)
     atomic_save(
         {
@@ -250,6 +250,7 @@ def _save(path: Path, model, opt, sched, cfg: TrainConfig, epoch: int, result: T
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
             "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "epoch": epoch,
             "history": result.history,
             "stopped_early": result.stopped_early,

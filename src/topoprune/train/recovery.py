@@ -84,6 +84,7 @@ def recover(
     model: nn.Module,
     data: DataSplits,
     dense_accuracy: float,
+    *,
     epochs: int = 5,
     config: TrainConfig | None = None,
     tolerance: float = 0.5,

@@ -1,0 +1,205 @@
+"""One cell of a comparison, (model, method, sparsity, seed): 3. prune, 4. recover, 5. measure.
+
+The cell knows no method by name: it asks the method what it needs (:class:`Needs`), hands it an
+:class:`ApplyRequest`, and saves what comes back by kind (a smaller model for structured
+methods, masks for unstructured ones). Each stage's artefacts are sealed in the manifest when the
+stage ends; recovery checkpoints every epoch and resumes mid-way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import ExperimentConfig, MethodSpec
+from .row import Row
+from .stages import init_state, layer_summary, load_baseline, prepare
+from .store import RunStore, run_log
+
+__all__ = ["Cell", "run_cell", "STAGES", "cell_dir"]
+
+# what each stage of a cell writes (relative to the cell folder); removing them redoes the stage
+STAGES: dict[str, tuple[str, ...]] = {
+    "prune": ("prune.json", "pruned", "masked.pt", "imp"),
+    "recover": ("recovery.json", "recovery"),
+    "measure": ("row.json",),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (model, method, sparsity, seed) of the comparison."""
+
+    model: str
+    method: str  # the method's key: its label if the config gives one, else its name
+    sparsity: float
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.method}/s{self.sparsity:g}/seed{self.seed}"
+
+    @property
+    def folder(self) -> str:
+        return f"cells/{self.key}"
+
+    def stage(self, name: str) -> str:
+        return f"{self.folder}/{name}"
+
+
+def cell_dir(run_dir: str | Path, cell: Cell) -> Path:
+    return Path(run_dir) / cell.folder
+
+
+def _recipe(config: ExperimentConfig, seed: int):
+    from ..train import TrainConfig
+
+    r = config.recovery
+    recovery = TrainConfig(epochs=r.epochs, lr=r.lr, batch_size=r.batch_size, optimizer=r.optimizer,
+                           schedule=r.schedule, seed=seed)
+    return TrainConfig(**{**config.train, "seed": seed}), recovery
+
+
+def _mask_hooks(model, targets) -> None:
+    from torch.nn.utils import prune
+
+    modules = dict(model.named_modules())
+    for name in targets:
+        m = modules[name]
+        if not hasattr(m, "weight_mask"):
+            prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
+
+
+def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSpec, *,
+           device: str | None, progress: bool):
+    """Stage 3: returns (pruned model, prune record)."""
+    from ..pruning.methods import ApplyRequest
+    from .artifacts import load_model, save_pruned
+
+    folder = cell.folder
+    done = store.read_json(f"{folder}/prune.json")
+    if done is not None:
+        if spec.structured:
+            return load_model(store.path(f"{folder}/pruned")), done
+        model = load_baseline(store, cell.model)
+        _mask_hooks(model, done["targets"])
+        model.load_state_dict(torch.load(store.path(f"{folder}/masked.pt"), map_location="cpu",
+                                         weights_only=True))
+        return model, done
+    method = spec.method
+    needs = method.needs()
+    model = load_baseline(store, cell.model)
+    data = prepare(config, config.model(cell.model))
+    train_cfg, recovery_cfg = _recipe(config, cell.seed)
+    request = ApplyRequest(
+        sparsity=cell.sparsity, seed=cell.seed,
+        sample=data.sample(needs.sample, cell.seed) if needs.sample else None,
+        data=data if needs.training else None,
+        train_config=train_cfg, recovery_config=recovery_cfg, device=device,
+        workdir=store.path(folder),
+        shared_dir=store.path(f"trajectories/{cell.model}/{cell.method}/seed{cell.seed}") if needs.trajectory else None,
+        init_state=init_state(store, cell.model) if needs.training else None,
+        progress=progress)
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cell.seed)
+        outcome = method.apply(model, request)
+    record = {"seconds": time.perf_counter() - t0, **outcome.record}
+    if spec.structured:
+        save_pruned(outcome.model, outcome.steps or [], store.path(f"{folder}/pruned"), record.get("info", {}))
+    else:
+        store.save_torch(f"{folder}/masked.pt", outcome.model.state_dict())
+    store.write_json(f"{folder}/prune.json", record)
+    store.seal(cell.stage("prune"), [f"{folder}/{p}" for p in STAGES["prune"]])
+    return outcome.model, record
+
+
+def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bool = False,
+             device: str | None = None) -> dict:
+    """Stages 3-5 of one cell; returns its result row (written to ``row.json``). Training (the
+    recovery, IMP rounds) runs on ``device``; pruning and measurements on the CPU."""
+    from ..metrics import measure_latency, model_cost
+    from ..train import recover
+    from .config import parse_config
+
+    store = RunStore(run_dir)
+    config = parse_config(config_dict)
+    folder = cell.folder
+    row = store.read_json(f"{folder}/row.json")
+    if row is not None:
+        return row
+    store.path(folder).mkdir(parents=True, exist_ok=True)
+    log = run_log(store.root)
+    spec = config.method(cell.method)
+    data = prepare(config, config.model(cell.model))
+    baseline = store.read_json(f"baseline/{cell.model}/baseline.json")
+    analysis = store.read_json(f"analysis/{cell.model}.json")
+    model, prune_record = _prune(config, store, cell, spec, device=device, progress=progress)
+    log.info("%s: pruned in %.2f s", cell.key, prune_record["seconds"])
+
+    recovery = store.read_json(f"{folder}/recovery.json")
+    if recovery is None:
+        _, cfg = _recipe(config, cell.seed)
+        r = config.recovery
+        result = recover(model, data, baseline["test_acc"], epochs=r.epochs, config=cfg,
+                         tolerance=r.tolerance, out_dir=store.path(f"{folder}/recovery"), progress=progress,
+                         device=device)
+        recovery = result.to_dict()
+        store.write_json(f"{folder}/recovery.json", recovery)
+        store.seal(cell.stage("recover"), [f"{folder}/{p}" for p in STAGES["recover"]])
+        log.info("%s: %s", cell.key, _summary(recovery))
+    else:  # the recovered weights live in the recovery checkpoint
+        state = torch.load(store.path(f"{folder}/recovery/checkpoint.pt"), map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+
+    shape = tuple(analysis["input_shape"])
+    cost = model_cost(model, shape).to_dict()
+    summary = layer_summary(model)
+    dense_layers = analysis["layers"]
+    compression = {n: (dense_layers[n]["nonzero"] / max(1, v["nonzero"])) for n, v in summary["layers"].items()
+                   if n in dense_layers}
+    diagram_layer = config.analyses.diagram_layer or _middle_layer(list(dense_layers))
+    latency = None
+    if config.analyses.latency and spec.structured:
+        latency = {b: v["median_ms"] for b, v in measure_latency(model, shape, (1, 64), warmup=2, repeats=10).items()}
+    info = prune_record.get("info", {})
+    row = Row(
+        model=cell.model, method=cell.method, kind="structured" if spec.structured else "unstructured",
+        algorithm=spec.name if spec.label else None, sparsity=cell.sparsity, seed=cell.seed,
+        params=[baseline["cost"]["params"], cost["params"]],
+        nonzero_params=[baseline["cost"]["nonzero_params"], cost["nonzero_params"]],
+        macs=[baseline["cost"]["macs"], cost["macs"]],
+        flops=[baseline["cost"]["flops"], cost["flops"]],
+        latency_ms=[analysis.get("latency_ms"), latency],
+        dense_acc=baseline["test_acc"],
+        acc_after_prune=recovery["accuracy"][0],
+        acc_after_recovery=recovery["accuracy"][-1],
+        recovery_curve=recovery["accuracy"],
+        epochs_to_recover=recovery["epochs_to_recover"],
+        seconds_to_recover=recovery["seconds_to_recover"],
+        prune_seconds=prune_record["seconds"],
+        np_dense=analysis["np"], np_after=summary["np"],
+        np_retained=summary["np_mean"] / analysis["np_mean"] if analysis["np_mean"] else None,
+        compression=compression,
+        diagram_layer=diagram_layer,
+        diagram_deaths=summary["layers"].get(diagram_layer, {}).get("deaths", []),
+        ga=info.get("extra", {}).get("topological"),
+        imp_rounds=prune_record["rounds"] if prune_record.get("trajectory") else None,
+        warnings=prune_record.get("warnings", []),
+    ).to_dict()
+    store.write_json(f"{folder}/row.json", row)
+    store.seal(cell.stage("measure"), [f"{folder}/row.json"])
+    return row
+
+
+def _summary(recovery: dict) -> str:
+    if recovery["epochs_to_recover"] is not None:
+        return f"recovered after {recovery['epochs_to_recover']} epoch(s)"
+    return f"did not recover within {len(recovery['accuracy']) - 1} epochs"
+
+
+def _middle_layer(names: list[str]) -> str:
+    return names[len(names) // 2] if names else ""

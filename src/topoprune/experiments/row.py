@@ -1,0 +1,64 @@
+"""The result row of one cell (model, method, sparsity, seed): what ``results.jsonl`` holds.
+
+Pairs are ``[dense, pruned]``. Rows written by older versions load too (unknown keys are kept),
+so a report can always be rebuilt from a run folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Row", "RowKey", "row_key"]
+
+RowKey = tuple[str, str, float, int]
+
+
+class Row(BaseModel):
+    """One finished cell."""
+
+    model_config = ConfigDict(extra="allow", strict=False)
+
+    model: str
+    method: str  # the method's key: its label if the config gives one, else its name
+    kind: Literal["structured", "unstructured"]
+    algorithm: str | None = None  # the registered method, when ``method`` is a label
+    sparsity: float
+    seed: int
+    params: list[int]
+    nonzero_params: list[int]
+    macs: list[int]
+    flops: list[int]
+    latency_ms: list[dict[Any, float] | None]  # per batch size, dense and pruned
+    dense_acc: float
+    acc_after_prune: float
+    acc_after_recovery: float
+    recovery_curve: list[float]
+    epochs_to_recover: int | None
+    seconds_to_recover: float | None
+    prune_seconds: float
+    np_dense: dict[str, float]
+    np_after: dict[str, float]
+    np_retained: float | None
+    compression: dict[str, float]
+    diagram_layer: str
+    diagram_deaths: list[float]
+    ga: dict[str, Any] | None = None
+    imp_rounds: list[dict[str, Any]] | None = None
+    warnings: list[str] = []
+
+    @property
+    def key(self) -> RowKey:
+        return (self.model, self.method, self.sparsity, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data; ``algorithm`` only for a labelled variant, as rows always were."""
+        d = self.model_dump(mode="json")
+        if d.get("algorithm") is None:
+            d.pop("algorithm", None)
+        return d
+
+
+def row_key(row: dict) -> RowKey:
+    return (row["model"], row["method"], row["sparsity"], row["seed"])

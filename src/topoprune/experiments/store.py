@@ -1,0 +1,309 @@
+"""The run folder as a store you can trust: a lock, a manifest of checksums, atomic writes and a
+results file that heals itself.
+
+- **Lock.** ``run.lock`` is held (``fcntl.flock``) while a run writes; a second run on the same
+  folder is refused naming the holder (pid, host, start time). The kernel drops the lock when its
+  process dies, even by SIGKILL, so a lock left behind by a killed run is simply taken over.
+- **Manifest.** ``manifest.jsonl`` records each finished stage's files with their sha256
+  (one JSON line per file, appended under a lock, so cells in parallel processes can seal their
+  own stages; the last line for a path wins). :meth:`RunStore.verify` reports every changed,
+  truncated or missing file by path; :meth:`RunStore.invalidate` removes a stage's files so the
+  runner redoes it (``topoprune compare --repair``).
+- **Results.** ``results.jsonl`` is a view of the cells' ``row.json`` files: a half-written or
+  damaged line is dropped and rebuilt from its cell, and rows are unique by key.
+- **Errors.** A damaged JSON file or a full disk is one line naming the path, never a traceback;
+  the files already written stay consistent (every write is a temp file + rename), so the same
+  command resumes once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import TopopruneError
+from ..train.checkpoint import atomic_save, atomic_write_bytes
+from .row import Row, row_key
+
+__all__ = ["RunStore", "Damage", "RunLocked", "read_results", "run_log", "disk_full", "RESULTS", "MANIFEST"]
+
+RESULTS = "results.jsonl"
+MANIFEST = "manifest.jsonl"
+LOCK = "run.lock"
+REPAIR_HINT = "rerun the same command with --repair to redo what depends on it"
+
+
+class RunLocked(TopopruneError):
+    """Another live process is writing this run folder."""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A sealed file that no longer matches the manifest."""
+
+    path: str  # relative to the run folder
+    stage: str
+    reason: str  # "changed", "truncated", "missing"
+
+
+def disk_full(exc: OSError, where: Path | str) -> TopopruneError | None:
+    """The one-line error for a full disk (or quota), else ``None``."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    return TopopruneError(f"no space left on the device while writing {exc.filename or where}: free some "
+                          "space and rerun the same command; every finished stage is kept")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_json_file(path: Path, what: str = "file") -> Any:
+    """Parsed JSON, ``None`` if absent; a damaged file is a one-line error naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        raise TopopruneError(f"{what} {path} is damaged (not UTF-8 text); {REPAIR_HINT}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TopopruneError(f"{what} {path} is damaged ({exc.msg} at line {exc.lineno}); {REPAIR_HINT}") from None
+
+
+class RunStore:
+    """One run folder: paths, atomic writes, the lock, the manifest and the results file."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._lock_fd: int | None = None
+
+    # --- files --------------------------------------------------------------------------------
+
+    def path(self, rel: str | Path) -> Path:
+        return self.root / rel
+
+    def rel(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    def read_json(self, rel: str | Path) -> Any:
+        """Parsed JSON of a file in the run folder, ``None`` if absent (damaged: one line)."""
+        return read_json_file(self.path(rel))
+
+    def write_json(self, rel: str | Path, obj: Any) -> Path:
+        path = self.path(rel)
+        self._guard(lambda: atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode()), path)
+        return path
+
+    def write_bytes(self, rel: str | Path, data: bytes) -> Path:
+        path = self.path(rel)
+        self._guard(lambda: atomic_write_bytes(path, data), path)
+        return path
+
+    def save_torch(self, rel: str | Path, obj: Any) -> Path:
+        path = self.path(rel)
+        self._guard(lambda: atomic_save(obj, path), path)
+        return path
+
+    def _guard(self, write, path: Path) -> None:
+        try:
+            write()
+        except OSError as exc:
+            full = disk_full(exc, path)
+            if full is not None:
+                raise full from None
+            raise
+
+    # --- lock ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self, command: str = "") -> Iterator[dict | None]:
+        """Hold the run folder's lock; yields what a previous, dead holder left (or None)."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.path(LOCK)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _holder(path)
+            os.close(fd)
+            who = (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
+                   if holder else "another process")
+            raise RunLocked(f"run folder {self.root} is in use by {who}; wait for it to finish, or "
+                            "use another --out") from None
+        previous = _holder(path)
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+        self._lock_fd = fd
+        try:
+            yield previous or None
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            self._lock_fd = None
+
+    # --- manifest -----------------------------------------------------------------------------
+
+    def seal(self, stage: str, paths: Iterable[str | Path]) -> None:
+        """Record the sha256 of every file under ``paths`` (files or folders, relative) as the
+        finished output of ``stage``."""
+        lines = []
+        for rel in paths:
+            p = self.path(rel)
+            files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p] if p.is_file() else []
+            for f in files:
+                if f.name.startswith("."):  # temp files of an atomic write
+                    continue
+                lines.append({"path": self.rel(f), "sha256": sha256(f), "size": f.stat().st_size, "stage": stage})
+        self._append_manifest(lines)
+
+    def _append_manifest(self, entries: list[dict]) -> None:
+        if not entries:
+            return
+        import fcntl
+
+        data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
+        path = self.path(MANIFEST)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            full = disk_full(exc, path)
+            if full is not None:
+                raise full from None
+            raise
+
+    def manifest(self) -> dict[str, dict]:
+        """Path -> its latest entry (removed paths left out). A half-written line is skipped."""
+        out: dict[str, dict] = {}
+        try:
+            text = self.path(MANIFEST).read_bytes().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return out
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+                path = entry["path"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+            if entry.get("removed"):
+                out.pop(path, None)
+            else:
+                out[path] = entry
+        return out
+
+    def verify(self) -> list[Damage]:
+        """Every sealed file whose content no longer matches its checksum."""
+        damaged = []
+        for rel, entry in self.manifest().items():
+            p = self.path(rel)
+            if not p.is_file():
+                damaged.append(Damage(rel, entry["stage"], "missing"))
+            elif p.stat().st_size != entry["size"]:
+                damaged.append(Damage(rel, entry["stage"], "truncated" if p.stat().st_size < entry["size"] else "changed"))
+            elif sha256(p) != entry["sha256"]:
+                damaged.append(Damage(rel, entry["stage"], "changed"))
+        return damaged
+
+    def invalidate(self, stage: str, paths: Iterable[str | Path] = ()) -> list[str]:
+        """Remove a stage's sealed files and ``paths`` so it is redone; returns what went."""
+        gone = []
+        for rel, entry in self.manifest().items():
+            if entry["stage"] == stage:
+                self.path(rel).unlink(missing_ok=True)
+                gone.append(rel)
+        for rel in paths:
+            p = self.path(rel)
+            if p.is_dir():
+                shutil.rmtree(p)
+                gone.append(str(rel))
+            elif p.exists():
+                p.unlink()
+                gone.append(str(rel))
+        self._append_manifest([{"path": r, "removed": True} for r in gone])
+        return gone
+
+    # --- results ------------------------------------------------------------------------------
+
+    def cell_rows(self) -> dict[tuple, dict]:
+        """Every readable ``row.json`` under ``cells/``, by key."""
+        rows = {}
+        for p in sorted(self.path("cells").rglob("row.json")):
+            try:
+                row = Row.model_validate(read_json_file(p, "row")).to_dict()
+            except Exception:  # noqa: BLE001 - a damaged row is redone by --repair, not read
+                continue
+            rows[row_key(row)] = row
+        return rows
+
+    def read_results(self) -> list[dict]:
+        """The rows of ``results.jsonl``, healed: damaged lines are dropped, rows found only in a
+        cell's ``row.json`` are added back, and each key appears once (the cell's copy wins)."""
+        rows: dict[tuple, dict] = {}
+        try:
+            text = self.path(RESULTS).read_bytes().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            text = ""
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+                rows[row_key(row)] = row
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+        rows.update(self.cell_rows())
+        return list(rows.values())
+
+    def write_results(self, rows: list[dict]) -> None:
+        self.write_bytes(RESULTS, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def run_log(run_dir: str | Path):
+    """The run's logger, writing ``log.txt`` in the run folder (one handler per process)."""
+    import logging
+
+    run_dir = Path(run_dir)
+    log = logging.getLogger(f"topoprune.run.{run_dir.resolve()}")
+    if not log.handlers:
+        handler = logging.FileHandler(run_dir / "log.txt")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
+def _holder(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def read_results(run_dir: str | Path) -> list[dict]:
+    """The result rows of a run folder (see :meth:`RunStore.read_results`)."""
+    return RunStore(run_dir).read_results()

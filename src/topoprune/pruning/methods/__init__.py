@@ -1,0 +1,56 @@
+"""Every pruning method as a typed, registered class (``@register_method``).
+
+Structured (physical removal of filters/neurons): :class:`L1`, :class:`L2`, :class:`FPGM`,
+:class:`RandomFilters` (``"random"``), :class:`Topological`, :class:`Betti`. Unstructured (masks):
+:class:`Magnitude`, :class:`RandomWeights` (``"random-weights"``), :class:`IMP`, :class:`TIMP`.
+"""
+
+from .base import (
+    METHODS,
+    ApplyRequest,
+    LayerRequest,
+    Method,
+    Needs,
+    PruneContext,
+    PruneOutcome,
+    StructuredMethod,
+    UnstructuredMethod,
+    format_validation_error,
+    list_methods,
+    method_class,
+    register_method,
+    resolve_method,
+)
+# registration order is listing order: the baselines first
+from .scores import FPGM, L1, L2, RandomFilters, ScoreMethod  # isort: skip
+from .topological import Topological  # isort: skip
+from .betti import Betti  # isort: skip
+from .unstructured import IMP, TIMP, Magnitude, RandomWeights  # isort: skip
+
+__all__ = [
+    "METHODS",
+    "ApplyRequest",
+    "Betti",
+    "FPGM",
+    "IMP",
+    "L1",
+    "L2",
+    "LayerRequest",
+    "Magnitude",
+    "Method",
+    "Needs",
+    "PruneContext",
+    "PruneOutcome",
+    "RandomFilters",
+    "RandomWeights",
+    "ScoreMethod",
+    "StructuredMethod",
+    "TIMP",
+    "Topological",
+    "UnstructuredMethod",
+    "format_validation_error",
+    "list_methods",
+    "method_class",
+    "register_method",
+    "resolve_method",
+]

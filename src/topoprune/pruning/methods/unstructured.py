@@ -1,0 +1,166 @@
+"""Unstructured methods: one-shot magnitude and random masks, IMP and T-IMP.
+
+IMP and T-IMP run through :func:`topoprune.pruning.schedules.imp` only, in one of two modes:
+
+- without ``fraction``: from the trained dense model, ``rounds`` removals of
+  ``1 - (1 - s)^(1/rounds)`` each (the last lands exactly on the cell's sparsity ``s``),
+  fine-tuning ``epochs`` between rounds (or rewinding to the initialisation with
+  ``rewind: init``); the recovery that follows trains the last round;
+- with ``fraction``: one trajectory per (model, method, seed) from the saved initialisation
+  (round 0 trains it), every round removing ``fraction`` of what remains, rewinding and
+  retraining; the cell at sparsity ``s`` takes the first round that reaches it.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import Field
+
+from ...errors import TopopruneError
+from ..masks import prunable_layers, prune_unstructured
+from ..schedules import imp
+from .base import ApplyRequest, Needs, PruneOutcome, UnstructuredMethod, register_method
+
+__all__ = ["Magnitude", "RandomWeights", "IMP", "TIMP"]
+
+Scope = Literal["local", "global"]
+
+
+class _OneShot(UnstructuredMethod):
+    scope: Scope = Field("global", description="rank weights per layer (local) or across layers (global)")
+    _selection: ClassVar[str]
+
+    def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
+        rec = prune_unstructured(model, request.sparsity, self._selection, self.scope, seed=request.seed)
+        return PruneOutcome(model, {"rounds": [rec.to_dict()], "targets": list(prunable_layers(model)),
+                                    "warnings": rec.warnings})
+
+
+@register_method("magnitude")
+class Magnitude(_OneShot):
+    """One-shot magnitude pruning: the smallest ``|w|`` go."""
+
+    summary: ClassVar[str] = "one-shot: the smallest |w| go (per layer or global)"
+    _selection: ClassVar[str] = "magnitude"
+
+
+@register_method("random-weights")
+class RandomWeights(_OneShot):
+    """One-shot random unstructured pruning, seeded: the baseline to beat."""
+
+    summary: ClassVar[str] = "one-shot: seeded random weights go"
+    _selection: ClassVar[str] = "random"
+
+
+class _Iterative(UnstructuredMethod):
+    rounds: int = Field(3, ge=1, description="pruning rounds")
+    scope: Scope = Field("global", description="rank weights per layer (local) or across layers (global)")
+    rewind: Literal["none", "init"] | None = Field(
+        None, description="after each removal: none (fine-tune) or init (rewind to the initialisation); "
+        "default none without fraction, init with it")
+    epochs: int | None = Field(None, ge=1, description="training epochs per round (default: the recovery's)")
+    fraction: float | None = Field(None, gt=0, lt=1, description="share of the remaining weights removed per "
+                                   "round; given, one trajectory per seed serves every sparsity")
+    _preserve: ClassVar[str | None]
+
+    def needs(self) -> Needs:
+        return Needs(training=True, trajectory=self.fraction is not None)
+
+    def check_sparsities(self, sparsities: Sequence[float]) -> str | None:
+        """A trajectory (``fraction``) must reach every sparsity within its rounds."""
+        if self.fraction is None:
+            return None
+        reach = 1 - (1 - self.fraction) ** self.rounds
+        beyond = [s for s in sparsities if s > reach + 1e-3]
+        if not beyond:
+            return None
+        return (f"rounds: bad value {self.rounds}; allowed: enough rounds of {self.fraction:g} to reach "
+                f"sparsities {beyond} (these rounds reach {reach:.3f})")
+
+    def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
+        # fine-tuning a trained model follows the recovery recipe; a trajectory trains from the
+        # initialisation, as the dense baseline was
+        cfg = request.train_config if self.fraction is not None else request.recovery_config
+        if request.data is None or cfg is None:
+            raise TopopruneError(f"method {self.name!r} trains between rounds: it needs data and a "
+                                 "training recipe")
+        if self.epochs is not None:
+            cfg = type(cfg)(**{**cfg.to_dict(), "epochs": self.epochs, "milestones": tuple(cfg.milestones)})
+        if self.fraction is None:
+            return self._from_trained(model, request, cfg)
+        return self._trajectory(model, request, cfg)
+
+    def _from_trained(self, model, request: ApplyRequest, cfg) -> PruneOutcome:
+        t0 = time.perf_counter()
+        rewind = self.rewind or "none"
+        if rewind == "init" and request.init_state is None:
+            raise TopopruneError(f"method {self.name!r} with rewind 'init' needs the dense model's "
+                                 "initialisation, which this run did not save")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = imp(model, request.data, cfg, rounds=self.rounds, target=request.sparsity,
+                         scope=self.scope, rewind=rewind, preserve=self._preserve,
+                         out_dir=None if request.workdir is None else request.workdir / "imp",
+                         progress=request.progress, device=request.device, pretrained=True,
+                         retrain_last=False, init=request.init_state)
+        rounds = result.rounds[1:]
+        return PruneOutcome(model, {"seconds": time.perf_counter() - t0, "rounds": rounds,
+                                    "targets": list(prunable_layers(model)),
+                                    "warnings": [w for r in rounds for w in r["warnings"]]})
+
+    def _trajectory(self, model, request: ApplyRequest, cfg) -> PruneOutcome:
+        """Run (or resume) the seed's trajectory; return the first round reaching the sparsity."""
+        if request.shared_dir is None:
+            raise TopopruneError(f"method {self.name!r} with fraction needs a trajectory folder")
+        start = copy.deepcopy(model)
+        if request.init_state is not None:
+            start.load_state_dict(request.init_state)
+        cfg = type(cfg)(**{**cfg.to_dict(), "seed": request.seed, "milestones": tuple(cfg.milestones)})
+        result = imp(start, request.data, cfg, rounds=self.rounds, fraction=self.fraction,
+                     scope=self.scope, rewind=self.rewind or "init", preserve=self._preserve,
+                     out_dir=request.shared_dir, progress=request.progress, device=request.device)
+        k = next((i for i, rec in enumerate(result.rounds) if rec["sparsity"] >= request.sparsity - 1e-3), None)
+        if k is None:
+            raise TopopruneError(f"the {self.name} trajectory ends at sparsity "
+                                 f"{result.rounds[-1]['sparsity']:.3f}, below {request.sparsity}")
+        state = torch.load(request.shared_dir / f"round{k:02d}" / "checkpoint.pt", map_location="cpu",
+                           weights_only=True)["model"]
+        pruned = copy.deepcopy(model)
+        _mask_hooks(pruned)
+        pruned.load_state_dict(state)
+        records = result.rounds[: k + 1]
+        return PruneOutcome(pruned, {"seconds": sum(r["train_seconds"] for r in records), "rounds": records,
+                                     "targets": list(prunable_layers(pruned)), "trajectory": True,
+                                     "warnings": [w for r in records for w in r["warnings"]]})
+
+
+def _mask_hooks(model: torch.nn.Module) -> None:
+    from torch.nn.utils import prune
+
+    for m in prunable_layers(model).values():
+        if not hasattr(m, "weight_mask"):
+            prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
+
+
+@register_method("imp")
+class IMP(_Iterative):
+    """Iterative magnitude pruning (Frankle & Carbin 2019)."""
+
+    summary: ClassVar[str] = "iterative magnitude pruning with retraining or rewinding (Frankle & Carbin 2019)"
+    _preserve: ClassVar[str | None] = None
+
+
+@register_method("timp")
+class TIMP(_Iterative):
+    """Tree-preserving IMP (Balwani & Krzyston 2022): every layer's maximum spanning tree stays."""
+
+    summary: ClassVar[str] = "IMP that keeps every layer's maximum spanning tree (Balwani & Krzyston 2022)"
+    _preserve: ClassVar[str | None] = "mst"
+
+
