@@ -57,6 +57,35 @@ def _fmt(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.5f}"
 
 
+def _check_range(option: str, value: float | None, low: float, high: float, *,
+                 low_open: bool = False, high_open: bool = False) -> None:
+    """Refuse an option's number outside ``low..high`` (NaN and infinities included), naming the
+    option and the allowed range, before any work."""
+    if value is None:
+        return
+    ok = math.isfinite(value) and (low < value if low_open else low <= value) and (
+        value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise TopopruneError(f"{option} {value!r}: allowed: a number in {lo}{low:g}, {high:g}{hi}")
+
+
+def _check_out(option: str, out: Path) -> None:
+    """A folder to write into: refuse a path that is a file, or lies under one, before any work."""
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                where = "is a file" if parent == out else f"lies under {parent}, which is a file"
+                raise TopopruneError(f"{option} {out} {where}; allowed: a folder (created if missing)")
+            return
+
+
+def _check_folder(option: str, path: Optional[Path]) -> None:
+    """A folder to read from: refuse a path that exists but is not a folder."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise TopopruneError(f"{option} {path} is a file; allowed: a folder")
+
+
 def _build_model(name: str, input_shape: Optional[str], num_classes: int, width: float):
     from .models import create_model, model_defaults, parse_shape
 
@@ -253,7 +282,28 @@ def train_cmd(
 
     from .data import dataset_info, prepare_data
     from .models import create_model, parse_shape
-    from .train import NeuralPersistenceTracker, NPEarlyStopping, TrainConfig, train
+    from .train import NeuralPersistenceTracker, NPEarlyStopping, TrainConfig, set_threads, train
+
+    set_threads()  # the entry point sets torch's threads once; the library never does
+
+    # every option is checked before data are loaded or --out is created
+    from .experiments.config import LIMITS
+    from .models import model_defaults
+    from .train import resolve_device
+
+    _check_range("--epochs", epochs, 1, LIMITS["epochs"])
+    _check_range("--lr", lr, 0, 10, low_open=True)
+    _check_range("--width", width, 0, LIMITS["width"], low_open=True)
+    _check_range("--weight-decay", weight_decay, 0, 1)
+    _check_range("--batch-size", batch_size, 1, LIMITS["batch_size"])
+    _check_range("--seed", seed, 0, LIMITS["seed"])
+    _check_range("--val-fraction", val_fraction, 0, 1, high_open=True)
+    _check_range("--limit", limit, 1, math.inf)
+    _check_range("--np-early-stop", np_patience, 1, LIMITS["epochs"])
+    _check_out("--out", out)
+    _check_folder("--data-root", data_root)
+    model_defaults(model)  # an unknown model is refused now, not after loading the data
+    resolve_device(device)  # a missing GPU too
 
     cfg = TrainConfig(epochs=epochs, optimizer=optimizer.value, lr=lr, weight_decay=weight_decay,
                       schedule=schedule.value, batch_size=batch_size, seed=seed)
@@ -293,6 +343,8 @@ def data_list_cmd(
     """Show each dataset, whether it is available locally, and where."""
     from .data import dataset_info, list_datasets, locate
 
+    _check_folder("--data-root", data_root)
+
     table = Table(title="topoprune datasets")
     for col in ("name", "shape", "classes", "available", "where / how to get it"):
         table.add_column(col)
@@ -312,7 +364,18 @@ def data_fetch_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Download a dataset's official files, verifying each checksum."""
-    from .data import fetch
+    from urllib.parse import urlsplit
+
+    from .data import dataset_info, fetch
+
+    dataset_info(name)  # an unknown name first, with its did-you-mean
+    if root is not None:
+        _check_out("--root", root)
+    if mirror is not None:
+        url = urlsplit(mirror)
+        if url.scheme not in ("http", "https", "ftp", "file") or (url.scheme != "file" and not url.netloc):
+            raise TopopruneError(f"--mirror {mirror!r} is not a URL; allowed: an http(s)://, ftp:// or "
+                                 "file:// base URL serving the same file names")
 
     dest = fetch(name, root, progress=not quiet, mirror=mirror)
     console.print(f"{name}: checksums verified; files in {dest}")
@@ -357,6 +420,8 @@ def prune_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Remove filters/neurons physically and save the smaller model (load it with topoprune.load_model)."""
+    _check_out("--out", out)  # before any pruning: a file at --out would fail only when saving
+    _check_folder("--data-root", data_root)
     from .experiments import load_model, save_pruned
     from .pruning import prune_filters
 
@@ -499,6 +564,8 @@ def study_activations_cmd(
     to the target accuracy, final accuracy and Betti numbers per layer (resumable)."""
     from .experiments.study import load_study_config, run_study, summary_dict
 
+    _check_out("--out", out)
+
     run_dir = run_study(load_study_config(config), out, quiet=quiet, device=device)
     console.print(summary_dict(run_dir)["verdict"])
     console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
@@ -530,7 +597,36 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.format_message())
     except TopopruneError as exc:
         _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - only input-caused errors become one line
+        message = _input_error(exc, args)
+        if message is None:
+            raise  # a bug: keep the traceback
+        _fail(message)
     sys.exit(0)
+
+
+_PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+                PermissionError)
+
+
+def _input_error(exc: BaseException, args: list[str]) -> str | None:
+    """The one-line message for an error caused by the user's input or machine (a file that is
+    not text, a path of the wrong kind, memory), or None for anything else: a bug keeps its
+    traceback. The library should raise TopopruneError itself; this is the safety net."""
+    if isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc))
+    ):
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return (f"out of memory ({first}); allowed: sizes this machine can hold: lower the width, the "
+                "input shape, the batch size or the sample size")
+    if isinstance(exc, _PATH_ERRORS) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or type(exc).__name__}"
+    if isinstance(exc, UnicodeDecodeError):
+        files = [a for a in args if not a.startswith("-") and Path(a).exists()]
+        where = f" ({', '.join(files)})" if files else ""
+        return (f"a file given{where} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} "
+                f"at position {exc.start}); allowed: UTF-8 text files")
+    return None
 
 
 if __name__ == "__main__":

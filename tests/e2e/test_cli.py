@@ -60,7 +60,7 @@ def test_models_lists_the_registry(capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["critical", "--model", "vgg99"], "unknown model 'vgg99'; available:"),
+        (["critical", "--model", "vgg99"], "unknown model 'vgg99'; did you mean 'vgg16'? available:"),
         (["critical", "--model", "vgg16", "--input-shape", "3,32"], "malformed shape '3,32'"),
         (["critical", "--model", "vgg16", "--input-shape", "3,x,32"], "malformed shape"),
         (["critical", "--model", "vgg16", "--convention", "best"], "'best' is not one of"),

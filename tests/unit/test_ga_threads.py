@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numba
 import pytest
@@ -100,3 +101,21 @@ def test_every_numba_kernel_releases_the_gil(module):
     kernels = {n: v for n, v in vars(module).items() if isinstance(v, numba.core.registry.CPUDispatcher)}
     assert kernels
     assert [n for n, k in kernels.items() if not k.targetoptions.get("nogil")] == []
+
+
+def test_a_failing_layer_stops_the_search_and_raises(monkeypatch):
+    problems = vgg_problems()
+    started = []
+    search = genetic.search_layer
+
+    def failing(problem, config, index):
+        started.append(problem.name)
+        if len(started) == 1:
+            raise RuntimeError(f"search of {problem.name} failed")
+        time.sleep(0.2)  # a slow layer: time for the caller to cancel what is still queued
+        return search(problem, config, index)
+
+    monkeypatch.setattr(genetic, "search_layer", failing)
+    with pytest.raises(RuntimeError, match="search of .* failed"):
+        run_searches(problems, GAConfig(population=4, generations=1, workers=2))
+    assert len(started) < len(problems)  # layers still queued were dropped

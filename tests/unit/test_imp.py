@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ from topoprune.data import prepare_data
 from topoprune.errors import TopopruneError
 from topoprune.pruning import imp, parse_rewind, prune_unstructured
 from topoprune.pruning.masks import prunable_layers
-from topoprune.pruning.schedules import _rewind
+from topoprune.pruning.schedules import remaining_fraction, rewind_weights
 from topoprune.train import Callback, TrainConfig
 
 from ..conftest import n_components
@@ -59,7 +60,7 @@ def test_rewind_restores_survivors_to_init():
             p.add_(1.0)  # "training"
     prune_unstructured(model, 0.5)
     before_masks = {n: m.weight_mask.clone() for n, m in prunable_layers(model).items()}
-    _rewind(model, prunable_layers(model), init)
+    rewind_weights(model, prunable_layers(model), init)
     for name, m in prunable_layers(model).items():
         assert torch.equal(m.weight_orig, init[f"{name}.weight"])
         assert torch.equal(m.weight_mask, before_masks[name])  # masks untouched
@@ -113,3 +114,29 @@ def test_rewind_to_epoch_k(digits):
     cfg = TrainConfig(epochs=2, lr=0.1, batch_size=64)
     r = imp(fresh(), digits, cfg, rounds=1, fraction=0.5, rewind="epoch:1", progress=False)
     assert len(r.rounds) == 2 and r.rounds[1]["sparsity"] == pytest.approx(0.5, abs=2e-3)
+
+
+def test_target_mode_from_a_trained_model_lands_on_the_sparsity_and_resumes(digits, tmp_path):
+    """The runner's IMP without ``fraction``: from a trained model, ``rounds`` removals that land
+    exactly on ``target``, fine-tuning between rounds but not after the last, resumable."""
+    model = fresh()
+    from topoprune.train import train
+
+    train(model, digits, CFG, progress=False)
+    dense = copy.deepcopy(model.state_dict())
+    r = imp(model, digits, CFG, rounds=3, target=0.8, rewind="none", progress=False, pretrained=True,
+            retrain_last=False, out_dir=tmp_path)
+    assert [x["round"] for x in r.rounds] == [0, 1, 2, 3]
+    assert r.rounds[0]["train_seconds"] == 0.0 and r.rounds[-1]["train_seconds"] == 0.0  # not trained
+    assert r.rounds[1]["train_seconds"] > 0
+    assert abs(r.rounds[-1]["sparsity"] - 0.8) < 1e-3
+    assert all(a["sparsity"] < b["sparsity"] for a, b in zip(r.rounds, r.rounds[1:]))
+    # round 0 measured the trained model as it was
+    other = fresh()
+    other.load_state_dict(dense)
+    again = imp(other, digits, CFG, rounds=3, target=0.8, rewind="none", progress=False, pretrained=True,
+                retrain_last=False, out_dir=tmp_path)  # resumes: every round is on disk
+    assert again.rounds == r.rounds
+    masks = [[m.weight_mask for m in net.modules() if hasattr(m, "weight_mask")] for net in (model, other)]
+    assert len(masks[0]) == len(masks[1]) > 0 and all(torch.equal(a, b) for a, b in zip(*masks))
+    assert remaining_fraction(model, 0.8) == pytest.approx(0.0, abs=1e-6)

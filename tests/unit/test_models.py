@@ -77,7 +77,7 @@ def test_resnet_shortcut_b_adds_projections():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"name": "vgg19"}, "unknown model 'vgg19'; available: lenet300"),
+        ({"name": "vgg19"}, "unknown model 'vgg19'; did you mean 'vgg16'\\? available: lenet300"),
         ({"name": "vgg16", "num_classes": 0}, "num_classes must be"),
         ({"name": "vgg16", "width": -1}, "width must be"),
         ({"name": "vgg16", "in_channels": 0}, "in_channels must be"),

@@ -1,7 +1,13 @@
-"""Experiments: files in and out (checkpoints, weight files, here), comparison configs
-(:mod:`.config`), the resumable runner (:mod:`.runner`), its report (:mod:`.report`,
-:mod:`.plots`) and the activation study (:mod:`.study`). Import those modules directly; only the
-file helpers are re-exported."""
+"""Experiments: configs in, run folders out.
+
+- :mod:`.artifacts`: user files in and out (weight arrays, checkpoints, pruned models); the only
+  names re-exported here.
+- :mod:`.config`: the comparison config; :mod:`.runner` runs it, resumably, through the run
+  folder's store (:mod:`.store`), the model-level stages (:mod:`.stages`: baseline, analysis)
+  and the cells (:mod:`.cell`: prune, recover, measure), one :mod:`.row` per cell.
+- :mod:`.report` and :mod:`.plots`: ``report.md`` / ``report.html`` from a run folder's rows.
+- :mod:`.study`: the activation study (``topoprune study activations``).
+"""
 
 from .artifacts import load_checkpoint_into, load_model, load_weights_file, save_pruned
 

@@ -76,6 +76,7 @@ def _mask_hooks(model, targets) -> None:
 def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSpec, *,
            device: str | None, progress: bool):
     """Stage 3: returns (pruned model, prune record)."""
+    from ..pruning.apply import apply_method
     from ..pruning.methods import ApplyRequest
     from .artifacts import load_model, save_pruned
 
@@ -106,7 +107,7 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cell.seed)
-        outcome = method.apply(model, request)
+        outcome = apply_method(method, model, request)
     record = {"seconds": time.perf_counter() - t0, **outcome.record}
     if spec.structured:
         save_pruned(outcome.model, outcome.steps or [], store.path(f"{folder}/pruned"), record.get("info", {}))

@@ -290,6 +290,7 @@ def run_log(run_dir: str | Path):
     log = logging.getLogger(f"topoprune.run.{run_dir.resolve()}")
     if not log.handlers:
         handler = logging.FileHandler(run_dir / "log.txt")
+        handler.handleError = lambda record: None  # a log line that cannot be written is not an artefact
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)

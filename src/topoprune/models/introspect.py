@@ -21,21 +21,27 @@ __all__ = ["extract_layers", "default_input_shape", "parse_shape", "effective_we
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
 
-def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
-    """Parse ``"C,H,W"`` (or a sequence) into a tuple of positive ints, with a clear error."""
+MAX_SIDE = 4096  # the largest channel count, height or width a shape may ask for
+
+
+def parse_shape(text: str | Sequence[int], max_side: int = MAX_SIDE) -> tuple[int, ...]:
+    """Parse ``"C,H,W"`` (or a sequence) into a tuple of positive ints, each at most
+    ``max_side``, with a clear error."""
+    bad = TopopruneError(
+        f"malformed shape {text!r}: expected positive integers like C,H,W (e.g. 1,28,28), "
+        f"each at most {max_side}"
+    )
     try:
         if isinstance(text, str):
             shape = tuple(int(x) for x in text.replace("x", ",").split(","))
+        elif isinstance(text, bytes) or any(isinstance(x, (bool, float)) for x in text):
+            raise bad
         else:
             shape = tuple(int(x) for x in text)
-    except (TypeError, ValueError):
-        raise TopopruneError(
-            f"malformed shape {text!r}: expected positive integers like C,H,W (e.g. 1,28,28)"
-        ) from None
-    if not shape or any(x < 1 for x in shape):
-        raise TopopruneError(
-            f"malformed shape {text!r}: expected positive integers like C,H,W (e.g. 1,28,28)"
-        )
+    except (TypeError, ValueError, OverflowError):
+        raise bad from None
+    if not shape or any(not 1 <= x <= max_side for x in shape):
+        raise bad
     return shape
 
 

@@ -7,6 +7,7 @@ without a hand-written list (the timm habit).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -70,22 +71,77 @@ def list_models() -> list[str]:
 
 def model_defaults(name: str) -> tuple[int, tuple[int, int], str]:
     """``(in_channels, input_size, description)`` a model is built with by default."""
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise unknown_name("model", name, _REGISTRY)
     e = _REGISTRY[name]
     return e.in_channels, e.input_size, e.description
 
 
+# Bounds that keep a typo (``--width 1e9``, ``--num-classes 1e10``) from asking for all memory.
+MAX_WIDTH = 16.0
+MAX_CLASSES = 100_000
+MAX_SIDE = 4096  # input channels, height and width each
+MAX_PARAMS = 2**28  # 1 GiB of float32 weights
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _positive_int(what: str, value: object, upper: int) -> int:
+    if not _is_int(value) or not 1 <= value <= upper:
+        raise TopopruneError(f"{what} must be an integer in [1, {upper:,}], got {value!r}")
+    return int(value)
+
+
 def _as_size(input_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    if isinstance(input_size, int):
-        size = (input_size, input_size)
-    else:
-        size = tuple(int(x) for x in input_size)
-    if len(size) != 2 or min(size) < 1:
+    if _is_int(input_size):
+        input_size = (input_size, input_size)
+    items = list(input_size) if isinstance(input_size, (tuple, list)) or hasattr(input_size, "shape") else None
+    if items is None or len(items) != 2 or not all(_is_int(x) and 1 <= x <= MAX_SIDE for x in items):
+        raise TopopruneError(f"input_size must be an int or an (H, W) pair of ints in [1, {MAX_SIDE}], "
+                             f"got {input_size!r}")
+    return int(items[0]), int(items[1])
+
+
+def _options(name: str, builder: Callable[..., nn.Module], kwargs: dict) -> None:
+    """Refuse keyword options the builder does not take, naming the ones it does."""
+    import inspect
+
+    params = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n in params if n not in ("num_classes", "in_channels", "input_size", "width")]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise TopopruneError(f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
+                             f"its options: {', '.join(known) or 'none'}")
+
+
+def _check_size(name: str, entry: _Entry, args: dict) -> None:
+    """Refuse a model too large to hold in memory, before allocating it. Only requests larger
+    than the registry default (wider, bigger inputs, many classes) are measured: the model is
+    built on torch's ``meta`` device, which allocates nothing."""
+    c, (h, w) = entry.in_channels, entry.input_size
+    size = args["in_channels"] * args["input_size"][0] * args["input_size"][1]
+    if args["width"] <= 1 and size <= c * h * w and args["num_classes"] <= 1000:
+        return
+    import torch
+
+    try:
+        with torch.device("meta"):
+            probe = entry.builder(**args)
+        count = sum(p.numel() for p in probe.parameters())
+    except TopopruneError:
+        raise
+    except Exception:  # noqa: BLE001 - a builder that cannot run on meta: build for real
+        return
+    if count > MAX_PARAMS:
         raise TopopruneError(
-            f"input_size must be a positive int or (H, W) pair, got {input_size!r}"
-        )
-    return size  # type: ignore[return-value]
+            f"model {name!r} with width {args['width']:g}, input {args['in_channels']}x"
+            f"{args['input_size'][0]}x{args['input_size'][1]} and {args['num_classes']} classes "
+            f"would have {count:,} parameters ({count * 4 / 2**30:.1f} GiB); allowed: at most "
+            f"{MAX_PARAMS:,}: lower the width, the input size or num_classes")
 
 
 def create_model(
@@ -107,20 +163,18 @@ def create_model(
         width: channel/neuron multiplier; every hidden width is ``max(1, round(c * width))``.
         **kwargs: model-specific options, e.g. ``shortcut="B"`` for the ResNets.
     """
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise unknown_name("model", name, _REGISTRY)
     entry = _REGISTRY[name]
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise TopopruneError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-    if not isinstance(width, (int, float)) or not width > 0:
-        raise TopopruneError(f"width must be a number > 0, got {width!r}")
-    c = entry.in_channels if in_channels is None else in_channels
-    if not isinstance(c, int) or c < 1:
-        raise TopopruneError(f"in_channels must be an integer >= 1, got {c!r}")
+    _positive_int("num_classes", num_classes, MAX_CLASSES)
+    if (isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH):
+        raise TopopruneError(f"width must be a number in (0, {MAX_WIDTH:g}], got {width!r}")
+    c = _positive_int("in_channels", entry.in_channels if in_channels is None else in_channels, MAX_SIDE)
     size = entry.input_size if input_size is None else _as_size(input_size)
-    model = entry.builder(
-        num_classes=num_classes, in_channels=c, input_size=size, width=float(width), **kwargs
-    )
+    _options(name, entry.builder, kwargs)
+    args = dict(num_classes=num_classes, in_channels=c, input_size=size, width=float(width), **kwargs)
+    _check_size(name, entry, args)
+    model = entry.builder(**args)
     if not isinstance(getattr(model, "meta", None), ModelMeta):
         raise RuntimeError(f"model builder {name!r} did not set model.meta")
     return model

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -313,7 +313,7 @@ def _cores() -> int:
 def _one_numba_thread() -> None:
     """Worker-thread initializer: the layers are the parallelism, so each worker runs the numba
     kernels serially (numba's thread count is per thread; the caller's is untouched). This also
-    keeps two threads from launching parallel kernels at once, which numba's default
+    keeps two threads from launching parallel kernels at once, which numba's fallback
     ``workqueue`` threading layer does not allow."""
     import numba
 
@@ -333,8 +333,13 @@ def run_searches(problems: Sequence[LayerProblem], config: GAConfig) -> dict[str
     else:
         # biggest layers first, so no thread is left alone with a big layer at the end
         order = sorted(range(len(problems)), key=lambda i: -problems[i].own.size)
-        with ThreadPoolExecutor(max_workers=min(workers, len(problems)), thread_name_prefix="topoprune-ga",
-                                initializer=_one_numba_thread) as pool:
-            futures = {i: pool.submit(_run, problems[i], config, i) for i in order}
-            results = [futures[i].result() for i in range(len(problems))]
+        pool = ThreadPoolExecutor(max_workers=min(workers, len(problems)), thread_name_prefix="topoprune-ga",
+                                  initializer=_one_numba_thread)
+        try:
+            futures = {pool.submit(_run, problems[i], config, i): i for i in order}
+            done = {futures[f]: f.result() for f in as_completed(futures)}  # raises at the first error
+            results = [done[i] for i in range(len(problems))]
+        finally:
+            # on an error or Ctrl-C, layers not yet started are dropped (running ones finish)
+            pool.shutdown(wait=True, cancel_futures=True)
     return {r.name: r for r in results}

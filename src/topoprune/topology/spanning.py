@@ -28,8 +28,9 @@ Threads: every kernel releases the GIL (``nogil``), so several Python threads ca
 once (the Topological Pruner searches layers in a thread pool). Steps 2 and 3 run in parallel with
 the calling thread's numba thread count (``numba.set_num_threads``, which numba keeps per thread);
 with one thread they run as serial kernels that never enter numba's threading layer, because
-numba's default ``workqueue`` layer aborts when two Python threads launch parallel kernels at
-once. The result does not depend on the thread count.
+its fallback ``workqueue`` layer (used where neither TBB nor OpenMP is available) is not
+thread-safe: it aborts when two Python threads launch parallel kernels at once. The result does
+not depend on the thread count.
 """
 
 from __future__ import annotations

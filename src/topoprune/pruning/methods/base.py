@@ -130,13 +130,6 @@ class StructuredMethod(Method):
         """The output-unit indices of ``layer`` to remove."""
         raise NotImplementedError(f"{type(self).__name__} must implement choose()")
 
-    def apply(self, model: nn.Module, request: ApplyRequest) -> PruneOutcome:
-        """Prune a copy of ``model`` at the request's sparsity (what the runner calls)."""
-        from ..filters import prune_filters
-
-        pruned, info = prune_filters(model, method=self, sparsity=request.sparsity,
-                                     seed=request.seed, inputs=request.sample)
-        return PruneOutcome(pruned, {"info": info.to_dict()}, steps=info.steps)
 
 
 class UnstructuredMethod(Method):

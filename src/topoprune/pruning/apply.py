@@ -1,0 +1,25 @@
+"""One entry point for every method: what a runner calls for one cell.
+
+Structured methods go through :func:`~topoprune.pruning.filters.prune_filters` (a smaller copy of
+the model); unstructured ones mask the model through their own ``apply``. Kept apart from
+``methods/`` so that the method types never import the pruning engine that uses them.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .filters import prune_filters
+from .methods.base import ApplyRequest, Method, PruneOutcome, StructuredMethod
+
+__all__ = ["apply_method"]
+
+
+def apply_method(method: Method, model: nn.Module, request: ApplyRequest) -> PruneOutcome:
+    """Prune ``model`` with ``method`` at ``request.sparsity`` (structured: a pruned copy;
+    unstructured: ``model`` masked in place)."""
+    if isinstance(method, StructuredMethod):
+        pruned, info = prune_filters(model, method=method, sparsity=request.sparsity,
+                                     seed=request.seed, inputs=request.sample)
+        return PruneOutcome(pruned, {"info": info.to_dict()}, steps=info.steps)
+    return method.apply(model, request)
