@@ -22,6 +22,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ PREFIX = "topoprune: error: "
 
 
 def xfail(reason: str, run: bool = True):
+    if run and os.environ.get("EXPLORE"):
+        return ()
     return pytest.mark.xfail(strict=True, reason=reason, run=run)
 
 
@@ -85,8 +88,10 @@ def inputs(tmp_path_factory) -> Path:
     torch.save(tp.create_model("mnist-conv").state_dict(), d / "mnist_conv_state.pt")
     torch.save({"a": 1, "b": "x"}, d / "not_tensors.pt")
     torch.save([1, 2, 3], d / "list.pt")
-    traced = torch.jit.trace(lenet.eval(), torch.zeros(1, 1, 28, 28))
-    torch.jit.save(traced, str(d / "torchscript.pt"))
+    with warnings.catch_warnings():  # torch.jit is deprecated; users still have such files
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(lenet.eval(), torch.zeros(1, 1, 28, 28))
+        torch.jit.save(traced, str(d / "torchscript.pt"))
 
     # pruned-model folders (topoprune prune's output) and run folders, broken in different ways
     def pruned(name: str, record: object | bytes | None, weights: bool = True) -> None:
@@ -231,7 +236,7 @@ CLI_CASES = [
     case(["critical", "--model", "vgg16", "--width", "inf"], ("width",), id="critical-width-inf"),
     case(["critical", "--model", "vgg16", "--width", "1e9"], ("width",), id="critical-width-huge"),
     case(["critical", "--model", "vgg16", "--width", "16"], ("parameters",), id="critical-model-too-big"),
-    case(["critical", "--model", "vgg16", "--width", "wide"], ("--width", "wide"), id="critical-width-text"),
+    case(["critical", "--model", "vgg16", "--width", "wide"], ("--width", "number"), id="critical-width-text"),
     case(["critical", "--model", "vgg16", "--num-classes", "0"], ("num_classes",), id="critical-classes-zero"),
     case(["critical", "--model", "vgg16", "--num-classes", "-3"], ("num_classes",), id="critical-classes-negative"),
     case(["critical", "--model", "vgg16", "--num-classes", "10000000000"], ("num_classes",), id="critical-classes-huge"),

@@ -35,7 +35,15 @@ def test_critical_json_has_exactly_the_documented_keys(capsys):
 
 def test_critical_table_and_exact_convention(capsys):
     code, out, _ = run(capsys, "critical", "-m", "mnist-conv", "--convention", "exact")
-    assert code == 0 and "final" in out and "conv2" in out
+    assert code == 0
+    code, js, _ = run(capsys, "critical", "-m", "mnist-conv", "--convention", "exact", "--json")
+    data = json.loads(js)
+    rows = {line.split()[1]: line for line in out.splitlines() if line.strip().startswith(("│", "|"))
+            and len(line.split()) > 2}
+    # the table shows every layer and the final ratio that the JSON holds, to 5 decimals
+    for layer in data["layers"]:
+        assert layer["name"] in rows and f"{layer['ratio']:.5f}" in rows[layer["name"]]
+    assert "final" in rows and f"{data['final']:.5f}" in rows["final"]
 
 
 def test_persistence_model_checkpoint_and_weights(capsys, tmp_path):

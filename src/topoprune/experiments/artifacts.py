@@ -5,7 +5,6 @@ Every failure names the file and what was expected, so a CLI user sees one clear
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,9 @@ def load_weights_file(path: str | Path) -> dict[str, np.ndarray]:
     Raises:
         TopopruneError: missing or unreadable file, a suffix other than .npy/.npz.
     """
-    p = Path(path)
+    p = _user_path("weight file", path)
+    if p.is_dir():
+        raise TopopruneError(f"weight file {str(p)!r} is a folder; allowed: a .npy or .npz file")
     if not p.is_file():
         raise TopopruneError(f"weight file {str(p)!r} does not exist")
     if p.suffix not in (".npy", ".npz"):
@@ -33,8 +34,31 @@ def load_weights_file(path: str | Path) -> dict[str, np.ndarray]:
             return {p.stem: np.load(p, allow_pickle=False)}
         with np.load(p, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise TopopruneError(f"weight file {str(p)!r} could not be read: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types for a bad file (EOFError, ...)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise TopopruneError(f"weight file {str(p)!r} is not a numpy .npy/.npz array file "
+                             f"({first or type(exc).__name__})") from None
+
+
+def _user_path(what: str, path: object) -> Path:
+    """``path`` as a Path, or a one-line error naming what was given."""
+    if isinstance(path, bool) or not isinstance(path, (str, Path)) or not str(path):
+        raise TopopruneError(f"{what}: expected a file path, got {path!r}")
+    return Path(path)
+
+
+def _load_state(model: nn.Module, state: object, where: str) -> nn.Module:
+    """``model.load_state_dict(state)`` with a one-line error naming the file."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TopopruneError(f"checkpoint {where!r} holds no state dict of tensors")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise TopopruneError(
+            f"checkpoint {where!r} does not fit the model: {' '.join(first[:3])}"
+        ) from None
+    return model
 
 
 def load_checkpoint_into(model: nn.Module, path: str | Path) -> nn.Module:
@@ -44,7 +68,9 @@ def load_checkpoint_into(model: nn.Module, path: str | Path) -> nn.Module:
     Raises:
         TopopruneError: missing or corrupt file, or keys/shapes that do not fit the model.
     """
-    p = Path(path)
+    p = _user_path("checkpoint", path)
+    if p.is_dir():
+        raise TopopruneError(f"checkpoint {str(p)!r} is a folder; allowed: a state-dict file")
     if not p.is_file():
         raise TopopruneError(f"checkpoint {str(p)!r} does not exist")
     try:
@@ -61,16 +87,7 @@ def load_checkpoint_into(model: nn.Module, path: str | Path) -> nn.Module:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise TopopruneError(f"checkpoint {str(p)!r} holds no state dict of tensors")
-    try:
-        model.load_state_dict(obj)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise TopopruneError(
-            f"checkpoint {str(p)!r} does not fit the model: {' '.join(first[:3])}"
-        ) from None
-    return model
+    return _load_state(model, obj, str(p))
 
 
 # --- pruned models -----------------------------------------------------------------------------
@@ -113,21 +130,49 @@ def load_model(path: str | Path) -> nn.Module:
     checkpoint written by ``topoprune train`` (a ``checkpoint.pt``)."""
     import json
 
-    from ..models import create_model
     from ..pruning import apply_steps
 
-    p = Path(path)
+    p = _user_path("model", path)
     if p.is_dir() and (p / "pruned.json").is_file():
+        where = p / "pruned.json"
         try:
-            record = json.loads((p / "pruned.json").read_text())
+            record = json.loads(where.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise TopopruneError(f"{p / 'pruned.json'} is unreadable: {exc}") from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise TopopruneError(f"{where} is unreadable: {first}") from None
+        if not isinstance(record, dict):
+            raise TopopruneError(f"{where}: expected a JSON object with format, model, steps; got "
+                                 f"{type(record).__name__}")
         if record.get("format") != PRUNED_FORMAT:
-            raise TopopruneError(f"{p / 'pruned.json'}: unknown format {record.get('format')!r}; "
+            raise TopopruneError(f"{where}: unknown format {record.get('format')!r}; "
                                  f"expected {PRUNED_FORMAT!r}")
-        spec = dict(record["model"])
-        model = create_model(spec.pop("name"), **spec)
-        apply_steps(model, record["steps"], torch.zeros(1, *model.meta.input_shape))
+        spec, steps = record.get("model"), record.get("steps", [])
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise TopopruneError(f"{where}: 'model' must be an object with the model's name and "
+                                 f"create_model arguments, got {spec!r}"[:300])
+        if not isinstance(steps, list) or not all(
+            isinstance(x, dict) and isinstance(x.get("layer"), str) and isinstance(x.get("pruned"), list)
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in x["pruned"]) for x in steps
+        ):
+            raise TopopruneError(f"{where}: 'steps' must be a list of {{\"layer\": name, \"pruned\": "
+                                 "[unit indices]}")
+        spec = dict(spec)
+        name = spec.pop("name")
+        model = _create(name, spec, where)
+        sizes = {n: m.weight.shape[0] for n, m in model.named_modules()
+                 if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.ndim >= 2}
+        for step in steps:  # what the file names must exist in the fresh model
+            n = sizes.get(step["layer"])
+            bad = [i for i in step["pruned"] if n is not None and not 0 <= i < n]
+            if bad:
+                raise TopopruneError(f"{where}: a step removes units {bad[:5]} of {step['layer']!r}, "
+                                     f"which has {n}")
+        try:
+            apply_steps(model, steps, torch.zeros(1, *model.meta.input_shape))
+        except (IndexError, RuntimeError, ValueError) as exc:  # TopopruneError is a ValueError
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise TopopruneError(f"{where}: its steps do not replay on {name!r}: "
+                                 f"{first}") from None
         return load_checkpoint_into(model, p / "weights.pt")
     if p.is_dir() and (p / "checkpoint.pt").is_file():
         p = p / "checkpoint.pt"
@@ -138,12 +183,29 @@ def load_model(path: str | Path) -> nn.Module:
         spec = state.get("model_spec")
         if not spec:
             raise TopopruneError(f"{p} records no model architecture (model_spec)")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise TopopruneError(f"{p}: its model_spec must be a mapping with the model's name, got {spec!r}"[:300])
         spec = dict(spec)
         if "input_shape" in spec:  # checkpoints of topoprune train
             shape = spec.pop("input_shape")
+            if not isinstance(shape, (list, tuple)) or len(shape) != 3:
+                raise TopopruneError(f"{p}: model_spec input_shape must be [C, H, W], got {shape!r}")
             spec["in_channels"], spec["input_size"] = shape[0], tuple(shape[1:])
-        model = create_model(spec.pop("name"), **spec)
-        model.load_state_dict(state["model"])
-        return model
-    raise TopopruneError(f"{p} is neither a pruned-model folder (pruned.json + weights.pt) nor a "
-                         "training checkpoint")
+        model = _create(spec.pop("name"), spec, p)
+        return _load_state(model, state["model"], str(p))
+    if p.is_dir():
+        raise TopopruneError(f"{p} is a folder without pruned.json or checkpoint.pt; allowed: a pruned-model "
+                             "folder (pruned.json + weights.pt), a `topoprune train` run folder or its "
+                             "checkpoint.pt")
+    raise TopopruneError(f"{p} does not exist; allowed: a pruned-model folder (pruned.json + weights.pt), "
+                         "a `topoprune train` run folder or its checkpoint.pt")
+
+
+def _create(name: str, spec: dict, where: Path) -> nn.Module:
+    """create_model from a saved spec; a bad spec names the file it came from."""
+    from ..models import create_model
+
+    try:
+        return create_model(name, **spec)
+    except TopopruneError as exc:
+        raise TopopruneError(f"{where}: {exc}") from None
