@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from ..errors import TopopruneError, unknown_name
+from ..errors import TopopruneError
+from ..registry import Registry
 from .formats import read_cifar_batch, read_idx
 from .loader import BatchLoader
 from .sources import RemoteFile, default_cache, download_file, extract_tar, search_roots
@@ -60,7 +61,7 @@ class DatasetInfo:
 _FASHION = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 _MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
-_INFOS: dict[str, DatasetInfo] = {
+_BUILTIN: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
         "digits", (1, 8, 8), tuple("0123456789"),
         "scikit-learn's bundled 8x8 handwritten digits (1797 images; fixed seeded 80/20 split)",
@@ -106,15 +107,18 @@ _INFOS: dict[str, DatasetInfo] = {
 }
 
 
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+for _name, _info in _BUILTIN.items():
+    DATASETS.register(_name, _info)
+
+
 def list_datasets() -> list[str]:
     """Names of the registered datasets, sorted."""
-    return sorted(_INFOS)
+    return sorted(DATASETS)
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    if name not in _INFOS:
-        raise unknown_name("dataset", name, _INFOS)
-    return _INFOS[name]
+    return DATASETS.get(name)
 
 
 def _idx_file(folder: Path, stem: str) -> Path | None:
