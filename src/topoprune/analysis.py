@@ -47,12 +47,30 @@ def layers_from_arrays(weights: np.ndarray | Mapping[str, np.ndarray]) -> list[L
     return layers
 
 
+def _check_shape(input_shape) -> tuple[int, ...] | None:
+    """``input_shape`` as a tuple of positive ints (one input, no batch), or a one-line error."""
+    if input_shape is None:
+        return None
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or not input_shape or any(
+        isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1 for x in input_shape
+    ):
+        raise TopopruneError(f"input_shape must be a sequence of positive ints, one input without the "
+                             f"batch, e.g. (1, 28, 28); got {input_shape!r}")
+    return tuple(int(x) for x in input_shape)
+
+
 def _layers(model, input_shape) -> list[Layer]:
+    input_shape = _check_shape(input_shape)
     if isinstance(model, nn.Module):
         layers = extract_layers(model, input_shape)
         if not layers:
             raise TopopruneError("the model has no Linear, Conv or recurrent layers to analyse")
         return layers
+    import torch
+
+    if not isinstance(model, (np.ndarray, torch.Tensor, Mapping, list, tuple)):
+        raise TopopruneError(f"model must be a torch.nn.Module, a 2-D weight array or a mapping of name -> "
+                             f"array, got {type(model).__name__}")
     return layers_from_arrays(model)
 
 
@@ -104,6 +122,8 @@ def critical_compression(
         convention: ``"paper"`` (Balwani & Krzyston's one-channel Toeplitz count) or
             ``"exact"`` (the full multichannel unrolled graph).
     """
+    if not isinstance(model, nn.Module):
+        raise TopopruneError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if input_shape is None:
         input_shape = default_input_shape(model)
     layers = _layers(model, input_shape)

@@ -281,16 +281,16 @@ def train_cmd(
     import torch
 
     from .data import dataset_info, prepare_data
-    from .models import create_model, parse_shape
-    from .train import NeuralPersistenceTracker, NPEarlyStopping, TrainConfig, set_threads, train
+    from .experiments.config import LIMITS
+    from .models import create_model, model_defaults, parse_shape
+    from .train import NeuralPersistenceTracker, NPEarlyStopping, TrainConfig, resolve_device, set_threads, train
 
     set_threads()  # the entry point sets torch's threads once; the library never does
 
-    # every option is checked before data are loaded or --out is created
-    from .experiments.config import LIMITS
-    from .models import model_defaults
-    from .train import resolve_device
-
+    # every option is checked before data are loaded or --out is created: TrainConfig's own
+    # checks, then the ranges a config file allows (and NaN/inf, which it does not refuse)
+    cfg = TrainConfig(epochs=epochs, optimizer=optimizer.value, lr=lr, weight_decay=weight_decay,
+                      schedule=schedule.value, batch_size=batch_size, seed=seed)
     _check_range("--epochs", epochs, 1, LIMITS["epochs"])
     _check_range("--lr", lr, 0, 10, low_open=True)
     _check_range("--width", width, 0, LIMITS["width"], low_open=True)
@@ -305,8 +305,6 @@ def train_cmd(
     model_defaults(model)  # an unknown model is refused now, not after loading the data
     resolve_device(device)  # a missing GPU too
 
-    cfg = TrainConfig(epochs=epochs, optimizer=optimizer.value, lr=lr, weight_decay=weight_decay,
-                      schedule=schedule.value, batch_size=batch_size, seed=seed)
     info = dataset_info(dataset)
     shape = parse_shape(input_shape) if input_shape is not None else info.shape
     if len(shape) != 3:

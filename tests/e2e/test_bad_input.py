@@ -18,6 +18,7 @@ memory today are marked ``run=False``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -33,6 +34,7 @@ import yaml
 import topoprune as tp
 from topoprune.cli import main
 from topoprune.errors import TopopruneError
+from topoprune.experiments.config import parse_config
 
 PREFIX = "topoprune: error: "
 
@@ -100,8 +102,6 @@ def inputs(tmp_path_factory) -> Path:
         if isinstance(record, bytes):
             (f / "pruned.json").write_bytes(record)
         elif record is not None:
-            import json
-
             (f / "pruned.json").write_text(json.dumps(record))
         if weights:
             torch.save(lenet.state_dict(), f / "weights.pt")
@@ -133,10 +133,16 @@ def inputs(tmp_path_factory) -> Path:
     torch.save({"model": tp.create_model("mnist-fc").state_dict(), "epoch": 1, "model_spec": spec},
                d / "run_wrong_state" / "checkpoint.pt")
     # report folders
+    row = '{"model": "m", "method": "l1", "sparsity": 0.5, "seed": 0}\n'  # a row missing most fields
     (d / "report_latin1").mkdir()
     (d / "report_latin1" / "config.json").write_bytes("{\"name\": \"caf\xe9\"}".encode("latin-1"))
-    (d / "report_list").mkdir()
-    (d / "report_list" / "config.json").write_text("[1, 2]\n")
+    (d / "report_latin1" / "results.jsonl").write_text(row)
+    (d / "report_no_rows").mkdir()
+    (d / "report_no_rows" / "config.json").write_text("{}\n")
+    (d / "report_no_rows" / "results.jsonl").write_bytes(binary)
+    (d / "report_bad_row").mkdir()
+    (d / "report_bad_row" / "config.json").write_text(json.dumps(parse_config(BASE).to_dict()))
+    (d / "report_bad_row" / "results.jsonl").write_text(row)
     (d / "report_folder").mkdir()
     (d / "report_folder" / "config.json").mkdir()
     # configs of the wrong kind
@@ -208,9 +214,7 @@ LOADS_UNPICKLED = "torch.load(weights_only=True) refused"
 CLI_CASES = [
     # top level and the listing commands
     case(["nosuch"], ("no such command",), id="unknown-command"),
-    case(["critcal", "--model", "vgg16"], ("did you mean", "critical"), id="command-misspelt",
-         marks=xfail("typer/click say only \"No such command 'critcal'.\"; a hint would need a "
-                     "custom group class in cli.py's app (no command suggestion in this click)")),
+    case(["critcal", "--model", "vgg16"], ("did you mean", "critical"), id="command-misspelt"),
     case(["--bogus"], ("--bogus",), id="unknown-top-option"),
     case(["models", "extra"], ("extra",), id="models-extra-arg"),
     case(["models", "--jsn"], ("--jsn", "--json"), id="models-option-misspelt"),
@@ -287,25 +291,25 @@ CLI_CASES = [
     case([*TRAIN, "--dataset", "nosuch"], ("unknown dataset 'nosuch'",), id="train-unknown-dataset"),
     case([*TRAIN, "--dataset", "digit"], ("did you mean 'digits'",), id="train-dataset-misspelt"),
     case([*TRAIN, "--dataset", "cifar10"], ("cifar10", "not found"), id="train-dataset-not-installed"),
-    case([*TRAIN, "--epochs", "0"], ("--epochs",), id="train-epochs-zero"),
-    case([*TRAIN, "--epochs", "-1"], ("--epochs",), id="train-epochs-negative"),
-    case([*TRAIN, "--epochs", "1000000000000"], ("--epochs",), id="train-epochs-huge"),
-    case([*TRAIN, "--epochs", "1.5"], ("--epochs",), id="train-epochs-float"),
-    case([*TRAIN, "--lr", "0"], ("--lr",), id="train-lr-zero"),
-    case([*TRAIN, "--lr", "-0.1"], ("--lr",), id="train-lr-negative"),
-    case([*TRAIN, "--lr", "nan"], ("--lr",), id="train-lr-nan"),
-    case([*TRAIN, "--lr", "inf"], ("--lr",), id="train-lr-inf"),
-    case([*TRAIN, "--lr", "1e9"], ("--lr",), id="train-lr-huge"),
+    case([*TRAIN, "--epochs", "0"], ("epochs",), id="train-epochs-zero"),
+    case([*TRAIN, "--epochs", "-1"], ("epochs",), id="train-epochs-negative"),
+    case([*TRAIN, "--epochs", "1000000000000"], ("epochs",), id="train-epochs-huge"),
+    case([*TRAIN, "--epochs", "1.5"], ("epochs",), id="train-epochs-float"),
+    case([*TRAIN, "--lr", "0"], ("lr",), id="train-lr-zero"),
+    case([*TRAIN, "--lr", "-0.1"], ("lr",), id="train-lr-negative"),
+    case([*TRAIN, "--lr", "nan"], ("lr",), id="train-lr-nan"),
+    case([*TRAIN, "--lr", "inf"], ("lr",), id="train-lr-inf"),
+    case([*TRAIN, "--lr", "1e9"], ("lr",), id="train-lr-huge"),
     case([*TRAIN, "--width", "0"], ("--width",), id="train-width-zero"),
     case([*TRAIN, "--width", "-2"], ("--width",), id="train-width-negative"),
     case([*TRAIN, "--width", "nan"], ("--width",), id="train-width-nan"),
     case([*TRAIN, "--width", "1000"], ("--width",), id="train-width-huge"),
-    case([*TRAIN, "--batch-size", "0"], ("--batch-size",), id="train-batch-zero"),
-    case([*TRAIN, "--batch-size", "1000000000"], ("--batch-size",), id="train-batch-huge"),
-    case([*TRAIN, "--seed", "-1"], ("--seed",), id="train-seed-negative"),
-    case([*TRAIN, "--seed", "100000000000000000000"], ("--seed",), id="train-seed-huge"),
-    case([*TRAIN, "--weight-decay", "-1"], ("--weight-decay",), id="train-wd-negative"),
-    case([*TRAIN, "--weight-decay", "nan"], ("--weight-decay",), id="train-wd-nan"),
+    case([*TRAIN, "--batch-size", "0"], ("batch",), id="train-batch-zero"),
+    case([*TRAIN, "--batch-size", "1000000000"], ("batch",), id="train-batch-huge"),
+    case([*TRAIN, "--seed", "-1"], ("seed",), id="train-seed-negative"),
+    case([*TRAIN, "--seed", "100000000000000000000"], ("seed",), id="train-seed-huge"),
+    case([*TRAIN, "--weight-decay", "-1"], ("weight",), id="train-wd-negative"),
+    case([*TRAIN, "--weight-decay", "nan"], ("weight",), id="train-wd-nan"),
     case([*TRAIN, "--val-fraction", "1.5"], ("--val-fraction",), id="train-val-fraction-high"),
     case([*TRAIN, "--val-fraction", "-0.1"], ("--val-fraction",), id="train-val-fraction-negative"),
     case([*TRAIN, "--val-fraction", "nan"], ("--val-fraction",), id="train-val-fraction-nan"),
@@ -418,18 +422,17 @@ CLI_CASES = [
     case(["report", "{in}/plain.txt"], ("not a run folder",), id="report-file"),
     case(["report", "{in}/folder.pt"], ("not a run folder",), id="report-empty-folder"),
     case(["report", "{in}/report_folder"], ("not a run folder",), id="report-config-is-folder"),
-    case(["report", "{in}/report_latin1"], ("config.json",), id="report-config-non-utf8",
-         marks=xfail("experiments/report.py: build_report reads config.json unchecked; today: "
-                     "raw UnicodeDecodeError traceback (or, with the cli.main safety net, a line "
-                     "naming the file)")),
-    case(["report", "{in}/report_list"], ("config.json",), id="report-config-list",
-         marks=xfail("experiments/report.py: a config.json that is a JSON list ends in a raw "
-                     "AttributeError/TypeError traceback")),
+    case(["report", "{in}/report_latin1"], ("config.json", "UTF-8"), id="report-config-non-utf8"),
+    case(["report", "{in}/report_no_rows"], ("no results.jsonl rows",), id="report-results-binary"),
+    case(["report", "{in}/report_bad_row"], ("results.jsonl",), id="report-row-missing-fields",
+         marks=xfail("experiments/report.py summarize(): a results.jsonl row without the measured "
+                     "fields (hand-edited or from another version) ends in a raw KeyError: "
+                     "'latency_ms' traceback")),
     # study activations
     case(["study", "activations"], ("CONFIG",), id="study-no-config"),
     case(["study", "activations", "{in}/missing.yaml", "--out", "{tmp}/runs"], ("does not exist",), id="study-config-missing"),
     case(["study", "activations", "{in}/folder.yaml", "--out", "{tmp}/runs"], ("folder",), id="study-config-folder"),
-    case(["study", "activations", "{in}/empty.yaml", "--out", "{tmp}/runs"], ("empty",), id="study-config-empty"),
+    case(["study", "activations", "{in}/empty.yaml", "--out", "{tmp}/runs"], ("study config", "mapping"), id="study-config-empty"),
     case(["study", "activations", "{in}/latin1.yaml", "--out", "{tmp}/runs"], ("UTF-8",), id="study-config-non-utf8"),
     case(["study", "activations", "{in}/binary.yaml", "--out", "{tmp}/runs"], ("binary",), id="study-config-binary"),
     case(["study", "activations", "{in}/list.yaml", "--out", "{tmp}/runs"], ("mapping",), id="study-config-list"),
@@ -642,8 +645,9 @@ CONFIG_CASES = [
     case(b"\t- x\n", ("not valid YAML",), id="yaml-tab"),
     case(yaml.safe_dump(BASE).encode() + b"seeds: [1]\n", ("seeds",), id="duplicate-key",
          marks=xfail(f"{NOT_IN_CONFIG_PY} read_yaml: PyYAML silently keeps the last of two "
-                     "'seeds:' keys; the run goes ahead (accepted, no error)")),
-    case(b"study", ("study",), id="study-config-given-to-compare"),  # replaced by the study file
+                     "'seeds:' keys and the whole comparison runs (accepted, no error); not run "
+                     "here because it trains (see api case read-yaml-duplicate-key)", run=False)),
+    case(b"study", ("methods",), id="study-config-given-to-compare"),  # replaced by the study file
     case(b"x" * (10 * 2**20 + 1), ("MiB",), id="file-too-large"),
 ]
 
@@ -701,6 +705,17 @@ def run(tmp, **kw):
     return run_experiment(config, out, quiet=True, **kw)
 
 
+def read_yaml(tmp, text: str):
+    from topoprune.experiments.config import read_yaml
+
+    path = tmp / "dup.yaml"
+    path.write_text(text)
+    try:
+        return read_yaml(path)
+    finally:
+        path.unlink()
+
+
 def magnitude():
     from topoprune.pruning.methods import Magnitude
 
@@ -751,7 +766,7 @@ API_CASES = [
     case(lambda t: prune(ignore="nosuch"), ("nosuch",), id="ignore-string"),
     case(lambda t: prune(ignore=[42]), ("42",), id="ignore-int"),
     case(lambda t: prune(ignore=None), ("ignore",), id="ignore-none",
-         marks=xfail("pruning/filters.py: `for n in ignore` with ignore=None raises "
+         marks=xfail("pruning/filters.py:136 prune_filters: `for n in ignore` with ignore=None: "
                      "TypeError: 'NoneType' object is not iterable")),
     case(lambda t: prune(method="betti"), ("inputs=",), id="betti-without-inputs"),
     case(lambda t: prune(method="betti", inputs=np.zeros((8, 1, 28, 28))), ("inputs must be a tensor",), id="betti-inputs-numpy"),
@@ -772,11 +787,7 @@ API_CASES = [
     case(lambda t: resolve({"name": "nosuch"}), ("unknown pruning method",), id="resolve-unknown"),
     case(lambda t: resolve({"name": 3}), ("'name'",), id="resolve-name-int"),
     case(lambda t: resolve(None), ("method must be",), id="resolve-none"),
-    case(lambda t: resolve("l1", kind="sideways"), ("kind",), id="resolve-kind",
-         marks=xfail("pruning/methods/base.py resolve_method: an unknown kind is not checked; "
-                     "'l1' with kind='sideways' raises \"method 'l1' is not sideways\" after "
-                     "list_methods('sideways') raises about kind - today the message is right only by "
-                     "accident; kept strict to notice a change")),
+    case(lambda t: resolve("l1", kind="sideways"), ("kind", "'sideways'"), id="resolve-kind"),
     # create_model
     case(lambda t: tp.create_model("nosuch"), ("unknown model 'nosuch'",), id="model-unknown"),
     case(lambda t: tp.create_model("vgg61"), ("did you mean 'vgg16'",), id="model-misspelt"),
@@ -808,9 +819,9 @@ API_CASES = [
     case(lambda t: tp.create_model("resnet20", shortcut="C"), ("shortcut",), id="model-bad-shortcut"),
     case(lambda t: tp.create_model("lenet300", activation="nosuch"), ("activation",), id="model-bad-activation"),
     # neural_persistence
-    case(lambda t: tp.neural_persistence("lenet300"), ("weights",), id="np-string"),
-    case(lambda t: tp.neural_persistence(None), ("weights",), id="np-none"),
-    case(lambda t: tp.neural_persistence(42), ("weights",), id="np-int"),
+    case(lambda t: tp.neural_persistence("lenet300"), ("torch.nn.Module", "got str"), id="np-string"),
+    case(lambda t: tp.neural_persistence(None), ("torch.nn.Module", "got NoneType"), id="np-none"),
+    case(lambda t: tp.neural_persistence(42), ("torch.nn.Module", "got int"), id="np-int"),
     case(lambda t: tp.neural_persistence({}), ("no weight arrays",), id="np-empty-dict"),
     case(lambda t: tp.neural_persistence(np.ones(4)), ("2-D",), id="np-1d"),
     case(lambda t: tp.neural_persistence(np.ones((2, 3, 4))), ("2-D",), id="np-3d"),
@@ -826,8 +837,8 @@ API_CASES = [
     # critical_compression
     case(lambda t: tp.critical_compression(lenet(), convention="best"), ("convention",), id="crit-convention"),
     case(lambda t: tp.critical_compression(lenet(), convention=None), ("convention",), id="crit-convention-none"),
-    case(lambda t: tp.critical_compression("lenet300"), ("lenet300",), id="crit-string"),
-    case(lambda t: tp.critical_compression(None), ("None",), id="crit-none"),
+    case(lambda t: tp.critical_compression("lenet300"), ("torch.nn.Module", "got str"), id="crit-string"),
+    case(lambda t: tp.critical_compression(None), ("torch.nn.Module", "got NoneType"), id="crit-none"),
     case(lambda t: tp.critical_compression(lenet(), input_shape=(0, 28, 28)), ("(0, 28, 28)",), id="crit-shape-zero"),
     case(lambda t: tp.critical_compression(lenet(), input_shape="abc"), ("abc",), id="crit-shape-string"),
     case(lambda t: tp.critical_compression(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))), ("input_shape",), id="crit-conv-no-shape"),
@@ -836,30 +847,32 @@ API_CASES = [
     case(lambda t: tp.prepare_data("digit"), ("did you mean 'digits'",), id="data-misspelt"),
     case(lambda t: tp.prepare_data(None), ("unknown dataset",), id="data-none"),
     case(lambda t: tp.prepare_data("cifar10", t / "empty"), ("not found",), id="data-not-installed"),
-    case(lambda t: tp.prepare_data("digits", val_fraction=1.5), ("val_fraction",), id="data-val-high",
-         marks=xfail("data/transforms.py split_indices: val_fraction=1.5 raises no TopopruneError naming "
-                     "val_fraction (see the report for today's message)")),
-    case(lambda t: tp.prepare_data("digits", val_fraction=-0.1), ("val_fraction",), id="data-val-negative",
-         marks=xfail("data/: val_fraction=-0.1 is not refused as such")),
-    case(lambda t: tp.prepare_data("digits", val_fraction=math.nan), ("val_fraction",), id="data-val-nan",
-         marks=xfail("data/: val_fraction=nan is not refused as such")),
+    case(lambda t: tp.prepare_data("digits", val_fraction=1.5), ("val_fraction",), id="data-val-high"),
+    case(lambda t: tp.prepare_data("digits", val_fraction=-0.1), ("val_fraction",), id="data-val-negative"),
+    case(lambda t: tp.prepare_data("digits", val_fraction=math.nan), ("val_fraction",), id="data-val-nan"),
     case(lambda t: tp.prepare_data("digits", val_fraction="x"), ("val_fraction",), id="data-val-string",
-         marks=xfail("data/: val_fraction='x' is not refused as such")),
+         marks=xfail("data/transforms.py:53 split_indices: TypeError: '<=' not supported between "
+                     "instances of 'int' and 'str'")),
     case(lambda t: tp.prepare_data("digits", input_shape=(1, 8)), ("input_shape",), id="data-shape-2"),
     case(lambda t: tp.prepare_data("digits", input_shape=(0, 8, 8)), ("input_shape",), id="data-shape-zero"),
     case(lambda t: tp.prepare_data("digits", input_shape="abc"), ("input_shape",), id="data-shape-string",
-         marks=xfail("data/registry.py prepare_data: input_shape='abc' passes the length check "
-                     "(3 characters) and fails later with a raw error")),
+         marks=xfail("data/registry.py:281 prepare_data: input_shape='abc' passes the length check "
+                     "(3 characters), then TypeError: '<' not supported between instances of 'str' "
+                     "and 'int'")),
     case(lambda t: tp.prepare_data("digits", input_shape=(1, 8.5, 8)), ("input_shape",), id="data-shape-float",
-         marks=xfail("data/registry.py prepare_data: a float side is not refused")),
+         marks=xfail("data/transforms.py:35 fit_to_shape: a float side reaches torch's interpolate: "
+                     "TypeError: expected size to be one of int or Tuple[int] ... but got size with "
+                     "types [<class 'float'>, <class 'int'>]")),
     case(lambda t: tp.prepare_data("digits", input_shape=(1, 99999, 99999)), ("input_shape",), id="data-shape-huge",
          marks=xfail("data/registry.py prepare_data: no upper bound on input_shape; resizing 1797 "
                      "images to 99999x99999 exhausts memory", run=False)),
     case(lambda t: tp.prepare_data("digits", limit=0), ("limit",), id="data-limit-zero"),
     case(lambda t: tp.prepare_data("digits", limit="x"), ("limit",), id="data-limit-string",
-         marks=xfail("data/registry.py prepare_data: `limit < 1` with a string raises a raw TypeError")),
+         marks=xfail("data/registry.py:277 prepare_data: TypeError: '<' not supported between "
+                     "instances of 'str' and 'int'")),
     case(lambda t: tp.prepare_data("digits", seed=-1), ("seed",), id="data-seed-negative",
-         marks=xfail("data/: seed=-1 is not refused as such")),
+         marks=xfail("data/registry.py prepare_data: seed=-1 is accepted silently (a config's "
+                     "seeds must be >= 0)")),
     # parse_config
     case(lambda t: parse([]), ("config", "mapping"), id="config-list"),
     case(lambda t: parse(None), ("config", "mapping"), id="config-none"),
@@ -877,8 +890,12 @@ API_CASES = [
     case(lambda t: run(t, out=t / "existing"), ("existing",), id="run-out-is-file"),
     # loading files
     case(lambda t: tp.load_model(t / "missing"), ("missing",), id="load-model-missing"),
-    case(lambda t: tp.load_model(None), ("None",), id="load-model-none",
-         marks=xfail("experiments/artifacts.py: Path(None) raises TypeError before any check")),
+    case(lambda t: tp.load_model(None), ("None",), id="load-model-none"),
+    case(lambda t: tp.load_model(t / "existing"), ("existing",), id="load-model-file"),
+    # reading YAML
+    case(lambda t: read_yaml(t, yaml.safe_dump(BASE) + "seeds: [1]\n"), ("seeds",), id="read-yaml-duplicate-key",
+         marks=xfail(f"{NOT_IN_CONFIG_PY} read_yaml: PyYAML keeps the last of two 'seeds:' keys "
+                     "silently (DID NOT RAISE)")),
 ]
 
 
