@@ -67,7 +67,9 @@ def _check_range(option: str, value: float | None, low: float, high: float, *,
         value < high if high_open else value <= high)
     if not ok:
         lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        raise TopopruneError(f"{option} {value!r}: allowed: a number in {lo}{low:g}, {high:g}{hi}")
+        allowed = (f">= {low:g}" if math.isinf(high) else
+                   f"in {lo}{low:g}, {int(high) if float(high).is_integer() else high}{hi}")
+        raise TopopruneError(f"{option} {value!r}: allowed: a number {allowed}")
 
 
 def _check_out(option: str, out: Path) -> None:
@@ -577,13 +579,20 @@ def version_cmd() -> None:
 
 def _fail(message: str) -> None:
     """Print an error as one line (whitespace folded) and exit with status 2."""
+    import re
+
+    message = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", message)  # colour codes some libraries put in
     print(f"topoprune: error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: turns every user error into one line and exit code 2."""
+    import warnings
+
     args = sys.argv[1:] if argv is None else argv
+    # torch.load's warning before it refuses a TorchScript file would be a second stderr line
+    warnings.filterwarnings("ignore", message=r".*looks like a TorchScript archive", category=UserWarning)
     try:
         app(args=args, prog_name="topoprune", standalone_mode=False)
     except typer.Exit as exc:

@@ -112,6 +112,10 @@ for _name, _info in _BUILTIN.items():
     DATASETS.register(_name, _info)
 
 
+MAX_SIDE = 4096  # largest input side accepted
+MAX_BYTES = 8 * 2**30  # in-memory splits larger than this are refused before resizing
+
+
 def list_datasets() -> list[str]:
     """Names of the registered datasets, sorted."""
     return sorted(DATASETS)
@@ -272,14 +276,25 @@ def prepare_data(
         limit: keep only the first ``limit`` training and test samples (quick runs, tests).
     """
     info = dataset_info(name)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise TopopruneError(f"limit must be an integer >= 1 or None, got {limit!r}")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+        raise TopopruneError(f"val_fraction must be a fraction in [0, 1), got {val_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TopopruneError(f"seed must be an integer >= 0, got {seed!r}")
+    shape = info.shape if input_shape is None else input_shape
+    if (isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in shape)):
+        raise TopopruneError(f"input_shape must be (C, H, W), integers in [1, {MAX_SIDE}], got {input_shape!r}")
+    shape = tuple(shape)
     xtr, ytr, xte, yte = _LOADERS[name](name, root)
     if limit is not None:
-        if limit < 1:
-            raise TopopruneError(f"limit must be >= 1, got {limit}")
         xtr, ytr, xte, yte = xtr[:limit], ytr[:limit], xte[:limit], yte[:limit]
-    shape = tuple(input_shape) if input_shape is not None else info.shape
-    if len(shape) != 3 or min(shape) < 1:
-        raise TopopruneError(f"input_shape must be (C, H, W) positive ints, got {input_shape!r}")
+    need = (len(ytr) + len(yte)) * shape[0] * shape[1] * shape[2] * 4
+    if need > MAX_BYTES:
+        raise TopopruneError(f"input_shape {shape} would take {need / 2**30:.1f} GiB for the "
+                             f"{len(ytr) + len(yte)} images of {name!r}; allowed: at most "
+                             f"{MAX_BYTES / 2**30:.0f} GiB in memory (a smaller shape, or limit)")
     xtr, xte = fit_to_shape(xtr, shape), fit_to_shape(xte, shape)
     keep, held = split_indices(len(ytr), val_fraction, seed)
     xva, yva = xtr[held], ytr[held]

@@ -5,6 +5,7 @@ Every failure names the file and what was expected, so a CLI user sees one clear
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ from torch import nn
 from ..errors import TopopruneError
 
 __all__ = ["load_weights_file", "load_checkpoint_into"]
+
+# torch.load warns before it refuses a TorchScript archive under weights_only=True
+_TORCHSCRIPT_WARNING = r".*looks like a TorchScript archive"
 
 
 def load_weights_file(path: str | Path) -> dict[str, np.ndarray]:
@@ -29,6 +33,14 @@ def load_weights_file(path: str | Path) -> dict[str, np.ndarray]:
         raise TopopruneError(f"weight file {str(p)!r} does not exist")
     if p.suffix not in (".npy", ".npz"):
         raise TopopruneError(f"weight file {str(p)!r}: expected a .npy or .npz file")
+    magic = {".npy": (b"\x93NUMPY",), ".npz": (b"PK\x03\x04", b"PK\x05\x06")}[p.suffix]
+    with p.open("rb") as f:
+        head = f.read(6)
+    if not head.startswith(magic):  # numpy would call any other file "pickled data"
+        what = "empty" if not head else "not a numpy file (no numpy header)" if p.suffix == ".npy" \
+            else "not a zip archive"
+        raise TopopruneError(f"weight file {str(p)!r} is {what}; allowed: a {p.suffix} file written by "
+                             f"numpy.{'save' if p.suffix == '.npy' else 'savez'}")
     try:
         if p.suffix == ".npy":
             return {p.stem: np.load(p, allow_pickle=False)}
@@ -38,6 +50,22 @@ def load_weights_file(path: str | Path) -> dict[str, np.ndarray]:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise TopopruneError(f"weight file {str(p)!r} is not a numpy .npy/.npz array file "
                              f"({first or type(exc).__name__})") from None
+
+
+def _torch_load_problem(p: Path, exc: Exception) -> str:
+    """Why ``torch.load(p, weights_only=True)`` failed, in words a user can act on."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    with p.open("rb") as f:
+        head = f.read(4)
+    allowed = "allowed: a state dict saved with torch.save(model.state_dict(), path)"
+    if not head:
+        return f"is empty; {allowed}"
+    if "torchscript" in first.lower():
+        return f"is a TorchScript archive, not a state dict; {allowed}"
+    if "weights only load failed" in first.lower() and (head.startswith(b"PK") or head[:1] == b"\x80"):
+        return ("holds pickled Python objects besides tensors (e.g. a whole nn.Module saved with "
+                f"torch.save(model)), which torch.load(weights_only=True) refuses to run; {allowed}")
+    return f"is corrupt or not a torch file ({first[:120]}); {allowed}"
 
 
 def _user_path(what: str, path: object) -> Path:
@@ -74,14 +102,11 @@ def load_checkpoint_into(model: nn.Module, path: str | Path) -> nn.Module:
     if not p.is_file():
         raise TopopruneError(f"checkpoint {str(p)!r} does not exist")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        if "weights only load failed" in first.lower():
-            first = "torch.load(weights_only=True) refused it: only tensors and plain containers load"
-        raise TopopruneError(
-            f"checkpoint {str(p)!r} is corrupt or not a torch state-dict file ({first})"
-        ) from None
+        with warnings.catch_warnings():  # a TorchScript file is refused below, with a clearer word
+            warnings.filterwarnings("ignore", message=_TORCHSCRIPT_WARNING)
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a corrupt file
+        raise TopopruneError(f"checkpoint {str(p)!r} {_torch_load_problem(p, exc)}") from None
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state"):
             if isinstance(obj.get(key), dict):

@@ -52,6 +52,15 @@ Optimizer = Literal["sgd", "adam"]
 Schedule = Literal["cosine", "multistep", "none"]
 
 
+def _one_of(name: str, names: list[str]) -> str:
+    """'one of a, b, c', with the closest name first when one is close (a typo)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"one of {', '.join(names)}{hint}"
+
+
 class _Spec(BaseModel):
     """Strict, frozen, no unknown keys, no NaN/inf: the house rules for every config section."""
 
@@ -75,7 +84,7 @@ class ModelSpec(_Spec):
         from ..models import list_models
 
         if name not in list_models():
-            raise ValueError(f"one of {', '.join(list_models())}")
+            raise ValueError(_one_of(name, list_models()))
         return name
 
     @field_validator("checkpoint")
@@ -107,7 +116,7 @@ class DataSpec(_Spec):
         from ..data import list_datasets
 
         if name not in list_datasets():
-            raise ValueError(f"one of {', '.join(list_datasets())}")
+            raise ValueError(_one_of(name, list_datasets()))
         return name
 
 
@@ -338,6 +347,27 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
     return ExperimentConfig(layout, methods, train_given)
 
 
+def _unique_key_loader():
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """``yaml.safe_load`` that refuses a key given twice in one mapping (PyYAML keeps the
+        last one silently, so ``seeds:`` written twice would run only the second list)."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice (line {key_node.start_mark.line + 1}); "
+                        "allowed: each key once", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def read_yaml(path: str | Path, what: str = "config") -> Any:
     """The parsed YAML of a config file; a missing, unreadable, binary or non-UTF-8 file, or bad
     YAML, is a one-line error."""
@@ -353,7 +383,7 @@ def read_yaml(path: str | Path, what: str = "config") -> Any:
     except OSError as exc:
         raise TopopruneError(f"{what} {p} could not be read: {exc.strerror}") from None
     if len(raw) > 10 * 2**20:
-        raise TopopruneError(f"{what} {p} is {len(raw) / 2**20:.0f} MiB; allowed: a YAML file of at most 10 MiB")
+        raise TopopruneError(f"{what} {p} is {len(raw):,} bytes; allowed: a YAML file of at most 10 MiB")
     if b"\x00" in raw:
         raise TopopruneError(f"{what} {p} is a binary file; allowed: a UTF-8 YAML file")
     try:
@@ -361,7 +391,7 @@ def read_yaml(path: str | Path, what: str = "config") -> Any:
     except UnicodeDecodeError as exc:
         raise TopopruneError(f"{what} {p} is not UTF-8 text (byte {exc.start}); allowed: a UTF-8 YAML file") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise TopopruneError(f"{what} {p} is not valid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:

@@ -242,12 +242,12 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
 
     run_dir = Path(run_dir)
     store = RunStore(run_dir)
-    rows = store.read_results()
-    if not rows:
-        raise TopopruneError(f"{run_dir} has no results.jsonl rows yet; run `topoprune compare` first")
     config = store.read_json("config.json")
     if config is None:
         raise TopopruneError(f"{run_dir} is not a run folder (no config.json)")
+    rows = store.read_results()
+    if not rows:
+        raise TopopruneError(f"{run_dir} has no results.jsonl rows yet; run `topoprune compare` first")
     summary = summarize(rows)
     table = _table(summary)
     sentences = winners(summary)

@@ -63,8 +63,13 @@ def preflight(config: ExperimentConfig, out: str | Path) -> None:
             if not os.access(parent, os.W_OK):
                 raise TopopruneError(f"--out {out}: {parent} is not writable; allowed: a folder you can write")
             break
-    for spec in config.models:
-        data = prepare(config, spec)  # a missing dataset is refused here, naming where it looked
+    for i, spec in enumerate(config.models):
+        try:
+            data = prepare(config, spec)  # a missing dataset is refused here, naming where it looked
+        except TopopruneError as exc:
+            if "input_shape" in str(exc):  # too large for memory: name the config field
+                raise TopopruneError(f"config field models[{i}].input_shape: {exc}") from None
+            raise
         if spec.checkpoint is not None:
             from .artifacts import load_model
 

@@ -40,7 +40,7 @@ __all__ = ["RunStore", "Damage", "RunLocked", "read_results", "run_log", "disk_f
 RESULTS = "results.jsonl"
 MANIFEST = "manifest.jsonl"
 LOCK = "run.lock"
-REPAIR_HINT = "rerun the same command with --repair to redo what depends on it"
+REPAIR_HINT = "rerun `topoprune compare CONFIG --out ... --repair` to redo what depends on it"
 
 
 class RunLocked(TopopruneError):
@@ -270,11 +270,11 @@ class RunStore:
         except FileNotFoundError:
             text = ""
         for line in text.splitlines():
-            try:
-                row = json.loads(line)
-                rows[row_key(row)] = row
-            except (json.JSONDecodeError, KeyError, TypeError):
+            try:  # a line that is not a whole, valid row is dropped (its cell's row.json restores it)
+                row = Row.model_validate(json.loads(line)).to_dict()
+            except (ValueError, TypeError):
                 continue
+            rows[row_key(row)] = row
         rows.update(self.cell_rows())
         return list(rows.values())
 

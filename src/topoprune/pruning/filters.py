@@ -131,8 +131,12 @@ def prune_filters(
         raise TopopruneError(f"method {chosen.name!r} ({chosen}) looks at the layers' outputs: pass a "
                              "data sample, prune_filters(..., inputs=x) (the CLI takes --dataset)")
     candidates = _candidates(model)
+    if ignore is None:
+        ignore = ()
     if isinstance(ignore, str):
         ignore = (ignore,)
+    if not isinstance(ignore, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in ignore):
+        raise TopopruneError(f"ignore must be layer names (a list of strings), got {ignore!r}")
     for n in ignore:
         if n not in candidates:
             raise TopopruneError(f"ignore names {n!r}, not a prunable layer; prunable layers: "

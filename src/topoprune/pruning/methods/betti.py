@@ -28,12 +28,12 @@ class Betti(StructuredMethod):
     summary: ClassVar[str] = ("units whose outputs on a data sample have the highest Betti "
                               "numbers go (Kochar et al. 2021)")
 
-    samples: int = Field(256, ge=4, description="training inputs in the data sample (a loop needs 4 points)")
+    samples: int = Field(256, ge=4, le=4096, description="training inputs in the data sample (a loop needs 4 points)")
     threshold: float | None = Field(None, ge=0, description="remove every unit above T; None: rank by sparsity")
     dim: Literal["total", "b0", "b1"] = Field("total", description="which Betti number ranks the units")
     quantile: float = Field(0.1, gt=0, lt=1, description="Rips scale: this quantile of pairwise distances")
     method: Literal["rips", "knn-geodesic"] = Field("rips", description="Rips at one scale, or one hop on the k-NN graph")
-    k: int = Field(10, ge=1, description="neighbours of the k-NN graph (method knn-geodesic)")
+    k: int = Field(10, ge=1, le=1024, description="neighbours of the k-NN graph (method knn-geodesic)")
 
     def needs(self) -> Needs:
         return Needs(sample=self.samples)

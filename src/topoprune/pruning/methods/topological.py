@@ -35,16 +35,16 @@ class Topological(StructuredMethod):
     summary: ClassVar[str] = ("genetic algorithm with a persistent-homology fitness, seeded with "
                               "L1/L2/FPGM (Perera 2022)")
 
-    population: int = _ga("population", ge=4)
-    generations: int = _ga("generations", ge=1)
+    population: int = _ga("population", ge=4, le=10_000)
+    generations: int = _ga("generations", ge=1, le=10_000)
     crossover_rate: float = _ga("crossover_rate", ge=0, le=1)
     mutation_rate: float = _ga("mutation_rate", ge=0, lt=1)
     tournament: int = _ga("tournament", ge=2)
     elitism: int = _ga("elitism", ge=0)
-    patience: int = _ga("patience", ge=1)
+    patience: int = _ga("patience", ge=1, le=10_000)
     fitness: Literal["diagram", "np", "activation"] = _ga("fitness")
-    workers: int = _ga("workers", ge=0)
-    samples: int = Field(256, ge=4, description="training inputs in the data sample (fitness 'activation')")
+    workers: int = _ga("workers", ge=0, le=256)
+    samples: int = Field(256, ge=4, le=4096, description="training inputs in the data sample (fitness 'activation')")
 
     @model_validator(mode="after")
     def _fits_population(self) -> Topological:

@@ -59,12 +59,12 @@ class RandomWeights(_OneShot):
 
 
 class _Iterative(UnstructuredMethod):
-    rounds: int = Field(3, ge=1, description="pruning rounds")
+    rounds: int = Field(3, ge=1, le=1000, description="pruning rounds")
     scope: Scope = Field("global", description="rank weights per layer (local) or across layers (global)")
     rewind: Literal["none", "init"] | None = Field(
         None, description="after each removal: none (fine-tune) or init (rewind to the initialisation); "
         "default none without fraction, init with it")
-    epochs: int | None = Field(None, ge=1, description="training epochs per round (default: the recovery's)")
+    epochs: int | None = Field(None, ge=1, le=100_000, description="training epochs per round (default: the recovery's)")
     fraction: float | None = Field(None, gt=0, lt=1, description="share of the remaining weights removed per "
                                    "round; given, one trajectory per seed serves every sparsity")
     _preserve: ClassVar[str | None]
