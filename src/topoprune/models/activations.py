@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import unknown_name
+from ..registry import Registry
 
 __all__ = ["Fold", "activation_info", "list_activations", "make_activation", "register_activation",
            "CANDIDATES"]
@@ -52,34 +52,28 @@ class _Activation:
     candidate: bool
 
 
-_REGISTRY: dict[str, _Activation] = {}
+ACTIVATIONS: Registry[_Activation] = Registry("activation")
 
 
 def register_activation(name: str, factory: Callable[[], nn.Module], description: str,
                         candidate: bool = False) -> None:
     """Register ``factory() -> nn.Module``; ``candidate`` marks a topological candidate."""
-    if name in _REGISTRY:
-        raise RuntimeError(f"activation {name!r} is registered twice")
-    _REGISTRY[name] = _Activation(factory, description, candidate)
+    ACTIVATIONS.register(name, _Activation(factory, description, candidate))
 
 
 def list_activations() -> list[str]:
     """Names of the registered activations, in registration order (standard ones first)."""
-    return list(_REGISTRY)
+    return ACTIVATIONS.names()
 
 
 def activation_info(name: str) -> str:
     """One line on what the activation is."""
-    if name not in _REGISTRY:
-        raise unknown_name("activation", name, _REGISTRY)
-    return _REGISTRY[name].description
+    return ACTIVATIONS.get(name).description
 
 
 def make_activation(name: str) -> nn.Module:
     """A fresh module for a registered activation."""
-    if name not in _REGISTRY:
-        raise unknown_name("activation", name, _REGISTRY)
-    return _REGISTRY[name].factory()
+    return ACTIVATIONS.get(name).factory()
 
 
 register_activation("relu", nn.ReLU, "max(x, 0)")
@@ -92,4 +86,4 @@ register_activation("shrink", lambda: nn.Softshrink(0.5),
                     candidate=True)
 register_activation("fold", Fold, "candidate: |x|, folds each unit's input in two", candidate=True)
 
-CANDIDATES = tuple(n for n, a in _REGISTRY.items() if a.candidate)
+CANDIDATES = tuple(ACTIVATIONS.names(lambda a: a.candidate))

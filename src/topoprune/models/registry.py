@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ..errors import TopopruneError, unknown_name
+from ..errors import TopopruneError
+from ..registry import Registry
 
-__all__ = ["ModelMeta", "register_model", "list_models", "create_model", "model_defaults"]
+__all__ = ["ModelMeta", "MODELS", "register_model", "list_models", "create_model", "model_defaults"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class _Entry:
     description: str
 
 
-_REGISTRY: dict[str, _Entry] = {}
+MODELS: Registry[_Entry] = Registry("model")
 
 
 def register_model(
@@ -56,9 +57,7 @@ def register_model(
     The builder must set ``model.meta`` (a :class:`ModelMeta`)."""
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise RuntimeError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = _Entry(builder, in_channels, input_size, description)
+        MODELS.register(name, _Entry(builder, in_channels, input_size, description))
         return builder
 
     return wrap
@@ -66,14 +65,12 @@ def register_model(
 
 def list_models() -> list[str]:
     """Names of the registered models, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(MODELS)
 
 
 def model_defaults(name: str) -> tuple[int, tuple[int, int], str]:
     """``(in_channels, input_size, description)`` a model is built with by default."""
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise unknown_name("model", name, _REGISTRY)
-    e = _REGISTRY[name]
+    e = MODELS.get(name)
     return e.in_channels, e.input_size, e.description
 
 
@@ -163,9 +160,7 @@ def create_model(
         width: channel/neuron multiplier; every hidden width is ``max(1, round(c * width))``.
         **kwargs: model-specific options, e.g. ``shortcut="B"`` for the ResNets.
     """
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise unknown_name("model", name, _REGISTRY)
-    entry = _REGISTRY[name]
+    entry = MODELS.get(name)
     _positive_int("num_classes", num_classes, MAX_CLASSES)
     if (isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH):
         raise TopopruneError(f"width must be a number in (0, {MAX_WIDTH:g}], got {width!r}")
