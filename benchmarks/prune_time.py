@@ -30,8 +30,8 @@ except ImportError:
 RESULTS = Path(__file__).parent / "results"
 
 
-def timed(model, method, sparsity, context=None):
-    _, info = tp.prune_filters(model, method=method, sparsity=sparsity, context=context)
+def timed(model, method, sparsity, inputs=None):
+    _, info = tp.prune_filters(model, method=method, sparsity=sparsity, inputs=inputs)
     return {"method": method, "seconds": info.seconds, "params": list(info.params),
             "macs": list(info.macs)}
 
@@ -43,7 +43,7 @@ def ga_fitness_share(model) -> float:
     from topoprune.pruning import genetic
 
     modules = dict(model.named_modules())
-    problem = genetic._problems(model, modules, {"features.40": 0.5}, torch.zeros(1, 3, 32, 32),
+    problem = genetic.layer_problems(model, modules, {"features.40": 0.5}, torch.zeros(1, 3, 32, 32),
                                 None, "diagram")[0]
     spent = [0.0]
     original = genetic._Fitness.__call__
@@ -84,7 +84,7 @@ def main() -> None:
     data = prepare_data("fashion-mnist", input_shape=(1, 32, 32), val_fraction=0.1, seed=0)
     sample = data.sample(args.samples, seed=0)
     timed(small, "l1", args.sparsity)  # warm-up
-    rows_small = [timed(small, "betti", args.sparsity, {"inputs": sample})]
+    rows_small = [timed(small, "betti", args.sparsity, sample)]
     rows_small += [timed(small, m, args.sparsity) for m in ("l1", "fpgm")]
     for r in rows_small:
         print("vgg16 w0.25", json.dumps(r), flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar, overload
 
 from .errors import TopopruneError, unknown_name
@@ -49,6 +50,17 @@ class Registry(Generic[T]):
             return value
 
         return add if obj is None else add(obj)
+
+    @contextmanager
+    def replaced(self, name: str, obj: T) -> Iterator[T]:
+        """Swap an entry for the duration of a ``with`` block (tests, temporary overrides); the
+        original comes back afterwards. Yields the original."""
+        old = self.get(name)
+        self._items[name] = obj
+        try:
+            yield old
+        finally:
+            self._items[name] = old
 
     def unregister(self, name: str) -> T:
         """Remove a name (tests and plug-ins that replace an entry on purpose)."""

@@ -68,10 +68,10 @@ def test_fetch_whole_dataset_from_a_mirror(server, tmp_path, monkeypatch):
     files = tuple(
         RemoteFile(p.name, f"unused/{p.name}", md5(p.read_bytes())) for p in sorted(served.iterdir())
     )
-    monkeypatch.setitem(registry._INFOS, "mnist", replace(registry._INFOS["mnist"], remote=files))
-    dest = fetch("mnist", root=tmp_path / "data", progress=False, mirror=url)
-    assert locate("mnist", root=tmp_path / "data") == dest
-    assert prepare_data("mnist", root=tmp_path / "data").test_x.shape == (20, 1, 28, 28)
+    with registry.DATASETS.replaced("mnist", replace(registry.DATASETS.get("mnist"), remote=files)):
+        dest = fetch("mnist", root=tmp_path / "data", progress=False, mirror=url)
+        assert locate("mnist", root=tmp_path / "data") == dest
+        assert prepare_data("mnist", root=tmp_path / "data").test_x.shape == (20, 1, 28, 28)
 
 
 def test_fetch_with_official_checksums_refuses_other_bytes(server, tmp_path):
@@ -93,8 +93,8 @@ def test_fetch_cifar_archive_is_extracted_and_removed(server, tmp_path, monkeypa
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="cifar-10-batches-py")
     files = (RemoteFile(archive.name, "unused", md5(archive.read_bytes())),)
-    monkeypatch.setitem(registry._INFOS, "cifar10", replace(registry._INFOS["cifar10"], remote=files))
-    dest = fetch("cifar10", root=tmp_path / "data", progress=False, mirror=url)
-    assert sorted(p.name for p in dest.iterdir()) == ["cifar-10-batches-py"]  # archive removed
-    d = prepare_data("cifar10", root=tmp_path / "data", val_fraction=0.0)
-    assert d.train_x.shape == (20, 3, 32, 32) and d.test_x.shape == (4, 3, 32, 32)
+    with registry.DATASETS.replaced("cifar10", replace(registry.DATASETS.get("cifar10"), remote=files)):
+        dest = fetch("cifar10", root=tmp_path / "data", progress=False, mirror=url)
+        assert sorted(p.name for p in dest.iterdir()) == ["cifar-10-batches-py"]  # archive removed
+        d = prepare_data("cifar10", root=tmp_path / "data", val_fraction=0.0)
+        assert d.train_x.shape == (20, 3, 32, 32) and d.test_x.shape == (4, 3, 32, 32)

@@ -35,6 +35,9 @@ def test_registry_refuses_duplicates_lists_with_filters_and_suggests():
         reg.get("alpa")
     with pytest.raises(TopopruneError, match="unknown widget 'zzz'; available"):
         reg.get("zzz")
+    with reg.replaced("alpha", 7) as old:
+        assert old == 1 and reg.get("alpha") == 7
+    assert reg.get("alpha") == 1  # back after the block
     assert reg.unregister("alpha") == 1 and reg.names() == ["beta"]
 
 

@@ -148,7 +148,7 @@ def _write_compare_run(run_dir) -> None:
             "latency_ms": [{"1": 1.0, "64": 10.0}, {"1": 0.5, "64": 5.0}], "dense_acc": 90.0,
             "acc_after_prune": 60.0, "acc_after_recovery": 88.0, "recovery_curve": [60.0, 80.0, 88.0],
             "epochs_to_recover": None, "seconds_to_recover": None, "prune_seconds": 0.1,
-            "np_retained": 0.9, "np_after": {n: 0.4 for n in layers}, "compression": {n: 2.0 for n in layers},
+            "np_retained": 0.9, "np_dense": {n: 0.5 for n in layers}, "np_after": {n: 0.4 for n in layers}, "compression": {n: 2.0 for n in layers},
             "diagram_layer": "fc1", "diagram_deaths": [1.0, 0.8, 0.5]}
     rows = [{**base, "method": method, "sparsity": sp, "seed": seed,
              **({"ga": _ga_searches()} if method == "topological" else {})}

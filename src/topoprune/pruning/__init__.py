@@ -1,41 +1,54 @@
 """Pruning: typed methods in one registry, importances, selections (MST-preserving included) and
-their application, as masks (unstructured) or physical removal (structured)."""
+their application, as masks (unstructured) or physical removal (structured).
 
-from . import methods
-from .filters import FilterPruneInfo, LayerPruneInfo, apply_steps, default_targets, prune_filters
-from .genetic import GAConfig, LayerSearch
-from .importance import IMPORTANCES, fpgm_scores, l1_scores, l2_scores, random_scores
-from .masks import METHODS as UNSTRUCTURED_SELECTIONS
-from .masks import SCOPES, UnstructuredRecord, prunable_layers, prune_unstructured
-from .methods import Method, StructuredMethod, UnstructuredMethod, list_methods, register_method, resolve_method
-from .schedules import IMPResult, imp, parse_rewind
+Names are loaded on first use (PEP 562), so listing the methods and their settings (the CLI's
+options, a config's validation) does not import torch.
+"""
 
-__all__ = [
-    "IMPORTANCES",
-    "SCOPES",
-    "UNSTRUCTURED_SELECTIONS",
-    "FilterPruneInfo",
-    "GAConfig",
-    "LayerSearch",
-    "IMPResult",
-    "LayerPruneInfo",
-    "Method",
-    "StructuredMethod",
-    "UnstructuredMethod",
-    "UnstructuredRecord",
-    "apply_steps",
-    "default_targets",
-    "fpgm_scores",
-    "imp",
-    "l1_scores",
-    "l2_scores",
-    "list_methods",
-    "methods",
-    "parse_rewind",
-    "prunable_layers",
-    "prune_filters",
-    "prune_unstructured",
-    "random_scores",
-    "register_method",
-    "resolve_method",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> module that defines it
+_EXPORTS = {
+    "IMPORTANCES": "importance", "fpgm_scores": "importance", "l1_scores": "importance",
+    "l2_scores": "importance", "random_scores": "importance",
+    "SCOPES": "masks", "UnstructuredRecord": "masks", "prunable_layers": "masks",
+    "prune_unstructured": "masks",
+    "FilterPruneInfo": "filters", "LayerPruneInfo": "filters", "apply_steps": "filters",
+    "default_targets": "filters", "prune_filters": "filters",
+    "GAConfig": "ga_config", "LayerSearch": "genetic",
+    "IMPResult": "schedules", "imp": "schedules", "parse_rewind": "schedules",
+    "Method": "methods", "StructuredMethod": "methods", "UnstructuredMethod": "methods",
+    "list_methods": "methods", "register_method": "methods", "resolve_method": "methods",
+    "apply_method": "apply",
+}
+
+__all__ = ["methods", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from . import methods
+    from .apply import apply_method
+    from .filters import FilterPruneInfo, LayerPruneInfo, apply_steps, default_targets, prune_filters
+    from .ga_config import GAConfig
+    from .genetic import LayerSearch
+    from .importance import IMPORTANCES, fpgm_scores, l1_scores, l2_scores, random_scores
+    from .masks import SCOPES, UnstructuredRecord, prunable_layers, prune_unstructured
+    from .methods import Method, StructuredMethod, UnstructuredMethod, list_methods, register_method, resolve_method
+    from .schedules import IMPResult, imp, parse_rewind
+
+
+def __getattr__(name: str) -> Any:
+    if name == "methods":
+        return importlib.import_module(f"{__name__}.methods")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -9,13 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
-import numpy as np
 from pydantic import Field
 
 from ...errors import TopopruneError
-from ...models.hooks import capture_outputs
-from ..betti import betti_table
-from ..selection import filters_to_prune
 from .base import LayerRequest, Needs, PruneContext, StructuredMethod, register_method
 
 __all__ = ["Betti"]
@@ -42,6 +38,9 @@ class Betti(StructuredMethod):
         if ctx.inputs is None:
             raise TopopruneError("method 'betti' needs a data sample: prune_filters(..., inputs=x) "
                                  "(the CLI takes --dataset and --samples)")
+        from ...models.hooks import capture_outputs
+        from ..betti import betti_table
+
         outs = capture_outputs(ctx.model, ctx.modules, list(ctx.targets), ctx.inputs)
         tables = {n: betti_table(o, 1, self.quantile, self.method, self.k) for n, o in outs.items()}
         ctx.state["betti"] = tables
@@ -51,6 +50,10 @@ class Betti(StructuredMethod):
                                       "samples": int(ctx.inputs.shape[0])}
 
     def choose(self, ctx: PruneContext, layer: LayerRequest) -> Sequence[int]:
+        import numpy as np
+
+        from ..selection import filters_to_prune
+
         rows = ctx.state["betti"][layer.name]
         values = np.array([r[self.dim] for r in rows], dtype=np.float64)
         if self.threshold is None:  # highest Betti numbers go (ties: lower index first)

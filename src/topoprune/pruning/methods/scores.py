@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ..importance import IMPORTANCES
-from ..selection import filters_to_prune
 from .base import LayerRequest, PruneContext, StructuredMethod, register_method
 
 __all__ = ["ScoreMethod", "L1", "L2", "FPGM", "RandomFilters"]
@@ -23,6 +21,9 @@ class ScoreMethod(StructuredMethod):
     importance: ClassVar[str]
 
     def choose(self, ctx: PruneContext, layer: LayerRequest) -> Sequence[int]:
+        from ..importance import IMPORTANCES  # torch: imported when pruning, not when listing
+        from ..selection import filters_to_prune
+
         score = IMPORTANCES.get(self.importance)
         members = [layer.module] + [ctx.modules[n] for n in layer.coupled]
         scores = sum(score(m.weight, seed=ctx.seed) for m in members)

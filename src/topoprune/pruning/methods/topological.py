@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from ...errors import TopopruneError
-from ..genetic import GAConfig, layer_problems, run_searches
+from ..ga_config import GAConfig
 from .base import LayerRequest, Needs, PruneContext, StructuredMethod, register_method
 
 __all__ = ["Topological"]
@@ -64,7 +64,9 @@ class Topological(StructuredMethod):
         if config.fitness == "activation" and ctx.inputs is None:
             raise TopopruneError("the Topological Pruner with fitness 'activation' needs a data sample: "
                                  "prune_filters(..., inputs=x) (the CLI takes --dataset and --samples)")
-        problems = layer_problems(ctx.model, ctx.modules, ctx.targets, ctx.example_inputs, ctx.inputs,
+        from ..genetic import layer_problems, run_searches
+
+        problems = layer_problems(ctx.model, ctx.modules, ctx.targets, ctx.surgeon, ctx.inputs,
                                   config.fitness)
         results = run_searches(problems, config)
         ctx.state["searches"] = results

@@ -19,13 +19,15 @@ import warnings
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from ...errors import TopopruneError
-from ..masks import prunable_layers, prune_unstructured
-from ..schedules import imp
 from .base import ApplyRequest, Needs, PruneOutcome, UnstructuredMethod, register_method
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Magnitude", "RandomWeights", "IMP", "TIMP"]
 
@@ -37,6 +39,8 @@ class _OneShot(UnstructuredMethod):
     _selection: ClassVar[str]
 
     def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
+        from ..masks import prunable_layers, prune_unstructured
+
         rec = prune_unstructured(model, request.sparsity, self._selection, self.scope, seed=request.seed)
         return PruneOutcome(model, {"rounds": [rec.to_dict()], "targets": list(prunable_layers(model)),
                                     "warnings": rec.warnings})
@@ -97,6 +101,9 @@ class _Iterative(UnstructuredMethod):
         return self._trajectory(model, request, cfg)
 
     def _from_trained(self, model, request: ApplyRequest, cfg) -> PruneOutcome:
+        from ..masks import prunable_layers
+        from ..schedules import imp
+
         t0 = time.perf_counter()
         rewind = self.rewind or "none"
         if rewind == "init" and request.init_state is None:
@@ -116,6 +123,11 @@ class _Iterative(UnstructuredMethod):
 
     def _trajectory(self, model, request: ApplyRequest, cfg) -> PruneOutcome:
         """Run (or resume) the seed's trajectory; return the first round reaching the sparsity."""
+        import torch
+
+        from ..masks import prunable_layers
+        from ..schedules import imp
+
         if request.shared_dir is None:
             raise TopopruneError(f"method {self.name!r} with fraction needs a trajectory folder")
         start = copy.deepcopy(model)
@@ -141,7 +153,10 @@ class _Iterative(UnstructuredMethod):
 
 
 def _mask_hooks(model: torch.nn.Module) -> None:
+    import torch
     from torch.nn.utils import prune
+
+    from ..masks import prunable_layers
 
     for m in prunable_layers(model).values():
         if not hasattr(m, "weight_mask"):
