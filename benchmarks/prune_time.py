@@ -43,8 +43,8 @@ def ga_fitness_share(model) -> float:
     from topoprune.pruning import genetic
 
     modules = dict(model.named_modules())
-    problem = genetic.layer_problems(model, modules, {"features.40": 0.5}, torch.zeros(1, 3, 32, 32),
-                                None, "diagram")[0]
+    problem = genetic.layer_problems(model, modules, {"features.40": 0.5}, surgeon=torch.zeros(1, 3, 32, 32),
+                                     inputs=None, fitness="diagram")[0]
     spent = [0.0]
     original = genetic._Fitness.__call__
 

@@ -448,7 +448,7 @@ def prune_cmd(
     prior = []
     if checkpoint is not None and (Path(checkpoint) / "pruned.json").is_file():
         prior = json.loads((Path(checkpoint) / "pruned.json").read_text())["steps"]
-    save_pruned(pruned, prior + info.steps, out, info.to_dict(), spec=net.meta.spec())
+    save_pruned(pruned, prior + info.steps, out, info=info.to_dict(), spec=net.meta.spec())
     if "betti" in info.extra:
         _write_betti_tables(info.extra["betti"], out)
     if "topological" in info.extra:

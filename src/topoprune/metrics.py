@@ -103,6 +103,7 @@ def measure_latency(
     model: nn.Module,
     input_shape: Sequence[int],
     batch_sizes: Sequence[int] = (1, 64),
+    *,
     warmup: int = 5,
     repeats: int = 30,
     channels_last: bool = False,

@@ -164,7 +164,7 @@ def test_save_and_load_round_trip(tmp_path):
     torch.manual_seed(0)
     model = randomize_bn(tp.create_model("resnet20", shortcut="B", width=0.5))
     pruned, info = prune_filters(model, method="fpgm", sparsity=0.4)
-    tp.save_pruned(pruned, info.steps, tmp_path / "p", info.to_dict())
+    tp.save_pruned(pruned, info.steps, tmp_path / "p", info=info.to_dict())
     loaded = tp.load_model(tmp_path / "p")
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(loaded.eval()(x), pruned.eval()(x))

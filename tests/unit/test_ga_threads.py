@@ -27,7 +27,7 @@ def vgg_problems():
     model = tp.create_model("vgg11", width=0.125)
     surgeon = Surgeon(model, torch.zeros(1, *model.meta.input_shape))
     targets = {n: 0.5 for n in default_targets(model)}
-    return layer_problems(model, surgeon.modules, targets, surgeon, None, "diagram")
+    return layer_problems(model, surgeon.modules, targets, surgeon=surgeon, inputs=None, fitness="diagram")
 
 
 def test_threads_give_exactly_the_serial_result(monkeypatch):

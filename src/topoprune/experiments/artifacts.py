@@ -129,7 +129,7 @@ def load_checkpoint_into(model: nn.Module, path: str | Path) -> nn.Module:
 PRUNED_FORMAT = "topoprune-pruned/1"
 
 
-def save_pruned(model: nn.Module, steps: list[dict], out_dir: str | Path, info: dict | None = None,
+def save_pruned(model: nn.Module, steps: list[dict], out_dir: str | Path, *, info: dict | None = None,
                 spec: dict | None = None) -> Path:
     """Write a physically pruned registry model so :func:`load_model` can rebuild it."""
     import json

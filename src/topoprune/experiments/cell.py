@@ -110,7 +110,7 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         outcome = apply_method(method, model, request)
     record = {"seconds": time.perf_counter() - t0, **outcome.record}
     if spec.structured:
-        save_pruned(outcome.model, outcome.steps or [], store.path(f"{folder}/pruned"), record.get("info", {}))
+        save_pruned(outcome.model, outcome.steps or [], store.path(f"{folder}/pruned"), info=record.get("info", {}))
     else:
         store.save_torch(f"{folder}/masked.pt", outcome.model.state_dict())
     store.write_json(f"{folder}/prune.json", record)
@@ -165,7 +165,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     diagram_layer = config.analyses.diagram_layer or _middle_layer(list(dense_layers))
     latency = None
     if config.analyses.latency and spec.structured:
-        latency = {b: v["median_ms"] for b, v in measure_latency(model, shape, (1, 64), warmup=2, repeats=10).items()}
+        latency = {b: v["median_ms"] for b, v in measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
     info = prune_record.get("info", {})
     row = Row(
         model=cell.model, method=cell.method, kind="structured" if spec.structured else "unstructured",

@@ -236,9 +236,9 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
     with Progress(*columns, disable=quiet, transient=False) as bar:
         stage = bar.add_task("baselines and analyses", total=2 * len(config.models))
         for spec in config.models:
-            baseline_stage(config, store, spec, log, progress=not quiet, device=device)
+            baseline_stage(config, store, spec, log=log, progress=not quiet, device=device)
             bar.advance(stage)
-            analysis_stage(config, store, spec, log)
+            analysis_stage(config, store, spec, log=log)
             bar.advance(stage)
         task = bar.add_task("prune, recover, measure", total=len(cells), completed=len(cells) - len(todo))
         config_dict = config.to_dict()

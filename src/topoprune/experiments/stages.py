@@ -56,7 +56,7 @@ def init_state(store: RunStore, key: str) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
-def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, log, *, progress: bool,
+def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *, log, progress: bool,
                    device: str | None = None) -> dict:
     """Stage 1: train (or load) the dense model; returns ``baseline.json``'s record."""
     from ..metrics import model_cost
@@ -116,7 +116,7 @@ def layer_summary(model) -> dict:
             "layers": layers}
 
 
-def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, log) -> dict:
+def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *, log) -> dict:
     """Stage 2: NP per layer, critical compression, tree/top-k overlap and latency of the dense
     model; returns ``analysis/<model>.json``'s record."""
     from torch import nn
@@ -146,7 +146,7 @@ def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, l
                 record["overlap"][name] = {"measured": o.measured, "bound": o.bound, "random": o.random}
     if config.analyses.latency:
         record["latency_ms"] = {b: v["median_ms"] for b, v in
-                                measure_latency(model, shape, (1, 64), warmup=2, repeats=10).items()}
+                                measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
     store.write_json(path, record)
     store.seal(path, [path])
     log.info("analysis %s done", spec.key)

@@ -143,6 +143,7 @@ def _check_size(name: str, entry: _Entry, args: dict) -> None:
 
 def create_model(
     name: str,
+    *,
     num_classes: int = 10,
     in_channels: int | None = None,
     input_size: int | tuple[int, int] | None = None,

@@ -25,7 +25,7 @@ __all__ = ["betti_table", "BETTI_DIMS"]
 BETTI_DIMS = ("total", "b0", "b1")
 
 
-def betti_table(outputs: torch.Tensor, max_dim: int = 1, quantile: float = 0.1,
+def betti_table(outputs: torch.Tensor, max_dim: int = 1, *, quantile: float = 0.1,
                 method: str = "rips", k: int = 10) -> list[dict]:
     """Per-unit Betti numbers of a layer's outputs ``(N, C, ...)``: one row per unit with
     ``unit``, ``b0``, ``b1``, ``total`` and the ``scale`` used."""

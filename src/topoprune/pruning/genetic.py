@@ -229,7 +229,7 @@ def _consumer_columns(module: nn.Module, channels: int) -> np.ndarray | None:
     return w.reshape(w.shape[0], channels, per).norm(dim=2).abs().numpy()
 
 
-def layer_problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mapping[str, float],
+def layer_problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mapping[str, float], *,
                    surgeon: Surgeon | torch.Tensor, inputs: torch.Tensor | None,
                    fitness: str) -> list[LayerProblem]:
     """One search problem per targeted layer, from the model before any removal (the

@@ -95,6 +95,7 @@ def _current_mask(m: nn.Module) -> torch.Tensor:
 def prune_unstructured(
     model: nn.Module,
     amount: float | int,
+    *,
     method: str = "magnitude",
     scope: str = "local",
     preserve: str | None = None,

@@ -222,7 +222,8 @@ def imp(
                 amount = fraction
                 if target is not None and rnd == rounds:  # land exactly on the target
                     amount = remaining_fraction(model, target, targets)
-                rec = prune_unstructured(model, amount, "magnitude", scope, preserve, list(targets))
+                rec = prune_unstructured(model, amount, method="magnitude", scope=scope, preserve=preserve,
+                                         layers=list(targets))
                 warnings = rec.warnings
                 if k is not None and trains:
                     rewind_state = init if k == 0 else (

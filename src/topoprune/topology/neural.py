@@ -162,6 +162,7 @@ def _layer_graph(
 def network_persistence(
     layers: Sequence[Layer],
     p: float = 2.0,
+    *,
     normalization: str = "layer",
     include_bias: bool = False,
     essential: bool = False,

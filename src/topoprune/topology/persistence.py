@@ -105,6 +105,7 @@ def betti_from_distances(distances: np.ndarray, max_dim: int = 1, scale: float |
 def betti_numbers(
     points: np.ndarray,
     max_dim: int = 1,
+    *,
     scale: float | None = None,
     method: str = "rips",
     quantile: float = 0.1,

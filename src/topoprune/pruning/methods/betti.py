@@ -42,7 +42,8 @@ class Betti(StructuredMethod):
         from ..betti import betti_table
 
         outs = capture_outputs(ctx.model, ctx.modules, list(ctx.targets), ctx.inputs)
-        tables = {n: betti_table(o, 1, self.quantile, self.method, self.k) for n, o in outs.items()}
+        tables = {n: betti_table(o, 1, quantile=self.quantile, method=self.method, k=self.k)
+                  for n, o in outs.items()}
         ctx.state["betti"] = tables
         ctx.extra["betti"] = tables
         ctx.extra["betti_options"] = {"threshold": self.threshold, "dim": self.dim,

@@ -66,8 +66,8 @@ class Topological(StructuredMethod):
                                  "prune_filters(..., inputs=x) (the CLI takes --dataset and --samples)")
         from ..genetic import layer_problems, run_searches
 
-        problems = layer_problems(ctx.model, ctx.modules, ctx.targets, ctx.surgeon, ctx.inputs,
-                                  config.fitness)
+        problems = layer_problems(ctx.model, ctx.modules, ctx.targets, surgeon=ctx.surgeon,
+                                  inputs=ctx.inputs, fitness=config.fitness)
         results = run_searches(problems, config)
         ctx.state["searches"] = results
         ctx.extra["topological"] = {n: r.to_dict() for n, r in results.items()}

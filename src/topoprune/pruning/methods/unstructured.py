@@ -41,7 +41,8 @@ class _OneShot(UnstructuredMethod):
     def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
         from ..masks import prunable_layers, prune_unstructured
 
-        rec = prune_unstructured(model, request.sparsity, self._selection, self.scope, seed=request.seed)
+        rec = prune_unstructured(model, request.sparsity, method=self._selection, scope=self.scope,
+                                 seed=request.seed)
         return PruneOutcome(model, {"rounds": [rec.to_dict()], "targets": list(prunable_layers(model)),
                                     "warnings": rec.warnings})
 
