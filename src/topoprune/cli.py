@@ -256,19 +256,42 @@ class Schedule(str, Enum):
     none = "none"
 
 
+def _recipe(field: str) -> tuple:
+    """(default, help) of a training setting: the config key and the CLI option share one source
+    (:class:`topoprune.experiments.config.TrainSpec`, itself from ``TrainConfig``)."""
+    from .experiments.config import TrainSpec
+
+    f = TrainSpec.model_fields[field]
+    return f.default, f.description or ""
+
+
+def _validated_recipe(**values):
+    """The options of a training recipe, validated by the config's own model; an error names the
+    option (``--batch-size``), the value and what is allowed."""
+    from pydantic import ValidationError
+
+    from .experiments.config import TrainSpec
+    from .pruning.methods import format_validation_error
+
+    try:
+        return TrainSpec.model_validate(values).train_config()
+    except ValidationError as exc:
+        raise TopopruneError("--" + format_validation_error(exc).replace("_", "-", 1)) from None
+
+
 @app.command("train")
 def train_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="Registry model name.")],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `topoprune data list`).")],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt and metrics.json; rerun to resume.")],
     width: Annotated[float, typer.Option("--width", help="Width multiplier.")] = 1.0,
-    epochs: Annotated[int, typer.Option("--epochs", help="Epochs, >= 1.")] = 10,
-    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="sgd (nesterov momentum 0.9) or adam.")] = Optimizer.sgd,
-    lr: Annotated[float, typer.Option("--lr", help="Initial learning rate, > 0.")] = 0.05,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 penalty, >= 0.")] = 5e-4,
-    schedule: Annotated[Schedule, typer.Option("--schedule", help="Learning-rate schedule, stepped per epoch.")] = Schedule.cosine,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step.")] = 128,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of init, shuffling, augmentation and the val split.")] = 0,
+    epochs: Annotated[int, typer.Option("--epochs", help=_recipe("epochs")[1])] = _recipe("epochs")[0],
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help=_recipe("optimizer")[1])] = Optimizer(_recipe("optimizer")[0]),
+    lr: Annotated[float, typer.Option("--lr", help=_recipe("lr")[1])] = _recipe("lr")[0],
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help=_recipe("weight_decay")[1])] = _recipe("weight_decay")[0],
+    schedule: Annotated[Schedule, typer.Option("--schedule", help=_recipe("schedule")[1])] = Schedule(_recipe("schedule")[0]),
+    batch_size: Annotated[int, typer.Option("--batch-size", help=_recipe("batch_size")[1])] = _recipe("batch_size")[0],
+    seed: Annotated[int, typer.Option("--seed", help=_recipe("seed")[1] + " (and of the val split)")] = _recipe("seed")[0],
     input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="C,H,W to fit the data to (default: the dataset's).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder to look for data in first.")] = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of train held out for validation.")] = 0.1,
@@ -285,20 +308,15 @@ def train_cmd(
     from .data import dataset_info, prepare_data
     from .experiments.config import LIMITS
     from .models import create_model, model_defaults, parse_shape
-    from .train import NeuralPersistenceTracker, NPEarlyStopping, TrainConfig, resolve_device, set_threads, train
+    from .train import NeuralPersistenceTracker, NPEarlyStopping, resolve_device, set_threads, train
 
     set_threads()  # the entry point sets torch's threads once; the library never does
 
-    # every option is checked before data are loaded or --out is created: TrainConfig's own
-    # checks, then the ranges a config file allows (and NaN/inf, which it does not refuse)
-    cfg = TrainConfig(epochs=epochs, optimizer=optimizer.value, lr=lr, weight_decay=weight_decay,
-                      schedule=schedule.value, batch_size=batch_size, seed=seed)
-    _check_range("--epochs", epochs, 1, LIMITS["epochs"])
-    _check_range("--lr", lr, 0, 10, low_open=True)
+    # every option is checked before data are loaded or --out is created: the recipe by the
+    # config file's own model (the same ranges, no NaN/inf), the rest one by one
+    cfg = _validated_recipe(epochs=epochs, optimizer=optimizer.value, lr=lr, weight_decay=weight_decay,
+                            schedule=schedule.value, batch_size=batch_size, seed=seed)
     _check_range("--width", width, 0, LIMITS["width"], low_open=True)
-    _check_range("--weight-decay", weight_decay, 0, 1)
-    _check_range("--batch-size", batch_size, 1, LIMITS["batch_size"])
-    _check_range("--seed", seed, 0, LIMITS["seed"])
     _check_range("--val-fraction", val_fraction, 0, 1, high_open=True)
     _check_range("--limit", limit, 1, math.inf)
     _check_range("--np-early-stop", np_patience, 1, LIMITS["epochs"])

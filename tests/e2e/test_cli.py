@@ -117,8 +117,8 @@ def test_train_writes_metrics_and_resumes(capsys, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--lr", "0"], "lr=0.0: must be a number > 0"),
-        (["--epochs", "0"], "epochs=0: must be an integer >= 1"),
+        (["--lr", "0"], "--lr: bad value 0.0; allowed: greater than 0"),
+        (["--epochs", "0"], "--epochs: bad value 0; allowed: greater than or equal to 1"),
         (["--dataset", "svhn"], "unknown dataset 'svhn'; available:"),
         (["--model", "vgg99"], "unknown model 'vgg99'"),
         (["--input-shape", "3,8,8", "--model", "lenet300"], None),  # fine: 1 -> 3 replication

@@ -120,19 +120,36 @@ class DataSpec(_Spec):
         return name
 
 
+def _recipe(name: str, **constraints: Any) -> Any:
+    """A training setting with :class:`~topoprune.train.TrainConfig`'s default and help text, so
+    a config key, its CLI option and the training code share one source."""
+    from ..train.config import TrainConfig
+
+    f = TrainConfig.__dataclass_fields__[name]
+    default = list(f.default) if isinstance(f.default, tuple) else f.default
+    return Field(default, description=f.metadata.get("help", ""), **constraints)
+
+
 class TrainSpec(_Spec):
     """The dense baseline's recipe (:class:`topoprune.train.TrainConfig`'s fields)."""
 
-    epochs: Epochs = 10
-    optimizer: Optimizer = "sgd"
-    lr: LearningRate = 0.05
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0, le=1)
-    schedule: Schedule = "cosine"
-    milestones: list[Fraction] = Field([0.5, 0.75], max_length=32)
-    gamma: float = Field(0.1, gt=0, le=1)
-    batch_size: BatchSize = 128
-    seed: Seed = 0
+    epochs: Epochs = _recipe("epochs")
+    optimizer: Optimizer = _recipe("optimizer")
+    lr: LearningRate = _recipe("lr")
+    momentum: float = _recipe("momentum", ge=0, lt=1)
+    weight_decay: float = _recipe("weight_decay", ge=0, le=1)
+    schedule: Schedule = _recipe("schedule")
+    milestones: list[Fraction] = _recipe("milestones", max_length=32)
+    gamma: float = _recipe("gamma", gt=0, le=1)
+    batch_size: BatchSize = _recipe("batch_size")
+    seed: Seed = _recipe("seed")
+
+    def train_config(self):
+        """The :class:`~topoprune.train.TrainConfig` these settings describe."""
+        from ..train.config import TrainConfig
+
+        values = self.model_dump()
+        return TrainConfig(**{**values, "milestones": tuple(values["milestones"])})
 
 
 class RecoverySpec(_Spec):

@@ -29,7 +29,7 @@ class TrainConfig:
     )
     gamma: float = field(default=0.1, metadata={"help": "multistep decay factor, in (0, 1]"})
     batch_size: int = field(default=128, metadata={"help": "samples per step, >= 1"})
-    seed: int = field(default=0, metadata={"help": "seeds weights' shuffling, augmentation and init"})
+    seed: int = field(default=0, metadata={"help": "seed of the initialisation, shuffling and augmentation"})
 
     def __post_init__(self) -> None:
         checks = [
