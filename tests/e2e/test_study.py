@@ -71,12 +71,12 @@ def test_the_recommendation_rule():
 @pytest.mark.parametrize("change, message", [
     ({"activations": ["relu", "swish"]}, "activations[1]: bad value 'swish'"),
     ({"activations": ["tanh"]}, "includes relu"),
-    ({"dataset": {"name": "moons"}}, "dataset.name: bad value 'moons'; allowed: disks, rings, spheres"),
+    ({"dataset": {"name": "moons"}}, "dataset.name: bad value 'moons'; allowed: one of disks, rings, spheres"),
     ({"model": {"hidden": [0]}}, "model.hidden"),
     ({"target_accuracy": 120}, "target_accuracy: bad value 120"),
     ({"betti": {"epochs": [9]}}, "betti.epochs: bad value [9]; allowed: a list of epochs in [1, 3]"),
-    ({"train": {"lr": -1}}, "lr=-1"),
-    ({"epochs": 3}, "unknown key(s) ['epochs']"),
+    ({"train": {"lr": -1}}, "train.lr: bad value -1; allowed: greater than 0"),
+    ({"epochs": 3}, "study config field epochs: unknown setting"),
 ])
 def test_bad_study_configs_name_the_field(change, message):
     with pytest.raises(TopopruneError) as exc:

@@ -55,74 +55,108 @@ class StudyConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-_BETTI_DEFAULTS = {"samples_per_class": 1000, "epochs": [], "method": "knn-geodesic", "k": 16, "max_dim": 1}
+def _study_layout():
+    """The study config's pydantic models (built on first use: pydantic and the registries load
+    only when a study is validated)."""
+    from typing import Annotated, Literal
 
+    from pydantic import AfterValidator, Field, field_validator, model_validator
 
-def _fail(path: str, value: Any, allowed: str) -> TopopruneError:
-    return TopopruneError(f"study config field {path}: bad value {value!r}; allowed: {allowed}")
-
-
-def parse_study_config(data: dict) -> StudyConfig:
-    """Validate a study config mapping; every error names the field and what is allowed."""
     from ..data.synthetic import list_synthetic
     from ..models.activations import list_activations
-    from ..train import TrainConfig
+    from ..topology.persistence import BETTI_METHODS
+    from .config import NAME_PATTERN, Seed, TrainSpec, _one_of, _Spec
+
+    class SyntheticSpec(_Spec):
+        name: str = Field(description="a synthetic set with declared Betti numbers")
+        n: int | None = Field(None, ge=1, le=10_000, description="motifs")
+        density: int | None = Field(None, ge=1, le=10_000, description="sampling density of each piece")
+        seed: Seed = 0
+        noise: float = Field(0.0, ge=0, le=10)
+
+        @field_validator("name")
+        @classmethod
+        def _registered(cls, name: str) -> str:
+            if name not in list_synthetic():
+                raise ValueError(_one_of(name, list_synthetic()))
+            return name
+
+    class MLPSpec(_Spec):
+        hidden: list[Annotated[int, Field(ge=1, le=65_536)]] = Field([32, 32, 32], min_length=1, max_length=64)
+
+    class BettiSpec(_Spec):
+        samples_per_class: int = Field(1000, ge=8, le=100_000)
+        epochs: list[Annotated[int, Field(ge=1)]] = Field([], max_length=1000)
+        method: Literal[BETTI_METHODS] = "knn-geodesic"  # type: ignore[valid-type]
+        k: int = Field(16, ge=1, le=1024)
+        max_dim: int = Field(1, ge=0, le=2)
+
+    def _activation(name: str) -> str:
+        if name not in list_activations():
+            raise ValueError(_one_of(name, list_activations()))
+        return name
+
+    class StudyLayout(_Spec):
+        name: str = Field("activation-study", pattern=NAME_PATTERN)
+        dataset: SyntheticSpec
+        model: MLPSpec = MLPSpec()
+        activations: list[Annotated[str, AfterValidator(_activation)]] = Field(
+            default_factory=list_activations, min_length=1, max_length=64)
+        seeds: list[Seed] = Field([0, 1, 2, 3, 4], min_length=1, max_length=1024)
+        train: TrainSpec = TrainSpec()
+        target_accuracy: float = Field(95.0, gt=50, le=100, description="test accuracy in %")
+        betti: BettiSpec = BettiSpec()
+
+        @model_validator(mode="before")
+        @classmethod
+        def _shorthands(cls, data):
+            if isinstance(data, dict):
+                data = {k: v for k, v in data.items() if not (k in ("model", "train", "betti") and v is None)}
+                if isinstance(data.get("dataset"), str):
+                    data["dataset"] = {"name": data["dataset"]}
+            return data
+
+        @field_validator("activations")
+        @classmethod
+        def _known(cls, acts: list[str]) -> list[str]:
+            if "relu" not in acts:
+                raise ValueError("a list that includes relu, the reference")
+            if len(set(acts)) != len(acts):
+                raise ValueError("distinct activations")
+            return acts
+
+        @field_validator("seeds")
+        @classmethod
+        def _distinct(cls, seeds: list[int]) -> list[int]:
+            if len(set(seeds)) != len(seeds):
+                raise ValueError("distinct seeds")
+            return seeds
+
+    return StudyLayout
+
+
+def parse_study_config(data: Any) -> StudyConfig:
+    """Validate a study config mapping; an error is one line naming the dotted field, the value
+    and what is allowed."""
+    from pydantic import ValidationError
+
+    from ..pruning.methods import format_validation_error
 
     if not isinstance(data, dict):
-        raise _fail("(top level)", data, "a mapping")
-    allowed = {"name", "dataset", "model", "activations", "seeds", "train", "target_accuracy", "betti"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise TopopruneError(f"study config: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    ds = data.get("dataset")
-    if isinstance(ds, str):
-        ds = {"name": ds}
-    if not isinstance(ds, dict) or ds.get("name") not in list_synthetic():
-        raise _fail("dataset.name", (ds or {}).get("name") if isinstance(ds, dict) else ds,
-                    ", ".join(list_synthetic()))
-    extra = sorted(set(ds) - {"name", "n", "density", "seed", "noise"})
-    if extra:
-        raise TopopruneError(f"study config field dataset: unknown key(s) {extra}; "
-                             "allowed: ['density', 'n', 'name', 'noise', 'seed']")
-    model = data.get("model") or {}
-    hidden = model.get("hidden", [32, 32, 32]) if isinstance(model, dict) else model
-    if not isinstance(hidden, list) or not hidden or not all(isinstance(h, int) and h >= 1 for h in hidden):
-        raise _fail("model.hidden", hidden, "a non-empty list of layer widths >= 1")
-    acts = data.get("activations", list_activations())
-    if not isinstance(acts, list) or not acts:
-        raise _fail("activations", acts, "a non-empty list of " + ", ".join(list_activations()))
-    for i, a in enumerate(acts):
-        if a not in list_activations():
-            raise _fail(f"activations[{i}]", a, ", ".join(list_activations()))
-    if "relu" not in acts:
-        raise _fail("activations", acts, "a list that includes relu, the reference")
-    seeds = data.get("seeds", [0, 1, 2, 3, 4])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise _fail("seeds", seeds, "a non-empty list of integers >= 0")
-    train = dict(data.get("train") or {})
+        raise TopopruneError(f"study config: bad value {type(data).__name__}; allowed: a mapping "
+                             "(name, dataset, model, activations, seeds, train, target_accuracy, betti)")
     try:
-        cfg = TrainConfig(**train)
-    except TypeError as exc:
-        raise TopopruneError(f"study config field train: {exc}; allowed: "
-                             f"{sorted(TrainConfig.__dataclass_fields__)}") from None
-    except TopopruneError as exc:
-        raise TopopruneError(f"study config field train: {exc}") from None
-    target = data.get("target_accuracy", 95.0)
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 50 < target <= 100:
-        raise _fail("target_accuracy", target, "a test accuracy in % in (50, 100]")
-    betti = {**_BETTI_DEFAULTS, **(data.get("betti") or {})}
-    extra = sorted(set(betti) - set(_BETTI_DEFAULTS))
-    if extra:
-        raise TopopruneError(f"study config field betti: unknown key(s) {extra}; allowed: {sorted(_BETTI_DEFAULTS)}")
-    if not isinstance(betti["samples_per_class"], int) or betti["samples_per_class"] < 8:
-        raise _fail("betti.samples_per_class", betti["samples_per_class"], "an integer >= 8")
-    if not isinstance(betti["epochs"], list) or not all(isinstance(e, int) and 1 <= e <= cfg.epochs
-                                                        for e in betti["epochs"]):
-        raise _fail("betti.epochs", betti["epochs"], f"a list of epochs in [1, {cfg.epochs}]")
-    name = data.get("name", "activation-study")
-    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
-        raise _fail("name", name, "letters, digits, '-' and '_'")
-    return StudyConfig(name, dict(ds), tuple(hidden), tuple(acts), tuple(seeds), train, float(target), betti)
+        layout = _study_layout().model_validate(data)
+    except ValidationError as exc:
+        raise TopopruneError(f"study config field {format_validation_error(exc)}") from None
+    epochs = layout.train.epochs
+    if any(e > epochs for e in layout.betti.epochs):
+        raise TopopruneError(f"study config field betti.epochs: bad value {layout.betti.epochs}; allowed: "
+                             f"a list of epochs in [1, {epochs}]")
+    return StudyConfig(layout.name, layout.dataset.model_dump(exclude_unset=True) | {"name": layout.dataset.name},
+                       tuple(layout.model.hidden), tuple(layout.activations), tuple(layout.seeds),
+                       layout.train.model_dump(mode="json", exclude_unset=True), float(layout.target_accuracy),
+                       layout.betti.model_dump(mode="json"))
 
 
 def load_study_config(path: str | Path) -> StudyConfig:
