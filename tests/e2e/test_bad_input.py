@@ -136,7 +136,10 @@ def inputs(tmp_path_factory) -> Path:
     (d / "report_latin1" / "config.json").write_bytes("{\"name\": \"caf\xe9\"}".encode("latin-1"))
     (d / "report_latin1" / "results.jsonl").write_text(row)
     (d / "report_no_rows").mkdir()
-    (d / "report_no_rows" / "config.json").write_text("{}\n")
+    (d / "report_no_rows" / "config.json").write_text(json.dumps(parse_config(BASE).to_dict()))
+    (d / "report_empty_config").mkdir()
+    (d / "report_empty_config" / "config.json").write_text("{}\n")
+    (d / "report_empty_config" / "results.jsonl").write_text(row)
     (d / "report_no_rows" / "results.jsonl").write_bytes(binary)
     (d / "report_bad_row").mkdir()
     (d / "report_bad_row" / "config.json").write_text(json.dumps(parse_config(BASE).to_dict()))
@@ -425,6 +428,7 @@ CLI_CASES = [
     case(["report", "{in}/report_latin1"], ("config.json", "UTF-8"), id="report-config-non-utf8"),
     case(["report", "{in}/report_no_rows"], ("no results.jsonl rows",), id="report-results-binary"),
     case(["report", "{in}/report_bad_row"], ("results.jsonl",), id="report-row-missing-fields"),
+    case(["report", "{in}/report_empty_config"], ("config.json is damaged",), id="report-config-empty"),
     # study activations
     case(["study", "activations"], ("CONFIG",), id="study-no-config"),
     case(["study", "activations", "{in}/missing.yaml", "--out", "{tmp}/runs"], ("does not exist",), id="study-config-missing"),
@@ -565,7 +569,7 @@ CONFIG_CASES = [
     case(changed(model__input_shape=[1, 8]), ("models[0].input_shape",), id="input-shape-2"),
     case(changed(model__input_shape=[0, 8, 8]), ("models[0].input_shape[0]",), id="input-shape-zero"),
     case(changed(model__input_shape=[1, 99999, 99999]), ("models[0].input_shape",), id="input-shape-huge"),
-    case(changed(model__input_shape="1,8,8"), ("models[0].input_shape",), id="input-shape-string"),
+    case(changed(model__input_shape="1,x,8"), ("models[0].input_shape",), id="input-shape-string"),
     case(changed(model__input_shape=[1, 4096, 4096]), ("models[0].input_shape",), id="input-shape-too-much-memory"),
     case(changed(model__name="nosuch"), ("models[0].name",), id="model-unknown"),
     case(changed(model__name="mnist-cnv"), ("models[0].name", "did you mean 'mnist-conv'"), id="model-misspelt"),

@@ -282,3 +282,25 @@ def test_bad_config_leaves_no_run_folder_and_digests_are_stable(tmp_path):
     assert load_config(root / "fmnist-lenet300-imp.yaml").digest() == "f0fcd7a731a5"
     assert load_config(root / "fmnist-vgg16q-filters.yaml").digest() == "5a1595b945e1"
     assert run_dir_for(load_config(root / "quickstart.yaml"), "runs") == Path("runs/quickstart-7d1e7a31180d")
+
+
+DIGEST_BASE = {"name": "dg", "dataset": "digits", "model": {"name": "mnist-conv", "width": 0.25},
+               "train": {"epochs": 2, "lr": 0.1}, "methods": ["l1", {"name": "topological", "population": 6}],
+               "sparsities": [0.5], "seeds": [0], "recovery": {"epochs": 2}}
+
+
+@pytest.mark.parametrize("change, digest", [
+    # computed with the dataclass configs of c902654 (before pydantic): the run folder names of
+    # configs written then, so those folders still resume
+    ({}, "ce30720a11b6"),
+    ({"recovery": {"epochs": 2, "tolerance": 1}}, "327a11c78936"),
+    ({"train": {"lr": 1, "epochs": 2}}, "1c7813dd3511"),
+    ({"dataset": {"name": "digits", "val_fraction": 0}}, "d65a35ed721e"),
+    ({"methods": [{"name": "betti", "threshold": 2, "samples": 16}]}, "e06bcc6e6a2d"),
+    ({"train": {"momentum": 0}}, "b6ecff78461e"),
+    ({"model": {"name": "mnist-conv", "width": 1}}, "e1be8817429d"),
+    ({"train": {"schedule": "multistep", "milestones": [0.5]}}, "02eaf2a2d1d1"),
+    ({"methods": [{"name": "topological", "label": "topo-np", "fitness": "np"}]}, "19112d159db5"),
+])
+def test_digests_match_the_configs_before_pydantic(change, digest):
+    assert parse_config({**DIGEST_BASE, **change}).digest() == digest

@@ -81,7 +81,7 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
     from .artifacts import load_model, save_pruned
 
     folder = cell.folder
-    done = store.read_json(f"{folder}/prune.json")
+    done = store.done(cell.stage("prune"), f"{folder}/prune.json", [f"{folder}/{p}" for p in STAGES["prune"]])
     if done is not None:
         if spec.structured:
             return load_model(store.path(f"{folder}/pruned")), done
@@ -113,8 +113,7 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         save_pruned(outcome.model, outcome.steps or [], store.path(f"{folder}/pruned"), info=record.get("info", {}))
     else:
         store.save_torch(f"{folder}/masked.pt", outcome.model.state_dict())
-    store.write_json(f"{folder}/prune.json", record)
-    store.seal(cell.stage("prune"), [f"{folder}/{p}" for p in STAGES["prune"]])
+    store.finish(cell.stage("prune"), f"{folder}/prune.json", record, [f"{folder}/{p}" for p in STAGES["prune"]])
     return outcome.model, record
 
 
@@ -129,7 +128,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     store = RunStore(run_dir)
     config = parse_config(config_dict)
     folder = cell.folder
-    row = store.read_json(f"{folder}/row.json")
+    row = store.done(cell.stage("measure"), f"{folder}/row.json", [])
     if row is not None:
         return row
     store.path(folder).mkdir(parents=True, exist_ok=True)
@@ -141,7 +140,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     model, prune_record = _prune(config, store, cell, spec, device=device, progress=progress)
     log.info("%s: pruned in %.2f s", cell.key, prune_record["seconds"])
 
-    recovery = store.read_json(f"{folder}/recovery.json")
+    recovery = store.done(cell.stage("recover"), f"{folder}/recovery.json", [f"{folder}/recovery"])
     if recovery is None:
         _, cfg = _recipe(config, cell.seed)
         r = config.recovery
@@ -149,8 +148,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
                          tolerance=r.tolerance, out_dir=store.path(f"{folder}/recovery"), progress=progress,
                          device=device)
         recovery = result.to_dict()
-        store.write_json(f"{folder}/recovery.json", recovery)
-        store.seal(cell.stage("recover"), [f"{folder}/{p}" for p in STAGES["recover"]])
+        store.finish(cell.stage("recover"), f"{folder}/recovery.json", recovery, [f"{folder}/recovery"])
         log.info("%s: %s", cell.key, _summary(recovery))
     else:  # the recovered weights live in the recovery checkpoint
         state = torch.load(store.path(f"{folder}/recovery/checkpoint.pt"), map_location="cpu", weights_only=True)
@@ -191,8 +189,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         imp_rounds=prune_record["rounds"] if prune_record.get("trajectory") else None,
         warnings=prune_record.get("warnings", []),
     ).to_dict()
-    store.write_json(f"{folder}/row.json", row)
-    store.seal(cell.stage("measure"), [f"{folder}/row.json"])
+    store.finish(cell.stage("measure"), f"{folder}/row.json", row, [])
     return row
 
 

@@ -87,6 +87,19 @@ class ModelSpec(_Spec):
             raise ValueError(_one_of(name, list_models()))
         return name
 
+    @field_validator("input_shape", mode="before")
+    @classmethod
+    def _shape_text(cls, shape: Any) -> Any:
+        """``"1,32,32"`` as the CLI writes it, besides ``[1, 32, 32]``."""
+        if isinstance(shape, str):
+            from ..models import parse_shape
+
+            try:
+                return list(parse_shape(shape))
+            except TopopruneError:
+                raise ValueError("[C, H, W] or 'C,H,W', positive integers") from None
+        return shape
+
     @field_validator("checkpoint")
     @classmethod
     def _exists(cls, path: str | None) -> str | None:
@@ -178,6 +191,7 @@ class MethodSpec:
 
     method: Method
     label: str | None = None
+    given: dict | None = None  # the settings as written (their digest must not depend on 1 vs 1.0)
 
     @property
     def name(self) -> str:
@@ -192,7 +206,8 @@ class MethodSpec:
         return self.method.structured
 
     def to_dict(self) -> dict:
-        return {"name": self.name, **({"label": self.label} if self.label else {}), **self.method.settings()}
+        settings = _as_given(self.method.settings(), self.given)
+        return {"name": self.name, **({"label": self.label} if self.label else {}), **settings}
 
 
 class _Layout(_Spec):
@@ -238,7 +253,7 @@ class _Layout(_Spec):
 class ExperimentConfig:
     """A whole comparison: models x methods x sparsities x seeds (validated, immutable)."""
 
-    def __init__(self, layout: _Layout, methods: tuple[MethodSpec, ...], given: dict):
+    def __init__(self, layout: _Layout, methods: tuple[MethodSpec, ...], given: dict, raw: dict | None = None):
         self._layout = layout
         self.name: str = layout.name
         self.models: tuple[ModelSpec, ...] = tuple(layout.models)
@@ -250,6 +265,7 @@ class ExperimentConfig:
         self.recovery: RecoverySpec = layout.recovery
         self.analyses: AnalysisSpec = layout.analyses
         self._train_given = given  # the train keys as written: part of the digest
+        self._raw = raw or {}  # sections as written, so 1 and 1.0 keep the digest they always had
 
     @property
     def train(self) -> dict:
@@ -268,12 +284,12 @@ class ExperimentConfig:
         return {
             "name": self.name,
             "models": [m.model_dump(mode="json") for m in self.models],
-            "dataset": self.dataset.model_dump(mode="json"),
+            "dataset": _as_given(self.dataset.model_dump(mode="json"), self._raw.get("dataset")),
             "train": self.train,
             "methods": [m.to_dict() for m in self.methods],
             "sparsities": list(self.sparsities),
             "seeds": list(self.seeds),
-            "recovery": self.recovery.model_dump(mode="json"),
+            "recovery": _as_given(self.recovery.model_dump(mode="json"), self._raw.get("recovery")),
             "analyses": self.analyses.model_dump(mode="json"),
         }
 
@@ -286,6 +302,20 @@ class ExperimentConfig:
 
     def __repr__(self) -> str:
         return f"ExperimentConfig({self.name!r}, digest {self.digest()})"
+
+
+def _as_given(dumped: dict, given: Any) -> dict:
+    """``dumped`` with each number that was written as an integer put back as that integer:
+    pydantic stores ``tolerance: 1`` as ``1.0``, and the digest (the run folder's name) of a
+    config must stay what it was when the dataclasses kept the value as written."""
+    if not isinstance(given, dict):
+        return dumped
+    out = dict(dumped)
+    for key, value in given.items():
+        if (key in out and isinstance(value, int) and not isinstance(value, bool)
+                and isinstance(out[key], float) and out[key] == value):
+            out[key] = value
+    return out
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {"models": ModelSpec, "dataset": DataSpec, "train": TrainSpec,
@@ -318,7 +348,7 @@ def _method(path: str, data: Any) -> MethodSpec:
         fields = ", ".join(cls.model_fields) or "none"
         raise TopopruneError(f"config field {format_validation_error(exc, path)} (settings of "
                              f"{name!r}: {fields})") from None
-    return MethodSpec(resolve_method(method), label)
+    return MethodSpec(resolve_method(method), label, settings)
 
 
 def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
@@ -360,8 +390,8 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
         problem = m.method.check_sparsities(layout.sparsities)
         if problem:
             raise TopopruneError(f"config field methods[{i}].{problem}")
-    train_given = layout.train.model_dump(mode="json", exclude_unset=True)
-    return ExperimentConfig(layout, methods, train_given)
+    train_given = _as_given(layout.train.model_dump(mode="json", exclude_unset=True), raw.get("train"))
+    return ExperimentConfig(layout, methods, train_given, raw)
 
 
 def _unique_key_loader():

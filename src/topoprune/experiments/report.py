@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import TopopruneError
+from .store import read_json_file
 
 __all__ = ["build_report", "mean_std", "summarize", "winners", "write_pages"]
 
@@ -142,7 +143,7 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
         out.append((title, save_figure(fig, run_dir / name, dpi=100)))
 
     for model in models:
-        analysis = json.loads((run_dir / "analysis" / f"{model}.json").read_text())
+        analysis = read_json_file(run_dir / "analysis" / f"{model}.json", "analysis") or {}
         entries = [s for s in summary if s["model"] == model]
         # accuracy vs sparsity
         fig, ax = new_figure(figsize=(6, 3.6))
@@ -245,6 +246,12 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     config = store.read_json("config.json")
     if config is None:
         raise TopopruneError(f"{run_dir} is not a run folder (no config.json)")
+    try:  # the report needs these of config.json; a damaged one is named, not a KeyError
+        _ = (config["name"], config["seeds"], config["dataset"]["name"], config["recovery"]["epochs"],
+             config["recovery"]["lr"], config["recovery"]["tolerance"])
+    except (KeyError, TypeError):
+        raise TopopruneError(f"{run_dir / 'config.json'} is damaged (it lacks the config's name, seeds, "
+                             "dataset or recovery); rerun `topoprune compare CONFIG --out ... --repair`") from None
     rows = store.read_results()
     if not rows:
         raise TopopruneError(f"{run_dir} has no results.jsonl rows yet; run `topoprune compare` first")

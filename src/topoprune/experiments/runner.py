@@ -91,6 +91,10 @@ def preflight(config: ExperimentConfig, out: str | Path) -> None:
             raise TopopruneError(f"config field analyses.diagram_layer: bad value {layer!r}; allowed: a layer "
                                  f"of {spec.key}: {', '.join(layers)}")
         for i, m in enumerate(config.methods):
+            if spec.checkpoint is not None and m.method.needs().initialisation:
+                raise TopopruneError(f"config field methods[{i}].rewind: bad value 'init'; allowed: 'none' "
+                                     f"with model {spec.key!r}, which is loaded from a checkpoint and has no "
+                                     "saved initialisation to rewind to")
             n = m.method.needs().sample
             if n > data.train_x.shape[0]:
                 raise TopopruneError(f"config field methods[{i}].samples: bad value {n}; allowed: at most "
@@ -138,12 +142,44 @@ def _repair(store: RunStore, config: ExperimentConfig, damaged: list[Damage], lo
             log.info("repair: removed %s (%d file(s)) to redo it", stage, len(gone))
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, modules: tuple[str, ...]) -> None:
+    """A cell worker: its share of the cores, the modules that register the config's methods, and
+    death with the parent (which holds the run folder's lock: a worker must not outlive it)."""
+    import importlib
+
     import numba
     import torch
 
+    _die_with_parent()
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _method_modules(config: ExperimentConfig, workers: int) -> tuple[str, ...]:
+    """The modules a worker process must import to know the config's methods; a class defined in
+    ``__main__`` (a script, a notebook) cannot reach spawned workers."""
+    modules = tuple(sorted({type(m.method).__module__ for m in config.methods}))
+    if workers > 1 and "__main__" in modules:
+        names = [m.name for m in config.methods if type(m.method).__module__ == "__main__"]
+        raise TopopruneError(f"--workers {workers}: method(s) {', '.join(names)} are defined in the main "
+                             "script or notebook, which worker processes cannot import; allowed: --workers 1, "
+                             "or define them in an importable module")
+    return modules
 
 
 def _cell_job(args):
@@ -173,13 +209,14 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
         raise TopopruneError(f"workers must be an integer in [1, 256], got {workers!r}")
     device = None if device is None else str(resolve_device(device))  # refuse a missing GPU now
+    modules = _method_modules(config, workers)
     preflight(config, out)
     run_dir = run_dir_for(config, out)
     store = RunStore(run_dir)
     try:
         with store.locked(command=f"compare {config.name}") as previous:
             _run(config, store, workers=workers, quiet=quiet, device=device, repair=repair,
-                 previous=previous)
+                 previous=previous, modules=modules)
             if report:
                 from .report import build_report
 
@@ -193,7 +230,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
 
 
 def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool, device: str | None,
-         repair: bool, previous: dict | None) -> None:
+         repair: bool, previous: dict | None, modules: tuple[str, ...]) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..train import set_threads
@@ -210,10 +247,12 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
         saved = None
     if saved is not None and saved != config.to_dict():
         raise TopopruneError(f"{store.root} holds another config; remove it or use another --out")
-    if saved is None:
+    damaged = store.verify()
+    if saved is None or (repair and any(d.stage == "config" for d in damaged)):
+        # config.json is derived from the validated config: (re)write it and seal it afresh
         store.write_json("config.json", config.to_dict())
         store.seal("config", ["config.json"])
-    damaged = [d for d in store.verify() if d.stage != "config" or not repair]
+        damaged = [d for d in damaged if d.stage != "config"]
     if damaged and not repair:
         listed = "; ".join(f"{d.path} ({d.reason})" for d in damaged[:3])
         more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
@@ -256,10 +295,14 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(max(1, cores // workers),)) as pool:
+                                     initargs=(max(1, cores // workers), modules)) as pool:
                 futures = {pool.submit(_cell_job, (str(store.root), config_dict, c, device)): c for c in todo}
-                for fut in as_completed(futures):
-                    add(fut.result())
+                try:
+                    for fut in as_completed(futures):
+                        add(fut.result())
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)  # cells not started are dropped
+                    raise
     # rows in a stable order, whatever order the cells finished in
     order = {(c.model, c.method, c.sparsity, c.seed): i for i, c in enumerate(cells)}
     ordered = sorted(rows.values(), key=lambda r: order.get((r["model"], r["method"], r["sparsity"], r["seed"]),

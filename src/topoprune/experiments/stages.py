@@ -65,7 +65,7 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
     from .artifacts import load_model
 
     folder = baseline_dir(spec.key)
-    done = store.read_json(f"{folder}/baseline.json")
+    done = store.done(folder, f"{folder}/baseline.json", [folder])
     if done is not None:
         return done
     data = prepare(config, spec)
@@ -91,8 +91,7 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
               "cost": model_cost(model, data.input_shape).to_dict(),
               "seconds": time.perf_counter() - t0,
               "device": None if spec.checkpoint is not None else describe_device(device)}  # None: not trained here
-    store.write_json(f"{folder}/baseline.json", record)
-    store.seal(folder, [folder])
+    store.finish(folder, f"{folder}/baseline.json", record, [folder])
     log.info("baseline %s: test accuracy %.2f%%", spec.key, test_acc)
     return record
 
@@ -127,7 +126,7 @@ def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
     from ..topology import mst_overlap
 
     path = analysis_path(spec.key)
-    done = store.read_json(path)
+    done = store.done(path, path, [])
     if done is not None:
         return done
     model = load_baseline(store, spec.key)
@@ -147,8 +146,7 @@ def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
     if config.analyses.latency:
         record["latency_ms"] = {b: v["median_ms"] for b, v in
                                 measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
-    store.write_json(path, record)
-    store.seal(path, [path])
+    store.finish(path, path, record, [])
     log.info("analysis %s done", spec.key)
     return record
 

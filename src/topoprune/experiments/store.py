@@ -169,13 +169,37 @@ class RunStore:
         finished output of ``stage``."""
         lines = []
         for rel in paths:
-            p = self.path(rel)
-            files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p] if p.is_file() else []
-            for f in files:
-                if f.name.startswith("."):  # temp files of an atomic write
-                    continue
+            for f in self._files(rel):  # temp files of an atomic write (".name.tmp") are skipped
                 lines.append({"path": self.rel(f), "sha256": sha256(f), "size": f.stat().st_size, "stage": stage})
         self._append_manifest(lines)
+
+    def finish(self, stage: str, marker: str, record: Any, paths: Iterable[str | Path]) -> None:
+        """End a stage: seal its files, then write its marker (the JSON record whose presence
+        says "done") and seal that too. A kill before the marker leaves the stage to be redone;
+        a kill after it leaves a sealed, verifiable stage."""
+        paths = [p for p in paths if str(p) != marker]
+        self.seal(stage, paths)
+        self.write_json(marker, record)
+        self.seal(stage, [marker])
+
+    def done(self, stage: str, marker: str, paths: Iterable[str | Path]) -> Any:
+        """The stage's record if it finished, else ``None``. A marker that is there but not in
+        the manifest (a folder from before manifests, or a kill between the marker and its seal)
+        has its files sealed now, so from here on they are verified."""
+        record = self.read_json(marker)
+        if record is not None:
+            known = self.manifest()
+            missing = [p for p in [*paths, marker] if self._files(p) and
+                       any(self.rel(f) not in known for f in self._files(p))]
+            if missing:
+                self.seal(stage, missing)
+        return record
+
+    def _files(self, rel: str | Path) -> list[Path]:
+        p = self.path(rel)
+        if p.is_dir():
+            return sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith("."))
+        return [p] if p.is_file() else []
 
     def _append_manifest(self, entries: list[dict]) -> None:
         if not entries:
@@ -185,10 +209,17 @@ class RunStore:
         data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
         path = self.path(MANIFEST)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                os.write(fd, data)
+                if os.fstat(fd).st_size and os.pread(fd, 1, os.fstat(fd).st_size - 1) != b"\n":
+                    data = b"\n" + data  # a line cut short by an earlier failure stays apart
+                view = memoryview(data)
+                while view:  # a short write (a nearly full disk) must not seal half a line
+                    written = os.write(fd, view)
+                    if written == 0:
+                        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+                    view = view[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -262,8 +293,13 @@ class RunStore:
         return rows
 
     def read_results(self) -> list[dict]:
-        """The rows of ``results.jsonl``, healed: damaged lines are dropped, rows found only in a
-        cell's ``row.json`` are added back, and each key appears once (the cell's copy wins)."""
+        """The result rows. ``results.jsonl`` is a view of the cells' ``row.json`` files: where
+        cells exist, they alone decide (a half-written, duplicated or stale line cannot reach a
+        report); a folder without cells (an exported copy) is read from the file, dropping lines
+        that are not whole, valid rows and keeping each key once."""
+        cells = self.cell_rows()
+        if cells:
+            return list(cells.values())
         rows: dict[tuple, dict] = {}
         try:
             text = self.path(RESULTS).read_bytes().decode("utf-8", errors="replace")
@@ -275,7 +311,6 @@ class RunStore:
             except (ValueError, TypeError):
                 continue
             rows[row_key(row)] = row
-        rows.update(self.cell_rows())
         return list(rows.values())
 
     def write_results(self, rows: list[dict]) -> None:

@@ -24,8 +24,9 @@ class GAConfig:
     elitism: int = field(default=2, metadata={"help": "best chromosomes copied unchanged"})
     patience: int = field(default=8, metadata={"help": "stop after this many generations without improvement"})
     fitness: str = field(default="diagram", metadata={"help": "diagram, np or activation"})
-    workers: int = field(default=0, metadata={"help": "threads searching layers at once; 0 = one per core, "
-                                                  "1 = serial (the result is the same)"})
+    workers: int = field(default=0, metadata={"help": "threads searching layers at once; 0 = torch's "
+                                                  "thread count (one per core unless set), 1 = serial "
+                                                  "(the result is the same)"})
     seed: int = field(default=0, metadata={"help": "seed of every random choice"})
 
     def __post_init__(self) -> None:

@@ -290,7 +290,8 @@ def run_searches(problems: Sequence[LayerProblem], config: GAConfig) -> dict[str
     result is the same for any number of workers. Threads, not processes: nothing is pickled and
     the caller's ``__main__`` is never re-imported; the fitness kernels release the GIL.
     """
-    workers = config.workers or _cores()
+    # 0: as many threads as torch may use here (the entry point or a cell worker set that share)
+    workers = config.workers or min(_cores(), torch.get_num_threads())
     if workers <= 1 or len(problems) <= 1:
         results = [_run(p, config, i) for i, p in enumerate(problems)]
     else:

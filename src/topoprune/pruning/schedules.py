@@ -190,7 +190,11 @@ def imp(
     if store is not None and store.exists():
         import json
 
-        saved = json.loads(store.read_text())
+        try:
+            saved = json.loads(store.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise TopopruneError(f"{store} is damaged (not JSON): move it away to redo this IMP "
+                                 "trajectory from its last round checkpoint") from None
         if saved.get("settings") != settings:
             raise TopopruneError(f"{store} was written with other IMP settings; use another out_dir")
         result.rounds = saved["rounds"]

@@ -59,6 +59,7 @@ class Needs:
     sample: int = 0  # size of the fixed sample of training inputs it looks at (0: none)
     training: bool = False  # it trains inside pruning (data and a training recipe)
     trajectory: bool = False  # one run per (model, method, seed) serves every sparsity
+    initialisation: bool = False  # the dense model's saved initialisation (to rewind to)
 
 
 class Method(BaseModel):

@@ -75,7 +75,9 @@ class _Iterative(UnstructuredMethod):
     _preserve: ClassVar[str | None]
 
     def needs(self) -> Needs:
-        return Needs(training=True, trajectory=self.fraction is not None)
+        trajectory = self.fraction is not None
+        return Needs(training=True, trajectory=trajectory,
+                     initialisation=not trajectory and self.rewind == "init")
 
     def check_sparsities(self, sparsities: Sequence[float]) -> str | None:
         """A trajectory (``fraction``) must reach every sparsity within its rounds."""
@@ -92,11 +94,12 @@ class _Iterative(UnstructuredMethod):
         # fine-tuning a trained model follows the recovery recipe; a trajectory trains from the
         # initialisation, as the dense baseline was
         cfg = request.train_config if self.fraction is not None else request.recovery_config
-        if request.data is None or cfg is None:
+        if request.data is None or cfg is None or request.recovery_config is None:
             raise TopopruneError(f"method {self.name!r} trains between rounds: it needs data and a "
                                  "training recipe")
-        if self.epochs is not None:
-            cfg = type(cfg)(**{**cfg.to_dict(), "epochs": self.epochs, "milestones": tuple(cfg.milestones)})
+        # epochs per round: the setting, else the recovery's (in both modes, as always)
+        epochs = self.epochs if self.epochs is not None else request.recovery_config.epochs
+        cfg = type(cfg)(**{**cfg.to_dict(), "epochs": epochs, "milestones": tuple(cfg.milestones)})
         if self.fraction is None:
             return self._from_trained(model, request, cfg)
         return self._trajectory(model, request, cfg)
@@ -134,6 +137,10 @@ class _Iterative(UnstructuredMethod):
         start = copy.deepcopy(model)
         if request.init_state is not None:
             start.load_state_dict(request.init_state)
+        else:  # a loaded baseline has no saved initialisation: a fresh one, seeded by the cell
+            for m in start.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
         cfg = type(cfg)(**{**cfg.to_dict(), "seed": request.seed, "milestones": tuple(cfg.milestones)})
         result = imp(start, request.data, cfg, rounds=self.rounds, fraction=self.fraction,
                      scope=self.scope, rewind=self.rewind or "init", preserve=self._preserve,
