@@ -71,39 +71,60 @@ def _copy(reference, tmp_path) -> Path:
     return out
 
 
-def test_second_compare_on_the_same_folder_is_refused(tmp_path):
-    config = tmp_path / "lock.yaml"
-    config.write_text(yaml.safe_dump({**BASE, "train": {**BASE["train"], "epochs": 6}}))
-    out = tmp_path / "runs"
-    first = subprocess.Popen([sys.executable, "-m", "topoprune.cli", "compare", str(config), "--out", str(out),
-                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    lock = None
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait until the first run holds its lock
-        found = list(out.glob("*/run.lock"))
-        if found and found[0].read_text().strip():
-            lock = found[0]
-            break
-        time.sleep(0.1)
-    assert lock is not None, first.stderr.read().decode() if first.poll() is not None else "no lock"
-    second = _cli("compare", config, "--out", out, "--quiet")
-    line = _one_line_error(second)
-    holder = json.loads(lock.read_text())
-    assert "in use by" in line and f"pid {first.pid}" in line and holder["pid"] == first.pid
-    assert holder["host"] in line
-    assert first.wait(timeout=300) == 0, first.stderr.read().decode()
-    assert len(read_results(lock.parent)) == 2
-    assert lock.read_text() == ""  # released
+HOLDER = """
+import sys, time
+from topoprune.experiments.store import RunStore
+with RunStore(sys.argv[1]).locked(command="holder"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
 
 
-def test_lock_left_by_a_killed_run_is_taken_over(reference, tmp_path):
+def _hold(run_dir: Path) -> subprocess.Popen:
+    """A process that holds the run folder's lock until it is killed."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_second_compare_is_refused_then_takes_over_after_sigkill(reference, tmp_path):
+    import signal
+
+    config, ref_dir, ref_rows = reference
     out = _copy(reference, tmp_path)
-    run_dir = out / reference[1].name
-    # what a SIGKILLed holder leaves: the file with its (dead) pid; the kernel dropped its flock
-    (run_dir / "run.lock").write_text(json.dumps({"pid": 999999, "host": "gone", "started": "yesterday"}))
-    run_experiment(parse_config(BASE, name="trust"), out, quiet=True, report=False)
-    assert "took over the lock left by pid 999999" in (run_dir / "log.txt").read_text()
+    run_dir = out / ref_dir.name
+    holder = _hold(run_dir)
+    try:
+        files = [p for p in run_dir.rglob("*") if p.is_file() and p.name != "run.lock"]
+        before = {p: p.stat().st_mtime_ns for p in files}
+        line = _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
+        assert f"in use by pid {holder.pid} on " in line and "started" in line
+        assert {p: p.stat().st_mtime_ns for p in files} == before  # the refused run touched nothing
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # the kernel dropped the dead holder's lock; its pid is still in the file, and is taken over
+    assert json.loads((run_dir / "run.lock").read_text())["pid"] == holder.pid
+    done = _cli("compare", config, "--out", out, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert f"took over the lock left by pid {holder.pid}" in (run_dir / "log.txt").read_text()
+    assert (run_dir / "run.lock").read_text() == ""  # released at the end
+    assert _strip(read_results(run_dir)) == _strip(ref_rows)
+
+
+def test_two_compares_started_together_never_write_at_once(tmp_path):
+    config = tmp_path / "race.yaml"
+    config.write_text(yaml.safe_dump({**BASE, "methods": ["l1"]}))
+    out = tmp_path / "runs"
+    procs = [subprocess.Popen([sys.executable, "-m", "topoprune.cli", "compare", str(config), "--out", str(out),
+                               "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    # one is refused while the other runs (or, if one finished before the other started, the
+    # second finds everything done): never two writers at once
+    assert sorted(code for code, _ in results) in ([0, 2], [0, 0]), results
+    assert all("is in use by pid" in err for code, err in results if code == 2)
+    assert len(read_results(next(out.iterdir()))) == 1
 
 
 def test_tampered_checkpoint_is_named_and_repair_restores_the_rows(reference, tmp_path):
@@ -133,9 +154,15 @@ def test_tampered_baseline_redoes_everything_of_that_model(reference, tmp_path):
     out = _copy(reference, tmp_path)
     run_dir = out / ref_dir.name
     ckpt = run_dir / "baseline/mnist-conv-w0.25/checkpoint.pt"
-    ckpt.write_bytes(ckpt.read_bytes()[:-100])  # truncated
+    data = bytearray(ckpt.read_bytes())
+    data[-2000] ^= 0x01  # one bit of one weight: same size, so only the checksum can tell
+    ckpt.write_bytes(bytes(data))
     line = _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
-    assert "baseline/mnist-conv-w0.25/checkpoint.pt (truncated)" in line
+    assert "baseline/mnist-conv-w0.25/checkpoint.pt (changed)" in line
+    init = run_dir / "baseline/mnist-conv-w0.25/init.pt"
+    init.write_bytes(init.read_bytes()[:-100])
+    line = _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
+    assert "init.pt (truncated)" in line
     assert _cli("compare", config, "--out", out, "--quiet", "--repair").returncode == 0
     assert _strip(read_results(run_dir)) == _strip(ref_rows)
 
@@ -156,6 +183,51 @@ def test_damaged_json_is_one_line_and_repairable(reference, tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["name"] == "trust"
 
 
+def test_damaged_analysis_is_one_line_in_report_and_compare_and_repairable(reference, tmp_path):
+    config, ref_dir, ref_rows = reference
+    out = _copy(reference, tmp_path)
+    run_dir = out / ref_dir.name
+    analysis = run_dir / "analysis/mnist-conv-w0.25.json"
+    analysis.write_text(analysis.read_text().replace("{", "[", 1))  # same size, not the same JSON
+    assert "analysis" in _one_line_error(_cli("report", run_dir))
+    line = _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
+    assert "analysis/mnist-conv-w0.25.json (changed)" in line
+    assert _cli("compare", config, "--out", out, "--quiet", "--repair").returncode == 0
+    assert json.loads(analysis.read_text())["model"] == "mnist-conv-w0.25"
+    assert _strip(read_results(run_dir)) == _strip(ref_rows)
+
+
+def test_a_stage_killed_between_marker_and_seal_is_sealed_on_resume(reference, tmp_path):
+    """What a kill right after a marker's write leaves: the marker and files, no manifest lines.
+    The rerun seals them, so they are verified from then on."""
+    config, ref_dir, ref_rows = reference
+    out = _copy(reference, tmp_path)
+    run_dir = out / ref_dir.name
+    manifest = run_dir / "manifest.jsonl"
+    kept = [x for x in manifest.read_text().splitlines() if "/l1/s0.5/seed0/prune" not in x]
+    manifest.write_text("\n".join(kept) + "\n")
+    assert _cli("compare", config, "--out", out, "--quiet").returncode == 0
+    sealed = RunStore(run_dir).manifest()
+    assert "cells/mnist-conv-w0.25/l1/s0.5/seed0/prune.json" in sealed
+    assert "cells/mnist-conv-w0.25/l1/s0.5/seed0/pruned/weights.pt" in sealed
+    weights = run_dir / "cells/mnist-conv-w0.25/l1/s0.5/seed0/pruned/weights.pt"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    assert "pruned/weights.pt (changed)" in _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
+
+
+def test_repair_rewrites_a_reformatted_config_json(reference, tmp_path):
+    config, ref_dir, _ = reference
+    out = _copy(reference, tmp_path)
+    run_dir = out / ref_dir.name
+    path = run_dir / "config.json"
+    path.write_text(json.dumps(json.loads(path.read_text())))  # same content, other bytes
+    assert "config.json" in _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
+    assert _cli("compare", config, "--out", out, "--quiet", "--repair").returncode == 0
+    assert _cli("compare", config, "--out", out, "--quiet").returncode == 0  # no loop
+
+
 def test_half_written_and_duplicated_results_lines_are_healed(reference, tmp_path):
     config, ref_dir, ref_rows = reference
     out = _copy(reference, tmp_path)
@@ -172,6 +244,12 @@ def test_half_written_and_duplicated_results_lines_are_healed(reference, tmp_pat
     assert _cli("compare", config, "--out", out, "--quiet").returncode == 0
     healed = [json.loads(x) for x in results.read_text().splitlines()]
     assert len(healed) == 2 and _strip(healed) == _strip(ref_rows)
+    # a copy holding only the results file (no cells): the file alone is read, and healed
+    export = tmp_path / "export"
+    export.mkdir()
+    lines = results.read_text().splitlines()
+    (export / "results.jsonl").write_text("\n".join([lines[0], lines[0], '{"model": "x"}', lines[1][:50]]))
+    assert _strip(read_results(export)) == _strip([json.loads(lines[0])])
 
 
 def test_disk_full_is_one_line_and_the_run_resumes(reference, tmp_path):
@@ -268,6 +346,11 @@ def test_a_registered_user_method_runs_from_a_yaml_config(tmp_path):
     conv1 = next(x for x in kept["info"]["layers"] if x["name"] == "conv2")
     assert conv1["kept"][0] == 0 and 1 not in conv1["kept"]  # units 1.. went, unit 0 stayed (offset 1)
     assert "| first-units | 0.5 |" in (run_dir / "report.md").read_text().replace("mnist-conv-w0.25 | ", "")
+    # worker processes cannot import a class defined in the script: refused up front, one line
+    other = tmp_path / "other"
+    line = _one_line_error(subprocess.run([sys.executable, str(script), "compare", str(config), "--out", str(other),
+                                           "--workers", "2"], capture_output=True, text=True, timeout=120))
+    assert "--workers 2: method(s) first-units are defined in the main script" in line and not other.exists()
 
 
 def test_bad_config_leaves_no_run_folder_and_digests_are_stable(tmp_path):

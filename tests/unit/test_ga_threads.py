@@ -69,31 +69,49 @@ def test_one_layer_or_one_worker_runs_on_the_calling_thread(monkeypatch):
     assert seen == [threading.current_thread().name] * 3
 
 
-def test_a_script_without_main_guard_runs_once_and_prunes(tmp_path):
-    # With spawned worker processes, every child re-ran this script from the top.
-    script = tmp_path / "prune_script.py"
-    script.write_text(textwrap.dedent("""\
-        import torch
-        import topoprune
+GUARDLESS = textwrap.dedent("""\
+    import threading
+    import torch
+    import topoprune
 
-        print("script body starts")
-        torch.manual_seed(0)
-        model = topoprune.create_model("vgg11", width=0.125)
-        before = sum(p.numel() for p in model.parameters())
-        pruned, info = topoprune.prune_filters(
-            model, sparsity=0.5,
-            method={"name": "topological", "population": 6, "generations": 2, "workers": 2})
-        after = sum(p.numel() for p in pruned.parameters())
-        print("params", before, after, "searched", len(info.extra["topological"]))
-    """))
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    print("script body starts")
+    torch.set_num_threads(2)  # the default workers=0 then searches 2 layers at once
+    torch.manual_seed(0)
+    model = topoprune.create_model("vgg11", width=0.125)
+    before = sum(p.numel() for p in model.parameters())
+    seen = set()
+    from topoprune.pruning import genetic
+    original = genetic.search_layer
+    def spy(*args, **kwargs):
+        seen.add(threading.current_thread().name)
+        return original(*args, **kwargs)
+    genetic.search_layer = spy
+    pruned, info = topoprune.prune_filters(  # the README's way: no main guard, default workers
+        model, sparsity=0.5, method={"name": "topological", "population": 6, "generations": 2})
+    after = sum(p.numel() for p in pruned.parameters())
+    print("params", before, after, "searched", len(info.extra["topological"]),
+          "pool", sum(name.startswith("topoprune-ga") for name in seen))
+""")
+
+
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_a_script_without_main_guard_runs_once_and_prunes(tmp_path, how):
+    """With spawned worker processes, every child re-ran a guard-less script from the top, and
+    from stdin there was no script to re-run; threads need neither."""
+    if how == "script":
+        script = tmp_path / "prune_script.py"
+        script.write_text(GUARDLESS)
+        done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+    else:
+        done = subprocess.run([sys.executable, "-"], input=GUARDLESS, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("script body starts") == 1, done.stdout
     line = next(x for x in done.stdout.splitlines() if x.startswith("params"))
-    _, before, after, _, searched = line.split()
+    _, before, after, _, searched, _, pool = line.split()
     assert int(after) < int(before)
-    assert int(searched) == 7  # several layers, so the thread pool was used
+    assert int(searched) == 7 and int(pool) == 2  # layers were searched on two pool threads
 
 
 @pytest.mark.parametrize("module", [spanning, persistence, graphs])

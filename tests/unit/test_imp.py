@@ -140,3 +140,21 @@ def test_target_mode_from_a_trained_model_lands_on_the_sparsity_and_resumes(digi
     masks = [[m.weight_mask for m in net.modules() if hasattr(m, "weight_mask")] for net in (model, other)]
     assert len(masks[0]) == len(masks[1]) > 0 and all(torch.equal(a, b) for a, b in zip(*masks))
     assert remaining_fraction(model, 0.8) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_imp_method_rounds_train_for_the_recovery_epochs_unless_set(digits, tmp_path):
+    """The runner's IMP: a trajectory trains each round with the baseline's recipe but the
+    recovery's epoch count (as before methods were classes); ``epochs`` overrides it."""
+    from topoprune.pruning.methods import IMP, ApplyRequest
+
+    def settings_of(method, folder):
+        request = ApplyRequest(sparsity=0.5, seed=0, data=digits, train_config=TrainConfig(epochs=3, lr=0.1),
+                               recovery_config=TrainConfig(epochs=1, lr=0.01), shared_dir=folder,
+                               init_state=fresh().state_dict())
+        outcome = method.apply(fresh(), request)
+        assert outcome.record["trajectory"] and abs(outcome.record["rounds"][-1]["sparsity"] - 0.5) < 1e-3
+        return json.loads((folder / "imp.json").read_text())["settings"]["train"]
+
+    default = settings_of(IMP(fraction=0.5, rounds=1), tmp_path / "a")
+    assert default["epochs"] == 1 and default["lr"] == 0.1  # recovery's epochs, baseline's recipe
+    assert settings_of(IMP(fraction=0.5, rounds=1, epochs=2), tmp_path / "b")["epochs"] == 2

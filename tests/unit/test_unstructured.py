@@ -105,6 +105,24 @@ def test_mst_preserving_keeps_the_tree_and_the_diagram():
     assert any(n_components(dense[n] * m.numpy()) > 1 for n, m in masks(plain).items())
 
 
+def test_global_scope_timp_keeps_every_layers_tree():
+    """Under ``scope="global"`` the trees of all layers are protected first, then the rest is
+    ranked across layers: at 95 % every layer still has its whole tree (one component, the same
+    0-dimensional diagram), while plain global magnitude pruning cuts fc1 into ~100 pieces."""
+    model = lenet()
+    dense = {n: m.weight.detach().numpy().copy() for n, m in model.named_modules()
+             if isinstance(m, nn.Linear)}
+    rec = prune_unstructured(model, 0.95, scope="global", preserve="mst")
+    assert not rec.warnings and abs(rec.sparsity - 0.95) < 0.01
+    for n, m in masks(model).items():
+        pruned = dense[n] * m.numpy()
+        assert n_components(pruned) == 1, n
+        np.testing.assert_allclose(persistence_diagram(pruned), persistence_diagram(dense[n]))
+    plain = lenet()
+    prune_unstructured(plain, 0.95, scope="global")
+    assert any(n_components(dense[n] * m.numpy()) > 1 for n, m in masks(plain).items())
+
+
 def test_mst_on_conv_keeps_whole_tree_slices():
     torch.manual_seed(0)
     conv = nn.Sequential(nn.Conv2d(8, 16, 3))

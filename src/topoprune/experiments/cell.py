@@ -19,9 +19,10 @@ from .row import Row
 from .stages import init_state, layer_summary, load_baseline, prepare
 from .store import RunStore, run_log
 
-__all__ = ["Cell", "run_cell", "STAGES", "cell_dir"]
+__all__ = ["Cell", "run_cell", "STAGES", "cell_dir", "seal_finished"]
 
-# what each stage of a cell writes (relative to the cell folder); removing them redoes the stage
+# what each stage of a cell writes (relative to the cell folder; the first is its marker, the record
+# whose presence says "done"); removing them redoes the stage
 STAGES: dict[str, tuple[str, ...]] = {
     "prune": ("prune.json", "pruned", "masked.pt", "imp"),
     "recover": ("recovery.json", "recovery"),
@@ -48,6 +49,29 @@ class Cell:
 
     def stage(self, name: str) -> str:
         return f"{self.folder}/{name}"
+
+
+def seal_finished(store: RunStore, cells: list[Cell], *, repair: bool = False) -> None:
+    """Seal every finished stage of these cells that the manifest lacks (a kill between a
+    marker and its seal, or a folder from before manifests), so that all of them are verified.
+    An unsealed marker that is damaged is an error, or with ``repair`` is redone with the stages
+    after it."""
+    from ..errors import TopopruneError
+
+    known = store.manifest()
+    names = list(STAGES)
+    for cell in cells:
+        for i, name in enumerate(names):
+            marker = f"{cell.folder}/{STAGES[name][0]}"
+            paths = [f"{cell.folder}/{p}" for p in STAGES[name][1:]]
+            try:
+                store.done(cell.stage(name), marker, paths, known)
+            except TopopruneError:
+                if not repair:
+                    raise
+                for later in names[i:]:
+                    store.invalidate(cell.stage(later), [f"{cell.folder}/{p}" for p in STAGES[later]])
+                break
 
 
 def cell_dir(run_dir: str | Path, cell: Cell) -> Path:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..errors import TopopruneError
 from ..train.device import describe_device
-from .cell import STAGES, Cell, run_cell
+from .cell import STAGES, Cell, run_cell, seal_finished
 from .config import ExperimentConfig
 from .stages import analysis_path, analysis_stage, baseline_stage, prepare
 from .store import Damage, RunStore, disk_full, run_log
@@ -263,6 +263,7 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
     log.info("run %s: start (workers=%d, training on %s)", store.root.name, workers, describe_device(device))
     set_threads()
     cells = _cells(config)
+    seal_finished(store, cells, repair=repair)
     done_rows = store.cell_rows()
     store.write_results(list(done_rows.values()))  # results.jsonl is the view of the cells' rows
     # run sparsity by sparsity, seed by seed, every method: an interrupted run still holds

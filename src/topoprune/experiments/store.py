@@ -182,13 +182,14 @@ class RunStore:
         self.write_json(marker, record)
         self.seal(stage, [marker])
 
-    def done(self, stage: str, marker: str, paths: Iterable[str | Path]) -> Any:
+    def done(self, stage: str, marker: str, paths: Iterable[str | Path], known: dict | None = None) -> Any:
         """The stage's record if it finished, else ``None``. A marker that is there but not in
         the manifest (a folder from before manifests, or a kill between the marker and its seal)
-        has its files sealed now, so from here on they are verified."""
+        has its files sealed now, so from here on they are verified. ``known``: the manifest,
+        when the caller has read it already."""
         record = self.read_json(marker)
         if record is not None:
-            known = self.manifest()
+            known = self.manifest() if known is None else known
             missing = [p for p in [*paths, marker] if self._files(p) and
                        any(self.rel(f) not in known for f in self._files(p))]
             if missing:
