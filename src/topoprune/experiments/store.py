@@ -299,8 +299,6 @@ class RunStore:
         report); a folder without cells (an exported copy) is read from the file, dropping lines
         that are not whole, valid rows and keeping each key once."""
         cells = self.cell_rows()
-        if cells:
-            return list(cells.values())
         rows: dict[tuple, dict] = {}
         try:
             text = self.path(RESULTS).read_bytes().decode("utf-8", errors="replace")
@@ -312,7 +310,11 @@ class RunStore:
             except (ValueError, TypeError):
                 continue
             rows[row_key(row)] = row
-        return list(rows.values())
+        if not cells:
+            return list(rows.values())
+        # the cells decide which rows exist; the file (written in config order) their order
+        order = [k for k in rows if k in cells] + [k for k in cells if k not in rows]
+        return [cells[k] for k in order]
 
     def write_results(self, rows: list[dict]) -> None:
         self.write_bytes(RESULTS, "".join(json.dumps(r) + "\n" for r in rows).encode())
