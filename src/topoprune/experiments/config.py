@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import TopopruneError
 from ..pruning.methods import Method, format_validation_error, method_class, resolve_method
@@ -61,6 +62,31 @@ def _one_of(name: str, names: list[str]) -> str:
     return f"one of {', '.join(names)}{hint}"
 
 
+def registered(names: Callable[[], list[str]]) -> AfterValidator:
+    """A field check: the value must be one of ``names()`` (a registry's listing, called when a
+    config is validated, so importing this module stays cheap)."""
+
+    def check(name: str) -> str:
+        known = names()
+        if name not in known:
+            raise ValueError(_one_of(name, known))
+        return name
+
+    return AfterValidator(check)
+
+
+def _models() -> list[str]:
+    from ..models import list_models
+
+    return list_models()
+
+
+def _datasets() -> list[str]:
+    from ..data import list_datasets
+
+    return list_datasets()
+
+
 class _Spec(BaseModel):
     """Strict, frozen, no unknown keys, no NaN/inf: the house rules for every config section."""
 
@@ -70,22 +96,13 @@ class _Spec(BaseModel):
 class ModelSpec(_Spec):
     """The network to prune: a registry model, trained from scratch or loaded."""
 
-    name: str = Field(description="a registry model (`topoprune models`)")
+    name: Annotated[str, registered(_models)] = Field(description="a registry model (`topoprune models`)")
     width: float = Field(1.0, gt=0, le=LIMITS["width"], description="channel/neuron multiplier")
     input_shape: list[Annotated[int, Field(ge=1, le=4096)]] | None = Field(
         None, min_length=3, max_length=3, description="[C, H, W] (default: the dataset's)")
     checkpoint: str | None = Field(None, description="a `topoprune train` checkpoint or run folder; "
                                    "none: train the baseline here")
     label: str = Field("", pattern=r"^([a-z0-9][a-z0-9._-]{0,39})?$", description="how reports name it")
-
-    @field_validator("name")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        from ..models import list_models
-
-        if name not in list_models():
-            raise ValueError(_one_of(name, list_models()))
-        return name
 
     @field_validator("input_shape", mode="before")
     @classmethod
@@ -117,20 +134,12 @@ class ModelSpec(_Spec):
 
 
 class DataSpec(_Spec):
-    name: str = Field(description="a registered dataset (`topoprune data list`)")
+    name: Annotated[str, registered(_datasets)] = Field(description="a registered dataset (`topoprune data list`)")
     root: str | None = Field(None, description="folder to look for the data in first")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of train held out for validation")
     augment: bool = Field(False, description="random crop + flip (CIFAR style)")
     limit: int | None = Field(None, ge=1, description="use only the first N train/test samples")
 
-    @field_validator("name")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        from ..data import list_datasets
-
-        if name not in list_datasets():
-            raise ValueError(_one_of(name, list_datasets()))
-        return name
 
 
 def _recipe(name: str, **constraints: Any) -> Any:

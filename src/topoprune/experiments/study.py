@@ -60,26 +60,19 @@ def _study_layout():
     only when a study is validated)."""
     from typing import Annotated, Literal
 
-    from pydantic import AfterValidator, Field, field_validator, model_validator
+    from pydantic import Field, field_validator, model_validator
 
     from ..data.synthetic import list_synthetic
     from ..models.activations import list_activations
     from ..topology.persistence import BETTI_METHODS
-    from .config import NAME_PATTERN, Seed, TrainSpec, _one_of, _Spec
+    from .config import NAME_PATTERN, Seed, TrainSpec, _Spec, registered
 
     class SyntheticSpec(_Spec):
-        name: str = Field(description="a synthetic set with declared Betti numbers")
+        name: Annotated[str, registered(list_synthetic)] = Field(description="a synthetic set with declared Betti numbers")
         n: int | None = Field(None, ge=1, le=10_000, description="motifs")
         density: int | None = Field(None, ge=1, le=10_000, description="sampling density of each piece")
         seed: Seed = 0
         noise: float = Field(0.0, ge=0, le=10)
-
-        @field_validator("name")
-        @classmethod
-        def _registered(cls, name: str) -> str:
-            if name not in list_synthetic():
-                raise ValueError(_one_of(name, list_synthetic()))
-            return name
 
     class MLPSpec(_Spec):
         hidden: list[Annotated[int, Field(ge=1, le=65_536)]] = Field([32, 32, 32], min_length=1, max_length=64)
@@ -91,16 +84,11 @@ def _study_layout():
         k: int = Field(16, ge=1, le=1024)
         max_dim: int = Field(1, ge=0, le=2)
 
-    def _activation(name: str) -> str:
-        if name not in list_activations():
-            raise ValueError(_one_of(name, list_activations()))
-        return name
-
     class StudyLayout(_Spec):
         name: str = Field("activation-study", pattern=NAME_PATTERN)
         dataset: SyntheticSpec
         model: MLPSpec = MLPSpec()
-        activations: list[Annotated[str, AfterValidator(_activation)]] = Field(
+        activations: list[Annotated[str, registered(list_activations)]] = Field(
             default_factory=list_activations, min_length=1, max_length=64)
         seeds: list[Seed] = Field([0, 1, 2, 3, 4], min_length=1, max_length=1024)
         train: TrainSpec = TrainSpec()
