@@ -35,7 +35,13 @@ TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms"}
 
 
 def _strip(rows):
-    return sorted(({k: v for k, v in r.items() if k not in TIMING} for r in rows), key=lambda r: r["method"])
+    """Rows without their timings (also the training seconds inside IMP round records)."""
+    def clean(r):
+        out = {k: v for k, v in r.items() if k not in TIMING}
+        if out.get("imp_rounds"):
+            out["imp_rounds"] = [{k: v for k, v in x.items() if k != "train_seconds"} for x in out["imp_rounds"]]
+        return out
+    return sorted((clean(r) for r in rows), key=lambda r: (r["method"], r["sparsity"]))
 
 
 def _cli(*args, cwd=None, timeout=300):
@@ -387,3 +393,27 @@ DIGEST_BASE = {"name": "dg", "dataset": "digits", "model": {"name": "mnist-conv"
 ])
 def test_digests_match_the_configs_before_pydantic(change, digest):
     assert parse_config({**DIGEST_BASE, **change}).digest() == digest
+
+
+def test_imp_trajectory_files_are_sealed_and_repairable(tmp_path):
+    """IMP with ``fraction``: the trajectory shared by a seed's cells is in the manifest; a
+    changed round checkpoint is named, and --repair redoes the trajectory and its cells."""
+    data = {**BASE, "model": {"name": "mnist-fc", "width": 0.25}, "sparsities": [0.5, 0.75],
+            "methods": [{"name": "imp", "rounds": 2, "fraction": 0.5, "epochs": 1}]}
+    config = tmp_path / "traj.yaml"
+    config.write_text(yaml.safe_dump(data))
+    out = tmp_path / "runs"
+    assert _cli("compare", config, "--out", out, "--quiet").returncode == 0
+    run_dir = next(out.iterdir())
+    rows = read_results(run_dir)
+    sealed = RunStore(run_dir).manifest()
+    traj = "trajectories/mnist-fc-w0.25/imp/seed0"
+    assert f"{traj}/imp.json" in sealed and f"{traj}/round02/checkpoint.pt" in sealed
+    ckpt = run_dir / traj / "round01/checkpoint.pt"
+    blob = bytearray(ckpt.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    ckpt.write_bytes(bytes(blob))
+    assert f"{traj}/round01/checkpoint.pt (changed)" in _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
+    assert _cli("compare", config, "--out", out, "--quiet", "--repair").returncode == 0
+    assert _strip(read_results(run_dir)) == _strip(rows)
+    assert RunStore(run_dir).verify() == []

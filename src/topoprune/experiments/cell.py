@@ -50,6 +50,11 @@ class Cell:
     def stage(self, name: str) -> str:
         return f"{self.folder}/{name}"
 
+    @property
+    def trajectory(self) -> str:
+        """The folder of the IMP trajectory this cell's (model, method, seed) shares, if any."""
+        return f"trajectories/{self.model}/{self.method}/seed{self.seed}"
+
 
 def seal_finished(store: RunStore, cells: list[Cell], *, repair: bool = False) -> None:
     """Seal every finished stage of these cells that the manifest lacks (a kill between a
@@ -125,7 +130,7 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         data=data if needs.training else None,
         train_config=train_cfg, recovery_config=recovery_cfg, device=device,
         workdir=store.path(folder),
-        shared_dir=store.path(f"trajectories/{cell.model}/{cell.method}/seed{cell.seed}") if needs.trajectory else None,
+        shared_dir=store.path(cell.trajectory) if needs.trajectory else None,
         init_state=init_state(store, cell.model) if needs.training else None,
         progress=progress)
     t0 = time.perf_counter()
@@ -133,6 +138,8 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         torch.manual_seed(cell.seed)
         outcome = apply_method(method, model, request)
     record = {"seconds": time.perf_counter() - t0, **outcome.record}
+    if needs.trajectory:  # the shared trajectory's rounds so far are artefacts too
+        store.seal(cell.trajectory, [cell.trajectory])
     if spec.structured:
         save_pruned(outcome.model, outcome.steps or [], store.path(f"{folder}/pruned"), info=record.get("info", {}))
     else:

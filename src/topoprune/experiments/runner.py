@@ -127,6 +127,11 @@ def _repair(store: RunStore, config: ExperimentConfig, damaged: list[Damage], lo
             for c in cells:
                 if c.model == key:
                     cell_stages(c, "measure")
+        elif stage.startswith("trajectories/"):  # a shared IMP trajectory: it and its cells
+            redo[stage] = (stage,)
+            for c in cells:
+                if c.trajectory == stage:
+                    cell_stages(c, "prune")
         elif stage.startswith("cells/"):
             folder, name = stage.rsplit("/", 1)
             cell = next((c for c in cells if c.folder == folder), None)
