@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from topoprune.cli import main
@@ -44,10 +45,25 @@ def _strip(rows):
     return sorted((clean(r) for r in rows), key=lambda r: (r["method"], r["sparsity"]))
 
 
-def _cli(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "topoprune.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+def _cli(*args):
+    """``topoprune ARGS`` in this process (a subprocess would pay torch's import every time):
+    its exit code and what it wrote to stderr."""
+    import contextlib
+    import io
+    import types
+
+    err, out = io.StringIO(), io.StringIO()
+    threads = torch.get_num_threads()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                main([str(a) for a in args])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        torch.set_num_threads(threads)  # the CLI sets torch's threads once, as an entry point does
+    return types.SimpleNamespace(returncode=code, stderr=err.getvalue(), stdout=out.getvalue())
 
 
 def _one_line_error(proc) -> str:
