@@ -293,8 +293,8 @@ def test_disk_full_is_one_line_and_the_run_resumes(reference, tmp_path):
         assert _strip(read_results(run_dir)) == _strip(ref_rows)
         assert RunStore(run_dir).verify() == []
     finally:
-        if mounted:
-            subprocess.run(["umount", str(mount)])
+        if mounted:  # every file on it must be closed by now: a busy mount would be a leak
+            assert subprocess.run(["umount", str(mount)]).returncode == 0
 
 
 def test_disk_full_simulated(reference, tmp_path, monkeypatch, capsys):
@@ -433,3 +433,41 @@ def test_imp_trajectory_files_are_sealed_and_repairable(tmp_path):
     assert _cli("compare", config, "--out", out, "--quiet", "--repair").returncode == 0
     assert _strip(read_results(run_dir)) == _strip(rows)
     assert RunStore(run_dir).verify() == []
+
+
+def test_cell_workers_die_with_the_run(tmp_path):
+    """SIGKILL the run while two cell workers train: they must not go on writing a folder whose
+    lock is gone (``PR_SET_PDEATHSIG``)."""
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    config = tmp_path / "slow.yaml"
+    config.write_text(yaml.safe_dump({**BASE, "methods": ["l1", "l2", "fpgm", "random"], "seeds": [0, 1],
+                                      "recovery": {"epochs": 30, "batch_size": 16}}))
+    run = subprocess.Popen([sys.executable, "-m", "topoprune.cli", "compare", str(config), "--out",
+                            str(tmp_path / "runs"), "--quiet", "--workers", "2"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    def children() -> list[int]:
+        found = subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True).stdout
+        return [int(x) for x in found.split()]
+
+    def alive(pid: int) -> bool:
+        try:
+            return open(f"/proc/{pid}/stat").read().split(") ")[1][0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "runs").glob("*/cells/*/*/*/seed*")):
+        time.sleep(0.2)  # cells have started in the workers
+    workers = children()
+    assert len(workers) >= 2, workers
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not any(alive(p) for p in workers)

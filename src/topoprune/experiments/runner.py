@@ -33,7 +33,7 @@ from ..train.device import describe_device
 from .cell import STAGES, Cell, run_cell, seal_finished
 from .config import ExperimentConfig
 from .stages import analysis_path, analysis_stage, baseline_stage, prepare
-from .store import Damage, RunStore, disk_full, run_log
+from .store import Damage, RunStore, close_run_log, disk_full, run_log
 
 __all__ = ["run_experiment", "run_dir_for", "preflight", "Cell"]
 
@@ -231,6 +231,8 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
         if full is not None:
             raise full from None
         raise
+    finally:
+        close_run_log(run_dir)
     return run_dir
 
 

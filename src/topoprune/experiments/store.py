@@ -35,7 +35,8 @@ from ..errors import TopopruneError
 from ..train.checkpoint import atomic_save, atomic_write_bytes
 from .row import Row, row_key
 
-__all__ = ["RunStore", "Damage", "RunLocked", "read_results", "run_log", "disk_full", "RESULTS", "MANIFEST"]
+__all__ = ["RunStore", "Damage", "RunLocked", "read_results", "run_log", "close_run_log", "disk_full",
+           "RESULTS", "MANIFEST"]
 
 RESULTS = "results.jsonl"
 MANIFEST = "manifest.jsonl"
@@ -334,6 +335,16 @@ def run_log(run_dir: str | Path):
         log.setLevel(logging.INFO)
         log.propagate = False
     return log
+
+
+def close_run_log(run_dir: str | Path) -> None:
+    """Close the run log's file (a library run must not keep files open after it returns)."""
+    import logging
+
+    log = logging.getLogger(f"topoprune.run.{Path(run_dir).resolve()}")
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
 
 
 def _holder(path: Path) -> dict:
