@@ -32,7 +32,7 @@ system-data:
 	    || echo "note: could not install dataset-fashion-mnist; the real-data test will be skipped"; \
 	fi
 
-# Default suite: everything not marked slow (about a minute here).
+# Default suite: everything not marked slow (about two minutes on 2 cores, after set-up).
 test: setup system-data
 	$(PY) -m pytest -m "not slow"
 
