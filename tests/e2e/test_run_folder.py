@@ -451,8 +451,10 @@ def test_cell_workers_die_with_the_run(tmp_path):
                            env={**os.environ, "OMP_NUM_THREADS": "1"})
 
     def children() -> list[int]:
+        """The run's cell workers (spawned pool processes; not multiprocessing's resource tracker)."""
         found = subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True).stdout
-        return [int(x) for x in found.split()]
+        pids = [int(x) for x in found.split()]
+        return [p for p in pids if b"spawn_main" in open(f"/proc/{p}/cmdline", "rb").read()]
 
     def alive(pid: int) -> bool:
         try:

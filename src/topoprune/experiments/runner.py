@@ -147,7 +147,7 @@ def _repair(store: RunStore, config: ExperimentConfig, damaged: list[Damage], lo
             log.info("repair: removed %s (%d file(s)) to redo it", stage, len(gone))
 
 
-def _worker_init(threads: int, modules: tuple[str, ...]) -> None:
+def _worker_init(threads: int, modules: tuple[str, ...], parent: int) -> None:
     """A cell worker: its share of the cores, the modules that register the config's methods, and
     death with the parent (which holds the run folder's lock: a worker must not outlive it)."""
     import importlib
@@ -155,15 +155,16 @@ def _worker_init(threads: int, modules: tuple[str, ...]) -> None:
     import numba
     import torch
 
-    _die_with_parent()
+    _die_with_parent(parent)
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     for name in modules:
         importlib.import_module(name)
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``)."""
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``); and if the
+    parent died already, while this worker was still starting, exit now."""
     import ctypes
     import signal
     import sys
@@ -173,6 +174,8 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
         except OSError:
             pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _method_modules(config: ExperimentConfig, workers: int) -> tuple[str, ...]:
@@ -303,7 +306,7 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(max(1, cores // workers), modules)) as pool:
+                                     initargs=(max(1, cores // workers), modules, os.getpid())) as pool:
                 futures = {pool.submit(_cell_job, (str(store.root), config_dict, c, device)): c for c in todo}
                 try:
                     for fut in as_completed(futures):
