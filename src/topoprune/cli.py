@@ -256,13 +256,18 @@ class Schedule(str, Enum):
     none = "none"
 
 
-def _recipe(field: str) -> tuple:
-    """(default, help) of a training setting: the config key and the CLI option share one source
-    (:class:`topoprune.experiments.config.TrainSpec`, itself from ``TrainConfig``)."""
+def _field(model, name: str) -> tuple:
+    """(default, help) of a field of a pydantic model: a CLI option and the config key or method
+    setting it mirrors share one source."""
+    f = model.model_fields[name]
+    return f.default, f.description or ""
+
+
+def _recipe(name: str) -> tuple:
+    """A training setting (:class:`topoprune.experiments.config.TrainSpec`, from ``TrainConfig``)."""
     from .experiments.config import TrainSpec
 
-    f = TrainSpec.model_fields[field]
-    return f.default, f.description or ""
+    return _field(TrainSpec, name)
 
 
 def _validated_recipe(**values):
@@ -399,12 +404,11 @@ def data_fetch_cmd(
     console.print(f"{name}: checksums verified; files in {dest}")
 
 
-def _setting(cls_name: str, field: str):
-    """(default, help) of a method setting: the CLI option and the config key share one source."""
+def _setting(cls_name: str, name: str) -> tuple:
+    """A method setting (``topoprune.pruning.methods.<cls_name>``)."""
     from .pruning import methods
 
-    f = getattr(methods, cls_name).model_fields[field]
-    return f.default, f.description or ""
+    return _field(getattr(methods, cls_name), name)
 
 
 # CLI option -> method setting; each method takes the options that name one of its own fields

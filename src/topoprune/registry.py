@@ -8,7 +8,6 @@ with the names that exist and, where one is close, a "did you mean" hint.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar, overload
@@ -72,15 +71,8 @@ class Registry(Generic[T]):
 
     def _check(self, name: object) -> str:
         if not isinstance(name, str) or name not in self._items:
-            raise unknown_name(self.kind, name, self._items, hint=self.suggest(name))
+            raise unknown_name(self.kind, name, self._items)
         return name
-
-    def suggest(self, name: object) -> str | None:
-        """The registered name closest to ``name``, if one is close."""
-        if not isinstance(name, str):
-            return None
-        close = difflib.get_close_matches(name, list(self._items), n=1, cutoff=0.6)
-        return close[0] if close else None
 
     def names(self, where: Callable[[T], bool] | None = None) -> list[str]:
         """Registered names in registration order, optionally only those whose object passes

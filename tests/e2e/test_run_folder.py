@@ -66,6 +66,15 @@ def _cli(*args):
     return types.SimpleNamespace(returncode=code, stderr=err.getvalue(), stdout=out.getvalue())
 
 
+def _flip(path: Path, at: int | None = None, count: int = 1) -> None:
+    """Tamper with a file without changing its size: invert ``count`` bytes at ``at`` (default:
+    the middle), so only the checksum can tell."""
+    data = bytearray(path.read_bytes())
+    at = len(data) // 2 if at is None else at
+    data[at:at + count] = bytes(b ^ 0xFF for b in data[at:at + count])
+    path.write_bytes(bytes(data))
+
+
 def _one_line_error(proc) -> str:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
@@ -134,19 +143,33 @@ def test_second_compare_is_refused_then_takes_over_after_sigkill(reference, tmp_
     assert _strip(read_results(run_dir)) == _strip(ref_rows)
 
 
-def test_two_compares_started_together_never_write_at_once(tmp_path):
+def test_two_compares_started_together_one_runs_one_is_refused(tmp_path):
+    """Two processes on one folder at once: the one that takes the lock runs (a long recovery keeps
+    it running), the other is refused in one line naming it; then the runner is stopped."""
+    import signal
+
     config = tmp_path / "race.yaml"
-    config.write_text(yaml.safe_dump({**BASE, "methods": ["l1"]}))
+    config.write_text(yaml.safe_dump({**BASE, "methods": ["l1"],
+                                      "recovery": {"epochs": 500, "batch_size": 16}}))
     out = tmp_path / "runs"
     procs = [subprocess.Popen([sys.executable, "-m", "topoprune.cli", "compare", str(config), "--out", str(out),
-                               "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
-    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
-    # one is refused while the other runs (or, if one finished before the other started, the
-    # second finds everything done): never two writers at once
-    assert sorted(code for code, _ in results) in ([0, 2], [0, 0]), results
-    assert all("is in use by pid" in err for code, err in results if code == 2)
-    assert len(read_results(next(out.iterdir()))) == 1
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.1)
+        ended = [p for p in procs if p.poll() is not None]
+        assert len(ended) == 1, "neither run ended: no refusal within 120 s"
+        refused, running = ended[0], next(p for p in procs if p is not ended[0])
+        err = refused.stderr.read()
+        assert refused.returncode == 2 and f"in use by pid {running.pid}" in err, err
+        assert running.poll() is None  # the other is still writing the folder
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+            p.wait()
 
 
 def test_tampered_checkpoint_is_named_and_repair_restores_the_rows(reference, tmp_path):
@@ -154,10 +177,7 @@ def test_tampered_checkpoint_is_named_and_repair_restores_the_rows(reference, tm
     out = _copy(reference, tmp_path)
     run_dir = out / ref_dir.name
     weights = run_dir / "cells/mnist-conv-w0.25/l1/s0.5/seed0/pruned/weights.pt"
-    data = bytearray(weights.read_bytes())
-    middle = len(data) // 2
-    data[middle:middle + 4] = bytes(b ^ 0xFF for b in data[middle:middle + 4])  # same size, other bytes
-    weights.write_bytes(bytes(data))
+    _flip(weights, count=4)
 
     line = _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
     assert "cells/mnist-conv-w0.25/l1/s0.5/seed0/pruned/weights.pt (changed)" in line and "--repair" in line
@@ -176,9 +196,7 @@ def test_tampered_baseline_redoes_everything_of_that_model(reference, tmp_path):
     out = _copy(reference, tmp_path)
     run_dir = out / ref_dir.name
     ckpt = run_dir / "baseline/mnist-conv-w0.25/checkpoint.pt"
-    data = bytearray(ckpt.read_bytes())
-    data[-2000] ^= 0x01  # one bit of one weight: same size, so only the checksum can tell
-    ckpt.write_bytes(bytes(data))
+    _flip(ckpt, at=len(ckpt.read_bytes()) - 2000)  # one byte of one weight
     line = _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
     assert "baseline/mnist-conv-w0.25/checkpoint.pt (changed)" in line
     init = run_dir / "baseline/mnist-conv-w0.25/init.pt"
@@ -233,9 +251,7 @@ def test_a_stage_killed_between_marker_and_seal_is_sealed_on_resume(reference, t
     assert "cells/mnist-conv-w0.25/l1/s0.5/seed0/prune.json" in sealed
     assert "cells/mnist-conv-w0.25/l1/s0.5/seed0/pruned/weights.pt" in sealed
     weights = run_dir / "cells/mnist-conv-w0.25/l1/s0.5/seed0/pruned/weights.pt"
-    data = bytearray(weights.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    weights.write_bytes(bytes(data))
+    _flip(weights)
     assert "pruned/weights.pt (changed)" in _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
 
 
@@ -426,9 +442,7 @@ def test_imp_trajectory_files_are_sealed_and_repairable(tmp_path):
     traj = "trajectories/mnist-fc-w0.25/imp/seed0"
     assert f"{traj}/imp.json" in sealed and f"{traj}/round02/checkpoint.pt" in sealed
     ckpt = run_dir / traj / "round01/checkpoint.pt"
-    blob = bytearray(ckpt.read_bytes())
-    blob[len(blob) // 2] ^= 0x01
-    ckpt.write_bytes(bytes(blob))
+    _flip(ckpt)
     assert f"{traj}/round01/checkpoint.pt (changed)" in _one_line_error(_cli("compare", config, "--out", out, "--quiet"))
     assert _cli("compare", config, "--out", out, "--quiet", "--repair").returncode == 0
     assert _strip(read_results(run_dir)) == _strip(rows)

@@ -65,14 +65,6 @@ def default_cache(name: str) -> Path:
     return base / "topoprune" / name
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download_file(url: str, dest: str | Path, md5: str | None, *, progress: bool = True,
                   timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` atomically, verifying ``md5``.

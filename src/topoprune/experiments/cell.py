@@ -3,7 +3,9 @@
 The cell knows no method by name: it asks the method what it needs (:class:`Needs`), hands it an
 :class:`ApplyRequest`, and saves what comes back by kind (a smaller model for structured
 methods, masks for unstructured ones). Each stage's artefacts are sealed in the manifest when the
-stage ends; recovery checkpoints every epoch and resumes mid-way.
+stage ends (a stage found finished but unsealed is sealed by :func:`seal_finished` when a run
+starts, so within a run a stage's marker alone says "done"); recovery checkpoints every epoch and
+resumes mid-way.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from pathlib import Path
 
 import torch
 
+from ..train.scoped import seeded_rng
 from .config import ExperimentConfig, MethodSpec
 from .row import Row
 from .stages import init_state, layer_summary, load_baseline, prepare
 from .store import RunStore, run_log
 
-__all__ = ["Cell", "run_cell", "STAGES", "cell_dir", "seal_finished"]
+__all__ = ["Cell", "run_cell", "STAGES", "seal_finished"]
 
 # what each stage of a cell writes (relative to the cell folder; the first is its marker, the record
 # whose presence says "done"); removing them redoes the stage
@@ -46,6 +49,11 @@ class Cell:
     @property
     def folder(self) -> str:
         return f"cells/{self.key}"
+
+    @property
+    def row_key(self) -> tuple:
+        """The key of this cell's result row (:func:`~topoprune.experiments.row.row_key`)."""
+        return (self.model, self.method, self.sparsity, self.seed)
 
     def stage(self, name: str) -> str:
         return f"{self.folder}/{name}"
@@ -79,10 +87,6 @@ def seal_finished(store: RunStore, cells: list[Cell], *, repair: bool = False) -
                 break
 
 
-def cell_dir(run_dir: str | Path, cell: Cell) -> Path:
-    return Path(run_dir) / cell.folder
-
-
 def _recipe(config: ExperimentConfig, seed: int):
     from ..train import TrainConfig
 
@@ -92,16 +96,6 @@ def _recipe(config: ExperimentConfig, seed: int):
     return TrainConfig(**{**config.train, "seed": seed}), recovery
 
 
-def _mask_hooks(model, targets) -> None:
-    from torch.nn.utils import prune
-
-    modules = dict(model.named_modules())
-    for name in targets:
-        m = modules[name]
-        if not hasattr(m, "weight_mask"):
-            prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
-
-
 def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSpec, *,
            device: str | None, progress: bool):
     """Stage 3: returns (pruned model, prune record)."""
@@ -109,13 +103,15 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
     from ..pruning.methods import ApplyRequest
     from .artifacts import load_model, save_pruned
 
+    from ..pruning.masks import ensure_masks, prunable_layers
+
     folder = cell.folder
-    done = store.done(cell.stage("prune"), f"{folder}/prune.json", [f"{folder}/{p}" for p in STAGES["prune"]])
+    done = store.read_json(f"{folder}/prune.json")
     if done is not None:
         if spec.structured:
             return load_model(store.path(f"{folder}/pruned")), done
         model = load_baseline(store, cell.model)
-        _mask_hooks(model, done["targets"])
+        ensure_masks(prunable_layers(model, done["targets"]).values())
         model.load_state_dict(torch.load(store.path(f"{folder}/masked.pt"), map_location="cpu",
                                          weights_only=True))
         return model, done
@@ -134,8 +130,7 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         init_state=init_state(store, cell.model) if needs.training else None,
         progress=progress)
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cell.seed)
+    with seeded_rng(cell.seed):
         outcome = apply_method(method, model, request)
     record = {"seconds": time.perf_counter() - t0, **outcome.record}
     if needs.trajectory:  # the shared trajectory's rounds so far are artefacts too
@@ -159,7 +154,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     store = RunStore(run_dir)
     config = parse_config(config_dict)
     folder = cell.folder
-    row = store.done(cell.stage("measure"), f"{folder}/row.json", [])
+    row = store.read_json(f"{folder}/row.json")
     if row is not None:
         return row
     store.path(folder).mkdir(parents=True, exist_ok=True)
@@ -171,7 +166,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     model, prune_record = _prune(config, store, cell, spec, device=device, progress=progress)
     log.info("%s: pruned in %.2f s", cell.key, prune_record["seconds"])
 
-    recovery = store.done(cell.stage("recover"), f"{folder}/recovery.json", [f"{folder}/recovery"])
+    recovery = store.read_json(f"{folder}/recovery.json")
     if recovery is None:
         _, cfg = _recipe(config, cell.seed)
         r = config.recovery

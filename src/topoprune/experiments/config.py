@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import TopopruneError
+from ..errors import TopopruneError, closest
 from ..pruning.methods import Method, format_validation_error, method_class, resolve_method
 
 __all__ = [
@@ -54,12 +54,9 @@ Schedule = Literal["cosine", "multistep", "none"]
 
 
 def _one_of(name: str, names: list[str]) -> str:
-    """'one of a, b, c', with the closest name first when one is close (a typo)."""
-    import difflib
-
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"one of {', '.join(names)}{hint}"
+    """'one of a, b, c', and the closest name when one is close (a typo)."""
+    hint = closest(name, names)
+    return f"one of {', '.join(names)}" + (f" (did you mean {hint!r}?)" if hint else "")
 
 
 def registered(names: Callable[[], list[str]]) -> AfterValidator:
@@ -263,11 +260,9 @@ class ExperimentConfig:
     """A whole comparison: models x methods x sparsities x seeds (validated, immutable)."""
 
     def __init__(self, layout: _Layout, methods: tuple[MethodSpec, ...], given: dict, raw: dict | None = None):
-        self._layout = layout
         self.name: str = layout.name
         self.models: tuple[ModelSpec, ...] = tuple(layout.models)
         self.dataset: DataSpec = layout.dataset
-        self.train_spec: TrainSpec = layout.train
         self.methods: tuple[MethodSpec, ...] = methods
         self.sparsities: tuple[float, ...] = tuple(float(s) for s in layout.sparsities)
         self.seeds: tuple[int, ...] = tuple(layout.seeds)

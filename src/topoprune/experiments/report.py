@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path

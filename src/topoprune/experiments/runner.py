@@ -33,6 +33,7 @@ from ..train.device import describe_device
 from .cell import STAGES, Cell, run_cell, seal_finished
 from .config import ExperimentConfig
 from .stages import analysis_path, analysis_stage, baseline_stage, prepare
+from .row import row_key
 from .store import Damage, RunStore, close_run_log, disk_full, run_log
 
 __all__ = ["run_experiment", "run_dir_for", "preflight", "Cell"]
@@ -243,7 +244,7 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
          repair: bool, previous: dict | None, modules: tuple[str, ...]) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..train import set_threads
+    from ..train.scoped import set_threads, usable_cores
 
     log = run_log(store.root)
     if previous and previous.get("pid"):
@@ -279,7 +280,7 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
     # run sparsity by sparsity, seed by seed, every method: an interrupted run still holds
     # complete method comparisons for the seeds it finished
     method_rank = {m.key: i for i, m in enumerate(config.methods)}
-    todo = sorted((c for c in cells if (c.model, c.method, c.sparsity, c.seed) not in done_rows),
+    todo = sorted((c for c in cells if c.row_key not in done_rows),
                   key=lambda c: (c.model, c.sparsity, c.seed, method_rank[c.method]))
     rows = dict(done_rows)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -294,7 +295,7 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
         config_dict = config.to_dict()
 
         def add(row: dict) -> None:
-            rows[(row["model"], row["method"], row["sparsity"], row["seed"])] = row
+            rows[row_key(row)] = row
             store.write_results(list(rows.values()))
             bar.advance(task)
 
@@ -303,7 +304,7 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
                 bar.update(task, description=f"cell {cell.key}")
                 add(run_cell(store.root, config_dict, cell, device=device))
         else:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            cores = usable_cores()
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                                      initargs=(max(1, cores // workers), modules, os.getpid())) as pool:
@@ -315,9 +316,8 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
                     pool.shutdown(wait=True, cancel_futures=True)  # cells not started are dropped
                     raise
     # rows in a stable order, whatever order the cells finished in
-    order = {(c.model, c.method, c.sparsity, c.seed): i for i, c in enumerate(cells)}
-    ordered = sorted(rows.values(), key=lambda r: order.get((r["model"], r["method"], r["sparsity"], r["seed"]),
-                                                            math.inf))
+    order = {c.row_key: i for i, c in enumerate(cells)}
+    ordered = sorted(rows.values(), key=lambda r: order.get(row_key(r), math.inf))
     store.write_results(ordered)
     log.info("run %s: %d rows", store.root.name, len(ordered))
 

@@ -11,6 +11,7 @@ import time
 import torch
 
 from ..train.device import describe_device
+from ..train.scoped import seeded_rng
 from .config import ExperimentConfig, ModelSpec
 from .store import RunStore
 
@@ -76,8 +77,7 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
                                                       "model_spec": model.meta.spec(), "history": []})
     else:
         cfg = TrainConfig(**config.train)
-        with torch.random.fork_rng(devices=[]):  # the init is seeded, the caller's RNG untouched
-            torch.manual_seed(cfg.seed)
+        with seeded_rng(cfg.seed):  # the init is seeded, the caller's RNG untouched
             model = create_model(spec.name, num_classes=data.num_classes, in_channels=data.input_shape[0],
                                  input_size=data.input_shape[1:], width=spec.width)
         if not store.path(f"{folder}/init.pt").exists():  # what IMP's rewind="init" returns to

@@ -92,7 +92,6 @@ class RunStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self._lock_fd: int | None = None
 
     # --- files --------------------------------------------------------------------------------
 
@@ -106,29 +105,19 @@ class RunStore:
         """Parsed JSON of a file in the run folder, ``None`` if absent (damaged: one line)."""
         return read_json_file(self.path(rel))
 
+    # Writes are atomic (temp file + rename); an OSError names its file, and the runner turns a
+    # full disk into one line (:func:`disk_full`) wherever in a run it happens.
+
     def write_json(self, rel: str | Path, obj: Any) -> Path:
-        path = self.path(rel)
-        self._guard(lambda: atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode()), path)
-        return path
+        return self.write_bytes(rel, (json.dumps(obj, indent=2) + "\n").encode())
 
     def write_bytes(self, rel: str | Path, data: bytes) -> Path:
-        path = self.path(rel)
-        self._guard(lambda: atomic_write_bytes(path, data), path)
-        return path
+        atomic_write_bytes(self.path(rel), data)
+        return self.path(rel)
 
     def save_torch(self, rel: str | Path, obj: Any) -> Path:
-        path = self.path(rel)
-        self._guard(lambda: atomic_save(obj, path), path)
-        return path
-
-    def _guard(self, write, path: Path) -> None:
-        try:
-            write()
-        except OSError as exc:
-            full = disk_full(exc, path)
-            if full is not None:
-                raise full from None
-            raise
+        atomic_save(obj, self.path(rel))
+        return self.path(rel)
 
     # --- lock ---------------------------------------------------------------------------------
 
@@ -154,14 +143,12 @@ class RunStore:
               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
-        self._lock_fd = fd
         try:
             yield previous or None
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-            self._lock_fd = None
 
     # --- manifest -----------------------------------------------------------------------------
 
@@ -191,10 +178,9 @@ class RunStore:
         record = self.read_json(marker)
         if record is not None:
             known = self.manifest() if known is None else known
-            missing = [p for p in [*paths, marker] if self._files(p) and
-                       any(self.rel(f) not in known for f in self._files(p))]
-            if missing:
-                self.seal(stage, missing)
+            unsealed = [r for p in [*paths, marker] for r in map(self.rel, self._files(p)) if r not in known]
+            if unsealed:
+                self.seal(stage, unsealed)
         return record
 
     def _files(self, rel: str | Path) -> list[Path]:
@@ -210,26 +196,21 @@ class RunStore:
 
         data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
         path = self.path(MANIFEST)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                if os.fstat(fd).st_size and os.pread(fd, 1, os.fstat(fd).st_size - 1) != b"\n":
-                    data = b"\n" + data  # a line cut short by an earlier failure stays apart
-                view = memoryview(data)
-                while view:  # a short write (a nearly full disk) must not seal half a line
-                    written = os.write(fd, view)
-                    if written == 0:
-                        raise OSError(errno.ENOSPC, "No space left on device", str(path))
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            full = disk_full(exc, path)
-            if full is not None:
-                raise full from None
-            raise
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # a line cut short by an earlier failure stays apart
+            view = memoryview(data)
+            while view:  # a short write (a nearly full disk) must not seal half a line
+                written = os.write(fd, view)
+                if written == 0:
+                    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def manifest(self) -> dict[str, dict]:
         """Path -> its latest entry (removed paths left out). A half-written line is skipped."""

@@ -29,10 +29,9 @@ a seed, and the result does not depend on ``workers``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -42,13 +41,13 @@ from ..errors import TopopruneError
 from ..models.hooks import capture_outputs
 from ..models.introspect import layer_graph
 from ..topology import maximum_spanning_tree, persistence_norm, wasserstein_same_birth
+from ..train.scoped import usable_cores
+from .ga_config import GAConfig, fitness_names  # GAConfig lives torch-free; re-exported here
 from .importance import fpgm_scores, l1_scores, l2_scores
 from .selection import filters_to_prune
 from .surgery import Surgeon
 
 __all__ = ["GAConfig", "LayerProblem", "LayerSearch", "search_layer", "fitness_names", "layer_problems", "run_searches"]
-
-from .ga_config import FITNESSES, GAConfig, fitness_names  # noqa: E402 (re-exported)
 
 
 @dataclass
@@ -269,10 +268,6 @@ def _run(problem: LayerProblem, config: GAConfig, index: int) -> LayerSearch:
     return search_layer(problem, config, index)
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _one_numba_thread() -> None:
     """Worker-thread initializer: the layers are the parallelism, so each worker runs the numba
     kernels serially (numba's thread count is per thread; the caller's is untouched). This also
@@ -291,7 +286,7 @@ def run_searches(problems: Sequence[LayerProblem], config: GAConfig) -> dict[str
     the caller's ``__main__`` is never re-imported; the fitness kernels release the GIL.
     """
     # 0: as many threads as torch may use here (the entry point or a cell worker set that share)
-    workers = config.workers or min(_cores(), torch.get_num_threads())
+    workers = config.workers or min(usable_cores(), torch.get_num_threads())
     if workers <= 1 or len(problems) <= 1:
         results = [_run(p, config, i) for i, p in enumerate(problems)]
     else:

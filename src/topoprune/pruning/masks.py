@@ -8,7 +8,7 @@ every tool that understands torch's pruning understands ours. Masks only ever sh
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -20,7 +20,8 @@ from ..errors import TopopruneError
 from ..models.introspect import effective_weight
 from .selection import resolve_amount, select_global, select_layer, tree_mask
 
-__all__ = ["prune_unstructured", "UnstructuredRecord", "prunable_layers", "METHODS", "SCOPES"]
+__all__ = ["prune_unstructured", "UnstructuredRecord", "prunable_layers", "current_mask", "ensure_masks",
+           "METHODS", "SCOPES"]
 
 METHODS = ("magnitude", "random")
 SCOPES = ("local", "global")
@@ -88,8 +89,17 @@ def prunable_layers(model: nn.Module, layers: Sequence[str] | None = None) -> di
     return out
 
 
-def _current_mask(m: nn.Module) -> torch.Tensor:
+def current_mask(m: nn.Module) -> torch.Tensor:
+    """The layer's weight mask (all ones if it has none yet)."""
     return m.weight_mask if hasattr(m, "weight_mask") else torch.ones_like(m.weight)
+
+
+def ensure_masks(layers: Iterable[nn.Module]) -> None:
+    """Give each layer torch's pruning reparametrisation (a mask of ones) if it has none, so a
+    state dict holding ``weight_orig``/``weight_mask`` can be loaded into it."""
+    for m in layers:
+        if not hasattr(m, "weight_mask"):
+            prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
 
 
 def prune_unstructured(
@@ -127,7 +137,7 @@ def prune_unstructured(
         raise TopopruneError("the model has no Linear or Conv layers to prune")
     rng = np.random.default_rng(seed)
     weights = {n: effective_weight(m).detach().cpu().numpy() for n, m in targets.items()}
-    masks = {n: _current_mask(m).detach().cpu().numpy() for n, m in targets.items()}
+    masks = {n: current_mask(m).detach().cpu().numpy() for n, m in targets.items()}
     scores = {n: (np.abs(w) if method == "magnitude" else rng.random(w.shape)) for n, w in weights.items()}
     record = UnstructuredRecord(method, scope, preserve)
     try:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.utils import prune
 
 from ..data import DataSplits
 from ..errors import TopopruneError
@@ -28,7 +27,7 @@ from ..models.introspect import effective_weight, layer_graph
 from ..topology import mst_overlap
 from ..train import Callback, TrainConfig, evaluate, train
 from ..train.checkpoint import atomic_save, atomic_write_json
-from .masks import prunable_layers, prune_unstructured
+from .masks import current_mask, ensure_masks, prunable_layers, prune_unstructured
 
 __all__ = ["imp", "IMPResult", "parse_rewind", "rewind_weights", "remaining_fraction"]
 
@@ -71,14 +70,6 @@ class _Snapshot(Callback):
             if self.path is not None:
                 atomic_save(self.state, self.path)
         return False
-
-
-def _ensure_hooks(targets: dict[str, nn.Module]) -> None:
-    """Give each target layer torch's pruning reparametrisation (masks of ones) if it has none, so
-    a checkpoint holding ``weight_orig``/``weight_mask`` can be loaded into it."""
-    for m in targets.values():
-        if not hasattr(m, "weight_mask"):
-            prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
 
 
 def rewind_weights(model: nn.Module, targets: dict[str, nn.Module], state: dict) -> None:
@@ -216,12 +207,12 @@ def imp(
         warnings: list[str] = []
         if rnd > 0:
             if done and not trains:  # an untrained round: its masked weights are in pruned.pt
-                _ensure_hooks(targets)
+                ensure_masks(targets.values())
                 model.load_state_dict(torch.load(round_dir / "pruned.pt", map_location="cpu",
                                                  weights_only=True) if round_dir is not None else {})
                 continue
             if done or resuming:
-                _ensure_hooks(targets)  # the round's checkpoint holds its masks and weights
+                ensure_masks(targets.values())  # the round's checkpoint holds its masks and weights
             else:
                 amount = fraction
                 if target is not None and rnd == rounds:  # land exactly on the target
@@ -261,8 +252,7 @@ def remaining_fraction(model: nn.Module, target: float, targets: Mapping[str, nn
     ``targets`` (default: every prunable layer) is ``target``."""
     layers = (targets if targets is not None else prunable_layers(model)).values()
     total = sum(effective_weight(m).numel() for m in layers)
-    alive = sum(int((m.weight_mask if hasattr(m, "weight_mask") else torch.ones_like(m.weight)).sum())
-                for m in layers)
+    alive = sum(int(current_mask(m).sum()) for m in layers)
     keep = round((1 - target) * total)
     return max(0.0, min(0.999999, (alive - keep) / alive)) if alive else 0.0
 

@@ -13,7 +13,12 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["seeded_rng", "set_threads", "using_threads"]
+__all__ = ["seeded_rng", "set_threads", "usable_cores", "using_threads"]
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def set_threads(n: int | None = None) -> int:
@@ -21,7 +26,7 @@ def set_threads(n: int | None = None) -> int:
 
     A process-wide setting for entry points; library code uses :func:`using_threads` instead."""
     if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        n = usable_cores()
     torch.set_num_threads(max(1, n))
     return torch.get_num_threads()
 

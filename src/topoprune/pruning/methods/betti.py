@@ -35,9 +35,7 @@ class Betti(StructuredMethod):
         return Needs(sample=self.samples)
 
     def prepare(self, ctx: PruneContext) -> None:
-        if ctx.inputs is None:
-            raise TopopruneError("method 'betti' needs a data sample: prune_filters(..., inputs=x) "
-                                 "(the CLI takes --dataset and --samples)")
+        # ctx.inputs is there: prune_filters refuses a call without the sample needs() asks for
         from ...models.hooks import capture_outputs
         from ..betti import betti_table
 

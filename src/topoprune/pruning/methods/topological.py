@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from ...errors import TopopruneError
 from ..ga_config import GAConfig
 from .base import LayerRequest, Needs, PruneContext, StructuredMethod, register_method
 
@@ -60,10 +59,7 @@ class Topological(StructuredMethod):
         return Needs(sample=self.samples if self.fitness == "activation" else 0)
 
     def prepare(self, ctx: PruneContext) -> None:
-        config = self.ga_config(ctx.seed)
-        if config.fitness == "activation" and ctx.inputs is None:
-            raise TopopruneError("the Topological Pruner with fitness 'activation' needs a data sample: "
-                                 "prune_filters(..., inputs=x) (the CLI takes --dataset and --samples)")
+        config = self.ga_config(ctx.seed)  # a sample for fitness 'activation': checked by prune_filters
         from ..genetic import layer_problems, run_searches
 
         problems = layer_problems(ctx.model, ctx.modules, ctx.targets, surgeon=ctx.surgeon,

@@ -14,12 +14,10 @@ IMP and T-IMP run through :func:`topoprune.pruning.schedules.imp` only, in one o
 from __future__ import annotations
 
 import copy
-import time
+import dataclasses
 import warnings
 from collections.abc import Sequence
-from typing import ClassVar, Literal
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
@@ -99,7 +97,7 @@ class _Iterative(UnstructuredMethod):
                                  "training recipe")
         # epochs per round: the setting, else the recovery's (in both modes, as always)
         epochs = self.epochs if self.epochs is not None else request.recovery_config.epochs
-        cfg = type(cfg)(**{**cfg.to_dict(), "epochs": epochs, "milestones": tuple(cfg.milestones)})
+        cfg = dataclasses.replace(cfg, epochs=epochs)  # both recipes carry the cell's seed
         if self.fraction is None:
             return self._from_trained(model, request, cfg)
         return self._trajectory(model, request, cfg)
@@ -108,7 +106,6 @@ class _Iterative(UnstructuredMethod):
         from ..masks import prunable_layers
         from ..schedules import imp
 
-        t0 = time.perf_counter()
         rewind = self.rewind or "none"
         if rewind == "init" and request.init_state is None:
             raise TopopruneError(f"method {self.name!r} with rewind 'init' needs the dense model's "
@@ -121,7 +118,7 @@ class _Iterative(UnstructuredMethod):
                          progress=request.progress, device=request.device, pretrained=True,
                          retrain_last=False, init=request.init_state)
         rounds = result.rounds[1:]
-        return PruneOutcome(model, {"seconds": time.perf_counter() - t0, "rounds": rounds,
+        return PruneOutcome(model, {"rounds": rounds,
                                     "targets": list(prunable_layers(model)),
                                     "warnings": [w for r in rounds for w in r["warnings"]]})
 
@@ -129,7 +126,7 @@ class _Iterative(UnstructuredMethod):
         """Run (or resume) the seed's trajectory; return the first round reaching the sparsity."""
         import torch
 
-        from ..masks import prunable_layers
+        from ..masks import ensure_masks, prunable_layers
         from ..schedules import imp
 
         if request.shared_dir is None:
@@ -141,7 +138,6 @@ class _Iterative(UnstructuredMethod):
             for m in start.modules():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
-        cfg = type(cfg)(**{**cfg.to_dict(), "seed": request.seed, "milestones": tuple(cfg.milestones)})
         result = imp(start, request.data, cfg, rounds=self.rounds, fraction=self.fraction,
                      scope=self.scope, rewind=self.rewind or "init", preserve=self._preserve,
                      out_dir=request.shared_dir, progress=request.progress, device=request.device)
@@ -152,23 +148,12 @@ class _Iterative(UnstructuredMethod):
         state = torch.load(request.shared_dir / f"round{k:02d}" / "checkpoint.pt", map_location="cpu",
                            weights_only=True)["model"]
         pruned = copy.deepcopy(model)
-        _mask_hooks(pruned)
+        ensure_masks(prunable_layers(pruned).values())
         pruned.load_state_dict(state)
         records = result.rounds[: k + 1]
         return PruneOutcome(pruned, {"seconds": sum(r["train_seconds"] for r in records), "rounds": records,
                                      "targets": list(prunable_layers(pruned)), "trajectory": True,
                                      "warnings": [w for r in records for w in r["warnings"]]})
-
-
-def _mask_hooks(model: torch.nn.Module) -> None:
-    import torch
-    from torch.nn.utils import prune
-
-    from ..masks import prunable_layers
-
-    for m in prunable_layers(model).values():
-        if not hasattr(m, "weight_mask"):
-            prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
 
 
 @register_method("imp")
