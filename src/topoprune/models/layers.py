@@ -1,0 +1,66 @@
+"""Which modules are weighted layers, and their weights in one orientation.
+
+Linear layers, 1-D/2-D convolutions and Hugging Face's ``Conv1D`` (GPT-2's linear layers, whose
+weight is stored transposed as ``(in, out)``) are the layers topoprune prunes and analyses.
+:func:`out_in_weight` gives every one of them as ``(out, in, ...)``, so NP, critical compression,
+scores and masks see GPT-2 the way they see a ``nn.Linear``.
+
+``Conv1D`` is recognised by its class name and module (``transformers.pytorch_utils``), without
+importing ``transformers``, which stays an optional extra.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["is_hf_conv1d", "is_linear_like", "is_weighted_layer", "out_in_weight", "out_units",
+           "in_units", "weighted_layers", "layer_kind"]
+
+_CONVS = (nn.Conv1d, nn.Conv2d)
+
+
+def is_hf_conv1d(module: nn.Module) -> bool:
+    """Hugging Face's transposed linear layer (``transformers.pytorch_utils.Conv1D``)."""
+    cls = type(module)
+    return (cls.__name__ == "Conv1D" and cls.__module__.startswith("transformers")
+            and isinstance(getattr(module, "weight", None), torch.Tensor))
+
+
+def is_linear_like(module: nn.Module) -> bool:
+    """A ``nn.Linear`` or a Hugging Face ``Conv1D``."""
+    return isinstance(module, nn.Linear) or is_hf_conv1d(module)
+
+
+def is_weighted_layer(module: nn.Module) -> bool:
+    """A layer topoprune prunes: linear, conv (1-D, 2-D) or Hugging Face ``Conv1D``."""
+    return isinstance(module, (nn.Linear, *_CONVS)) or is_hf_conv1d(module)
+
+
+def layer_kind(module: nn.Module) -> str:
+    """``"conv"`` or ``"linear"``."""
+    return "conv" if isinstance(module, _CONVS) else "linear"
+
+
+def out_in_weight(module: nn.Module, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The layer's weight (or ``weight``, e.g. an effective masked one) as ``(out, in, ...)``:
+    transposed for a Hugging Face ``Conv1D``, as stored otherwise. A view, not a copy."""
+    w = module.weight if weight is None else weight
+    return w.t() if is_hf_conv1d(module) else w
+
+
+def out_units(module: nn.Module) -> int:
+    """Output units (filters/neurons) of a weighted layer."""
+    return int(out_in_weight(module).shape[0])
+
+
+def in_units(module: nn.Module) -> int:
+    """Input features/channels of a weighted layer (conv: per group times groups)."""
+    w = out_in_weight(module)
+    return int(w.shape[1]) * int(getattr(module, "groups", 1) if isinstance(module, _CONVS) else 1)
+
+
+def weighted_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every weighted layer of ``model`` by qualified name, in module order."""
+    return {n: m for n, m in model.named_modules() if is_weighted_layer(m)}
+
