@@ -8,6 +8,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .inputs import Inputs, call_model
+
 __all__ = ["inspecting", "capture_outputs"]
 
 
@@ -24,14 +26,18 @@ def inspecting(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def capture_outputs(model: nn.Module, modules: Mapping[str, nn.Module], names: Iterable[str],
-                    inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The outputs of the named layers for one forward pass of ``inputs`` (detached)."""
+                    inputs: Inputs) -> dict[str, torch.Tensor]:
+    """The outputs of the named layers for one forward pass of ``inputs`` (a tensor, a tuple or
+    a dict of keyword inputs), detached. A layer called more than once keeps its first output."""
     outs: dict[str, torch.Tensor] = {}
-    hooks = [modules[n].register_forward_hook(lambda m, a, o, n=n: outs.__setitem__(n, o.detach()))
-             for n in names]
+
+    def keep(n: str, o: torch.Tensor) -> None:
+        outs.setdefault(n, o.detach())
+
+    hooks = [modules[n].register_forward_hook(lambda m, a, o, n=n: keep(n, o)) for n in names]
     try:
         with inspecting(model):
-            model(inputs)
+            call_model(model, inputs)
     finally:
         for h in hooks:
             h.remove()

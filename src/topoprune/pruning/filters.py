@@ -4,6 +4,13 @@
 (:mod:`topoprune.pruning.methods`) picks the units of each targeted layer, the NNI one-shot rule fixes how many, and
 :class:`~topoprune.pruning.surgery.Surgeon` removes them with torch-pruning's dependency graph,
 so the result is a smaller ``nn.Module`` that runs faster, not a masked one.
+
+Any model: example inputs may be a tensor, a tuple or a dict of keyword inputs (token ids and an
+attention mask stay as given); Hugging Face ``Conv1D`` layers are linear layers; the first layer
+and the classifier are found by following the data (:mod:`topoprune.models.dataflow`) unless
+``model.meta`` names them; attention projections lose whole heads (:mod:`topoprune.models.attention`),
+and the module's head count is updated so the pruned model runs. A transformer's residual stream
+(a group that would also narrow an embedding) is left alone.
 """
 
 from __future__ import annotations
@@ -18,9 +25,14 @@ from torch import nn
 
 from ..errors import TopopruneError
 from ..metrics import count_flops, count_macs, count_parameters
+from ..models.attention import AttentionBlock, find_attention, sync_head_counts
+from ..models.dataflow import find_ends
+from ..models.inputs import Inputs, as_inputs, describe_inputs, example_inputs_for
+from ..models.layers import layer_kind, weighted_layers
 from .config import check_sparsity, resolve_config_list
 from .methods.base import LayerRequest, PruneContext, StructuredMethod, resolve_method
 from .surgery import Surgeon
+from .units import UnitLayout, layout_of
 
 __all__ = [
     "prune_filters",
@@ -33,7 +45,10 @@ __all__ = [
 
 @dataclass
 class LayerPruneInfo:
-    """One layer's outcome: units before/after, the original indices kept, and why if skipped."""
+    """One layer's outcome: units before/after, the original indices kept, and why if skipped.
+
+    ``unit`` says what a unit is (``filter``, ``neuron``, ``head``); ``before``/``after``/``kept``
+    count units, so an attention projection reports heads."""
 
     name: str
     kind: str
@@ -43,6 +58,7 @@ class LayerPruneInfo:
     kept: list[int] = field(default_factory=list)
     coupled_with: list[str] = field(default_factory=list)
     note: str = ""
+    unit: str = "filter"
 
 
 @dataclass
@@ -51,7 +67,7 @@ class FilterPruneInfo:
     parameters, MACs (NNI rule) and FLOPs (torch counter) before and after."""
 
     method: str
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | None  # one tensor's shape without the batch; None for tuple/dict inputs
     layers: list[LayerPruneInfo]
     steps: list[dict]
     params: tuple[int, int]
@@ -59,34 +75,52 @@ class FilterPruneInfo:
     flops: tuple[int, int]
     seconds: float
     extra: dict = field(default_factory=dict)
+    inputs: str = ""  # the example inputs, described (shapes and dtypes)
+    first_layer: str | None = None
+    classifier: str | None = None
+    heads: dict = field(default_factory=dict)  # attention module -> {"before": n, "after": n}
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list[str]:
+        """Targeted layers that lost nothing (each with its reason in ``layers[i].note``)."""
+        return [x.name for x in self.layers if x.after == x.before]
 
     def to_dict(self) -> dict:
         return {
-            "method": self.method, "input_shape": list(self.input_shape),
+            "method": self.method,
+            "input_shape": list(self.input_shape) if self.input_shape is not None else None,
+            "inputs": self.inputs, "first_layer": self.first_layer, "classifier": self.classifier,
             "layers": [asdict(x) for x in self.layers], "steps": self.steps,
             "params": {"before": self.params[0], "after": self.params[1]},
             "macs": {"before": self.macs[0], "after": self.macs[1]},
             "flops": {"before": self.flops[0], "after": self.flops[1]},
+            "heads": self.heads, "warnings": self.warnings,
             "seconds": self.seconds, "extra": self.extra,
         }
 
 
 def _candidates(model: nn.Module) -> dict[str, nn.Module]:
-    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Linear))}
+    return weighted_layers(model)
 
 
-def default_targets(model: nn.Module) -> list[str]:
-    """Every conv/linear layer but the model's first layer and its classifier (from
-    ``model.meta``; without metadata, the last layer is taken as the classifier)."""
-    names = list(_candidates(model))
-    meta = getattr(model, "meta", None)
-    skip = {meta.first_layer, meta.classifier} if meta is not None else {names[-1]} if names else set()
-    return [n for n in names if n not in skip]
+def default_targets(model: nn.Module, example_inputs: Inputs | None = None) -> list[str]:
+    """Every weighted layer (conv, linear, Hugging Face ``Conv1D``) but the model's first layer
+    and its classifier: ``model.meta`` names them for registry models; otherwise they are found
+    by following the data on ``example_inputs`` (:func:`topoprune.models.dataflow.find_ends`)."""
+    ends = find_ends(model, example_inputs)
+    return [n for n in _candidates(model) if n not in (ends.first_layer, ends.classifier)]
+
+
+def _head_layouts(model: nn.Module, blocks: Sequence[AttentionBlock]) -> dict[str, UnitLayout]:
+    modules = dict(model.named_modules())
+    return {p: layout_of(modules[p], head_dim=b.head_dim, parts=b.parts)
+            for b in blocks for p in b.projections}
 
 
 def prune_filters(
     model: nn.Module,
-    example_inputs: torch.Tensor | None = None,
+    example_inputs: Inputs | None = None,
     *,
     method: str | StructuredMethod | Mapping = "l1",
     sparsity: float = 0.5,
@@ -94,39 +128,47 @@ def prune_filters(
     ignore: Sequence[str] = (),
     inplace: bool = False,
     seed: int = 0,
-    inputs: torch.Tensor | None = None,
+    inputs: Inputs | None = None,
 ) -> tuple[nn.Module, FilterPruneInfo]:
-    """Remove filters (conv) and neurons (linear) physically; return the smaller model and a record.
+    """Remove filters (conv), neurons (linear) and attention heads physically; return the smaller
+    model and a record.
 
     Args:
-        model: the model; left untouched unless ``inplace=True``.
-        example_inputs: one batch to trace the model with (default: zeros of
-            ``model.meta.input_shape``).
+        model: any ``nn.Module``; left untouched unless ``inplace=True``.
+        example_inputs: one batch the model takes, used as given to trace it and count MACs and
+            FLOPs: a tensor, a tuple of tensors, or a dict of keyword inputs (e.g.
+            ``{"input_ids": ids, "attention_mask": mask}``). Default for registry models: zeros
+            of ``model.meta.input_shape``.
         method: a registered structured method by name (``"l1"``, ``"l2"``, ``"fpgm"``,
             ``"random"``, ``"topological"``, ``"betti"``, or your own), a method object with its
             settings (``topoprune.pruning.methods.Topological(fitness="np")``), or a mapping
             ``{"name": ..., **settings}``.
         sparsity: fraction of each targeted layer's units to remove (NNI:
-            ``int(C_out * sparsity)``), in [0, 1).
+            ``int(units * sparsity)``; an attention projection's units are its heads), in [0, 1).
         config_list: NNI-style entries (``op_types``, ``op_names``, ``exclude_op_names``,
             ``sparse_ratio``); when given, it alone decides targets and sparsities.
         ignore: layer names never to prune (added to the default first layer and classifier).
         seed: seed of random choices.
-        inputs: a data sample, for methods that look at the layers' outputs (``betti``, the
-            Topological Pruner with ``fitness="activation"``).
+        inputs: a data sample (same structure as ``example_inputs``), for methods that look at
+            the layers' outputs (``betti``, the Topological Pruner with ``fitness="activation"``).
 
     Layers coupled through a residual addition are pruned together (scores summed over the
-    coupled layers); a layer coupled to a zero-padding shortcut (CIFAR ResNet option A) or to a
-    layer that must stay is left alone, and the record says why.
+    coupled layers); a layer coupled to a zero-padding shortcut (CIFAR ResNet option A), to a
+    layer that must stay, or to an embedding (a transformer's residual stream) is left alone, and
+    the record says why. A prune that removes nothing, or that skips layers named in
+    ``config_list``, warns and lists them in ``info.warnings``.
     """
     if not isinstance(model, nn.Module):
         raise TopopruneError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TopopruneError("a TorchScript model cannot be pruned structurally (its graph is fixed); "
+                             "prune the Python model it was scripted from")
     chosen = resolve_method(method, kind="structured")
     sparsity = check_sparsity(sparsity)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise TopopruneError(f"seed must be an integer >= 0, got {seed!r}")
-    if inputs is not None and not isinstance(inputs, torch.Tensor):
-        raise TopopruneError(f"inputs must be a tensor (a batch of samples), got {type(inputs).__name__}")
+    if inputs is not None:
+        inputs = as_inputs(inputs, "inputs")
     if chosen.needs().sample and inputs is None:
         raise TopopruneError(f"method {chosen.name!r} ({chosen}) looks at the layers' outputs: pass a "
                              "data sample, prune_filters(..., inputs=x) (the CLI takes --dataset)")
@@ -141,45 +183,42 @@ def prune_filters(
         if n not in candidates:
             raise TopopruneError(f"ignore names {n!r}, not a prunable layer; prunable layers: "
                                  f"{', '.join(candidates)}")
-    if config_list is not None:
+    example_inputs = example_inputs_for(model, example_inputs)
+    input_shape = tuple(example_inputs.shape[1:]) if isinstance(example_inputs, torch.Tensor) else None
+    ends = find_ends(model, example_inputs)
+    explicit = config_list is not None
+    if explicit:
         targets = resolve_config_list(model, config_list, candidates)
     else:
-        targets = {n: sparsity for n in default_targets(model)}
+        targets = {n: sparsity for n in candidates if n not in (ends.first_layer, ends.classifier)}
     targets = {n: s for n, s in targets.items() if n not in ignore}
-    if example_inputs is None:
-        meta = getattr(model, "meta", None)
-        if meta is None:
-            raise TopopruneError("example_inputs is required for a model without .meta")
-        example_inputs = torch.zeros(1, *meta.input_shape)
-    if not isinstance(example_inputs, torch.Tensor):
-        raise TopopruneError(f"example_inputs must be a tensor batch, got {type(example_inputs).__name__}")
-    input_shape = tuple(example_inputs.shape[1:])
 
     t0 = time.perf_counter()
     work = model if inplace else copy.deepcopy(model)
     try:
-        params0, macs0, flops0 = (count_parameters(work)[0], count_macs(work, input_shape),
-                                  count_flops(work, input_shape))
+        count = dict(example_inputs=example_inputs)
+        params0, macs0, flops0 = (count_parameters(work)[0], count_macs(work, **count),
+                                  count_flops(work, **count))
         surgeon = Surgeon(work, example_inputs)
     except Exception as exc:  # noqa: BLE001 - tracing failures come in many types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TopopruneError(f"the model does not run on example inputs of shape "
-                             f"{tuple(example_inputs.shape)}: {first}") from None
+        raise _trace_error(exc, example_inputs) from None
     modules = surgeon.modules
-    original = {n: modules[n].weight.shape[0] for n in candidates}
+    blocks = find_attention(work)
+    layouts = {n: layout_of(modules[n]) for n in candidates}
+    layouts.update(_head_layouts(work, blocks))
+    heads_before = {b.name: b.heads for b in blocks}
     done: dict[str, str] = {}  # layer -> the leader whose group removed its units
     ctx = PruneContext(model=work, modules=modules, targets=targets, example_inputs=example_inputs,
-                       inputs=inputs, seed=seed, surgeon=surgeon)
+                       inputs=inputs, seed=seed, surgeon=surgeon, layouts=layouts)
     chosen.prepare(ctx)  # model-wide work, on the model before any removal
     layers, steps = [], []
     for name, layer_sparsity in targets.items():
-        module = modules[name]
-        kind = "conv" if isinstance(module, nn.modules.conv._ConvNd) else "linear"
-        rec = LayerPruneInfo(name, kind, layer_sparsity, original[name], module.weight.shape[0],
-                             list(range(module.weight.shape[0])))
+        module, layout = modules[name], layouts[name]
+        rec = LayerPruneInfo(name, layer_kind(module), layer_sparsity, layout.count, layout.count,
+                             list(range(layout.count)), unit=layout.kind)
         layers.append(rec)
         if name in done:
-            rec.note = f"pruned together with {done[name]} (residual coupling)"
+            rec.note = f"pruned together with {done[name]} (coupled)"
             continue
         group = surgeon.inspect(name)
         rec.coupled_with = list(group.coupled)
@@ -187,53 +226,108 @@ def prune_filters(
             rec.note = ("not pruned: its channels are coupled through a zero-padding shortcut "
                         "(option A), whose channel offsets torch-pruning does not model")
             continue
+        if group.embeddings:
+            rec.note = (f"not pruned: its width is the residual stream, shared with the embedding "
+                        f"{group.embeddings[0]!r} (the hidden size stays)")
+            continue
         outside = [c for c in group.coupled if c not in targets]
         if outside:
             rec.note = f"not pruned: coupled with {', '.join(outside)}, which is not targeted"
             continue
-        request = LayerRequest(name, module, layer_sparsity, tuple(group.coupled))
-        idxs = sorted(int(i) for i in chosen.choose(ctx, request))
-        c_out = module.weight.shape[0]
-        if any(i < 0 or i >= c_out for i in idxs) or len(set(idxs)) != len(idxs):
-            raise TopopruneError(f"method {chosen.name!r} chose invalid units {idxs} for {name!r} ({c_out} units)")
-        if len(idxs) >= c_out:
-            idxs = idxs[: c_out - 1]
-            rec.note = "kept 1 unit: the choice would have emptied the layer"
-        if not idxs:
-            rec.note = rec.note or f"not pruned: int({c_out} * {layer_sparsity}) < 1 or fewer than 2 units"
+        mismatch = [c for c in group.coupled if layouts[c] != layout]
+        if mismatch:
+            rec.note = (f"not pruned: coupled with {', '.join(mismatch)}, whose units differ "
+                        f"({layout.kind} of {layout.size} vs {layouts[mismatch[0]].kind})")
             continue
-        surgeon.remove(name, idxs)
-        steps.append({"layer": name, "pruned": idxs})
-        keep = [i for i in range(c_out) if i not in set(idxs)]
-        rec.kept, rec.after = keep, len(keep)
+        request = LayerRequest(name, module, layer_sparsity, tuple(group.coupled), layout)
+        units = sorted(int(i) for i in chosen.choose(ctx, request))
+        n = layout.count
+        if any(i < 0 or i >= n for i in units) or len(set(units)) != len(units):
+            raise TopopruneError(f"method {chosen.name!r} chose invalid units {units} for {name!r} ({n} units)")
+        if len(units) >= n:
+            units = units[: n - 1]
+            rec.note = f"kept 1 {layout.kind}: the choice would have emptied the layer"
+        if not units:
+            rec.note = rec.note or f"not pruned: int({n} * {layer_sparsity}) < 1 or fewer than 2 {layout.kind}s"
+            continue
+        surgeon.remove(name, layout.features_of(units))
+        steps.append({"layer": name, "pruned": layout.features_of(units)})
+        gone = set(units)
+        rec.kept = [i for i in range(n) if i not in gone]
+        rec.after = len(rec.kept)
         for other in group.coupled:
             done[other] = name
     for rec in layers:  # coupled layers: report their final size
         if rec.name in done:
-            rec.after = modules[rec.name].weight.shape[0]
             leader = next(x for x in layers if x.name == done[rec.name])
-            rec.kept = list(leader.kept)
+            rec.kept, rec.after = list(leader.kept), leader.after
+    heads_after = sync_head_counts(work, blocks)
+    warned = []
     if targets and not steps:
+        warned.append(f"prune_filters({chosen.name}, sparsity={sparsity}) removed nothing: see the "
+                      "per-layer notes in info.layers")
+    elif explicit:
+        missed = [x.name for x in layers if x.after == x.before]
+        if missed:
+            warned.append(f"prune_filters({chosen.name}) left {len(missed)} targeted layer(s) unpruned: "
+                          f"{', '.join(missed[:6])}{' ...' if len(missed) > 6 else ''} (see info.layers notes)")
+    if warned:
         import warnings
 
-        warnings.warn(f"prune_filters({chosen.name}, sparsity={sparsity}) removed nothing: see the "
-                      "per-layer notes in info.layers", stacklevel=2)
+        for w in warned:
+            warnings.warn(w, stacklevel=2)
+    try:
+        after = (count_parameters(work)[0], count_macs(work, **count), count_flops(work, **count))
+    except Exception as exc:  # noqa: BLE001 - the pruned model must still run; say so if not
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise TopopruneError(f"the pruned model no longer runs on the example inputs ({first}); "
+                             "this is a bug for an architecture topoprune does not know: pass the "
+                             "failing layers in ignore=") from None
     info = FilterPruneInfo(
         chosen.name, input_shape, layers, steps,
-        (params0, count_parameters(work)[0]),
-        (macs0, count_macs(work, input_shape)),
-        (flops0, count_flops(work, input_shape)),
+        (params0, after[0]), (macs0, after[1]), (flops0, after[2]),
         time.perf_counter() - t0,
         ctx.extra,
+        inputs=describe_inputs(example_inputs), first_layer=ends.first_layer, classifier=ends.classifier,
+        heads={b: {"before": heads_before[b], "after": heads_after[b]} for b in heads_before},
+        warnings=warned,
     )
     return work, info
 
 
-def apply_steps(model: nn.Module, steps: Sequence[Mapping], example_inputs: torch.Tensor) -> nn.Module:
-    """Replay recorded removals on a fresh model of the same architecture (in place)."""
+def _trace_error(exc: Exception, example_inputs: Inputs) -> TopopruneError:
+    """A one-line error for a model torch-pruning cannot trace: which operation stopped it (from
+    the innermost frame of the model's own code) and what to do."""
+    import traceback
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if "torch_pruning" not in f.filename and "/torch/" not in f.filename
+            and "topoprune" not in f.filename]
+    if user:
+        f = user[-1]
+        where = f" at {f.filename.rsplit('/', 1)[-1]}:{f.lineno} `{(f.line or '').strip()[:80]}`"
+    if any("torch_pruning" in f.filename for f in frames):
+        return TopopruneError(
+            f"torch-pruning could not trace the model's channel dependencies{where}: "
+            f"{type(exc).__name__}: {first}; operations that permute channels (a channel "
+            "shuffle's view/transpose) are not modelled: leave the layers around it alone with "
+            "ignore=[...] (or config_list exclude_op_names)")
+    return TopopruneError(f"the model does not run on example inputs {describe_inputs(example_inputs)}"
+                          f"{where}: {first}")
+
+
+def apply_steps(model: nn.Module, steps: Sequence[Mapping], example_inputs: Inputs | None = None) -> nn.Module:
+    """Replay recorded removals on a fresh model of the same architecture (in place), then write
+    the new head counts into its attention modules. ``example_inputs`` as for
+    :func:`prune_filters` (default for registry models: zeros of ``model.meta.input_shape``)."""
+    example_inputs = example_inputs_for(model, example_inputs)
+    blocks = find_attention(model)
     surgeon = Surgeon(model, example_inputs)
     for step in steps:
         if step["layer"] not in surgeon.modules:
             raise TopopruneError(f"pruning step names layer {step['layer']!r}, not in this model")
         surgeon.remove(step["layer"], [int(i) for i in step["pruned"]])
+    sync_head_counts(model, blocks)
     return model

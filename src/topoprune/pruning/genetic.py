@@ -38,14 +38,15 @@ import torch
 from torch import nn
 
 from ..errors import TopopruneError
-from ..models.hooks import capture_outputs
 from ..models.introspect import layer_graph
+from ..models.layers import out_in_weight
 from ..topology import maximum_spanning_tree, persistence_norm, wasserstein_same_birth
 from ..train.scoped import usable_cores
 from .ga_config import GAConfig, fitness_names  # GAConfig lives torch-free; re-exported here
 from .importance import fpgm_scores, l1_scores, l2_scores
 from .selection import filters_to_prune
 from .surgery import Surgeon
+from .units import UnitLayout, layout_of, unit_points
 
 __all__ = ["GAConfig", "LayerProblem", "LayerSearch", "search_layer", "fitness_names", "layer_problems", "run_searches"]
 
@@ -215,9 +216,10 @@ def search_layer(problem: LayerProblem, config: GAConfig, layer_index: int = 0) 
 
 
 def _consumer_columns(module: nn.Module, channels: int) -> np.ndarray | None:
-    """A consumer's graph with one column per input channel, or None if its inputs do not map
-    onto the channels (e.g. an unexpected reshape)."""
-    w = module.weight.detach().double()
+    """A consumer's graph with one column per input unit, or None if its inputs do not map
+    onto the units (e.g. an unexpected reshape). A unit owning several input columns (a flatten
+    after a conv, an attention head's features) gets the 2-norm of its columns."""
+    w = out_in_weight(module).detach().double()
     if w.ndim > 2:
         if getattr(module, "groups", 1) != 1 or w.shape[1] != channels:
             return None
@@ -228,37 +230,52 @@ def _consumer_columns(module: nn.Module, channels: int) -> np.ndarray | None:
     return w.reshape(w.shape[0], channels, per).norm(dim=2).abs().numpy()
 
 
+def _own_graph(module: nn.Module, layout: UnitLayout) -> np.ndarray:
+    """The layer's bipartite graph with one row per unit: ``|W|`` (linear), the channel graph
+    (conv), or a head's 2-norm per input feature (attention heads)."""
+    if layout.kind == "filter":
+        return layer_graph(module)
+    w = layout.weight(module).detach().double()
+    return (w.norm(dim=2) if w.ndim > 2 else w.abs()).numpy()
+
+
 def layer_problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mapping[str, float], *,
-                   surgeon: Surgeon | torch.Tensor, inputs: torch.Tensor | None,
-                   fitness: str) -> list[LayerProblem]:
+                   surgeon: Surgeon | torch.Tensor, inputs: object | None,
+                   fitness: str, layouts: Mapping[str, UnitLayout] | None = None,
+                   samples: int = 256, seed: int = 0) -> list[LayerProblem]:
     """One search problem per targeted layer, from the model before any removal (the
     :class:`~topoprune.pruning.methods.Topological` method calls this once per prune).
 
     ``surgeon`` is ``model``'s dependency graph (a :class:`Surgeon`; given example inputs
-    instead, one is traced, which costs a second trace): a layer's consumers are the conv/linear
+    instead, one is traced, which costs a second trace): a layer's consumers are the weighted
     modules whose input channels torch-pruning removes with its output units
-    (:meth:`Surgeon.consumers`). ``inputs`` is the data sample for ``fitness="activation"``.
+    (:meth:`Surgeon.consumers`). ``layouts`` says what a unit is per layer (default: filters and
+    neurons; attention projections: heads). ``inputs`` is the data sample for
+    ``fitness="activation"``: each unit's mean output per point, the points being samples (conv)
+    or (sample, token) pairs, at most ``samples`` of them (seeded by ``seed``).
     """
     if not isinstance(surgeon, Surgeon):
         surgeon = Surgeon(model, surgeon)
+    layouts = {n: (layouts or {}).get(n) or layout_of(modules[n]) for n in targets}
     acts: dict[str, np.ndarray] = {}
     if fitness == "activation" and inputs is not None:
-        outs = capture_outputs(model, modules, list(targets), inputs)
-        acts = {n: (o.flatten(2).mean(2) if o.ndim > 2 else o).double().numpy() for n, o in outs.items()}
+        clouds = unit_points(model, modules, layouts, list(targets), inputs, limit=samples, seed=seed)
+        acts = {n: o.mean(2).double().numpy() for n, o in clouds.items()}
     problems = []
     for name, sparsity in targets.items():
-        module = modules[name]
-        c_out = module.weight.shape[0]
+        module, layout = modules[name], layouts[name]
+        c_out = layout.count
         k = min(int(c_out * sparsity), c_out - 1)
         consumers = []
         for consumer in surgeon.consumers(name):
-            cols = _consumer_columns(consumer, c_out)
+            cols = _consumer_columns(consumer, c_out)  # fused q/k/v: it reads the v heads
             if cols is not None:
                 consumers.append(cols)
         seeds = {}
+        unit_weight = layout.weight(module)
         for label, fn in (("l1", l1_scores), ("l2", l2_scores), ("fpgm", fpgm_scores)):
-            seeds[label] = filters_to_prune(fn(module.weight).numpy(), sparsity)
-        problems.append(LayerProblem(name, max(k, 0), layer_graph(module), consumers, seeds, acts.get(name)))
+            seeds[label] = filters_to_prune(fn(unit_weight).numpy(), sparsity)
+        problems.append(LayerProblem(name, max(k, 0), _own_graph(module, layout), consumers, seeds, acts.get(name)))
     return problems
 
 

@@ -9,7 +9,12 @@ indexing, which is what makes a recorded sequence of removals replayable (``load
 Only torch-pruning's public API is used: the graph gives each module's pruner
 (``get_pruner_of_module``) and says whether a dependency's handler removes output or input
 channels (``is_out_channel_pruning_fn`` / ``is_in_channel_pruning_fn``), so layer types with
-their own pruners (depthwise convs, customized layers) are handled the same way.
+their own pruners (depthwise convs, customized layers) are handled the same way. Hugging Face's
+``Conv1D`` (weight stored ``(in, out)``) gets a customized pruner, registered through
+``build_dependency(customized_pruners=...)``, torch-pruning's documented extension point.
+
+Example inputs may be a tensor, a tuple or a dict of keyword inputs; the model's output may be a
+``ModelOutput``/dict/tuple: the graph is traced from every output tensor.
 """
 
 from __future__ import annotations
@@ -21,10 +26,79 @@ import torch
 import torch_pruning as tpr
 from torch import nn
 
-__all__ = ["Surgeon", "GroupInfo", "PRUNABLE"]
+from ..models.attention import find_attention
+from ..models.inputs import Inputs, output_tensors
+from ..models.layers import is_weighted_layer
 
-# The layer types whose output units are chosen and whose input channels make a consumer graph.
+__all__ = ["Surgeon", "GroupInfo", "PRUNABLE", "is_prunable"]
+
+# The torch layer types whose output units are chosen (and Hugging Face's Conv1D, by is_prunable).
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+def is_prunable(module: object) -> bool:
+    """A layer whose output units topoprune removes: conv, linear or Hugging Face ``Conv1D``."""
+    return isinstance(module, nn.Module) and is_weighted_layer(module)
+
+
+def _keep(param: torch.Tensor, idxs: Sequence[int], dim: int) -> nn.Parameter:
+    keep = sorted(set(range(param.shape[dim])) - {int(i) for i in idxs})
+    index = torch.tensor(keep, dtype=torch.long, device=param.device)
+    return nn.Parameter(torch.index_select(param.data, dim, index).contiguous(),
+                        requires_grad=param.requires_grad)
+
+
+class HFConv1DPruner(tpr.pruner.BasePruningFunc):
+    """torch-pruning pruner for Hugging Face's ``Conv1D``: a linear layer whose weight is stored
+    transposed, ``(in, out)``, with ``nf`` outputs and ``nx`` inputs."""
+
+    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        layer.weight = _keep(layer.weight, idxs, 1)
+        if layer.bias is not None:
+            layer.bias = _keep(layer.bias, idxs, 0)
+        layer.nf = layer.weight.shape[1]
+        return layer
+
+    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        layer.weight = _keep(layer.weight, idxs, 0)
+        layer.nx = layer.weight.shape[0]
+        return layer
+
+    def get_out_channels(self, layer: nn.Module) -> int:
+        return layer.weight.shape[1]
+
+    def get_in_channels(self, layer: nn.Module) -> int:
+        return layer.weight.shape[0]
+
+
+def _tracing_inputs(model: nn.Module, inputs: Inputs) -> Inputs:
+    """The inputs for tracing: as given, except that a model whose ``forward`` takes
+    ``use_cache`` (Hugging Face decoders) traces with ``use_cache=False`` unless the inputs say
+    otherwise: the key/value cache concatenates tensors whose channels torch-pruning cannot size,
+    and a cache plays no part in which channels are coupled."""
+    import inspect
+
+    try:
+        sig = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return inputs
+    if "use_cache" not in sig.parameters:
+        return inputs
+    if isinstance(inputs, dict):
+        return inputs if "use_cache" in inputs else {**inputs, "use_cache": False}
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+    try:
+        bound = sig.bind_partial(*args)
+    except TypeError:
+        return inputs
+    if "use_cache" in bound.arguments:
+        return inputs
+    return {**bound.arguments, "use_cache": False}
+
+
+def _customized_pruners(model: nn.Module) -> dict:
+    kinds = {type(m) for m in model.modules() if is_weighted_layer(m) and not isinstance(m, PRUNABLE)}
+    return {cls: HFConv1DPruner() for cls in kinds}
 
 
 @dataclass(frozen=True)
@@ -34,21 +108,27 @@ class GroupInfo:
     layer: str
     coupled: tuple[str, ...]  # other layers whose *outputs* are removed together with this one's
     through_padding: bool  # the group crosses a zero-padding shortcut (CIFAR ResNet option A)
+    embeddings: tuple[str, ...] = ()  # embeddings whose width goes too: a transformer's residual stream
 
 
 class Surgeon:
     """A dependency graph of one model, and the removals applied to it."""
 
-    def __init__(self, model: nn.Module, example_inputs: torch.Tensor) -> None:
+    def __init__(self, model: nn.Module, example_inputs: Inputs) -> None:
         self.model = model
         was_training = model.training
         model.eval()
         try:
-            self.graph = tpr.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+            self.graph = tpr.DependencyGraph().build_dependency(
+                model, example_inputs=_tracing_inputs(model, example_inputs),
+                output_transform=output_tensors, customized_pruners=_customized_pruners(model))
         finally:
             model.train(was_training)
         self.modules = dict(model.named_modules())
         self.names = {m: n for n, m in self.modules.items()}
+        # fused q/k/v layers (GPT-2's c_attn): torch-pruning's split mapping is lost through the
+        # attention op, so their removals are done here (see remove)
+        self.fused = {p: b.parts for b in find_attention(model) if b.fused for p in b.projections}
 
     def group(self, name: str, idxs: Sequence[int]) -> tpr.dependency.Group:
         """torch-pruning's group for removing output units ``idxs`` (current indexing) of layer
@@ -65,27 +145,49 @@ class Surgeon:
         found: dict[int, nn.Module] = {}
         for dep, _ in self.group(name, [0]):
             target = dep.target.module
-            if self.graph.is_in_channel_pruning_fn(dep.handler) and isinstance(target, PRUNABLE):
+            if self.graph.is_in_channel_pruning_fn(dep.handler) and is_prunable(target):
                 found.setdefault(id(target), target)
         return list(found.values())
 
     def inspect(self, name: str) -> GroupInfo:
         """Which other layers' outputs are coupled to ``name``'s, and whether the coupling runs
         through zero padding (whose channel offsets torch-pruning does not model)."""
-        coupled, padding = [], False
+        coupled, padding, embeddings = [], False, []
         for dep, _ in self.group(name, [0]):
             target = dep.target.module
             if "ConstantPad" in str(dep.target.name):
                 padding = True
             other = self.names.get(target)
-            if (other is not None and other != name and isinstance(target, PRUNABLE)
+            if isinstance(target, nn.Embedding) and other is not None:
+                embeddings.append(other)
+            if (other is not None and other != name and is_prunable(target)
                     and self.graph.is_out_channel_pruning_fn(dep.handler)):
                 coupled.append(other)
-        return GroupInfo(name, tuple(dict.fromkeys(coupled)), padding)
+        return GroupInfo(name, tuple(dict.fromkeys(coupled)), padding, tuple(dict.fromkeys(embeddings)))
 
     def remove(self, name: str, idxs: Sequence[int]) -> None:
         """Remove output units ``idxs`` (current indexing) of layer ``name`` and all that is coupled."""
+        if name in self.fused:
+            self._remove_fused(name, idxs)
+            return
         group = self.group(name, idxs)
         if not self.graph.check_pruning_group(group):
             raise RuntimeError(f"torch-pruning refused to remove {len(idxs)} units of {name!r}")
         group.prune()
+
+    def _remove_fused(self, name: str, idxs: Sequence[int]) -> None:
+        """Remove features ``idxs`` of a fused q/k/v layer, and from each consumer (the output
+        projection) the inputs of the removed value features. The layer's output is
+        ``parts`` equal segments (q, k, v); only the last reaches the output projection."""
+        module = self.modules[name]
+        parts = self.fused[name]
+        width = self.graph.get_out_channels(module)
+        seg = width // parts
+        idxs = sorted({int(i) for i in idxs})
+        if not idxs or len(idxs) >= width or any(not 0 <= i < width for i in idxs):
+            raise RuntimeError(f"cannot remove {len(idxs)} of {width} features of fused {name!r}")
+        value = [i - (parts - 1) * seg for i in idxs if i >= (parts - 1) * seg]
+        consumers = self.consumers(name)
+        self.graph.get_pruner_of_module(module).prune_out_channels(module, idxs)
+        for consumer in consumers:
+            self.graph.get_pruner_of_module(consumer).prune_in_channels(consumer, value)

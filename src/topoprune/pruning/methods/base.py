@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ...data import DataSplits
     from ...train import TrainConfig
     from ..surgery import Surgeon
+    from ..units import UnitLayout
 
 __all__ = [
     "Method",
@@ -101,22 +102,38 @@ class PruneContext:
     model: nn.Module
     modules: dict[str, nn.Module]
     targets: dict[str, float]
-    example_inputs: torch.Tensor
-    inputs: torch.Tensor | None
+    example_inputs: Any  # a tensor, a tuple of tensors or a dict of keyword inputs
+    inputs: Any  # the data sample (same structures), or None
     seed: int
     surgeon: Surgeon
+    layouts: dict[str, UnitLayout] = field(default_factory=dict)  # every weighted layer's units
     state: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+
+    def layout(self, name: str) -> UnitLayout:
+        """The unit layout of layer ``name`` (filters, neurons or attention heads)."""
+        from ..units import layout_of  # torch: imported when pruning, not when listing methods
+
+        return self.layouts.get(name) or layout_of(self.modules[name])
 
 
 @dataclass(frozen=True)
 class LayerRequest:
-    """One layer to choose units for: ``coupled`` layers lose the same units (residual adds)."""
+    """One layer to choose units for: ``coupled`` layers lose the same units (residual adds,
+    q/k/v of one attention block). ``layout`` says what a unit is; a method returns unit indices
+    in ``range(layout.count)``, scoring ``layout.weight(module)`` (one row per unit)."""
 
     name: str
     module: nn.Module
     sparsity: float
     coupled: tuple[str, ...] = ()
+    layout: UnitLayout | None = None
+
+    def units(self) -> UnitLayout:
+        """The layout, defaulting to plain filters/neurons of ``module``."""
+        from ..units import layout_of
+
+        return self.layout or layout_of(self.module)
 
 
 class StructuredMethod(Method):

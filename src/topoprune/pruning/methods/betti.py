@@ -35,18 +35,22 @@ class Betti(StructuredMethod):
         return Needs(sample=self.samples)
 
     def prepare(self, ctx: PruneContext) -> None:
-        # ctx.inputs is there: prune_filters refuses a call without the sample needs() asks for
-        from ...models.hooks import capture_outputs
+        # ctx.inputs is there: prune_filters refuses a call without the sample needs() asks for.
+        # Points: one per sample (conv) or per (sample, token) pair (a linear layer on tokens),
+        # at most `samples` of them; a unit's cloud is its feature map, feature, or head's features.
         from ..betti import betti_table
+        from ..units import unit_points
 
-        outs = capture_outputs(ctx.model, ctx.modules, list(ctx.targets), ctx.inputs)
+        layouts = {n: ctx.layout(n) for n in ctx.targets}
+        clouds = unit_points(ctx.model, ctx.modules, layouts, list(ctx.targets), ctx.inputs,
+                             limit=self.samples, seed=ctx.seed)
         tables = {n: betti_table(o, 1, quantile=self.quantile, method=self.method, k=self.k)
-                  for n, o in outs.items()}
+                  for n, o in clouds.items()}
         ctx.state["betti"] = tables
         ctx.extra["betti"] = tables
         ctx.extra["betti_options"] = {"threshold": self.threshold, "dim": self.dim,
                                       "quantile": self.quantile, "method": self.method, "k": self.k,
-                                      "samples": int(ctx.inputs.shape[0])}
+                                      "samples": int(next(iter(clouds.values())).shape[0]) if clouds else 0}
 
     def choose(self, ctx: PruneContext, layer: LayerRequest) -> Sequence[int]:
         import numpy as np

@@ -25,8 +25,9 @@ class ScoreMethod(StructuredMethod):
         from ..selection import filters_to_prune
 
         score = IMPORTANCES.get(self.importance)
+        layout = layer.units()  # one weight row per unit: filter, neuron or attention head
         members = [layer.module] + [ctx.modules[n] for n in layer.coupled]
-        scores = sum(score(m.weight, seed=ctx.seed) for m in members)
+        scores = sum(score(layout.weight(m), seed=ctx.seed) for m in members)
         return filters_to_prune(scores.numpy(), layer.sparsity)
 
 

@@ -63,7 +63,9 @@ class Topological(StructuredMethod):
         from ..genetic import layer_problems, run_searches
 
         problems = layer_problems(ctx.model, ctx.modules, ctx.targets, surgeon=ctx.surgeon,
-                                  inputs=ctx.inputs, fitness=config.fitness)
+                                  inputs=ctx.inputs, fitness=config.fitness,
+                                  layouts={n: ctx.layout(n) for n in ctx.targets},
+                                  samples=self.samples, seed=ctx.seed)
         results = run_searches(problems, config)
         ctx.state["searches"] = results
         ctx.extra["topological"] = {n: r.to_dict() for n, r in results.items()}
