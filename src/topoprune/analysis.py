@@ -2,28 +2,48 @@
 
 Thin glue: :func:`topoprune.models.extract_layers` turns the model into torch-free layer graphs,
 and ``topoprune.topology`` does the maths.
+
+Any ``nn.Module`` works: Linear, Conv and Hugging Face ``Conv1D`` layers (GPT-2's, transposed to
+``(out, in)``) are graphs, so a transformer has one entry per attention projection (q, k, v or a
+fused qkv, and the output projection) and per MLP layer, each with its ``role``. A model is run
+(to size conv inputs, and to check it takes them) on ``example_inputs`` as given (a tensor, a
+tuple, or a dict such as ``{"input_ids": ids, "attention_mask": mask}``), or, for a registry
+model, on zeros of ``input_shape``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from torch import nn
 
 from .errors import TopopruneError
-from .models.introspect import default_input_shape, extract_layers
+from .models.introspect import default_input_shape, extract_layers, layer_roles
 from .topology import (
+    ConvLayer,
     CriticalReport,
     DenseLayer,
     Layer,
+    LayerPersistence,
     PersistenceReport,
     network_critical,
     network_persistence,
 )
 
 __all__ = ["betti_by_layer", "critical_compression", "layer_representations", "layers_from_arrays",
-           "neural_persistence"]
+           "neural_persistence", "ModelLayerPersistence"]
+
+
+@dataclass(frozen=True)
+class ModelLayerPersistence(LayerPersistence):
+    """One layer's neural persistence, plus what the layer does (``role``): ``attention.q``,
+    ``attention.k``, ``attention.v``, ``attention.qkv`` (fused), ``attention.out``, ``mlp``,
+    ``classifier`` (registry models), else ``conv``, ``linear`` or ``recurrent``; see
+    :func:`topoprune.models.introspect.layer_roles`."""
+
+    role: str = "linear"
 
 
 def layers_from_arrays(weights: np.ndarray | Mapping[str, np.ndarray]) -> list[Layer]:
@@ -59,18 +79,27 @@ def _check_shape(input_shape) -> tuple[int, ...] | None:
     return tuple(int(x) for x in input_shape)
 
 
-def _layers(model, input_shape) -> list[Layer]:
+def _is_shape(value: object) -> bool:
+    """A sequence of plain ints (the old positional ``input_shape``), never valid inputs."""
+    return (isinstance(value, (tuple, list)) and bool(value)
+            and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in value))
+
+
+def _layers(model, input_shape, example_inputs=None) -> list[Layer]:
     input_shape = _check_shape(input_shape)
     if isinstance(model, nn.Module):
-        layers = extract_layers(model, input_shape)
+        layers = extract_layers(model, input_shape, example_inputs=example_inputs)
         if not layers:
-            raise TopopruneError("the model has no Linear, Conv or recurrent layers to analyse")
+            raise TopopruneError("the model has no Linear, Conv, Hugging Face Conv1D or recurrent layers "
+                                 "to analyse")
         return layers
     import torch
 
     if not isinstance(model, (np.ndarray, torch.Tensor, Mapping, list, tuple)):
         raise TopopruneError(f"model must be a torch.nn.Module, a 2-D weight array or a mapping of name -> "
                              f"array, got {type(model).__name__}")
+    if example_inputs is not None:
+        raise TopopruneError("example_inputs is for an nn.Module; weight arrays are analysed as they are")
     return layers_from_arrays(model)
 
 
@@ -83,9 +112,14 @@ def neural_persistence(
     essential: bool = False,
     conv_graph: str = "channel",
     input_shape: Sequence[int] | None = None,
+    example_inputs: object = None,
     channel_norm: float = 2.0,
 ) -> PersistenceReport:
     """Neural persistence of every layer of a model, with total and mean normalized NP.
+
+    Every weighted layer is one entry (a weight tied between several layers counts once), with
+    its ``role`` (:class:`ModelLayerPersistence`): for a transformer, one per attention
+    projection and per MLP layer.
 
     Args:
         model: an ``nn.Module``, one ``(n_out, n_in)`` array, or a mapping of name -> array.
@@ -94,14 +128,17 @@ def neural_persistence(
             network's max).
         include_bias: fold biases in as one extra input vertex.
         essential: record the never-dying class as ``(1, 0)``.
-        conv_graph: ``"channel"`` or ``"toeplitz"`` (exact; needs ``input_shape`` or
-            ``model.meta``).
-        input_shape: ``(C, H, W)`` of one input, for the Toeplitz graph.
+        conv_graph: ``"channel"`` or ``"toeplitz"`` (exact; needs the conv input sizes:
+            ``example_inputs``, ``input_shape`` or ``model.meta``).
+        input_shape: ``(C, H, W)`` of one float input, for the Toeplitz graph.
+        example_inputs: instead of ``input_shape``, a batch the model takes, used as given (a
+            tensor, a tuple of tensors or a dict of keyword inputs).
         channel_norm: p-norm of kernel slices in the channel graph.
     """
     try:
-        return network_persistence(
-            _layers(model, input_shape), p=p, normalization=normalization,
+        layers = _layers(model, input_shape, example_inputs)
+        report = network_persistence(
+            layers, p=p, normalization=normalization,
             include_bias=include_bias, essential=essential, conv_graph=conv_graph,
             channel_norm=channel_norm,
         )
@@ -109,26 +146,54 @@ def neural_persistence(
         raise
     except ValueError as exc:
         raise TopopruneError(str(exc)) from None
+    roles = layer_roles(model) if isinstance(model, nn.Module) else {}
+    rows = [ModelLayerPersistence(**asdict(x), role=roles.get(x.name, _kind_role(layer)))
+            for x, layer in zip(report.layers, layers)]
+    return PersistenceReport(rows, report.p, report.normalization, report.conv_graph,
+                             report.include_bias, report.essential)
+
+
+def _kind_role(layer: Layer) -> str:
+    return "conv" if isinstance(layer, ConvLayer) else ("recurrent" if layer.kind == "recurrent" else "linear")
 
 
 def critical_compression(
-    model: nn.Module, input_shape: Sequence[int] | None = None, convention: str = "paper"
+    model: nn.Module,
+    example_inputs: object = None,
+    convention: str = "paper",
+    *,
+    input_shape: Sequence[int] | None = None,
 ) -> CriticalReport:
     """Topologically critical compression ratio of every layer and of the model.
 
     Args:
         model: an ``nn.Module``.
-        input_shape: ``(C, H, W)`` of one input; default ``model.meta.input_shape``.
+        example_inputs: a batch the model takes, used as given: a tensor, a tuple of tensors or
+            a dict of keyword inputs (``{"input_ids": ids, "attention_mask": mask}``). It sizes
+            the conv layers' inputs. (A sequence of ints here is read as ``input_shape``, the
+            old second positional parameter.)
         convention: ``"paper"`` (Balwani & Krzyston's one-channel Toeplitz count) or
             ``"exact"`` (the full multichannel unrolled graph).
+        input_shape: instead of ``example_inputs``, ``(C, H, W)`` of one float input; default
+            ``model.meta.input_shape``. A model without conv layers needs neither.
     """
     if not isinstance(model, nn.Module):
         raise TopopruneError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if input_shape is None:
-        input_shape = default_input_shape(model)
-    layers = _layers(model, input_shape)
-    if input_shape is None and any(not isinstance(x, DenseLayer) for x in layers):
-        raise TopopruneError("critical_compression of a conv model needs input_shape=(C, H, W)")
+    if _is_shape(example_inputs):
+        if input_shape is not None:
+            raise TopopruneError(f"example_inputs {example_inputs!r} is a shape and input_shape is given "
+                                 "too; pass example_inputs (a batch the model takes) or input_shape")
+        example_inputs, input_shape = None, example_inputs
+    layers = _layers(model, input_shape, example_inputs)
+    unsized = [x.name for x in layers if isinstance(x, ConvLayer) and x.input_size is None]
+    if unsized:
+        which = f"{', '.join(unsized[:3])}{' ...' if len(unsized) > 3 else ''}"
+        if example_inputs is None and input_shape is None and default_input_shape(model) is None:
+            raise TopopruneError(
+                f"critical_compression of a conv model needs the conv layers' input sizes ({which}): "
+                "pass example_inputs (a batch the model takes) or input_shape=(C, H, W)")
+        raise TopopruneError(f"conv layer(s) {which} did not run on the given inputs, so their input "
+                             "size is unknown; critical_compression needs every conv layer to run")
     try:
         return network_critical(layers, convention)
     except TopopruneError:

@@ -1,8 +1,15 @@
 """Turn an ``nn.Module`` into the torch-free layer descriptions of ``topoprune.topology``.
 
-Linear layers, 1-D and 2-D convolutions and recurrent layers (RNN, LSTM, GRU) are graphs;
-everything else (BatchNorm, pooling, activations, parameter-free shortcuts) carries no edges and
-is skipped. A conv's input size is traced with one forward pass of zeros at ``input_shape``.
+Linear layers, Hugging Face ``Conv1D`` (GPT-2's linear layers, weight stored ``(in, out)`` and
+handed on transposed to ``(out, in)``), 1-D and 2-D convolutions and recurrent layers (RNN, LSTM,
+GRU) are graphs; everything else (embeddings, normalisation, pooling, activations,
+parameter-free shortcuts) carries no edges and is skipped. A conv's input size is traced with one
+forward pass of the user's ``example_inputs`` (a tensor, a tuple, or a dict of keyword inputs,
+used as given) or, for the registry models, of zeros at ``input_shape``.
+
+A weight shared by several weighted layers (tied parameters) is one graph: the first layer that
+holds it, in module order, stands for all of them. :func:`layer_roles` names what each layer does
+in a transformer (``attention.q`` ... ``mlp``), read from the module tree.
 """
 
 from __future__ import annotations
@@ -15,8 +22,13 @@ from torch import nn
 
 from ..errors import TopopruneError
 from ..topology.graphs import ConvLayer, DenseLayer, Layer, channel_matrix
+from .attention import find_attention
+from .hooks import inspecting
+from .inputs import call_model, describe_inputs, example_inputs_for
+from .layers import is_linear_like, is_weighted_layer, out_in_weight, weighted_layers
 
-__all__ = ["extract_layers", "default_input_shape", "parse_shape", "effective_weight", "layer_graph"]
+__all__ = ["extract_layers", "default_input_shape", "parse_shape", "effective_weight", "layer_graph",
+           "weight_parameter", "tied_layers", "layer_roles", "ROLES"]
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
@@ -60,11 +72,38 @@ def effective_weight(module: nn.Module, name: str = "weight") -> torch.Tensor:
     return getattr(module, name)
 
 
+def weight_parameter(module: nn.Module) -> torch.Tensor | None:
+    """The parameter behind a layer's weight: ``weight_orig`` under ``torch.nn.utils.prune``,
+    else ``weight`` (None if the module has no weight parameter)."""
+    params = dict(module.named_parameters(recurse=False))
+    return params.get("weight_orig", params.get("weight"))
+
+
+def tied_layers(model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """Weighted layers whose weight parameter is also held by another module (tied weights, such
+    as GPT-2's ``lm_head`` and its token embedding ``transformer.wte``): ``{layer: (the other
+    modules holding it, ...)}``. A module registered under two names is one module, not a tie."""
+    owners: dict[int, list[str]] = {}
+    for name, module in model.named_modules():
+        for param in dict(module.named_parameters(recurse=False)).values():
+            owners.setdefault(id(param), [])
+            if name not in owners[id(param)]:
+                owners[id(param)].append(name)
+    out = {}
+    for name, module in weighted_layers(model).items():
+        param = weight_parameter(module)
+        others = tuple(n for n in owners.get(id(param), ()) if n != name) if param is not None else ()
+        if others:
+            out[name] = others
+    return out
+
+
 def layer_graph(module: nn.Module) -> np.ndarray:
     """A Linear/Conv layer's bipartite graph as an ``(n_out, n_in)`` matrix of edge values:
-    ``|w|`` for a linear layer, the channel graph (kernel-slice 2-norms, block-diagonal for
-    grouped convs) for a conv. Uses the effective (masked) weight."""
-    w = effective_weight(module).detach().cpu().numpy()
+    ``|w|`` for a linear layer (a Hugging Face ``Conv1D`` transposed to ``(out, in)``), the
+    channel graph (kernel-slice 2-norms, block-diagonal for grouped convs) for a conv. Uses the
+    effective (masked) weight."""
+    w = out_in_weight(module, effective_weight(module)).detach().cpu().numpy()
     if w.ndim == 2:
         return np.abs(w)
     return channel_matrix(ConvLayer("layer", w, groups=getattr(module, "groups", 1)))
@@ -91,53 +130,80 @@ def _conv_padding(m: nn.Conv1d | nn.Conv2d) -> tuple[int, ...]:
     return tuple(pads)
 
 
-def _trace_input_sizes(model: nn.Module, input_shape: Sequence[int]) -> dict[str, tuple[int, ...]]:
+def _trace_input_sizes(model: nn.Module, input_shape: Sequence[int] | None = None, *,
+                       example_inputs: object = None) -> dict[str, tuple[int, ...]]:
+    """The spatial input size of every conv layer, from one forward pass of ``example_inputs``
+    (as given) or of zeros at ``input_shape`` (one input, no batch)."""
+    inputs = example_inputs_for(model, example_inputs, input_shape=input_shape)
     sizes: dict[str, tuple[int, ...]] = {}
     hooks = []
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             def hook(mod, args, _name=name):
-                sizes[_name] = tuple(args[0].shape[2:])
+                if _name not in sizes:  # a conv called twice is sized by its first call
+                    sizes[_name] = tuple(args[0].shape[2:])
             hooks.append(m.register_forward_pre_hook(hook))
-    was_training = model.training
     try:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else "cpu"
-        dtype = param.dtype if param is not None else torch.float32
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device, dtype=dtype))
-    except Exception as exc:  # the model rejected the shape: say which shape
-        raise TopopruneError(
-            f"the model does not accept inputs of shape {tuple(input_shape)}: {exc}"
-        ) from None
+        with inspecting(model):
+            call_model(model, inputs)
+    except TopopruneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the model rejected the inputs: say which
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if example_inputs is None:
+            raise TopopruneError(
+                f"the model does not accept inputs of shape {tuple(input_shape or inputs.shape[1:])}: "
+                f"{first}; pass example_inputs (a tensor, a tuple of tensors or a dict of keyword "
+                "inputs) the model takes") from None
+        raise TopopruneError(f"the model does not run on the example inputs "
+                             f"({describe_inputs(inputs)}): {first}") from None
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return sizes
 
 
-def extract_layers(model: nn.Module, input_shape: Sequence[int] | None = None) -> list[Layer]:
+def extract_layers(model: nn.Module, input_shape: Sequence[int] | None = None, *,
+                   example_inputs: object = None) -> list[Layer]:
     """The model's weighted layers as topology layer descriptions, in module order.
+
+    Linear layers and Hugging Face ``Conv1D`` are :class:`DenseLayer` with the weight as
+    ``(n_out, n_in)`` (``Conv1D`` transposed); the effective (masked) weight is used. A weight
+    shared by several layers (tied) is extracted once, under the first layer holding it.
 
     Args:
         model: any ``nn.Module``.
-        input_shape: ``(C, H, W)`` of one input (no batch). Needed for conv input sizes; the
-            default is ``model.meta.input_shape`` for registry models. Without it conv layers
-            have ``input_size=None`` (fine for the channel graph).
+        input_shape: ``(C, H, W)`` of one input (no batch), for models that take one float
+            tensor; the default is ``model.meta.input_shape`` for registry models.
+        example_inputs: instead of ``input_shape``, a batch the model takes, used as given: a
+            tensor, a tuple of tensors or a dict of keyword inputs (token ids, attention mask).
+        Either gives the conv layers' input sizes (one forward pass, which also checks that the
+        model runs on them); with neither, conv layers have ``input_size=None`` (fine for the
+        channel graph).
 
     Raises:
-        TopopruneError: if the model rejects an input of ``input_shape``.
+        TopopruneError: if both are given, or the model does not run on them.
     """
-    if input_shape is None:
+    if example_inputs is not None and input_shape is not None:
+        raise TopopruneError("pass example_inputs or input_shape, not both: example_inputs is a batch "
+                             "the model takes, input_shape the shape of one float input")
+    if example_inputs is None and input_shape is None:
         input_shape = default_input_shape(model)
-    # One forward pass also checks that the model accepts the shape, conv or not.
-    sizes = _trace_input_sizes(model, input_shape) if input_shape else {}
+    # One forward pass also checks that the model accepts the inputs, conv or not.
+    traced = example_inputs is not None or bool(input_shape)
+    sizes = _trace_input_sizes(model, input_shape, example_inputs=example_inputs) if traced else {}
     layers: list[Layer] = []
+    seen: set[int] = set()  # weight parameters already extracted (tied layers count once)
     for name, m in model.named_modules():
-        if isinstance(m, nn.Linear):
-            layers.append(DenseLayer(name, _numpy(effective_weight(m)), _numpy(m.bias), "linear"))
+        if is_weighted_layer(m):
+            param = weight_parameter(m)
+            if param is not None:
+                if id(param) in seen:
+                    continue
+                seen.add(id(param))
+        if is_linear_like(m):
+            w = out_in_weight(m, effective_weight(m))
+            layers.append(DenseLayer(name, _numpy(w), _numpy(m.bias), "linear"))
         elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
             w = _numpy(effective_weight(m))
             pad = _conv_padding(m)
@@ -172,3 +238,80 @@ def _recurrent_layers(name: str, m: nn.RNNBase) -> list[DenseLayer]:
                 tag = f"[{g}]" if gates > 1 else ""
                 out.append(DenseLayer(f"{prefix}weight_hh_l{k}{suffix}{tag}", block, None, "recurrent"))
     return out
+
+
+ROLES = ("attention.q", "attention.k", "attention.v", "attention.qkv", "attention.out", "mlp",
+         "classifier", "conv", "linear", "recurrent")
+
+
+def _under(name: str, prefix: str) -> bool:
+    return not prefix or name == prefix or name.startswith(prefix + ".")
+
+
+def _parent(name: str) -> str | None:
+    return name.rpartition(".")[0] if name else None
+
+
+def layer_roles(model: nn.Module) -> dict[str, str]:
+    """What each layer of :func:`extract_layers` does, read from the module tree (no forward
+    pass): ``{layer name: role}`` with a role from :data:`ROLES`.
+
+    - ``attention.q/k/v`` (``attention.qkv`` for a fused projection such as GPT-2's ``c_attn``):
+      the projections of an attention module, found by
+      :func:`topoprune.models.attention.find_attention` (a module with an integer head count and
+      recognised q/k/v children).
+    - ``attention.out``: the one other weighted layer inside that attention module (GPT-2's
+      ``attn.c_proj``, timm's ``attn.proj``), or, when the module holds only q/k/v, the one
+      weighted layer beside it in its parent (BERT/ViT: ``attention.output.dense``).
+    - ``mlp``: the other weighted layers of the transformer block holding the attention (the
+      parent of the attention part above; BERT's ``intermediate.dense``/``output.dense``,
+      GPT-2's ``mlp.c_fc``/``mlp.c_proj``).
+    - ``classifier``: ``model.meta.classifier`` of a registry model.
+    - otherwise ``conv``, ``linear`` or ``recurrent`` by layer type (a pooler, an LM head, an
+      attention whose output projection cannot be told apart is ``linear``).
+    """
+    layers = weighted_layers(model)
+    roles: dict[str, str] = {n: ("conv" if isinstance(m, (nn.Conv1d, nn.Conv2d)) else "linear")
+                             for n, m in layers.items()}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.RNNBase):
+            prefix = f"{name}." if name else ""
+            for k in range(m.num_layers):
+                for suffix in ([""] + (["_reverse"] if m.bidirectional else [])):
+                    roles[f"{prefix}weight_ih_l{k}{suffix}"] = "recurrent"
+                    gates = _GATES.get(m.mode.split("_")[0], 1)
+                    for tag in ([f"[{g}]" for g in range(gates)] if gates > 1 else [""]):
+                        roles[f"{prefix}weight_hh_l{k}{suffix}{tag}"] = "recurrent"
+    meta = getattr(model, "meta", None)
+    blocks = find_attention(model)
+    parts: list[str] = []  # the attention part of each block: q/k/v and the output projection
+    for block in blocks:
+        projections = set(block.projections)
+        if block.fused:
+            roles[block.projections[0]] = "attention.qkv"
+        else:
+            for proj, role in zip(block.projections, ("attention.q", "attention.k", "attention.v")):
+                roles[proj] = role
+        inside = [n for n in layers if _under(n, block.name) and n not in projections]
+        part = block.name
+        if not inside and block.name:
+            parent = _parent(block.name)
+            beside = [n for n in layers if _under(n, parent) and not _under(n, block.name)]
+            if len(beside) == 1:
+                inside, part = beside, parent
+        if len(inside) == 1:  # else the output projection cannot be told apart: no mlp either
+            roles[inside[0]] = "attention.out"
+            parts.append(part)
+    attention = {n for n, r in roles.items() if r.startswith("attention.")}
+    for part in parts:
+        block_name = _parent(part) if part else None
+        # never the whole model, nor a container of several attention blocks (a ModuleList)
+        if not block_name or sum(_under(b.name, block_name) for b in blocks) != 1:
+            continue
+        for n in layers:
+            if _under(n, block_name) and n not in attention:
+                roles[n] = "mlp"
+    classifier = getattr(meta, "classifier", None)
+    if classifier in roles:
+        roles[classifier] = "classifier"
+    return roles

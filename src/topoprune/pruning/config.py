@@ -1,23 +1,33 @@
 """NNI-style ``config_list``: which layers are pruned, and at what sparsity.
 
-Each entry may hold ``op_types`` (``"Conv2d"``, ``"Linear"``, or ``"default"`` for both),
-``op_names``, ``exclude_op_names``, ``exclude: true``, and ``sparse_ratio`` (``sparsity`` is an
+Each entry may hold ``op_types`` (class names: ``"Conv2d"``, ``"Conv1d"``, ``"Linear"``,
+``"Conv1D"`` for Hugging Face's transposed linear layer in GPT-2, or ``"default"`` for Conv2d,
+Linear and Conv1D), ``op_names``, ``exclude_op_names``, ``exclude: true``, and ``sparse_ratio`` (``sparsity`` is an
 alias). An entry applies to the layers it matches; later entries override earlier ones, and an
 excluding entry removes a layer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from torch import nn
 
 from ..errors import TopopruneError
+from ..models.layers import is_hf_conv1d
 
 __all__ = ["resolve_config_list", "check_sparsity"]
 
 _KEYS = {"op_types", "op_names", "exclude_op_names", "exclude", "sparse_ratio", "sparsity"}
-_TYPES = {"Conv2d": nn.Conv2d, "Conv1d": nn.Conv1d, "Linear": nn.Linear}
+# op type -> does a module have it; "Conv1d" is torch's convolution, "Conv1D" Hugging Face's
+# transposed linear layer (the names differ in case only, as the classes do)
+_TYPES: dict[str, Callable[[nn.Module], bool]] = {
+    "Conv2d": lambda m: isinstance(m, nn.Conv2d),
+    "Conv1d": lambda m: isinstance(m, nn.Conv1d),
+    "Linear": lambda m: isinstance(m, nn.Linear),
+    "Conv1D": is_hf_conv1d,
+}
+_DEFAULT = ("Conv2d", "Linear", "Conv1D")
 
 
 def check_sparsity(value: object, where: str = "sparsity") -> float:
@@ -45,6 +55,11 @@ def resolve_config_list(
         op_names = entry.get("op_names")
         if types is None and op_names is None and "exclude_op_names" not in entry:
             raise TopopruneError(f"config_list[{k}] needs op_types or op_names")
+        for key in ("op_names", "exclude_op_names"):
+            value = entry.get(key)
+            if value is not None and (isinstance(value, str) or not isinstance(value, Sequence)
+                                      or not all(isinstance(x, str) for x in value)):
+                raise TopopruneError(f"config_list[{k}] {key} must be a list of layer names, got {value!r}")
         for name in list(op_names or []) + list(entry.get("exclude_op_names") or []):
             if name not in names:
                 raise TopopruneError(f"config_list[{k}] names layer {name!r}, which does not exist; "
@@ -54,13 +69,16 @@ def resolve_config_list(
                     f"config_list[{k}] names layer {name!r}, a {type(names[name]).__name__}, which "
                     f"cannot be pruned; prunable layers: {listing}"
                 )
-        allowed_types: tuple[type, ...] | None = None
+        allowed_types: tuple[Callable[[nn.Module], bool], ...] | None = None
         if types is not None:
+            if isinstance(types, str) or not isinstance(types, Sequence):
+                raise TopopruneError(f"config_list[{k}] op_types must be a list of type names, got "
+                                     f"{types!r}; allowed: {sorted(_TYPES) + ['default']}")
             resolved = []
             for t in types:
                 if t == "default":
-                    resolved += [nn.Conv2d, nn.Linear]
-                elif t in _TYPES:
+                    resolved += [_TYPES[d] for d in _DEFAULT]
+                elif isinstance(t, str) and t in _TYPES:
                     resolved.append(_TYPES[t])
                 else:
                     raise TopopruneError(f"config_list[{k}] op_types has {t!r}; allowed: "
@@ -73,7 +91,7 @@ def resolve_config_list(
         if ratio is not None:
             ratio = check_sparsity(ratio, f"config_list[{k}] sparse_ratio")
         for name, module in candidates.items():
-            if allowed_types is not None and not isinstance(module, allowed_types):
+            if allowed_types is not None and not any(has(module) for has in allowed_types):
                 continue
             if op_names is not None and name not in op_names:
                 continue

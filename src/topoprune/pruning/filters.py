@@ -234,7 +234,14 @@ def prune_filters(
         if outside:
             rec.note = f"not pruned: coupled with {', '.join(outside)}, which is not targeted"
             continue
-        mismatch = [c for c in group.coupled if layouts[c] != layout]
+        uneven = [c for c in group.coupled if layouts[c].count != layout.count]
+        if uneven:
+            rec.note = (f"not pruned: coupled with {', '.join(uneven)} ({layouts[uneven[0]].count} vs "
+                        f"{layout.count} {layout.kind}s) through a concatenation or channel shuffle, "
+                        "whose index mapping is not one-to-one")
+            continue
+        mismatch = [c for c in group.coupled  # heads couple only with heads of the same size
+                    if (layouts[c].size, layouts[c].parts) != (layout.size, layout.parts)]
         if mismatch:
             rec.note = (f"not pruned: coupled with {', '.join(mismatch)}, whose units differ "
                         f"({layout.kind} of {layout.size} vs {layouts[mismatch[0]].kind})")
@@ -250,7 +257,10 @@ def prune_filters(
         if not units:
             rec.note = rec.note or f"not pruned: int({n} * {layer_sparsity}) < 1 or fewer than 2 {layout.kind}s"
             continue
-        surgeon.remove(name, layout.features_of(units))
+        try:
+            surgeon.remove(name, layout.features_of(units))
+        except (RuntimeError, IndexError, ValueError) as exc:
+            raise _removal_error(exc, name, group.coupled, surgeon, inplace) from None
         steps.append({"layer": name, "pruned": layout.features_of(units)})
         gone = set(units)
         rec.kept = [i for i in range(n) if i not in gone]
@@ -293,6 +303,29 @@ def prune_filters(
         warnings=warned,
     )
     return work, info
+
+
+def _removal_error(exc: Exception, name: str, coupled: Sequence[str], surgeon: Surgeon,
+                   inplace: bool) -> TopopruneError:
+    """A one-line error for a removal torch-pruning could not carry out, naming the reshaping
+    operations the layer's channels pass through (a channel shuffle's view/transpose permutes
+    channels, which torch-pruning's index mapping does not model) and what to ignore."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    ops = []
+    try:
+        for dep, _ in surgeon.group(name, [0]):
+            label = str(dep.target.name)
+            if any(k in label for k in ("Reshape", "Transpose", "Permute", "Concat", "Split")):
+                ops.append(label.split("(")[0] + ("(transpose)" if "Transpose" in label else ""))
+    except Exception:  # noqa: BLE001 - the graph may be half-pruned: name no ops then
+        pass
+    through = f" through {', '.join(dict.fromkeys(ops))}" if ops else ""
+    layers = [name, *coupled]
+    left = " (with inplace=True the model may be left part-pruned)" if inplace else ""
+    return TopopruneError(
+        f"could not remove units of {name!r}: its channels pass{through}, which torch-pruning "
+        f"cannot map ({first}); a channel shuffle (view + transpose) is the usual cause: leave "
+        f"these layers alone with ignore={layers!r}{left}")
 
 
 def _trace_error(exc: Exception, example_inputs: Inputs) -> TopopruneError:

@@ -3,6 +3,22 @@
 ``prune_unstructured`` adds (or tightens) ``weight_mask`` / ``weight_orig`` on each targeted
 layer, exactly as PyTorch's own pruning functions do, so ``prune.remove`` makes it permanent and
 every tool that understands torch's pruning understands ours. Masks only ever shrink.
+
+Prunable layers are the weighted layers of :func:`topoprune.models.layers.is_weighted_layer`:
+Linear, Conv1d/Conv2d and Hugging Face ``Conv1D`` (GPT-2's linear layers). A ``Conv1D`` weight is
+stored ``(in, out)``; its mask lives on that stored tensor (torch's ``weight_mask``), while every
+selection (magnitude ranks, ties, the spanning tree of ``preserve="mst"``) sees the weight as
+``(out, in)``, exactly as for the ``nn.Linear`` it stands for.
+
+**Tied weights are not pruned by default.** A layer whose weight parameter another module also
+holds (GPT-2's ``lm_head``, tied to the token embedding ``transformer.wte``) is left out of the
+default targets, and refused when named: ``torch.nn.utils.prune`` would mask that layer's use of
+the weight only (``lm_head.weight_orig`` is the shared parameter, ``wte`` keeps computing with the
+dense one), silently untying the two, and ``prune.remove`` would make the split permanent. The
+record lists such layers under ``skipped``. Untie the weights first (Hugging Face:
+``tie_word_embeddings=False``) to prune them. An untied output layer or classifier is pruned like
+any other layer, as for the registry models (unstructured pruning ranks every weight; it is
+structured pruning that leaves the first layer and the classifier alone).
 """
 
 from __future__ import annotations
@@ -17,16 +33,17 @@ from torch import nn
 from torch.nn.utils import prune
 
 from ..errors import TopopruneError
-from ..models.introspect import effective_weight
+from ..models.introspect import effective_weight, tied_layers
+from ..models.layers import out_in_weight, weighted_layers
 from .selection import resolve_amount, select_global, select_layer, tree_mask
 
-__all__ = ["prune_unstructured", "UnstructuredRecord", "prunable_layers", "current_mask", "ensure_masks",
-           "METHODS", "SCOPES"]
+__all__ = ["prune_unstructured", "UnstructuredRecord", "prunable_layers", "skipped_layers", "current_mask",
+           "ensure_masks", "METHODS", "SCOPES"]
 
 METHODS = ("magnitude", "random")
 SCOPES = ("local", "global")
 PRESERVE = (None, "mst")
-_PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+_ALLOWED = "Linear, Conv1d, Conv2d, Hugging Face Conv1D"
 
 
 @dataclass
@@ -52,6 +69,7 @@ class UnstructuredRecord:
     scope: str
     preserve: str | None
     layers: list[LayerRecord] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # layer -> why it was not a default target
 
     @property
     def sparsity(self) -> float:
@@ -65,25 +83,47 @@ class UnstructuredRecord:
     def to_dict(self) -> dict:
         return {"method": self.method, "scope": self.scope, "preserve": self.preserve,
                 "sparsity": self.sparsity, "warnings": self.warnings,
-                "layers": [asdict(x) | {"sparsity": x.sparsity} for x in self.layers]}
+                "layers": [asdict(x) | {"sparsity": x.sparsity} for x in self.layers],
+                "skipped": dict(self.skipped)}
+
+
+def _tied_to(others: Sequence[str]) -> str:
+    return ", ".join(repr(o) for o in others)
+
+
+def skipped_layers(model: nn.Module) -> dict[str, str]:
+    """Weighted layers left out of the default targets, and why (tied weights)."""
+    return {n: f"weight tied to {_tied_to(others)}" for n, others in tied_layers(model).items()}
 
 
 def prunable_layers(model: nn.Module, layers: Sequence[str] | None = None) -> dict[str, nn.Module]:
-    """The named Linear/Conv layers to prune: all of them, or those named (checked)."""
-    found = {n: m for n, m in model.named_modules() if isinstance(m, _PRUNABLE)}
+    """The named weighted layers to prune (Linear, Conv1d/Conv2d, Hugging Face ``Conv1D``): all
+    of them except those with tied weights (:func:`skipped_layers`), or those named (checked;
+    a tied layer is refused)."""
+    everything = weighted_layers(model)
+    tied = tied_layers(model)
+    found = {n: m for n, m in everything.items() if n not in tied}
     if layers is None:
         return found
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
+        raise TopopruneError(f"layers must be a list of layer names, got {layers!r}")
     modules = dict(model.named_modules())
     out = {}
     for name in layers:
-        if name not in modules:
+        if not isinstance(name, str) or name not in modules:
             raise TopopruneError(
                 f"no layer named {name!r}; prunable layers: {', '.join(found) or '(none)'}"
+            )
+        if name in tied:
+            raise TopopruneError(
+                f"layer {name!r} cannot be pruned unstructured: its weight is tied to {_tied_to(tied[name])}, "
+                f"and a mask would apply to {name!r} only, untying them; untie the weights first "
+                "(Hugging Face: tie_word_embeddings=False) or leave it out"
             )
         if name not in found:
             raise TopopruneError(
                 f"layer {name!r} is a {type(modules[name]).__name__}, which cannot be pruned "
-                "unstructured; allowed: Linear, Conv1d, Conv2d"
+                f"unstructured; allowed: {_ALLOWED}"
             )
         out[name] = found[name]
     return out
@@ -123,7 +163,9 @@ def prune_unstructured(
         preserve: ``None`` or ``"mst"``: keep each layer graph's maximum spanning tree first (the
             T-IMP selection of Balwani & Krzyston). A budget smaller than the tree keeps the
             tree's strongest weights and says so in the record and a warning.
-        layers: module names to prune (default: every Linear/Conv layer).
+        layers: module names to prune (default: every Linear, Conv and Hugging Face
+            ``Conv1D`` layer whose weight is not tied to another module's; see the module
+            docstring).
         seed: seed of ``method="random"``.
     """
     if method not in METHODS:
@@ -133,13 +175,17 @@ def prune_unstructured(
     if preserve not in PRESERVE:
         raise TopopruneError(f"preserve must be None or 'mst', got {preserve!r}")
     targets = prunable_layers(model, layers)
+    skipped = skipped_layers(model) if layers is None else {}
     if not targets:
-        raise TopopruneError("the model has no Linear or Conv layers to prune")
+        why = f" (skipped: {'; '.join(f'{n!r}: {w}' for n, w in skipped.items())})" if skipped else ""
+        raise TopopruneError(f"the model has no layers to prune{why}; prunable: {_ALLOWED} layers "
+                             "whose weight is not tied to another module's")
     rng = np.random.default_rng(seed)
-    weights = {n: effective_weight(m).detach().cpu().numpy() for n, m in targets.items()}
-    masks = {n: current_mask(m).detach().cpu().numpy() for n, m in targets.items()}
+    # every selection sees (out, in, ...) weights, as for nn.Linear; masks go back as stored
+    weights = {n: out_in_weight(m, effective_weight(m)).detach().cpu().numpy() for n, m in targets.items()}
+    masks = {n: out_in_weight(m, current_mask(m)).detach().cpu().numpy() for n, m in targets.items()}
     scores = {n: (np.abs(w) if method == "magnitude" else rng.random(w.shape)) for n, w in weights.items()}
-    record = UnstructuredRecord(method, scope, preserve)
+    record = UnstructuredRecord(method, scope, preserve, skipped=skipped)
     try:
         if scope == "local":
             new = {}
@@ -168,8 +214,8 @@ def prune_unstructured(
         raise TopopruneError(str(exc)) from None
     for n, m in targets.items():
         ref = effective_weight(m)  # not m.weight: stale (and maybe on another device) after .to()
-        keep = torch.from_numpy(new[n]).to(device=ref.device, dtype=ref.dtype)
-        prune.custom_from_mask(m, "weight", keep)
+        keep = out_in_weight(m, torch.from_numpy(new[n])).contiguous()  # back to the stored layout
+        prune.custom_from_mask(m, "weight", keep.to(device=ref.device, dtype=ref.dtype))
     for w in record.warnings:
         warnings.warn(w, stacklevel=2)
     return record

@@ -150,7 +150,8 @@ def imp(
         scope: ``"global"`` (ranked across layers) or ``"local"`` (per layer).
         rewind: ``"init"``, ``"epoch:K"`` or ``"none"`` (fine-tune without rewinding).
         preserve: ``None`` (IMP) or ``"mst"`` (T-IMP).
-        layers: layer names to prune (default: every Linear/Conv layer).
+        layers: layer names to prune (default: as :func:`~topoprune.pruning.prune_unstructured`,
+            every Linear, Conv and Hugging Face ``Conv1D`` layer without tied weights).
         out_dir: folder for per-round checkpoints and ``imp.json``; rerun to resume.
         callbacks: passed to every round's training.
         device: where every round trains (see :func:`~topoprune.train.train`); masks and
