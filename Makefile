@@ -46,6 +46,7 @@ bench: setup system-data
 	$(PY) benchmarks/train_overhead.py
 	$(PY) benchmarks/prune_speed.py
 	$(PY) benchmarks/prune_time.py
+	$(PY) benchmarks/own_models.py --repeats 5
 	$(PY) benchmarks/baseline_accuracy.py --model lenet300 --epochs 30 --seeds 0 1 2
 	$(PY) benchmarks/baseline_accuracy.py --model vgg16 --width 0.25 --input-shape 1,32,32 --epochs 15 --seeds 0 1 2
 	$(PY) benchmarks/critical_compression.py

@@ -220,7 +220,12 @@ def prune_filters(
         if name in done:
             rec.note = f"pruned together with {done[name]} (coupled)"
             continue
-        group = surgeon.inspect(name)
+        try:
+            group = surgeon.inspect(name)
+        except ValueError:  # not in torch-pruning's graph: called functionally, not as a module
+            rec.note = ("not pruned: torch-pruning's trace does not reach it as a module (e.g. "
+                        "nn.MultiheadAttention calls its out_proj's weight functionally)")
+            continue
         rec.coupled_with = list(group.coupled)
         if group.through_padding:
             rec.note = ("not pruned: its channels are coupled through a zero-padding shortcut "
@@ -273,7 +278,7 @@ def prune_filters(
             rec.kept, rec.after = list(leader.kept), leader.after
     heads_after = sync_head_counts(work, blocks)
     warned = []
-    if targets and not steps:
+    if not steps:
         warned.append(f"prune_filters({chosen.name}, sparsity={sparsity}) removed nothing: see the "
                       "per-layer notes in info.layers")
     elif explicit:
@@ -281,6 +286,10 @@ def prune_filters(
         if missed:
             warned.append(f"prune_filters({chosen.name}) left {len(missed)} targeted layer(s) unpruned: "
                           f"{', '.join(missed[:6])}{' ...' if len(missed) > 6 else ''} (see info.layers notes)")
+    head = next((x for x in layers if x.name == ends.classifier and x.after < x.before), None)
+    if head is not None:
+        warned.append(f"the classifier {head.name!r} was pruned ({head.before} -> {head.after} outputs): "
+                      "the model's output size changed; exclude it (config_list exclude_op_names)")
     if warned:
         import warnings
 

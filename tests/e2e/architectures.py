@@ -1,0 +1,298 @@
+"""Architectures topoprune did not write, built small so that pruning them takes a second.
+
+Shared by ``tests/e2e/test_architectures.py`` and ``benchmarks/own_models.py`` (one definition).
+Each :class:`Arch` builds a model with random weights (BatchNorm statistics and affine parameters
+randomized too, so equivalence checks see BatchNorm), its example inputs and a larger data sample
+of the same structure (for Betti pruning). Everything is seeded: two calls give the same model.
+
+- ``resnet18b``: ResNet-18's layout (stem, 4 stages of 2 basic blocks) at widths 8-64, with
+  option-B shortcuts (1x1 conv + BatchNorm) where the shape changes;
+- ``mobilenetv2``: MobileNetV2 inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1 linear
+  projection), with and without the residual addition;
+- ``densenet``: two DenseNet layers that concatenate their output to their input, and a
+  transition (1x1 conv, average pool);
+- ``se_resnet``: basic blocks with a squeeze-excitation gate (pool, 1x1 conv, ReLU, 1x1 conv,
+  sigmoid) multiplying the channels;
+- ``bert``, ``vit``, ``gpt2``: tiny Hugging Face models built from configs (no download).
+
+:class:`HeadFirst` registers its classifier before its body, so "the last registered layer is the
+classifier" is wrong for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["Arch", "ARCHS", "CNNS", "TRANSFORMERS", "HeadFirst", "logits", "randomize_bn", "get"]
+
+NUM_CLASSES = 10
+IMAGE = (3, 16, 16)
+# Hugging Face's default (0.02) gives logits of about 0.01, against which a 1e-5 tolerance is
+# loose; 0.2 gives logits of order 1.
+INIT_RANGE = 0.2
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, LayerNorm affine parameters too
+    (fresh ones are the identity, so a check would not see them)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)) and m.weight is not None:
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return model
+
+
+def scale_preserving_init(model: nn.Module) -> nn.Module:
+    """He-normal conv and linear weights (fan in): activations keep their scale through depth, so
+    the output depends measurably on every layer. PyTorch's default init shrinks them layer after
+    layer, and a deep random net's output then hardly sees a wrong BatchNorm entry early on."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.normal_(m.bias, std=0.1)
+    return model
+
+
+def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block; option B: a 1x1 conv + BN shortcut when stride or width changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, se: bool = False) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.se = SqueezeExcite(cout) if se else None
+        self.shortcut = conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.se is not None:
+            out = self.se(out)
+        return torch.relu(out + self.shortcut(x))
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-excitation (Hu et al. 2018): a sigmoid gate per channel, from pooled features."""
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, max(channels // reduction, 2), 1)
+        self.fc2 = nn.Conv2d(max(channels // reduction, 2), channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        return x * torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))
+
+
+class ResNet(nn.Module):
+    def __init__(self, widths=(8, 16, 32, 64), blocks=(2, 2, 2, 2), se: bool = False,
+                 num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(widths[0])
+        layers, cin = [], widths[0]
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            for j in range(n):
+                layers.append(BasicBlock(cin, w, 2 if (i > 0 and j == 0) else 1, se=se))
+                cin = w
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(torch.relu(self.bn(self.stem(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand, 3x3 depthwise, 1x1 linear projection; residual when the
+    shape stays."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int = 4) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.expand = conv_bn(cin, hidden, 1)
+        self.depthwise = conv_bn(hidden, hidden, 3, stride, groups=hidden)
+        self.project = conv_bn(hidden, cout, 1)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = nn.functional.relu6(self.expand(x))
+        out = nn.functional.relu6(self.depthwise(out))
+        out = self.project(out)
+        return x + out if self.residual else out
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.stem = conv_bn(3, 8, 3, 2)
+        self.blocks = nn.Sequential(
+            InvertedResidual(8, 8, 1),     # residual
+            InvertedResidual(8, 16, 2),    # no residual
+            InvertedResidual(16, 16, 1),   # residual
+        )
+        self.last = conv_bn(16, 32, 1)
+        self.classifier = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu6(self.stem(x))
+        x = nn.functional.relu6(self.last(self.blocks(x)))
+        return self.classifier(x.mean((2, 3)))
+
+
+class DenseLayer(nn.Module):
+    """BN-ReLU-conv(1x1)-BN-ReLU-conv(3x3), its output concatenated to its input."""
+
+    def __init__(self, cin: int, growth: int) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, 2 * growth, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(2 * growth)
+        self.conv2 = nn.Conv2d(2 * growth, growth, 3, 1, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(torch.relu(self.bn1(x)))
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return torch.cat([x, out], 1)
+
+
+class DenseNet(nn.Module):
+    def __init__(self, growth: int = 8, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.block1 = nn.Sequential(DenseLayer(16, growth), DenseLayer(16 + growth, growth))
+        c = 16 + 2 * growth
+        self.transition = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False),
+                                        nn.AvgPool2d(2))
+        self.block2 = nn.Sequential(DenseLayer(c // 2, growth), DenseLayer(c // 2 + growth, growth))
+        c = c // 2 + 2 * growth
+        self.norm = nn.BatchNorm2d(c)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block2(self.transition(self.block1(self.stem(x))))
+        return self.classifier(torch.relu(self.norm(x)).mean((2, 3)))
+
+
+class HeadFirst(nn.Module):
+    """A CNN whose classifier is registered before its body (and its stem): registration order
+    says nothing about which layer is the head."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.head = nn.Linear(32, num_classes)
+        self.body = nn.Sequential(
+            nn.Conv2d(16, 32, 3, 1, 1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, 1, 1), nn.BatchNorm2d(32), nn.ReLU(),
+        )
+        self.stem = nn.Conv2d(3, 16, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(torch.relu(self.stem(x)))
+        return self.head(x.mean((2, 3)))
+
+
+def logits(out: object) -> torch.Tensor:
+    """The tensor a model's output stands for: itself, or a Hugging Face output's ``logits``."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if hasattr(out, "logits"):
+        return out.logits
+    raise TypeError(f"no logits in a {type(out).__name__}")
+
+
+def _images(n: int, seed: int) -> dict | torch.Tensor:
+    return torch.randn(n, *IMAGE, generator=torch.Generator().manual_seed(seed))
+
+
+def _tokens(n: int, seed: int, *, mask: bool) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 100, (n, 8), generator=g)
+    if not mask:
+        return {"input_ids": ids}
+    attention = torch.ones(n, 8, dtype=torch.long)
+    attention[::2, 6:] = 0  # every other sequence ends in two padding tokens
+    return {"input_ids": ids, "attention_mask": attention}
+
+
+def _seeded(build: Callable[[], nn.Module], *, he_init: bool = True) -> Callable[[], nn.Module]:
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        model = build()
+        return randomize_bn(scale_preserving_init(model) if he_init else model).eval()
+    return make
+
+
+def _bert() -> nn.Module:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    return BertForSequenceClassification(BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=32, num_labels=3, initializer_range=INIT_RANGE))
+
+
+def _vit() -> nn.Module:
+    from transformers import ViTConfig, ViTForImageClassification
+
+    return ViTForImageClassification(ViTConfig(
+        image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64, num_labels=5, initializer_range=INIT_RANGE))
+
+
+def _gpt2() -> nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    return GPT2LMHeadModel(GPT2Config(vocab_size=100, n_positions=32, n_embd=32, n_layer=2, n_head=4,
+                                      bos_token_id=0, eos_token_id=0, initializer_range=INIT_RANGE))
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture: how to build it, its example inputs, a data sample of the same
+    structure, and its output shape for the example inputs."""
+
+    name: str
+    build: Callable[[], nn.Module]
+    example: Callable[[], object]
+    sample: Callable[[], object]
+    out_shape: tuple[int, ...]
+    transformer: bool = False  # a Hugging Face model: needs the transformers package
+
+
+CNNS = (
+    Arch("resnet18b", _seeded(ResNet), lambda: _images(2, 1), lambda: _images(32, 2), (2, NUM_CLASSES)),
+    Arch("mobilenetv2", _seeded(MobileNetV2), lambda: _images(2, 1), lambda: _images(32, 2), (2, NUM_CLASSES)),
+    Arch("densenet", _seeded(DenseNet), lambda: _images(2, 1), lambda: _images(32, 2), (2, NUM_CLASSES)),
+    Arch("se_resnet", _seeded(lambda: ResNet((8, 16), (1, 1), se=True)), lambda: _images(2, 1),
+         lambda: _images(32, 2), (2, NUM_CLASSES)),
+)
+TRANSFORMERS = (
+    Arch("bert", _seeded(_bert, he_init=False), lambda: _tokens(2, 1, mask=True), lambda: _tokens(8, 2, mask=True), (2, 3), True),
+    Arch("vit", _seeded(_vit, he_init=False), lambda: {"pixel_values": _images(2, 1)}, lambda: {"pixel_values": _images(8, 2)},
+         (2, 5), True),
+    Arch("gpt2", _seeded(_gpt2, he_init=False), lambda: _tokens(2, 1, mask=False), lambda: _tokens(8, 2, mask=False),
+         (2, 8, 100), True),
+)
+ARCHS = CNNS + TRANSFORMERS
+
+
+def get(name: str) -> Arch:
+    return next(a for a in ARCHS if a.name == name)
