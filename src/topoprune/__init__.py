@@ -38,6 +38,7 @@ _EXPORTS = {
     "prune_filters": "topoprune.pruning",
     "load_model": "topoprune.experiments",
     "save_pruned": "topoprune.experiments",
+    "export_model": "topoprune.experiments.export",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .data import list_datasets, load_dataset, prepare_data
     from .metrics import model_cost
     from .experiments import load_model, save_pruned
+    from .experiments.export import export_model
     from .pruning import prune_filters, prune_unstructured
     from .train import TrainConfig, recover
     from .errors import TopopruneError

@@ -88,8 +88,44 @@ def _check_folder(option: str, path: Optional[Path]) -> None:
         raise TopopruneError(f"{option} {path} is a file; allowed: a folder")
 
 
-def _build_model(name: str, input_shape: Optional[str], num_classes: int, width: float):
-    from .models import create_model, model_defaults, parse_shape
+MODEL_HELP = ("A registry model (`topoprune models`), or your own: pkg.module:factory (a function or class "
+              "returning an nn.Module; see --model-kwargs)")
+KwargsOption = Annotated[Optional[str], typer.Option(
+    "--model-kwargs", help="JSON object of keyword arguments for --model: the factory's, or a registry "
+    "model's extra options (e.g. '{\"shortcut\": \"B\"}').")]
+TrustOption = Annotated[bool, typer.Option(
+    "--trust-pickle", help="Allow a model file saved whole with torch.save(model): unpickling runs code "
+    "stored in the file, so only for files you trust.")]
+
+_REGISTRY_ONLY = ("num_classes", "in_channels", "input_size", "width")
+
+
+def _model_kind(model: str) -> str:
+    """``"factory"`` (``pkg.module:function``), ``"registry"`` or ``"file"`` (an existing path)."""
+    from .experiments.factory import is_factory
+    from .models import list_models
+
+    if is_factory(model):
+        return "factory"
+    if model in list_models():
+        return "registry"
+    path = Path(model)
+    if model and (path.is_file() or any((path / f).is_file() for f in ("pruned.json", "checkpoint.pt"))):
+        return "file"
+    return "registry"  # unknown: create_model names the registry's choices
+
+
+def _import_from_cwd() -> None:
+    """Let ``--model mymodule:build`` find ``mymodule.py`` in the working directory, as
+    ``python -m`` would (the console script's sys.path starts at its own folder)."""
+    import os
+
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def _registry_shape(name: str, input_shape: Optional[str]) -> tuple[int, tuple[int, int]]:
+    from .models import model_defaults, parse_shape
 
     in_channels, input_size, _ = model_defaults(name)
     if input_shape is not None:
@@ -100,9 +136,112 @@ def _build_model(name: str, input_shape: Optional[str], num_classes: int, width:
                 "(e.g. 1,28,28)"
             )
         in_channels, input_size = shape[0], (shape[1], shape[2])
-    return create_model(
-        name, num_classes=num_classes, in_channels=in_channels, input_size=input_size, width=width
-    )
+    return in_channels, input_size
+
+
+def _build_model(name: str, input_shape: Optional[str], num_classes: int, width: float,
+                 kwargs: Optional[dict] = None):
+    """A registry model (``kwargs``: its extra options), or the model ``pkg.module:factory``
+    returns for ``kwargs`` (the registry's --num-classes/--width/--input-shape do not apply)."""
+    from .experiments.factory import build_from_factory
+    from .models import create_model
+
+    kwargs = dict(kwargs or {})
+    if _model_kind(name) == "factory":
+        if width != 1.0 or num_classes != 10:
+            which = "--width" if width != 1.0 else "--num-classes"
+            raise TopopruneError(f"{which} applies to registry models; --model {name} takes its own "
+                                 "arguments: pass them in --model-kwargs JSON")
+        _import_from_cwd()
+        return build_from_factory(name, kwargs, what="--model")
+    clash = sorted(set(kwargs) & set(_REGISTRY_ONLY))
+    if clash:
+        raise TopopruneError(f"--model-kwargs {clash[0]!r}: use the option --{clash[0].replace('_', '-')} "
+                             "(or --input-shape) instead")
+    try:
+        in_channels, input_size = _registry_shape(name, input_shape)
+    except TopopruneError as exc:
+        if "unknown model" in str(exc):
+            raise TopopruneError(f"{exc}; or your own model as pkg.module:factory, or a model file") from None
+        raise
+    return create_model(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+                        width=width, **kwargs)
+
+
+def nn_module() -> type:
+    """``torch.nn.Module``, imported when needed (the CLI starts without torch)."""
+    from torch import nn
+
+    return nn.Module
+
+
+class _Net:
+    """The model a command works on and where it came from: ``source`` are the keyword arguments
+    of ``save_pruned`` naming its architecture, ``steps`` the removals a pruned folder already
+    holds, ``example_inputs`` the inputs that folder was traced with."""
+
+    def __init__(self, model, label: str, source: dict, steps: list, example_inputs=None) -> None:
+        self.model, self.label, self.source = model, label, source
+        self.steps, self.example_inputs = steps, example_inputs
+
+
+def _load_net(model: Optional[str], checkpoint: Optional[Path], *, model_kwargs: Optional[str],
+              input_shape: Optional[str], num_classes: int, width: float, trust_pickle: bool) -> _Net:
+    """The model of --model (registry, factory, or a model file) and/or --checkpoint (weights for
+    --model; alone: a train checkpoint, a pruned folder or a model file)."""
+    from .experiments import load_inputs_file, load_model, read_pruned, require_python_model
+    from .experiments.factory import parse_kwargs
+
+    kwargs = parse_kwargs(model_kwargs)
+    if model is not None and _model_kind(model) == "file":
+        if checkpoint is not None:
+            raise TopopruneError(f"--model {model} is a file and --checkpoint is given too; give the model "
+                                 "file once, as --model FILE or --checkpoint FILE")
+        model, checkpoint = None, Path(model)
+    if model is None and checkpoint is None:
+        raise TopopruneError("give --model NAME (a registry model or pkg.module:factory), --checkpoint PATH, or both")
+    if model is None:
+        if kwargs:
+            raise TopopruneError("--model-kwargs needs --model (the factory or registry model it is for)")
+        _import_from_cwd()  # a pruned folder may name a factory in the working directory
+        net = require_python_model(load_model(checkpoint, trust_pickle=trust_pickle), str(checkpoint))
+        label = getattr(getattr(net, "meta", None), "name", None) or type(net).__name__
+        source, steps, inputs = {}, [], None
+    else:
+        net = _build_model(model, input_shape, num_classes, width, kwargs)
+        label = model
+        source = {"factory": model, "factory_kwargs": kwargs} if _model_kind(model) == "factory" else {}
+        steps, inputs = [], None
+        if checkpoint is not None:
+            net = load_model(checkpoint, model=net, trust_pickle=trust_pickle)
+    if checkpoint is not None and (Path(checkpoint) / "pruned.json").is_file():
+        record = read_pruned(checkpoint)
+        steps = record.steps
+        source = source or record.source()
+        inputs = load_inputs_file(record.example_inputs) if record.example_inputs is not None else None
+    return _Net(net, label, source, steps, inputs)
+
+
+def _example_inputs(net: _Net, example_inputs: Optional[Path], input_shape: Optional[str], what: str):
+    """The inputs to trace the model with: --example-inputs, else those of the pruned folder it
+    came from, else (a registry model) None: zeros of its input shape; else zeros of
+    --input-shape."""
+    import torch
+
+    from .experiments import load_inputs_file
+    from .models import parse_shape
+
+    if example_inputs is not None:
+        return load_inputs_file(example_inputs, "--example-inputs")
+    if net.example_inputs is not None:
+        return net.example_inputs
+    if getattr(net.model, "meta", None) is not None:
+        return None
+    if input_shape is not None:
+        return torch.zeros(1, *parse_shape(input_shape))
+    raise TopopruneError(f"{what} {net.label} is not a registry model, so its input is unknown: give "
+                         "--example-inputs FILE.pt (a tensor, tuple or dict of tensors saved with "
+                         "torch.save) or --input-shape of one float input (e.g. 3,32,32)")
 
 
 @app.command("models")
@@ -151,7 +290,7 @@ def methods_cmd(
 
 @app.command("critical")
 def critical_cmd(
-    model: Annotated[str, typer.Option("--model", "-m", help="Registry model name.")],
+    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP + ", or a pruned-model folder or model file.")],
     input_shape: Annotated[
         Optional[str], typer.Option("--input-shape", help="C,H,W of one input (default: the model's).")
     ] = None,
@@ -160,18 +299,37 @@ def critical_cmd(
         Convention, typer.Option("--convention", help="paper: one-channel Toeplitz count; exact: full unrolled graph.")
     ] = Convention.paper,
     width: Annotated[float, typer.Option("--width", help="Width multiplier.")] = 1.0,
+    model_kwargs: KwargsOption = None,
+    example_inputs: Annotated[Optional[Path], typer.Option("--example-inputs", help="Inputs the model takes (a tensor, tuple or dict saved with torch.save); they size the conv layers.")] = None,
+    trust_pickle: TrustOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Topologically critical compression ratio per layer and for the model (Balwani & Krzyston)."""
     from .analysis import critical_compression
 
-    net = _build_model(model, input_shape, num_classes, width)
-    report = critical_compression(net, convention=convention.value)
+    net = _load_net(model, None, model_kwargs=model_kwargs, input_shape=input_shape, num_classes=num_classes,
+                    width=width, trust_pickle=trust_pickle)
+    meta = getattr(net.model, "meta", None)
+    if meta is not None or example_inputs is not None or net.example_inputs is not None:
+        inputs = _example_inputs(net, example_inputs, None, "--model")
+        report = critical_compression(net.model, inputs, convention.value)
+        shape = "x".join(map(str, meta.input_shape)) if meta is not None and inputs is None else "the example inputs"
+    else:  # a model of one's own: --input-shape sizes its conv layers (a dense model needs none)
+        from .models import parse_shape
+
+        try:
+            report = critical_compression(net.model, convention=convention.value,
+                                          input_shape=parse_shape(input_shape) if input_shape else None)
+        except TopopruneError as exc:
+            if input_shape is None and "input sizes" in str(exc):
+                raise TopopruneError(f"--model {model} has conv layers, whose input sizes are unknown: give "
+                                     "--input-shape C,H,W or --example-inputs FILE.pt") from None
+            raise
+        shape = input_shape.replace(",", "x") if input_shape else "any input"
     if as_json:
         print(json.dumps({"model": model, **report.to_dict()}, indent=2))
         return
-    shape = "x".join(map(str, net.meta.input_shape))
-    table = Table(title=f"critical compression: {model} at {shape}, convention={convention.value}")
+    table = Table(title=f"critical compression: {net.label} at {shape}, convention={convention.value}")
     for col in ("layer", "kind", "edges", "tree size", "ratio"):
         table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
     for x in report.layers:
@@ -186,9 +344,9 @@ def critical_cmd(
 
 @app.command("persistence")
 def persistence_cmd(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registry model name.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help=MODEL_HELP + ", or a model file.")] = None,
     checkpoint: Annotated[
-        Optional[Path], typer.Option("--checkpoint", help="State dict to load into --model.")
+        Optional[Path], typer.Option("--checkpoint", help="Weights to load into --model (a state dict or a `topoprune train` checkpoint); alone: a pruned-model folder, a train checkpoint or a model file.")
     ] = None,
     weights: Annotated[
         Optional[Path], typer.Option("--weights", help="A .npy (one layer, n_out x n_in) or .npz (one layer per array).")
@@ -205,30 +363,34 @@ def persistence_cmd(
     input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="C,H,W (default: the model's).")] = None,
     num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs.")] = 10,
     width: Annotated[float, typer.Option("--width", help="Width multiplier.")] = 1.0,
+    model_kwargs: KwargsOption = None,
+    trust_pickle: TrustOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Neural persistence per layer and for the network (Rieck et al. 2019)."""
     from .analysis import neural_persistence
 
-    if (model is None) == (weights is None):
+    if weights is not None and checkpoint is not None:
+        raise TopopruneError("--checkpoint needs --model NAME (the architecture to load it into), not --weights")
+    if (model is None and checkpoint is None) == (weights is None):
         raise TopopruneError("give exactly one of --model NAME or --weights FILE")
-    if checkpoint is not None and model is None:
-        raise TopopruneError("--checkpoint needs --model NAME (the architecture to load it into)")
-    if model is not None:
-        target = _build_model(model, input_shape, num_classes, width)
-        if checkpoint is not None:
-            from .experiments import load_checkpoint_into
-
-            load_checkpoint_into(target, checkpoint)
-        source = model
+    if model is not None or checkpoint is not None:
+        net = _load_net(model, checkpoint, model_kwargs=model_kwargs, input_shape=input_shape,
+                        num_classes=num_classes, width=width, trust_pickle=trust_pickle)
+        target, source = net.model, model or str(checkpoint)
     else:
         from .experiments import load_weights_file
 
         target = load_weights_file(weights)
         source = str(weights)
+    own_shape = None  # a model of one's own: --input-shape sizes its conv layers (toeplitz graph)
+    if input_shape is not None and isinstance(target, nn_module()) and getattr(target, "meta", None) is None:
+        from .models import parse_shape
+
+        own_shape = parse_shape(input_shape)
     report = neural_persistence(
         target, p=p, normalization=normalization.value, include_bias=include_bias,
-        essential=essential, conv_graph=conv_graph.value,
+        essential=essential, conv_graph=conv_graph.value, input_shape=own_shape,
     )
     if as_json:
         print(json.dumps({"source": source, **report.to_dict()}, indent=2))
@@ -286,7 +448,7 @@ def _validated_recipe(**values):
 
 @app.command("train")
 def train_cmd(
-    model: Annotated[str, typer.Option("--model", "-m", help="Registry model name.")],
+    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP + ".")],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `topoprune data list`).")],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt and metrics.json; rerun to resume.")],
     width: Annotated[float, typer.Option("--width", help="Width multiplier.")] = 1.0,
@@ -306,13 +468,16 @@ def train_cmd(
     limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N train/test samples (quick runs).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     device: DeviceOption = "auto",
+    model_kwargs: KwargsOption = None,
 ) -> None:
-    """Train a registry model on a dataset, checkpointing every epoch (rerun to resume)."""
+    """Train a registry model (or your own, pkg.module:factory) on a dataset, checkpointing every
+    epoch (rerun to resume)."""
     import torch
 
     from .data import dataset_info, prepare_data
     from .experiments.config import LIMITS
-    from .models import create_model, model_defaults, parse_shape
+    from .experiments.factory import build_from_factory, parse_kwargs, resolve_factory
+    from .models import parse_shape
     from .train import NeuralPersistenceTracker, NPEarlyStopping, resolve_device, set_threads, train
 
     set_threads()  # the entry point sets torch's threads once; the library never does
@@ -327,7 +492,16 @@ def train_cmd(
     _check_range("--np-early-stop", np_patience, 1, LIMITS["epochs"])
     _check_out("--out", out)
     _check_folder("--data-root", data_root)
-    model_defaults(model)  # an unknown model is refused now, not after loading the data
+    kwargs = parse_kwargs(model_kwargs)
+    factory = _model_kind(model) == "factory"
+    if factory:
+        _import_from_cwd()
+        resolve_factory(model, "--model")  # a bad factory is refused now, not after loading the data
+        if width != 1.0:
+            raise TopopruneError(f"--width applies to registry models; --model {model} takes its own "
+                                 "arguments: pass them in --model-kwargs JSON")
+    else:
+        _registry_shape(model, None)  # an unknown model is refused now, not after loading the data
     resolve_device(device)  # a missing GPU too
 
     info = dataset_info(dataset)
@@ -337,8 +511,10 @@ def train_cmd(
     data = prepare_data(dataset, data_root, input_shape=shape, val_fraction=val_fraction,
                         seed=seed, augment=augment, limit=limit)
     torch.manual_seed(seed)
-    net = create_model(model, num_classes=info.num_classes, in_channels=shape[0],
-                       input_size=(shape[1], shape[2]), width=width)
+    if factory:
+        net = build_from_factory(model, kwargs, what="--model")
+    else:
+        net = _build_model(model, ",".join(map(str, shape)), info.num_classes, width, kwargs)
     callbacks = []
     if track_np or np_patience is not None:
         callbacks.append(NeuralPersistenceTracker())
@@ -352,6 +528,12 @@ def train_cmd(
         f"{how}: {len(result.history)} epochs, train loss {final['train_loss']:.4f}, "
         f"val {final['val_acc']:.2f}%, test {final['test_acc']:.2f}%; wrote {out / 'metrics.json'}"
     )
+    if factory:  # the checkpoint holds weights only: the architecture is the factory's
+        import shlex
+
+        kw = f"--model-kwargs {shlex.quote(model_kwargs)} " if model_kwargs else ""
+        console.print(f"prune it with: topoprune prune --model {model} {kw}--checkpoint {out} "
+                      f"--input-shape {','.join(map(str, shape))} --out DIR")
 
 
 data_app = typer.Typer(help="Datasets: list what is available locally, fetch the official files.",
@@ -417,14 +599,54 @@ _METHOD_OPTIONS = {"samples": "samples", "betti_threshold": "threshold", "betti_
                    "generations": "generations", "workers": "workers"}
 
 
+def _export_formats(values: Optional[list[str]]) -> list[str]:
+    """``--export onnx --export torchscript`` or ``--export onnx,torch.export``, checked."""
+    from .experiments.export import EXPORT_FORMATS
+
+    formats: list[str] = []
+    for value in values or ():
+        for fmt in (v.strip() for v in value.split(",")):
+            if fmt not in EXPORT_FORMATS:
+                raise TopopruneError(f"--export {fmt!r} is not a format; allowed: {', '.join(EXPORT_FORMATS)} "
+                                     "(repeat the option or separate by commas)")
+            if fmt not in formats:
+                formats.append(fmt)
+    return formats
+
+
+def _run_exports(model, inputs, formats: list[str], out: Path) -> list[dict]:
+    """Export the pruned model into ``out`` in each format and check it against the eager model;
+    a failed export is recorded (``ok: false`` and the error), not raised, so the pruned model
+    and the other exports are still saved."""
+    import warnings
+
+    from .experiments.export import export_model, export_suffix
+    from .models.inputs import example_inputs_for
+
+    x = example_inputs_for(model, inputs)
+    records = []
+    for fmt in formats:
+        try:
+            with warnings.catch_warnings():  # a mismatch is in the record and the table
+                warnings.simplefilter("ignore")
+                records.append(export_model(model, x, out / f"model{export_suffix(fmt)}", format=fmt).to_dict())
+        except TopopruneError as exc:
+            records.append({"format": fmt, "path": None, "max_abs_diff": None, "ok": False, "error": str(exc)})
+    return records
+
+
 @app.command("prune")
 def prune_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the pruned model (pruned.json + weights.pt).")],
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `topoprune train` checkpoint (or run folder), or a pruned-model folder.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registry model, freshly initialised (instead of --checkpoint).")] = None,
-    width: Annotated[float, typer.Option("--width", help="Width multiplier (with --model).")] = 1.0,
-    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="C,H,W (with --model; default: the model's).")] = None,
-    num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs (with --model).")] = 10,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the pruned model (pruned.json + weights.pt + example_inputs.pt, and the exports).")],
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `topoprune train` checkpoint (or run folder), a pruned-model folder, or a model file; with --model pkg.module:factory, its weights.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help=MODEL_HELP + ", freshly initialised unless --checkpoint gives its weights; or a model file.")] = None,
+    width: Annotated[float, typer.Option("--width", help="Width multiplier (registry --model).")] = 1.0,
+    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="C,H,W (registry --model; default: the model's). For your own model: the shape of one float input, to trace it with.")] = None,
+    num_classes: Annotated[int, typer.Option("--num-classes", help="Classifier outputs (registry --model).")] = 10,
+    model_kwargs: KwargsOption = None,
+    example_inputs: Annotated[Optional[Path], typer.Option("--example-inputs", help="The inputs to trace the model with: a tensor, tuple or dict of tensors (e.g. input_ids and attention_mask) saved with torch.save.")] = None,
+    export: Annotated[Optional[list[str]], typer.Option("--export", help="Also export the pruned model and check it against the eager one: onnx, torchscript or torch.export (repeatable, or comma-separated).")] = None,
+    trust_pickle: TrustOption = False,
     method: Annotated[str, typer.Option("--method", help="A registered structured method: l1, l2, fpgm, random, topological, betti (`topoprune methods`).")] = "l1",
     sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1).")] = 0.5,
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Layer never to prune (repeatable).")] = None,
@@ -441,16 +663,24 @@ def prune_cmd(
     workers: Annotated[int, typer.Option("--workers", help="Topological Pruner: " + _setting("Topological", "workers")[1])] = _setting("Topological", "workers")[0],
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
-    """Remove filters/neurons physically and save the smaller model (load it with topoprune.load_model)."""
+    """Remove filters/neurons/heads physically and save the smaller model (load it with
+    topoprune.load_model); optionally export it (ONNX, TorchScript, torch.export) and check the
+    export's outputs against the model's."""
     _check_out("--out", out)  # before any pruning: a file at --out would fail only when saving
     _check_folder("--data-root", data_root)
-    from .experiments import load_model, save_pruned
+    from .experiments import read_pruned, save_pruned
     from .pruning import prune_filters
 
     from .pruning.methods import method_class, resolve_method
 
-    if (checkpoint is None) == (model is None):
-        raise TopopruneError("give exactly one of --checkpoint PATH or --model NAME")
+    if checkpoint is None and model is None:
+        raise TopopruneError("give exactly one of --checkpoint PATH or --model NAME (a pkg.module:factory "
+                             "--model may come with --checkpoint: its weights)")
+    if checkpoint is not None and model is not None and _model_kind(model) == "registry":
+        raise TopopruneError("give exactly one of --checkpoint PATH or --model NAME: a registry model's "
+                             "checkpoint records its architecture (only a pkg.module:factory --model takes "
+                             "--checkpoint weights)")
+    formats = _export_formats(export)
     cls = method_class(method)
     given = {"samples": samples, "betti_threshold": betti_threshold, "betti_dim": betti_dim,
              "betti_quantile": betti_quantile, "fitness": fitness, "population": population,
@@ -458,35 +688,66 @@ def prune_cmd(
     settings = {_METHOD_OPTIONS[k]: v for k, v in given.items()
                 if _METHOD_OPTIONS[k] in cls.model_fields and not (k == "betti_threshold" and v is None)}
     chosen = resolve_method({"name": method, **settings}, kind="structured")
-    net = load_model(checkpoint) if checkpoint is not None else _build_model(model, input_shape, num_classes, width)
+    if formats and "onnx" in formats:
+        from .experiments.export import require_onnx
+
+        require_onnx()  # a missing optional package is said before any work
+    net = _load_net(model, checkpoint, model_kwargs=model_kwargs, input_shape=input_shape,
+                    num_classes=num_classes, width=width, trust_pickle=trust_pickle)
+    meta = getattr(net.model, "meta", None)
+    x = _example_inputs(net, example_inputs, None if meta is not None else input_shape, "--model")
     inputs = None
     if dataset is not None:
-        inputs = _data_sample(dataset, data_root, net.meta.input_shape, chosen.needs().sample or samples, seed)
+        import torch
+
+        shape = meta.input_shape if meta is not None and x is None else (
+            tuple(x.shape[1:]) if isinstance(x, torch.Tensor) else None)
+        if shape is None:
+            raise TopopruneError(f"--dataset needs a model that takes one image tensor; {net.label}'s example "
+                                 "inputs are a tuple or dict")
+        inputs = _data_sample(dataset, data_root, shape, chosen.needs().sample or samples, seed)
     elif chosen.needs().sample:
         raise TopopruneError(f"--method {method} ({chosen}) needs --dataset NAME: it looks at the "
                              "layers' outputs on a data sample")
-    pruned, info = prune_filters(net, method=chosen, sparsity=sparsity, ignore=ignore or (),
+    pruned, info = prune_filters(net.model, x, method=chosen, sparsity=sparsity, ignore=ignore or (),
                                  seed=seed, inputs=inputs)
-    prior = []
-    if checkpoint is not None and (Path(checkpoint) / "pruned.json").is_file():
-        prior = json.loads((Path(checkpoint) / "pruned.json").read_text())["steps"]
-    save_pruned(pruned, prior + info.steps, out, info=info.to_dict(), spec=net.meta.spec())
+    record = info.to_dict()
+    if formats:
+        record["exports"] = _run_exports(pruned, x, formats, out)
+    save_pruned(pruned, out, steps=net.steps + info.steps, info=record, example_inputs=x,
+                original=net.model, **net.source)
+    needs = read_pruned(out).needs
     if "betti" in info.extra:
         _write_betti_tables(info.extra["betti"], out)
     if "topological" in info.extra:
         from .experiments.plots import plot_ga_trajectories
 
         plot_ga_trajectories(info.extra["topological"], out / "ga_fitness.png",
-                             f"{net.meta.name}: Topological Pruner, sparsity {sparsity}")
+                             f"{net.label}: Topological Pruner, sparsity {sparsity}")
+    failed = [e for e in record.get("exports", []) if not e.get("ok")]
     if as_json:
-        print(json.dumps(info.to_dict(), indent=2))
-        return
-    summary = Table(title=f"{net.meta.name}: {info.method} filter pruning, sparsity {sparsity}")
+        print(json.dumps(record, indent=2))
+    else:
+        _print_prune(net.label, info, sparsity, record.get("exports", []), out)
+        console.print(f"saved to {out} in {info.seconds:.2f} s; load with topoprune.load_model({str(out)!r}"
+                      f"{', model=...' if needs else ''})")
+        if needs:
+            console.print(f"note: the folder cannot rebuild the model alone; it needs {needs}")
+    if failed:
+        for e in failed:  # the pruned model and the other exports are saved; the exit status says so
+            why = e.get("error") or (f"{e['format']} export differs from the pruned model by "
+                                     f"{e['max_abs_diff']:.3g} on the example inputs")
+            print(f"topoprune: {' '.join(str(why).split())}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _print_prune(label: str, info, sparsity: float, exports: list[dict], out: Path) -> None:
+    summary = Table(title=f"{label}: {info.method} filter pruning, sparsity {sparsity}")
     for col in ("", "before", "after", "kept"):
         summary.add_column(col, justify="left" if not col else "right")
-    for label, (a, b) in (("parameters", info.params), ("MACs (NNI rule)", info.macs),
-                          ("FLOPs (torch counter)", info.flops)):
-        summary.add_row(label, f"{a:,}", f"{b:,}", f"{100 * b / a:.1f}%")
+    for name, (a, b) in (("parameters", info.params), ("MACs (NNI rule)", info.macs),
+                         ("FLOPs (torch counter)", info.flops)):
+        summary.add_row(name, f"{a:,}", f"{b:,}", f"{100 * b / a:.1f}%" if a else "-")
     console.print(summary)
     layers = Table(title="per-layer units")
     for col in ("layer", "kind", "before", "after", "note"):
@@ -504,7 +765,15 @@ def prune_cmd(
                        str(len(r["best_by_generation"]) - 1), str(r["evaluations"]))
         console.print(ga)
         console.print(f"fitness trajectories: {out / 'ga_fitness.png'}")
-    console.print(f"saved to {out} in {info.seconds:.2f} s; load with topoprune.load_model({str(out)!r})")
+    if exports:
+        table = Table(title="exports (outputs compared with the pruned model on the example inputs)")
+        for col in ("format", "file", "max |diff|", "ok", "seconds"):
+            table.add_column(col, justify="right" if col in ("max |diff|", "seconds") else "left")
+        for e in exports:
+            diff = "-" if e.get("max_abs_diff") is None else f"{e['max_abs_diff']:.2e}"
+            table.add_row(e["format"], Path(e["path"]).name if e.get("path") else "-", diff,
+                          "yes" if e.get("ok") else "no", f"{e.get('seconds', 0):.2f}")
+        console.print(table)
 
 
 def _data_sample(dataset: str, root, input_shape, n: int, seed: int):
@@ -603,7 +872,8 @@ def _fail(message: str) -> None:
     """Print an error as one line (whitespace folded) and exit with status 2."""
     import re
 
-    message = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", message)  # colour codes some libraries put in
+    message = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", message)  # colour codes some libraries put in
+    message = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", message)  # and any other control character
     print(f"topoprune: error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(2)
 
@@ -616,7 +886,9 @@ def main(argv: list[str] | None = None) -> None:
     # torch.load's warning before it refuses a TorchScript file would be a second stderr line
     warnings.filterwarnings("ignore", message=r".*looks like a TorchScript archive", category=UserWarning)
     try:
-        app(args=args, prog_name="topoprune", standalone_mode=False)
+        code = app(args=args, prog_name="topoprune", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code:  # typer.Exit(n) inside a command
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

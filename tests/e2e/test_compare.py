@@ -85,7 +85,7 @@ def test_imp_trajectory_cells_read_their_round(tmp_path):
     ({"sparsities": [1.5]}, "sparsities[0]: bad value 1.5; allowed: less than 1"),
     ({"dataset": None}, "config field dataset: missing"),
     ({"dataset": {"name": "svhn"}}, "dataset.name: bad value 'svhn'"),
-    ({"model": {"name": "mnist-conv", "wdith": 2}}, "models[0].wdith: unknown setting; allowed keys: checkpoint, input_shape, label, name, width"),
+    ({"model": {"name": "mnist-conv", "wdith": 2}}, "models[0].wdith: unknown setting; allowed keys: checkpoint, factory, input_shape, kwargs, label, name, width"),
     ({"train": {"lr": -1}}, "train.lr: bad value -1; allowed: greater than 0"),
     ({"methods": [{"name": "topological", "population": 1}]}, "methods[0].population: bad value 1; allowed: greater than or equal to 4"),
     ({"recovery": {"tolerance": -1}}, "recovery.tolerance"),

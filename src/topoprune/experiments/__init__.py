@@ -1,7 +1,9 @@
 """Experiments: configs in, run folders out.
 
-- :mod:`.artifacts`: user files in and out (weight arrays, checkpoints, pruned models); the only
-  names re-exported here.
+- :mod:`.artifacts`: user files in and out (weight arrays, checkpoints, example inputs, model
+  files, pruned models); the only names re-exported here. :mod:`.factory`: models built by the
+  user's own ``pkg.module:function``; :mod:`.export`: ONNX / TorchScript / ``torch.export``
+  files, checked against the eager model.
 - :mod:`.config`: the comparison config; :mod:`.runner` runs it, resumably, through the run
   folder's store (:mod:`.store`), the model-level stages (:mod:`.stages`: baseline, analysis)
   and the cells (:mod:`.cell`: prune, recover, measure), one :mod:`.row` per cell.
@@ -9,6 +11,16 @@
 - :mod:`.study`: the activation study (``topoprune study activations``).
 """
 
-from .artifacts import load_checkpoint_into, load_model, load_weights_file, save_pruned
+from .artifacts import (
+    PrunedFolder,
+    load_checkpoint_into,
+    load_inputs_file,
+    load_model,
+    load_weights_file,
+    read_pruned,
+    require_python_model,
+    save_pruned,
+)
 
-__all__ = ["load_checkpoint_into", "load_model", "load_weights_file", "save_pruned"]
+__all__ = ["PrunedFolder", "load_checkpoint_into", "load_inputs_file", "load_model", "load_weights_file",
+           "read_pruned", "require_python_model", "save_pruned"]

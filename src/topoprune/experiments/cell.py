@@ -10,8 +10,9 @@ resumes mid-way.
 
 from __future__ import annotations
 
+
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ import torch
 from ..train.scoped import seeded_rng
 from .config import ExperimentConfig, MethodSpec
 from .row import Row
-from .stages import init_state, layer_summary, load_baseline, prepare
+from .stages import baseline_source, init_state, layer_summary, load_baseline, prepare
 from .store import RunStore, run_log
 
 __all__ = ["Cell", "run_cell", "STAGES", "seal_finished"]
@@ -129,6 +130,9 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         shared_dir=store.path(cell.trajectory) if needs.trajectory else None,
         init_state=init_state(store, cell.model) if needs.training else None,
         progress=progress)
+    source, prior_steps = baseline_source(store, cell.model)  # a model outside the registry
+    if getattr(model, "meta", None) is None:  # trace it with the inputs it was saved with
+        request = replace(request, example_inputs=source.get("example_inputs", data.train_x[:2]))
     t0 = time.perf_counter()
     with seeded_rng(cell.seed):
         outcome = apply_method(method, model, request)
@@ -136,7 +140,8 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
     if needs.trajectory:  # the shared trajectory's rounds so far are artefacts too
         store.seal(cell.trajectory, [cell.trajectory])
     if spec.structured:
-        save_pruned(outcome.model, outcome.steps or [], store.path(f"{folder}/pruned"), info=record.get("info", {}))
+        save_pruned(outcome.model, store.path(f"{folder}/pruned"), steps=prior_steps + (outcome.steps or []),
+                    info=record.get("info", {}), **source)
     else:
         store.save_torch(f"{folder}/masked.pt", outcome.model.state_dict())
     store.finish(cell.stage("prune"), f"{folder}/prune.json", record, [f"{folder}/{p}" for p in STAGES["prune"]])

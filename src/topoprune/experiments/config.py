@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
 from ..errors import TopopruneError, closest
 from ..pruning.methods import Method, format_validation_error, method_class, resolve_method
@@ -91,14 +93,27 @@ class _Spec(BaseModel):
 
 
 class ModelSpec(_Spec):
-    """The network to prune: a registry model, trained from scratch or loaded."""
+    """The network to prune: a registry model (``name``) or the user's own (``factory``:
+    ``pkg.module:function`` called with ``kwargs``), trained from scratch or loaded.
 
-    name: Annotated[str, registered(_models)] = Field(description="a registry model (`topoprune models`)")
-    width: float = Field(1.0, gt=0, le=LIMITS["width"], description="channel/neuron multiplier")
+    A factory model takes the dataset's input shape as it is (``input_shape`` still fits the
+    data to another one); its first layer and classifier are found by tracing it, as for any
+    model without ``.meta``. Naming a factory runs its code, as a script would.
+    """
+
+    # factory comes first so that name's check sees it (fields are validated in order; the
+    # digest sorts keys, so the order changes nothing there)
+    factory: str | None = Field(None, description="instead of name: pkg.module:function (or :Class) "
+                                "returning an nn.Module")
+    name: Annotated[str, registered(_models)] | None = Field(
+        None, validate_default=True, description="a registry model (`topoprune models`)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="the factory's keyword arguments")
+    width: float = Field(1.0, gt=0, le=LIMITS["width"], description="channel/neuron multiplier (registry models)")
     input_shape: list[Annotated[int, Field(ge=1, le=4096)]] | None = Field(
         None, min_length=3, max_length=3, description="[C, H, W] (default: the dataset's)")
-    checkpoint: str | None = Field(None, description="a `topoprune train` checkpoint or run folder; "
-                                   "none: train the baseline here")
+    checkpoint: str | None = Field(None, description="a `topoprune train` checkpoint or run folder, or a "
+                                   "pruned-model folder (with factory: also a state dict); none: train the "
+                                   "baseline here")
     label: str = Field("", pattern=r"^([a-z0-9][a-z0-9._-]{0,39})?$", description="how reports name it")
 
     @field_validator("input_shape", mode="before")
@@ -121,13 +136,78 @@ class ModelSpec(_Spec):
             raise ValueError("an existing checkpoint file or run folder")
         return path
 
+    @field_validator("factory")
+    @classmethod
+    def _importable(cls, text: str | None) -> str | None:
+        """The factory must name an importable callable now, before any folder exists (it is
+        called, building the model, in the runner's preflight)."""
+        if text is not None:
+            from .factory import resolve_factory
+
+            try:
+                resolve_factory(text, "factory")
+            except TopopruneError as exc:
+                raise ValueError(str(exc)) from None
+        return text
+
+    @field_validator("name")
+    @classmethod
+    def _name_or_factory(cls, name: str | None, info: ValidationInfo) -> str | None:
+        """A model without a factory needs its registry name ("missing" when neither is given)."""
+        if name is None and info.data.get("factory") is None and "factory" in info.data:
+            raise PydanticCustomError("missing", "Field required")
+        return name
+
+    @field_validator("kwargs")
+    @classmethod
+    def _json(cls, kwargs: dict) -> dict:
+        from .factory import check_kwargs
+
+        try:
+            return check_kwargs(kwargs, "kwargs")
+        except TopopruneError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSpec":
+        if (self.name is None) == (self.factory is None):
+            raise ValueError("exactly one of name (a registry model) and factory (pkg.module:function)")
+        if self.factory is None and self.kwargs:
+            raise ValueError("kwargs go with factory; a registry model takes name, width, input_shape")
+        if self.factory is not None and self.width != 1.0:
+            raise ValueError("width applies to registry models; give a factory's sizes in its kwargs")
+        return self
+
     @property
     def key(self) -> str:
-        return self.label or (self.name if self.width == 1 else f"{self.name}-w{self.width:g}")
+        if self.label:
+            return self.label
+        if self.factory is not None:
+            from .factory import factory_key
+
+            return factory_key(self.factory)
+        return self.name if self.width == 1 else f"{self.name}-w{self.width:g}"
 
     @property
     def shape(self) -> tuple[int, int, int] | None:
         return tuple(self.input_shape) if self.input_shape else None  # type: ignore[return-value]
+
+    def to_dict(self) -> dict:
+        """The spec as plain data. A registry model has exactly the keys it had before factories
+        existed (name, width, input_shape, checkpoint, label), so configs keep their digest."""
+        data = self.model_dump(mode="json")
+        if self.factory is None:
+            data.pop("factory")
+            data.pop("kwargs")
+        else:
+            data.pop("name")
+            data.pop("width")
+        return data
+
+    def source(self) -> dict:
+        """The keyword arguments of :func:`~topoprune.experiments.artifacts.save_pruned` that name
+        this architecture (empty for a registry model: its ``.meta`` does)."""
+        return {"factory": self.factory, "factory_kwargs": dict(self.kwargs)} if self.factory else {}
 
 
 class DataSpec(_Spec):
@@ -239,8 +319,9 @@ class _Layout(_Spec):
             raise ValueError("give exactly one of model and models")
         if "model" in data:
             data["models"] = [data.pop("model")]
-        if isinstance(data.get("models"), list):
-            data["models"] = [{"name": m} if isinstance(m, str) else m for m in data["models"]]
+        if isinstance(data.get("models"), list):  # "pkg.module:function" is a factory, else a name
+            data["models"] = [({"factory": m} if ":" in m else {"name": m}) if isinstance(m, str) else m
+                              for m in data["models"]]
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
         for section in ("train", "recovery", "analyses"):
@@ -287,7 +368,7 @@ class ExperimentConfig:
         (and so the run folder's name) is the same as before configs were pydantic models."""
         return {
             "name": self.name,
-            "models": [m.model_dump(mode="json") for m in self.models],
+            "models": [m.to_dict() for m in self.models],
             "dataset": _as_given(self.dataset.model_dump(mode="json"), self._raw.get("dataset")),
             "train": self.train,
             "methods": [m.to_dict() for m in self.methods],

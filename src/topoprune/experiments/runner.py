@@ -54,7 +54,9 @@ def preflight(config: ExperimentConfig, out: str | Path) -> None:
     a data sample larger than the training split."""
     import torch
 
-    from ..models import create_model
+    from ..models.inputs import first_tensor
+    from ..models.layers import is_weighted_layer
+    from .stages import build_model
 
     out = Path(out)
     for parent in (out, *out.parents):
@@ -71,34 +73,35 @@ def preflight(config: ExperimentConfig, out: str | Path) -> None:
             if "input_shape" in str(exc):  # too large for memory: name the config field
                 raise TopopruneError(f"config field models[{i}].input_shape: {exc}") from None
             raise
-        if spec.checkpoint is not None:
-            from .artifacts import load_model
-
-            model = load_model(spec.checkpoint)
-        else:
-            model = create_model(spec.name, num_classes=data.num_classes, in_channels=data.input_shape[0],
-                                 input_size=data.input_shape[1:], width=spec.width)
+        try:
+            model = build_model(spec, data)
+        except TopopruneError as exc:
+            raise TopopruneError(f"config field models[{i}]: {exc}") from None
         try:
             model.eval()
             with torch.no_grad():
-                model(data.train_x[:2])
+                out_ = first_tensor(model(data.train_x[:2]))
         except Exception as exc:  # noqa: BLE001 - any failure means the model does not take the data
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise TopopruneError(f"config field models: model {spec.key!r} does not take inputs of shape "
                                  f"{tuple(data.input_shape)} from dataset {config.dataset.name!r}: {first}") from None
-        layers = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.Conv1d))]
+        if spec.factory is not None and (out_.ndim != 2 or out_.shape[-1] != data.num_classes):
+            raise TopopruneError(f"config field models[{i}].kwargs: model {spec.key!r} gives outputs of shape "
+                                 f"{tuple(out_.shape)} for 2 samples; allowed: (2, {data.num_classes}), one "
+                                 f"score per class of {config.dataset.name!r}")
+        layers = [n for n, m in model.named_modules() if is_weighted_layer(m)]
         layer = config.analyses.diagram_layer
         if layer is not None and layer not in layers:
             raise TopopruneError(f"config field analyses.diagram_layer: bad value {layer!r}; allowed: a layer "
                                  f"of {spec.key}: {', '.join(layers)}")
-        for i, m in enumerate(config.methods):
+        for j, m in enumerate(config.methods):
             if spec.checkpoint is not None and m.method.needs().initialisation:
-                raise TopopruneError(f"config field methods[{i}].rewind: bad value 'init'; allowed: 'none' "
+                raise TopopruneError(f"config field methods[{j}].rewind: bad value 'init'; allowed: 'none' "
                                      f"with model {spec.key!r}, which is loaded from a checkpoint and has no "
                                      "saved initialisation to rewind to")
             n = m.method.needs().sample
             if n > data.train_x.shape[0]:
-                raise TopopruneError(f"config field methods[{i}].samples: bad value {n}; allowed: at most "
+                raise TopopruneError(f"config field methods[{j}].samples: bad value {n}; allowed: at most "
                                      f"{data.train_x.shape[0]} (the training inputs of {config.dataset.name})")
 
 

@@ -7,6 +7,7 @@ when its record exists, so a rerun resumes where the last one stopped.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -16,7 +17,7 @@ from .config import ExperimentConfig, ModelSpec
 from .store import RunStore
 
 __all__ = ["prepare", "baseline_stage", "analysis_stage", "load_baseline", "layer_summary",
-           "baseline_dir", "analysis_path", "init_state"]
+           "baseline_dir", "analysis_path", "init_state", "build_model", "baseline_source"]
 
 _DATA_CACHE: dict = {}
 
@@ -45,10 +46,67 @@ def analysis_path(key: str) -> str:
     return f"analysis/{key}.json"
 
 
+# A baseline outside the registry (a factory model, or one loaded from a pruned folder) is also
+# kept as a pruned-model folder, baseline/<key>/model/: the factory, the removals it already holds
+# and example inputs, so load_model rebuilds it without the config.
+_MODEL_FOLDER = "model"
+
+
 def load_baseline(store: RunStore, key: str):
     from .artifacts import load_model
 
-    return load_model(store.path(baseline_dir(key)) / "checkpoint.pt")
+    folder = store.path(baseline_dir(key))
+    if (folder / _MODEL_FOLDER / "pruned.json").is_file():
+        return load_model(folder / _MODEL_FOLDER)
+    return load_model(folder / "checkpoint.pt")
+
+
+def baseline_source(store: RunStore, key: str) -> tuple[dict, list[dict]]:
+    """What a cell's pruned folder needs beyond its own removals: the ``save_pruned`` keyword
+    arguments naming the baseline's architecture (empty for a registry model) and the removals
+    the baseline already holds (a checkpoint that was a pruned folder)."""
+    from .artifacts import load_inputs_file, read_pruned
+
+    folder = store.path(baseline_dir(key)) / _MODEL_FOLDER
+    if not (folder / "pruned.json").is_file():
+        return {}, []
+    record = read_pruned(folder)
+    source = record.source()
+    if record.example_inputs is not None:
+        source["example_inputs"] = load_inputs_file(record.example_inputs)
+    return source, record.steps
+
+
+def build_model(spec: ModelSpec, data, *, seed: int = 0):
+    """The model ``spec`` describes, for ``data``: a registry model built for the data's shape and
+    classes, or the factory's (its own arguments; seeded the same way), with the checkpoint's
+    weights when one is given. TorchScript files are refused (they cannot be pruned)."""
+    from ..models import create_model
+    from .artifacts import load_model, require_python_model
+    from .factory import build_from_factory
+
+    if spec.factory is not None:
+        with seeded_rng(seed):
+            model = build_from_factory(spec.factory, spec.kwargs)
+        if spec.checkpoint is not None:
+            model = load_model(spec.checkpoint, model=model)
+        return model
+    if spec.checkpoint is not None:
+        return require_python_model(load_model(spec.checkpoint), f"checkpoint {spec.checkpoint!r}")
+    with seeded_rng(seed):  # the init is seeded, the caller's RNG untouched
+        return create_model(spec.name, num_classes=data.num_classes, in_channels=data.input_shape[0],
+                            input_size=data.input_shape[1:], width=spec.width)
+
+
+def _save_model_folder(store: RunStore, folder: str, spec: ModelSpec, model, data) -> None:
+    """baseline/<key>/model/ for a baseline outside the registry (see ``load_baseline``)."""
+    from .artifacts import read_pruned, save_pruned
+
+    steps: list[dict] = []
+    if spec.checkpoint is not None and (Path(spec.checkpoint) / "pruned.json").is_file():
+        steps = read_pruned(spec.checkpoint).steps
+    save_pruned(model, store.path(f"{folder}/{_MODEL_FOLDER}"), steps=steps, info={},
+                example_inputs=data.train_x[:2], **spec.source())
 
 
 def init_state(store: RunStore, key: str) -> dict | None:
@@ -61,9 +119,7 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
                    device: str | None = None) -> dict:
     """Stage 1: train (or load) the dense model; returns ``baseline.json``'s record."""
     from ..metrics import model_cost
-    from ..models import create_model
     from ..train import TrainConfig, evaluate, train
-    from .artifacts import load_model
 
     folder = baseline_dir(spec.key)
     done = store.done(folder, f"{folder}/baseline.json", [folder])
@@ -72,19 +128,21 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
     data = prepare(config, spec)
     t0 = time.perf_counter()
     if spec.checkpoint is not None:
-        model = load_model(spec.checkpoint)
+        model = build_model(spec, data)
+        meta = getattr(model, "meta", None)
         store.save_torch(f"{folder}/checkpoint.pt", {"model": model.state_dict(), "epoch": 0,
-                                                      "model_spec": model.meta.spec(), "history": []})
+                                                      "model_spec": meta.spec() if meta else None, "history": []})
     else:
         cfg = TrainConfig(**config.train)
-        with seeded_rng(cfg.seed):  # the init is seeded, the caller's RNG untouched
-            model = create_model(spec.name, num_classes=data.num_classes, in_channels=data.input_shape[0],
-                                 input_size=data.input_shape[1:], width=spec.width)
+        model = build_model(spec, data, seed=cfg.seed)
         if not store.path(f"{folder}/init.pt").exists():  # what IMP's rewind="init" returns to
             store.save_torch(f"{folder}/init.pt", model.state_dict())
         log.info("baseline %s: training %d epochs", spec.key, cfg.epochs)
         train(model, data, cfg, out_dir=store.path(folder), progress=progress,
               description=f"baseline {spec.key}", device=device)
+    if getattr(model, "meta", None) is None or (
+            spec.checkpoint is not None and (Path(spec.checkpoint) / "pruned.json").is_file()):
+        _save_model_folder(store, folder, spec, model, data)
     _, test_acc = evaluate(model, data.test_x, data.test_y)
     _, val_acc = evaluate(model, data.val_x, data.val_y)
     record = {"model": spec.key, "test_acc": test_acc, "val_acc": val_acc,
@@ -98,16 +156,15 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
 
 def layer_summary(model) -> dict:
     """Per-layer NP (normalized), nonzero weights and the 0-dim diagram deaths of each layer graph."""
-    from torch import nn
-
     from ..analysis import neural_persistence
     from ..models.introspect import effective_weight, layer_graph
+    from ..models.layers import is_weighted_layer
     from ..topology import persistence_diagram
 
     report = neural_persistence(model)
     layers = {}
     for name, m in model.named_modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d)):
+        if is_weighted_layer(m):
             g = layer_graph(m)
             layers[name] = {"nonzero": int((effective_weight(m) != 0).sum()),
                             "deaths": persistence_diagram(g)[:, 1].tolist() if g.any() else []}
@@ -118,11 +175,10 @@ def layer_summary(model) -> dict:
 def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *, log) -> dict:
     """Stage 2: NP per layer, critical compression, tree/top-k overlap and latency of the dense
     model; returns ``analysis/<model>.json``'s record."""
-    from torch import nn
-
     from ..analysis import critical_compression
     from ..metrics import measure_latency
     from ..models.introspect import layer_graph
+    from ..models.layers import is_weighted_layer
     from ..topology import mst_overlap
 
     path = analysis_path(spec.key)
@@ -130,17 +186,18 @@ def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
     if done is not None:
         return done
     model = load_baseline(store, spec.key)
-    shape = model.meta.input_shape
+    meta = getattr(model, "meta", None)  # a model outside the registry takes the data's shape
+    shape = tuple(meta.input_shape) if meta is not None else tuple(prepare(config, spec).input_shape)
     record: dict = {"model": spec.key, "input_shape": list(shape)}
     record.update(layer_summary(model))
     if config.analyses.critical:
         for conv in ("paper", "exact"):
-            c = critical_compression(model, shape, conv)
+            c = critical_compression(model, convention=conv, input_shape=shape)
             record[f"critical_{conv}"] = {"layers": {x.name: x.ratio for x in c.layers}, "final": c.final}
     if config.analyses.overlap:
         record["overlap"] = {}
         for name, m in model.named_modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
+            if is_weighted_layer(m):
                 o = mst_overlap(layer_graph(m))
                 record["overlap"][name] = {"measured": o.measured, "bound": o.bound, "random": o.random}
     if config.analyses.latency:

@@ -19,7 +19,7 @@ def apply_method(method: Method, model: nn.Module, request: ApplyRequest) -> Pru
     """Prune ``model`` with ``method`` at ``request.sparsity`` (structured: a pruned copy;
     unstructured: ``model`` masked in place)."""
     if isinstance(method, StructuredMethod):
-        pruned, info = prune_filters(model, method=method, sparsity=request.sparsity,
+        pruned, info = prune_filters(model, request.example_inputs, method=method, sparsity=request.sparsity,
                                      seed=request.seed, inputs=request.sample)
         return PruneOutcome(pruned, {"info": info.to_dict()}, steps=info.steps)
     return method.apply(model, request)

@@ -174,6 +174,7 @@ class ApplyRequest:
     sparsity: float
     seed: int
     sample: torch.Tensor | None = None
+    example_inputs: Any = None  # to trace a model without .meta (tensor, tuple or dict); None: meta's shape
     data: DataSplits | None = None
     train_config: TrainConfig | None = None
     recovery_config: TrainConfig | None = None
