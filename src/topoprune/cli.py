@@ -800,17 +800,15 @@ def _write_betti_tables(tables: dict, out: Path) -> None:
 
 
 def _default_config() -> Path:
-    """configs/quickstart.yaml in the working directory, else beside the installed source tree."""
-    here = Path("configs/quickstart.yaml")
-    if here.exists():
-        return here
-    repo = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
-    return repo if repo.exists() else here
+    """The quickstart config shipped inside the package (configs/quickstart.yaml in a checkout)."""
+    from .experiments.config import shipped_configs
+
+    return shipped_configs()["quickstart"]
 
 
 @app.command("compare")
 def compare_cmd(
-    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML (default: configs/quickstart.yaml).")] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML, or the name of a shipped one (default: quickstart).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of the run folder.")] = Path("runs"),
     workers: Annotated[int, typer.Option("--workers", help="Cells run in parallel processes.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display (CI logs).")] = False,

@@ -11,8 +11,8 @@ from topoprune import TopopruneError, prune_filters
 from topoprune.metrics import count_macs, count_parameters
 from topoprune.models.attention import find_attention, sync_head_counts
 from topoprune.models.dataflow import find_ends
-from topoprune.models.inputs import as_inputs, batch_size, call_model, example_inputs_for, take_batch
-from topoprune.pruning.surgery import _tracing_inputs
+from topoprune.models.inputs import (as_inputs, batch_size, call_model, example_inputs_for, take_batch,
+                                     without_cache)
 from topoprune.pruning.units import UnitLayout
 
 
@@ -222,9 +222,9 @@ def test_tracing_turns_off_the_key_value_cache_only_where_the_model_takes_it():
             return input_ids
 
     ids = torch.zeros(1, 2, dtype=torch.long)
-    assert _tracing_inputs(Decoder(), ids) == {"input_ids": ids, "use_cache": False}
-    assert _tracing_inputs(Decoder(), {"input_ids": ids, "use_cache": True})["use_cache"] is True
-    assert _tracing_inputs(nn.Linear(2, 2), ids) is ids
+    assert without_cache(Decoder(), ids) == {"input_ids": ids, "use_cache": False}
+    assert without_cache(Decoder(), {"input_ids": ids, "use_cache": True})["use_cache"] is True
+    assert without_cache(nn.Linear(2, 2), ids) is ids
 
 
 def test_a_channel_shuffle_or_concat_of_unequal_widths_is_left_alone_with_a_reason():
@@ -249,3 +249,58 @@ def test_a_channel_shuffle_or_concat_of_unequal_widths_is_left_alone_with_a_reas
     notes = {r.name: r.note for r in info.layers}
     assert "channel shuffle" in notes["c"]
     assert pruned(x).shape == (2, 10)
+
+
+def test_the_classifier_is_the_layer_that_wrote_the_output_every_time():
+    # regression: output ids were matched against freed tensors' ids, which Python reuses, so a
+    # conv could be taken for the classifier (and the real head pruned) in most runs
+    class LogSoftmaxNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(32, 10)
+            self.stem, self.c2 = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1)
+            self.c3 = nn.Conv2d(32, 32, 3, padding=1)
+
+        def forward(self, x):
+            x = torch.relu(self.c3(torch.relu(self.c2(torch.relu(self.stem(x))))))
+            return torch.log_softmax(self.head(x.mean((2, 3))), -1)
+
+    m = LogSoftmaxNet().eval()
+    x = torch.randn(2, 3, 16, 16)
+    assert {find_ends(m, x).classifier for _ in range(20)} == {"head"}  # found as the last to run
+    small, _ = prune_filters(m, x, sparsity=0.5)
+    assert small(x).shape == (2, 10)
+
+
+def test_a_layer_tied_to_an_embedding_is_not_pruned_structurally():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20, 8)
+            self.mid = nn.Linear(8, 8)
+            self.out = nn.Linear(8, 20, bias=False)
+            self.out.weight = self.emb.weight
+
+        def forward(self, ids):
+            return self.out(torch.relu(self.mid(self.emb(ids))))
+
+    m = Tied()
+    ids = torch.randint(0, 20, (2, 5))
+    with pytest.warns(UserWarning):
+        small, info = prune_filters(m, ids, config_list=[{"op_types": ["Linear"], "sparse_ratio": 0.5}])
+    notes = {r.name: r.note for r in info.layers}
+    assert "tied" in notes["out"] and "tied" in notes["mid"]  # mid's units are out's inputs
+    assert small.out.weight is small.emb.weight
+
+
+def test_a_decoder_exports_with_token_ids_alone(tmp_path):
+    pytest.importorskip("onnxruntime")
+    transformers = pytest.importorskip("transformers")
+    from topoprune import export_model
+
+    gpt = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0)).eval()
+    ids = torch.randint(0, 50, (2, 6))
+    small, _ = prune_filters(gpt, ids, sparsity=0.5)
+    result = export_model(small, ids, tmp_path / "gpt.onnx", format="onnx")
+    assert result.ok and result.max_abs_diff <= 1e-5

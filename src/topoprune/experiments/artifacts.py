@@ -127,12 +127,16 @@ def load_checkpoint_into(model: nn.Module, path: str | Path) -> nn.Module:
             obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a corrupt file
         raise TopopruneError(f"checkpoint {str(p)!r} {_torch_load_problem(p, exc)}") from None
+    return _load_state(model, _state_of(obj), str(p))
+
+
+def _state_of(obj: object) -> object:
+    """The state dict inside a checkpoint that wraps it (``model``/``state_dict``/``model_state``)."""
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state"):
             if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    return _load_state(model, obj, str(p))
+                return obj[key]
+    return obj
 
 
 # --- pruned models -----------------------------------------------------------------------------
@@ -342,6 +346,8 @@ def save_pruned(model: nn.Module | tuple, folder: str | Path | list, legacy_fold
         raise TopopruneError(f"save_pruned takes one folder, got {folder!r} and {legacy_folder!r}")
     out = _user_path("save_pruned folder", folder)
     if isinstance(info, FilterPruneInfo):
+        if example_inputs is None:  # the inputs prune_filters traced with
+            example_inputs = info.example_inputs
         info = info.to_dict()
     if info is not None and not isinstance(info, dict):
         raise TopopruneError(f"info must be prune_filters' record (FilterPruneInfo or a dict), got "
@@ -562,12 +568,7 @@ def _load_file(p: Path, model: nn.Module | None, trust_pickle: bool) -> nn.Modul
         built = _create(spec.pop("name"), spec, p)
         return _load_state(built, obj["model"], str(p))
     if model is not None:
-        if isinstance(obj, dict):
-            for key in ("model", "state_dict", "model_state"):
-                if isinstance(obj.get(key), dict):
-                    obj = obj[key]
-                    break
-        return _load_state(model, obj, str(p))
+        return _load_state(model, _state_of(obj), str(p))
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise TopopruneError(f"{p} is a state dict: weights without an architecture; allowed: "
                              "load_model(path, model=fresh_model) (CLI: --model NAME_OR_FACTORY "

@@ -530,8 +530,31 @@ def read_yaml(path: str | Path, what: str = "config") -> Any:
         raise TopopruneError(f"{what} {p} is nested too deeply to be a config") from None
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The experiment configs installed with the package (``quickstart``, ``fmnist-vgg16q-filters``,
+    ...), by name. In a checkout, ``configs/`` is a link to the same folder."""
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """``path`` if it exists; else, for a bare name such as ``"quickstart"``, the shipped config
+    of that name. Anything else is returned as given (read_yaml then names what is missing)."""
+    p = Path(path)
+    if p.exists() or p.suffix or len(p.parts) != 1:
+        return p
+    shipped = shipped_configs()
+    if str(path) in shipped:
+        return shipped[str(path)]
+    from ..errors import unknown_name
+
+    raise unknown_name("config (a file, or the name of a shipped one)", str(path), shipped)
+
+
 def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a YAML experiment config."""
+    """Read and validate a YAML experiment config: a file, or the name of a config shipped with
+    the package (``load_config("quickstart")``; see :func:`shipped_configs`)."""
+    path = resolve_config_path(path)
     data = read_yaml(path)
     if data is None:
         raise TopopruneError(f"config {path} is empty; allowed: a mapping with dataset, model(s), "

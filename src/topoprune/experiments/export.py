@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import TopopruneError
-from ..models.inputs import Inputs, as_inputs, call_model, move_inputs, output_tensors
+from ..models.inputs import Inputs, as_inputs, call_model, move_inputs, output_tensors, without_cache
 
 __all__ = ["export_model", "ExportResult", "EXPORT_FORMATS", "export_suffix", "require_onnx"]
 
@@ -266,6 +266,8 @@ def export_model(model: nn.Module, example_inputs: Inputs, path: str | Path, *, 
                              f"{path / ('model' + _SUFFIX[fmt])}")
     param = next(model.parameters(), None)
     inputs = move_inputs(as_inputs(example_inputs), param.device if param is not None else "cpu")
+    if fmt != "torchscript":  # a decoder's key/value cache is no output a file can hold
+        inputs = without_cache(model, inputs)
     if fmt == "onnx":
         require_onnx()  # a missing package is said before any work
     t0 = time.perf_counter()

@@ -7,9 +7,14 @@ children: three separate layers (``query``/``key``/``value``, ``q_proj``/``k_pro
 ``query_key_value``, ``Wqkv``) whose output is q, k and v one after the other. The head size
 comes from ``head_dim``/``attention_head_size``/``head_size``, else projection width / heads.
 
-This covers Hugging Face BERT, RoBERTa, ViT, DeiT, GPT-2, DistilBERT and timm's ViT ``Attention``.
-Grouped-query attention (k/v narrower than q) and ``nn.MultiheadAttention`` are not handled: their
-projections are left alone, and the pruning record says so.
+This covers Hugging Face BERT, RoBERTa, ViT, DeiT, GPT-2 and DistilBERT (their forward infers
+the head count with ``-1`` or reads the updated attributes). An attention whose forward reshapes
+to the *input's* width (timm's ``Attention``: ``x.transpose(1, 2).reshape(B, N, C)``) cannot lose
+heads: the pruned model fails the check that it still runs, and the error names its q/k/v layers
+for ``ignore=``. Grouped-query attention (k/v narrower than q) and ``nn.MultiheadAttention`` are
+not handled: their projections are left alone, and the pruning record says so. A Hugging Face
+model's ``config.num_attention_heads`` is shared by all layers and is not changed: the modules
+carry the per-layer counts (``save_pretrained`` of a head-pruned model does not round-trip).
 
 Removing heads keeps q, k, v (and the output projection's inputs) consistent because the removed
 features are whole heads; :func:`sync_head_counts` then writes the new head count (and the

@@ -53,7 +53,7 @@ def find_ends(model: nn.Module, example_inputs: Inputs | None = None) -> Ends:
     inputs = {id(t) for t in _tensors(x)}
     order: list[str] = []  # weighted layers, in the order they ran (first call only)
     reads_input: list[str] = []
-    produced: dict[int, str] = {}
+    produced: dict[int, tuple[torch.Tensor, str]] = {}  # the tensor is kept: ids of freed tensors are reused
     state = {"other_first": False}  # a parameterised non-weighted module ran before any layer
 
     def pre(module, args, kwargs):
@@ -69,7 +69,7 @@ def find_ends(model: nn.Module, example_inputs: Inputs | None = None) -> Ends:
     def post(module, args, out):
         if is_weighted_layer(module):
             for t in _tensors(out):
-                produced[id(t)] = names[module]
+                produced[id(t)] = (t, names[module])
 
     hooks = []
     for m in model.modules():
@@ -93,7 +93,7 @@ def find_ends(model: nn.Module, example_inputs: Inputs | None = None) -> Ends:
         first, how_first = order[0], "runs first"
     else:
         first, how_first = None, "none: no weighted layer reads the input"
-    writers = [produced[id(t)] for t in _tensors(out) if id(t) in produced]
+    writers = [produced[id(t)][1] for t in _tensors(out) if id(t) in produced and produced[id(t)][0] is t]
     if writers:
         head, how_head = writers[0], "writes the output"
     elif order:

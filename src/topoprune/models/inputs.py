@@ -29,6 +29,7 @@ __all__ = [
     "first_tensor",
     "move_inputs",
     "take_batch",
+    "without_cache",
 ]
 
 # What users pass: one tensor, a tuple/list of tensors (positional), or a dict (keyword inputs).
@@ -174,3 +175,29 @@ def example_inputs_for(model: nn.Module, example_inputs: object = None, *,
             "(e.g. {'input_ids': ids, 'attention_mask': mask})")
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     return torch.zeros(batch, *tuple(input_shape), dtype=dtype, device=device)
+
+
+def without_cache(model: nn.Module, inputs: Inputs) -> Inputs:
+    """The inputs for tracing and exporting: as given, except that a model whose ``forward``
+    takes ``use_cache`` (Hugging Face decoders) gets ``use_cache=False`` unless the inputs say
+    otherwise: the key/value cache concatenates tensors whose channels torch-pruning cannot size
+    and that exporters cannot return, and it plays no part in which channels are coupled or in
+    the logits."""
+    import inspect
+
+    try:
+        sig = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return inputs
+    if "use_cache" not in sig.parameters:
+        return inputs
+    if isinstance(inputs, dict):
+        return inputs if "use_cache" in inputs else {**inputs, "use_cache": False}
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+    try:
+        bound = sig.bind_partial(*args)
+    except TypeError:
+        return inputs
+    if "use_cache" in bound.arguments:
+        return inputs
+    return {**bound.arguments, "use_cache": False}

@@ -28,6 +28,7 @@ from ..metrics import count_flops, count_macs, count_parameters
 from ..models.attention import AttentionBlock, find_attention, sync_head_counts
 from ..models.dataflow import find_ends
 from ..models.inputs import Inputs, as_inputs, describe_inputs, example_inputs_for
+from ..models.introspect import tied_layers
 from ..models.layers import layer_kind, weighted_layers
 from .config import check_sparsity, resolve_config_list
 from .methods.base import LayerRequest, PruneContext, StructuredMethod, resolve_method
@@ -80,6 +81,8 @@ class FilterPruneInfo:
     classifier: str | None = None
     heads: dict = field(default_factory=dict)  # attention module -> {"before": n, "after": n}
     warnings: list[str] = field(default_factory=list)
+    # the inputs it was traced with (for save_pruned to replay the removals); not in to_dict()
+    example_inputs: object = field(default=None, repr=False, compare=False)
 
     @property
     def skipped(self) -> list[str]:
@@ -204,6 +207,7 @@ def prune_filters(
         raise _trace_error(exc, example_inputs) from None
     modules = surgeon.modules
     blocks = find_attention(work)
+    tied = tied_layers(work)
     layouts = {n: layout_of(modules[n]) for n in candidates}
     layouts.update(_head_layouts(work, blocks))
     heads_before = {b.name: b.heads for b in blocks}
@@ -235,9 +239,17 @@ def prune_filters(
             rec.note = (f"not pruned: its width is the residual stream, shared with the embedding "
                         f"{group.embeddings[0]!r} (the hidden size stays)")
             continue
+        touched = [name, *group.coupled, *(surgeon.names[c] for c in surgeon.consumers(name))]
+        held = next((t for t in touched if t in tied), None)
+        if held is not None:
+            rec.note = (f"not pruned: {held!r} has its weight tied to {', '.join(tied[held])}, and "
+                        "removing these units would untie them")
+            continue
         outside = [c for c in group.coupled if c not in targets]
         if outside:
             rec.note = f"not pruned: coupled with {', '.join(outside)}, which is not targeted"
+            if layout.kind == "head":
+                rec.note += " (an attention block's q, k and v lose heads together: target all three)"
             continue
         uneven = [c for c in group.coupled if layouts[c].count != layout.count]
         if uneven:
@@ -299,9 +311,14 @@ def prune_filters(
         after = (count_parameters(work)[0], count_macs(work, **count), count_flops(work, **count))
     except Exception as exc:  # noqa: BLE001 - the pruned model must still run; say so if not
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise TopopruneError(f"the pruned model no longer runs on the example inputs ({first}); "
-                             "this is a bug for an architecture topoprune does not know: pass the "
-                             "failing layers in ignore=") from None
+        heads = [p for b in blocks for p in b.projections if b.name in heads_after
+                 and heads_after[b.name] < heads_before[b.name]]
+        hint = (f"; attention heads were removed, and a forward that reshapes to the input's width "
+                f"cannot lose heads: try ignore={heads!r}" if heads else
+                "; leave the layers around the failing operation alone with ignore=[...]")
+        left = " (with inplace=True the model is left pruned and broken)" if inplace else ""
+        raise TopopruneError(f"the pruned model no longer runs on the example inputs ({first}){hint}"
+                             f"{left}") from None
     info = FilterPruneInfo(
         chosen.name, input_shape, layers, steps,
         (params0, after[0]), (macs0, after[1]), (flops0, after[2]),
@@ -309,7 +326,7 @@ def prune_filters(
         ctx.extra,
         inputs=describe_inputs(example_inputs), first_layer=ends.first_layer, classifier=ends.classifier,
         heads={b: {"before": heads_before[b], "after": heads_after[b]} for b in heads_before},
-        warnings=warned,
+        warnings=warned, example_inputs=example_inputs,
     )
     return work, info
 

@@ -259,7 +259,8 @@ def layer_problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: 
     layouts = {n: (layouts or {}).get(n) or layout_of(modules[n]) for n in targets}
     acts: dict[str, np.ndarray] = {}
     if fitness == "activation" and inputs is not None:
-        clouds = unit_points(model, modules, layouts, list(targets), inputs, limit=samples, seed=seed)
+        clouds = unit_points(model, inputs, modules=modules, layouts=layouts, names=list(targets),
+                             limit=samples, seed=seed)
         acts = {n: o.mean(2).double().numpy() for n, o in clouds.items()}
     problems = []
     for name, sparsity in targets.items():

@@ -19,6 +19,7 @@ Example inputs may be a tensor, a tuple or a dict of keyword inputs; the model's
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ import torch_pruning as tpr
 from torch import nn
 
 from ..models.attention import find_attention
-from ..models.inputs import Inputs, output_tensors
+from ..models.inputs import Inputs, output_tensors, without_cache
 from ..models.layers import is_weighted_layer
 
 __all__ = ["Surgeon", "GroupInfo", "PRUNABLE", "is_prunable"]
@@ -71,31 +72,6 @@ class HFConv1DPruner(tpr.pruner.BasePruningFunc):
         return layer.weight.shape[0]
 
 
-def _tracing_inputs(model: nn.Module, inputs: Inputs) -> Inputs:
-    """The inputs for tracing: as given, except that a model whose ``forward`` takes
-    ``use_cache`` (Hugging Face decoders) traces with ``use_cache=False`` unless the inputs say
-    otherwise: the key/value cache concatenates tensors whose channels torch-pruning cannot size,
-    and a cache plays no part in which channels are coupled."""
-    import inspect
-
-    try:
-        sig = inspect.signature(model.forward)
-    except (TypeError, ValueError):
-        return inputs
-    if "use_cache" not in sig.parameters:
-        return inputs
-    if isinstance(inputs, dict):
-        return inputs if "use_cache" in inputs else {**inputs, "use_cache": False}
-    args = inputs if isinstance(inputs, tuple) else (inputs,)
-    try:
-        bound = sig.bind_partial(*args)
-    except TypeError:
-        return inputs
-    if "use_cache" in bound.arguments:
-        return inputs
-    return {**bound.arguments, "use_cache": False}
-
-
 def _customized_pruners(model: nn.Module) -> dict:
     kinds = {type(m) for m in model.modules() if is_weighted_layer(m) and not isinstance(m, PRUNABLE)}
     return {cls: HFConv1DPruner() for cls in kinds}
@@ -119,9 +95,11 @@ class Surgeon:
         was_training = model.training
         model.eval()
         try:
-            self.graph = tpr.DependencyGraph().build_dependency(
-                model, example_inputs=_tracing_inputs(model, example_inputs),
-                output_transform=output_tensors, customized_pruners=_customized_pruners(model))
+            with warnings.catch_warnings():  # cls tokens / position tables: on the residual stream,
+                warnings.filterwarnings("ignore", message="Unwrapped parameters")  # never pruned
+                self.graph = tpr.DependencyGraph().build_dependency(
+                    model, example_inputs=without_cache(model, example_inputs),
+                    output_transform=output_tensors, customized_pruners=_customized_pruners(model))
         finally:
             model.train(was_training)
         self.modules = dict(model.named_modules())

@@ -94,8 +94,9 @@ def _token_mask(inputs: object) -> torch.Tensor | None:
     return None
 
 
-def unit_points(model: nn.Module, modules: dict[str, nn.Module], layouts: dict[str, UnitLayout],
-                names: Sequence[str], inputs: object, *, limit: int, seed: int) -> dict[str, torch.Tensor]:
+def unit_points(model: nn.Module, inputs: object, *, modules: dict[str, nn.Module],
+                layouts: dict[str, UnitLayout], names: Sequence[str], limit: int,
+                seed: int) -> dict[str, torch.Tensor]:
     """Each named layer's outputs on the data sample ``inputs`` as per-unit point clouds
     ``(points, units, dims)`` (:meth:`UnitLayout.points`). Padding tokens (``attention_mask`` 0)
     are dropped; when (sample, token) pairs outnumber ``limit``, a seeded subset of ``limit``

@@ -42,8 +42,8 @@ class Betti(StructuredMethod):
         from ..units import unit_points
 
         layouts = {n: ctx.layout(n) for n in ctx.targets}
-        clouds = unit_points(ctx.model, ctx.modules, layouts, list(ctx.targets), ctx.inputs,
-                             limit=self.samples, seed=ctx.seed)
+        clouds = unit_points(ctx.model, ctx.inputs, modules=ctx.modules, layouts=layouts,
+                             names=list(ctx.targets), limit=self.samples, seed=ctx.seed)
         tables = {n: betti_table(o, 1, quantile=self.quantile, method=self.method, k=self.k)
                   for n, o in clouds.items()}
         ctx.state["betti"] = tables
