@@ -140,8 +140,12 @@ def test_a_wrong_factory_is_refused_when_saving(own, tmp_path):
     with pytest.raises(TopopruneError, match="does not rebuild this model") as exc:
         tp.save_pruned(pruned, tmp_path / "p", info=info, factory=f"{MODULE}:build", example_inputs=x)
     assert "head" in str(exc.value) and not (tmp_path / "p").exists()
-    with pytest.raises(TopopruneError, match="needs example_inputs"):
-        tp.save_pruned(pruned, tmp_path / "p", info=info, factory=f"{MODULE}:build", factory_kwargs={"classes": 3})
+    with pytest.raises(TopopruneError, match="needs example_inputs"):  # a plain dict record has no inputs
+        tp.save_pruned(pruned, tmp_path / "p", info=info.to_dict(), factory=f"{MODULE}:build",
+                       factory_kwargs={"classes": 3})
+    # the FilterPruneInfo itself carries the inputs it was traced with
+    folder = tp.save_pruned((pruned, info), tmp_path / "p", factory=f"{MODULE}:build", factory_kwargs={"classes": 3})
+    assert torch.equal(tp.load_model(folder).eval()(x), pruned.eval()(x))
 
 
 def test_original_whose_class_rebuilds_without_arguments(own, tmp_path):
