@@ -28,7 +28,9 @@ def main(run_dir: str) -> None:
     summary = summarize(rows)
     top = max(r["sparsity"] for r in rows)
     table = _table([s for s in summary if s["sparsity"] == top])
-    keep = [0, 1, 2, 3, 4, 7, 8, 9, 10, 12, 13]  # model, method, sparsity, params, MACs, accuracies, recovery, prune s, NP
+    shown = ("model", "method", "sparsity", "params", "MACs", "acc dense", "acc pruned", "acc pruned + BN recal.",
+             "acc recovered", "epochs to recover", "prune s", "NP retained")
+    keep = [table[0].index(name) for name in shown]
     table = [[r[i] for i in keep] for r in table]
     config = json.loads((run / "config.json").read_text())
     cpu = platform.machine()

@@ -16,6 +16,7 @@ _EXPORTS = {
     "TopopruneError": "topoprune.errors",
     "neural_persistence": "topoprune.analysis",
     "critical_compression": "topoprune.analysis",
+    "collapse_report": "topoprune.analysis",
     "mst_overlap": "topoprune.topology",
     "maximum_spanning_tree": "topoprune.topology",
     "persistence_diagram": "topoprune.topology",
@@ -33,6 +34,8 @@ _EXPORTS = {
     "prepare_data": "topoprune.data",
     "TrainConfig": "topoprune.train",
     "recover": "topoprune.train",
+    "recalibrate_bn": "topoprune.train",
+    "BNRecalibration": "topoprune.train",
     "model_cost": "topoprune.metrics",
     "prune_unstructured": "topoprune.pruning",
     "prune_filters": "topoprune.pruning",
@@ -50,7 +53,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .experiments import load_model, save_pruned
     from .experiments.export import export_model
     from .pruning import prune_filters, prune_unstructured
-    from .train import TrainConfig, recover
+    from .train import BNRecalibration, TrainConfig, recalibrate_bn, recover
     from .errors import TopopruneError
     from .models import ModelMeta, create_model, extract_layers, list_models, register_model
     from .topology import (

@@ -20,7 +20,10 @@ import numpy as np
 from torch import nn
 
 from .errors import TopopruneError
-from .models.introspect import default_input_shape, extract_layers, layer_roles
+from .models.dataflow import weighted_chain
+from .models.introspect import (default_input_shape, effective_weight, extract_layers, layer_roles,
+                                weight_parameter)
+from .models.layers import is_weighted_layer, out_in_weight, weighted_layers
 from .topology import (
     ConvLayer,
     CriticalReport,
@@ -28,12 +31,17 @@ from .topology import (
     Layer,
     LayerPersistence,
     PersistenceReport,
+    against_critical,
+    channel_mask,
+    channel_matrix,
+    connectivity,
     network_critical,
     network_persistence,
+    tree_kept,
 )
 
-__all__ = ["betti_by_layer", "critical_compression", "layer_representations", "layers_from_arrays",
-           "neural_persistence", "ModelLayerPersistence"]
+__all__ = ["betti_by_layer", "collapse_report", "critical_compression", "layer_representations",
+           "layers_from_arrays", "neural_persistence", "ModelLayerPersistence"]
 
 
 @dataclass(frozen=True)
@@ -200,6 +208,147 @@ def critical_compression(
         raise
     except ValueError as exc:
         raise TopopruneError(str(exc)) from None
+
+
+def _layer_mask(module: nn.Module) -> np.ndarray:
+    """The kept weights of a layer as ``(out, in, ...)`` booleans: its ``weight_mask`` under
+    ``torch.nn.utils.prune``, else all kept."""
+    mask = getattr(module, "weight_mask", None)
+    if mask is None:
+        return np.ones(tuple(out_in_weight(module).shape), bool)
+    return out_in_weight(module, mask).detach().cpu().numpy() != 0
+
+
+def _graph(module: nn.Module, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's ``(n_out, n_in)`` edge values and edge mask: the channel graph for a conv."""
+    if values.ndim == 2:
+        return np.abs(values), mask
+    groups = int(getattr(module, "groups", 1))
+    return (channel_matrix(ConvLayer("layer", values, groups=groups)), channel_mask(mask, groups))
+
+
+def _json_float(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def collapse_report(
+    model: nn.Module,
+    *,
+    input_shape: Sequence[int] | None = None,
+    example_inputs: object = None,
+    reference: nn.Module | None = None,
+    convention: str = "paper",
+) -> dict:
+    """Layer collapse, input-to-output connectivity, spanning tree kept and the sparsity against
+    the critical compression ratio of a model pruned with ``torch.nn.utils.prune`` (issue #15,
+    item 4; METHODS.md section 9). A JSON-ready dict (no NaN or inf).
+
+    Masks are the layers' ``weight_mask`` buffers (a layer without one keeps every weight; a
+    model after ``prune.remove`` therefore reads as dense). Hugging Face ``Conv1D`` masks are
+    read as ``(out, in)``.
+
+    What is measured:
+
+    - ``layers``: the weighted layers in the order they run; ``weights_left`` per layer;
+      ``collapsed_layers`` (none left) and ``any_collapsed``.
+    - ``path``, ``inputs_connected`` / ``inputs_total``, ``outputs_connected`` /
+      ``outputs_total``, ``units_on_path`` (per layer, output units on some input-to-output
+      path): exact reachability through the layers' masks
+      (:func:`topoprune.topology.connectivity`), **only when the weighted layers form a
+      feed-forward chain** (``exact: true``; MLPs, plain conv nets, VGG). A conv counts at
+      channel level (``level: "channel"``: a channel edge is kept if any weight of its kernel
+      slice is, and the inputs are the input channels); a linear layer after a flatten reads
+      its columns as channel-major blocks. Whether the layers form a chain is decided from the
+      autograd graph of one forward pass (:func:`topoprune.models.dataflow.weighted_chain`).
+      With a residual add, a concatenation or a layer run twice, ``exact`` is false,
+      ``reason`` says where, and these fields are None: the chain of layers in execution
+      order would miss the skip paths.
+    - ``tree_kept``: per layer, the fraction of the maximum spanning tree of the dense weights
+      that the mask keeps (:func:`topoprune.topology.tree_kept`; the channel graph of
+      kernel-slice 2-norms for a conv, as ``preserve="mst"`` uses). The dense weights are
+      ``weight_orig`` (the pruned weights' values before masking), so measure right after
+      pruning; after recovery, or to ask about another model's trees, pass ``reference`` (the
+      dense model, same layer names). None for a layer whose dense weights are all zero.
+    - ``critical``: each layer's and the model's compression ``1 / (1 - sparsity)`` (measured
+      from the masks; the model's over all its layers' weights) against the critical
+      compression ratio (:func:`critical_compression` with ``convention``), from
+      :func:`topoprune.topology.against_critical`.
+
+    Args:
+        model: an ``nn.Module``.
+        input_shape: ``(C, H, W)`` of one float input; default ``model.meta.input_shape``.
+        example_inputs: instead, a batch the model takes (tensor, tuple or dict), used as given.
+        reference: the model whose weights define the spanning trees (default: this model's
+            unmasked weights).
+        convention: of the critical ratio, ``"paper"`` or ``"exact"``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TopopruneError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if example_inputs is not None and input_shape is not None:
+        raise TopopruneError("pass example_inputs or input_shape, not both: example_inputs is a batch "
+                             "the model takes, input_shape the shape of one float input")
+    shape = _check_shape(input_shape)
+    modules = weighted_layers(model)
+    if not modules:
+        raise TopopruneError("the model has no Linear, Conv or Hugging Face Conv1D layers to measure")
+    if reference is not None and not isinstance(reference, nn.Module):
+        raise TopopruneError(f"reference must be a torch.nn.Module, got {type(reference).__name__}")
+    chain = weighted_chain(model, example_inputs, input_shape=shape)
+    names = [*chain.order, *(n for n in modules if n not in chain.order)]
+    masks = {n: _layer_mask(modules[n]) for n in names}
+    ref_modules = dict(reference.named_modules()) if reference is not None else {}
+    graphs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for n in names:
+        m = modules[n]
+        if reference is None:
+            w = out_in_weight(m, weight_parameter(m))
+        else:
+            r = ref_modules.get(n)
+            if r is None or not is_weighted_layer(r):
+                raise TopopruneError(f"the reference model has no weighted layer {n!r}; it must have the "
+                                     "pruned model's layer names")
+            w = out_in_weight(r, effective_weight(r))
+        values = w.detach().cpu().numpy()
+        if values.shape != masks[n].shape:
+            raise TopopruneError(f"layer {n!r}: the reference weight has shape {values.shape}, the mask "
+                                 f"{masks[n].shape}")
+        graphs[n] = _graph(m, values, masks[n])
+    try:
+        trees = tree_kept([graphs[n][0] for n in names], [graphs[n][1] for n in names])
+    except ValueError as exc:
+        raise TopopruneError(str(exc)) from None
+
+    exact, reason, conn = chain.is_chain, chain.reason, None
+    if exact:
+        try:
+            conn = connectivity([graphs[n][1] for n in names], names=names)
+        except ValueError as exc:
+            exact, reason = False, str(exc)
+    crit = critical_compression(model, example_inputs, convention, input_shape=shape)
+    measured = [x.name for x in crit.layers if x.name in masks]
+    kept = sum(int(masks[n].sum()) for n in measured)
+    total = sum(masks[n].size for n in measured)
+    against = against_critical({n: 1.0 - masks[n].sum() / masks[n].size for n in measured}, crit,
+                               overall=1.0 - kept / total)
+    left = {n: int(masks[n].sum()) for n in names}
+    collapsed = [n for n in names if left[n] == 0]
+    return {
+        "exact": exact,
+        "reason": reason,
+        "level": "channel" if any(masks[n].ndim > 2 for n in names) else "unit",
+        "layers": names,
+        "collapsed_layers": collapsed,
+        "any_collapsed": bool(collapsed),
+        "weights_left": left,
+        "path": conn.path if conn else None,
+        "inputs_connected": conn.inputs_connected if conn else None,
+        "inputs_total": conn.inputs_total if conn else None,
+        "outputs_connected": conn.outputs_connected if conn else None,
+        "outputs_total": conn.outputs_total if conn else None,
+        "units_on_path": dict(zip(conn.names, conn.units_on_path)) if conn else None,
+        "tree_kept": {n: _json_float(t) for n, t in zip(names, trees)},
+        "critical": against,
+    }
 
 
 def _activation_types() -> tuple[type, ...]:

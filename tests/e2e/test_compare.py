@@ -45,6 +45,13 @@ def test_end_to_end_rows_report_and_resume(tmp_path):
     for r in rows:
         assert len(r["recovery_curve"]) == 3 and r["dense_acc"] > 50
         assert r["params"][1] < r["params"][0] or r["nonzero_params"][1] < r["nonzero_params"][0]
+        # unstructured cells record collapse and connectivity (issue #15 item 4); structured do not
+        if r["kind"] == "unstructured":
+            c = r["collapse"]
+            assert c["exact"] and c["path"] == (c["inputs_connected"] > 0) and not c["any_collapsed"]
+            assert set(c["tree_kept"]) == set(c["layers"]) and c["critical"]["model"]["sparsity"] > 0
+        else:
+            assert r["collapse"] is None
     report = (run_dir / "report.md").read_text()
     assert "## Which method won" in report and "| l1 | 0.5 |" in report.replace("mnist-conv-w0.25 | ", "")
     page = (run_dir / "report.html").read_text()

@@ -397,12 +397,30 @@ def test_bad_config_leaves_no_run_folder_and_digests_are_stable(tmp_path):
     with pytest.raises(TopopruneError, match=r"seeds\[0\]: bad value True"):
         run_experiment(parse_config({**BASE, "seeds": [True, 1]}), tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
-    # pydantic configs keep the digests (and so the run folders) of the dataclass ones
+    # the shipped configs' digests (run folder names) change only on purpose: last with issue #15,
+    # when recovery.recalibrate_bn (default 50) joined every config; before it they were
+    # 7d1e7a31180d, f0fcd7a731a5 and 5a1595b945e1, which the content without it still gives
     root = Path(__file__).resolve().parents[2] / "configs"
-    assert load_config(root / "quickstart.yaml").digest() == "7d1e7a31180d"
-    assert load_config(root / "fmnist-lenet300-imp.yaml").digest() == "f0fcd7a731a5"
-    assert load_config(root / "fmnist-vgg16q-filters.yaml").digest() == "5a1595b945e1"
-    assert run_dir_for(load_config(root / "quickstart.yaml"), "runs") == Path("runs/quickstart-7d1e7a31180d")
+    assert load_config(root / "quickstart.yaml").digest() == "9c93c7c3b3c1"
+    assert load_config(root / "fmnist-lenet300-imp.yaml").digest() == "30f9a815b9dc"
+    assert load_config(root / "fmnist-vgg16q-filters.yaml").digest() == "f5ab8160280c"
+    assert run_dir_for(load_config(root / "quickstart.yaml"), "runs") == Path("runs/quickstart-9c93c7c3b3c1")
+    for name, before in (("quickstart", "7d1e7a31180d"), ("fmnist-lenet300-imp", "f0fcd7a731a5"),
+                         ("fmnist-vgg16q-filters", "5a1595b945e1")):
+        assert _digest_before_recalibration(load_config(root / f"{name}.yaml")) == before
+    # the table-1 baseline that fmnist-vgg16q-topo-fitness reuses lives in the current run folder
+    fitness = yaml.safe_load((root / "fmnist-vgg16q-topo-fitness.yaml").read_text())
+    assert "fmnist-vgg16q-filters-f5ab8160280c/" in fitness["model"]["checkpoint"]
+
+
+def _digest_before_recalibration(config) -> str:
+    """The digest the config had before issue #15 added ``recovery.recalibrate_bn``: the same
+    content without that key (so nothing else in the digest moved)."""
+    import hashlib
+
+    data = config.to_dict()
+    data["recovery"] = {k: v for k, v in data["recovery"].items() if k != "recalibrate_bn"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
 DIGEST_BASE = {"name": "dg", "dataset": "digits", "model": {"name": "mnist-conv", "width": 0.25},
@@ -411,8 +429,8 @@ DIGEST_BASE = {"name": "dg", "dataset": "digits", "model": {"name": "mnist-conv"
 
 
 @pytest.mark.parametrize("change, digest", [
-    # computed with the dataclass configs of c902654 (before pydantic): the run folder names of
-    # configs written then, so those folders still resume
+    # computed with the dataclass configs of c902654 (before pydantic): apart from the key
+    # recovery.recalibrate_bn that issue #15 added to every config, the content is unchanged
     ({}, "ce30720a11b6"),
     ({"recovery": {"epochs": 2, "tolerance": 1}}, "327a11c78936"),
     ({"train": {"lr": 1, "epochs": 2}}, "1c7813dd3511"),
@@ -424,7 +442,17 @@ DIGEST_BASE = {"name": "dg", "dataset": "digits", "model": {"name": "mnist-conv"
     ({"methods": [{"name": "topological", "label": "topo-np", "fitness": "np"}]}, "19112d159db5"),
 ])
 def test_digests_match_the_configs_before_pydantic(change, digest):
-    assert parse_config({**DIGEST_BASE, **change}).digest() == digest
+    assert _digest_before_recalibration(parse_config({**DIGEST_BASE, **change})) == digest
+
+
+@pytest.mark.parametrize("recovery, digest", [
+    ({"epochs": 2}, "f629a20c1653"),  # the default, 50 batches: the digest every config has now
+    ({"epochs": 2, "recalibrate_bn": 50}, "f629a20c1653"),  # written or not, the same cells
+    ({"epochs": 2, "recalibrate_bn": 0}, "3225b66deaa9"),  # off: another computation, another folder
+])
+def test_recalibration_enters_every_digest(recovery, digest):
+    cfg = parse_config({**DIGEST_BASE, "recovery": recovery})
+    assert cfg.digest() == digest and parse_config(cfg.to_dict()) == cfg
 
 
 def test_imp_trajectory_files_are_sealed_and_repairable(tmp_path):

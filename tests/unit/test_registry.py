@@ -53,7 +53,7 @@ def test_every_registry_suggests_the_close_name(lookup, misspelt, hint):
 
 def test_builtin_methods_are_typed_registered_classes():
     assert M.list_methods("structured") == ["l1", "l2", "fpgm", "random", "topological", "betti"]
-    assert M.list_methods("unstructured") == ["magnitude", "random-weights", "imp", "timp"]
+    assert M.list_methods("unstructured") == ["magnitude", "random-weights", "imp", "timp", "synflow"]
     for name in M.list_methods():
         cls = M.method_class(name)
         assert issubclass(cls, M.Method) and cls.name == name and cls.summary
@@ -162,7 +162,7 @@ def test_the_package_has_no_import_cycle():
 
 def test_the_experiments_room_knows_no_method_by_name():
     pattern = re.compile(r"method\.name ==|method ==|\.name in \(|== \"(l1|l2|fpgm|random|topological|betti|"
-                         r"magnitude|random-weights|imp|timp)\"")
+                         r"magnitude|random-weights|imp|timp|synflow)\"")
     hits = [f"{p.name}:{i}" for p in (SRC / "experiments").rglob("*.py")
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert hits == []

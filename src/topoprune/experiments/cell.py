@@ -1,5 +1,12 @@
 """One cell of a comparison, (model, method, sparsity, seed): 3. prune, 4. recover, 5. measure.
 
+Stage 4 first measures the pruned model's test accuracy (``acc_pruned_raw``), re-estimates its
+BatchNorm statistics (``recovery.recalibrate_bn`` training batches; :func:`~topoprune.train.
+recalibrate_bn`) and recovers from that model: the recovery curve's first point is the
+recalibrated accuracy (``acc_pruned_recal``). Training-mode BatchNorm normalizes with each batch's
+own statistics, so recalibration changes no weight update of recovery; only the running
+statistics differ, by ``(1 - momentum) ** steps`` of their first difference.
+
 The cell knows no method by name: it asks the method what it needs (:class:`Needs`), hands it an
 :class:`ApplyRequest`, and saves what comes back by kind (a smaller model for structured
 methods, masks for unstructured ones). Each stage's artefacts are sealed in the manifest when the
@@ -175,10 +182,12 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     if recovery is None:
         _, cfg = _recipe(config, cell.seed)
         r = config.recovery
+        raw_acc, recalibration = _recalibrate(config, model, data, cell.seed, device)
         result = recover(model, data, baseline["test_acc"], epochs=r.epochs, config=cfg,
                          tolerance=r.tolerance, out_dir=store.path(f"{folder}/recovery"), progress=progress,
                          device=device)
-        recovery = result.to_dict()
+        recovery = {**result.to_dict(), "acc_pruned_raw": result.accuracy[0] if raw_acc is None else raw_acc,
+                    "bn_recalibration": recalibration}
         store.finish(cell.stage("recover"), f"{folder}/recovery.json", recovery, [f"{folder}/recovery"])
         log.info("%s: %s", cell.key, _summary(recovery))
     else:  # the recovered weights live in the recovery checkpoint
@@ -196,6 +205,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     if config.analyses.latency and spec.structured:
         latency = {b: v["median_ms"] for b, v in measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
     info = prune_record.get("info", {})
+    collapse = None if spec.structured else _collapse(model, shape, load_baseline(store, cell.model))
     row = Row(
         model=cell.model, method=cell.method, kind="structured" if spec.structured else "unstructured",
         algorithm=spec.name if spec.label else None, sparsity=cell.sparsity, seed=cell.seed,
@@ -205,7 +215,10 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         flops=[baseline["cost"]["flops"], cost["flops"]],
         latency_ms=[analysis.get("latency_ms"), latency],
         dense_acc=baseline["test_acc"],
-        acc_after_prune=recovery["accuracy"][0],
+        acc_after_prune=recovery.get("acc_pruned_raw", recovery["accuracy"][0]),
+        acc_pruned_raw=recovery.get("acc_pruned_raw", recovery["accuracy"][0]),
+        acc_pruned_recal=recovery["accuracy"][0],
+        bn_recalibration=recovery.get("bn_recalibration"),
         acc_after_recovery=recovery["accuracy"][-1],
         recovery_curve=recovery["accuracy"],
         epochs_to_recover=recovery["epochs_to_recover"],
@@ -219,9 +232,43 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         ga=info.get("extra", {}).get("topological"),
         imp_rounds=prune_record["rounds"] if prune_record.get("trajectory") else None,
         warnings=prune_record.get("warnings", []),
+        collapse=collapse,
     ).to_dict()
     store.finish(cell.stage("measure"), f"{folder}/row.json", row, [])
     return row
+
+
+def _collapse(model, shape, dense) -> dict:
+    """Layer collapse, connectivity, spanning tree kept (against the dense baseline's trees) and
+    the sparsity against the critical compression ratios, for an unstructured cell
+    (:func:`topoprune.analysis.collapse_report`). A model it cannot measure records why."""
+    from ..analysis import collapse_report
+    from ..errors import TopopruneError
+
+    try:
+        return collapse_report(model, input_shape=shape, reference=dense)
+    except TopopruneError as exc:
+        return {"error": str(exc)}
+
+
+def _recalibrate(config: ExperimentConfig, model, data, seed: int, device: str | None) -> tuple[float | None, dict]:
+    """Re-estimate the pruned model's BatchNorm statistics before recovery (``recovery.
+    recalibrate_bn`` batches of the recovery's batch size, seeded by the cell). Returns the test
+    accuracy measured before (``None`` when nothing was recalibrated: it is then the recovery's
+    first point) and the recalibration record."""
+    from ..train import evaluate
+    from ..train.bn import NO_BATCHNORM, BNRecalibration, batchnorm_layers, recalibrate_bn
+
+    batches = config.recovery.recalibrate_bn
+    layers = len(batchnorm_layers(model))
+    if batches == 0:
+        return None, BNRecalibration(layers, 0, 0, "off (recovery.recalibrate_bn: 0)").to_dict()
+    if layers == 0:
+        return None, BNRecalibration(0, 0, 0, NO_BATCHNORM).to_dict()
+    raw = evaluate(model, data.test_x, data.test_y)[1]
+    record = recalibrate_bn(model, data, batches=batches, batch_size=config.recovery.batch_size, seed=seed,
+                            device=device)
+    return raw, record.to_dict()
 
 
 def _summary(recovery: dict) -> str:

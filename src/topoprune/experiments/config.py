@@ -252,12 +252,25 @@ class TrainSpec(_Spec):
 
 
 class RecoverySpec(_Spec):
+    """How a pruned model is fine-tuned and when it counts as recovered.
+
+    ``recalibrate_bn``: before recovery, every BatchNorm layer's running statistics are
+    re-estimated on this many training batches (of ``batch_size``, seeded by the cell's seed;
+    :func:`~topoprune.train.recalibrate_bn`), and recovery starts from that model. 0 turns it off
+    (the behaviour before issue #15). A model without BatchNorm is not touched either way. The
+    field is always part of the config's digest, so every config's run folder name changed when
+    it was added (a cell computes something else now; an old folder is not resumed into a new
+    meaning).
+    """
+
     epochs: Epochs = 3
     lr: LearningRate = 0.01
     tolerance: float = Field(0.5, ge=0, le=100, description="points below dense that count as recovered")
     batch_size: BatchSize = 128
     optimizer: Optimizer = "sgd"
     schedule: Schedule = "cosine"
+    recalibrate_bn: int = Field(50, ge=0, le=10_000, description="training batches that re-estimate "
+                                "BatchNorm statistics after pruning, before recovery (0: off)")
 
 
 class AnalysisSpec(_Spec):
@@ -379,7 +392,11 @@ class ExperimentConfig:
         }
 
     def digest(self) -> str:
-        """12 hex digits of the config's content: the run folder's suffix."""
+        """12 hex digits of the config's content: the run folder's suffix.
+
+        Every field of :meth:`to_dict` enters it, ``recovery.recalibrate_bn`` included even when
+        the file does not write it (its default, 50, changed what a cell computes; so all
+        digests changed with issue #15, and ``recalibrate_bn: 0`` is a new digest too)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
     def __eq__(self, other: object) -> bool:

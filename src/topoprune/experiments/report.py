@@ -56,7 +56,8 @@ def summarize(rows: list[dict]) -> list[dict]:
             "latency": (first["latency_ms"][0],
                         {b: statistics.mean(x[b] for x in lat_after) for b in lat_after[0]} if lat_after else None),
             "dense": [r["dense_acc"] for r in rs],
-            "after_prune": [r["acc_after_prune"] for r in rs],
+            "after_prune": [r.get("acc_pruned_raw", r["acc_after_prune"]) for r in rs],
+            "after_prune_recal": [r.get("acc_pruned_recal") for r in rs],  # None: a row from before #15
             "after_recovery": [r["acc_after_recovery"] for r in rs],
             "epochs_to_recover": [r["epochs_to_recover"] for r in rs],
             "recovered": sum(r["epochs_to_recover"] is not None for r in rs),
@@ -93,7 +94,7 @@ def winners(summary: list[dict]) -> list[str]:
 
 def _table(summary: list[dict]) -> list[list[str]]:
     head = ["model", "method", "sparsity", "params", "MACs", "FLOPs", "latency b1 / b64 (ms)",
-            "acc dense", "acc pruned", "acc recovered", "epochs to recover", "s to recover",
+            "acc dense", "acc pruned", "acc pruned + BN recal.", "acc recovered", "epochs to recover", "s to recover",
             "prune s", "NP retained"]
     rows = [head]
     for s in sorted(summary, key=lambda e: (e["model"], e["sparsity"], e["method"])):
@@ -112,7 +113,7 @@ def _table(summary: list[dict]) -> list[list[str]]:
             f"{_short(s['params'][0])} → {_short(s['params'][1])}",
             f"{_short(s['macs'][0])} → {_short(s['macs'][1])}",
             f"{_short(s['flops'][0])} → {_short(s['flops'][1])}", lat,
-            _pm(s["dense"]), _pm(s["after_prune"]), _pm(s["after_recovery"]), ep_text,
+            _pm(s["dense"]), _pm(s["after_prune"]), _pm(s["after_prune_recal"]), _pm(s["after_recovery"]), ep_text,
             _pm([x for x in s["seconds_to_recover"] if x is not None], 1),
             _pm(s["prune_seconds"], 2), _pm(s["np_retained"], 3),
         ])
@@ -236,6 +237,23 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
     return out
 
 
+def _recalibration_note(batches: int | None) -> str:
+    """What the two 'acc pruned' columns mean under the run's ``recovery.recalibrate_bn``."""
+    if batches is None:
+        return ("This run predates BatchNorm recalibration: 'acc pruned + BN recal.' was not measured "
+                "and recovery started from the pruned model as it was.")
+    if batches == 0:
+        return ("BatchNorm recalibration was off (recovery.recalibrate_bn: 0): both 'acc pruned' columns "
+                "are the pruned model as it was, and recovery started from it.")
+    return (f"'acc pruned' is right after pruning; 'acc pruned + BN recal.' after re-estimating every "
+            f"BatchNorm layer's running statistics on {batches} training batches (equal for a model "
+            "without BatchNorm). Recovery starts from the recalibrated model, and its curve's first "
+            "point is that accuracy. Training-mode BatchNorm normalizes with each batch's own statistics, "
+            "so recalibration changes no weight of the recovery: only the running statistics differ, "
+            "by (1 - momentum)^steps of their first difference, so the trajectory is the same beyond "
+            "its first steps (tests/unit/test_bn_recalibration.py pins this).")
+
+
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; returns both paths."""
     from .store import RunStore
@@ -263,7 +281,8 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
              f"recovery: {config['recovery']['epochs']} epochs at lr {config['recovery']['lr']}, "
              f"tolerance {config['recovery']['tolerance']} points. Accuracy is test accuracy in %, "
              "mean ± std over seeds (the dense baseline is trained once, with the config's train.seed; the seeds vary pruning and recovery). MACs follow NNI's rule, FLOPs torch's flop counter. For "
-             "unstructured methods, parameters are nonzero weights and the model is masked, not smaller.")
+             "unstructured methods, parameters are nonzero weights and the model is masked, not smaller. "
+             + _recalibration_note(config["recovery"].get("recalibrate_bn")))
     return write_pages(run_dir, f"topoprune comparison: {config['name']}", intro,
                        [("Which method won", sentences), ("Summary", table)], plots)
 

@@ -1,7 +1,8 @@
 """The result row of one cell (model, method, sparsity, seed): what ``results.jsonl`` holds.
 
-Pairs are ``[dense, pruned]``. Rows written by older versions load too (unknown keys are kept),
-so a report can always be rebuilt from a run folder.
+Pairs are ``[dense, pruned]``. Rows written by older versions load too (unknown keys are kept;
+rows from before issue #15 have no recalibrated accuracy), so a report can always be rebuilt from
+a run folder.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class Row(BaseModel):
     flops: list[int]
     latency_ms: list[dict[Any, float] | None]  # per batch size, dense and pruned
     dense_acc: float
-    acc_after_prune: float
+    acc_after_prune: float  # right after pruning, before BatchNorm recalibration (= acc_pruned_raw)
+    acc_pruned_raw: float | None = None  # the same, under the name that pairs it with the next
+    acc_pruned_recal: float | None = None  # after BatchNorm recalibration: recovery's start (curve[0])
+    bn_recalibration: dict[str, Any] | None = None  # what recalibrate_bn did (layers, batches, note)
     acc_after_recovery: float
     recovery_curve: list[float]
     epochs_to_recover: int | None
@@ -47,6 +51,8 @@ class Row(BaseModel):
     ga: dict[str, Any] | None = None
     imp_rounds: list[dict[str, Any]] | None = None
     warnings: list[str] = []
+    # unstructured cells: collapse, connectivity, tree kept, vs critical ratio (analysis.collapse_report)
+    collapse: dict[str, Any] | None = None
 
     @property
     def key(self) -> RowKey:

@@ -15,7 +15,7 @@ _EXPORTS = {
     "IMPORTANCES": "importance", "fpgm_scores": "importance", "l1_scores": "importance",
     "l2_scores": "importance", "random_scores": "importance",
     "SCOPES": "masks", "UnstructuredRecord": "masks", "prunable_layers": "masks",
-    "prune_unstructured": "masks",
+    "prune_unstructured": "masks", "synflow_scores": "synflow",
     "FilterPruneInfo": "filters", "LayerPruneInfo": "filters", "apply_steps": "filters",
     "default_targets": "filters", "prune_filters": "filters",
     "GAConfig": "ga_config", "LayerSearch": "genetic",
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .masks import SCOPES, UnstructuredRecord, prunable_layers, prune_unstructured
     from .methods import Method, StructuredMethod, UnstructuredMethod, list_methods, register_method, resolve_method
     from .schedules import IMPResult, imp, parse_rewind
+    from .synflow import synflow_scores
 
 
 def __getattr__(name: str) -> Any:

@@ -40,7 +40,7 @@ from .selection import resolve_amount, select_global, select_layer, tree_mask
 __all__ = ["prune_unstructured", "UnstructuredRecord", "prunable_layers", "skipped_layers", "current_mask",
            "ensure_masks", "METHODS", "SCOPES"]
 
-METHODS = ("magnitude", "random")
+METHODS = ("magnitude", "random", "synflow")
 SCOPES = ("local", "global")
 PRESERVE = (None, "mst")
 _ALLOWED = "Linear, Conv1d, Conv2d, Hugging Face Conv1D"
@@ -147,10 +147,12 @@ def prune_unstructured(
     amount: float | int,
     *,
     method: str = "magnitude",
-    scope: str = "local",
+    scope: str | None = None,
     preserve: str | None = None,
     layers: Sequence[str] | None = None,
     seed: int = 0,
+    iterations: int = 100,
+    example_inputs: object = None,
 ) -> UnstructuredRecord:
     """Prune individual weights **in place**, through ``torch.nn.utils.prune``.
 
@@ -158,8 +160,10 @@ def prune_unstructured(
         model: the model; targeted layers get ``weight_orig`` + ``weight_mask``.
         amount: of the weights still remaining, a fraction in [0, 1) or a count (torch's meaning).
             ``local``: per layer; ``global``: across the targeted layers together.
-        method: ``"magnitude"`` (smallest ``|w|`` go) or ``"random"`` (seeded).
-        scope: ``"local"`` or ``"global"``.
+        method: ``"magnitude"`` (smallest ``|w|`` go), ``"random"`` (seeded) or ``"synflow"``
+            (Tanaka et al. 2020: data-free, ``iterations`` rounds on an exponential schedule, each
+            re-scoring ``|w * dR/dw|`` of the linearised network; see :mod:`.synflow`).
+        scope: ``"local"`` or ``"global"`` (default: local; global for synflow, its only scope).
         preserve: ``None`` or ``"mst"``: keep each layer graph's maximum spanning tree first (the
             T-IMP selection of Balwani & Krzyston). A budget smaller than the tree keeps the
             tree's strongest weights and says so in the record and a warning.
@@ -167,11 +171,24 @@ def prune_unstructured(
             ``Conv1D`` layer whose weight is not tied to another module's; see the module
             docstring).
         seed: seed of ``method="random"``.
+        iterations: synflow's pruning rounds (density after round k: ``d ** (k / iterations)``).
+        example_inputs: synflow only, a model without ``.meta``: float inputs (a tensor or a tuple)
+            whose shape, as all ones, the flow is sent through.
     """
     if method not in METHODS:
         raise TopopruneError(f"method must be one of {METHODS}, got {method!r}")
+    if scope is None:
+        scope = "global" if method == "synflow" else "local"
     if scope not in SCOPES:
         raise TopopruneError(f"scope must be one of {SCOPES}, got {scope!r}")
+    if method == "synflow":
+        if scope != "global":
+            raise TopopruneError(f"scope must be 'global' for method 'synflow' (it ranks every weight "
+                                 f"together), got {scope!r}")
+        if preserve is not None:
+            raise TopopruneError(f"preserve must be None for method 'synflow', got {preserve!r}")
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or not 1 <= iterations <= 10_000:
+            raise TopopruneError(f"iterations must be an int in [1, 10000], got {iterations!r}")
     if preserve not in PRESERVE:
         raise TopopruneError(f"preserve must be None or 'mst', got {preserve!r}")
     targets = prunable_layers(model, layers)
@@ -184,10 +201,17 @@ def prune_unstructured(
     # every selection sees (out, in, ...) weights, as for nn.Linear; masks go back as stored
     weights = {n: out_in_weight(m, effective_weight(m)).detach().cpu().numpy() for n, m in targets.items()}
     masks = {n: out_in_weight(m, current_mask(m)).detach().cpu().numpy() for n, m in targets.items()}
-    scores = {n: (np.abs(w) if method == "magnitude" else rng.random(w.shape)) for n, w in weights.items()}
+    scores = ({} if method == "synflow" else
+              {n: (np.abs(w) if method == "magnitude" else rng.random(w.shape)) for n, w in weights.items()})
     record = UnstructuredRecord(method, scope, preserve, skipped=skipped)
     try:
-        if scope == "local":
+        if method == "synflow":
+            remaining = sum(int((m > 0).sum()) for m in masks.values())
+            k = resolve_amount(amount, remaining, "targeted layers")
+            new = _synflow_keeps(model, targets, masks, remaining - k, iterations, example_inputs)
+            for n in targets:
+                record.layers.append(LayerRecord(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
+        elif scope == "local":
             new = {}
             for n in targets:
                 remaining = int((masks[n] > 0).sum())
@@ -219,3 +243,30 @@ def prune_unstructured(
     for w in record.warnings:
         warnings.warn(w, stacklevel=2)
     return record
+
+
+def _synflow_keeps(model: nn.Module, targets: dict[str, nn.Module], masks: dict[str, np.ndarray], keep: int,
+                   iterations: int, example_inputs: object) -> dict[str, np.ndarray]:
+    """SynFlow's keep masks (``(out, in, ...)`` layout): ``iterations`` rounds of global selection
+    on re-computed scores, the kept count following :func:`.synflow.keep_schedule` to exactly
+    ``keep``; ties go as everywhere (lower flat index kept first)."""
+    from .synflow import SynFlowScorer, keep_schedule
+
+    names = list(targets)
+    scorer = SynFlowScorer(model, names, example_inputs)
+    current = [masks[n] > 0 for n in names]
+    alive = sum(int(m.sum()) for m in current)
+    warned = False
+    for kept in keep_schedule(alive, keep, iterations):
+        if kept >= alive:
+            continue  # this round prunes nothing: no need to re-score
+        stored = {n: out_in_weight(targets[n], torch.from_numpy(m)) for n, m in zip(names, current)}
+        scores = scorer(stored)
+        if scorer.flow == 0 and not warned:
+            warned = True
+            warnings.warn(f"synflow: no input-output path carries flow (R = 0) with {alive} weights left; "
+                          "the remaining weights all score 0 and go in index order", stacklevel=3)
+        flat = [out_in_weight(targets[n], scores[n]).numpy() for n in names]
+        current = select_global(flat, current, alive - kept)
+        alive = kept
+    return dict(zip(names, current))

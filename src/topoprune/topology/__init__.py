@@ -4,6 +4,7 @@ Pure numpy / scipy / numba; this package never imports torch, so it can be used 
 plain arrays.
 """
 
+from .connectivity import Connectivity, against_critical, channel_mask, connectivity, tree_kept
 from .critical import (
     CONVENTIONS,
     CriticalReport,
@@ -48,6 +49,7 @@ __all__ = [
     "CONVENTIONS",
     "CONV_GRAPHS",
     "NORMALIZATIONS",
+    "Connectivity",
     "ConvLayer",
     "ConvToeplitzGraph",
     "CriticalReport",
@@ -57,7 +59,10 @@ __all__ = [
     "LayerPersistence",
     "OverlapReport",
     "PersistenceReport",
+    "against_critical",
+    "channel_mask",
     "channel_matrix",
+    "connectivity",
     "conv_output_size",
     "betti_from_distances",
     "betti_numbers",
@@ -73,5 +78,6 @@ __all__ = [
     "overlap_bound",
     "persistence_diagram",
     "persistence_norm",
+    "tree_kept",
     "wasserstein_same_birth",
 ]

@@ -1,5 +1,6 @@
-"""Training, evaluation, recovery measurement and training callbacks."""
+"""Training, evaluation, recovery measurement, BatchNorm recalibration and training callbacks."""
 
+from .bn import BNRecalibration, batchnorm_layers, recalibrate_bn
 from .callbacks import (
     BettiTracker,
     Callback,
@@ -16,6 +17,7 @@ from .scoped import seeded_rng, set_threads, using_threads
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
+    "BNRecalibration",
     "BettiTracker",
     "Callback",
     "NPEarlyStopping",
@@ -24,9 +26,11 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "ValLossEarlyStopping",
+    "batchnorm_layers",
     "check_compatible",
     "evaluate",
     "model_device",
+    "recalibrate_bn",
     "recover",
     "resolve_device",
     "seeded_rng",

@@ -2,7 +2,8 @@
 
 Structured (physical removal of filters/neurons): :class:`L1`, :class:`L2`, :class:`FPGM`,
 :class:`RandomFilters` (``"random"``), :class:`Topological`, :class:`Betti`. Unstructured (masks):
-:class:`Magnitude`, :class:`RandomWeights` (``"random-weights"``), :class:`IMP`, :class:`TIMP`.
+:class:`Magnitude`, :class:`RandomWeights` (``"random-weights"``), :class:`IMP`, :class:`TIMP`,
+:class:`SynFlow`.
 """
 
 from .base import (
@@ -25,7 +26,7 @@ from .base import (
 from .scores import FPGM, L1, L2, RandomFilters, ScoreMethod  # isort: skip
 from .topological import Topological  # isort: skip
 from .betti import Betti  # isort: skip
-from .unstructured import IMP, TIMP, Magnitude, RandomWeights  # isort: skip
+from .unstructured import IMP, TIMP, Magnitude, RandomWeights, SynFlow  # isort: skip
 
 __all__ = [
     "METHODS",
@@ -45,6 +46,7 @@ __all__ = [
     "RandomWeights",
     "ScoreMethod",
     "StructuredMethod",
+    "SynFlow",
     "TIMP",
     "Topological",
     "UnstructuredMethod",

@@ -27,7 +27,7 @@ from .base import ApplyRequest, Needs, PruneOutcome, UnstructuredMethod, registe
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Magnitude", "RandomWeights", "IMP", "TIMP"]
+__all__ = ["Magnitude", "RandomWeights", "IMP", "TIMP", "SynFlow"]
 
 Scope = Literal["local", "global"]
 
@@ -172,3 +172,24 @@ class TIMP(_Iterative):
     _preserve: ClassVar[str | None] = "mst"
 
 
+@register_method("synflow")
+class SynFlow(UnstructuredMethod):
+    """SynFlow (Tanaka et al. 2020): data-free, iterative synaptic-flow pruning, global.
+
+    ``iterations`` rounds on an exponential schedule (density after round k: ``d ** (k / n)``),
+    each re-scoring ``|w * dR/dw|`` of the linearised network on an all-ones input (the model's
+    ``meta.input_shape``, else the request's example inputs); ends exactly at the sparsity.
+    """
+
+    summary: ClassVar[str] = ("data-free iterative synaptic-flow pruning, global (Tanaka, Kunin, Yamins & "
+                              "Ganguli, NeurIPS 2020)")
+    iterations: int = Field(100, ge=1, le=10_000, description="pruning rounds, each re-scoring the weights")
+    scope: Literal["global"] = Field("global", description="rank weights across layers (SynFlow's only scope)")
+
+    def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
+        from ..masks import prunable_layers, prune_unstructured
+
+        rec = prune_unstructured(model, request.sparsity, method="synflow", scope=self.scope,
+                                 iterations=self.iterations, example_inputs=request.example_inputs)
+        return PruneOutcome(model, {"rounds": [rec.to_dict()], "iterations": self.iterations,
+                                    "targets": list(prunable_layers(model)), "warnings": rec.warnings})
