@@ -46,12 +46,18 @@ def _pm(values: list, digits: int = 2) -> str:
 # --- table 1: structured --------------------------------------------------------------------------
 
 
+def _recalibrated(rows: list[dict]) -> bool:
+    """Whether the run recorded accuracy after BatchNorm recalibration (issue #15)."""
+    return any(r.get("acc_pruned_recal") is not None for r in rows)
+
+
 def structured_table(rows: list[dict], seeds_expected: int) -> list[list[str]]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["sparsity"], r["method"])].append(r)
     head = ["sparsity", "method", "seeds", "params", "MACs", "FLOPs", "latency b1 ms", "latency b64 ms"]
-    head += [f"acc {e} ep" if e else "acc after prune" for e in EPOCHS_SHOWN]
+    head += ["acc after prune"] + (["acc + BN recal."] if _recalibrated(rows) else [])
+    head += [f"acc {e} ep" for e in EPOCHS_SHOWN if e]
     head += ["epochs to dense-0.5", "prune s", "vs best baseline (5 ep)"]
     table = [head]
     baselines = ("l1", "l2", "fpgm")
@@ -66,8 +72,13 @@ def structured_table(rows: list[dict], seeds_expected: int) -> list[list[str]]:
             pruned = _ms([x[1][b] for x in lat])[0]
             return f"{dense:.2f} → {pruned:.2f}" if dense else f"{pruned:.2f}"
 
-        accs = [_pm([r["recovery_curve"][e] if e < len(r["recovery_curve"]) else None for r in rs])
-                for e in EPOCHS_SHOWN]
+        # right after pruning: raw (rows before BN recalibration existed: the curve's first point),
+        # then recalibrated when the run recorded it (the curve's first point is then that)
+        accs = [_pm([r.get("acc_pruned_raw", r["recovery_curve"][0]) for r in rs])]
+        if _recalibrated(rows):
+            accs.append(_pm([r.get("acc_pruned_recal") for r in rs]))
+        accs += [_pm([r["recovery_curve"][e] if e < len(r["recovery_curve"]) else None for r in rs])
+                 for e in EPOCHS_SHOWN if e]
         reached = [r["epochs_to_recover"] for r in rs]
         rec = f"{_pm([e for e in reached if e is not None], 1)} ({sum(e is not None for e in reached)}/{len(rs)})"
         final = _ms([r["recovery_curve"][-1] for r in rs])[0]
