@@ -99,3 +99,7 @@ def test_public_api_names_resolve_lazily():
         tp.prune_everything  # noqa: B018
     code = "import sys, topoprune; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    # regression: building the CLI's options read experiments.config, whose package imports
+    # pulled in torch through experiments/ and train/ (~3 s before every command's first line)
+    code = "import sys, topoprune.cli; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

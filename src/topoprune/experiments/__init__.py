@@ -11,16 +11,17 @@
 - :mod:`.study`: the activation study (``topoprune study activations``).
 """
 
-from .artifacts import (
-    PrunedFolder,
-    load_checkpoint_into,
-    load_inputs_file,
-    load_model,
-    load_weights_file,
-    read_pruned,
-    require_python_model,
-    save_pruned,
-)
+from typing import Any
 
+# Re-exported lazily (PEP 562): artifacts imports torch, and the CLI imports experiments.config
+# (torch-free) to build its options; an eager import here cost every command ~1.5 s of start-up.
 __all__ = ["PrunedFolder", "load_checkpoint_into", "load_inputs_file", "load_model", "load_weights_file",
            "read_pruned", "require_python_model", "save_pruned"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import artifacts
+
+        return getattr(artifacts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

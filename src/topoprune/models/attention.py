@@ -59,7 +59,7 @@ class AttentionBlock:
         return 3 if self.fused else 1
 
 
-def _children(module: nn.Module, prefix: str) -> dict[str, nn.Module]:
+def _children(module: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in module.named_children() if is_weighted_layer(m)}
 
 
@@ -69,7 +69,7 @@ def _block(name: str, module: nn.Module) -> AttentionBlock | None:
     if attr is None or getattr(module, attr) < 1:
         return None
     heads = getattr(module, attr)
-    kids = _children(module, name)
+    kids = _children(module)
     prefix = f"{name}." if name else ""
     dim = next((getattr(module, a) for a in _DIM_ATTRS if isinstance(getattr(module, a, None), int)), None)
     for triple in _SEPARATE:

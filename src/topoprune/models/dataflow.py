@@ -43,10 +43,6 @@ class Ends:
     how: tuple[str, str]
 
 
-def _tensors(value) -> list[torch.Tensor]:
-    return output_tensors(value)
-
-
 def _run(model: nn.Module, x: Inputs):
     """``call_model``, with a model that rejects the inputs reported in one line."""
     try:
@@ -65,7 +61,7 @@ def find_ends(model: nn.Module, example_inputs: Inputs | None = None) -> Ends:
         return Ends(meta.first_layer, meta.classifier, ("meta", "meta"))
     x = example_inputs_for(model, example_inputs)
     names = {m: n for n, m in model.named_modules()}
-    inputs = {id(t) for t in _tensors(x)}
+    inputs = {id(t) for t in output_tensors(x)}
     order: list[str] = []  # weighted layers, in the order they ran (first call only)
     reads_input: list[str] = []
     produced: dict[int, tuple[torch.Tensor, str]] = {}  # the tensor is kept: ids of freed tensors are reused
@@ -76,14 +72,14 @@ def find_ends(model: nn.Module, example_inputs: Inputs | None = None) -> Ends:
         if is_weighted_layer(module):
             if name not in order:
                 order.append(name)
-            if any(id(t) in inputs for t in _tensors(args) + _tensors(kwargs)):
+            if any(id(t) in inputs for t in output_tensors(args) + output_tensors(kwargs)):
                 reads_input.append(name)
         elif not order and any(True for _ in module.parameters(recurse=False)):
             state["other_first"] = True
 
     def post(module, args, out):
         if is_weighted_layer(module):
-            for t in _tensors(out):
+            for t in output_tensors(out):
                 produced[id(t)] = (t, names[module])
 
     hooks = []
@@ -103,7 +99,7 @@ def find_ends(model: nn.Module, example_inputs: Inputs | None = None) -> Ends:
         first, how_first = order[0], "runs first"
     else:
         first, how_first = None, "none: no weighted layer reads the input"
-    writers = [produced[id(t)][1] for t in _tensors(out) if id(t) in produced and produced[id(t)][0] is t]
+    writers = [produced[id(t)][1] for t in output_tensors(out) if id(t) in produced and produced[id(t)][0] is t]
     if writers:
         head, how_head = writers[0], "writes the output"
     elif order:
@@ -158,15 +154,15 @@ def weighted_chain(model: nn.Module, example_inputs: Inputs | None = None, *,
         x = tuple(mark(t) for t in x)
     else:
         x = {k: mark(v) for k, v in x.items()}
-    inputs = {id(t.grad_fn) for t in _tensors(x) if t.grad_fn is not None}
+    inputs = {id(t.grad_fn) for t in output_tensors(x) if t.grad_fn is not None}
     layers = {m: n for n, m in model.named_modules() if is_weighted_layer(m)}
     calls: list[list] = []  # [name, input nodes, output node]
 
     def pre(module, args):
-        calls.append([layers[module], [t.grad_fn for t in _tensors(args)], None])
+        calls.append([layers[module], [t.grad_fn for t in output_tensors(args)], None])
 
     def post(module, args, out):
-        tensors = _tensors(out)
+        tensors = output_tensors(out)
         calls[-1][2] = tensors[0].grad_fn if tensors else None
         leaves.extend(tensors)
 
@@ -184,7 +180,7 @@ def weighted_chain(model: nn.Module, example_inputs: Inputs | None = None, *,
         for h in hooks:
             h.remove()
     order = tuple(dict.fromkeys(c[0] for c in calls))
-    return Chain(order, _chain_reason(calls, order, set(layers.values()), inputs, _tensors(out)))
+    return Chain(order, _chain_reason(calls, order, set(layers.values()), inputs, output_tensors(out)))
 
 
 def _chain_reason(calls, order, all_layers, inputs, outputs) -> str | None:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 __all__ = ["is_hf_conv1d", "is_linear_like", "is_weighted_layer", "out_in_weight", "out_units",
-           "in_units", "weighted_layers", "layer_kind"]
+           "weighted_layers", "layer_kind"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
 
@@ -52,12 +52,6 @@ def out_in_weight(module: nn.Module, weight: torch.Tensor | None = None) -> torc
 def out_units(module: nn.Module) -> int:
     """Output units (filters/neurons) of a weighted layer."""
     return int(out_in_weight(module).shape[0])
-
-
-def in_units(module: nn.Module) -> int:
-    """Input features/channels of a weighted layer (conv: per group times groups)."""
-    w = out_in_weight(module)
-    return int(w.shape[1]) * int(getattr(module, "groups", 1) if isinstance(module, _CONVS) else 1)
 
 
 def weighted_layers(model: nn.Module) -> dict[str, nn.Module]:

@@ -103,16 +103,12 @@ class FilterPruneInfo:
         }
 
 
-def _candidates(model: nn.Module) -> dict[str, nn.Module]:
-    return weighted_layers(model)
-
-
 def default_targets(model: nn.Module, example_inputs: Inputs | None = None) -> list[str]:
     """Every weighted layer (conv, linear, Hugging Face ``Conv1D``) but the model's first layer
     and its classifier: ``model.meta`` names them for registry models; otherwise they are found
     by following the data on ``example_inputs`` (:func:`topoprune.models.dataflow.find_ends`)."""
     ends = find_ends(model, example_inputs)
-    return [n for n in _candidates(model) if n not in (ends.first_layer, ends.classifier)]
+    return [n for n in weighted_layers(model) if n not in (ends.first_layer, ends.classifier)]
 
 
 def _head_layouts(model: nn.Module, blocks: Sequence[AttentionBlock]) -> dict[str, UnitLayout]:
@@ -175,7 +171,7 @@ def prune_filters(
     if chosen.needs().sample and inputs is None:
         raise TopopruneError(f"method {chosen.name!r} ({chosen}) looks at the layers' outputs: pass a "
                              "data sample, prune_filters(..., inputs=x) (the CLI takes --dataset)")
-    candidates = _candidates(model)
+    candidates = weighted_layers(model)
     if ignore is None:
         ignore = ()
     if isinstance(ignore, str):
@@ -239,8 +235,10 @@ def prune_filters(
             rec.note = (f"not pruned: its width is the residual stream, shared with the embedding "
                         f"{group.embeddings[0]!r} (the hidden size stays)")
             continue
-        touched = [name, *group.coupled, *(surgeon.names[c] for c in surgeon.consumers(name))]
-        held = next((t for t in touched if t in tied), None)
+        held = None
+        if tied:  # a group touching a tied weight (as output or as a consumer's input) would untie it
+            touched = [name, *group.coupled, *(surgeon.names[c] for c in surgeon.consumers(name))]
+            held = next((t for t in touched if t in tied), None)
         if held is not None:
             rec.note = (f"not pruned: {held!r} has its weight tied to {', '.join(tied[held])}, and "
                         "removing these units would untie them")

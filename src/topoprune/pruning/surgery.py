@@ -31,15 +31,10 @@ from ..models.attention import find_attention
 from ..models.inputs import Inputs, output_tensors, without_cache
 from ..models.layers import is_weighted_layer
 
-__all__ = ["Surgeon", "GroupInfo", "PRUNABLE", "is_prunable"]
+__all__ = ["Surgeon", "GroupInfo", "PRUNABLE"]
 
-# The torch layer types whose output units are chosen (and Hugging Face's Conv1D, by is_prunable).
+# The torch layer types whose output units are chosen (Hugging Face's Conv1D: models.layers.is_weighted_layer).
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
-
-
-def is_prunable(module: object) -> bool:
-    """A layer whose output units topoprune removes: conv, linear or Hugging Face ``Conv1D``."""
-    return isinstance(module, nn.Module) and is_weighted_layer(module)
 
 
 def _keep(param: torch.Tensor, idxs: Sequence[int], dim: int) -> nn.Parameter:
@@ -123,7 +118,7 @@ class Surgeon:
         found: dict[int, nn.Module] = {}
         for dep, _ in self.group(name, [0]):
             target = dep.target.module
-            if self.graph.is_in_channel_pruning_fn(dep.handler) and is_prunable(target):
+            if self.graph.is_in_channel_pruning_fn(dep.handler) and is_weighted_layer(target):
                 found.setdefault(id(target), target)
         return list(found.values())
 
@@ -138,7 +133,7 @@ class Surgeon:
             other = self.names.get(target)
             if isinstance(target, nn.Embedding) and other is not None:
                 embeddings.append(other)
-            if (other is not None and other != name and is_prunable(target)
+            if (other is not None and other != name and is_weighted_layer(target)
                     and self.graph.is_out_channel_pruning_fn(dep.handler)):
                 coupled.append(other)
         return GroupInfo(name, tuple(dict.fromkeys(coupled)), padding, tuple(dict.fromkeys(embeddings)))

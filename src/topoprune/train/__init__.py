@@ -1,18 +1,34 @@
 """Training, evaluation, recovery measurement, BatchNorm recalibration and training callbacks."""
 
-from .bn import BNRecalibration, batchnorm_layers, recalibrate_bn
-from .callbacks import (
-    BettiTracker,
-    Callback,
-    NeuralPersistenceTracker,
-    NPEarlyStopping,
-    ValLossEarlyStopping,
-)
-from .config import OPTIMIZERS, SCHEDULES, TrainConfig
-from .device import model_device, resolve_device
-from .loop import TrainResult, check_compatible, evaluate, train
-from .recovery import RecoveryResult, recover
-from .scoped import seeded_rng, set_threads, using_threads
+from importlib import import_module
+from typing import Any
+
+# Loaded on first use (PEP 562): most of train/ imports torch, and the CLI reads the
+# torch-free train.config to build its options at start-up.
+_WHERE = {
+    "BNRecalibration": "bn",
+    "batchnorm_layers": "bn",
+    "recalibrate_bn": "bn",
+    "BettiTracker": "callbacks",
+    "Callback": "callbacks",
+    "NeuralPersistenceTracker": "callbacks",
+    "NPEarlyStopping": "callbacks",
+    "ValLossEarlyStopping": "callbacks",
+    "OPTIMIZERS": "config",
+    "SCHEDULES": "config",
+    "TrainConfig": "config",
+    "model_device": "device",
+    "resolve_device": "device",
+    "TrainResult": "loop",
+    "check_compatible": "loop",
+    "evaluate": "loop",
+    "train": "loop",
+    "RecoveryResult": "recovery",
+    "recover": "recovery",
+    "seeded_rng": "scoped",
+    "set_threads": "scoped",
+    "using_threads": "scoped",
+}
 
 __all__ = [
     "OPTIMIZERS",
@@ -38,3 +54,9 @@ __all__ = [
     "train",
     "using_threads",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
