@@ -8,7 +8,7 @@ CLI    := $(VENV)/bin/topoprune
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-data demo test test-slow bench bench-structured bench-fitness bench-imp bench-study bench-report clean
+.PHONY: setup system-data demo test test-slow bench bench-structured bench-fitness bench-imp bench-study bench-extreme bench-damage bench-report clean
 
 setup: $(STAMP)
 
@@ -51,7 +51,7 @@ bench: setup system-data
 	$(PY) benchmarks/baseline_accuracy.py --model vgg16 --width 0.25 --input-shape 1,32,32 --epochs 15 --seeds 0 1 2
 	$(PY) benchmarks/critical_compression.py
 	$(PY) benchmarks/np_early_stopping.py --model lenet300 --max-epochs 30 --patience 3 --seeds 0 1 2
-	$(MAKE) bench-study bench-imp bench-structured bench-fitness bench-report
+	$(MAKE) bench-study bench-imp bench-structured bench-fitness bench-extreme bench-damage bench-report
 
 # Table 1: structured pruning of vgg16 w0.25 on Fashion-MNIST (about 1 h 15 min alone on 2 cores)
 bench-structured: setup system-data
@@ -72,6 +72,20 @@ bench-imp: setup system-data
 bench-study: setup
 	$(CLI) study activations configs/study-activations.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py study configs/study-activations.yaml --name activation_study
+
+# Extreme compression, 8x-1024x (issue #15): LeNet-300-100 (~35 min) and a small conv net (~80 min)
+bench-extreme: setup system-data
+	$(CLI) compare configs/fmnist-lenet300-extreme.yaml --out benchmarks/runs --quiet
+	$(PY) benchmarks/export_run.py extreme configs/fmnist-lenet300-extreme.yaml
+	$(CLI) compare configs/fmnist-conv-extreme.yaml --out benchmarks/runs --quiet
+	$(PY) benchmarks/export_run.py extreme configs/fmnist-conv-extreme.yaml
+
+# The damage study (issue #15): VGG-16 w0.25 filters (~2 h) and LeNet-300-100 masks (~15 min)
+bench-damage: setup system-data
+	$(CLI) study damage configs/fmnist-lenet300-damage.yaml --out benchmarks/runs --quiet
+	$(PY) benchmarks/export_run.py damage configs/fmnist-lenet300-damage.yaml
+	$(CLI) study damage configs/fmnist-vgg16q-damage.yaml --out benchmarks/runs --quiet
+	$(PY) benchmarks/export_run.py damage configs/fmnist-vgg16q-damage.yaml
 
 # README tables from benchmarks/results/*.json: no training
 bench-report: setup

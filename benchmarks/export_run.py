@@ -4,6 +4,8 @@ every row with its per-seed raw values, the summary table, the machine, versions
     python benchmarks/export_run.py structured configs/fmnist-vgg16q-filters.yaml
     python benchmarks/export_run.py imp configs/fmnist-lenet300-imp.yaml
     python benchmarks/export_run.py study configs/study-activations.yaml
+    python benchmarks/export_run.py extreme configs/fmnist-lenet300-extreme.yaml
+    python benchmarks/export_run.py damage configs/fmnist-vgg16q-damage.yaml
 
 The run folder is found from the config (``<runs>/<name>-<hash>``, default ``benchmarks/runs``),
 so the file always matches the config it names. Nothing is retrained: rerun the config's
@@ -150,6 +152,88 @@ def imp_tables(rows: list[dict], seeds_expected: int) -> dict[str, list[list[str
     return tables
 
 
+# --- extreme compression (issue #15) -------------------------------------------------------------
+
+
+def _critical(run_dir: Path) -> float | None:
+    """The dense model's critical compression ratio (paper convention) from the run's analysis."""
+    a = json.loads(next((run_dir / "analysis").glob("*.json")).read_text())
+    return (a.get("critical_paper") or {}).get("final")
+
+
+def extreme_tables(rows: list[dict], seeds_expected: int, methods: list[str]) -> dict[str, list[list[str]]]:
+    """Accuracy after recovery per compression and method, and per cell the collapse, the
+    connectivity and the share of the spanning trees kept (seeds with / seeds run)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["sparsity"], r["method"])].append(r)
+    sparsities = sorted({k[0] for k in groups})
+    acc = [["compression", "remaining %"] + [f"{m}" for m in methods]]
+    health = [["compression"] + [f"{m}: collapsed / no path / tree kept" for m in methods]]
+    for s in sparsities:
+        acc.append([f"{1 / (1 - s):.0f}x", f"{100 * (1 - s):.2f}"] + [
+            "—" if not groups.get((s, m)) else
+            f"{_pm([r['acc_after_recovery'] for r in groups[(s, m)]])} [{len(groups[(s, m)])}/{seeds_expected}]"
+            for m in methods])
+        line = [f"{1 / (1 - s):.0f}x"]
+        for m in methods:
+            rs = [r for r in groups.get((s, m), []) if r.get("collapse") and "error" not in r["collapse"]]
+            if not rs:
+                line.append("—")
+                continue
+            collapsed = sum(bool(r["collapse"]["any_collapsed"]) for r in rs)
+            cut = sum(not r["collapse"]["path"] for r in rs)
+            tree = _ms([statistics.mean(r["collapse"]["tree_kept"].values()) for r in rs
+                        if r["collapse"].get("tree_kept")])[0]
+            line.append(f"{collapsed}/{len(rs)} / {cut}/{len(rs)} / {'—' if tree is None else f'{tree:.2f}'}")
+        health.append(line)
+    return {"accuracy after recovery (mean ± std over seeds)": acc,
+            "collapse (seeds with a layer that lost every weight) / no input-output path / mean share of "
+            "the layers' spanning trees kept": health}
+
+
+def extreme_plot(rows: list[dict], methods: list[str], critical: float | None, dense: float, title: str, path: Path) -> None:
+    from topoprune.experiments.plots import new_figure, save_figure
+
+    fig, ax = new_figure(figsize=(7, 4.2))
+    for i, m in enumerate(methods):
+        pts = defaultdict(list)
+        for r in rows:
+            if r["method"] == m:
+                pts[1 / (1 - r["sparsity"])].append(r["acc_after_recovery"])
+        if not pts:
+            continue
+        xs = sorted(pts)
+        means = [statistics.mean(pts[x]) for x in xs]
+        ax.plot(xs, means, marker="o", ms=3, color=f"C{i}", label=m)
+        ax.fill_between(xs, [min(pts[x]) for x in xs], [max(pts[x]) for x in xs], color=f"C{i}", alpha=0.12)
+    ax.set_xscale("log", base=2)
+    ax.axhline(dense, color="k", lw=0.8, ls=":", label=f"dense {dense:.1f} %")
+    if critical:
+        ax.axvline(critical, color="k", lw=1, ls="--", label=f"critical ratio {critical:.0f}x")
+    ax.set_xlabel("compression (dense weights / remaining), log scale")
+    ax.set_ylabel("test accuracy % after recovery\n(mean; band: min-max over seeds)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    save_figure(fig, path, dpi=110)
+
+
+# --- damage study (issue #15) ----------------------------------------------------------------------
+
+
+def damage_record(run_dir: Path) -> dict:
+    from topoprune.experiments.study.damage import damage_summary
+    from topoprune.experiments.study.damage_report import correlation_table
+
+    s = damage_summary(run_dir)
+    corr = s["correlations"]
+    tables = {}
+    for key, block in corr["sparsities"].items():
+        tables[f"sparsity {key}: Spearman rho [95 % CI], n = {block['n']}"] = correlation_table(
+            block, corr["outcomes"], corr["families"])
+    return {"summary": s, "tables": tables}
+
+
 # --- main -------------------------------------------------------------------------------------------
 
 
@@ -159,6 +243,12 @@ def _run_dir(kind: str, config_path: Path, runs: Path) -> tuple[Path, dict]:
 
         cfg = load_study_config(config_path)
         return runs / f"{cfg.name}-{cfg.digest()}", cfg.to_dict()
+    if kind == "damage":
+        from topoprune.experiments.study.damage import load_damage_config
+
+        cfg = load_damage_config(config_path)
+        return runs / f"{cfg.name}-{cfg.digest()}", {**cfg.to_dict(), "name": cfg.name,
+                                                      "seeds": list(cfg.experiment.seeds)}
     from topoprune.experiments.config import load_config
     from topoprune.experiments.runner import run_dir_for
 
@@ -168,7 +258,7 @@ def _run_dir(kind: str, config_path: Path, runs: Path) -> tuple[Path, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", choices=["structured", "imp", "study"])
+    ap.add_argument("kind", choices=["structured", "imp", "study", "extreme", "damage"])
     ap.add_argument("config", type=Path)
     ap.add_argument("--runs", type=Path, default=HERE / "runs")
     ap.add_argument("--out", type=Path, default=HERE / "results")
@@ -182,12 +272,32 @@ def main() -> None:
     import os
 
     runs_shown = os.path.relpath(args.runs)
-    run_command = (f"topoprune study activations {args.config} --out {runs_shown}" if args.kind == "study"
-                   else f"topoprune compare {args.config} --out {runs_shown}")
+    run_command = {"study": f"topoprune study activations {args.config} --out {runs_shown}",
+                   "damage": f"topoprune study damage {args.config} --out {runs_shown}"}.get(
+        args.kind, f"topoprune compare {args.config} --out {runs_shown}")
     named = f" --name {args.name}" if args.name else ""
     record = {"command": f"{run_command} && python benchmarks/export_run.py {args.kind} {args.config}{named}", **env,
               "run_dir": run_dir.name, "seeds": list(config["seeds"]), "config": config}
-    if args.kind == "study":
+    if args.kind == "damage":
+        if not (run_dir / "correlations.json").exists():
+            raise SystemExit(f"{run_dir} has no results yet: run `{run_command}`")
+        d = damage_record(run_dir)
+        s = d["summary"]
+        exp = config["experiment"]
+        expected = len(exp["sparsities"]) * (config["damage"]["random"]["count"] + len(exp["methods"]))
+        record.update({"kind": "damage", "rows": s["rows"], "correlations": s["correlations"], "run": s["run"],
+                       "verdicts": s["verdicts"], "cells_done": len(s["rows"]), "cells_total": expected,
+                       "complete": len(s["rows"]) == expected, "dense_acc": s["rows"][0]["dense_acc"]})
+        tables = d["tables"]
+        intro = ["**Verdicts (computed):**", "", *[f"- {v}" for v in s["verdicts"]], "",
+                 f"Model {exp['models'][0].get('name')} (width {exp['models'][0].get('width', 1):g}) on "
+                 f"{exp['dataset']['name']}, dense test accuracy {s['rows'][0]['dense_acc']:.2f} %; "
+                 f"{config['damage']['random']['count']} random candidates per sparsity (layer spread "
+                 f"{config['damage']['random']['spread']:g}) plus each method's choice; seed {exp['seeds'][0]}; "
+                 f"recovery {exp['recovery']['epochs']} epochs at lr {exp['recovery']['lr']:g}. Rows: scores (before "
+                 "retraining) x outcomes; cells: Spearman rho [95 % percentile-bootstrap interval]. The run folder's "
+                 "report.md has Kendall's tau, the paired differences with L1 and the scatter plots."]
+    elif args.kind == "study":
         from topoprune.experiments.study import summary_dict
 
         if not (run_dir / "results.jsonl").exists():
@@ -215,6 +325,11 @@ def main() -> None:
         record["dense"] = baseline
         if args.kind == "structured":
             tables = {"structured": structured_table(rows, len(config["seeds"]))}
+        elif args.kind == "extreme":
+            methods = [m.get("label") or m["name"] for m in config["methods"]]
+            tables = extreme_tables(rows, len(config["seeds"]), methods)
+            record["critical"] = _critical(run_dir)
+            record["methods"] = methods
         else:
             tables = imp_tables(rows, len(config["seeds"]))
         intro = [f"Dense baseline ({config['models'][0]['name']}, width {config['models'][0].get('width', 1):g}, "
@@ -228,6 +343,13 @@ def main() -> None:
 
     for png in sorted(run_dir.glob("*.png")):  # the run's plots, beside the results file
         shutil.copyfile(png, args.out / f"{name}_{png.name}")
+    if args.kind == "extreme":
+        plot = args.out / f"{name}_accuracy_vs_compression.png"
+        model = config["models"][0]
+        extreme_plot(record["rows"], record["methods"], record["critical"], record["dense"]["test_acc"],
+                     f"{model['name']} (width {model.get('width', 1):g}) on {config['dataset']['name']}, "
+                     f"{len(config['seeds'])} seeds", plot)
+        record["plot"] = plot.name
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     status = ("complete" if record["complete"] else
               f"**PARTIAL: {record['cells_done']} of {record['cells_total']} cells finished**; rerun the config's "

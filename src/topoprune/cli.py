@@ -838,7 +838,8 @@ def report_cmd(
     console.print(f"wrote {md} and {page}")
 
 
-study_app = typer.Typer(help="Studies of topology through the layers (Kochar et al.).", no_args_is_help=True)
+study_app = typer.Typer(help="Studies: topology through the layers (Kochar et al.), and whether topology explains "
+                         "pruning damage (Perera).", no_args_is_help=True)
 app.add_typer(study_app, name="study")
 
 
@@ -857,6 +858,28 @@ def study_activations_cmd(
 
     run_dir = run_study(load_study_config(config), out, quiet=quiet, device=device)
     console.print(summary_dict(run_dir)["verdict"])
+    console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+
+
+@study_app.command("damage")
+def study_damage_cmd(
+    config: Annotated[Path, typer.Argument(help="Damage-study YAML, e.g. configs/digits-damage.yaml (or a "
+                                                "shipped name: digits-damage).")],
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of the run folder.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """Draw candidate prunings of a trained model (random ones and each method's choice), score
+    each before retraining (topological and magnitude scores), measure accuracy raw, after BN
+    recalibration and after K recovery epochs, and correlate (resumable)."""
+    from .experiments.study.damage import damage_summary, load_damage_config, run_damage_study
+
+    _check_out("--out", out)
+    cfg = load_damage_config(config)
+    run_dir = run_damage_study(cfg, out, quiet=quiet, device=device,
+                               command=" ".join(["topoprune study damage", str(config), "--out", str(out)]))
+    for sentence in damage_summary(run_dir)["verdicts"]:
+        console.print(sentence)
     console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
 

@@ -34,7 +34,7 @@ from .cell import STAGES, Cell, run_cell, seal_finished
 from .config import ExperimentConfig
 from .stages import analysis_path, analysis_stage, baseline_stage, prepare
 from .row import row_key
-from .store import Damage, RunStore, close_run_log, disk_full, run_log
+from .store import Damage, RunStore, run_log, run_session
 
 __all__ = ["run_experiment", "run_dir_for", "preflight", "Cell"]
 
@@ -225,21 +225,13 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
     preflight(config, out)
     run_dir = run_dir_for(config, out)
     store = RunStore(run_dir)
-    try:
-        with store.locked(command=f"compare {config.name}") as previous:
-            _run(config, store, workers=workers, quiet=quiet, device=device, repair=repair,
-                 previous=previous, modules=modules)
-            if report:
-                from .report import build_report
+    with run_session(store, f"compare {config.name}") as previous:
+        _run(config, store, workers=workers, quiet=quiet, device=device, repair=repair,
+             previous=previous, modules=modules)
+        if report:
+            from .report import build_report
 
-                build_report(run_dir)
-    except OSError as exc:
-        full = disk_full(exc, run_dir)
-        if full is not None:
-            raise full from None
-        raise
-    finally:
-        close_run_log(run_dir)
+            build_report(run_dir)
     return run_dir
 
 

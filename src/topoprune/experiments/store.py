@@ -35,7 +35,7 @@ from ..errors import TopopruneError
 from ..train.checkpoint import atomic_save, atomic_write_bytes
 from .row import Row, row_key
 
-__all__ = ["RunStore", "Damage", "RunLocked", "read_results", "run_log", "close_run_log", "disk_full",
+__all__ = ["RunStore", "Damage", "RunLocked", "read_results", "run_log", "close_run_log", "disk_full", "run_session",
            "RESULTS", "MANIFEST"]
 
 RESULTS = "results.jsonl"
@@ -300,6 +300,22 @@ class RunStore:
 
     def write_results(self, rows: list[dict]) -> None:
         self.write_bytes(RESULTS, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+@contextmanager
+def run_session(store: RunStore, command: str) -> Iterator[dict | None]:
+    """One run on a folder: hold its lock (yielding what :meth:`RunStore.locked` yields), turn a
+    full disk into one line, and close the folder's log afterwards, however the run ends."""
+    try:
+        with store.locked(command=command) as previous:
+            yield previous
+    except OSError as exc:
+        full = disk_full(exc, store.root)
+        if full is not None:
+            raise full from None
+        raise
+    finally:
+        close_run_log(store.root)
 
 
 def run_log(run_dir: str | Path):

@@ -29,7 +29,7 @@ a seed, and the result does not depend on ``workers``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 
@@ -48,7 +48,8 @@ from .selection import filters_to_prune
 from .surgery import Surgeon
 from .units import UnitLayout, layout_of, unit_points
 
-__all__ = ["GAConfig", "LayerProblem", "LayerSearch", "search_layer", "fitness_names", "layer_problems", "run_searches"]
+__all__ = ["GAConfig", "LayerProblem", "LayerSearch", "search_layer", "fitness_names", "layer_problems", "run_searches",
+           "removal_loss", "graph_loss", "activation_loss"]
 
 
 @dataclass
@@ -106,16 +107,7 @@ class _Fitness:
         return scale, values / scale, m.shape[0] + m.shape[1]
 
     def _graph_loss(self, m: np.ndarray, ref) -> float:
-        scale, deaths, n_vertices = ref
-        if m.size == 0 or not m.any():
-            pruned = np.empty(0)
-        else:
-            pruned = maximum_spanning_tree(m)[2] / scale
-        if self.kind == "diagram":
-            return wasserstein_same_birth(deaths, pruned)
-        before = persistence_norm(deaths, n_vertices, normalized=True)
-        after = persistence_norm(np.minimum(pruned, 1.0), m.shape[0] + m.shape[1], normalized=True)
-        return abs(before - after)
+        return _graph_loss(self.kind, m, ref)
 
     def __call__(self, removed: tuple[int, ...]) -> float:
         if removed in self.cache:
@@ -130,6 +122,44 @@ class _Fitness:
                 value += self._graph_loss(m[:, keep], ref)
         self.cache[removed] = value
         return value
+
+
+def _graph_loss(kind: str, m: np.ndarray, ref) -> float:
+    """``diagram`` or ``np`` loss of graph ``m`` against a reference from :meth:`_Fitness._reference`."""
+    scale, deaths, n_vertices = ref
+    if m.size == 0 or not m.any():
+        pruned = np.empty(0)
+    else:
+        pruned = maximum_spanning_tree(m)[2] / scale
+    if kind == "diagram":
+        return wasserstein_same_birth(deaths, pruned)
+    before = persistence_norm(deaths, n_vertices, normalized=True)
+    after = persistence_norm(np.minimum(pruned, 1.0), m.shape[0] + m.shape[1], normalized=True)
+    return abs(before - after)
+
+
+def removal_loss(problem: LayerProblem, kind: str) -> Callable[[Sequence[int]], float]:
+    """The GA's fitness of one layer as a function of a removed unit set (lower = less
+    topological damage): what the search minimises, exposed so that any candidate pruning can be
+    scored the same way (the damage study). Cached per set, like the search's."""
+    fitness = _Fitness(problem, kind)
+    return lambda removed: fitness(tuple(sorted(int(i) for i in removed)))
+
+
+def graph_loss(reference: np.ndarray, graph: np.ndarray, kind: str) -> float:
+    """The ``diagram`` or ``np`` fitness for a graph whose *edges* were removed (a masked layer,
+    unstructured pruning) rather than its rows: ``reference`` and ``graph`` have the same shape,
+    and the diagrams are normalised by the reference's largest edge, as in the search."""
+    if kind not in ("diagram", "np"):
+        raise TopopruneError(f"graph_loss kind must be 'diagram' or 'np', got {kind!r}")
+    return _graph_loss(kind, graph, _Fitness._reference(reference))
+
+
+def activation_loss(reference: np.ndarray, points: np.ndarray) -> float:
+    """The ``activation`` fitness between two point clouds of the same points (rows): the
+    1-Wasserstein distance of their Rips ``H_0`` diagrams (e.g. a layer's per-unit mean outputs
+    before and after pruning)."""
+    return wasserstein_same_birth(_h0_deaths(reference), _h0_deaths(points), birth=0.0)
 
 
 def _h0_deaths(points: np.ndarray) -> np.ndarray:

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TopopruneError
-from ..train.checkpoint import atomic_write_bytes, atomic_write_json
-from .report import mean_std
+from ...errors import TopopruneError
+from ...train.checkpoint import atomic_write_bytes, atomic_write_json
+from ..report import mean_std
 
 __all__ = ["StudyConfig", "load_study_config", "parse_study_config", "run_study", "build_study_report",
            "SPEEDUP_BAR"]
@@ -62,10 +62,10 @@ def _study_layout():
 
     from pydantic import Field, field_validator, model_validator
 
-    from ..data.synthetic import list_synthetic
-    from ..models.activations import list_activations
-    from ..topology.persistence import BETTI_METHODS
-    from .config import NAME_PATTERN, Seed, TrainSpec, _Spec, registered
+    from ...data.synthetic import list_synthetic
+    from ...models.activations import list_activations
+    from ...topology.persistence import BETTI_METHODS
+    from ..config import NAME_PATTERN, Seed, TrainSpec, _Spec, registered
 
     class SyntheticSpec(_Spec):
         name: Annotated[str, registered(list_synthetic)] = Field(description="a synthetic set with declared Betti numbers")
@@ -128,7 +128,7 @@ def parse_study_config(data: Any) -> StudyConfig:
     and what is allowed."""
     from pydantic import ValidationError
 
-    from ..pruning.methods import format_validation_error
+    from ...pruning.methods import format_validation_error
 
     if not isinstance(data, dict):
         raise TopopruneError(f"study config: bad value {type(data).__name__}; allowed: a mapping "
@@ -149,7 +149,7 @@ def parse_study_config(data: Any) -> StudyConfig:
 
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study YAML file."""
-    from .config import read_yaml
+    from ..config import read_yaml
 
     return parse_study_config(read_yaml(path, "study config"))
 
@@ -173,9 +173,9 @@ def _betti_sample(data, per_class: int, seed: int):
 
 def _run_one(config: StudyConfig, run_dir: Path, data, activation: str, seed: int, progress: bool,
              device: str | None = None) -> dict:
-    from ..analysis import betti_by_layer
-    from ..models.mlp import MLP
-    from ..train import BettiTracker, TrainConfig, seeded_rng, train
+    from ...analysis import betti_by_layer
+    from ...models.mlp import MLP
+    from ...train import BettiTracker, TrainConfig, seeded_rng, train
 
     folder = run_dir / "runs" / activation / f"seed{seed}"
     row_path = folder / "row.json"
@@ -218,7 +218,7 @@ def run_study(config: StudyConfig, out: str | Path = "runs", *, quiet: bool = Fa
     ``threads``: torch intra-op threads while the study trains (the caller's count is restored
     afterwards). One is the default: these small MLPs at batch 64 gain nothing from more, and
     several threads thrash when other jobs share the cores."""
-    from ..train import resolve_device, using_threads
+    from ...train import resolve_device, using_threads
 
     device = None if device is None else str(resolve_device(device))  # refuse a missing GPU now
     run_dir = Path(out) / f"{config.name}-{config.digest()}"
@@ -239,7 +239,7 @@ def _run_cells(config: StudyConfig, run_dir: Path, quiet: bool, device: str | No
     """Build the synthetic set, then train (or load) every (activation, seed) cell, in order."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..data.synthetic import make_synthetic, synthetic_splits
+    from ...data.synthetic import make_synthetic, synthetic_splits
 
     ds = dict(config.dataset)
     synthetic = make_synthetic(ds.pop("name"), **ds)
@@ -335,7 +335,7 @@ def verdict(summary: list[dict]) -> str:
 def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: float) -> list[tuple[str, Path]]:
     from matplotlib import colormaps
 
-    from .plots import new_figure, save_figure
+    from ..plots import new_figure, save_figure
 
     plots = []
 
@@ -389,7 +389,7 @@ def _study_plots(run_dir: Path, rows: list[dict], summary: list[dict], target: f
 
 def build_study_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` for a study run folder (from its files alone)."""
-    from .report import write_pages
+    from ..report import write_pages
 
     run_dir = Path(run_dir)
     path = run_dir / "results.jsonl"

@@ -1,0 +1,593 @@
+"""The damage study (METHODS.md section 8): does topology explain recoverability?
+
+``topoprune study damage CONFIG`` takes a trained model (trained here from the config's recipe,
+or loaded from ``model.checkpoint``), and for every sparsity draws candidate whole-network
+prunings:
+
+- ``damage.random.count`` random ones (structured: a random unit set per targeted layer, each
+  layer's sparsity drawn within ``spread`` of the target; unstructured: random weights per layer,
+  the layer shares drawn the same way and rescaled to the global target);
+- each method's choice (``methods``: L1, FPGM, Betti, the Topological Pruner with each fitness
+  kind, SynFlow, magnitude with ``preserve: mst``, ...).
+
+Each candidate gets every score of :mod:`.damage_scores` (computed on the dense model and the
+pruned one, before any retraining) and every outcome: test accuracy right after pruning (raw),
+after re-estimating BatchNorm statistics (``recovery.recalibrate_bn`` batches; equal to raw
+without BN), after each of ``damage.epochs`` recovery epochs, and the epochs to come within
+``recovery.tolerance`` of the dense accuracy (capped at ``recovery.epochs``; a candidate that
+never did counts as ``recovery.epochs + 1``). :mod:`.damage_stats` then correlates every score
+with every outcome per sparsity (Spearman, Kendall, paired bootstrap intervals) and writes one
+computed sentence per outcome.
+
+Run folder ``<out>/<name>-<digest>/`` (a :class:`~topoprune.experiments.store.RunStore`: lock,
+manifest, atomic writes)::
+
+    config.json, manifest.jsonl, run.lock, log.txt
+    baseline/<model>/                     the trained dense model (as ``topoprune compare``)
+    candidates/s<sparsity>/<id>/
+        candidate.json                    removal, scores, accuracy raw / recalibrated
+        masked.pt                         (unstructured) the masks
+        recovery/                         checkpointed every epoch
+        row.json                          the candidate's result row
+    results.jsonl                         one row per candidate
+    correlations.json, report.md, report.html, *.png
+
+A killed study (even ``kill -9``) resumes at the candidate and epoch where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from ...errors import TopopruneError
+
+__all__ = ["DamageConfig", "parse_damage_config", "load_damage_config", "run_damage_study",
+           "build_damage_report", "damage_summary", "OUTCOME_LABELS"]
+
+RANDOM_PREFIX = "random-"
+
+
+@dataclass(frozen=True)
+class DamageConfig:
+    """A validated damage-study config: ``experiment`` is the model / data / recipe part (an
+    :class:`~topoprune.experiments.config.ExperimentConfig`, so training and its checks are
+    shared with ``compare``), the rest the study's own settings."""
+
+    experiment: Any
+    kind: str
+    random_count: int
+    spread: float
+    epochs: tuple[int, ...]
+    scores: tuple[str, ...]
+    sample: int
+    resamples: int
+    level: float
+
+    @property
+    def name(self) -> str:
+        return self.experiment.name
+
+    @property
+    def seed(self) -> int:
+        return self.experiment.seeds[0]
+
+    def to_dict(self) -> dict:
+        return {"experiment": self.experiment.to_dict(),
+                "damage": {"kind": self.kind, "random": {"count": self.random_count, "spread": self.spread},
+                           "epochs": list(self.epochs), "scores": list(self.scores), "sample": self.sample,
+                           "bootstrap": {"resamples": self.resamples, "level": self.level}}}
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def outcomes(self) -> dict[str, str]:
+        """Outcome key -> label, in report order."""
+        return outcome_labels(self.epochs, self.experiment.recovery.epochs, self.experiment.recovery.tolerance)
+
+
+def outcome_labels(epochs: Sequence[int], cap: int, tolerance: float) -> dict[str, str]:
+    labels = {"acc-raw": "accuracy right after pruning", "acc-recal": "accuracy after BN recalibration"}
+    labels.update({f"acc-{k}ep": f"accuracy after {k} recovery epoch{'s' if k > 1 else ''}" for k in epochs})
+    labels["epochs-to-recover"] = f"epochs to reach dense - {tolerance:g} (cap {cap}; not reached = {cap + 1})"
+    return labels
+
+
+OUTCOME_LABELS = outcome_labels  # the function, for callers that rebuild labels from a config dict
+
+
+def _damage_layout():
+    """The ``damage:`` section's pydantic model (built on first use)."""
+    from typing import Annotated
+
+    from pydantic import Field, field_validator
+
+    from ..config import _Spec
+
+    class RandomSpec(_Spec):
+        count: int = Field(40, ge=0, le=100_000, description="random candidates per sparsity")
+        spread: float = Field(0.0, ge=0, lt=1, description="each layer's sparsity is drawn in target +- spread")
+
+    class BootstrapSpec(_Spec):
+        resamples: int = Field(1000, ge=100, le=100_000)
+        level: float = Field(0.95, gt=0.5, lt=1)
+
+    class DamageSpec(_Spec):
+        kind: Literal["structured", "unstructured"] | None = Field(None, description="default: the methods' kind")
+        random: RandomSpec = RandomSpec()
+        epochs: list[Annotated[int, Field(ge=1, le=100_000)]] = Field([1, 3], min_length=1, max_length=64)
+        scores: list[str] | None = Field(None, description="default: every registered score of the kind")
+        sample: int = Field(256, ge=8, le=100_000, description="training inputs the activation and Betti scores see")
+        bootstrap: BootstrapSpec = BootstrapSpec()
+
+        @field_validator("epochs")
+        @classmethod
+        def _distinct(cls, values: list[int]) -> list[int]:
+            if len(set(values)) != len(values):
+                raise ValueError("distinct epoch counts")
+            return sorted(values)
+
+    return DamageSpec
+
+
+def parse_damage_config(data: Any, name: str | None = None) -> DamageConfig:
+    """Validate a damage-study mapping: a ``compare`` config (one model, one seed) plus a
+    ``damage`` section; every error is one line naming the field and what is allowed."""
+    from pydantic import ValidationError
+
+    from ...pruning.methods import format_validation_error
+    from ..config import parse_config
+    from .damage_scores import DAMAGE_SCORES, list_damage_scores
+
+    if not isinstance(data, dict):
+        raise TopopruneError(f"damage study config: bad value {type(data).__name__}; allowed: a mapping "
+                             "(name, dataset, model, train, methods, sparsities, seeds, recovery, damage)")
+    data = dict(data)
+    section = data.pop("damage", None) or {}
+    if "models" in data and not (isinstance(data["models"], list) and len(data["models"]) == 1):
+        raise TopopruneError("damage study config field models: bad value; allowed: exactly one model "
+                             "(the study looks at one trained network)")
+    if "analyses" in data:
+        raise TopopruneError("damage study config field analyses: not used by the damage study; remove it")
+    experiment = parse_config(data, name)
+    if len(experiment.seeds) != 1:
+        raise TopopruneError(f"damage study config field seeds: bad value {list(experiment.seeds)}; allowed: "
+                             "one seed (it seeds the random candidates, the methods and recovery)")
+    try:
+        spec = _damage_layout().model_validate(section)
+    except ValidationError as exc:
+        raise TopopruneError(f"damage study config field damage.{format_validation_error(exc)}") from None
+    kinds = {"structured" if m.structured else "unstructured" for m in experiment.methods}
+    kind = spec.kind or (kinds.pop() if len(kinds) == 1 else None)
+    if kind is None:
+        raise TopopruneError("damage study config field methods: structured and unstructured methods mixed; "
+                             "allowed: methods of one kind (candidates of one study must be comparable)")
+    for i, m in enumerate(experiment.methods):
+        if m.structured != (kind == "structured"):
+            raise TopopruneError(f"damage study config field methods[{i}]: {m.name!r} is not {kind} (damage.kind)")
+        if m.method.needs().training:
+            raise TopopruneError(f"damage study config field methods[{i}]: {m.name!r} trains while it prunes; "
+                                 "allowed: methods that prune a trained model in one go (the outcomes measure "
+                                 "recovery from the candidate)")
+    cap = experiment.recovery.epochs
+    if max(spec.epochs) > cap:
+        raise TopopruneError(f"damage study config field damage.epochs: bad value {spec.epochs}; allowed: "
+                             f"epoch counts up to recovery.epochs ({cap})")
+    known = list_damage_scores(kind)
+    scores = spec.scores if spec.scores is not None else known
+    for s in scores:
+        if s not in known:
+            extra = " (registered, but not for this kind)" if s in DAMAGE_SCORES else ""
+            raise TopopruneError(f"damage study config field damage.scores: bad value {s!r}{extra}; allowed: "
+                                 f"{', '.join(known)}")
+    if len(set(scores)) != len(scores) or not scores:
+        raise TopopruneError(f"damage study config field damage.scores: bad value {scores}; allowed: distinct names")
+    if spec.random.count + len(experiment.methods) < 4:
+        raise TopopruneError("damage study config field damage.random.count: too few candidates; allowed: "
+                             "random.count + methods >= 4 (a rank correlation needs several)")
+    return DamageConfig(experiment, kind, spec.random.count, float(spec.random.spread), tuple(spec.epochs),
+                        tuple(scores), spec.sample, spec.bootstrap.resamples, float(spec.bootstrap.level))
+
+
+def load_damage_config(path: str | Path) -> DamageConfig:
+    """Read and validate a damage-study YAML file (a shipped name like ``digits-damage`` works)."""
+    from ..config import read_yaml, resolve_config_path
+
+    path = resolve_config_path(path)
+    return parse_damage_config(read_yaml(path, "damage study config"), Path(path).stem)
+
+
+# --- candidates ------------------------------------------------------------------------------------
+
+
+def _given_method(removed: dict[str, list[int]]):
+    """A structured method that removes exactly ``removed`` (a candidate rebuilt from its record)."""
+    from ...pruning.methods import StructuredMethod
+
+    class Given(StructuredMethod):
+        name: ClassVar[str] = "candidate"
+        summary: ClassVar[str] = "a fixed removal (a damage-study candidate)"
+        units: dict[str, list[int]] = {}
+
+        def choose(self, ctx, layer):
+            return self.units.get(layer.name, [])
+
+    return Given(units={k: list(v) for k, v in removed.items()})
+
+
+def _quiet():
+    import warnings
+
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter("ignore")
+    return ctx
+
+
+@dataclass
+class _Setting:
+    """What every candidate of one sparsity shares."""
+
+    sparsity: float
+    dense: Any
+    data: Any
+    sample: Any
+    ctx: Any  # DamageContext
+    units: dict[str, int]  # structured: targeted layers that can lose units -> unit count
+
+
+def _structured_removed(info) -> dict[str, list[int]]:
+    return {x.name: sorted(set(range(x.before)) - set(x.kept)) for x in info.layers if x.after < x.before}
+
+
+def _prune_structured(dense, method, sparsity: float, seed: int, sample, example) -> tuple[Any, dict[str, list[int]], dict]:
+    from ...pruning import prune_filters
+
+    needs = method.needs()
+    inputs = sample[: needs.sample] if needs.sample else None
+    saved = _quiet()
+    try:
+        model, info = prune_filters(dense, example, method=method, sparsity=sparsity, seed=seed, inputs=inputs)
+    finally:
+        saved.__exit__(None, None, None)
+    return model, _structured_removed(info), {"params": list(info.params), "macs": list(info.macs)}
+
+
+def _random_shares(sizes: np.ndarray, target: float, spread: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-layer sparsities around ``target`` (uniform in +- spread), rescaled so that the
+    weighted mean matches the target (bisection on a multiplier), each in [0, 0.999]."""
+    raw = np.clip(target + rng.uniform(-spread, spread, size=sizes.size), 0.0, 0.999)
+    if spread == 0:
+        return raw
+    want = target * sizes.sum()
+    lo, hi = 0.0, 10.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if (np.clip(raw * mid, 0, 0.999) * sizes).sum() < want:
+            lo = mid
+        else:
+            hi = mid
+    return np.clip(raw * hi, 0, 0.999)
+
+
+def _make_candidate(config: DamageConfig, setting: _Setting, cid: str):
+    """Build candidate ``cid`` from scratch: (pruned model, removed units or None, info)."""
+    import torch
+
+    from ...pruning.apply import apply_method
+    from ...pruning.masks import prune_unstructured
+    from ...pruning.methods import ApplyRequest
+
+    s, seed = setting.sparsity, config.seed
+    if cid.startswith(RANDOM_PREFIX):
+        i = int(cid[len(RANDOM_PREFIX):])
+        rng = np.random.default_rng([seed, int(round(s * 1e6)), i])
+        names = list(setting.units if config.kind == "structured" else setting.ctx.targets)
+        sizes = np.array([setting.units[n] if config.kind == "structured" else setting.ctx.targets[n]
+                          for n in names], dtype=float)
+        shares = _random_shares(sizes, s, config.spread, rng)
+        if config.kind == "structured":
+            removed = {}
+            for n, size, share in zip(names, sizes.astype(int), shares):
+                k = min(int(size * share), size - 1)
+                if k > 0:
+                    removed[n] = sorted(int(j) for j in rng.choice(size, k, replace=False))
+            model, removed, info = _prune_structured(setting.dense, _given_method(removed), s, seed, setting.sample,
+                                                     setting.ctx.example_inputs)
+            return model, removed, info
+        model = copy.deepcopy(setting.dense)
+        saved = _quiet()
+        try:
+            for j, (n, size, share) in enumerate(zip(names, sizes.astype(int), shares)):
+                prune_unstructured(model, int(round(size * share)), method="random", scope="local", layers=[n],
+                                   seed=int(rng.integers(2**31)))
+        finally:
+            saved.__exit__(None, None, None)
+        return model, None, {}
+    spec = config.experiment.method(cid)
+    if config.kind == "structured":
+        return _prune_structured(setting.dense, spec.method, s, seed, setting.sample, setting.ctx.example_inputs)
+    model = copy.deepcopy(setting.dense)
+    request = ApplyRequest(sparsity=s, seed=seed, sample=None)
+    saved = _quiet()
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            outcome = apply_method(spec.method, model, request)
+    finally:
+        saved.__exit__(None, None, None)
+    return outcome.model, None, {}
+
+
+def _rebuild(config: DamageConfig, setting: _Setting, store, folder: str, record: dict):
+    """The candidate's pruned model from its saved record (no search is re-run)."""
+    import torch
+
+    from ...pruning.masks import ensure_masks, prunable_layers
+
+    if config.kind == "structured":
+        model, _, _ = _prune_structured(setting.dense, _given_method(record["removed"]), setting.sparsity,
+                                        config.seed, setting.sample, setting.ctx.example_inputs)
+        return model
+    model = copy.deepcopy(setting.dense)
+    ensure_masks(prunable_layers(model, list(setting.ctx.targets)).values())
+    model.load_state_dict(torch.load(store.path(f"{folder}/masked.pt"), map_location="cpu", weights_only=True))
+    return model
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("topoprune", "torch", "torch-pruning", "numpy", "scipy", "numba"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _candidate_ids(config: DamageConfig) -> list[str]:
+    width = max(3, len(str(max(config.random_count - 1, 0))))
+    return [f"{RANDOM_PREFIX}{i:0{width}d}" for i in range(config.random_count)] + [m.key for m in config.experiment.methods]
+
+
+def _folder(sparsity: float, cid: str) -> str:
+    return f"candidates/s{sparsity:g}/{cid}"
+
+
+def run_damage_study(config: DamageConfig, out: str | Path = "runs", *, quiet: bool = False, report: bool = True,
+                     device: str | None = None, command: str | None = None) -> Path:
+    """Run (or resume) the damage study and write its report; returns the run folder.
+
+    ``device``: where the baseline and the recovery epochs train (``"cpu"``, ``"cuda"``, ...);
+    scores, pruning and accuracy right after pruning are measured on the CPU. Not part of the
+    config: a study started on one device resumes on another."""
+    from ...train import resolve_device
+    from ..runner import preflight
+    from ..store import RunStore, run_session
+
+    if not isinstance(config, DamageConfig):
+        raise TopopruneError(f"config must be a DamageConfig (see load_damage_config), got {type(config).__name__}")
+    device = None if device is None else str(resolve_device(device))
+    preflight(config.experiment, out)
+    data_n = _train_size(config)
+    if config.sample > data_n:
+        raise TopopruneError(f"damage study config field damage.sample: bad value {config.sample}; allowed: at "
+                             f"most {data_n} (the training inputs)")
+    run_dir = Path(out) / f"{config.name}-{config.digest()}"
+    store = RunStore(run_dir)
+    with run_session(store, f"study damage {config.name}"):
+        _run(config, store, quiet=quiet, device=device, command=command)
+        if report:
+            build_damage_report(run_dir)
+    return run_dir
+
+
+def _train_size(config: DamageConfig) -> int:
+    from ..stages import prepare
+
+    return int(prepare(config.experiment, config.experiment.models[0]).train_x.shape[0])
+
+
+def _run(config: DamageConfig, store, *, quiet: bool, device: str | None, command: str | None) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ...train.scoped import set_threads
+    from ..stages import baseline_stage, load_baseline, prepare
+    from ..store import run_log
+
+    log = run_log(store.root)
+    saved = store.read_json("config.json")
+    if saved is not None and saved != config.to_dict():
+        raise TopopruneError(f"{store.root} holds another config; remove it or use another --out")
+    if saved is None:
+        store.write_json("config.json", config.to_dict())
+        store.seal("config", ["config.json"])
+    damaged = store.verify()
+    if damaged:
+        listed = "; ".join(f"{d.path} ({d.reason})" for d in damaged[:3])
+        raise TopopruneError(f"{len(damaged)} artefact(s) of {store.root} do not match the manifest: {listed}; "
+                             "remove the candidate folders (or the run folder) named there and rerun")
+    store.write_json("run.json", {"command": command or " ".join(["topoprune", *sys.argv[1:]]),
+                                  "versions": _versions(), "machine": platform.platform(),
+                                  "processor": platform.processor() or platform.machine()})
+    set_threads()
+    exp = config.experiment
+    spec = exp.models[0]
+    ids = _candidate_ids(config)
+    total = len(ids) * len(exp.sparsities)
+    done = sum(store.path(f"{_folder(s, c)}/row.json").is_file() for s in exp.sparsities for c in ids)
+    log.info("damage study %s: %d of %d candidates done", store.root.name, done, total)
+    rows = []
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=quiet, transient=False) as bar:
+        baseline = baseline_stage(exp, store, spec, log=log, progress=not quiet, device=device)
+        dense = load_baseline(store, spec.key).eval()
+        data = prepare(exp, spec)
+        task = bar.add_task("damage study", total=total, completed=done)
+        for s in exp.sparsities:
+            setting = None
+            for cid in ids:
+                folder = _folder(s, cid)
+                row = store.read_json(f"{folder}/row.json")
+                if row is None:
+                    bar.update(task, description=f"s{s:g} {cid}")
+                    if setting is None:
+                        setting = _setting(config, dense, data, s)
+                    row = _candidate(config, setting, store, folder, cid, baseline, device, log)
+                    bar.advance(task)
+                rows.append(row)
+    store.write_bytes("results.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    store.write_json("correlations.json", _correlations(config, rows))
+    log.info("damage study %s: %d rows", store.root.name, len(rows))
+
+
+def _setting(config: DamageConfig, dense, data, sparsity: float) -> _Setting:
+    from ...models.inputs import example_inputs_for
+    from ...pruning.masks import prunable_layers
+    from .damage_scores import DamageContext
+
+    sample = data.sample(config.sample, config.seed)
+    example = example_inputs_for(dense, data.train_x[:2] if getattr(dense, "meta", None) is None else None)
+    if config.kind == "structured":
+        from ...pruning import prune_filters
+
+        saved = _quiet()
+        try:
+            _, info = prune_filters(dense, example, method="l1", sparsity=sparsity, seed=config.seed)
+        finally:
+            saved.__exit__(None, None, None)
+        units = {x.name: x.before for x in info.layers if x.after < x.before and "together" not in (x.note or "")}
+        if not units:
+            raise TopopruneError(f"at sparsity {sparsity} no layer of the model can lose units (see prune_filters' "
+                                 "notes); the structured damage study has nothing to compare")
+        targets = {x.name: x.before for x in info.layers if x.after < x.before}
+    else:
+        units = {}
+        targets = {n: int(m.weight.numel()) for n, m in prunable_layers(dense).items()}
+    ctx = DamageContext(model=dense, example_inputs=example, sample=sample, kind=config.kind, targets=targets,
+                        seed=config.seed)
+    return _Setting(sparsity, dense, data, sample, ctx, units)
+
+
+def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid: str, baseline: dict,
+               device: str | None, log) -> dict:
+    """Score (or load the scores of) one candidate, then measure and recover it; returns its row."""
+    from ...metrics import count_parameters
+    from ...train import TrainConfig, evaluate, recover
+    from ...train.bn import batchnorm_layers, recalibrate_bn
+    from .damage_scores import DAMAGE_SCORES, Candidate, layer_mass_removed
+
+    exp, data = config.experiment, setting.data
+    r = exp.recovery
+    record = store.read_json(f"{folder}/candidate.json")
+    store.path(folder).mkdir(parents=True, exist_ok=True)
+    if record is None:
+        t0 = time.perf_counter()
+        model, removed, info = _make_candidate(config, setting, cid)
+        prune_s = time.perf_counter() - t0
+        cand = Candidate(cid, "random" if cid.startswith(RANDOM_PREFIX) else "method", setting.sparsity, model, removed)
+        t0 = time.perf_counter()
+        scores = {}
+        for name in config.scores:
+            value = DAMAGE_SCORES.get(name).fn(setting.ctx, cand)
+            scores[name] = None if value is None or not math.isfinite(value) else float(value)
+        score_s = time.perf_counter() - t0
+        model.eval()
+        raw = evaluate(model, data.test_x, data.test_y)[1]
+        params = count_parameters(model)
+        record = {"candidate": cid, "source": cand.source, "sparsity": setting.sparsity,
+                  "removed": removed, "removed_units": {n: len(v) for n, v in (removed or {}).items()},
+                  "scores": scores, "layer_mass_removed": layer_mass_removed(setting.ctx, cand),
+                  "acc_raw": raw, "params": [count_parameters(setting.dense)[0], params[0]],
+                  "nonzero_params": [count_parameters(setting.dense)[1], params[1]],
+                  "prune_seconds": prune_s, "score_seconds": score_s, **({"prune": info} if info else {})}
+        paths = [f"{folder}/candidate.json"]
+        if config.kind == "unstructured":
+            store.save_torch(f"{folder}/masked.pt", model.state_dict())
+            paths.append(f"{folder}/masked.pt")
+        store.finish(f"{folder}/prune", f"{folder}/candidate.json", record, paths[1:])
+    else:
+        model = _rebuild(config, setting, store, folder, record)
+    batches = r.recalibrate_bn if batchnorm_layers(model) else 0
+    recal = record["acc_raw"]
+    if batches:
+        recalibrate_bn(model, data, batches=batches, batch_size=r.batch_size, seed=config.seed)
+        recal = evaluate(model.eval(), data.test_x, data.test_y)[1]
+    cfg = TrainConfig(epochs=r.epochs, lr=r.lr, batch_size=r.batch_size, optimizer=r.optimizer, schedule=r.schedule,
+                      seed=config.seed)
+    t0 = time.perf_counter()
+    result = recover(model, data, baseline["test_acc"], epochs=r.epochs, config=cfg, tolerance=r.tolerance,
+                     out_dir=store.path(f"{folder}/recovery"), progress=False, device=device)
+    curve = list(result.accuracy)
+    reached = result.epochs_to_recover
+    outcomes = {"acc-raw": record["acc_raw"], "acc-recal": recal}
+    outcomes.update({f"acc-{k}ep": curve[k] for k in config.epochs})
+    outcomes["epochs-to-recover"] = reached if reached is not None else r.epochs + 1
+    row = {k: v for k, v in record.items() if k != "removed"}
+    row.update({"seed": config.seed, "kind": config.kind, "model": exp.models[0].key, "dense_acc": baseline["test_acc"],
+                "outcomes": outcomes, "recovered": reached is not None, "recovery_curve": curve,
+                "bn_recalibration_batches": batches, "recovery_seconds": time.perf_counter() - t0})
+    store.finish(f"{folder}/measure", f"{folder}/row.json", row, [f"{folder}/recovery"])
+    log.info("%s: raw %.2f%%, recalibrated %.2f%%, after %d epoch(s) %.2f%%", folder, outcomes["acc-raw"], recal,
+             r.epochs, curve[-1])
+    return row
+
+
+# --- statistics and report -------------------------------------------------------------------------
+
+
+def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
+    from .damage_scores import score_family
+    from .damage_stats import correlate, verdicts
+
+    out = {"baseline": "l1-mass-removed", "level": config.level, "resamples": config.resamples,
+           "families": {s: score_family(s) for s in config.scores}, "outcomes": config.outcomes(), "sparsities": {}}
+    for s in config.experiment.sparsities:
+        these = [r for r in rows if r["sparsity"] == s]
+        scores = {name: [r["scores"].get(name) for r in these] for name in config.scores}
+        outcomes = {o: [r["outcomes"].get(o) for r in these] for o in config.outcomes()}
+        cs = correlate(scores, outcomes, resamples=config.resamples, level=config.level, seed=config.seed,
+                       kendall_resamples=min(config.resamples, 300))
+        out["sparsities"][f"{s:g}"] = {
+            "n": len(these), "correlations": [c.to_dict() for c in cs],
+            "verdicts": verdicts(cs, families=out["families"], outcome_labels=config.outcomes(), sparsity=s,
+                                 level=config.level)}
+    return out
+
+
+def damage_summary(run_dir: str | Path) -> dict:
+    """The study's results as plain data: config, rows, correlations and verdicts (for the README
+    and ``benchmarks/results``)."""
+    from ..store import read_json_file
+
+    run_dir = Path(run_dir)
+    corr = read_json_file(run_dir / "correlations.json", "correlations file")
+    if corr is None:
+        raise TopopruneError(f"{run_dir} has no correlations.json yet; run `topoprune study damage` first")
+    rows = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines() if x.strip()]
+    return {"config": read_json_file(run_dir / "config.json"), "run": read_json_file(run_dir / "run.json"),
+            "rows": rows, "correlations": corr,
+            "verdicts": [v for s in corr["sparsities"].values() for v in s["verdicts"]]}
+
+
+def build_damage_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` / ``report.html`` (tables, verdicts, scatter plots) from the run folder."""
+    from .damage_report import write_damage_report
+
+    return write_damage_report(Path(run_dir), damage_summary(run_dir))

@@ -1,0 +1,345 @@
+"""Scores of a candidate pruning for the damage study, as a registry users can add to.
+
+A score is a number computed from the trained dense model and one candidate pruning *before*
+any retraining: the question the study asks is whether it predicts what happens next (accuracy
+right after pruning, after BN recalibration, after K recovery epochs, epochs to recover).
+
+Built-in scores, by family:
+
+- **topological** (the claim under test): ``ga-diagram``, ``ga-np``, ``ga-activation`` (the
+  Topological Pruner's fitness kinds, summed over the targeted layers; for an unstructured
+  candidate the diagram / NP loss of each masked layer graph, and the activation loss between the
+  dense and the pruned model's per-unit outputs), ``np-retained`` (mean normalized neural
+  persistence after / before), ``betti-removed`` (share of the targeted units' Betti numbers that
+  went; structured), ``tree-kept`` (share of the dense layer graphs' maximum-spanning-tree weight
+  still present; unstructured);
+- **magnitude** (the baselines): ``l1-mass-removed`` (THE baseline), ``l2-mass-removed`` (share of
+  squared L2 norm), ``layer-mass-removed-max`` (the worst layer's share of L1 mass removed),
+  ``fpgm-removed`` (share of the FPGM redundancy score removed; structured);
+- **control**: ``params-removed`` (share of parameters, or non-zero weights, gone).
+
+Add your own with :func:`register_damage_score`; the study computes every registered score that
+applies to its kind unless the config lists ``scores``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...errors import TopopruneError
+from ...registry import Registry
+
+__all__ = ["DamageScore", "DamageContext", "Candidate", "DAMAGE_SCORES", "register_damage_score",
+           "list_damage_scores", "score_family", "layer_mass_removed"]
+
+Kind = Literal["structured", "unstructured"]
+Family = Literal["topological", "magnitude", "control", "user"]
+
+
+@dataclass
+class DamageContext:
+    """What every score of one sparsity sees: the trained dense model (never modified), its
+    example inputs, a fixed data sample, the kind of pruning, and the targeted layers with their
+    unit counts (structured) or weight counts (unstructured). ``cache`` holds what several
+    candidates share (the GA's layer problems, Betti tables, the dense NP), computed on first use."""
+
+    model: nn.Module
+    example_inputs: Any
+    sample: torch.Tensor | None
+    kind: Kind
+    targets: dict[str, int]
+    seed: int = 0
+    cache: dict = field(default_factory=dict)
+
+    def cached(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:
+        return dict(self.model.named_modules())
+
+
+@dataclass
+class Candidate:
+    """One whole-network pruning: ``removed`` (structured: unit indices per targeted layer, in the
+    dense model's numbering) and ``model``, the pruned model before any retraining (structured:
+    physically smaller; unstructured: masked through ``torch.nn.utils.prune``)."""
+
+    id: str
+    source: str
+    sparsity: float
+    model: nn.Module
+    removed: dict[str, list[int]] | None = None
+
+
+@dataclass(frozen=True)
+class DamageScore:
+    name: str
+    family: Family
+    kinds: tuple[str, ...]
+    description: str
+    fn: Callable[[DamageContext, Candidate], float | None]
+
+
+DAMAGE_SCORES: Registry[DamageScore] = Registry("damage score")
+
+
+def register_damage_score(name: str, *, family: Family = "user", kinds: tuple[str, ...] = ("structured", "unstructured"),
+                          description: str = "") -> Callable:
+    """Decorator: register ``fn(ctx: DamageContext, candidate: Candidate) -> float | None`` as a
+    damage score (``None``: not defined for this candidate). Define it in an importable module
+    and import that module before the study runs."""
+    if family not in ("topological", "magnitude", "control", "user"):
+        raise TopopruneError(f"family must be one of topological, magnitude, control, user, got {family!r}")
+    bad = [k for k in kinds if k not in ("structured", "unstructured")]
+    if bad or not kinds:
+        raise TopopruneError(f"kinds must name 'structured' and/or 'unstructured', got {kinds!r}")
+
+    def add(fn: Callable) -> Callable:
+        DAMAGE_SCORES.register(name, DamageScore(name, family, tuple(kinds), description or (fn.__doc__ or "").strip(), fn))
+        return fn
+
+    return add
+
+
+def list_damage_scores(kind: str | None = None) -> list[str]:
+    """Registered score names (in registration order), those for ``kind`` only if given."""
+    return [n for n in DAMAGE_SCORES.names() if kind is None or kind in DAMAGE_SCORES.get(n).kinds]
+
+
+def score_family(name: str) -> str:
+    return DAMAGE_SCORES.get(name).family
+
+
+# --- shared pieces ---------------------------------------------------------------------------------
+
+
+def _layout(ctx: DamageContext, name: str):
+    from ...pruning.units import layout_of
+
+    return layout_of(ctx.modules[name])
+
+
+def _unit_weight(ctx: DamageContext, name: str) -> torch.Tensor:
+    """``(units, ...)``: one row per unit of a targeted layer (filter, neuron or head)."""
+    layout = _layout(ctx, name)
+    w = layout.weight(ctx.modules[name]).detach().double()
+    return w.reshape(layout.count, -1)
+
+
+def _masked(model: nn.Module) -> dict[str, np.ndarray]:
+    """The effective (masked) weight of every prunable layer, ``(out, in, ...)`` layout."""
+    from ...models.introspect import effective_weight
+    from ...models.layers import out_in_weight
+    from ...pruning.masks import prunable_layers
+
+    return {n: out_in_weight(m, effective_weight(m)).detach().double().numpy() for n, m in prunable_layers(model).items()}
+
+
+def layer_mass_removed(ctx: DamageContext, cand: Candidate, power: int = 1) -> dict[str, float]:
+    """Per targeted layer, the share of its weight mass (``sum |w|^power``) the candidate removed."""
+    out = {}
+    if ctx.kind == "structured":
+        for name, gone in (cand.removed or {}).items():
+            mass = (_unit_weight(ctx, name).abs() ** power).sum(1).numpy()
+            out[name] = float(mass[list(gone)].sum() / mass.sum()) if mass.sum() > 0 else 0.0
+        return out
+    dense = ctx.cached("masked-dense", lambda: _masked(ctx.model))
+    pruned = _masked(cand.model)
+    for name in ctx.targets:
+        before = (np.abs(dense[name]) ** power).sum()
+        after = (np.abs(pruned[name]) ** power).sum()
+        out[name] = float(1 - after / before) if before > 0 else 0.0
+    return out
+
+
+def _total_share(ctx: DamageContext, cand: Candidate, power: int) -> float:
+    if ctx.kind == "structured":
+        num = den = 0.0
+        for name in ctx.targets:
+            mass = (_unit_weight(ctx, name).abs() ** power).sum(1).numpy()
+            num += float(mass[list((cand.removed or {}).get(name, []))].sum())
+            den += float(mass.sum())
+        return num / den if den else 0.0
+    dense = ctx.cached("masked-dense", lambda: _masked(ctx.model))
+    pruned = _masked(cand.model)
+    den = sum(float((np.abs(dense[n]) ** power).sum()) for n in ctx.targets)
+    num = sum(float((np.abs(dense[n]) ** power).sum() - (np.abs(pruned[n]) ** power).sum()) for n in ctx.targets)
+    return num / den if den else 0.0
+
+
+def _problems(ctx: DamageContext, kind: str) -> dict:
+    """The GA's layer problems for fitness ``kind`` on the dense model (one per targeted layer)."""
+    from ...pruning.genetic import layer_problems
+    from ...pruning.surgery import Surgeon
+
+    def make():
+        model = copy.deepcopy(ctx.model)
+        surgeon = Surgeon(model, ctx.example_inputs)
+        probs = layer_problems(model, surgeon.modules, {n: 0.5 for n in ctx.targets}, surgeon=surgeon,
+                               inputs=ctx.sample if kind == "activation" else None, fitness=kind,
+                               samples=ctx.sample.shape[0] if ctx.sample is not None else 256, seed=ctx.seed)
+        return {p.name: p for p in probs}
+
+    return ctx.cached(f"problems-{kind}", make)
+
+
+def _unit_means(model: nn.Module, ctx: DamageContext) -> dict[str, np.ndarray]:
+    """Each targeted layer's per-unit mean output on the sample: ``(points, units)``."""
+    from ...pruning.units import layout_of, unit_points
+
+    modules = dict(model.named_modules())
+    names = list(ctx.targets)
+    layouts = {n: layout_of(modules[n]) for n in names}
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            clouds = unit_points(model, ctx.sample, modules=modules, layouts=layouts, names=names,
+                                 limit=ctx.sample.shape[0], seed=ctx.seed)
+    finally:
+        model.train(was)
+    return {n: o.mean(2).double().numpy() for n, o in clouds.items()}
+
+
+def _ga_score(kind: str) -> Callable[[DamageContext, Candidate], float | None]:
+    def score(ctx: DamageContext, cand: Candidate) -> float | None:
+        from ...models.introspect import layer_graph
+        from ...pruning.genetic import activation_loss, graph_loss, removal_loss
+
+        if kind == "activation" and ctx.sample is None:
+            return None
+        if ctx.kind == "structured":
+            problems = _problems(ctx, kind)
+            return float(sum(removal_loss(problems[n], kind)(cand.removed.get(n, [])) for n in ctx.targets
+                             if n in problems and (cand.removed or {}).get(n)))
+        if kind == "activation":
+            dense = ctx.cached("unit-means", lambda: _unit_means(ctx.model, ctx))
+            pruned = _unit_means(cand.model, ctx)
+            return float(sum(activation_loss(dense[n], pruned[n]) for n in ctx.targets))
+        graphs = ctx.cached("dense-graphs", lambda: {n: layer_graph(ctx.modules[n]) for n in ctx.targets})
+        modules = dict(cand.model.named_modules())
+        return float(sum(graph_loss(graphs[n], layer_graph(modules[n]), kind) for n in ctx.targets))
+
+    score.__doc__ = f"the Topological Pruner's {kind!r} fitness of the removal, summed over targeted layers"
+    return score
+
+
+for _kind in ("diagram", "np", "activation"):
+    register_damage_score(f"ga-{_kind}", family="topological")(_ga_score(_kind))
+
+
+@register_damage_score("np-retained", family="topological")
+def _np_retained(ctx: DamageContext, cand: Candidate) -> float | None:
+    """mean normalized neural persistence of the pruned model / the dense model's"""
+    from ...analysis import neural_persistence
+
+    dense = ctx.cached("np-dense", lambda: neural_persistence(ctx.model).mean_normalized)
+    return float(neural_persistence(cand.model).mean_normalized / dense) if dense else None
+
+
+@register_damage_score("betti-removed", family="topological", kinds=("structured",))
+def _betti_removed(ctx: DamageContext, cand: Candidate) -> float | None:
+    """share of the targeted units' Betti numbers (b0 + b1 of each unit's outputs on the sample,
+    Rips at the 0.1 distance quantile, as the betti method) that the removal takes"""
+    from ...pruning.betti import betti_table
+    from ...pruning.units import unit_points
+
+    if ctx.sample is None:
+        return None
+
+    def make():
+        modules = ctx.modules
+        names = list(ctx.targets)
+        was = ctx.model.training
+        ctx.model.eval()
+        try:
+            with torch.no_grad():
+                clouds = unit_points(ctx.model, ctx.sample, modules=modules,
+                                     layouts={n: _layout(ctx, n) for n in names}, names=names,
+                                     limit=ctx.sample.shape[0], seed=ctx.seed)
+        finally:
+            ctx.model.train(was)
+        return {n: np.array([r["total"] for r in betti_table(o, 1)], dtype=float) for n, o in clouds.items()}
+
+    tables = ctx.cached("betti", make)
+    total = sum(float(t.sum()) for t in tables.values())
+    gone = sum(float(tables[n][list(idx)].sum()) for n, idx in (cand.removed or {}).items() if n in tables)
+    return gone / total if total else None
+
+
+@register_damage_score("tree-kept", family="topological", kinds=("unstructured",))
+def _tree_kept(ctx: DamageContext, cand: Candidate) -> float | None:
+    """share of the dense layer graphs' maximum-spanning-tree weight whose edges survive the masks"""
+    from ...models.introspect import layer_graph
+    from ...topology import maximum_spanning_tree
+
+    def make():
+        out = {}
+        for n in ctx.targets:
+            g = layer_graph(ctx.modules[n])
+            rows, cols, values = maximum_spanning_tree(g)
+            out[n] = (np.asarray(rows), np.asarray(cols), np.asarray(values))
+        return out
+
+    trees = ctx.cached("trees", make)
+    modules = dict(cand.model.named_modules())
+    kept = total = 0.0
+    for n, (rows, cols, values) in trees.items():
+        g = layer_graph(modules[n])
+        total += float(values.sum())
+        kept += float(values[g[rows, cols] > 0].sum())
+    return kept / total if total else None
+
+
+@register_damage_score("l1-mass-removed", family="magnitude")
+def _l1(ctx: DamageContext, cand: Candidate) -> float:
+    """share of the targeted layers' L1 weight mass removed (the baseline every score must beat)"""
+    return _total_share(ctx, cand, 1)
+
+
+@register_damage_score("l2-mass-removed", family="magnitude")
+def _l2(ctx: DamageContext, cand: Candidate) -> float:
+    """share of the targeted layers' squared L2 norm removed"""
+    return _total_share(ctx, cand, 2)
+
+
+@register_damage_score("layer-mass-removed-max", family="magnitude")
+def _layer_max(ctx: DamageContext, cand: Candidate) -> float | None:
+    """the largest share of one layer's L1 mass removed (the worst-hit layer)"""
+    per = layer_mass_removed(ctx, cand)
+    return max(per.values()) if per else None
+
+
+@register_damage_score("fpgm-removed", family="magnitude", kinds=("structured",))
+def _fpgm(ctx: DamageContext, cand: Candidate) -> float | None:
+    """share of the FPGM score (distance to the layer's other units) of the removed units"""
+    from ...pruning.importance import fpgm_scores
+
+    def make():
+        return {n: fpgm_scores(_layout(ctx, n).weight(ctx.modules[n]).detach()).double().numpy() for n in ctx.targets}
+
+    scores = ctx.cached("fpgm", make)
+    total = sum(float(s.sum()) for s in scores.values())
+    gone = sum(float(scores[n][list(idx)].sum()) for n, idx in (cand.removed or {}).items() if n in scores)
+    return gone / total if total else None
+
+
+@register_damage_score("params-removed", family="control")
+def _params(ctx: DamageContext, cand: Candidate) -> float:
+    """share of the parameters (structured) or non-zero weights (unstructured) gone"""
+    from ...metrics import count_parameters
+
+    dense = ctx.cached("params", lambda: count_parameters(ctx.model))
+    after = count_parameters(cand.model)
+    i = 0 if ctx.kind == "structured" else 1
+    return 1 - after[i] / dense[i] if dense[i] else 0.0
