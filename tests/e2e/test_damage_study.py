@@ -125,3 +125,28 @@ def test_a_registered_score_is_computed_and_bad_configs_are_one_line(tmp_path):
         with pytest.raises(TopopruneError, match=words.replace(".", r"\.")) as err:
             parse_damage_config({**SMALL, **change})
         assert "\n" not in str(err.value)
+
+
+def test_unstructured_candidates_are_masks_with_tree_and_collapse_scores(tmp_path):
+    config = {
+        "name": "damage-masks", "dataset": "digits", "model": {"name": "mnist-fc", "width": 0.5},
+        "train": {"epochs": 2, "batch_size": 64},
+        "methods": [{"name": "magnitude", "scope": "global"},
+                    {"name": "magnitude", "label": "magnitude-mst", "scope": "global", "preserve": "mst"}],
+        "sparsities": [0.95], "recovery": {"epochs": 1, "batch_size": 64},
+        "damage": {"random": {"count": 3, "spread": 0.3}, "epochs": [1], "sample": 64,
+                   "bootstrap": {"resamples": 100}},
+    }
+    run_dir = run_damage_study(parse_damage_config(config), tmp_path, quiet=True)
+    rows = {r["candidate"]: r for r in _rows(run_dir)}
+    assert set(rows) == {"random-000", "random-001", "random-002", "magnitude", "magnitude-mst"}
+    for r in rows.values():
+        assert r["kind"] == "unstructured" and r["bn_recalibration_batches"] == 0  # no BatchNorm here
+        assert r["outcomes"]["acc-raw"] == r["outcomes"]["acc-recal"]
+        assert r["scores"]["params-removed"] == pytest.approx(0.95 * 1, abs=0.02)  # weights only; biases stay
+    assert rows["magnitude-mst"]["scores"]["tree-kept"] == pytest.approx(1.0)  # the trees fit 5 % of the weights
+    assert rows["magnitude"]["scores"]["tree-kept"] < 1.0
+    shares = rows["random-000"]["layer_mass_removed"]
+    kept = [1 - v for v in shares.values()]
+    assert max(kept) / min(kept) > 1.5  # spread: the layers keep different shares (on the density's scale)
+    assert (run_dir / "report.html").is_file()

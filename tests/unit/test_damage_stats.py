@@ -79,3 +79,21 @@ def test_deterministic_for_a_seed():
     rng = np.random.default_rng(5)
     s, o = {"l1-mass-removed": rng.normal(size=20)}, {"acc": rng.normal(size=20)}
     assert correlate(s, o, seed=4) == correlate(s, o, seed=4)
+
+
+def test_a_correlation_the_wrong_way_is_called_so():
+    rng = np.random.default_rng(7)
+    acc = rng.normal(size=40)
+    loss = acc + 0.1 * rng.normal(size=40)  # a "damage" that goes WITH accuracy
+    cs = correlate({"l1-mass-removed": rng.normal(size=40), "loss": loss}, {"acc": acc, "epochs-to-recover": -acc},
+                   resamples=300)
+    text = verdicts(cs, families={"loss": "topological"}, outcome_labels={"acc": "accuracy", "epochs-to-recover": "e"},
+                    sparsity=0.5, directions={"loss": 1})
+    assert "the wrong way: what it counts as more damage went with better outcomes" in text[0]
+    assert "more damage went with better outcomes" in text[1]  # more "damage", fewer epochs to recover
+    right = verdicts(cs, families={"loss": "topological"}, outcome_labels={"acc": "accuracy", "epochs-to-recover": "e"},
+                     sparsity=0.5, directions={"loss": -1})  # as a retention score it points the right way
+    assert "wrong way" not in " ".join(right)
+    flipped = verdicts(cs, families={"loss": "topological"}, outcome_labels={"acc": "accuracy"}, sparsity=0.5,
+                       directions={})
+    assert "wrong way" not in flipped[0]  # no direction given: nothing said

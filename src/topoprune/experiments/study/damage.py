@@ -4,9 +4,10 @@
 or loaded from ``model.checkpoint``), and for every sparsity draws candidate whole-network
 prunings:
 
-- ``damage.random.count`` random ones (structured: a random unit set per targeted layer, each
-  layer's sparsity drawn within ``spread`` of the target; unstructured: random weights per layer,
-  the layer shares drawn the same way and rescaled to the global target);
+- ``damage.random.count`` random ones (structured: a random unit set per targeted layer;
+  unstructured: random weights per layer); with ``spread`` > 0 each layer keeps ``d ** (1 + u)``
+  of its units or weights (``d`` the target density, ``u`` uniform in +- spread), rescaled so the
+  whole network meets the target;
 - each method's choice (``methods``: L1, FPGM, Betti, the Topological Pruner with each fitness
   kind, SynFlow, magnitude with ``preserve: mst``, ...).
 
@@ -44,7 +45,9 @@ import math
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -54,7 +57,7 @@ import numpy as np
 from ...errors import TopopruneError
 
 __all__ = ["DamageConfig", "parse_damage_config", "load_damage_config", "run_damage_study",
-           "build_damage_report", "damage_summary", "OUTCOME_LABELS"]
+           "build_damage_report", "damage_summary", "outcome_labels"]
 
 RANDOM_PREFIX = "random-"
 
@@ -104,9 +107,6 @@ def outcome_labels(epochs: Sequence[int], cap: int, tolerance: float) -> dict[st
     return labels
 
 
-OUTCOME_LABELS = outcome_labels  # the function, for callers that rebuild labels from a config dict
-
-
 def _damage_layout():
     """The ``damage:`` section's pydantic model (built on first use)."""
     from typing import Annotated
@@ -117,7 +117,7 @@ def _damage_layout():
 
     class RandomSpec(_Spec):
         count: int = Field(40, ge=0, le=100_000, description="random candidates per sparsity")
-        spread: float = Field(0.0, ge=0, lt=1, description="each layer's sparsity is drawn in target +- spread")
+        spread: float = Field(0.0, ge=0, lt=1, description="each layer keeps d^(1+u) of its units or weights, u uniform in +- spread (d: the target density), rescaled to the target")
 
     class BootstrapSpec(_Spec):
         resamples: int = Field(1000, ge=100, le=100_000)
@@ -226,13 +226,13 @@ def _given_method(removed: dict[str, list[int]]):
     return Given(units={k: list(v) for k, v in removed.items()})
 
 
-def _quiet():
-    import warnings
-
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.simplefilter("ignore")
-    return ctx
+@contextmanager
+def _silenced():
+    """Pruning warns about what it left alone (budgets, tied weights): in a study of hundreds of
+    candidates those notes are the same every time, and the candidate's record keeps the counts."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 @dataclass
@@ -256,29 +256,31 @@ def _prune_structured(dense, method, sparsity: float, seed: int, sample, example
 
     needs = method.needs()
     inputs = sample[: needs.sample] if needs.sample else None
-    saved = _quiet()
-    try:
+    with _silenced():
         model, info = prune_filters(dense, example, method=method, sparsity=sparsity, seed=seed, inputs=inputs)
-    finally:
-        saved.__exit__(None, None, None)
     return model, _structured_removed(info), {"params": list(info.params), "macs": list(info.macs)}
 
 
-def _random_shares(sizes: np.ndarray, target: float, spread: float, rng: np.random.Generator) -> np.ndarray:
-    """Per-layer sparsities around ``target`` (uniform in +- spread), rescaled so that the
-    weighted mean matches the target (bisection on a multiplier), each in [0, 0.999]."""
-    raw = np.clip(target + rng.uniform(-spread, spread, size=sizes.size), 0.0, 0.999)
+def _random_shares(sizes: np.ndarray, target: float, spread: float, rng: np.random.Generator, *,
+                   most: float) -> np.ndarray:
+    """Per-layer sparsities around ``target``: each layer keeps ``d ** (1 + u)`` of its units or
+    weights (``d = 1 - target``, ``u`` uniform in +- spread), then all are rescaled by one factor
+    (bisection) so that the size-weighted mean is the target, each sparsity at most ``most``. On
+    the density's log scale, so a spread means as much at 0.99 as at 0.5."""
     if spread == 0:
-        return raw
-    want = target * sizes.sum()
-    lo, hi = 0.0, 10.0
+        return np.full(sizes.size, target)
+    d = 1 - target
+    dens = d ** (1 + rng.uniform(-spread, spread, size=sizes.size))
+    floor = 1 - most
+    want = d * sizes.sum()
+    lo, hi = 0.0, 1.0 / dens.min()
     for _ in range(60):
         mid = (lo + hi) / 2
-        if (np.clip(raw * mid, 0, 0.999) * sizes).sum() < want:
+        if (np.clip(mid * dens, floor, 1.0) * sizes).sum() < want:
             lo = mid
         else:
             hi = mid
-    return np.clip(raw * hi, 0, 0.999)
+    return 1 - np.clip(hi * dens, floor, 1.0)
 
 
 def _make_candidate(config: DamageConfig, setting: _Setting, cid: str):
@@ -296,7 +298,7 @@ def _make_candidate(config: DamageConfig, setting: _Setting, cid: str):
         names = list(setting.units if config.kind == "structured" else setting.ctx.targets)
         sizes = np.array([setting.units[n] if config.kind == "structured" else setting.ctx.targets[n]
                           for n in names], dtype=float)
-        shares = _random_shares(sizes, s, config.spread, rng)
+        shares = _random_shares(sizes, s, config.spread, rng, most=0.95 if config.kind == "structured" else 0.999)
         if config.kind == "structured":
             removed = {}
             for n, size, share in zip(names, sizes.astype(int), shares):
@@ -307,26 +309,19 @@ def _make_candidate(config: DamageConfig, setting: _Setting, cid: str):
                                                      setting.ctx.example_inputs)
             return model, removed, info
         model = copy.deepcopy(setting.dense)
-        saved = _quiet()
-        try:
-            for j, (n, size, share) in enumerate(zip(names, sizes.astype(int), shares)):
+        with _silenced():
+            for n, size, share in zip(names, sizes.astype(int), shares):
                 prune_unstructured(model, int(round(size * share)), method="random", scope="local", layers=[n],
                                    seed=int(rng.integers(2**31)))
-        finally:
-            saved.__exit__(None, None, None)
         return model, None, {}
     spec = config.experiment.method(cid)
     if config.kind == "structured":
         return _prune_structured(setting.dense, spec.method, s, seed, setting.sample, setting.ctx.example_inputs)
     model = copy.deepcopy(setting.dense)
     request = ApplyRequest(sparsity=s, seed=seed, sample=None)
-    saved = _quiet()
-    try:
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            outcome = apply_method(spec.method, model, request)
-    finally:
-        saved.__exit__(None, None, None)
+    with _silenced(), torch.random.fork_rng():
+        torch.manual_seed(seed)
+        outcome = apply_method(spec.method, model, request)
     return outcome.model, None, {}
 
 
@@ -467,11 +462,8 @@ def _setting(config: DamageConfig, dense, data, sparsity: float) -> _Setting:
     if config.kind == "structured":
         from ...pruning import prune_filters
 
-        saved = _quiet()
-        try:
+        with _silenced():
             _, info = prune_filters(dense, example, method="l1", sparsity=sparsity, seed=config.seed)
-        finally:
-            saved.__exit__(None, None, None)
         units = {x.name: x.before for x in info.layers if x.after < x.before and "together" not in (x.note or "")}
         if not units:
             raise TopopruneError(f"at sparsity {sparsity} no layer of the model can lose units (see prune_filters' "
@@ -553,11 +545,12 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
 
 
 def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
-    from .damage_scores import score_family
+    from .damage_scores import score_direction, score_family
     from .damage_stats import correlate, verdicts
 
     out = {"baseline": "l1-mass-removed", "level": config.level, "resamples": config.resamples,
-           "families": {s: score_family(s) for s in config.scores}, "outcomes": config.outcomes(), "sparsities": {}}
+           "families": {s: score_family(s) for s in config.scores},
+           "directions": {s: score_direction(s) for s in config.scores}, "outcomes": config.outcomes(), "sparsities": {}}
     for s in config.experiment.sparsities:
         these = [r for r in rows if r["sparsity"] == s]
         scores = {name: [r["scores"].get(name) for r in these] for name in config.scores}
@@ -567,7 +560,7 @@ def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
         out["sparsities"][f"{s:g}"] = {
             "n": len(these), "correlations": [c.to_dict() for c in cs],
             "verdicts": verdicts(cs, families=out["families"], outcome_labels=config.outcomes(), sparsity=s,
-                                 level=config.level)}
+                                 level=config.level, directions=out["directions"])}
     return out
 
 

@@ -37,7 +37,7 @@ from ...errors import TopopruneError
 from ...registry import Registry
 
 __all__ = ["DamageScore", "DamageContext", "Candidate", "DAMAGE_SCORES", "register_damage_score",
-           "list_damage_scores", "score_family", "layer_mass_removed"]
+           "list_damage_scores", "score_family", "score_direction", "layer_mass_removed"]
 
 Kind = Literal["structured", "unstructured"]
 Family = Literal["topological", "magnitude", "control", "user"]
@@ -83,29 +83,38 @@ class Candidate:
 
 @dataclass(frozen=True)
 class DamageScore:
+    """A registered score. ``direction``: +1 if a higher value means more damage (a share
+    removed, a topological loss), -1 if it means less (NP retained, tree kept), 0 if unknown; the
+    verdicts use it to say when a correlation runs the wrong way."""
+
     name: str
     family: Family
     kinds: tuple[str, ...]
     description: str
     fn: Callable[[DamageContext, Candidate], float | None]
+    direction: int = 0
 
 
 DAMAGE_SCORES: Registry[DamageScore] = Registry("damage score")
 
 
 def register_damage_score(name: str, *, family: Family = "user", kinds: tuple[str, ...] = ("structured", "unstructured"),
-                          description: str = "") -> Callable:
+                          description: str = "", direction: int = 0) -> Callable:
     """Decorator: register ``fn(ctx: DamageContext, candidate: Candidate) -> float | None`` as a
-    damage score (``None``: not defined for this candidate). Define it in an importable module
-    and import that module before the study runs."""
+    damage score (``None``: not defined for this candidate). ``direction``: +1 if higher means
+    more damage, -1 if less, 0 if you do not say. Define it in an importable module and import
+    that module before the study runs."""
     if family not in ("topological", "magnitude", "control", "user"):
         raise TopopruneError(f"family must be one of topological, magnitude, control, user, got {family!r}")
+    if direction not in (-1, 0, 1):
+        raise TopopruneError(f"direction must be -1, 0 or 1, got {direction!r}")
     bad = [k for k in kinds if k not in ("structured", "unstructured")]
     if bad or not kinds:
         raise TopopruneError(f"kinds must name 'structured' and/or 'unstructured', got {kinds!r}")
 
     def add(fn: Callable) -> Callable:
-        DAMAGE_SCORES.register(name, DamageScore(name, family, tuple(kinds), description or (fn.__doc__ or "").strip(), fn))
+        DAMAGE_SCORES.register(name, DamageScore(name, family, tuple(kinds), description or (fn.__doc__ or "").strip(), fn,
+                                                 direction))
         return fn
 
     return add
@@ -118,6 +127,10 @@ def list_damage_scores(kind: str | None = None) -> list[str]:
 
 def score_family(name: str) -> str:
     return DAMAGE_SCORES.get(name).family
+
+
+def score_direction(name: str) -> int:
+    return DAMAGE_SCORES.get(name).direction
 
 
 # --- shared pieces ---------------------------------------------------------------------------------
@@ -235,10 +248,10 @@ def _ga_score(kind: str) -> Callable[[DamageContext, Candidate], float | None]:
 
 
 for _kind in ("diagram", "np", "activation"):
-    register_damage_score(f"ga-{_kind}", family="topological")(_ga_score(_kind))
+    register_damage_score(f"ga-{_kind}", family="topological", direction=1)(_ga_score(_kind))
 
 
-@register_damage_score("np-retained", family="topological")
+@register_damage_score("np-retained", family="topological", direction=-1)
 def _np_retained(ctx: DamageContext, cand: Candidate) -> float | None:
     """mean normalized neural persistence of the pruned model / the dense model's"""
     from ...analysis import neural_persistence
@@ -247,7 +260,7 @@ def _np_retained(ctx: DamageContext, cand: Candidate) -> float | None:
     return float(neural_persistence(cand.model).mean_normalized / dense) if dense else None
 
 
-@register_damage_score("betti-removed", family="topological", kinds=("structured",))
+@register_damage_score("betti-removed", family="topological", kinds=("structured",), direction=1)
 def _betti_removed(ctx: DamageContext, cand: Candidate) -> float | None:
     """share of the targeted units' Betti numbers (b0 + b1 of each unit's outputs on the sample,
     Rips at the 0.1 distance quantile, as the betti method) that the removal takes"""
@@ -277,7 +290,7 @@ def _betti_removed(ctx: DamageContext, cand: Candidate) -> float | None:
     return gone / total if total else None
 
 
-@register_damage_score("tree-kept", family="topological", kinds=("unstructured",))
+@register_damage_score("tree-kept", family="topological", kinds=("unstructured",), direction=-1)
 def _tree_kept(ctx: DamageContext, cand: Candidate) -> float | None:
     """share of the dense layer graphs' maximum-spanning-tree weight whose edges survive the masks"""
     from ...models.introspect import layer_graph
@@ -301,26 +314,26 @@ def _tree_kept(ctx: DamageContext, cand: Candidate) -> float | None:
     return kept / total if total else None
 
 
-@register_damage_score("l1-mass-removed", family="magnitude")
+@register_damage_score("l1-mass-removed", family="magnitude", direction=1)
 def _l1(ctx: DamageContext, cand: Candidate) -> float:
     """share of the targeted layers' L1 weight mass removed (the baseline every score must beat)"""
     return _total_share(ctx, cand, 1)
 
 
-@register_damage_score("l2-mass-removed", family="magnitude")
+@register_damage_score("l2-mass-removed", family="magnitude", direction=1)
 def _l2(ctx: DamageContext, cand: Candidate) -> float:
     """share of the targeted layers' squared L2 norm removed"""
     return _total_share(ctx, cand, 2)
 
 
-@register_damage_score("layer-mass-removed-max", family="magnitude")
+@register_damage_score("layer-mass-removed-max", family="magnitude", direction=1)
 def _layer_max(ctx: DamageContext, cand: Candidate) -> float | None:
     """the largest share of one layer's L1 mass removed (the worst-hit layer)"""
     per = layer_mass_removed(ctx, cand)
     return max(per.values()) if per else None
 
 
-@register_damage_score("fpgm-removed", family="magnitude", kinds=("structured",))
+@register_damage_score("fpgm-removed", family="magnitude", kinds=("structured",), direction=1)
 def _fpgm(ctx: DamageContext, cand: Candidate) -> float | None:
     """share of the FPGM score (distance to the layer's other units) of the removed units"""
     from ...pruning.importance import fpgm_scores
@@ -334,7 +347,7 @@ def _fpgm(ctx: DamageContext, cand: Candidate) -> float | None:
     return gone / total if total else None
 
 
-@register_damage_score("params-removed", family="control")
+@register_damage_score("params-removed", family="control", direction=1)
 def _params(ctx: DamageContext, cand: Candidate) -> float:
     """share of the parameters (structured) or non-zero weights (unstructured) gone"""
     from ...metrics import count_parameters

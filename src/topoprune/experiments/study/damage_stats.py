@@ -178,13 +178,32 @@ def verdicts(
     sparsity: float,
     baseline: str = BASELINE_SCORE,
     level: float = 0.95,
+    directions: Mapping[str, int] | None = None,
+    worse_when_higher: Sequence[str] = ("epochs-to-recover",),
 ) -> list[str]:
     """One computed sentence per outcome: the strongest predictor (largest ``|rho|``), whether its
     correlation is distinguishable from zero, and whether the best *topological* score beats the
     baseline beyond the paired interval. ``families`` maps a score to ``"topological"``,
-    ``"magnitude"``, ``"control"`` or ``"user"``. Nothing here is typed by hand: the sentences
-    follow from the numbers, and they may be negative."""
+    ``"magnitude"``, ``"control"`` or ``"user"``. ``directions`` maps a score to +1 (higher =
+    more damage) or -1 (higher = less damage); a correlation whose interval excludes zero on the
+    side the direction does not predict is called "the wrong way" (``worse_when_higher`` names
+    the outcomes where a higher value is worse, e.g. epochs to recover). Nothing here is typed by
+    hand: the sentences follow from the numbers, and they may be negative."""
     rows = [c if isinstance(c, Mapping) else c.to_dict() for c in correlations]
+    directions = directions or {}
+
+    def wrong_way(r: Mapping) -> str:
+        d = directions.get(r["score"], 0)
+        lo, hi = r["spearman_ci"]
+        if not d or lo is None or hi is None or (lo <= 0 <= hi):
+            return ""
+        expected = d if r["outcome"] in worse_when_higher else -d
+        if (r["spearman"] > 0) == (expected > 0):
+            return ""
+        if d > 0:
+            return ", the wrong way: what it counts as more damage went with better outcomes"
+        return ", the wrong way: what it counts as less damage went with worse outcomes"
+
     pct = f"{level * 100:g} %"
     sentences = []
     for outcome, label in outcome_labels.items():
@@ -199,7 +218,7 @@ def verdicts(
         lo, hi = best["spearman_ci"]
         significant = lo is not None and hi is not None and (lo > 0 or hi < 0)
         text = (f"{head} (n = {n}): the strongest predictor is {best['score']} (Spearman "
-                f"{_fmt(best['spearman'], best['spearman_ci'])}), "
+                f"{_fmt(best['spearman'], best['spearman_ci'])}{wrong_way(best)}), "
                 + ("its interval excludes zero" if significant else "but its interval includes zero")
                 + ".")
         base = next((r for r in these if r["score"] == baseline), None)
@@ -220,7 +239,8 @@ def verdicts(
             else:
                 word = "is not distinguishable from"
                 tail = "the paired interval of the difference includes zero"
-            text += (f" The best topological score, {t['score']} ({_fmt(t['spearman'], t['spearman_ci'])}), "
+            text += (f" The best topological score, {t['score']} ({_fmt(t['spearman'], t['spearman_ci'])}"
+                     f"{wrong_way(t)}), "
                      f"{word} {baseline} ({_fmt(base['spearman'], base['spearman_ci'])}): |rho| difference "
                      f"{_fmt(t['vs_baseline'], t['vs_baseline_ci'])} ({pct}), {tail}.")
         sentences.append(text)
