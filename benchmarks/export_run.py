@@ -187,9 +187,35 @@ def extreme_tables(rows: list[dict], seeds_expected: int, methods: list[str]) ->
                         if r["collapse"].get("tree_kept")])[0]
             line.append(f"{collapsed}/{len(rs)} / {cut}/{len(rs)} / {'—' if tree is None else f'{tree:.2f}'}")
         health.append(line)
+    pairs = [(a, b) for a, b in EXTREME_PAIRS if a in methods and b in methods]
+    paired = [["compression"] + [f"{a} − {b}" for a, b in pairs]]
+    for s in sparsities:
+        line = [f"{1 / (1 - s):.0f}x"]
+        for a, b in pairs:
+            by_seed = {r["seed"]: r["acc_after_recovery"] for r in groups.get((s, b), [])}
+            diffs = [r["acc_after_recovery"] - by_seed[r["seed"]] for r in groups.get((s, a), []) if r["seed"] in by_seed]
+            line.append(_paired_cell(diffs))
+        paired.append(line)
     return {"accuracy after recovery (mean ± std over seeds)": acc,
+            "paired differences after recovery, same seed (points; mean [95 % t-interval], n seeds)": paired,
             "collapse (seeds with a layer that lost every weight) / no input-output path / mean share of "
             "the layers' spanning trees kept": health}
+
+
+EXTREME_PAIRS = [("timp", "imp"), ("magnitude-mst", "magnitude"), ("magnitude-mst", "synflow"), ("timp", "synflow")]
+
+
+def _paired_cell(diffs: list[float]) -> str:
+    """Mean paired difference with a 95 % t-interval over seeds (Student's t, n - 1 dof)."""
+    if not diffs:
+        return "—"
+    m = statistics.mean(diffs)
+    if len(diffs) < 2:
+        return f"{m:+.2f} (n = 1)"
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return f"{m:+.2f} [{m - half:+.2f}, {m + half:+.2f}] (n = {len(diffs)})"
 
 
 def extreme_plot(rows: list[dict], methods: list[str], critical: float | None, dense: float, title: str, path: Path) -> None:

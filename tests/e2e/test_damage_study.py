@@ -77,16 +77,18 @@ def test_damage_study_end_to_end_and_sigkill_resume(tmp_path):
     killed = _study(config, tmp_path / "run")
     deadline, checkpoint = time.time() + 240, None
     while time.time() < deadline and checkpoint is None:
-        found = list((tmp_path / "run").glob("*/candidates/s0.5/random-001/recovery/checkpoint.pt"))
+        # a METHOD candidate (the GA's choice): on resume it must be rebuilt from its record, not re-searched
+        found = list((tmp_path / "run").glob("*/candidates/s0.5/topological/recovery/checkpoint.pt"))
         checkpoint = found[0] if found else None
         if killed.poll() is not None:
             break
         time.sleep(0.005)
-    assert checkpoint is not None and killed.poll() is None, "the study ended before a second candidate recovered"
+    assert checkpoint is not None and killed.poll() is None, "the study ended before the last candidate recovered"
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     run_dir = next((tmp_path / "run").iterdir())
-    assert not (run_dir / "candidates/s0.5/random-001/row.json").exists()
+    assert not (run_dir / "candidates/s0.5/topological/row.json").exists()
+    assert (run_dir / "candidates/s0.5/topological/candidate.json").exists()
     resumed = _study(config, tmp_path / "run")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
     assert _rows(run_dir) == rows
@@ -120,7 +122,8 @@ def test_a_registered_score_is_computed_and_bad_configs_are_one_line(tmp_path):
            ({"methods": ["l1", "magnitude"]}, "mixed"),
            ({"seeds": [0, 1]}, "one seed"),
            ({"damage": {**d, "random": {"count": 1}}, "methods": ["l1"]}, "too few candidates"),
-           ({"damage": {**d, "colour": 1}}, "damage.colour")]
+           ({"damage": {**d, "colour": 1}}, "damage.colour"),
+           ({"methods": ["l1", {"name": "fpgm", "label": "random-2"}]}, "random-<number>")]
     for change, words in bad:
         with pytest.raises(TopopruneError, match=words.replace(".", r"\.")) as err:
             parse_damage_config({**SMALL, **change})
@@ -132,14 +135,16 @@ def test_unstructured_candidates_are_masks_with_tree_and_collapse_scores(tmp_pat
         "name": "damage-masks", "dataset": "digits", "model": {"name": "mnist-fc", "width": 0.5},
         "train": {"epochs": 2, "batch_size": 64},
         "methods": [{"name": "magnitude", "scope": "global"},
-                    {"name": "magnitude", "label": "magnitude-mst", "scope": "global", "preserve": "mst"}],
+                    {"name": "magnitude", "label": "magnitude-mst", "scope": "global", "preserve": "mst"},
+                    "random-weights"],  # a method key that starts like a random candidate's id
         "sparsities": [0.95], "recovery": {"epochs": 1, "batch_size": 64},
         "damage": {"random": {"count": 3, "spread": 0.3}, "epochs": [1], "sample": 64,
                    "bootstrap": {"resamples": 100}},
     }
     run_dir = run_damage_study(parse_damage_config(config), tmp_path, quiet=True)
     rows = {r["candidate"]: r for r in _rows(run_dir)}
-    assert set(rows) == {"random-000", "random-001", "random-002", "magnitude", "magnitude-mst"}
+    assert set(rows) == {"random-000", "random-001", "random-002", "magnitude", "magnitude-mst", "random-weights"}
+    assert rows["random-weights"]["source"] == "method" and rows["random-001"]["source"] == "random"
     for r in rows.values():
         assert r["kind"] == "unstructured" and r["bn_recalibration_batches"] == 0  # no BatchNorm here
         assert r["outcomes"]["acc-raw"] == r["outcomes"]["acc-recal"]
@@ -150,3 +155,31 @@ def test_unstructured_candidates_are_masks_with_tree_and_collapse_scores(tmp_pat
     kept = [1 - v for v in shares.values()]
     assert max(kept) / min(kept) > 1.5  # spread: the layers keep different shares (on the density's scale)
     assert (run_dir / "report.html").is_file()
+
+
+FACTORY = """
+from torch import nn
+
+
+def mlp(classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(),
+                         nn.Linear(24, classes))
+"""
+
+
+@pytest.mark.parametrize("kind", ["structured", "unstructured"])
+def test_a_model_without_meta_from_a_factory(tmp_path, monkeypatch, kind):
+    (tmp_path / "damage_factory_mod.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    methods = (["l1", "fpgm"] if kind == "structured" else
+               [{"name": "synflow", "iterations": 10}, {"name": "magnitude", "scope": "global"}])
+    config = {"name": f"damage-factory-{kind}", "dataset": "digits",
+              "model": {"factory": "damage_factory_mod:mlp", "kwargs": {"classes": 10}},
+              "train": {"epochs": 1, "batch_size": 64}, "methods": methods, "sparsities": [0.5],
+              "recovery": {"epochs": 1, "batch_size": 64},
+              "damage": {"random": {"count": 2}, "epochs": [1], "sample": 32, "bootstrap": {"resamples": 100}}}
+    run_dir = run_damage_study(parse_damage_config(config), tmp_path / "runs", quiet=True)
+    rows = _rows(run_dir)
+    assert len(rows) == 4 and all(r["scores"]["l1-mass-removed"] > 0 for r in rows)
+    if kind == "structured":  # the first layer and the classifier are found by data flow and kept
+        assert all(set(r["removed_units"]) <= {"3"} for r in rows) and rows[2]["removed_units"]["3"] == 12

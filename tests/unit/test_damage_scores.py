@@ -9,7 +9,6 @@ from torch.nn.utils import prune
 
 from topoprune.experiments.study.damage_scores import (DAMAGE_SCORES, Candidate, DamageContext, layer_mass_removed,
                                                        list_damage_scores, register_damage_score)
-from topoprune.pruning.methods.unstructured import reaches
 
 
 def _score(name, ctx, cand):
@@ -20,6 +19,7 @@ def _mlp():
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 2))
     with torch.no_grad():
         model[2].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, -2.0]]))  # row L1: 1, 3, 2
+        model[4].weight.fill_(1.0)  # the consumer loses the same whichever unit goes
     return model
 
 
@@ -32,10 +32,13 @@ def test_structured_mass_shares_by_hand():
     assert _score("l2-mass-removed", ctx, cand) == pytest.approx(1 / (1 + 5 + 4))  # squared norms 1, 5, 4
     assert layer_mass_removed(ctx, Candidate("c", "random", 0.3, dense, removed={"2": [1, 2]})) == {"2": pytest.approx(5 / 6)}
     assert _score("layer-mass-removed-max", ctx, cand) == pytest.approx(1 / 6)
-    # nothing removed: no topological loss; something removed: some
-    none = Candidate("n", "random", 0.0, dense, removed={})
-    assert _score("ga-diagram", ctx, none) == 0
-    assert _score("ga-diagram", ctx, cand) > 0
+    # the diagram loss is the GA's fitness. By hand: the layer's tree holds the edges 2, 2, 1, 1,
+    # deaths 1, 1, 0.5, 0.5 after dividing by the largest; a point (1, d) lies (1 - d) / 2 from the
+    # diagonal. Rows 0 and 1 each take a 0.5 death with them (W1 = 0.25), row 2 a death of 1 (0);
+    # the all-ones consumer has only deaths of 1 and costs nothing either way
+    for row, expected in ((0, 0.25), (1, 0.25), (2, 0.0)):
+        one = Candidate("c", "random", 0.3, dense, removed={"2": [row]})
+        assert _score("ga-diagram", ctx, one) == pytest.approx(expected)
     assert _score("betti-removed", ctx, cand) is None  # needs a data sample
 
 
@@ -70,23 +73,15 @@ def test_registry_lists_by_kind_and_refuses_bad_registrations():
         register_damage_score("l1-mass-removed")(lambda ctx, cand: 0.0)
 
 
-def test_a_trajectory_round_reaches_a_target_by_density_not_by_absolute_sparsity():
-    assert reaches(0.9990234375, 0.999)
-    assert not reaches(0.998046875, 0.999)  # twice the weights left: not 1000x
-    assert reaches(0.89263, 0.893) and not reaches(0.86, 0.893)
-
-
-def test_one_shot_magnitude_can_keep_every_layer_tree():
-    from topoprune.pruning.methods import ApplyRequest, resolve_method
-    from topoprune.topology import maximum_spanning_tree
+def test_attention_units_are_heads_as_prune_filters_counts_them():
+    from tests.unit.test_any_model import Encoder, SelfAttention
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 5))
-    method = resolve_method({"name": "magnitude", "scope": "global", "preserve": "mst"})
-    out = method.apply(copy.deepcopy(model), ApplyRequest(sparsity=0.8, seed=0)).model
-    for i in (0, 2):
-        rows, cols, _ = maximum_spanning_tree(model[i].weight.detach().abs().numpy())
-        assert bool((out[i].weight_mask[rows, cols] > 0).all())
-    plain = resolve_method({"name": "magnitude", "scope": "global"}).apply(copy.deepcopy(model),
-                                                                           ApplyRequest(sparsity=0.8, seed=0)).model
-    assert sum(int(m.weight_mask.sum()) for m in (plain[0], plain[2])) == sum(int(m.weight_mask.sum()) for m in (out[0], out[2]))
+    dense = Encoder(SelfAttention()).eval()
+    ctx = DamageContext(model=dense, example_inputs=torch.randn(2, 7, 5), sample=None, kind="structured",
+                        targets={"attn.query": 4})
+    assert ctx.layouts["attn.query"].kind == "head" and ctx.layouts["attn.query"].count == 4
+    w = dense.attn.query.weight.detach().abs()  # (16, 16): heads of 4 output features
+    per_head = [float(w[4 * h: 4 * h + 4].sum()) for h in range(4)]
+    cand = Candidate("c", "random", 0.5, dense, removed={"attn.query": [1, 3]})
+    assert _score("l1-mass-removed", ctx, cand) == pytest.approx((per_head[1] + per_head[3]) / sum(per_head))

@@ -177,3 +177,28 @@ def test_regression_stale_weight_attribute_after_load_state_dict():
 
     assert count_parameters(other) == count_parameters(model)
     assert tp.neural_persistence(other).total == pytest.approx(tp.neural_persistence(model).total)
+
+
+def test_a_trajectory_round_reaches_a_target_by_density_not_by_absolute_sparsity():
+    from topoprune.pruning.methods.unstructured import reaches
+
+    assert reaches(0.9990234375, 0.999)
+    assert not reaches(0.998046875, 0.999)  # twice the weights left: not 1000x
+    assert reaches(0.89263, 0.893) and not reaches(0.86, 0.893)
+
+
+def test_one_shot_magnitude_can_keep_every_layer_tree():
+    from topoprune.pruning.methods import ApplyRequest, resolve_method
+    import copy
+    from topoprune.topology import maximum_spanning_tree
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 5))
+    method = resolve_method({"name": "magnitude", "scope": "global", "preserve": "mst"})
+    out = method.apply(copy.deepcopy(model), ApplyRequest(sparsity=0.8, seed=0)).model
+    for i in (0, 2):
+        rows, cols, _ = maximum_spanning_tree(model[i].weight.detach().abs().numpy())
+        assert bool((out[i].weight_mask[rows, cols] > 0).all())
+    plain = resolve_method({"name": "magnitude", "scope": "global"}).apply(copy.deepcopy(model),
+                                                                           ApplyRequest(sparsity=0.8, seed=0)).model
+    assert sum(int(m.weight_mask.sum()) for m in (plain[0], plain[2])) == sum(int(m.weight_mask.sum()) for m in (out[0], out[2]))

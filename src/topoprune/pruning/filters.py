@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import TopopruneError
 from ..metrics import count_flops, count_macs, count_parameters
-from ..models.attention import AttentionBlock, find_attention, sync_head_counts
+from ..models.attention import find_attention, sync_head_counts
 from ..models.dataflow import find_ends
 from ..models.inputs import Inputs, as_inputs, describe_inputs, example_inputs_for
 from ..models.introspect import tied_layers
@@ -33,7 +33,7 @@ from ..models.layers import layer_kind, weighted_layers
 from .config import check_sparsity, resolve_config_list
 from .methods.base import LayerRequest, PruneContext, StructuredMethod, resolve_method
 from .surgery import Surgeon
-from .units import UnitLayout, layout_of
+from .units import unit_layouts
 
 __all__ = [
     "prune_filters",
@@ -109,12 +109,6 @@ def default_targets(model: nn.Module, example_inputs: Inputs | None = None) -> l
     by following the data on ``example_inputs`` (:func:`topoprune.models.dataflow.find_ends`)."""
     ends = find_ends(model, example_inputs)
     return [n for n in weighted_layers(model) if n not in (ends.first_layer, ends.classifier)]
-
-
-def _head_layouts(model: nn.Module, blocks: Sequence[AttentionBlock]) -> dict[str, UnitLayout]:
-    modules = dict(model.named_modules())
-    return {p: layout_of(modules[p], head_dim=b.head_dim, parts=b.parts)
-            for b in blocks for p in b.projections}
 
 
 def prune_filters(
@@ -204,8 +198,7 @@ def prune_filters(
     modules = surgeon.modules
     blocks = find_attention(work)
     tied = tied_layers(work)
-    layouts = {n: layout_of(modules[n]) for n in candidates}
-    layouts.update(_head_layouts(work, blocks))
+    layouts = unit_layouts(work, blocks)
     heads_before = {b.name: b.heads for b in blocks}
     done: dict[str, str] = {}  # layer -> the leader whose group removed its units
     ctx = PruneContext(model=work, modules=modules, targets=targets, example_inputs=example_inputs,

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..models.layers import layer_kind, out_in_weight, out_units
 
-__all__ = ["UnitLayout", "layout_of", "unit_points"]
+__all__ = ["UnitLayout", "layout_of", "unit_points", "unit_layouts"]
 
 
 @dataclass(frozen=True)
@@ -115,3 +115,19 @@ def unit_points(model: nn.Module, inputs: object, *, modules: dict[str, nn.Modul
             pts = pts[pick]
         clouds[n] = pts
     return clouds
+
+
+def unit_layouts(model: nn.Module, blocks: Sequence | None = None) -> dict[str, UnitLayout]:
+    """What a unit is in every weighted layer of ``model``, as :func:`~topoprune.pruning.
+    prune_filters` sees it: a filter or a neuron, and for an attention block's projections a
+    head (``blocks``: the model's :func:`~topoprune.models.attention.find_attention`, found here
+    if not given). Unit indices in a prune's record count these units."""
+    from ..models.attention import find_attention
+    from ..models.layers import weighted_layers
+
+    modules = dict(model.named_modules())
+    layouts = {n: layout_of(modules[n]) for n in weighted_layers(model)}
+    for b in find_attention(model) if blocks is None else blocks:
+        for p in b.projections:
+            layouts[p] = layout_of(modules[p], head_dim=b.head_dim, parts=b.parts)
+    return layouts

@@ -60,6 +60,7 @@ __all__ = ["DamageConfig", "parse_damage_config", "load_damage_config", "run_dam
            "build_damage_report", "damage_summary", "outcome_labels"]
 
 RANDOM_PREFIX = "random-"
+RANDOM_ID = r"random-[0-9]+"  # a random candidate's id; no method label may look like one
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,10 @@ def parse_damage_config(data: Any, name: str | None = None) -> DamageConfig:
             raise TopopruneError(f"damage study config field methods[{i}]: {m.name!r} trains while it prunes; "
                                  "allowed: methods that prune a trained model in one go (the outcomes measure "
                                  "recovery from the candidate)")
+    for i, m in enumerate(experiment.methods):
+        if _is_random(m.key):
+            raise TopopruneError(f"damage study config field methods[{i}].label: bad value {m.key!r}; allowed: a "
+                                 "label that does not look like a random candidate's id (random-<number>)")
     cap = experiment.recovery.epochs
     if max(spec.epochs) > cap:
         raise TopopruneError(f"damage study config field damage.epochs: bad value {spec.epochs}; allowed: "
@@ -251,11 +256,14 @@ def _structured_removed(info) -> dict[str, list[int]]:
     return {x.name: sorted(set(range(x.before)) - set(x.kept)) for x in info.layers if x.after < x.before}
 
 
-def _prune_structured(dense, method, sparsity: float, seed: int, sample, example) -> tuple[Any, dict[str, list[int]], dict]:
+def _prune_structured(dense, method, sparsity: float, seed: int, data, example) -> tuple[Any, dict[str, list[int]], dict]:
+    """Prune a copy of ``dense`` with ``method``; a method that looks at outputs gets the sample
+    ``compare`` would give it (its own size, the same seed), so its choice is the one a comparison
+    of the same baseline makes."""
     from ...pruning import prune_filters
 
     needs = method.needs()
-    inputs = sample[: needs.sample] if needs.sample else None
+    inputs = data.sample(needs.sample, seed) if needs.sample else None
     with _silenced():
         model, info = prune_filters(dense, example, method=method, sparsity=sparsity, seed=seed, inputs=inputs)
     return model, _structured_removed(info), {"params": list(info.params), "macs": list(info.macs)}
@@ -285,14 +293,13 @@ def _random_shares(sizes: np.ndarray, target: float, spread: float, rng: np.rand
 
 def _make_candidate(config: DamageConfig, setting: _Setting, cid: str):
     """Build candidate ``cid`` from scratch: (pruned model, removed units or None, info)."""
-    import torch
-
     from ...pruning.apply import apply_method
     from ...pruning.masks import prune_unstructured
     from ...pruning.methods import ApplyRequest
+    from ...train.scoped import seeded_rng
 
     s, seed = setting.sparsity, config.seed
-    if cid.startswith(RANDOM_PREFIX):
+    if _is_random(cid):
         i = int(cid[len(RANDOM_PREFIX):])
         rng = np.random.default_rng([seed, int(round(s * 1e6)), i])
         names = list(setting.units if config.kind == "structured" else setting.ctx.targets)
@@ -305,7 +312,7 @@ def _make_candidate(config: DamageConfig, setting: _Setting, cid: str):
                 k = min(int(size * share), size - 1)
                 if k > 0:
                     removed[n] = sorted(int(j) for j in rng.choice(size, k, replace=False))
-            model, removed, info = _prune_structured(setting.dense, _given_method(removed), s, seed, setting.sample,
+            model, removed, info = _prune_structured(setting.dense, _given_method(removed), s, seed, setting.data,
                                                      setting.ctx.example_inputs)
             return model, removed, info
         model = copy.deepcopy(setting.dense)
@@ -316,11 +323,13 @@ def _make_candidate(config: DamageConfig, setting: _Setting, cid: str):
         return model, None, {}
     spec = config.experiment.method(cid)
     if config.kind == "structured":
-        return _prune_structured(setting.dense, spec.method, s, seed, setting.sample, setting.ctx.example_inputs)
+        return _prune_structured(setting.dense, spec.method, s, seed, setting.data, setting.ctx.example_inputs)
     model = copy.deepcopy(setting.dense)
-    request = ApplyRequest(sparsity=s, seed=seed, sample=None)
-    with _silenced(), torch.random.fork_rng():
-        torch.manual_seed(seed)
+    needs = spec.method.needs()
+    request = ApplyRequest(  # what a compare cell hands the method (cell.py), for the same choice
+        sparsity=s, seed=seed, sample=setting.data.sample(needs.sample, seed) if needs.sample else None,
+        example_inputs=setting.ctx.example_inputs if getattr(model, "meta", None) is None else None)
+    with _silenced(), seeded_rng(seed):
         outcome = apply_method(spec.method, model, request)
     return outcome.model, None, {}
 
@@ -333,7 +342,7 @@ def _rebuild(config: DamageConfig, setting: _Setting, store, folder: str, record
 
     if config.kind == "structured":
         model, _, _ = _prune_structured(setting.dense, _given_method(record["removed"]), setting.sparsity,
-                                        config.seed, setting.sample, setting.ctx.example_inputs)
+                                        config.seed, setting.data, setting.ctx.example_inputs)
         return model
     model = copy.deepcopy(setting.dense)
     ensure_masks(prunable_layers(model, list(setting.ctx.targets)).values())
@@ -361,8 +370,21 @@ def _candidate_ids(config: DamageConfig) -> list[str]:
     return [f"{RANDOM_PREFIX}{i:0{width}d}" for i in range(config.random_count)] + [m.key for m in config.experiment.methods]
 
 
+def _key(sparsity: float) -> str:
+    """A sparsity as a folder and JSON key: every digit (``%g`` would merge 0.9990234375 with
+    0.999023)."""
+    return repr(float(sparsity))
+
+
+def _is_random(cid: str) -> bool:
+    """A random candidate's id (``random-007``), not a method's key (``random``, ``random-weights``)."""
+    import re
+
+    return re.fullmatch(RANDOM_ID, cid) is not None
+
+
 def _folder(sparsity: float, cid: str) -> str:
-    return f"candidates/s{sparsity:g}/{cid}"
+    return f"candidates/s{_key(sparsity)}/{cid}"
 
 
 def run_damage_study(config: DamageConfig, out: str | Path = "runs", *, quiet: bool = False, report: bool = True,
@@ -434,6 +456,7 @@ def _run(config: DamageConfig, store, *, quiet: bool, device: str | None, comman
         baseline = baseline_stage(exp, store, spec, log=log, progress=not quiet, device=device)
         dense = load_baseline(store, spec.key).eval()
         data = prepare(exp, spec)
+        example = _example_inputs(store, spec.key, dense, data)
         task = bar.add_task("damage study", total=total, completed=done)
         for s in exp.sparsities:
             setting = None
@@ -443,31 +466,51 @@ def _run(config: DamageConfig, store, *, quiet: bool, device: str | None, comman
                 if row is None:
                     bar.update(task, description=f"s{s:g} {cid}")
                     if setting is None:
-                        setting = _setting(config, dense, data, s)
+                        setting = _setting(config, dense, data, s, example)
                     row = _candidate(config, setting, store, folder, cid, baseline, device, log)
                     bar.advance(task)
                 rows.append(row)
-    store.write_bytes("results.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
-    store.write_json("correlations.json", _correlations(config, rows))
+            # every finished sparsity is analysed at once: a study stopped later still has it
+            store.write_bytes("results.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+            store.write_json("correlations.json", _correlations(config, rows))
     log.info("damage study %s: %d rows", store.root.name, len(rows))
 
 
-def _setting(config: DamageConfig, dense, data, sparsity: float) -> _Setting:
+PROBE_SPARSITY = 0.9  # high enough that every layer able to lose a unit does in the probe
+
+
+def _example_inputs(store, key: str, dense, data):
+    """The inputs to trace the dense model with: ``None`` for a registry model (its ``.meta``
+    shape), else the ones its baseline folder was saved with (as ``compare`` does), else two
+    training inputs."""
     from ...models.inputs import example_inputs_for
+    from ..stages import baseline_source
+
+    if getattr(dense, "meta", None) is not None:
+        return example_inputs_for(dense, None)
+    source, _ = baseline_source(store, key)
+    return example_inputs_for(dense, source.get("example_inputs", data.train_x[:2]))
+
+
+def _setting(config: DamageConfig, dense, data, sparsity: float, example) -> _Setting:
+    """What the candidates of one sparsity share. Structured: the layers that can lose units are
+    found by a probe prune at :data:`PROBE_SPARSITY` (so a method that prunes a layer L1 would not
+    touch at this sparsity, e.g. Betti with a threshold, is still scored there); random candidates
+    draw units in those layers, leaving layers coupled to another (a residual group) to their
+    leader. ``example``: the inputs the model was traced with (a model without ``.meta``)."""
     from ...pruning.masks import prunable_layers
     from .damage_scores import DamageContext
 
     sample = data.sample(config.sample, config.seed)
-    example = example_inputs_for(dense, data.train_x[:2] if getattr(dense, "meta", None) is None else None)
     if config.kind == "structured":
         from ...pruning import prune_filters
 
         with _silenced():
-            _, info = prune_filters(dense, example, method="l1", sparsity=sparsity, seed=config.seed)
+            _, info = prune_filters(dense, example, method="l1", sparsity=PROBE_SPARSITY, seed=config.seed)
         units = {x.name: x.before for x in info.layers if x.after < x.before and "together" not in (x.note or "")}
         if not units:
-            raise TopopruneError(f"at sparsity {sparsity} no layer of the model can lose units (see prune_filters' "
-                                 "notes); the structured damage study has nothing to compare")
+            raise TopopruneError("no layer of the model can lose units (see prune_filters' notes in its record); "
+                                 "the structured damage study has nothing to compare")
         targets = {x.name: x.before for x in info.layers if x.after < x.before}
     else:
         units = {}
@@ -493,7 +536,7 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
         t0 = time.perf_counter()
         model, removed, info = _make_candidate(config, setting, cid)
         prune_s = time.perf_counter() - t0
-        cand = Candidate(cid, "random" if cid.startswith(RANDOM_PREFIX) else "method", setting.sparsity, model, removed)
+        cand = Candidate(cid, "random" if _is_random(cid) else "method", setting.sparsity, model, removed)
         t0 = time.perf_counter()
         scores = {}
         for name in config.scores:
@@ -546,21 +589,24 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
 
 def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
     from .damage_scores import score_direction, score_family
-    from .damage_stats import correlate, verdicts
+    from .damage_stats import BASELINE_SCORE, analyse, verdicts
 
-    out = {"baseline": "l1-mass-removed", "level": config.level, "resamples": config.resamples,
+    out = {"baseline": BASELINE_SCORE, "level": config.level, "resamples": config.resamples,
            "families": {s: score_family(s) for s in config.scores},
            "directions": {s: score_direction(s) for s in config.scores}, "outcomes": config.outcomes(), "sparsities": {}}
     for s in config.experiment.sparsities:
         these = [r for r in rows if r["sparsity"] == s]
+        if not these:  # not reached yet
+            continue
         scores = {name: [r["scores"].get(name) for r in these] for name in config.scores}
         outcomes = {o: [r["outcomes"].get(o) for r in these] for o in config.outcomes()}
-        cs = correlate(scores, outcomes, resamples=config.resamples, level=config.level, seed=config.seed,
-                       kendall_resamples=min(config.resamples, 300))
-        out["sparsities"][f"{s:g}"] = {
-            "n": len(these), "correlations": [c.to_dict() for c in cs],
-            "verdicts": verdicts(cs, families=out["families"], outcome_labels=config.outcomes(), sparsity=s,
-                                 level=config.level, directions=out["directions"])}
+        result = analyse(scores, outcomes, directions=out["directions"], families=out["families"],
+                         resamples=config.resamples, level=config.level, seed=config.seed,
+                         kendall_resamples=min(config.resamples, 300))
+        out["sparsities"][_key(s)] = {
+            "sparsity": s, "n": len(these), "correlations": [c.to_dict() for c in result.correlations],
+            "families": [f.to_dict() for f in result.families],
+            "verdicts": verdicts(result, outcome_labels=config.outcomes(), sparsity=s, level=config.level)}
     return out
 
 

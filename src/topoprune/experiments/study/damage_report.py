@@ -103,7 +103,7 @@ def _scatter(run_dir: Path, rows: list[dict], block: dict, outcomes: dict[str, s
             ax.set_xlabel(score, fontsize=7)
             ax.set_ylabel(o, fontsize=7)
     fig.suptitle(f"sparsity {sparsity:g}: scores before retraining vs outcomes (grey: random candidates)", fontsize=9)
-    return save_figure(fig, run_dir / f"damage_s{sparsity:g}.png", dpi=100)
+    return save_figure(fig, run_dir / f"damage_s{sparsity!r}.png", dpi=100)
 
 
 def write_damage_report(run_dir: Path, summary: dict) -> tuple[Path, Path]:
@@ -126,15 +126,20 @@ def write_damage_report(run_dir: Path, summary: dict) -> tuple[Path, Path]:
              f"resamples, paired across scores); 'vs L1' = |rho(score)| - |rho({baseline})|. "
              f"Command: `{run.get('command', '?')}`; versions: "
              f"{', '.join(f'{k} {v}' for k, v in (run.get('versions') or {}).items())}; machine: {run.get('machine', '?')}.")
+    expected = len(exp["sparsities"]) * (dmg["random"]["count"] + len(exp["methods"]))
+    if len(rows) < expected:
+        intro += (f" **Partial: {len(rows)} of {expected} candidates measured**; the sparsities listed below are "
+                  "complete, the rest resume with the same command.")
     sections: list[tuple[str, list]] = [("Verdicts (computed from the numbers below)", summary["verdicts"])]
     plots = []
     for key, block in corr["sparsities"].items():
-        s = float(key)
+        s = block.get("sparsity", float(key))
         sections.append((f"Sparsity {key}: Spearman rho [{corr['level'] * 100:g} % CI], n = {block['n']}",
                          correlation_table(block, outcomes, families)))
         sections.append((f"Sparsity {key}: Kendall tau [CI]", correlation_table(block, outcomes, families,
                                                                               statistic="kendall")))
-        sections.append((f"Sparsity {key}: |rho| minus |rho({baseline})| [paired CI]",
+        sections.append((f"Sparsity {key}: oriented rho minus {baseline}'s [paired CI] (oriented: positive = "
+                         "more damage went with a worse outcome; scores without a direction by |rho|)",
                          _difference_table(block, outcomes, baseline)))
         sections.append((f"Sparsity {key}: the candidates", _candidate_table(rows, outcomes, s)))
         plots.append((f"Sparsity {key}: scores vs outcomes",

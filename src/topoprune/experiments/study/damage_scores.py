@@ -56,7 +56,14 @@ class DamageContext:
     kind: Kind
     targets: dict[str, int]
     seed: int = 0
+    layouts: dict = field(default_factory=dict)  # layer -> UnitLayout (heads for attention projections)
     cache: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.layouts:
+            from ...pruning.units import unit_layouts
+
+            self.layouts = unit_layouts(self.model)
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self.cache:
@@ -137,9 +144,8 @@ def score_direction(name: str) -> int:
 
 
 def _layout(ctx: DamageContext, name: str):
-    from ...pruning.units import layout_of
-
-    return layout_of(ctx.modules[name])
+    """What a unit of this layer is, as ``prune_filters`` counts them (filters, neurons, heads)."""
+    return ctx.layouts[name]
 
 
 def _unit_weight(ctx: DamageContext, name: str) -> torch.Tensor:
@@ -191,8 +197,9 @@ def _total_share(ctx: DamageContext, cand: Candidate, power: int) -> float:
 
 
 def _problems(ctx: DamageContext, kind: str) -> dict:
-    """The GA's layer problems for fitness ``kind`` on the dense model (one per targeted layer)."""
-    from ...pruning.genetic import layer_problems
+    """The GA's fitness for ``kind`` on the dense model, one function of the removed unit set per
+    targeted layer (built once per study setting; each caches its values)."""
+    from ...pruning.genetic import layer_problems, removal_loss
     from ...pruning.surgery import Surgeon
 
     def make():
@@ -200,19 +207,20 @@ def _problems(ctx: DamageContext, kind: str) -> dict:
         surgeon = Surgeon(model, ctx.example_inputs)
         probs = layer_problems(model, surgeon.modules, {n: 0.5 for n in ctx.targets}, surgeon=surgeon,
                                inputs=ctx.sample if kind == "activation" else None, fitness=kind,
+                               layouts={n: ctx.layouts[n] for n in ctx.targets},
                                samples=ctx.sample.shape[0] if ctx.sample is not None else 256, seed=ctx.seed)
-        return {p.name: p for p in probs}
+        return {p.name: removal_loss(p, kind) for p in probs}  # one cached fitness per layer
 
     return ctx.cached(f"problems-{kind}", make)
 
 
 def _unit_means(model: nn.Module, ctx: DamageContext) -> dict[str, np.ndarray]:
     """Each targeted layer's per-unit mean output on the sample: ``(points, units)``."""
-    from ...pruning.units import layout_of, unit_points
+    from ...pruning.units import unit_points
 
     modules = dict(model.named_modules())
     names = list(ctx.targets)
-    layouts = {n: layout_of(modules[n]) for n in names}
+    layouts = {n: ctx.layouts[n] for n in names}
     was = model.training
     model.eval()
     try:
@@ -227,14 +235,14 @@ def _unit_means(model: nn.Module, ctx: DamageContext) -> dict[str, np.ndarray]:
 def _ga_score(kind: str) -> Callable[[DamageContext, Candidate], float | None]:
     def score(ctx: DamageContext, cand: Candidate) -> float | None:
         from ...models.introspect import layer_graph
-        from ...pruning.genetic import activation_loss, graph_loss, removal_loss
+        from ...pruning.genetic import activation_loss, graph_loss
 
         if kind == "activation" and ctx.sample is None:
             return None
         if ctx.kind == "structured":
-            problems = _problems(ctx, kind)
-            return float(sum(removal_loss(problems[n], kind)(cand.removed.get(n, [])) for n in ctx.targets
-                             if n in problems and (cand.removed or {}).get(n)))
+            losses = _problems(ctx, kind)
+            removed = cand.removed or {}
+            return float(sum(losses[n](removed[n]) for n in ctx.targets if n in losses and removed.get(n)))
         if kind == "activation":
             dense = ctx.cached("unit-means", lambda: _unit_means(ctx.model, ctx))
             pruned = _unit_means(cand.model, ctx)
@@ -260,10 +268,12 @@ def _np_retained(ctx: DamageContext, cand: Candidate) -> float | None:
     return float(neural_persistence(cand.model).mean_normalized / dense) if dense else None
 
 
-@register_damage_score("betti-removed", family="topological", kinds=("structured",), direction=1)
+@register_damage_score("betti-removed", family="topological", kinds=("structured",), direction=-1)
 def _betti_removed(ctx: DamageContext, cand: Candidate) -> float | None:
     """share of the targeted units' Betti numbers (b0 + b1 of each unit's outputs on the sample,
-    Rips at the 0.1 distance quantile, as the betti method) that the removal takes"""
+    Rips at the 0.1 distance quantile, as the betti method) that the removal takes. Direction -1:
+    Kochar et al. remove the units with the MOST Betti numbers as the harmless ones, so their
+    claim is that a larger share removed means less damage"""
     from ...pruning.betti import betti_table
     from ...pruning.units import unit_points
 

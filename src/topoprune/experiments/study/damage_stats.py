@@ -8,35 +8,55 @@ diagram fitness, ...) and each outcome (accuracy right after pruning, after K re
 - Spearman's rho and Kendall's tau-b (:mod:`scipy.stats`), over the candidates where both are
   defined;
 - a percentile bootstrap interval for each: ``resamples`` draws of the candidates with
-  replacement, seeded, the *same* draws for every score, so intervals of two scores are paired;
-- against the baseline score (L1 mass removed): the difference of absolute Spearman
-  correlations, ``|rho(score)| - |rho(L1)|``, and its paired bootstrap interval. A score
-  "explains recoverability better than L1" only if that interval lies above zero (METHODS.md
-  section 8).
+  replacement, seeded, the *same* draws for every score, so two scores' intervals are paired;
+- against the baseline score (L1 mass removed): the difference of *oriented* Spearman
+  correlations. A score with a direction (+1: higher means more damage; -1: less) is oriented so
+  that a positive value means "correlates the way it should" (more damage, lower accuracy or more
+  epochs); a score without one counts by ``|rho|``.
 
-The sign of a correlation is kept in the tables (a damage score should correlate negatively with
-accuracy); predictive strength is compared in absolute value, so NP *retained* (higher = less
-damage) and L1 mass *removed* compete on equal terms.
+Where the numbers cannot carry an interval it is left out ("no reliable interval"), never made
+up: when fewer than :data:`MIN_OFF` candidates differ from the most common value of the score or
+of the outcome (raw accuracy is exactly 10 % for most candidates of a BatchNorm network, epochs to
+recover sit at the cap), or when more than 1 % of the resamples are undefined (a constant draw).
+
+Per outcome, a *family* comparison asks whether any topological score beats L1 mass removed: in
+every resample the best oriented correlation among the family's scores minus the baseline's, so
+the interval accounts for picking the best of several (METHODS.md section 8: a score "explains
+recoverability" only if it beats the L1-mass baseline beyond the interval).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["Correlation", "correlate", "verdicts", "BASELINE_SCORE"]
+__all__ = ["Correlation", "FamilyComparison", "Analysis", "analyse", "correlate", "verdicts", "BASELINE_SCORE",
+           "MIN_OFF"]
 
 BASELINE_SCORE = "l1-mass-removed"
+MIN_OFF = 5  # candidates off the most common value needed for an interval
+MAX_UNDEFINED = 0.01  # share of undefined resamples above which no interval is given
+WORSE_WHEN_HIGHER = ("epochs-to-recover",)
+
+
+def _clean(x):
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def _as_dict(obj) -> dict:
+    d = asdict(obj)
+    return {k: (_clean(v) if not isinstance(v, (tuple, list)) else [_clean(x) for x in v]) for k, v in d.items()}
 
 
 @dataclass(frozen=True)
 class Correlation:
     """One (score, outcome) pair at one sparsity. Intervals are ``(low, high)``; NaN where the
-    statistic is undefined (a constant score or outcome)."""
+    statistic or its interval is undefined. ``vs_baseline``: oriented rho minus the baseline's."""
 
     score: str
     outcome: str
@@ -45,16 +65,37 @@ class Correlation:
     spearman_ci: tuple[float, float]
     kendall: float
     kendall_ci: tuple[float, float]
-    vs_baseline: float  # |rho| - |rho(baseline)|
+    vs_baseline: float
     vs_baseline_ci: tuple[float, float]
+    expected_sign: int = 0  # the sign rho should have if the score measures damage; 0: unknown
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: (_clean(v) if not isinstance(v, (tuple, list)) else [_clean(x) for x in v]) for k, v in d.items()}
+        return _as_dict(self)
 
 
-def _clean(x):
-    return None if isinstance(x, float) and math.isnan(x) else x
+@dataclass(frozen=True)
+class FamilyComparison:
+    """The best score of a family against the baseline for one outcome: ``best`` has the highest
+    oriented rho; ``diff`` is its oriented rho minus the baseline's, and ``diff_ci`` the interval
+    of (best of the family in each resample) minus (the baseline in that resample)."""
+
+    family: str
+    outcome: str
+    members: tuple[str, ...]
+    best: str
+    oriented: float
+    oriented_ci: tuple[float, float]
+    diff: float
+    diff_ci: tuple[float, float]
+
+    def to_dict(self) -> dict:
+        return _as_dict(self)
+
+
+@dataclass
+class Analysis:
+    correlations: list[Correlation] = field(default_factory=list)
+    families: list[FamilyComparison] = field(default_factory=list)
 
 
 def _rows_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -70,35 +111,76 @@ def _rows_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _kendall(x: np.ndarray, y: np.ndarray) -> float:
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan
     return float(stats.kendalltau(x, y).statistic)
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    values = values[np.isfinite(values)]
-    if values.size < 10:  # too few defined resamples to say anything
+def _off_mode(v: np.ndarray) -> int:
+    """How many values differ from the most common one."""
+    if v.size == 0:
+        return 0
+    _, counts = np.unique(v, return_counts=True)
+    return int(v.size - counts.max())
+
+
+def _interval(values: np.ndarray, level: float, reliable: bool = True) -> tuple[float, float]:
+    if not reliable or values.size == 0 or np.mean(~np.isfinite(values)) > MAX_UNDEFINED:
         return math.nan, math.nan
     tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(values, [tail, 100 - tail])
+    lo, hi = np.percentile(values[np.isfinite(values)], [tail, 100 - tail])
     return float(lo), float(hi)
 
 
-def correlate(
+def _boot_spearman(x_all: np.ndarray, y_all: np.ndarray, ok: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Spearman per resample over the drawn candidates where ``ok`` (rows with fewer than 3
+    pairs: NaN)."""
+    x, y, valid = x_all[draws], y_all[draws], ok[draws]
+    full = valid.all(axis=1)
+    res = np.full(draws.shape[0], np.nan)
+    if full.any():
+        res[full] = _rows_spearman(x[full], y[full])
+    for i in np.flatnonzero(~full):
+        keep = valid[i]
+        if keep.sum() >= 3:
+            res[i] = _rows_spearman(x[i][keep][None], y[i][keep][None])[0]
+    return res
+
+
+def expected_sign(direction: int, outcome: str, worse_when_higher: Sequence[str] = WORSE_WHEN_HIGHER) -> int:
+    """The sign rho should have if a score with ``direction`` measures damage: more damage, lower
+    accuracy (negative), or more epochs to recover (positive). 0 when the direction is unknown."""
+    if not direction:
+        return 0
+    return direction if outcome in worse_when_higher else -direction
+
+
+def _orient(rho, sign: int):
+    return rho * sign if sign else np.abs(rho)
+
+
+def analyse(
     scores: Mapping[str, Sequence[float | None]],
     outcomes: Mapping[str, Sequence[float | None]],
     *,
     baseline: str = BASELINE_SCORE,
+    directions: Mapping[str, int] | None = None,
+    families: Mapping[str, str] | None = None,
+    compare_families: Sequence[str] = ("topological",),
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
     kendall_resamples: int | None = None,
-) -> list[Correlation]:
+    worse_when_higher: Sequence[str] = WORSE_WHEN_HIGHER,
+) -> Analysis:
     """Every score against every outcome over the same candidates (equal-length sequences; ``None``
-    or NaN marks a missing value, and that candidate is left out of that pair).
+    or NaN marks a missing value, and that candidate is left out of that pair), plus, per outcome,
+    each family of ``compare_families`` against the baseline.
 
-    ``kendall_resamples`` (default: ``resamples``) bounds the Kendall bootstrap, which is a
-    Python loop (Spearman's is vectorised). The baseline's comparison with itself is 0 [0, 0]."""
+    ``kendall_resamples`` (default: ``resamples``) bounds the Kendall bootstrap, a Python loop
+    (Spearman's is vectorised). The baseline's comparison with itself is 0 [0, 0]."""
+    directions = directions or {}
+    families = families or {}
     names = list(scores)
     lengths = {len(v) for v in [*scores.values(), *outcomes.values()]}
     if len(lengths) > 1:
@@ -107,108 +189,121 @@ def correlate(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_all, size=(resamples, n_all)) if n_all else np.zeros((resamples, 0), int)
     k_draws = draws[: kendall_resamples if kendall_resamples is not None else resamples]
-    as_array = {k: np.array([math.nan if v is None else float(v) for v in vals]) for k, vals in
-                [*scores.items(), *outcomes.items()]}
-    out: list[Correlation] = []
+    arr = {k: np.array([math.nan if v is None else float(v) for v in vals], dtype=float)
+           for k, vals in [*scores.items(), *outcomes.items()]}
+    result = Analysis()
     for outcome in outcomes:
-        y_all = as_array[outcome]
+        y_all = arr[outcome]
+        point: dict[str, float] = {}
         boot: dict[str, np.ndarray] = {}
+        reliable: dict[str, bool] = {}
+        oks: dict[str, np.ndarray] = {}
         for score in names:
-            x_all = as_array[score]
+            x_all = arr[score]
             ok = np.isfinite(x_all) & np.isfinite(y_all)
-            # a resample keeps the draws that landed on defined pairs (paired across scores when
-            # every score is defined on every candidate, the usual case)
-            x, y = x_all[draws], y_all[draws]
-            valid = ok[draws]
-            x = np.where(valid, x, np.nan)
-            y = np.where(valid, y, np.nan)
-            boot[score] = _boot_spearman(x, y)
-        base = boot.get(baseline)
-        for score in names:
-            x_all = as_array[score]
-            ok = np.isfinite(x_all) & np.isfinite(y_all)
+            oks[score] = ok
             x, y = x_all[ok], y_all[ok]
-            n = int(ok.sum())
-            rho = float(_rows_spearman(x[None], y[None])[0]) if n >= 3 else math.nan
-            tau = _kendall(x, y) if n >= 3 else math.nan
-            taus = np.array([_kendall(x_all[d][ok[d]], y_all[d][ok[d]]) if ok[d].sum() >= 3 else math.nan
-                             for d in k_draws])
-            if base is None:
+            point[score] = float(_rows_spearman(x[None], y[None])[0]) if ok.sum() >= 3 else math.nan
+            boot[score] = _boot_spearman(x_all, y_all, ok, draws)
+            reliable[score] = min(_off_mode(x), _off_mode(y)) >= MIN_OFF
+        b_all = arr.get(baseline)
+        for score in names:
+            ok = oks[score]
+            x, y = arr[score][ok], y_all[ok]
+            sign = expected_sign(directions.get(score, 0), outcome, worse_when_higher)
+            tau = _kendall(x, y)
+            taus = np.array([_kendall(arr[score][d][ok[d]], y_all[d][ok[d]]) for d in k_draws])
+            if b_all is None:
                 diff, diff_ci = math.nan, (math.nan, math.nan)
             elif score == baseline:
                 diff, diff_ci = 0.0, (0.0, 0.0)
             else:
-                b = as_array[baseline]
-                okb = ok & np.isfinite(b)
-                base_rho = float(_rows_spearman(b[okb][None], y_all[okb][None])[0]) if okb.sum() >= 3 else math.nan
-                diff = abs(rho) - abs(base_rho)
-                diff_ci = _interval(np.abs(boot[score]) - np.abs(base), level)
-            out.append(Correlation(score, outcome, n, rho, _interval(boot[score], level), tau,
-                                   _interval(taus, level), diff, diff_ci))
-    return out
+                b_sign = expected_sign(directions.get(baseline, 0), outcome, worse_when_higher)
+                joint = ok & np.isfinite(b_all)  # the baseline over the same candidates as the score
+                if joint.all() or np.array_equal(joint, oks[baseline]):
+                    b_point, b_boot = point[baseline], boot[baseline]
+                else:
+                    b_point = (float(_rows_spearman(b_all[joint][None], y_all[joint][None])[0])
+                               if joint.sum() >= 3 else math.nan)
+                    b_boot = _boot_spearman(b_all, y_all, joint, draws)
+                diff = _orient(point[score], sign) - _orient(b_point, b_sign)
+                diff_ci = _interval(_orient(boot[score], sign) - _orient(b_boot, b_sign), level,
+                                    reliable[score] and reliable[baseline])
+            result.correlations.append(Correlation(
+                score, outcome, int(ok.sum()), point[score], _interval(boot[score], level, reliable[score]),
+                tau, _interval(taus, level, reliable[score]), diff, diff_ci, sign))
+        if b_all is None:
+            continue
+        b_sign = expected_sign(directions.get(baseline, 0), outcome, worse_when_higher)
+        for family in compare_families:
+            members = tuple(s for s in names if families.get(s) == family and np.isfinite(point[s]))
+            if not members:
+                continue
+            signs = {s: expected_sign(directions.get(s, 0), outcome, worse_when_higher) for s in members}
+            oriented = {s: _orient(point[s], signs[s]) for s in members}
+            best = max(members, key=lambda s: oriented[s])
+            stack = np.vstack([_orient(boot[s], signs[s]) for s in members])
+            with warnings.catch_warnings():  # a draw where every member is undefined stays NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                best_per_draw = np.nanmax(stack, axis=0)
+            ok_all = all(reliable[s] for s in members) and reliable[baseline]
+            result.families.append(FamilyComparison(
+                family, outcome, members, best, oriented[best],
+                _interval(_orient(boot[best], signs[best]), level, reliable[best]),
+                oriented[best] - _orient(point[baseline], b_sign),
+                _interval(best_per_draw - _orient(boot[baseline], b_sign), level, ok_all)))
+    return result
 
 
-def _boot_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman per resample row, ignoring NaN entries (rows with fewer than 3 pairs: NaN)."""
-    full = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
-    res = np.full(x.shape[0], np.nan)
-    if full.any():
-        res[full] = _rows_spearman(x[full], y[full])
-    for i in np.flatnonzero(~full):
-        keep = np.isfinite(x[i]) & np.isfinite(y[i])
-        if keep.sum() >= 3:
-            res[i] = _rows_spearman(x[i][keep][None], y[i][keep][None])[0]
-    return res
+def correlate(scores, outcomes, **kwargs) -> list[Correlation]:
+    """:func:`analyse`'s correlations alone."""
+    return analyse(scores, outcomes, **kwargs).correlations
 
 
-def _fmt(rho: float, ci: Sequence[float | None]) -> str:
+def _fmt(rho, ci: Sequence[float | None]) -> str:
     lo, hi = (math.nan if v is None else v for v in ci)
     if rho is None or (isinstance(rho, float) and math.isnan(rho)):
         return "undefined"
     if math.isnan(lo):
-        return f"{rho:+.2f}"
+        return f"{rho:+.2f} (no reliable interval)"
     return f"{rho:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
+def _defined(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def _wrong_way(r: Mapping) -> str:
+    sign = r.get("expected_sign", 0)
+    lo, hi = r["spearman_ci"]
+    if not sign or not (_defined(lo) and _defined(hi)) or lo <= 0 <= hi:
+        return ""
+    if (r["spearman"] > 0) == (sign > 0):
+        return ""
+    return ", the wrong way: what it counts as damage went with better outcomes"
+
+
 def verdicts(
-    correlations: Sequence[Correlation | Mapping],
+    analysis: Analysis | Mapping,
     *,
-    families: Mapping[str, str],
     outcome_labels: Mapping[str, str],
     sparsity: float,
     baseline: str = BASELINE_SCORE,
     level: float = 0.95,
-    directions: Mapping[str, int] | None = None,
-    worse_when_higher: Sequence[str] = ("epochs-to-recover",),
 ) -> list[str]:
     """One computed sentence per outcome: the strongest predictor (largest ``|rho|``), whether its
-    correlation is distinguishable from zero, and whether the best *topological* score beats the
-    baseline beyond the paired interval. ``families`` maps a score to ``"topological"``,
-    ``"magnitude"``, ``"control"`` or ``"user"``. ``directions`` maps a score to +1 (higher =
-    more damage) or -1 (higher = less damage); a correlation whose interval excludes zero on the
-    side the direction does not predict is called "the wrong way" (``worse_when_higher`` names
-    the outcomes where a higher value is worse, e.g. epochs to recover). Nothing here is typed by
-    hand: the sentences follow from the numbers, and they may be negative."""
-    rows = [c if isinstance(c, Mapping) else c.to_dict() for c in correlations]
-    directions = directions or {}
-
-    def wrong_way(r: Mapping) -> str:
-        d = directions.get(r["score"], 0)
-        lo, hi = r["spearman_ci"]
-        if not d or lo is None or hi is None or (lo <= 0 <= hi):
-            return ""
-        expected = d if r["outcome"] in worse_when_higher else -d
-        if (r["spearman"] > 0) == (expected > 0):
-            return ""
-        if d > 0:
-            return ", the wrong way: what it counts as more damage went with better outcomes"
-        return ", the wrong way: what it counts as less damage went with worse outcomes"
-
+    interval excludes zero and whether it runs the wrong way; then whether the topological scores
+    (the best of them, chosen per resample) beat the baseline beyond the paired interval. Nothing
+    is typed by hand: the sentences follow from the numbers, and they may be negative."""
+    if isinstance(analysis, Analysis):
+        corr = [c.to_dict() for c in analysis.correlations]
+        fams = [f.to_dict() for f in analysis.families]
+    else:
+        corr, fams = list(analysis["correlations"]), list(analysis.get("families", []))
     pct = f"{level * 100:g} %"
     sentences = []
     for outcome, label in outcome_labels.items():
-        these = [r for r in rows if r["outcome"] == outcome and r["spearman"] is not None
-                 and not (isinstance(r["spearman"], float) and math.isnan(r["spearman"]))]
+        these = [r for r in corr if r["outcome"] == outcome and _defined(r["spearman"])]
         head = f"Sparsity {sparsity:g}, {label}"
         if not these:
             sentences.append(f"{head}: no score is defined (the outcome or every score is constant).")
@@ -216,32 +311,44 @@ def verdicts(
         n = max(r["n"] for r in these)
         best = max(these, key=lambda r: abs(r["spearman"]))
         lo, hi = best["spearman_ci"]
-        significant = lo is not None and hi is not None and (lo > 0 or hi < 0)
+        if not (_defined(lo) and _defined(hi)):
+            state = "with no reliable interval (too few candidates differ in the score or the outcome)"
+        elif lo > 0 or hi < 0:
+            state = "its interval excludes zero"
+        else:
+            state = "but its interval includes zero"
         text = (f"{head} (n = {n}): the strongest predictor is {best['score']} (Spearman "
-                f"{_fmt(best['spearman'], best['spearman_ci'])}{wrong_way(best)}), "
-                + ("its interval excludes zero" if significant else "but its interval includes zero")
-                + ".")
+                f"{_fmt(best['spearman'], best['spearman_ci'])}{_wrong_way(best)}), {state}.")
         base = next((r for r in these if r["score"] == baseline), None)
-        topo = [r for r in these if families.get(r["score"]) == "topological"]
+        fam = next((f for f in fams if f["outcome"] == outcome and f["family"] == "topological"), None)
         if base is None:
             text += f" The baseline {baseline} is not available, so nothing is compared with it."
-        elif not topo:
+        elif fam is None:
             text += " No topological score is defined here."
         else:
-            t = max(topo, key=lambda r: abs(r["spearman"]))
-            dlo, dhi = t["vs_baseline_ci"]
-            if dlo is not None and dlo > 0:
+            dlo, dhi = fam["diff_ci"]
+            olo = fam["oriented_ci"][0]
+            k = len(fam["members"])
+            picked = f"the best of {k} topological scores, {fam['best']}" if k > 1 else f"the topological score {fam['best']}"
+            if not (_defined(dlo) and _defined(dhi)):
+                tail = "no reliable interval, so no verdict"
+                word = "cannot be compared with"
+            elif dlo > 0 and _defined(olo) and olo > 0:
                 word = "beats"
-                tail = "beyond the paired interval: topology explains this outcome better than L1 mass"
-            elif dhi is not None and dhi < 0:
+                tail = ("beyond the paired interval: at this sparsity, topology predicts this outcome better than "
+                        "L1 mass")
+            elif dhi < 0:
                 word = "is worse than"
                 tail = "beyond the paired interval"
             else:
                 word = "is not distinguishable from"
-                tail = "the paired interval of the difference includes zero"
-            text += (f" The best topological score, {t['score']} ({_fmt(t['spearman'], t['spearman_ci'])}"
-                     f"{wrong_way(t)}), "
-                     f"{word} {baseline} ({_fmt(base['spearman'], base['spearman_ci'])}): |rho| difference "
-                     f"{_fmt(t['vs_baseline'], t['vs_baseline_ci'])} ({pct}), {tail}.")
+                tail = "the interval of the difference includes zero" if dlo <= 0 else (
+                    "its own correlation is not clearly in the expected direction")
+            sign = base.get("expected_sign") or 0
+            b_oriented = base["spearman"] * sign if sign else abs(base["spearman"])
+            text += (f" Oriented so that positive means 'more damage, worse outcome', {picked} "
+                     f"({_fmt(fam['oriented'], fam['oriented_ci'])}) {word} {baseline} ({b_oriented:+.2f}): "
+                     f"difference {_fmt(fam['diff'], fam['diff_ci'])} ({pct}, best-of-{k} chosen in every "
+                     f"resample), {tail}.")
         sentences.append(text)
     return sentences
