@@ -157,8 +157,9 @@ def parse_damage_config(data: Any, name: str | None = None) -> DamageConfig:
     data = dict(data)
     section = data.pop("damage", None) or {}
     if "models" in data and not (isinstance(data["models"], list) and len(data["models"]) == 1):
-        raise TopopruneError("damage study config field models: bad value; allowed: exactly one model "
-                             "(the study looks at one trained network)")
+        n = len(data["models"]) if isinstance(data["models"], list) else type(data["models"]).__name__
+        raise TopopruneError(f"damage study config field models: bad value ({n} models); allowed: exactly one "
+                             "model, as `model:` or a one-item `models:` (the study looks at one trained network)")
     if "analyses" in data:
         raise TopopruneError("damage study config field analyses: not used by the damage study; remove it")
     experiment = parse_config(data, name)
