@@ -827,14 +827,23 @@ def compare_cmd(
 
 @app.command("report")
 def report_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `topoprune compare`.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `topoprune compare` or `topoprune study`.")],
 ) -> None:
-    """(Re)build report.md and report.html from a run folder's results."""
+    """(Re)build report.md and report.html from a run folder's results (a comparison, the damage
+    study or the activation study)."""
     from .experiments.report import build_report
+    from .experiments.store import read_json_file
 
     if not (run_dir / "config.json").is_file():
         raise TopopruneError(f"{run_dir} is not a run folder (no config.json)")
-    md, page = build_report(run_dir)
+    config = read_json_file(run_dir / "config.json", "config file")
+    if isinstance(config, dict) and {"experiment", "damage"} <= set(config):
+        from .experiments.study.damage import build_damage_report as build
+    elif isinstance(config, dict) and "activations" in config:
+        from .experiments.study import build_study_report as build
+    else:
+        build = build_report
+    md, page = build(run_dir)
     console.print(f"wrote {md} and {page}")
 
 

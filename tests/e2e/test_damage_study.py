@@ -155,6 +155,12 @@ def test_unstructured_candidates_are_masks_with_tree_and_collapse_scores(tmp_pat
     kept = [1 - v for v in shares.values()]
     assert max(kept) / min(kept) > 1.5  # spread: the layers keep different shares (on the density's scale)
     assert (run_dir / "report.html").is_file()
+    (run_dir / "report.md").unlink()
+    from topoprune.cli import main
+
+    with pytest.raises(SystemExit) as done:  # `topoprune report` knows a damage-study folder
+        main(["report", str(run_dir)])
+    assert done.value.code == 0 and "Verdicts" in (run_dir / "report.md").read_text()
 
 
 FACTORY = """
