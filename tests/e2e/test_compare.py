@@ -135,6 +135,8 @@ def test_shipped_configs_are_valid():
             "cifar10-vgg16.yaml"} <= set(names)
     from topoprune.experiments.study import load_study_config
 
+    from topoprune.experiments.study.damage import load_damage_config
+
     for p in root.glob("*.yaml"):
         data = yaml.safe_load(p.read_text())
         needs = (data.get("model") or {}).get("checkpoint") if isinstance(data.get("model"), dict) else None
@@ -144,6 +146,8 @@ def test_shipped_configs_are_valid():
                 load_config(p)
             data["model"].pop("checkpoint")
             cfg = parse_config(data, name=p.stem)
+        elif "damage" in data:  # a damage study: a compare config plus its own section
+            cfg = load_damage_config(p)
         else:
             cfg = load_study_config(p) if p.name.startswith("study-") else load_config(p)
         assert cfg.name == p.stem

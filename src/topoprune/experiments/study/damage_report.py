@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .damage_stats import TOPOLOGICAL
+
 __all__ = ["write_damage_report", "correlation_table"]
 
 
@@ -50,7 +52,7 @@ def _difference_table(block: dict, outcomes: dict[str, str], baseline: str) -> l
 
 def _candidate_table(rows: list[dict], outcomes: dict[str, str], sparsity: float) -> list[list[str]]:
     these = [r for r in rows if r["sparsity"] == sparsity and r["source"] == "method"]
-    randoms = [r for r in rows if r["sparsity"] == sparsity and r["source"] == "random"]
+    randoms = [r for r in rows if r["sparsity"] == sparsity and r["source"] != "method"]
     head = ["candidate", "L1 mass removed"] + list(outcomes)
     out = [head]
 
@@ -76,7 +78,7 @@ def _scatter(run_dir: Path, rows: list[dict], block: dict, outcomes: dict[str, s
     from ..plots import new_figure, save_figure
 
     cs = block["correlations"]
-    topo = [s for s in dict.fromkeys(c["score"] for c in cs) if families.get(s) == "topological"]
+    topo = [s for s in dict.fromkeys(c["score"] for c in cs) if families.get(s) == TOPOLOGICAL]
 
     def strength(s):
         vals = [abs(c["spearman"]) for c in cs if c["score"] == s and c["spearman"] is not None]

@@ -39,6 +39,7 @@ __all__ = ["Correlation", "FamilyComparison", "Analysis", "analyse", "correlate"
            "MIN_OFF"]
 
 BASELINE_SCORE = "l1-mass-removed"
+TOPOLOGICAL = "topological"  # the score family the verdicts test against the baseline
 MIN_OFF = 5  # candidates off the most common value needed for an interval
 MAX_UNDEFINED = 0.01  # share of undefined resamples above which no interval is given
 WORSE_WHEN_HIGHER = ("epochs-to-recover",)
@@ -166,7 +167,7 @@ def analyse(
     baseline: str = BASELINE_SCORE,
     directions: Mapping[str, int] | None = None,
     families: Mapping[str, str] | None = None,
-    compare_families: Sequence[str] = ("topological",),
+    compare_families: Sequence[str] = (TOPOLOGICAL,),
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
@@ -320,7 +321,7 @@ def verdicts(
         text = (f"{head} (n = {n}): the strongest predictor is {best['score']} (Spearman "
                 f"{_fmt(best['spearman'], best['spearman_ci'])}{_wrong_way(best)}), {state}.")
         base = next((r for r in these if r["score"] == baseline), None)
-        fam = next((f for f in fams if f["outcome"] == outcome and f["family"] == "topological"), None)
+        fam = next((f for f in fams if f["outcome"] == outcome and f["family"] == TOPOLOGICAL), None)
         if base is None:
             text += f" The baseline {baseline} is not available, so nothing is compared with it."
         elif fam is None:
