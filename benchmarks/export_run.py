@@ -218,6 +218,58 @@ def _paired_cell(diffs: list[float]) -> str:
     return f"{m:+.2f} [{m - half:+.2f}, {m + half:+.2f}] (n = {len(diffs)})"
 
 
+def _paired(rows: list[dict], s: float, a: str, b: str) -> tuple[float, float, float] | None:
+    """(mean, low, high) of the same-seed difference a - b at sparsity s (95 % t-interval)."""
+    by_seed = {r["seed"]: r["acc_after_recovery"] for r in rows if r["method"] == b and r["sparsity"] == s}
+    diffs = [r["acc_after_recovery"] - by_seed[r["seed"]] for r in rows
+             if r["method"] == a and r["sparsity"] == s and r["seed"] in by_seed]
+    if len(diffs) < 2:
+        return None
+    from scipy import stats
+
+    m = statistics.mean(diffs)
+    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return m, m - half, m + half
+
+
+def extreme_verdicts(rows: list[dict], methods: list[str], critical: float | None) -> list[str]:
+    """Computed sentences: beyond the critical ratio, where each tree-preserving method is above,
+    below or not distinguishable from its peers (same-seed differences, 95 % t-intervals)."""
+    if not critical:
+        return ["No critical compression ratio was recorded, so nothing is said about beyond it."]
+    beyond = sorted({r["sparsity"] for r in rows if 1 / (1 - r["sparsity"]) > critical})
+    if not beyond:
+        return [f"No cell lies beyond the critical ratio ({critical:.0f}x) yet."]
+    span = f"{1 / (1 - beyond[0]):.0f}x-{1 / (1 - beyond[-1]):.0f}x"
+    out = []
+    for tree, peers in (("timp", ("imp", "magnitude", "synflow")), ("magnitude-mst", ("magnitude", "imp", "synflow"))):
+        if tree not in methods:
+            continue
+        parts, wins_all = [], True
+        for peer in peers:
+            if peer not in methods:
+                continue
+            above, below, tied = [], [], []
+            for s in beyond:
+                d = _paired(rows, s, tree, peer)
+                label = f"{1 / (1 - s):.0f}x"
+                if d is None:
+                    tied.append(label + " (too few seeds)")
+                elif d[1] > 0:
+                    above.append(label)
+                elif d[2] < 0:
+                    below.append(label)
+                else:
+                    tied.append(label)
+            wins_all &= len(above) == len(beyond)
+            parts.append(f"vs {peer}: above at {', '.join(above) or 'none'}; below at {', '.join(below) or 'none'}; "
+                         f"not distinguishable at {', '.join(tied) or 'none'}")
+        out.append(f"Beyond the critical ratio ({critical:.0f}x; cells {span}), {tree} " + "; ".join(parts) + ". "
+                   + ("It beats every peer at every such compression." if wins_all else
+                      "So it does not beat all of them there."))
+    return out
+
+
 def extreme_plot(rows: list[dict], methods: list[str], critical: float | None, dense: float, title: str, path: Path) -> None:
     from topoprune.experiments.plots import new_figure, save_figure
 
@@ -356,6 +408,8 @@ def main() -> None:
             tables = extreme_tables(rows, len(config["seeds"]), methods)
             record["critical"] = _critical(run_dir)
             record["methods"] = methods
+            record["verdicts"] = extreme_verdicts(rows, methods, record["critical"])
+            intro_extra = ["**Computed:**", "", *[f"- {v}" for v in record["verdicts"]], ""]
         else:
             tables = imp_tables(rows, len(config["seeds"]))
         intro = [f"Dense baseline ({config['models'][0]['name']}, width {config['models'][0].get('width', 1):g}, "
@@ -363,6 +417,8 @@ def main() -> None:
                  f"Accuracy in % on the test split, mean ± std over the seeds listed; recovery {config['recovery']['epochs']} "
                  f"epochs at lr {config['recovery']['lr']:g}."
                  + (f" Training ran on {baseline['device']}." if baseline.get("device") not in (None, "cpu") else "")]
+        if args.kind == "extreme":
+            intro = intro_extra + intro
     record["tables"] = tables
     args.out.mkdir(parents=True, exist_ok=True)
     import shutil

@@ -194,7 +194,7 @@ def section_extreme() -> list[str]:
             continue
         crit = f" Critical compression ratio of the dense model: {d['critical']:.0f}x." if d.get("critical") else ""
         out += [_source(d, f"{name}.json") + _status(d), "", f"Dense: {d['dense']['test_acc']:.2f}% test accuracy.{crit}",
-                ""]
+                "", *[f"- {v}" for v in d.get("verdicts", [])], ""]
         for title, t in d["tables"].items():
             out += [f"*{title}*", "", _table(t), ""]
         if d.get("plot"):
