@@ -318,8 +318,9 @@ def verdicts(
             state = "its interval excludes zero"
         else:
             state = "but its interval includes zero"
+        shown = _fmt(best["spearman"], best["spearman_ci"]).replace(" (no reliable interval)", "")
         text = (f"{head} (n = {n}): the strongest predictor is {best['score']} (Spearman "
-                f"{_fmt(best['spearman'], best['spearman_ci'])}{_wrong_way(best)}), {state}.")
+                f"{shown}{_wrong_way(best)}), {state}.")
         base = next((r for r in these if r["score"] == baseline), None)
         fam = next((f for f in fams if f["outcome"] == outcome and f["family"] == TOPOLOGICAL), None)
         if base is None:
