@@ -248,8 +248,7 @@ class _Setting:
     sparsity: float
     dense: Any
     data: Any
-    sample: Any
-    ctx: Any  # DamageContext
+    ctx: Any  # DamageContext (its .sample is the scores' data sample)
     units: dict[str, int]  # structured: targeted layers that can lose units -> unit count
 
 
@@ -518,7 +517,7 @@ def _setting(config: DamageConfig, dense, data, sparsity: float, example) -> _Se
         targets = {n: int(m.weight.numel()) for n, m in prunable_layers(dense).items()}
     ctx = DamageContext(model=dense, example_inputs=example, sample=sample, kind=config.kind, targets=targets,
                         seed=config.seed)
-    return _Setting(sparsity, dense, data, sample, ctx, units)
+    return _Setting(sparsity, dense, data, ctx, units)
 
 
 def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid: str, baseline: dict,
@@ -547,11 +546,12 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
         model.eval()
         raw = evaluate(model, data.test_x, data.test_y)[1]
         params = count_parameters(model)
+        dense_params = setting.ctx.cached("params", lambda: count_parameters(setting.dense))  # shared with params-removed
         record = {"candidate": cid, "source": cand.source, "sparsity": setting.sparsity,
                   "removed": removed, "removed_units": {n: len(v) for n, v in (removed or {}).items()},
                   "scores": scores, "layer_mass_removed": layer_mass_removed(setting.ctx, cand),
-                  "acc_raw": raw, "params": [count_parameters(setting.dense)[0], params[0]],
-                  "nonzero_params": [count_parameters(setting.dense)[1], params[1]],
+                  "acc_raw": raw, "params": [dense_params[0], params[0]],
+                  "nonzero_params": [dense_params[1], params[1]],
                   "prune_seconds": prune_s, "score_seconds": score_s, **({"prune": info} if info else {})}
         paths = [f"{folder}/candidate.json"]
         if config.kind == "unstructured":
