@@ -40,7 +40,8 @@ from torch import nn
 from ..errors import TopopruneError
 from ..models.introspect import layer_graph
 from ..models.layers import out_in_weight
-from ..topology import maximum_spanning_tree, persistence_norm, wasserstein_same_birth
+from ..topology import SortedEdges, maximum_spanning_tree, persistence_norm, wasserstein_same_birth
+from ..topology.persistence import forest_wasserstein, wasserstein_same_birth_dp
 from ..train.scoped import usable_cores
 from .ga_config import GAConfig, fitness_names  # GAConfig lives torch-free; re-exported here
 from .importance import fpgm_scores, l1_scores, l2_scores
@@ -49,7 +50,7 @@ from .surgery import Surgeon
 from .units import UnitLayout, layout_of, unit_points
 
 __all__ = ["GAConfig", "LayerProblem", "LayerSearch", "search_layer", "fitness_names", "layer_problems", "run_searches",
-           "removal_loss", "graph_loss", "activation_loss"]
+           "removal_loss", "graph_loss", "activation_loss", "worker_count"]
 
 
 @dataclass
@@ -89,16 +90,22 @@ class LayerSearch:
 class _Fitness:
     """Topological loss of removing a unit set from one layer; cached per chromosome."""
 
-    def __init__(self, problem: LayerProblem, kind: str):
+    def __init__(self, problem: LayerProblem, kind: str, *, reference: bool = False):
         self.p, self.kind = problem, kind
         self.cache: dict[tuple[int, ...], float] = {}
         self.hits = 0
+        self.reference = reference  # True: rebuild each forest from its submatrix (the slow form)
         if kind == "activation":
             if problem.activations is None:
                 raise TopopruneError("fitness 'activation' needs a data sample (context 'inputs')")
             self.base = _h0_deaths(problem.activations)
         else:
             self.base = [self._reference(m) for m in [problem.own] + problem.consumers]
+            # each graph's edges sorted once: a chromosome's forests are then one Kruskal scan
+            # each over a list (SortedEdges), not a new tree per submatrix (issue #16)
+            self.edges = None if reference else [SortedEdges(m) if m.size and m.any() else None
+                                                 for m in [problem.own] + problem.consumers]
+            self.ascending = [np.ascontiguousarray(ref[1][::-1], np.float64) for ref in self.base]
 
     @staticmethod
     def _reference(m: np.ndarray):
@@ -106,35 +113,56 @@ class _Fitness:
         scale = float(values[0]) if values.size else 1.0
         return scale, values / scale, m.shape[0] + m.shape[1]
 
-    def _graph_loss(self, m: np.ndarray, ref) -> float:
-        return _graph_loss(self.kind, m, ref)
-
     def __call__(self, removed: tuple[int, ...]) -> float:
         if removed in self.cache:
             self.hits += 1
             return self.cache[removed]
-        keep = np.setdiff1d(np.arange(self.p.own.shape[0]), removed)
+        alive = np.ones(self.p.own.shape[0], np.bool_)
+        alive[list(removed)] = False
         if self.kind == "activation":
-            value = wasserstein_same_birth(self.base, _h0_deaths(self.p.activations[:, keep]), birth=0.0)
-        else:
-            value = self._graph_loss(self.p.own[keep], self.base[0])
+            value = wasserstein_same_birth(self.base, _h0_deaths(self.p.activations[:, alive]), birth=0.0)
+        elif self.reference:  # the pre-#16 evaluation: a new forest per submatrix, the O(nm) DP
+            value = _graph_loss(self.kind, self.p.own[alive], self.base[0], wasserstein_same_birth_dp)
             for m, ref in zip(self.p.consumers, self.base[1:]):
-                value += self._graph_loss(m[:, keep], ref)
+                value += _graph_loss(self.kind, m[:, alive], ref, wasserstein_same_birth_dp)
+        else:
+            value = self._fast(0, alive, row_alive=alive)
+            for i in range(1, len(self.base)):
+                value += self._fast(i, alive, col_alive=alive)
         self.cache[removed] = value
         return value
 
+    def _fast(self, i: int, alive: np.ndarray, **mask: np.ndarray) -> float:
+        """Graph ``i``'s loss (0: the layer's own, rows = units; else a consumer, columns = units)."""
+        edges, ref = self.edges[i], self.base[i]
+        if self.kind == "diagram" and edges is not None:  # Kruskal + W1 in one GIL-free call
+            return forest_wasserstein(edges, self.ascending[i], ref[0], **mask)
+        forest = np.empty(0) if edges is None else edges.forest_values(**mask)
+        shape = self.p.own.shape if i == 0 else self.p.consumers[i - 1].shape
+        kept = int(alive.sum())
+        n_vertices = kept + shape[1] if i == 0 else shape[0] + kept
+        return _forest_loss(self.kind, forest, n_vertices, ref)
 
-def _graph_loss(kind: str, m: np.ndarray, ref) -> float:
+
+def _graph_loss(kind: str, m: np.ndarray, ref, distance: Callable = wasserstein_same_birth) -> float:
     """``diagram`` or ``np`` loss of graph ``m`` against a reference from :meth:`_Fitness._reference`."""
-    scale, deaths, n_vertices = ref
-    if m.size == 0 or not m.any():
-        pruned = np.empty(0)
-    else:
-        pruned = maximum_spanning_tree(m)[2] / scale
+    forest = np.empty(0) if m.size == 0 or not m.any() else maximum_spanning_tree(m)[2]
+    return _forest_loss(kind, forest, m.shape[0] + m.shape[1], ref, distance)
+
+
+def _forest_loss(kind: str, forest: np.ndarray, n_vertices: int, ref,
+                 distance: Callable = wasserstein_same_birth) -> float:
+    """``diagram`` or ``np`` loss of a pruned graph with ``n_vertices`` vertices whose maximum
+    spanning forest has edge values ``forest``, against a reference from :meth:`_Fitness._reference`."""
+    scale, deaths, n_before = ref
+    pruned = forest / scale
     if kind == "diagram":
-        return wasserstein_same_birth(deaths, pruned)
-    before = persistence_norm(deaths, n_vertices, normalized=True)
-    after = persistence_norm(np.minimum(pruned, 1.0), m.shape[0] + m.shape[1], normalized=True)
+        if distance is wasserstein_same_birth:  # both in Kruskal's order (descending): reversed, sorted
+            return wasserstein_same_birth(np.ascontiguousarray(deaths[::-1], np.float64),
+                                          np.ascontiguousarray(pruned[::-1], np.float64), presorted=True)
+        return distance(deaths, pruned)
+    before = persistence_norm(deaths, n_before, normalized=True)
+    after = persistence_norm(np.minimum(pruned, 1.0), n_vertices, normalized=True)
     return abs(before - after)
 
 
@@ -172,24 +200,32 @@ def _h0_deaths(points: np.ndarray) -> np.ndarray:
     return np.sort(minimum_spanning_tree(d).data)
 
 
-def _repair(genes: set[int], pool: Sequence[int], k: int, rng: np.random.Generator) -> tuple[int, ...]:
-    genes = set(genes)
-    if len(genes) > k:
-        genes = set(rng.choice(sorted(genes), size=k, replace=False).tolist())
-    elif len(genes) < k:
-        missing = [u for u in pool if u not in genes]
-        genes |= set(rng.choice(missing, size=k - len(genes), replace=False).tolist())
-    return tuple(sorted(int(g) for g in genes))
+def _fill(mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Bring a chromosome (a boolean mask over the units) to exactly ``k`` genes: keep ``k``
+    random genes, or add random units that are not genes."""
+    have = int(mask.sum())
+    if have > k:
+        out = np.zeros_like(mask)
+        out[rng.choice(np.flatnonzero(mask), size=k, replace=False)] = True
+        return out
+    if have < k:
+        mask[rng.choice(np.flatnonzero(~mask), size=k - have, replace=False)] = True
+    return mask
 
 
 def search_layer(problem: LayerProblem, config: GAConfig, layer_index: int = 0) -> LayerSearch:
-    """Run the GA on one layer and return the best unit set found (exactly ``problem.k`` units)."""
+    """Run the GA on one layer and return the best unit set found (exactly ``problem.k`` units).
+
+    Chromosomes are sorted index tuples (the fitness cache's keys); the genetic operators work on
+    boolean masks, so each one is a few vectorised passes over the units rather than Python loops
+    (issue #16). Every random draw is the one the set-based form made, in the same order, so a
+    seed gives the same search as before.
+    """
     n, k = problem.own.shape[0], problem.k
     rng = np.random.default_rng([config.seed, layer_index])
     fit = _Fitness(problem, config.fitness)
     heuristics = {name: tuple(sorted(idx)) for name, idx in problem.seeds.items() if len(idx) == k}
     population: list[tuple[int, ...]] = list(dict.fromkeys(heuristics.values()))
-    units = list(range(n))
     tries = 0
     while len(population) < config.population and tries < 50 * config.population:
         tries += 1
@@ -200,6 +236,12 @@ def search_layer(problem: LayerProblem, config: GAConfig, layer_index: int = 0) 
     best_ever = min(zip(scores, population))
     best_hist, mean_hist = [best_ever[0]], [float(np.mean(scores))]
     stale = 0
+
+    def as_mask(genes: tuple[int, ...]) -> np.ndarray:
+        mask = np.zeros(n, np.bool_)
+        mask[list(genes)] = True
+        return mask
+
     for _ in range(config.generations):
         order = np.argsort(scores, kind="stable")
         children = [population[i] for i in order[: config.elitism]]
@@ -211,21 +253,23 @@ def search_layer(problem: LayerProblem, config: GAConfig, layer_index: int = 0) 
         while len(children) < config.population:
             a, b = pick(), pick()
             if rng.random() < config.crossover_rate:
-                both = set(a) & set(b)
-                either = sorted(set(a) ^ set(b))
-                child = _repair(both | set(rng.choice(either, size=len(either) // 2, replace=False).tolist()
-                                       if either else []), units, k, rng)
+                ma, mb = as_mask(a), as_mask(b)
+                genes = ma & mb
+                either = np.flatnonzero(ma ^ mb)
+                if either.size:
+                    genes[rng.choice(either, size=either.size // 2, replace=False)] = True
+                genes = _fill(genes, k, rng)
             else:
-                child = a
-            genes = set(child)
+                genes = as_mask(a)
             while True:  # at least one swap, more with probability mutation_rate each
                 if 0 < k < n:
-                    out_gene = int(rng.choice(sorted(genes)))
-                    in_gene = int(rng.choice([u for u in units if u not in genes]))
-                    genes = (genes - {out_gene}) | {in_gene}
+                    out_gene = int(rng.choice(np.flatnonzero(genes)))
+                    in_gene = int(rng.choice(np.flatnonzero(~genes)))
+                    genes[out_gene] = False
+                    genes[in_gene] = True
                 if rng.random() >= config.mutation_rate:
                     break
-            children.append(tuple(sorted(genes)))
+            children.append(tuple(np.flatnonzero(genes).tolist()))
         population = children
         scores = [fit(c) for c in population]
         best_ever = min(best_ever, min(zip(scores, population)))
@@ -272,7 +316,7 @@ def _own_graph(module: nn.Module, layout: UnitLayout) -> np.ndarray:
 def layer_problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: Mapping[str, float], *,
                    surgeon: Surgeon | torch.Tensor, inputs: object | None,
                    fitness: str, layouts: Mapping[str, UnitLayout] | None = None,
-                   samples: int = 256, seed: int = 0) -> list[LayerProblem]:
+                   samples: int = 256, seed: int = 0, workers: int = 1) -> list[LayerProblem]:
     """One search problem per targeted layer, from the model before any removal (the
     :class:`~topoprune.pruning.methods.Topological` method calls this once per prune).
 
@@ -282,7 +326,8 @@ def layer_problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: 
     (:meth:`Surgeon.consumers`). ``layouts`` says what a unit is per layer (default: filters and
     neurons; attention projections: heads). ``inputs`` is the data sample for
     ``fitness="activation"``: each unit's mean output per point, the points being samples (conv)
-    or (sample, token) pairs, at most ``samples`` of them (seeded by ``seed``).
+    or (sample, token) pairs, at most ``samples`` of them (seeded by ``seed``). ``workers``
+    threads build the layers' problems (the result does not depend on it).
     """
     if not isinstance(surgeon, Surgeon):
         surgeon = Surgeon(model, surgeon)
@@ -292,22 +337,26 @@ def layer_problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: 
         clouds = unit_points(model, inputs, modules=modules, layouts=layouts, names=list(targets),
                              limit=samples, seed=seed)
         acts = {n: o.mean(2).double().numpy() for n, o in clouds.items()}
-    problems = []
-    for name, sparsity in targets.items():
-        module, layout = modules[name], layouts[name]
+    # the dependency graph is walked here, in this thread (torch-pruning's graph is not shared
+    # across threads); the arithmetic per layer (FPGM's distances above all) runs in threads
+    consumers = {name: [c for c in surgeon.consumers(name)] for name in targets}
+
+    def build(name: str) -> LayerProblem:
+        sparsity, module, layout = targets[name], modules[name], layouts[name]
         c_out = layout.count
         k = min(int(c_out * sparsity), c_out - 1)
-        consumers = []
-        for consumer in surgeon.consumers(name):
-            cols = _consumer_columns(consumer, c_out)  # fused q/k/v: it reads the v heads
-            if cols is not None:
-                consumers.append(cols)
-        seeds = {}
-        unit_weight = layout.weight(module)
-        for label, fn in (("l1", l1_scores), ("l2", l2_scores), ("fpgm", fpgm_scores)):
-            seeds[label] = filters_to_prune(fn(unit_weight).numpy(), sparsity)
-        problems.append(LayerProblem(name, max(k, 0), _own_graph(module, layout), consumers, seeds, acts.get(name)))
-    return problems
+        graphs = [cols for cols in (_consumer_columns(c, c_out) for c in consumers[name])  # fused
+                  if cols is not None]  # q/k/v: it reads the v heads
+        unit_weight = layout.weight(module).detach()
+        seeds = {label: filters_to_prune(fn(unit_weight).numpy(), sparsity)
+                 for label, fn in (("l1", l1_scores), ("l2", l2_scores), ("fpgm", fpgm_scores))}
+        return LayerProblem(name, max(k, 0), _own_graph(module, layout), graphs, seeds, acts.get(name))
+
+    names = list(targets)
+    if workers <= 1 or len(names) <= 1:
+        return [build(n) for n in names]
+    with ThreadPoolExecutor(max_workers=min(workers, len(names)), thread_name_prefix="topoprune-ga") as pool:
+        return list(pool.map(build, names))
 
 
 def _run(problem: LayerProblem, config: GAConfig, index: int) -> LayerSearch:
@@ -326,6 +375,12 @@ def _one_numba_thread() -> None:
     numba.set_num_threads(1)
 
 
+def worker_count(config: GAConfig) -> int:
+    """Threads for the layers: ``config.workers``, or with 0 as many as torch may use here (the
+    entry point or a cell worker set that share)."""
+    return config.workers or min(usable_cores(), torch.get_num_threads())
+
+
 def run_searches(problems: Sequence[LayerProblem], config: GAConfig) -> dict[str, LayerSearch]:
     """Search every layer; unless ``config.workers`` is 1, in a pool of threads.
 
@@ -333,8 +388,7 @@ def run_searches(problems: Sequence[LayerProblem], config: GAConfig) -> dict[str
     result is the same for any number of workers. Threads, not processes: nothing is pickled and
     the caller's ``__main__`` is never re-imported; the fitness kernels release the GIL.
     """
-    # 0: as many threads as torch may use here (the entry point or a cell worker set that share)
-    workers = config.workers or min(usable_cores(), torch.get_num_threads())
+    workers = worker_count(config)
     if workers <= 1 or len(problems) <= 1:
         results = [_run(p, config, i) for i, p in enumerate(problems)]
     else:

@@ -42,7 +42,7 @@ from .persistence import (
     persistence_diagram,
     wasserstein_same_birth,
 )
-from .spanning import maximum_spanning_tree
+from .spanning import SortedEdges, maximum_spanning_tree
 
 __all__ = [
     "BETTI_METHODS",
@@ -72,6 +72,7 @@ __all__ = [
     "layer_critical",
     "layer_neural_persistence",
     "maximum_spanning_tree",
+    "SortedEdges",
     "mst_overlap",
     "network_critical",
     "network_persistence",

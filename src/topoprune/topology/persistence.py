@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .spanning import as_matrix, maximum_spanning_tree
+from .spanning import SortedEdges, _masked_kruskal, as_matrix, maximum_spanning_tree
 
 __all__ = [
     "persistence_diagram",
@@ -22,6 +22,8 @@ __all__ = [
     "knn_geodesic",
     "BETTI_METHODS",
     "wasserstein_same_birth",
+    "wasserstein_same_birth_dp",
+    "forest_wasserstein",
 ]
 
 
@@ -180,13 +182,168 @@ def _line_wasserstein(a, b, birth):
     return prev[m]
 
 
-def wasserstein_same_birth(deaths_a: np.ndarray, deaths_b: np.ndarray, birth: float = 1.0) -> float:
+@nb.njit(cache=True, nogil=True, inline="always")
+def _heap_push(heap, n, value):
+    """Push ``value`` onto the binary min-heap ``heap[:n]``; returns the new size."""
+    i = n
+    heap[i] = value
+    while i > 0:
+        parent = (i - 1) >> 1
+        if heap[parent] <= heap[i]:
+            break
+        heap[parent], heap[i] = heap[i], heap[parent]
+        i = parent
+    return n + 1
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _heap_pushpop(heap, n, value):
+    """Push ``value`` onto the binary min-heap ``heap[:n]`` and pop the smallest entry (the size
+    stays ``n``): ``value`` itself when it is the smallest, else one sift-down."""
+    if n == 0 or value <= heap[0]:
+        return value
+    top = heap[0]
+    heap[0] = value
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        child = left
+        if left + 1 < n and heap[left + 1] < heap[left]:
+            child = left + 1
+        if heap[i] <= heap[child]:
+            break
+        heap[i], heap[child] = heap[child], heap[i]
+        i = child
+    return top
+
+
+@nb.njit(cache=True, nogil=True)
+def _line_wasserstein_flow(a, b, birth):
+    """The same distance as :func:`_line_wasserstein`, in ``O((n + m) log(n + m))``.
+
+    The matching is a min-cost flow on the line: each point of ``a`` sends one unit, each point of
+    ``b`` takes one, moving a unit costs the distance, and a point may instead go to (or come
+    from) the diagonal at its deletion cost ``c = |birth - death| / 2``. Sweeping the points from
+    left to right, ``V(f)`` is the least cost so far with net flow ``f`` crossing to the right; it
+    is convex, so it is kept as its sorted slopes ("slope trick"): the slopes left of ``f = 0`` in
+    a max-heap ``L`` (stored negated), those right of it in a min-heap ``R``, each with a lazy
+    offset. A segment of length ``len`` adds ``len * |f|`` (``L`` -= len, ``R`` += len); a point
+    of ``a`` is an infimal convolution with ``{0: c, 1: 0}`` (merge slope ``-c``), a point of
+    ``b`` one with ``{-1: 0, 0: c}`` (merge slope ``+c``). ``V(0)`` is tracked exactly through
+    each step; at the end it is the distance. Equal to the DP up to rounding (tested)."""
+    n, m = a.shape[0], b.shape[0]
+    if n == m:  # equal diagrams are exactly 0 apart (the sweep would leave rounding noise)
+        same = True
+        for k in range(n):
+            if a[k] != b[k]:
+                same = False
+                break
+        if same:
+            return 0.0
+    neg_left = np.empty(n + m + 1)  # the max-heap L, stored as a min-heap of -(slope - offL)
+    right = np.empty(n + m + 1)
+    nl = 0
+    nr = 0
+    off_l = 0.0
+    off_r = 0.0
+    v0 = 0.0
+    i = 0
+    j = 0
+    prev = 0.0
+    started = False
+    while i < n or j < m:
+        from_a = j >= m or (i < n and a[i] <= b[j])
+        if from_a:
+            x = a[i]
+            i += 1
+        else:
+            x = b[j]
+            j += 1
+        if started:
+            length = x - prev
+            off_l -= length
+            off_r += length
+        started = True
+        prev = x
+        c = abs(birth - x) / 2
+        if from_a:
+            if nl > 0:  # V'(0) = min(V(0) + c, V(-1)), V(-1) = V(0) - max(L)
+                s = -neg_left[0] + off_l
+                v0 = min(v0 + c, v0 - s)
+            else:
+                v0 = v0 + c
+            top = -_heap_pushpop(neg_left, nl, c + off_l) + off_l  # merge slope -c; L keeps its size
+            nr = _heap_push(right, nr, top - off_r)
+        else:
+            if nr > 0:  # V'(0) = min(V(0) + c, V(1)), V(1) = V(0) + min(R)
+                v0 = v0 + min(c, right[0] + off_r)
+            else:
+                v0 = v0 + c
+            low = _heap_pushpop(right, nr, c - off_r) + off_r  # merge slope +c; L grows by one
+            nl = _heap_push(neg_left, nl, -(low - off_l))
+    return max(v0, 0.0)
+
+
+def wasserstein_same_birth(deaths_a: np.ndarray, deaths_b: np.ndarray, birth: float = 1.0, *,
+                           presorted: bool = False) -> float:
     """1-Wasserstein distance between the diagrams ``{(birth, d) : d in deaths_a}`` and
     ``{(birth, d) : d in deaths_b}`` (L-inf ground metric, unmatched points go to the diagonal).
 
     This is the shape of every layer graph's 0-dimensional diagram (all births 1), and of a Rips
-    ``H_0`` diagram (all births 0). Exact, ``O(n m)``.
+    ``H_0`` diagram (all births 0). Exact, ``O((n + m) log(n + m))`` by a min-cost flow on the
+    line (:func:`_line_wasserstein_flow`); it equals the ``O(n m)`` dynamic programme over the
+    sorted deaths (:func:`wasserstein_same_birth_dp`, kept as the reference) up to rounding. The
+    Topological Pruner's ``diagram`` fitness calls this hundreds of times per layer, which is why
+    the faster form exists (issue #16: 1 ms -> ~0.1 ms for 1,000-point diagrams).
+    ``presorted=True`` promises both arrays are float64 and ascending already (not checked).
     """
+    if presorted:
+        return float(_line_wasserstein_flow(deaths_a, deaths_b, float(birth)))
+    a = np.sort(np.asarray(deaths_a, dtype=np.float64).reshape(-1))
+    b = np.sort(np.asarray(deaths_b, dtype=np.float64).reshape(-1))
+    return float(_line_wasserstein_flow(a, b, float(birth)))
+
+
+def wasserstein_same_birth_dp(deaths_a: np.ndarray, deaths_b: np.ndarray, birth: float = 1.0) -> float:
+    """:func:`wasserstein_same_birth` by the ``O(n m)`` dynamic programme over the sorted deaths
+    (an optimal matching on a line never crosses): the reference the faster form is tested
+    against."""
     a = np.sort(np.asarray(deaths_a, dtype=np.float64).reshape(-1))
     b = np.sort(np.asarray(deaths_b, dtype=np.float64).reshape(-1))
     return float(_line_wasserstein(a, b, float(birth)))
+
+
+@nb.njit(cache=True, nogil=True)
+def _forest_wasserstein(rows, cols, vals, row_alive, col_alive, n_rows, need, reference, scale, complete):
+    """Kruskal over pre-sorted edges, then the same-birth W1 of the forest's diagram (values
+    divided by ``scale``) against ``reference`` (ascending), in one GIL-free call. Returns -1 when
+    ``complete`` is set and the forest did not reach ``need`` edges (more edges are needed)."""
+    out = np.empty(max(need, 0), vals.dtype)
+    n_tree = _masked_kruskal(rows, cols, vals, row_alive, col_alive, n_rows, need, out)
+    if complete and n_tree < need:
+        return -1.0
+    pruned = np.empty(n_tree)
+    for i in range(n_tree):
+        pruned[i] = out[n_tree - 1 - i] / scale
+    return _line_wasserstein_flow(reference, pruned, 1.0)
+
+
+def forest_wasserstein(edges: SortedEdges, reference: np.ndarray, scale: float, *,
+                       row_alive: np.ndarray | None = None, col_alive: np.ndarray | None = None) -> float:
+    """``wasserstein_same_birth(reference, edges.forest_values(row_alive, col_alive) / scale)``
+    (birth 1) in one compiled call that holds no GIL: the Topological Pruner's ``diagram``
+    fitness per graph. ``reference`` must be float64 deaths in ascending order."""
+    n_rows, n_cols = edges.shape
+    rows = np.ones(n_rows, np.bool_) if row_alive is None else np.asarray(row_alive, np.bool_)
+    cols = np.ones(n_cols, np.bool_) if col_alive is None else np.asarray(col_alive, np.bool_)
+    need = int(rows.sum()) + int(cols.sum()) - 1
+    scale = edges.vals.dtype.type(scale)  # divide in the edges' precision, as numpy would
+    value = _forest_wasserstein(edges.rows, edges.cols, edges.vals, rows, cols, n_rows, need,
+                                reference, scale, edges.partial)
+    if value < 0:  # the heaviest edges did not span the kept vertices: sort the rest, once
+        edges.sort_rest()
+        value = _forest_wasserstein(edges.rows, edges.cols, edges.vals, rows, cols, n_rows, need,
+                                    reference, scale, False)
+    return float(value)

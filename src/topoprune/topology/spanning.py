@@ -40,7 +40,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["as_matrix", "maximum_spanning_tree"]
+__all__ = ["as_matrix", "maximum_spanning_tree", "SortedEdges"]
 
 # Below this many entries the whole matrix is simply sorted: the threshold machinery costs more
 # than it saves.
@@ -344,3 +344,104 @@ def maximum_spanning_tree(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
             key = np.lexsort((out_r[:n_tree] * n_cols + out_c[:n_tree], -out_v[:n_tree]))
             return out_r[key], out_c[key], out_v[key]
     return out_r[:n_tree].copy(), out_c[:n_tree].copy(), out_v[:n_tree].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def _masked_kruskal(rows, cols, vals, row_alive, col_alive, n_rows, need, out):
+    """Kruskal over pre-sorted edges, skipping those with a removed end; stops after ``need``
+    tree edges (a connected induced subgraph's forest is then complete)."""
+    n_vertices = n_rows + col_alive.shape[0]
+    parent = np.arange(n_vertices)
+    size = np.ones(n_vertices, np.int64)
+    n_tree = 0
+    if need <= 0:
+        return 0
+    for e in range(rows.shape[0]):
+        r = rows[e]
+        c = cols[e]
+        if not row_alive[r] or not col_alive[c]:
+            continue
+        if _union(parent, size, r, n_rows + c):
+            out[n_tree] = vals[e]
+            n_tree += 1
+            if n_tree == need:
+                break
+    return n_tree
+
+
+class SortedEdges:
+    """A layer graph's edges, sorted once, for the maximum spanning forests of its subgraphs.
+
+    The Topological Pruner scores hundreds of unit sets per layer; each removes some rows (the
+    layer's own units) or columns (a consumer's inputs) and needs the forest of what is left.
+    Sorting the whole graph once (value descending, then row-major index: the order
+    :func:`maximum_spanning_tree` uses) and running Kruskal over that list, skipping edges with a
+    removed end, gives the same forest as rebuilding it from the submatrix (the order restricted
+    to a submatrix is the submatrix's own order), and it stops as soon as the forest spans the
+    kept vertices. Memory: three entries per nonzero weight.
+    """
+
+    def __init__(self, weights: np.ndarray) -> None:
+        a = as_matrix(weights)
+        if not np.isfinite(a).all():
+            raise ValueError("weights contain NaN or infinite values; only finite weights are allowed")
+        self.shape = a.shape
+        flat = np.abs(a).reshape(-1)
+        idx = np.flatnonzero(flat)
+        vals = flat[idx]
+        # Sort only the heaviest edges now (all those above the value of the K-th heaviest, K a
+        # few times what a spanning forest usually needs); the rest are sorted the first time a
+        # scan runs past them. Together that is exactly the full stable sort.
+        k = 8 * (a.shape[0] + a.shape[1])
+        if vals.size > 4 * k:
+            t = np.partition(vals, vals.size - k)[vals.size - k]
+            top = vals > t
+            self._rest = (idx[~top], vals[~top])
+            idx, vals = idx[top], vals[top]
+        else:
+            self._rest = None
+        self._set(idx, vals, a.shape[1])
+
+    def _set(self, idx: np.ndarray, vals: np.ndarray, n_cols: int) -> None:
+        order = np.argsort(-vals, kind="stable")
+        idx = idx[order]
+        self.rows = (idx // n_cols).astype(np.int64)
+        self.cols = (idx % n_cols).astype(np.int64)
+        self.vals = vals[order]
+
+    @property
+    def partial(self) -> bool:
+        """Whether only the heaviest edges are sorted so far."""
+        return self._rest is not None
+
+    def sort_rest(self) -> None:
+        """Sort the remaining (lighter) edges into the list, once."""
+        if self._rest is None:
+            return
+        idx_rest, vals_rest = self._rest
+        n_cols = self.shape[1]
+        order = np.argsort(-vals_rest, kind="stable")
+        idx_rest = idx_rest[order]
+        self.rows = np.concatenate([self.rows, idx_rest // n_cols]).astype(np.int64)
+        self.cols = np.concatenate([self.cols, idx_rest % n_cols]).astype(np.int64)
+        self.vals = np.concatenate([self.vals, vals_rest[order]])
+        self._rest = None
+
+    def forest_values(self, row_alive: np.ndarray | None = None,
+                      col_alive: np.ndarray | None = None) -> np.ndarray:
+        """The edge values of the maximum spanning forest of the subgraph on the alive rows and
+        columns (boolean masks; ``None``: all), in Kruskal's order: exactly
+        ``maximum_spanning_tree(weights[rows][:, cols])[2]``."""
+        n_rows, n_cols = self.shape
+        rows = np.ones(n_rows, np.bool_) if row_alive is None else np.asarray(row_alive, np.bool_)
+        cols = np.ones(n_cols, np.bool_) if col_alive is None else np.asarray(col_alive, np.bool_)
+        if rows.shape != (n_rows,) or cols.shape != (n_cols,):
+            raise ValueError(f"alive masks must have shapes ({n_rows},) and ({n_cols},), got "
+                             f"{rows.shape} and {cols.shape}")
+        need = int(rows.sum()) + int(cols.sum()) - 1
+        out = np.empty(max(need, 0), self.vals.dtype)
+        n_tree = _masked_kruskal(self.rows, self.cols, self.vals, rows, cols, n_rows, need, out)
+        if n_tree < need and self._rest is not None:  # the heaviest edges did not span: all of them
+            self.sort_rest()
+            n_tree = _masked_kruskal(self.rows, self.cols, self.vals, rows, cols, n_rows, need, out)
+        return out[:n_tree].copy()

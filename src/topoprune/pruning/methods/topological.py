@@ -60,12 +60,12 @@ class Topological(StructuredMethod):
 
     def prepare(self, ctx: PruneContext) -> None:
         config = self.ga_config(ctx.seed)  # a sample for fitness 'activation': checked by prune_filters
-        from ..genetic import layer_problems, run_searches
+        from ..genetic import layer_problems, run_searches, worker_count
 
         problems = layer_problems(ctx.model, ctx.modules, ctx.targets, surgeon=ctx.surgeon,
                                   inputs=ctx.inputs, fitness=config.fitness,
                                   layouts={n: ctx.layout(n) for n in ctx.targets},
-                                  samples=self.samples, seed=ctx.seed)
+                                  samples=self.samples, seed=ctx.seed, workers=worker_count(config))
         results = run_searches(problems, config)
         ctx.state["searches"] = results
         ctx.extra["topological"] = {n: r.to_dict() for n, r in results.items()}
