@@ -8,7 +8,7 @@ CLI    := $(VENV)/bin/topoprune
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-data demo test test-slow bench bench-structured bench-fitness bench-imp bench-study bench-extreme bench-damage bench-report clean
+.PHONY: setup system-data demo test test-slow bench bench-structured bench-fitness bench-imp bench-study bench-extreme bench-damage bench-budgets bench-report clean
 
 setup: $(STAMP)
 
@@ -51,7 +51,7 @@ bench: setup system-data
 	$(PY) benchmarks/baseline_accuracy.py --model vgg16 --width 0.25 --input-shape 1,32,32 --epochs 15 --seeds 0 1 2
 	$(PY) benchmarks/critical_compression.py
 	$(PY) benchmarks/np_early_stopping.py --model lenet300 --max-epochs 30 --patience 3 --seeds 0 1 2
-	$(MAKE) bench-study bench-imp bench-structured bench-fitness bench-extreme bench-damage bench-report
+	$(MAKE) bench-study bench-imp bench-structured bench-fitness bench-extreme bench-damage bench-budgets bench-report
 
 # Table 1: structured pruning of vgg16 w0.25 on Fashion-MNIST (about 1 h 15 min alone on 2 cores)
 bench-structured: setup system-data
@@ -62,6 +62,14 @@ bench-structured: setup system-data
 bench-fitness: bench-structured
 	$(CLI) compare configs/fmnist-vgg16q-topo-fitness.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
+
+# Section 9: layer budgets at matched FLOPs (issue #16); VGG about 3 h on 2 cores, ResNet-56 several
+# times that (meant for a GPU: add --device cuda). Both resume.
+bench-budgets: setup system-data
+	$(CLI) compare configs/fmnist-vgg16q-budget.yaml --out benchmarks/runs --quiet
+	$(PY) benchmarks/export_run.py budget configs/fmnist-vgg16q-budget.yaml
+	$(CLI) compare configs/fmnist-resnet56-budget.yaml --out benchmarks/runs --quiet
+	$(PY) benchmarks/export_run.py budget configs/fmnist-resnet56-budget.yaml
 
 # Table 2: IMP vs T-IMP vs one-shot magnitude vs random on lenet300 (about 45 min)
 bench-imp: setup system-data

@@ -6,6 +6,7 @@ every row with its per-seed raw values, the summary table, the machine, versions
     python benchmarks/export_run.py study configs/study-activations.yaml
     python benchmarks/export_run.py extreme configs/fmnist-lenet300-extreme.yaml
     python benchmarks/export_run.py damage configs/fmnist-vgg16q-damage.yaml
+    python benchmarks/export_run.py budget configs/fmnist-vgg16q-budget.yaml
 
 The run folder is found from the config (``<runs>/<name>-<hash>``, default ``benchmarks/runs``),
 so the file always matches the config it names. Nothing is retrained: rerun the config's
@@ -19,6 +20,7 @@ import argparse
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 try:
@@ -299,6 +301,110 @@ def extreme_plot(rows: list[dict], methods: list[str], critical: float | None, d
 # --- damage study (issue #15) ----------------------------------------------------------------------
 
 
+# --- layer budgets at matched FLOPs (issue #16) ----------------------------------------------------
+
+BUDGET_PEERS = ("fpgm", "tp-global", "fpgm-eagleeye")  # uniform FPGM, torch-pruning global, EagleEye
+BUDGET_OURS = ("fpgm-topological", "topological-v2")  # topological allocation, the Topological Pruner v2
+BUDGET_EPOCHS = (1, 3, 10)
+
+
+def _reduction(sparsity: float) -> str:
+    return f"{1 / (1 - sparsity):.3g}x"
+
+
+_METRIC = {"flops": "FLOPs", "macs": "MACs", "params": "parameters"}
+
+
+def budget_tables(rows: list[dict], methods: list[str], seeds_expected: int,
+                  metric: str = "flops") -> dict[str, list[list[str]]]:
+    """The matched-FLOPs table (accuracy raw, recalibrated, after 1/3/10 epochs, epochs to recover,
+    FLOPs kept, params, latency, prune seconds) and the paired comparison with the best peer."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["sparsity"], r["method"])].append(r)
+    what = _METRIC[metric]
+    head = [f"{what} reduction", "method", "seeds", f"{what} kept", "params", "latency b1 ms", "prune s",
+            "raw", "recalibrated", *[f"after {k}" for k in BUDGET_EPOCHS], "epochs to recover"]
+    table = [head]
+    for s in sorted({r["sparsity"] for r in rows}):
+        for m in methods:
+            rs = groups.get((s, m), [])
+            if not rs:
+                continue
+            curve = lambda k: [r["recovery_curve"][k] if len(r["recovery_curve"]) > k else None for r in rs]  # noqa: E731
+            never = sum(r["epochs_to_recover"] is None for r in rs)
+            etr = [r["epochs_to_recover"] for r in rs if r["epochs_to_recover"] is not None]
+            lat = [(r.get("latency_ms") or [None, None])[1] for r in rs]
+            lat = [x.get("1") if isinstance(x, dict) else None for x in lat]
+            table.append([
+                _reduction(s), m, f"{len(rs)}/{seeds_expected}",
+                f"{statistics.mean(r[metric][1] / r[metric][0] for r in rs):.3f}",
+                f"{statistics.mean(r['params'][1] for r in rs):,.0f}", _pm(lat, 3), _pm([r["prune_seconds"] for r in rs], 1),
+                _pm([r["acc_pruned_raw"] for r in rs]), _pm([r.get("acc_pruned_recal") for r in rs]),
+                *[_pm(curve(k)) for k in BUDGET_EPOCHS],
+                (_pm(etr, 1) if etr else "—") + (f" ({never} never)" if never else "")])
+    return {f"matched {what}": table}
+
+
+def budget_verdicts(rows: list[dict], methods: list[str], peers: Sequence[str], ours: Sequence[str],
+                    metric: str = "flops") -> tuple[list[list[str]], list[str]]:
+    """Per reduction: each method against the best peer (the peer with the highest mean accuracy
+    after recovery), same-seed paired differences with a 95 % t-interval, and WINS / TIE / LOSES
+    from the interval; plus one computed sentence per reduction for ours."""
+    what = _METRIC[metric]
+    table = [[f"{what} reduction", "method", "best peer", "difference (points) [95 % t-interval]", "verdict"]]
+    sentences = []
+    for s in sorted({r["sparsity"] for r in rows}):
+        means = {m: statistics.mean([r["acc_after_recovery"] for r in rows if r["method"] == m and r["sparsity"] == s])
+                 for m in peers if any(r["method"] == m and r["sparsity"] == s for r in rows)}
+        if not means:
+            continue
+        best = max(means, key=means.get)
+        for m in methods:
+            if m == best:
+                continue
+            p = _paired(rows, s, m, best)
+            if p is None:
+                table.append([_reduction(s), m, best, "— (fewer than 2 paired seeds)", "—"])
+                continue
+            verdict = "WINS" if p[1] > 0 else ("LOSES" if p[2] < 0 else "TIE")
+            table.append([_reduction(s), m, best, f"{p[0]:+.2f} [{p[1]:+.2f}, {p[2]:+.2f}]", verdict])
+            if m in ours:
+                word = {"WINS": "beats", "LOSES": "loses to", "TIE": "is not distinguishable from"}[verdict]
+                sentences.append(f"At {_reduction(s)} fewer {what}, {m} {word} the best peer ({best}) after recovery: "
+                                 f"{p[0]:+.2f} points [{p[1]:+.2f}, {p[2]:+.2f}].")
+    return table, sentences
+
+
+def budget_plot(rows: list[dict], methods: list[str], path: Path, title: str, what: str = "FLOPs") -> None:
+    """The per-layer budget (fraction of each layer's units removed, seed mean) per method, one
+    panel per FLOPs reduction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = sorted({r["sparsity"] for r in rows})
+    fig, axes = plt.subplots(1, len(levels), figsize=(6 * len(levels), 3.6), squeeze=False)
+    for ax, s in zip(axes[0], levels):
+        for m in methods:
+            rs = [r for r in rows if r["method"] == m and r["sparsity"] == s and r.get("budget")]
+            if not rs:
+                continue
+            layers = list(rs[0]["budget"]["removed"])
+            frac = [statistics.mean(r["budget"]["removed"][n] / r["budget"]["units"][n] for r in rs) for n in layers]
+            ax.plot(range(len(layers)), frac, marker="o", ms=3, label=m)
+        ax.set_title(f"{_reduction(s)} fewer {what}")
+        ax.set_xlabel("prunable layer (input to output)")
+        ax.set_ylabel("fraction of units removed")
+        ax.set_ylim(0, 1)
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def damage_record(run_dir: Path) -> dict:
     from topoprune.experiments.study.damage import damage_summary
     from topoprune.experiments.study.damage_report import correlation_table
@@ -336,7 +442,9 @@ def _run_dir(kind: str, config_path: Path, runs: Path) -> tuple[Path, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", choices=["structured", "imp", "study", "extreme", "damage"])
+    ap.add_argument("kind", choices=["structured", "imp", "study", "extreme", "damage", "budget"])
+    ap.add_argument("--peers", default=",".join(BUDGET_PEERS), help="budget: the peers' method labels, comma-separated")
+    ap.add_argument("--ours", default=",".join(BUDGET_OURS), help="budget: the topological methods' labels, comma-separated")
     ap.add_argument("config", type=Path)
     ap.add_argument("--runs", type=Path, default=HERE / "runs")
     ap.add_argument("--out", type=Path, default=HERE / "results")
@@ -410,6 +518,16 @@ def main() -> None:
             record["methods"] = methods
             record["verdicts"] = extreme_verdicts(rows, methods, record["critical"])
             intro_extra = ["**Computed:**", "", *[f"- {v}" for v in record["verdicts"]], ""]
+        elif args.kind == "budget":
+            methods = [m.get("label") or m["name"] for m in config["methods"]]
+            metric = (config.get("budget") or {}).get("metric", "flops")
+            peers, ours = args.peers.split(","), args.ours.split(",")
+            tables = budget_tables(rows, methods, len(config["seeds"]), metric)
+            paired, sentences = budget_verdicts(rows, methods, peers, ours, metric)
+            tables["against the best peer, after recovery (same seed)"] = paired
+            record.update(methods=methods, peers=peers, ours=ours, verdicts=sentences, metric=metric)
+            intro_extra = ["**Computed:**", "", *([f"- {v}" for v in sentences] or
+                                                ["- no paired comparison yet (fewer than 2 seeds per cell)"]), ""]
         else:
             tables = imp_tables(rows, len(config["seeds"]))
         intro = [f"Dense baseline ({config['models'][0]['name']}, width {config['models'][0].get('width', 1):g}, "
@@ -417,7 +535,7 @@ def main() -> None:
                  f"Accuracy in % on the test split, mean ± std over the seeds listed; recovery {config['recovery']['epochs']} "
                  f"epochs at lr {config['recovery']['lr']:g}."
                  + (f" Training ran on {baseline['device']}." if baseline.get("device") not in (None, "cpu") else "")]
-        if args.kind == "extreme":
+        if args.kind in ("extreme", "budget"):
             intro = intro_extra + intro
     record["tables"] = tables
     args.out.mkdir(parents=True, exist_ok=True)
@@ -431,6 +549,13 @@ def main() -> None:
         extreme_plot(record["rows"], record["methods"], record["critical"], record["dense"]["test_acc"],
                      f"{model['name']} (width {model.get('width', 1):g}) on {config['dataset']['name']}, "
                      f"{len(config['seeds'])} seeds", plot)
+        record["plot"] = plot.name
+    if args.kind == "budget":
+        plot = args.out / f"{name}_layer_budgets.png"
+        model = config["models"][0]
+        budget_plot(record["rows"], record["methods"], plot,
+                    f"{model['name']} (width {model.get('width', 1):g}): per-layer budgets, seed mean",
+                    _METRIC[record["metric"]])
         record["plot"] = plot.name
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     status = ("complete" if record["complete"] else

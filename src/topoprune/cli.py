@@ -271,15 +271,20 @@ def models_cmd(
 def methods_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the registered pruning methods, their kind and their settings (the config keys)."""
+    """List the registered pruning methods and allocations (per-layer budgets under --target), their
+    kind and their settings (the config keys)."""
+    from .pruning.allocation import ALLOCATIONS
     from .pruning.methods import METHODS
 
     rows = [{"name": name, "kind": "structured" if cls.structured else "unstructured",
              "settings": {f: (info.description or "") for f, info in cls.model_fields.items()},
              "summary": cls.summary} for name, cls in METHODS.items()]
-    if as_json:
+    if as_json:  # methods only, as always (allocations: topoprune.pruning.allocation.list_allocations())
         print(json.dumps(rows, indent=2))
         return
+    rows += [{"name": name, "kind": "allocation",
+              "settings": {f: (info.description or "") for f, info in cls.model_fields.items()},
+              "summary": cls.summary} for name, cls in ALLOCATIONS.items()]
     table = Table(title="topoprune pruning methods")
     for col in ("name", "kind", "settings", "what it does"):
         table.add_column(col)
@@ -647,8 +652,10 @@ def prune_cmd(
     example_inputs: Annotated[Optional[Path], typer.Option("--example-inputs", help="The inputs to trace the model with: a tensor, tuple or dict of tensors (e.g. input_ids and attention_mask) saved with torch.save.")] = None,
     export: Annotated[Optional[list[str]], typer.Option("--export", help="Also export the pruned model and check it against the eager one: onnx, torchscript or torch.export (repeatable, or comma-separated).")] = None,
     trust_pickle: TrustOption = False,
-    method: Annotated[str, typer.Option("--method", help="A registered structured method: l1, l2, fpgm, random, topological, betti (`topoprune methods`).")] = "l1",
-    sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1).")] = 0.5,
+    method: Annotated[str, typer.Option("--method", help="A registered structured method: l1, l2, fpgm, random, topological, betti; with --target also topological-v2, tp-global (`topoprune methods`).")] = "l1",
+    sparsity: Annotated[Optional[float], typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1) (default 0.5; not with --target).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="Prune to a count instead: METRIC=KEEP, e.g. flops=0.5 (keep half the FLOPs) or flops=4x; metrics flops, macs, params. Met within 1 %.")] = None,
+    allocation: Annotated[str, typer.Option("--allocation", help="With --target, how many units each layer loses: uniform, global, eagleeye (needs --dataset), topological (`topoprune methods`).")] = "uniform",
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Layer never to prune (repeatable).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random choices and of the data sample.")] = 0,
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Data for data-driven methods (betti; topological with --fitness activation).")] = None,
@@ -688,6 +695,17 @@ def prune_cmd(
     settings = {_METHOD_OPTIONS[k]: v for k, v in given.items()
                 if _METHOD_OPTIONS[k] in cls.model_fields and not (k == "betti_threshold" and v is None)}
     chosen = resolve_method({"name": method, **settings}, kind="structured")
+    goal = _parse_target_option(target) if target is not None else None
+    if goal is not None and sparsity is not None:
+        raise TopopruneError("give --sparsity or --target, not both: with --target the allocation chooses "
+                             "each layer's sparsity")
+    from .pruning.allocation import resolve_allocation
+
+    chosen_allocation = resolve_allocation(allocation)
+    wants_labels = goal is not None and chosen_allocation.needs_data
+    if wants_labels and dataset is None:
+        raise TopopruneError(f"--allocation {allocation} judges candidates by accuracy: it needs --dataset NAME "
+                             "(held-out labelled training inputs)")
     if formats and "onnx" in formats:
         from .experiments.export import require_onnx
 
@@ -706,11 +724,19 @@ def prune_cmd(
             raise TopopruneError(f"--dataset needs a model that takes one image tensor; {net.label}'s example "
                                  "inputs are a tuple or dict")
         inputs = _data_sample(dataset, data_root, shape, chosen.needs().sample or samples, seed)
+        if wants_labels:
+            labelled = _labelled_sample(dataset, data_root, shape, 2000, seed)
     elif chosen.needs().sample:
         raise TopopruneError(f"--method {method} ({chosen}) needs --dataset NAME: it looks at the "
                              "layers' outputs on a data sample")
-    pruned, info = prune_filters(net.model, x, method=chosen, sparsity=sparsity, ignore=ignore or (),
-                                 seed=seed, inputs=inputs)
+    if goal is not None:
+        pruned, info = prune_filters(net.model, x, method=chosen, target=goal, allocation=chosen_allocation,
+                                     data=labelled if wants_labels else None, ignore=ignore or (), seed=seed,
+                                     inputs=inputs)
+    else:
+        pruned, info = prune_filters(net.model, x, method=chosen, sparsity=sparsity, ignore=ignore or (),
+                                     seed=seed, inputs=inputs)
+    sparsity = 0.5 if sparsity is None else sparsity
     record = info.to_dict()
     if formats:
         record["exports"] = _run_exports(pruned, x, formats, out)
@@ -741,8 +767,35 @@ def prune_cmd(
         raise typer.Exit(1)
 
 
+def _parse_target_option(text: str) -> dict:
+    """``--target flops=0.5`` / ``flops=4x`` as the mapping prune_filters takes (checked there)."""
+    metric, sep, value = text.partition("=")
+    if not sep:
+        raise TopopruneError(f"--target: bad value {text!r}; allowed: METRIC=KEEP, e.g. flops=0.5 or flops=4x")
+    value = value.strip()
+    try:
+        return {metric.strip(): float(value)}
+    except ValueError:
+        return {metric.strip(): value}
+
+
+def _labelled_sample(dataset: str, root, input_shape, n: int, seed: int):
+    """``n`` seeded training inputs with their labels, for allocations that measure accuracy."""
+    import torch
+
+    from .data import prepare_data
+
+    data = prepare_data(dataset, root, input_shape=tuple(input_shape), val_fraction=0.1, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(data.train_x.shape[0], generator=g)[: min(n, data.train_x.shape[0])]
+    return data.train_x[idx], data.train_y[idx]
+
+
 def _print_prune(label: str, info, sparsity: float, exports: list[dict], out: Path) -> None:
-    summary = Table(title=f"{label}: {info.method} filter pruning, sparsity {sparsity}")
+    budget = info.extra.get("budget")
+    how = (f"target {budget['target']['metric']} x{budget['target']['keep']:.3g}, {budget.get('searched_by')}"
+           if budget else f"sparsity {sparsity}")
+    summary = Table(title=f"{label}: {info.method} filter pruning, {how}")
     for col in ("", "before", "after", "kept"):
         summary.add_column(col, justify="left" if not col else "right")
     for name, (a, b) in (("parameters", info.params), ("MACs (NNI rule)", info.macs),
@@ -755,6 +808,9 @@ def _print_prune(label: str, info, sparsity: float, exports: list[dict], out: Pa
     for x in info.layers:
         layers.add_row(x.name, x.kind, str(x.before), str(x.after), x.note)
     console.print(layers)
+    if budget:
+        console.print(f"target {budget['target']['metric']}: kept {budget['measured_fraction']:.4f} of the dense "
+                      f"count (asked {budget['target']['keep']:.4f}; {'met' if budget['met'] else 'MISSED'} within 1 %)")
     if "topological" in info.extra:
         ga = Table(title=f"Topological Pruner fitness ({info.extra['ga']['fitness']}, lower is better)")
         for col in ("layer", "GA", "l1", "l2", "fpgm", "generations", "evaluations"):

@@ -736,7 +736,12 @@ API_CASES = [
     case(lambda t: prune(sparsity=True), ("sparsity", "True"), id="sparsity-bool"),
     case(lambda t: prune(sparsity=math.nan), ("sparsity", "nan"), id="sparsity-nan"),
     case(lambda t: prune(sparsity=math.inf), ("sparsity", "inf"), id="sparsity-inf"),
-    case(lambda t: prune(sparsity=None), ("sparsity", "None"), id="sparsity-none"),
+    # target (issue #16; sparsity=None is the default, 0.5)
+    case(lambda t: prune(target={"flops": 2}), ("target flops", "2"), id="target-above-one"),
+    case(lambda t: prune(target={"latency": 0.5}), ("unknown metric 'latency'",), id="target-metric"),
+    case(lambda t: prune(target={"flops": 0.5}, sparsity=0.5), ("sparsity or target",), id="target-and-sparsity"),
+    case(lambda t: prune(target={"flops": 0.5}, allocation="evenly"), ("unknown allocation",), id="allocation-unknown"),
+    case(lambda t: prune(method="topological-v2"), ("give a target",), id="v2-without-target"),
     case(lambda t: prune(sparsity=torch.tensor(0.5)), ("sparsity",), id="sparsity-tensor"),
     # method
     case(lambda t: prune(method="nosuch"), ("unknown pruning method 'nosuch'",), id="method-unknown"),

@@ -96,7 +96,7 @@ def test_imp_trajectory_cells_read_their_round(tmp_path):
     ({"train": {"lr": -1}}, "train.lr: bad value -1; allowed: greater than 0"),
     ({"methods": [{"name": "topological", "population": 1}]}, "methods[0].population: bad value 1; allowed: greater than or equal to 4"),
     ({"recovery": {"tolerance": -1}}, "recovery.tolerance"),
-    ({"epochs": 3}, "config field epochs: unknown setting; allowed keys: analyses, dataset"),
+    ({"epochs": 3}, "config field epochs: unknown setting; allowed keys: analyses, budget, dataset"),
     ({"methods": ["l1", {"name": "l1", "label": None}, "fpgm", "topological", "topological"]},
      "methods: bad value ['l1', 'topological']; allowed: each method once; give repeats a distinct 'label'"),
     ({"methods": [{"name": "l1", "label": "My L1"}]}, "methods[0].label: bad value 'My L1'"),
@@ -258,3 +258,52 @@ def _close(a, b, rel=1e-5) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == pytest.approx(b, rel=rel, abs=1e-9)
     return a == b
+
+
+BUDGET = {
+    "name": "budget",
+    "dataset": "digits",
+    "model": {"name": "mnist-fc", "width": 0.5},
+    "train": {"epochs": 2, "lr": 0.1, "batch_size": 64},
+    "methods": ["l1", "tp-global", {"name": "fpgm", "label": "fpgm-global", "allocation": "global"},
+                {"name": "l1", "label": "l1-eagleeye",
+                 "allocation": {"name": "eagleeye", "candidates": 2, "batches": 2, "batch_size": 32,
+                                "eval_samples": 64}},
+                {"name": "topological-v2", "population": 6, "generations": 2}],
+    "sparsities": [0.5],
+    "seeds": [0],
+    "recovery": {"epochs": 1, "batch_size": 64},
+    "budget": {"metric": "params", "data_samples": 300},
+}
+
+
+def test_a_budget_comparison_prunes_every_method_to_the_same_count(tmp_path):
+    cfg = parse_config(BUDGET)
+    assert parse_config(cfg.to_dict()) == cfg and cfg.to_dict()["methods"][2]["allocation"] == {"name": "global"}
+    rows = read_results(run_experiment(cfg, tmp_path, quiet=True, report=False))
+    assert [r["method"] for r in rows] == ["l1", "tp-global", "fpgm-global", "l1-eagleeye", "topological-v2"]
+    for r in rows:
+        b = r["budget"]
+        assert b["target"] == {"metric": "params", "keep": 0.5, "reduction": 2.0}
+        assert b["met"] and abs(r["params"][1] / r["params"][0] - 0.5) <= 0.005 + 1e-9  # at most the target,
+        assert r["params"][1] <= 0.5 * r["params"][0]                                # within 1 % below
+        assert sum(b["removed"].values()) > 0
+    by = {r["method"]: r["budget"] for r in rows}
+    assert by["fpgm-global"]["allocation"] == "global" and by["l1"]["allocation"] == "uniform"
+    assert by["tp-global"]["searched_by"] == "tp-global" and by["tp-global"]["allocation"] is None
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"budget": None, "methods": [{"name": "l1", "allocation": "global"}]}, "methods[0].allocation"),
+    ({"budget": None, "methods": ["topological-v2"]}, "methods[0].name: 'topological-v2' prunes to a target"),
+    ({"methods": ["magnitude"]}, "'magnitude' is unstructured"),
+    ({"methods": [{"name": "betti", "threshold": 3.0}]}, "methods[0].threshold"),
+    ({"methods": [{"name": "l1", "allocation": "evenly"}]}, "methods[0].allocation: unknown allocation"),
+    ({"budget": {"metric": "latency"}}, "budget.metric"),
+])
+def test_bad_budget_configs_fail_fast(change, message):
+    with pytest.raises(TopopruneError, match=re.escape(message)):
+        parse_config({**BUDGET, **{k: v for k, v in change.items() if v is not None}}
+                     if change.get("budget", 1) is not None else
+                     {**{k: v for k, v in BUDGET.items() if k != "budget"}, **{k: v for k, v in change.items()
+                                                                              if k != "budget"}})

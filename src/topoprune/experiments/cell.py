@@ -137,6 +137,10 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         shared_dir=store.path(cell.trajectory) if needs.trajectory else None,
         init_state=init_state(store, cell.model) if needs.training else None,
         progress=progress)
+    goal = config.target(cell.sparsity) if spec.structured else None
+    if goal is not None:
+        request = replace(request, target=goal, allocation=spec.allocation,
+                          labelled=_labelled(config, data, cell.seed) if _wants_labels(spec) else None)
     source, prior_steps = baseline_source(store, cell.model)  # a model outside the registry
     if getattr(model, "meta", None) is None:  # trace it with the inputs it was saved with
         request = replace(request, example_inputs=source.get("example_inputs", data.train_x[:2]))
@@ -153,6 +157,34 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         store.save_torch(f"{folder}/masked.pt", outcome.model.state_dict())
     store.finish(cell.stage("prune"), f"{folder}/prune.json", record, [f"{folder}/{p}" for p in STAGES["prune"]])
     return outcome.model, record
+
+
+def _budget_summary(record: dict | None) -> dict | None:
+    """The compact part of a budget record for the row (the curves and candidate lists stay in
+    the cell's prune.json)."""
+    if not record:
+        return None
+    keep = ("allocation", "searched_by", "target", "importance", "predicted_fraction", "measured_fraction", "met")
+    out = {k: record[k] for k in keep if k in record}
+    out["removed"] = {k: v["removed"] for k, v in record.get("layers", {}).items()}
+    out["units"] = {k: v["units"] for k, v in record.get("layers", {}).items()}
+    return out
+
+
+def _wants_labels(spec: MethodSpec) -> bool:
+    """Whether a budget cell's allocation or method judges candidates on labelled data."""
+    from ..pruning.allocation import resolve_allocation
+
+    allocation = resolve_allocation(spec.allocation or "uniform")
+    return bool(allocation.needs_data or getattr(spec.method, "data_weight", 0) > 0)
+
+
+def _labelled(config: ExperimentConfig, data, seed: int) -> tuple:
+    """``budget.data_samples`` training inputs and their labels, drawn with the cell's seed."""
+    n = min(config.budget.data_samples, data.train_x.shape[0])
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(data.train_x.shape[0], generator=g)[:n]
+    return data.train_x[idx], data.train_y[idx]
 
 
 def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bool = False,
@@ -233,6 +265,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         imp_rounds=prune_record["rounds"] if prune_record.get("trajectory") else None,
         warnings=prune_record.get("warnings", []),
         collapse=collapse,
+        budget=_budget_summary(info.get("extra", {}).get("budget")),
     ).to_dict()
     store.finish(cell.stage("measure"), f"{folder}/row.json", row, [])
     return row

@@ -273,6 +273,19 @@ class RecoverySpec(_Spec):
                                 "BatchNorm statistics after pruning, before recovery (0: off)")
 
 
+class BudgetSpec(_Spec):
+    """Structured cells prune to a count instead of a per-layer sparsity (issue #16): a cell's
+    sparsity ``s`` becomes the target ``{metric: 1 - s}``, the fraction of the dense model's
+    ``metric`` removed (0.5: 2x fewer FLOPs, 0.75: 4x). Each method entry may name its
+    ``allocation`` (default ``uniform``). ``data_samples`` labelled training inputs (drawn with
+    the cell's seed) are handed to allocations and methods that judge candidates by accuracy
+    after adaptive BN (``eagleeye``; ``topological-v2`` with ``data_weight``)."""
+
+    metric: Literal["flops", "macs", "params"] = "flops"
+    data_samples: int = Field(2000, ge=2, le=1_000_000, description="labelled training inputs for "
+                              "allocations that evaluate candidates")
+
+
 class AnalysisSpec(_Spec):
     persistence: bool = True
     critical: bool = True
@@ -291,6 +304,7 @@ class MethodSpec:
     method: Method
     label: str | None = None
     given: dict | None = None  # the settings as written (their digest must not depend on 1 vs 1.0)
+    allocation: dict | None = None  # with a budget: how many units each layer loses ({"name": ...})
 
     @property
     def name(self) -> str:
@@ -306,7 +320,8 @@ class MethodSpec:
 
     def to_dict(self) -> dict:
         settings = _as_given(self.method.settings(), self.given)
-        return {"name": self.name, **({"label": self.label} if self.label else {}), **settings}
+        return {"name": self.name, **({"label": self.label} if self.label else {}), **settings,
+                **({"allocation": self.allocation} if self.allocation else {})}
 
 
 class _Layout(_Spec):
@@ -321,6 +336,7 @@ class _Layout(_Spec):
     seeds: list[Seed] = Field([0], min_length=1, max_length=1024)
     recovery: RecoverySpec = RecoverySpec()
     analyses: AnalysisSpec = AnalysisSpec()
+    budget: BudgetSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -337,7 +353,7 @@ class _Layout(_Spec):
                               for m in data["models"]]
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
-        for section in ("train", "recovery", "analyses"):
+        for section in ("train", "recovery", "analyses", "budget"):
             if section in data and data[section] is None:
                 data.pop(section)
         return data
@@ -362,6 +378,7 @@ class ExperimentConfig:
         self.seeds: tuple[int, ...] = tuple(layout.seeds)
         self.recovery: RecoverySpec = layout.recovery
         self.analyses: AnalysisSpec = layout.analyses
+        self.budget: BudgetSpec | None = layout.budget
         self._train_given = given  # the train keys as written: part of the digest
         self._raw = raw or {}  # sections as written, so 1 and 1.0 keep the digest they always had
 
@@ -389,7 +406,15 @@ class ExperimentConfig:
             "seeds": list(self.seeds),
             "recovery": _as_given(self.recovery.model_dump(mode="json"), self._raw.get("recovery")),
             "analyses": self.analyses.model_dump(mode="json"),
+            # only when set: configs without a budget keep the digest they always had
+            **({"budget": self.budget.model_dump(mode="json")} if self.budget is not None else {}),
         }
+
+    def target(self, sparsity: float) -> dict | None:
+        """The target a structured cell at ``sparsity`` prunes to, or None without a budget."""
+        if self.budget is None:
+            return None
+        return {self.budget.metric: round(1.0 - sparsity, 12)}
 
     def digest(self) -> str:
         """12 hex digits of the config's content: the run folder's suffix.
@@ -421,7 +446,8 @@ def _as_given(dumped: dict, given: Any) -> dict:
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {"models": ModelSpec, "dataset": DataSpec, "train": TrainSpec,
-                                         "recovery": RecoverySpec, "analyses": AnalysisSpec}
+                                         "recovery": RecoverySpec, "analyses": AnalysisSpec,
+                                         "budget": BudgetSpec}
 
 
 def _method(path: str, data: Any) -> MethodSpec:
@@ -443,21 +469,32 @@ def _method(path: str, data: Any) -> MethodSpec:
             raise TopopruneError(f"config field {path}.label: bad value {label!r}; allowed: 1-40 "
                                  "characters from a-z, 0-9, '.', '_', '-', starting with a letter or "
                                  "digit (it names folders)")
-    settings = {k: v for k, v in data.items() if k not in ("name", "label")}
+    settings = {k: v for k, v in data.items() if k not in ("name", "label", "allocation")}
     try:
         method = cls.model_validate(settings)
     except ValidationError as exc:
         fields = ", ".join(cls.model_fields) or "none"
         raise TopopruneError(f"config field {format_validation_error(exc, path)} (settings of "
                              f"{name!r}: {fields})") from None
-    return MethodSpec(resolve_method(method), label, settings)
+    allocation = None
+    if "allocation" in data:
+        from ..pruning.allocation import resolve_allocation
+
+        given = data["allocation"]
+        try:
+            obj = resolve_allocation(given)
+        except TopopruneError as exc:
+            raise TopopruneError(f"config field {path}.allocation: {exc}") from None
+        allocation = {"name": obj.name, **(dict(given) if isinstance(given, dict) else {})}
+        allocation.pop("label", None)
+    return MethodSpec(resolve_method(method), label, settings, allocation)
 
 
 def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
     """Validate a config mapping (as loaded from YAML); raise :class:`TopopruneError` in one line."""
     if not isinstance(data, dict):
         raise TopopruneError(f"config: bad value {type(data).__name__}; allowed: a mapping of fields "
-                             "(name, model(s), dataset, train, methods, sparsities, seeds, recovery, analyses)")
+                             "(name, model(s), dataset, train, methods, sparsities, seeds, recovery, analyses, budget)")
     raw = dict(data)
     if name is not None and "name" not in raw:
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:64] or "experiment"
@@ -492,6 +529,16 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
         problem = m.method.check_sparsities(layout.sparsities)
         if problem:
             raise TopopruneError(f"config field methods[{i}].{problem}")
+        if layout.budget is None and (m.allocation is not None or getattr(m.method, "needs_target", False)):
+            what = "allocation" if m.allocation is not None else "name"
+            raise TopopruneError(f"config field methods[{i}].{what}: {m.key!r} prunes to a target count; allowed "
+                                 "only with a 'budget:' section (e.g. budget: {metric: flops})")
+        if layout.budget is not None and getattr(m.method, "threshold", None) is not None:
+            raise TopopruneError(f"config field methods[{i}].threshold: {m.key!r} prunes by a Betti threshold, "
+                                 "which ignores the target; allowed under 'budget:': no threshold (rank to the target)")
+        if layout.budget is not None and not m.structured:
+            raise TopopruneError(f"config field methods[{i}].name: {m.key!r} is unstructured; a 'budget:' "
+                                 "comparison prunes structured methods to a FLOPs/MACs/params target")
     train_given = _as_given(layout.train.model_dump(mode="json", exclude_unset=True), raw.get("train"))
     return ExperimentConfig(layout, methods, train_given, raw)
 

@@ -53,6 +53,8 @@ class Row(BaseModel):
     warnings: list[str] = []
     # unstructured cells: collapse, connectivity, tree kept, vs critical ratio (analysis.collapse_report)
     collapse: dict[str, Any] | None = None
+    # budget comparisons (issue #16): the target, the allocation, units removed per layer, the count met
+    budget: dict[str, Any] | None = None
 
     @property
     def key(self) -> RowKey:
@@ -63,6 +65,8 @@ class Row(BaseModel):
         d = self.model_dump(mode="json")
         if d.get("algorithm") is None:
             d.pop("algorithm", None)
+        if d.get("budget") is None:  # rows of sparsity comparisons stay as they were
+            d.pop("budget", None)
         return d
 
 

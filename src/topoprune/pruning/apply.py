@@ -19,7 +19,12 @@ def apply_method(method: Method, model: nn.Module, request: ApplyRequest) -> Pru
     """Prune ``model`` with ``method`` at ``request.sparsity`` (structured: a pruned copy;
     unstructured: ``model`` masked in place)."""
     if isinstance(method, StructuredMethod):
-        pruned, info = prune_filters(model, request.example_inputs, method=method, sparsity=request.sparsity,
-                                     seed=request.seed, inputs=request.sample)
+        if request.target is not None:  # a budget comparison: the allocation sets each layer's sparsity
+            pruned, info = prune_filters(model, request.example_inputs, method=method, target=request.target,
+                                         allocation=request.allocation or "uniform", data=request.labelled,
+                                         seed=request.seed, inputs=request.sample)
+        else:
+            pruned, info = prune_filters(model, request.example_inputs, method=method, sparsity=request.sparsity,
+                                         seed=request.seed, inputs=request.sample)
         return PruneOutcome(pruned, {"info": info.to_dict()}, steps=info.steps)
     return method.apply(model, request)

@@ -31,9 +31,10 @@ from ..models.inputs import Inputs, as_inputs, describe_inputs, example_inputs_f
 from ..models.introspect import tied_layers
 from ..models.layers import layer_kind, weighted_layers
 from .config import check_sparsity, resolve_config_list
+from .targets import TOLERANCE
 from .methods.base import LayerRequest, PruneContext, StructuredMethod, resolve_method
 from .surgery import Surgeon
-from .units import unit_layouts
+from .units import UnitLayout, unit_layouts
 
 __all__ = [
     "prune_filters",
@@ -116,12 +117,15 @@ def prune_filters(
     example_inputs: Inputs | None = None,
     *,
     method: str | StructuredMethod | Mapping = "l1",
-    sparsity: float = 0.5,
+    sparsity: float | None = None,
     config_list: Sequence[Mapping] | None = None,
     ignore: Sequence[str] = (),
     inplace: bool = False,
     seed: int = 0,
     inputs: Inputs | None = None,
+    target: Mapping | None = None,
+    allocation: str | Mapping | object = "uniform",
+    data: tuple | None = None,
 ) -> tuple[nn.Module, FilterPruneInfo]:
     """Remove filters (conv), neurons (linear) and attention heads physically; return the smaller
     model and a record.
@@ -137,7 +141,19 @@ def prune_filters(
             settings (``topoprune.pruning.methods.Topological(fitness="np")``), or a mapping
             ``{"name": ..., **settings}``.
         sparsity: fraction of each targeted layer's units to remove (NNI:
-            ``int(units * sparsity)``; an attention projection's units are its heads), in [0, 1).
+            ``int(units * sparsity)``; an attention projection's units are its heads), in [0, 1);
+            default 0.5. Not with ``target``.
+        target: prune to a count instead: ``{"flops": 0.5}`` keeps half the dense model's FLOPs
+            (``"macs"``, ``"params"``; ``{"flops": "4x"}`` is a reduction), within 1 %. The
+            per-layer sparsities are chosen by ``allocation`` and recorded in ``info.layers`` and
+            ``info.extra["budget"]`` (``met``: whether the measured count landed; a miss, e.g.
+            units too coarse or attention FLOPs the cost model holds constant, is a warning).
+        allocation: with ``target``, how many units each layer loses: ``"uniform"``,
+            ``"global"``, ``"eagleeye"`` (needs ``data``), ``"topological"``, an
+            :class:`~topoprune.pruning.allocation.Allocation` object, or ``{"name": ..., **settings}``.
+        data: labelled held-out training data ``(inputs, labels)`` for allocations that judge
+            candidates by accuracy after adaptive BN (``eagleeye``; the Topological Pruner v2's
+            data term).
         config_list: NNI-style entries (``op_types``, ``op_names``, ``exclude_op_names``,
             ``sparse_ratio``); when given, it alone decides targets and sparsities.
         ignore: layer names never to prune (added to the default first layer and classifier).
@@ -157,7 +173,29 @@ def prune_filters(
         raise TopopruneError("a TorchScript model cannot be pruned structurally (its graph is fixed); "
                              "prune the Python model it was scripted from")
     chosen = resolve_method(method, kind="structured")
-    sparsity = check_sparsity(sparsity)
+    goal = None
+    if target is not None:
+        from .allocation import resolve_allocation
+        from .targets import parse_target
+
+        if sparsity is not None:
+            raise TopopruneError("give sparsity or target, not both: with target the per-layer sparsities "
+                                 "are chosen by the allocation")
+        if config_list is not None:
+            raise TopopruneError("target with config_list is not supported: leave layers out with ignore=[...]")
+        goal = parse_target(target)
+        chosen_allocation = resolve_allocation(allocation)
+        if data is not None and not (isinstance(data, (tuple, list)) and len(data) == 2
+                                     and all(isinstance(t, torch.Tensor) for t in data)):
+            raise TopopruneError(f"data: bad value {type(data).__name__}; allowed: a pair (inputs, labels) of "
+                                 "tensors")
+    elif allocation != "uniform" or data is not None:
+        raise TopopruneError("allocation= and data= apply to pruning to a target: add target={'flops': ...} "
+                             "(or leave them out)")
+    elif getattr(chosen, "needs_target", False):
+        raise TopopruneError(f"method {chosen.name!r} searches the layer budgets itself: give a target, e.g. "
+                             f"prune_filters(..., method={chosen.name!r}, target={{'flops': 0.5}})")
+    sparsity = check_sparsity(0.5 if sparsity is None else sparsity)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise TopopruneError(f"seed must be an integer >= 0, got {seed!r}")
     if inputs is not None:
@@ -201,14 +239,29 @@ def prune_filters(
     layouts = unit_layouts(work, blocks)
     heads_before = {b.name: b.heads for b in blocks}
     done: dict[str, str] = {}  # layer -> the leader whose group removed its units
+    fractions: dict[str, float] = {}
+    plan = None
+    if goal is not None:
+        from .budgets import plan_budget
+
+        plan = plan_budget(model=work, example_inputs=example_inputs, surgeon=surgeon, layouts=layouts,
+                           targets=targets, method=chosen, target=goal, allocation=chosen_allocation,
+                           data=data, seed=seed, inputs=inputs,
+                           skip=lambda n, g: _skip_reason(n, g, surgeon=surgeon, targets=targets,
+                                                          layouts=layouts, tied=tied))
+        targets = {n: plan.sparsities.get(n, 0.0) for n in targets}
+        fractions = plan.fractions
     ctx = PruneContext(model=work, modules=modules, targets=targets, example_inputs=example_inputs,
                        inputs=inputs, seed=seed, surgeon=surgeon, layouts=layouts)
+    if plan is not None:
+        ctx.state["budget"] = plan
+        ctx.extra["budget"] = plan.record
     chosen.prepare(ctx)  # model-wide work, on the model before any removal
     layers, steps = [], []
     for name, layer_sparsity in targets.items():
         module, layout = modules[name], layouts[name]
-        rec = LayerPruneInfo(name, layer_kind(module), layer_sparsity, layout.count, layout.count,
-                             list(range(layout.count)), unit=layout.kind)
+        rec = LayerPruneInfo(name, layer_kind(module), fractions.get(name, layer_sparsity), layout.count,
+                             layout.count, list(range(layout.count)), unit=layout.kind)
         layers.append(rec)
         if name in done:
             rec.note = f"pruned together with {done[name]} (coupled)"
@@ -220,39 +273,9 @@ def prune_filters(
                         "nn.MultiheadAttention calls its out_proj's weight functionally)")
             continue
         rec.coupled_with = list(group.coupled)
-        if group.through_padding:
-            rec.note = ("not pruned: its channels are coupled through a zero-padding shortcut "
-                        "(option A), whose channel offsets torch-pruning does not model")
-            continue
-        if group.embeddings:
-            rec.note = (f"not pruned: its width is the residual stream, shared with the embedding "
-                        f"{group.embeddings[0]!r} (the hidden size stays)")
-            continue
-        held = None
-        if tied:  # a group touching a tied weight (as output or as a consumer's input) would untie it
-            touched = [name, *group.coupled, *(surgeon.names[c] for c in surgeon.consumers(name))]
-            held = next((t for t in touched if t in tied), None)
-        if held is not None:
-            rec.note = (f"not pruned: {held!r} has its weight tied to {', '.join(tied[held])}, and "
-                        "removing these units would untie them")
-            continue
-        outside = [c for c in group.coupled if c not in targets]
-        if outside:
-            rec.note = f"not pruned: coupled with {', '.join(outside)}, which is not targeted"
-            if layout.kind == "head":
-                rec.note += " (an attention block's q, k and v lose heads together: target all three)"
-            continue
-        uneven = [c for c in group.coupled if layouts[c].count != layout.count]
-        if uneven:
-            rec.note = (f"not pruned: coupled with {', '.join(uneven)} ({layouts[uneven[0]].count} vs "
-                        f"{layout.count} {layout.kind}s) through a concatenation or channel shuffle, "
-                        "whose index mapping is not one-to-one")
-            continue
-        mismatch = [c for c in group.coupled  # heads couple only with heads of the same size
-                    if (layouts[c].size, layouts[c].parts) != (layout.size, layout.parts)]
-        if mismatch:
-            rec.note = (f"not pruned: coupled with {', '.join(mismatch)}, whose units differ "
-                        f"({layout.kind} of {layout.size} vs {layouts[mismatch[0]].kind})")
+        reason = _skip_reason(name, group, surgeon=surgeon, targets=targets, layouts=layouts, tied=tied)
+        if reason:
+            rec.note = reason
             continue
         request = LayerRequest(name, module, layer_sparsity, tuple(group.coupled), layout)
         units = sorted(int(i) for i in chosen.choose(ctx, request))
@@ -263,7 +286,10 @@ def prune_filters(
             units = units[: n - 1]
             rec.note = f"kept 1 {layout.kind}: the choice would have emptied the layer"
         if not units:
-            rec.note = rec.note or f"not pruned: int({n} * {layer_sparsity}) < 1 or fewer than 2 {layout.kind}s"
+            if plan is not None and name in fractions:
+                rec.note = rec.note or f"not pruned: the allocation ({plan.record['searched_by']}) gives it no removals"
+            else:
+                rec.note = rec.note or f"not pruned: int({n} * {layer_sparsity}) < 1 or fewer than 2 {layout.kind}s"
             continue
         try:
             surgeon.remove(name, layout.features_of(units))
@@ -310,6 +336,20 @@ def prune_filters(
         left = " (with inplace=True the model is left pruned and broken)" if inplace else ""
         raise TopopruneError(f"the pruned model no longer runs on the example inputs ({first}){hint}"
                              f"{left}") from None
+    if plan is not None:
+        measured = {"params": after[0], "macs": after[1], "flops": after[2]}[goal.metric]
+        dense = {"params": params0, "macs": macs0, "flops": flops0}[goal.metric]
+        achieved = measured / dense
+        plan.record.update(measured=measured, measured_fraction=achieved,
+                           met=abs(achieved / goal.keep - 1) <= TOLERANCE)
+        if not plan.record["met"]:
+            import warnings
+
+            msg = (f"target {goal} missed: the pruned model keeps {achieved:.4f} of the {goal.metric} "
+                   f"(allowed: within {100 * TOLERANCE:g}% of {goal.keep:g})"
+                   + (f"; {plan.cost.notes[0]}" if plan.cost.notes else "; the layers' units are too coarse"))
+            warned.append(msg)
+            warnings.warn(msg, stacklevel=2)
     info = FilterPruneInfo(
         chosen.name, input_shape, layers, steps,
         (params0, after[0]), (macs0, after[1]), (flops0, after[2]),
@@ -320,6 +360,41 @@ def prune_filters(
         warnings=warned, example_inputs=example_inputs,
     )
     return work, info
+
+
+def _skip_reason(name: str, group, *, surgeon: Surgeon, targets: Mapping[str, float],
+                 layouts: Mapping[str, UnitLayout], tied: Mapping[str, Sequence[str]]) -> str | None:
+    """Why a targeted layer's units cannot be removed (a note for its record), or None."""
+    layout = layouts[name]
+    if group.through_padding:
+        return ("not pruned: its channels are coupled through a zero-padding shortcut "
+                "(option A), whose channel offsets torch-pruning does not model")
+    if group.embeddings:
+        return (f"not pruned: its width is the residual stream, shared with the embedding "
+                f"{group.embeddings[0]!r} (the hidden size stays)")
+    if tied:  # a group touching a tied weight (as output or as a consumer's input) would untie it
+        touched = [name, *group.coupled, *(surgeon.names[c] for c in surgeon.consumers(name))]
+        held = next((t for t in touched if t in tied), None)
+        if held is not None:
+            return (f"not pruned: {held!r} has its weight tied to {', '.join(tied[held])}, and "
+                    "removing these units would untie them")
+    outside = [c for c in group.coupled if c not in targets]
+    if outside:
+        note = f"not pruned: coupled with {', '.join(outside)}, which is not targeted"
+        if layout.kind == "head":
+            note += " (an attention block's q, k and v lose heads together: target all three)"
+        return note
+    uneven = [c for c in group.coupled if layouts[c].count != layout.count]
+    if uneven:
+        return (f"not pruned: coupled with {', '.join(uneven)} ({layouts[uneven[0]].count} vs "
+                f"{layout.count} {layout.kind}s) through a concatenation or channel shuffle, "
+                "whose index mapping is not one-to-one")
+    mismatch = [c for c in group.coupled  # heads couple only with heads of the same size
+                if (layouts[c].size, layouts[c].parts) != (layout.size, layout.parts)]
+    if mismatch:
+        return (f"not pruned: coupled with {', '.join(mismatch)}, whose units differ "
+                f"({layout.kind} of {layout.size} vs {layouts[mismatch[0]].kind})")
+    return None
 
 
 def _removal_error(exc: Exception, name: str, coupled: Sequence[str], surgeon: Surgeon,

@@ -1,7 +1,9 @@
 """Every pruning method as a typed, registered class (``@register_method``).
 
 Structured (physical removal of filters/neurons): :class:`L1`, :class:`L2`, :class:`FPGM`,
-:class:`RandomFilters` (``"random"``), :class:`Topological`, :class:`Betti`. Unstructured (masks):
+:class:`RandomFilters` (``"random"``), :class:`Topological`, :class:`TopologicalV2`
+(``"topological-v2"``, with ``target=``), :class:`TorchPruningGlobal` (``"tp-global"``, the peer,
+with ``target=``), :class:`Betti`. Unstructured (masks):
 :class:`Magnitude`, :class:`RandomWeights` (``"random-weights"``), :class:`IMP`, :class:`TIMP`,
 :class:`SynFlow`.
 """
@@ -26,6 +28,8 @@ from .base import (
 from .scores import FPGM, L1, L2, RandomFilters, ScoreMethod  # isort: skip
 from .topological import Topological  # isort: skip
 from .betti import Betti  # isort: skip
+from .topological_v2 import TopologicalV2  # isort: skip  (these two need target=)
+from .torch_pruning_global import TorchPruningGlobal  # isort: skip
 from .unstructured import IMP, TIMP, Magnitude, RandomWeights, SynFlow  # isort: skip
 
 __all__ = [
@@ -49,6 +53,8 @@ __all__ = [
     "SynFlow",
     "TIMP",
     "Topological",
+    "TopologicalV2",
+    "TorchPruningGlobal",
     "UnstructuredMethod",
     "format_validation_error",
     "list_methods",

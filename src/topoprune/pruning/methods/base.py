@@ -183,6 +183,9 @@ class ApplyRequest:
     shared_dir: Path | None = None
     init_state: Mapping[str, Any] | None = None
     progress: bool = False
+    target: Mapping[str, Any] | None = None  # structured: prune to this count ({"flops": 0.5}), not sparsity
+    allocation: Any = None  # with target: the allocation (name, mapping or object); None: uniform
+    labelled: tuple | None = None  # (inputs, labels) held-out training data for allocations that evaluate
 
 
 @dataclass
@@ -245,30 +248,36 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
     return f"{where}: bad value {shown}; allowed: {msg}{more}"
 
 
-def resolve_method(method: str | Method | Mapping[str, Any], *, kind: str | None = None) -> Method:
-    """A method object from a name, an instance, or a mapping ``{"name": ..., **settings}``."""
-    if isinstance(method, Method):
-        obj = method
-    elif isinstance(method, str):
-        obj = _build(METHODS.get(method), {}, f"method {method!r}")
-    elif isinstance(method, Mapping):
-        settings = dict(method)
+def resolve_registered(value: Any, *, registry: Registry, base: type, kind: str) -> Any:
+    """An object of one of ``registry``'s pydantic classes (all subclasses of ``base``) from an
+    instance, a registered name, or a mapping ``{"name": ..., **settings}`` (a ``label`` key is
+    dropped: it names a config entry, not a setting). ``kind`` names it in errors."""
+    if isinstance(value, base):
+        return value
+    if isinstance(value, str):
+        return _build(registry.get(value), {}, f"{kind} {value!r}")
+    if isinstance(value, Mapping):
+        settings = dict(value)
         name = settings.pop("name", None)
         if not isinstance(name, str):
-            raise TopopruneError(f"a method mapping needs 'name' (a string), got {method!r}; "
-                                 f"available: {', '.join(METHODS.names())}")
+            raise TopopruneError(f"a {kind} mapping needs 'name' (a string), got {value!r}; "
+                                 f"available: {', '.join(registry.names())}")
         settings.pop("label", None)
-        obj = _build(METHODS.get(name), settings, f"method {name!r}")
-    else:
-        raise TopopruneError(f"method must be a name, a Method object or a mapping, got "
-                             f"{type(method).__name__}; available: {', '.join(METHODS.names())}")
+        return _build(registry.get(name), settings, f"{kind} {name!r}")
+    raise TopopruneError(f"{kind} must be a name, a {base.__name__} object or a mapping, got "
+                         f"{type(value).__name__}; available: {', '.join(registry.names())}")
+
+
+def resolve_method(method: str | Method | Mapping[str, Any], *, kind: str | None = None) -> Method:
+    """A method object from a name, an instance, or a mapping ``{"name": ..., **settings}``."""
+    obj = resolve_registered(method, registry=METHODS, base=Method, kind="method")
     if kind is not None and obj.structured != (kind == "structured"):
         allowed = list_methods(kind)
         raise TopopruneError(f"method {obj.name!r} is not {kind}; {kind} methods: {', '.join(allowed)}")
     return obj
 
 
-def _build(cls: type[Method], settings: dict, what: str) -> Method:
+def _build(cls: type[BaseModel], settings: dict, what: str) -> Any:
     try:
         return cls.model_validate(settings)
     except ValidationError as exc:
