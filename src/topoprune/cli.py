@@ -705,7 +705,7 @@ def prune_cmd(
     wants_labels = goal is not None and chosen_allocation.needs_data
     if wants_labels and dataset is None:
         raise TopopruneError(f"--allocation {allocation} judges candidates by accuracy: it needs --dataset NAME "
-                             "(held-out labelled training inputs)")
+                             "(labelled training inputs)")
     if formats and "onnx" in formats:
         from .experiments.export import require_onnx
 

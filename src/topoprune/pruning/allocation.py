@@ -14,8 +14,9 @@ Registered allocations (``@register_allocation``; typed pydantic settings like m
   ranking, lowest first, until the target is met, no layer losing more than ``max_ratio``.
 - ``eagleeye``: EagleEye (Li et al., ECCV 2020): ``candidates`` random layer-wise ratios, each
   scaled to the target; each is pruned (by the method's importance), its BatchNorm statistics
-  re-estimated on held-out training batches (adaptive BN) and its accuracy measured on other
-  held-out batches; the best is kept. Needs labelled data (``data=(x, y)``).
+  re-estimated on training batches (adaptive BN) and its accuracy measured on a disjoint set
+  of training inputs (EagleEye's sub-training set); the best is kept. Needs labelled data
+  (``data=(x, y)``).
 - ``topological`` (ours): each layer's topological sensitivity, the GA fitness (``diagram`` or
   ``np``) of removing its least important units, is computed once per layer on a grid of
   fractions; removals then go, one grid step at a time, where the loss grows least per unit of
@@ -289,7 +290,7 @@ def _scaled_to_target(problem: BudgetProblem, ratios: np.ndarray) -> np.ndarray:
 @register_allocation("eagleeye")
 class EagleEye(Allocation):
     """EagleEye (Li et al., ECCV 2020): random layer-wise ratios on the target, each judged by its
-    accuracy after adaptive BN on held-out training batches; the best of ``candidates`` is kept."""
+    accuracy after adaptive BN on training batches; the best of ``candidates`` is kept."""
 
     summary: ClassVar[str] = "best of N random layer-wise budgets by accuracy after adaptive BN (Li et al. 2020)"
     # (its data: the labelled inputs given as data=(x, y); a compare cell draws them from the
@@ -297,9 +298,9 @@ class EagleEye(Allocation):
     needs_data: ClassVar[bool] = True
 
     candidates: int = Field(50, ge=1, le=10_000, description="random budgets to evaluate")
-    batches: int = Field(20, ge=1, le=10_000, description="held-out training batches for adaptive BN")
+    batches: int = Field(20, ge=1, le=10_000, description="training batches for adaptive BN")
     batch_size: int = Field(64, ge=1, le=100_000, description="inputs per adaptive-BN batch")
-    eval_samples: int = Field(1000, ge=1, le=1_000_000, description="held-out inputs each candidate is scored on")
+    eval_samples: int = Field(1000, ge=1, le=1_000_000, description="labelled inputs each candidate is scored on (disjoint from the BN batches)")
 
     def allocate(self, problem: BudgetProblem) -> Budget:
         if problem.evaluate is None:

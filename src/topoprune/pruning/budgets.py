@@ -65,8 +65,8 @@ def unit_scores(method: StructuredMethod, modules: Mapping[str, nn.Module], grou
 
 class AdaptiveBNEvaluator:
     """Accuracy of a candidate budget after adaptive BN (EagleEye): prune a copy of the model by
-    the groups' importance, re-estimate its BatchNorm statistics on ``batches`` held-out training
-    batches, and measure accuracy on ``eval_samples`` other held-out inputs. ``data`` is
+    the groups' importance, re-estimate its BatchNorm statistics on ``batches`` batches of the
+    given inputs, and measure accuracy on ``eval_samples`` others (disjoint). ``data`` is
     ``(inputs, labels)``; the first ``eval_samples`` are the evaluation set, the rest feed BN."""
 
     def __init__(self, model: nn.Module, example_inputs: Any, groups: list[Group], scores: list[np.ndarray],
@@ -168,7 +168,7 @@ def plan_budget(*, model: nn.Module, example_inputs: Any, surgeon: Surgeon, layo
                                                seed=seed, **settings)
     elif getattr(allocation, "needs_data", False):
         raise TopopruneError(f"allocation {allocation.name!r} evaluates candidates on labelled data: pass "
-                             "prune_filters(..., data=(x, y)) (held-out training inputs and labels)")
+                             "prune_filters(..., data=(x, y)) (labelled training inputs)")
     problem.topo_losses = _topological_losses(model, modules, groups, surgeon, layouts, seed, inputs,
                                               getattr(method, "samples", 256))
     full = problem.cost.count([g.max_remove for g in groups])

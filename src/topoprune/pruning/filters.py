@@ -144,14 +144,15 @@ def prune_filters(
             ``int(units * sparsity)``; an attention projection's units are its heads), in [0, 1);
             default 0.5. Not with ``target``.
         target: prune to a count instead: ``{"flops": 0.5}`` keeps half the dense model's FLOPs
-            (``"macs"``, ``"params"``; ``{"flops": "4x"}`` is a reduction), within 1 %. The
+            (``"macs"``, ``"params"``; ``{"flops": "4x"}`` is a reduction): at most the target and
+            within 1 % below it. The
             per-layer sparsities are chosen by ``allocation`` and recorded in ``info.layers`` and
             ``info.extra["budget"]`` (``met``: whether the measured count landed; a miss, e.g.
             units too coarse or attention FLOPs the cost model holds constant, is a warning).
         allocation: with ``target``, how many units each layer loses: ``"uniform"``,
             ``"global"``, ``"eagleeye"`` (needs ``data``), ``"topological"``, an
             :class:`~topoprune.pruning.allocation.Allocation` object, or ``{"name": ..., **settings}``.
-        data: labelled held-out training data ``(inputs, labels)`` for allocations that judge
+        data: labelled training data ``(inputs, labels)`` for allocations that judge
             candidates by accuracy after adaptive BN (``eagleeye``; the Topological Pruner v2's
             data term).
         config_list: NNI-style entries (``op_types``, ``op_names``, ``exclude_op_names``,

@@ -5,7 +5,7 @@ A chromosome is one removed-unit set per prunable group; its cost (the target me
 every child is repaired onto the target. The objective (lower is better) is the sum over groups
 of the GA's topological loss of each group's set (``diagram``, ``np`` or ``activation``, cached
 per set, so a child that changes two groups costs two evaluations), plus, optionally,
-``data_weight * (1 - accuracy after adaptive BN on held-out batches)``.
+``data_weight * (1 - accuracy after adaptive BN on labelled training inputs)``.
 
 The initial population holds the other allocations' solutions (their counts, with each group's
 least important units), then random perturbations of them. Elitism keeps the best, and only

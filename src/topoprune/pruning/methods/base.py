@@ -185,7 +185,7 @@ class ApplyRequest:
     progress: bool = False
     target: Mapping[str, Any] | None = None  # structured: prune to this count ({"flops": 0.5}), not sparsity
     allocation: Any = None  # with target: the allocation (name, mapping or object); None: uniform
-    labelled: tuple | None = None  # (inputs, labels) held-out training data for allocations that evaluate
+    labelled: tuple | None = None  # (inputs, labels) training data for allocations that evaluate
 
 
 @dataclass

@@ -30,7 +30,7 @@ class TopologicalV2(StructuredMethod):
     mutation_rate: float = Field(0.5, ge=0, lt=1, description="chance of each further mutation move")
     patience: int = Field(10, ge=1, description="stop after this many generations without improvement")
     fitness: Literal["diagram", "np", "activation"] = Field("diagram", description="the topological loss per layer")
-    data_weight: float = Field(0.0, ge=0, description="weight of (1 - accuracy after adaptive BN on held-out "
+    data_weight: float = Field(0.0, ge=0, description="weight of (1 - accuracy after adaptive BN on labelled "
                                                       "batches); needs data=(x, y); 0: topology only")
     seed_allocations: list[str] = Field(["uniform", "global", "topological"], min_length=1,
                                         description="allocations whose solutions seed the population")
