@@ -323,7 +323,7 @@ def budget_tables(rows: list[dict], methods: list[str], seeds_expected: int,
     for r in rows:
         groups[(r["sparsity"], r["method"])].append(r)
     what = _METRIC[metric]
-    head = [f"{what} reduction", "method", "seeds", f"{what} kept", "params", "latency b1 ms", "prune s",
+    head = [f"{what} reduction", "method", "seeds", f"{what} kept", "target met", "params", "latency b1 ms", "prune s",
             "raw", "recalibrated", *[f"after {k}" for k in BUDGET_EPOCHS], "epochs to recover"]
     table = [head]
     for s in sorted({r["sparsity"] for r in rows}):
@@ -339,6 +339,7 @@ def budget_tables(rows: list[dict], methods: list[str], seeds_expected: int,
             table.append([
                 _reduction(s), m, f"{len(rs)}/{seeds_expected}",
                 f"{statistics.mean(r[metric][1] / r[metric][0] for r in rs):.3f}",
+                f"{sum(bool((r.get('budget') or {}).get('met')) for r in rs)}/{len(rs)}",
                 f"{statistics.mean(r['params'][1] for r in rs):,.0f}", _pm(lat, 3), _pm([r["prune_seconds"] for r in rs], 1),
                 _pm([r["acc_pruned_raw"] for r in rs]), _pm([r.get("acc_pruned_recal") for r in rs]),
                 *[_pm(curve(k)) for k in BUDGET_EPOCHS],

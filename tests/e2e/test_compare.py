@@ -280,8 +280,12 @@ BUDGET = {
 def test_a_budget_comparison_prunes_every_method_to_the_same_count(tmp_path):
     cfg = parse_config(BUDGET)
     assert parse_config(cfg.to_dict()) == cfg and cfg.to_dict()["methods"][2]["allocation"] == {"name": "global"}
-    rows = read_results(run_experiment(cfg, tmp_path, quiet=True, report=False))
+    run_dir = run_experiment(cfg, tmp_path, quiet=True, report=False)
+    rows = read_results(run_dir)
     assert [r["method"] for r in rows] == ["l1", "tp-global", "fpgm-global", "l1-eagleeye", "topological-v2"]
+    report = build_report(run_dir)[0].read_text()
+    assert "budget comparison: 'sparsity' is the fraction of the dense model's parameters removed" in report
+    assert "target missed" not in report  # every method landed on the count
     for r in rows:
         b = r["budget"]
         assert b["target"] == {"metric": "params", "keep": 0.5, "reduction": 2.0}

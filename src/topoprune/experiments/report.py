@@ -64,6 +64,8 @@ def summarize(rows: list[dict]) -> list[dict]:
             "seconds_to_recover": [r["seconds_to_recover"] for r in rs],
             "prune_seconds": [r["prune_seconds"] for r in rs],
             "np_retained": [r["np_retained"] for r in rs],
+            # budget comparisons: seeds whose pruned count missed the target (compared unfairly)
+            "missed": sum(bool(r.get("budget")) and not r["budget"].get("met", True) for r in rs),
         })
     return out
 
@@ -85,9 +87,12 @@ def winners(summary: list[dict]) -> list[str]:
                      f"({mean_std(fast['seconds_to_recover'])[0]:.1f} s) on average")
         else:
             speed = "no method recovered to the dense accuracy within the tolerance on every seed"
+        missed = [e["method"] for e in entries if e.get("missed")]
+        note = (f" Note: {', '.join(missed)} missed the budget's target on some seeds (see the table), so "
+                "their accuracy is not at the same count." if missed else "")
         sentences.append(
             f"{model} at sparsity {sparsity:g}: **{acc['method']}** recovered the highest accuracy "
-            f"({_pm(acc['after_recovery'])} %); {speed}."
+            f"({_pm(acc['after_recovery'])} %); {speed}.{note}"
         )
     return sentences
 
@@ -109,7 +114,8 @@ def _table(summary: list[dict]) -> list[list[str]]:
         ep_text = (_pm(ep, 1) if ep else "—") + (f" ({s['recovered']}/{s['seeds']} recovered)"
                                                  if s["recovered"] < s["seeds"] else "")
         rows.append([
-            s["model"], s["method"], f"{s['sparsity']:g}",
+            s["model"], s["method"] + (f" (target missed on {s['missed']}/{s['seeds']} seeds)" if s.get("missed") else ""),
+            f"{s['sparsity']:g}",
             f"{_short(s['params'][0])} → {_short(s['params'][1])}",
             f"{_short(s['macs'][0])} → {_short(s['macs'][1])}",
             f"{_short(s['flops'][0])} → {_short(s['flops'][1])}", lat,
@@ -254,6 +260,15 @@ def _recalibration_note(batches: int | None) -> str:
             "its first steps (tests/unit/test_bn_recalibration.py pins this).")
 
 
+def _budget_note(budget: dict | None) -> str:
+    if not budget:
+        return ""
+    metric = {"flops": "FLOPs", "macs": "MACs", "params": "parameters"}.get(budget.get("metric"), "count")
+    return (f" This is a budget comparison: 'sparsity' is the fraction of the dense model's {metric} removed, "
+            f"every structured method prunes to that count (at most the target, within 1 % below), and each "
+            "row's allocation and per-layer removals are in results.jsonl (`budget`).")
+
+
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; returns both paths."""
     from .store import RunStore
@@ -282,7 +297,8 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
              f"tolerance {config['recovery']['tolerance']} points. Accuracy is test accuracy in %, "
              "mean ± std over seeds (the dense baseline is trained once, with the config's train.seed; the seeds vary pruning and recovery). MACs follow NNI's rule, FLOPs torch's flop counter. For "
              "unstructured methods, parameters are nonzero weights and the model is masked, not smaller. "
-             + _recalibration_note(config["recovery"].get("recalibrate_bn")))
+             + _recalibration_note(config["recovery"].get("recalibrate_bn"))
+             + _budget_note(config.get("budget")))
     return write_pages(run_dir, f"topoprune comparison: {config['name']}", intro,
                        [("Which method won", sentences), ("Summary", table)], plots)
 
