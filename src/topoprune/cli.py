@@ -474,6 +474,7 @@ def train_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     device: DeviceOption = "auto",
     model_kwargs: KwargsOption = None,
+    nproc: Annotated[int, typer.Option("--nproc", help="Data-parallel (DDP) processes on this machine: gloo on the CPU, one GPU each with --device cuda; only rank 0 checkpoints.")] = 1,
 ) -> None:
     """Train a registry model (or your own, pkg.module:factory) on a dataset, checkpointing every
     epoch (rerun to resume)."""
@@ -495,6 +496,7 @@ def train_cmd(
     _check_range("--val-fraction", val_fraction, 0, 1, high_open=True)
     _check_range("--limit", limit, 1, math.inf)
     _check_range("--np-early-stop", np_patience, 1, LIMITS["epochs"])
+    _check_range("--nproc", nproc, 1, 64)
     _check_out("--out", out)
     _check_folder("--data-root", data_root)
     kwargs = parse_kwargs(model_kwargs)
@@ -526,7 +528,7 @@ def train_cmd(
     if np_patience is not None:
         callbacks.append(NPEarlyStopping(patience=np_patience))
     result = train(net, data, cfg, out_dir=out, callbacks=callbacks, progress=not quiet,
-                   description=f"{model} on {dataset}", device=device)
+                   description=f"{model} on {dataset}", device=device, nproc=nproc)
     final = result.final
     how = "stopped early" if result.stopped_early else "done"
     console.print(
@@ -866,10 +868,12 @@ def _default_config() -> Path:
 def compare_cmd(
     config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML, or the name of a shipped one (default: quickstart).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of the run folder.")] = Path("runs"),
-    workers: Annotated[int, typer.Option("--workers", help="Cells run in parallel processes.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Cells run in parallel processes (--executor local).")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display (CI logs).")] = False,
     device: DeviceOption = "auto",
     repair: Annotated[bool, typer.Option("--repair", help="Redo the stages whose artefacts no longer match the run's manifest (and what used them).")] = False,
+    executor: Annotated[str, typer.Option("--executor", help="local (processes on this machine) or ray (each cell a Ray task with the config's resources; pip install \"topoprune[ray]\").")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="--executor ray: auto (a running cluster) or HOST:PORT; default: start a local cluster.")] = None,
 ) -> None:
     """Prune a model with every method, let it recover, compare (resumable: rerun to continue).
     Training runs on --device; pruning and the latency columns stay on the CPU."""
@@ -877,7 +881,8 @@ def compare_cmd(
     from .experiments.runner import run_experiment
 
     cfg = load_config(config or _default_config())
-    run_dir = run_experiment(cfg, out, workers=workers, quiet=quiet, device=device, repair=repair)
+    run_dir = run_experiment(cfg, out, workers=workers, quiet=quiet, device=device, repair=repair,
+                             executor=executor, address=address)
     console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
 

@@ -311,3 +311,17 @@ def test_bad_budget_configs_fail_fast(change, message):
                      if change.get("budget", 1) is not None else
                      {**{k: v for k, v in BUDGET.items() if k != "budget"}, **{k: v for k, v in change.items()
                                                                               if k != "budget"}})
+
+
+def test_train_distributed_runs_the_baseline_and_recovery_under_ddp(tmp_path):
+    data = {**TINY, "methods": ["l1"], "train": {**TINY["train"], "distributed": {"nproc": 2}}}
+    cfg = parse_config(data)
+    assert cfg.nproc == 2 and "distributed" not in cfg.train  # TrainConfig never sees it
+    assert cfg.digest() != parse_config(TINY | {"methods": ["l1"]}).digest()  # DDP results differ: new folder
+    run_dir = run_experiment(cfg, tmp_path, quiet=True, report=False)
+    rows = read_results(run_dir)
+    assert len(rows) == 1 and rows[0]["dense_acc"] > 50
+    metrics = json.loads((run_dir / "baseline" / "mnist-conv-w0.25" / "metrics.json").read_text())
+    assert all(h["processes"] == 2 for h in metrics["history"])
+    recovery = json.loads(next(run_dir.rglob("recovery/metrics.json")).read_text())
+    assert all(h["processes"] == 2 for h in recovery["history"])

@@ -241,13 +241,13 @@ class DataSplits:
         return self.train_x[idx.sort().values]
 
     def loader(self, split: str, batch_size: int = 128, *, seed: int = 0,
-               shuffle: bool | None = None) -> BatchLoader:
+               shuffle: bool | None = None, rank: int = 0, world: int = 1) -> BatchLoader:
         """A batch iterator over one split; the training split is shuffled (and augmented if
-        ``augment``) by default."""
+        ``augment``) by default. ``rank``/``world``: this process's shard of each batch (DDP)."""
         x, y = self.split(split)
         is_train = split == "train"
         return BatchLoader(x, y, batch_size, shuffle=is_train if shuffle is None else shuffle,
-                           seed=seed, augment=self.augment and is_train)
+                           seed=seed, augment=self.augment and is_train, rank=rank, world=world)
 
 
 def prepare_data(

@@ -217,7 +217,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         raw_acc, recalibration = _recalibrate(config, model, data, cell.seed, device)
         result = recover(model, data, baseline["test_acc"], epochs=r.epochs, config=cfg,
                          tolerance=r.tolerance, out_dir=store.path(f"{folder}/recovery"), progress=progress,
-                         device=device)
+                         device=device, nproc=config.nproc)
         recovery = {**result.to_dict(), "acc_pruned_raw": result.accuracy[0] if raw_acc is None else raw_acc,
                     "bn_recalibration": recalibration}
         store.finish(cell.stage("recover"), f"{folder}/recovery.json", recovery, [f"{folder}/recovery"])

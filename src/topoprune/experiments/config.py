@@ -229,8 +229,17 @@ def _recipe(name: str, **constraints: Any) -> Any:
     return Field(default, description=f.metadata.get("help", ""), **constraints)
 
 
+class DistributedSpec(_Spec):
+    """Data-parallel training (DDP) of the baseline and of every recovery: ``nproc`` processes on
+    one machine (gloo on the CPU, one GPU each with ``--device cuda``). Part of the digest: the
+    ranks normalize BatchNorm on their shards, so results differ slightly from one process."""
+
+    nproc: int = Field(1, ge=1, le=64, description="training processes (DDP ranks)")
+
+
 class TrainSpec(_Spec):
-    """The dense baseline's recipe (:class:`topoprune.train.TrainConfig`'s fields)."""
+    """The dense baseline's recipe (:class:`topoprune.train.TrainConfig`'s fields), and
+    ``distributed`` (DDP for the baseline and the recoveries)."""
 
     epochs: Epochs = _recipe("epochs")
     optimizer: Optimizer = _recipe("optimizer")
@@ -242,12 +251,13 @@ class TrainSpec(_Spec):
     gamma: float = _recipe("gamma", gt=0, le=1)
     batch_size: BatchSize = _recipe("batch_size")
     seed: Seed = _recipe("seed")
+    distributed: DistributedSpec | None = None
 
     def train_config(self):
         """The :class:`~topoprune.train.TrainConfig` these settings describe."""
         from ..train.config import TrainConfig
 
-        values = self.model_dump()
+        values = self.model_dump(exclude={"distributed"})
         return TrainConfig(**{**values, "milestones": tuple(values["milestones"])})
 
 
@@ -284,6 +294,16 @@ class BudgetSpec(_Spec):
     metric: Literal["flops", "macs", "params"] = "flops"
     data_samples: int = Field(2000, ge=2, le=1_000_000, description="labelled training inputs for "
                               "allocations that evaluate candidates")
+
+
+class ResourcesSpec(_Spec):
+    """What one cell gets on a Ray cluster (``topoprune compare --executor ray``). Not part of the
+    config's digest: where cells run does not change what they compute, so a run started locally
+    resumes on a cluster and back."""
+
+    cpus_per_cell: float = Field(1.0, gt=0, le=1024, description="CPUs reserved per cell (its torch threads)")
+    gpus_per_cell: float = Field(0.0, ge=0, le=64, description="GPUs per cell (fractions share one GPU)")
+    max_retries: int = Field(2, ge=0, le=100, description="times a cell whose worker died is retried")
 
 
 class AnalysisSpec(_Spec):
@@ -337,6 +357,7 @@ class _Layout(_Spec):
     recovery: RecoverySpec = RecoverySpec()
     analyses: AnalysisSpec = AnalysisSpec()
     budget: BudgetSpec | None = None
+    resources: ResourcesSpec = ResourcesSpec()
 
     @model_validator(mode="before")
     @classmethod
@@ -353,7 +374,7 @@ class _Layout(_Spec):
                               for m in data["models"]]
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
-        for section in ("train", "recovery", "analyses", "budget"):
+        for section in ("train", "recovery", "analyses", "budget", "resources"):
             if section in data and data[section] is None:
                 data.pop(section)
         return data
@@ -379,13 +400,20 @@ class ExperimentConfig:
         self.recovery: RecoverySpec = layout.recovery
         self.analyses: AnalysisSpec = layout.analyses
         self.budget: BudgetSpec | None = layout.budget
+        self.resources: ResourcesSpec = layout.resources  # runtime only: not in to_dict or the digest
         self._train_given = given  # the train keys as written: part of the digest
         self._raw = raw or {}  # sections as written, so 1 and 1.0 keep the digest they always had
 
     @property
     def train(self) -> dict:
         """The baseline recipe as ``TrainConfig`` keyword arguments (only what the file sets)."""
-        return dict(self._train_given)
+        return {k: v for k, v in self._train_given.items() if k != "distributed"}
+
+    @property
+    def nproc(self) -> int:
+        """DDP processes for the baseline and the recoveries (``train.distributed.nproc``)."""
+        given = self._train_given.get("distributed") or {}
+        return int(given.get("nproc", 1))
 
     def model(self, key: str) -> ModelSpec:
         return next(m for m in self.models if m.key == key)
@@ -400,7 +428,7 @@ class ExperimentConfig:
             "name": self.name,
             "models": [m.to_dict() for m in self.models],
             "dataset": _as_given(self.dataset.model_dump(mode="json"), self._raw.get("dataset")),
-            "train": self.train,
+            "train": dict(self._train_given),  # train.distributed included when given
             "methods": [m.to_dict() for m in self.methods],
             "sparsities": list(self.sparsities),
             "seeds": list(self.seeds),
@@ -447,7 +475,7 @@ def _as_given(dumped: dict, given: Any) -> dict:
 
 _SECTIONS: dict[str, type[BaseModel]] = {"models": ModelSpec, "dataset": DataSpec, "train": TrainSpec,
                                          "recovery": RecoverySpec, "analyses": AnalysisSpec,
-                                         "budget": BudgetSpec}
+                                         "budget": BudgetSpec, "resources": ResourcesSpec}
 
 
 def _method(path: str, data: Any) -> MethodSpec:
@@ -494,7 +522,7 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
     """Validate a config mapping (as loaded from YAML); raise :class:`TopopruneError` in one line."""
     if not isinstance(data, dict):
         raise TopopruneError(f"config: bad value {type(data).__name__}; allowed: a mapping of fields "
-                             "(name, model(s), dataset, train, methods, sparsities, seeds, recovery, analyses, budget)")
+                             "(name, model(s), dataset, train, methods, sparsities, seeds, recovery, analyses, budget, resources)")
     raw = dict(data)
     if name is not None and "name" not in raw:
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:64] or "experiment"

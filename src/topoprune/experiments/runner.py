@@ -23,9 +23,7 @@ a crash or ``kill -9``. A damaged artefact is named; ``repair=True`` redoes what
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ..errors import TopopruneError
@@ -201,13 +199,19 @@ def _cell_job(args):
 
 def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, workers: int = 1,
                    quiet: bool = False, report: bool = True, device: str | None = None,
-                   repair: bool = False) -> Path:
+                   repair: bool = False, executor: str = "local", address: str | None = None,
+                   ray_num_cpus: int | None = None) -> Path:
     """Run (or resume) a comparison and build its report; returns the run folder.
 
     ``device`` is where every training runs (baseline, recovery, IMP rounds): ``"auto"``,
     ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; default the CPU. It is not part of the config,
     so a run started on one device resumes on another. Pruning and measurements stay on the CPU
     (the latency columns are CPU latency).
+
+    ``executor``: ``"local"`` (``workers`` processes on this machine) or ``"ray"`` (each cell a
+    Ray task with the config's ``resources``; ``address`` ``"auto"`` or ``"HOST:PORT"`` joins a
+    running cluster, None starts a local one with ``ray_num_cpus`` CPUs). Neither is part of the
+    config: a run started on one resumes on the other.
 
     Raises:
         TopopruneError: bad input (before any folder exists), a run folder in use by another
@@ -221,13 +225,26 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
         raise TopopruneError(f"workers must be an integer in [1, 256], got {workers!r}")
     device = None if device is None else str(resolve_device(device))  # refuse a missing GPU now
-    modules = _method_modules(config, workers)
+    from .executors import EXECUTORS, LocalExecutor, RayExecutor, require_ray
+
+    if executor not in EXECUTORS:
+        raise TopopruneError(f"executor: bad value {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        require_ray()  # a missing optional package is said before any work
+        if workers != 1:
+            raise TopopruneError("--workers is for --executor local; on Ray, set resources.cpus_per_cell in the "
+                                 "config (each cell is a task)")
+    elif address is not None:
+        raise TopopruneError("--address is for --executor ray")
+    modules = _method_modules(config, 2 if executor == "ray" else workers)
+    res = config.resources
+    runner = (RayExecutor(address, res.cpus_per_cell, res.gpus_per_cell, res.max_retries, modules, ray_num_cpus)
+              if executor == "ray" else LocalExecutor(workers, modules))
     preflight(config, out)
     run_dir = run_dir_for(config, out)
     store = RunStore(run_dir)
     with run_session(store, f"compare {config.name}") as previous:
-        _run(config, store, workers=workers, quiet=quiet, device=device, repair=repair,
-             previous=previous, modules=modules)
+        _run(config, store, executor=runner, quiet=quiet, device=device, repair=repair, previous=previous)
         if report:
             from .report import build_report
 
@@ -235,11 +252,11 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
     return run_dir
 
 
-def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool, device: str | None,
-         repair: bool, previous: dict | None, modules: tuple[str, ...]) -> None:
+def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, device: str | None,
+         repair: bool, previous: dict | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..train.scoped import set_threads, usable_cores
+    from ..train.scoped import set_threads
 
     log = run_log(store.root)
     if previous and previous.get("pid"):
@@ -266,7 +283,7 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
                              f"{listed}{more}; rerun with --repair to redo the stages that made them")
     if damaged:
         _repair(store, config, damaged, log)
-    log.info("run %s: start (workers=%d, training on %s)", store.root.name, workers, describe_device(device))
+    log.info("run %s: start (%s, training on %s)", store.root.name, executor.describe(), describe_device(device))
     set_threads()
     cells = _cells(config)
     seal_finished(store, cells, repair=repair)
@@ -294,22 +311,9 @@ def _run(config: ExperimentConfig, store: RunStore, *, workers: int, quiet: bool
             store.write_results(list(rows.values()))
             bar.advance(task)
 
-        if workers == 1 or len(todo) <= 1:
-            for cell in todo:
-                bar.update(task, description=f"cell {cell.key}")
-                add(run_cell(store.root, config_dict, cell, device=device))
-        else:
-            cores = usable_cores()
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(max(1, cores // workers), modules, os.getpid())) as pool:
-                futures = {pool.submit(_cell_job, (str(store.root), config_dict, c, device)): c for c in todo}
-                try:
-                    for fut in as_completed(futures):
-                        add(fut.result())
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)  # cells not started are dropped
-                    raise
+        if todo:
+            executor.run(todo, run_dir=str(store.root), config_dict=config_dict, device=device, on_row=add,
+                         on_status=lambda text: bar.update(task, description=text), log=log)
     # rows in a stable order, whatever order the cells finished in
     order = {c.row_key: i for i, c in enumerate(cells)}
     ordered = sorted(rows.values(), key=lambda r: order.get(row_key(r), math.inf))

@@ -139,7 +139,7 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
             store.save_torch(f"{folder}/init.pt", model.state_dict())
         log.info("baseline %s: training %d epochs", spec.key, cfg.epochs)
         train(model, data, cfg, out_dir=store.path(folder), progress=progress,
-              description=f"baseline {spec.key}", device=device)
+              description=f"baseline {spec.key}", device=device, nproc=config.nproc)
     if getattr(model, "meta", None) is None or (
             spec.checkpoint is not None and (Path(spec.checkpoint) / "pruned.json").is_file()):
         _save_model_folder(store, folder, spec, model, data)

@@ -120,6 +120,7 @@ def train(
     progress: bool = True,
     description: str = "train",
     device: str | torch.device | None = None,
+    nproc: int = 1,
 ) -> TrainResult:
     """Train ``model`` on ``data`` in place.
 
@@ -137,12 +138,23 @@ def train(
     the caller's generator state is handed back unchanged. The thread count is left alone:
     entry points set it once with :func:`~topoprune.train.set_threads`.
 
+    ``nproc`` > 1 trains data-parallel (DDP) in that many processes
+    (:func:`~topoprune.train.distributed.train_distributed`): gloo on the CPU, nccl on GPUs; each
+    step's batch is split across the ranks, only rank 0 evaluates and checkpoints.
+
     Returns:
         :class:`TrainResult` whose ``history`` has one record per epoch: ``epoch``, ``lr``,
         ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc``,
         ``seconds`` (training time of that epoch), ``eval_seconds``, and whatever callbacks add.
     """
     cfg = config or TrainConfig()
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise TopopruneError(f"nproc: bad value {nproc!r}; allowed: an integer >= 1")
+    if nproc > 1:
+        from .distributed import train_distributed
+
+        return train_distributed(model, data, cfg, nproc=nproc, out_dir=out_dir, callbacks=callbacks,
+                                 progress=progress, description=description, device=device)
     home = model_device(model)
     target = resolve_device(device, default=home)
     check_compatible(model, data)
@@ -155,7 +167,14 @@ def train(
 
 
 def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, callbacks: Sequence[Callback],
-              progress: bool, description: str, device: torch.device) -> TrainResult:
+              progress: bool, description: str, device: torch.device, *, rank: int = 0, world: int = 1,
+              net: nn.Module | None = None) -> TrainResult:
+    """The epochs. With ``world`` > 1 this is rank ``rank`` of a DDP group: ``net`` is the DDP
+    wrapper of ``model`` (the forward and backward go through it), each rank sees its shard of
+    every batch, the epoch's sums are all-reduced, and only rank 0 evaluates, calls back and
+    checkpoints (its decision to stop early is broadcast)."""
+    net = model if net is None else net
+    lead = rank == 0
     opt = _optimizer(model, cfg)
     sched = _scheduler(opt, cfg)
     result = TrainResult()
@@ -168,6 +187,10 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
                 f"{ckpt_path} was written with other training settings ({state.get('config')}); "
                 "use another --out, or delete it to start over"
             )
+        if int(state.get("world", 1)) != world:
+            raise TopopruneError(
+                f"{ckpt_path} was written by {state.get('world', 1)} process(es), not {world}: resume with "
+                f"nproc={state.get('world', 1)}, or use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -183,11 +206,11 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
         if result.stopped_early:
             return result
 
-    loader = data.loader("train", cfg.batch_size, seed=cfg.seed)
+    loader = data.loader("train", cfg.batch_size, seed=cfg.seed, rank=rank, world=world)
     model.train()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[status]}"), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with Progress(*columns, disable=not (progress and lead), transient=False) as bar:
         total_steps = (cfg.epochs - start_epoch) * len(loader)
         task = bar.add_task(description, total=total_steps, status="")
         for epoch in range(start_epoch, cfg.epochs):
@@ -198,7 +221,7 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
             seen = step = 0
             for xb, yb in loader:
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-                out = model(xb)
+                out = net(xb)
                 loss = F.cross_entropy(out, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -215,26 +238,42 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
             seconds = time.perf_counter() - t0
             lr = opt.param_groups[0]["lr"]
             sched.step()
+            if world > 1:  # the epoch's figures over every rank's shards
+                import torch.distributed as dist
+
+                sums = torch.stack([loss_sum.double(), correct.double(),
+                                    torch.tensor(float(seen), device=device, dtype=torch.float64)])
+                dist.all_reduce(sums)
+                loss_sum, correct, seen = sums[0], sums[1], int(sums[2].item())
             t1 = time.perf_counter()
-            val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
-            test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
-            record = {
-                "epoch": epoch + 1, "lr": lr,
-                "train_loss": loss_sum.item() / seen, "train_acc": 100.0 * correct.item() / seen,
-                "val_loss": val_loss, "val_acc": val_acc,
-                "test_loss": test_loss, "test_acc": test_acc,
-                "seconds": seconds,
-            }
             stop = False
-            for cb in callbacks:
-                stop = bool(cb.on_epoch_end(model, record, result.history)) or stop
-            record["eval_seconds"] = time.perf_counter() - t1
-            result.history.append(record)
-            result.stopped_early = stop and epoch + 1 < cfg.epochs
-            bar.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.3f} "
-                                    f"val {val_acc:.2f}% test {test_acc:.2f}%")
-            if ckpt_path is not None:
-                _save(ckpt_path, model, opt, sched, cfg, epoch + 1, result, callbacks, device)
+            if lead:
+                val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+                test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
+                record = {
+                    "epoch": epoch + 1, "lr": lr,
+                    "train_loss": loss_sum.item() / seen, "train_acc": 100.0 * correct.item() / seen,
+                    "val_loss": val_loss, "val_acc": val_acc,
+                    "test_loss": test_loss, "test_acc": test_acc,
+                    "seconds": seconds,
+                }
+                if world > 1:
+                    record["processes"] = world
+                for cb in callbacks:
+                    stop = bool(cb.on_epoch_end(model, record, result.history)) or stop
+                record["eval_seconds"] = time.perf_counter() - t1
+                result.history.append(record)
+                result.stopped_early = stop and epoch + 1 < cfg.epochs
+                bar.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.3f} "
+                                        f"val {val_acc:.2f}% test {test_acc:.2f}%")
+                if ckpt_path is not None:
+                    _save(ckpt_path, model, opt, sched, cfg, epoch + 1, result, callbacks, device, world)
+            if world > 1:  # every rank stops when rank 0 does
+                import torch.distributed as dist
+
+                flag = torch.tensor([1.0 if stop else 0.0], device=device)
+                dist.broadcast(flag, src=0)
+                stop = bool(flag.item())
             model.train()
             if stop:
                 break
@@ -242,7 +281,7 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
 
 
 def _save(path: Path, model, opt, sched, cfg: TrainConfig, epoch: int, result: TrainResult,
-          callbacks: Sequence[Callback], device: torch.device) -> None:
+          callbacks: Sequence[Callback], device: torch.device, world: int = 1) -> None:
     meta = getattr(model, "meta", None)
     atomic_save(
         {
@@ -257,6 +296,7 @@ def _save(path: Path, model, opt, sched, cfg: TrainConfig, epoch: int, result: T
             "callbacks": [cb.state_dict() for cb in callbacks],
             "config": cfg.to_dict(),
             "config_digest": cfg.digest(),
+            "world": world,  # DDP processes (a resume must use as many: the shards differ)
             "model_spec": None if meta is None else meta.spec(),
         },
         path,

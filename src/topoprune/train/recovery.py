@@ -93,6 +93,7 @@ def recover(
     out_dir: str | Path | None = None,
     progress: bool = True,
     device: str | torch.device | None = None,
+    nproc: int = 1,
 ) -> RecoveryResult:
     """Retrain a pruned model for up to ``epochs`` and measure its recovery.
 
@@ -107,6 +108,7 @@ def recover(
         stop_when_recovered: stop at the first recovered epoch instead of running all.
         out_dir: checkpoint folder, so a killed recovery resumes.
         device: where the retraining epochs run (see :func:`~topoprune.train.train`).
+        nproc: data-parallel training processes (DDP; see :func:`~topoprune.train.train`).
     """
     if tolerance < 0:
         raise TopopruneError(f"tolerance must be >= 0 percentage points, got {tolerance}")
@@ -126,5 +128,5 @@ def recover(
             return result
     watch = _RecoveryWatch(result, stop_when_recovered)
     train(model, data, cfg, out_dir=out_dir, callbacks=[watch], progress=progress,
-          description="recover", device=device)
+          description="recover", device=device, nproc=nproc)
     return result
