@@ -317,6 +317,8 @@ def test_train_distributed_runs_the_baseline_and_recovery_under_ddp(tmp_path):
     data = {**TINY, "methods": ["l1"], "train": {**TINY["train"], "distributed": {"nproc": 2}}}
     cfg = parse_config(data)
     assert cfg.nproc == 2 and "distributed" not in cfg.train  # TrainConfig never sees it
+    with pytest.raises(TopopruneError, match=re.escape("methods[4].name: 'timp' trains inside pruning")):
+        parse_config({**TINY, "train": data["train"]})  # IMP/T-IMP train in one process: refused
     assert cfg.digest() != parse_config(TINY | {"methods": ["l1"]}).digest()  # DDP results differ: new folder
     run_dir = run_experiment(cfg, tmp_path, quiet=True, report=False)
     rows = read_results(run_dir)

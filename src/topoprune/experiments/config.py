@@ -561,6 +561,11 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
             what = "allocation" if m.allocation is not None else "name"
             raise TopopruneError(f"config field methods[{i}].{what}: {m.key!r} prunes to a target count; allowed "
                                  "only with a 'budget:' section (e.g. budget: {metric: flops})")
+        if (layout.train.distributed is not None and layout.train.distributed.nproc > 1
+                and m.method.needs().training):
+            raise TopopruneError(f"config field methods[{i}].name: {m.key!r} trains inside pruning in one "
+                                 "process; allowed with train.distributed: methods that prune a trained model "
+                                 "(run IMP/T-IMP in a config without distributed)")
         if layout.budget is not None and getattr(m.method, "threshold", None) is not None:
             raise TopopruneError(f"config field methods[{i}].threshold: {m.key!r} prunes by a Betti threshold, "
                                  "which ignores the target; allowed under 'budget:': no threshold (rank to the target)")

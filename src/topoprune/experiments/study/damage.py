@@ -163,6 +163,12 @@ def parse_damage_config(data: Any, name: str | None = None) -> DamageConfig:
     if "analyses" in data:
         raise TopopruneError("damage study config field analyses: not used by the damage study; remove it")
     experiment = parse_config(data, name)
+    if experiment.nproc > 1:
+        raise TopopruneError("damage study config field train.distributed: not supported by the damage study "
+                             "(its baseline and candidates train in one process); remove it")
+    if experiment.budget is not None:
+        raise TopopruneError("damage study config field budget: not used by the damage study (candidates are "
+                             "pruned at each sparsity); remove it")
     if len(experiment.seeds) != 1:
         raise TopopruneError(f"damage study config field seeds: bad value {list(experiment.seeds)}; allowed: "
                              "one seed (it seeds the random candidates, the methods and recovery)")
