@@ -58,7 +58,8 @@ def test_ray_rows_equal_the_local_executors(tmp_path):
     run_dir = run_experiment(cfg, tmp_path / "ray", quiet=True, report=False, executor="ray", ray_num_cpus=2)
     same_rows(local, read_results(run_dir))
     log = (run_dir / "log.txt").read_text()
-    assert "ray (local cluster)" in log and log.count(": ran on ") == 2  # each cell names its node
+    assert "ray (local cluster)" in log and log.count("/seed0: ran on ") == 2  # each cell names its node
+    assert "baseline mnist-conv-w0.25: ran on " in log  # the baseline is a task too
     assert RunStore(run_dir).verify() == []  # every artefact the workers wrote is in the manifest
     assert not list(run_dir.glob(".shared-check-*"))  # the storage probe is cleaned up
 

@@ -38,6 +38,8 @@ class BatchLoader:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < world:
             raise ValueError(f"rank must be in [0, world), got rank {rank} of {world}")
+        if batch_size < world:
+            raise ValueError(f"batch_size {batch_size} cannot be split over {world} processes")
         self.rank, self.world = rank, world
         self.x, self.y = x, y
         self.batch_size = batch_size

@@ -573,6 +573,15 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
             raise TopopruneError(f"config field methods[{i}].name: {m.key!r} is unstructured; a 'budget:' "
                                  "comparison prunes structured methods to a FLOPs/MACs/params target")
     train_given = _as_given(layout.train.model_dump(mode="json", exclude_unset=True), raw.get("train"))
+    if layout.train.distributed is None or layout.train.distributed.nproc == 1:
+        train_given.pop("distributed", None)  # one process: the digest every config had before
+    else:
+        nproc = layout.train.distributed.nproc
+        for where, size in (("train.batch_size", layout.train.batch_size), ("recovery.batch_size",
+                                                                           layout.recovery.batch_size)):
+            if size < nproc:
+                raise TopopruneError(f"config field {where}: bad value {size}; allowed: at least "
+                                     f"train.distributed.nproc ({nproc}), so every process gets samples")
     return ExperimentConfig(layout, methods, train_given, raw)
 
 

@@ -9,10 +9,11 @@ and its recovery checkpoint.
 
 - :class:`LocalExecutor`: ``--workers 1`` runs cells in this process, ``--workers N`` in a pool
   of spawned processes that die with the driver.
-- :class:`RayExecutor` (``--executor ray``): each cell is a Ray task with ``resources.cpus_per_cell``
-  CPUs and ``resources.gpus_per_cell`` GPUs, retried up to ``resources.max_retries`` times if
-  its worker dies. Before anything runs it checks that every node sees the run folder (a probe
-  file written by the driver, read on each node): a cluster needs the folder on shared storage.
+- :class:`RayExecutor` (``--executor ray``): each baseline and each cell is a Ray task with
+  ``resources.cpus_per_cell`` CPUs and ``resources.gpus_per_cell`` GPUs (the device is resolved
+  on the worker's node), retried up to ``resources.max_retries`` times if its worker dies. Before
+  anything runs it checks that every node that can hold a cell sees the run folder (a probe file
+  written by the driver, read on each node); a task on a node added later checks again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ class LocalExecutor:
     def describe(self) -> str:
         return f"local, workers={self.workers}"
 
+    def start(self, run_dir: str) -> None:
+        """Nothing to connect to."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def baseline(self, config, store, spec, *, log, progress: bool, device: str | None) -> None:
+        """Stages 1 and 2 of one model, here."""
+        from .stages import analysis_stage, baseline_stage
+
+        baseline_stage(config, store, spec, log=log, progress=progress, device=device)
+        analysis_stage(config, store, spec, log=log)
+
     def run(self, todo: Sequence[Cell], *, run_dir: str, config_dict: dict, device: str | None,
             on_row: OnRow, on_status: OnStatus, log) -> None:
         from ..train.scoped import usable_cores
@@ -80,22 +94,56 @@ def require_ray():
     return ray
 
 
-def _ray_cell(run_dir: str, config_dict: dict, cell: Cell, device: str | None, modules: tuple[str, ...],
-              threads: int) -> dict:
-    """One cell on a Ray worker: the config's method modules imported, ``threads`` CPU threads;
-    returns the row and where it ran."""
+def _on_worker(run_dir: str, device: str | None, modules: tuple[str, ...], threads: int) -> str | None:
+    """Set up a Ray worker for a task: its threads, the config's method modules, the run folder
+    it must see, and the device resolved here (on the worker's node, not the driver's)."""
     import importlib
 
     import numba
     import torch
 
+    from ..train import resolve_device
+
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     for name in modules:
         importlib.import_module(name)
+    if not os.path.isfile(os.path.join(run_dir, "config.json")):
+        raise TopopruneError(f"node {socket.gethostname()} does not see the run folder {run_dir}: mount the "
+                             "shared storage there on every node (a node added after the run started is not probed)")
+    return None if device is None else str(resolve_device(device))
+
+
+def _ray_cell(run_dir: str, config_dict: dict, cell: Cell, device: str | None, modules: tuple[str, ...],
+              threads: int) -> dict:
+    """One cell on a Ray worker; returns the row and where it ran."""
+    device = _on_worker(run_dir, device, modules, threads)
     t0 = time.perf_counter()
     row = run_cell(run_dir, config_dict, cell, device=device)
     return {"row": row, "host": socket.gethostname(), "pid": os.getpid(), "seconds": time.perf_counter() - t0}
+
+
+def _ray_baseline(run_dir: str, config_dict: dict, model_key: str, device: str | None, modules: tuple[str, ...],
+                  threads: int) -> str:
+    """Stages 1 and 2 of one model on a Ray worker (with a cell's resources); returns the host."""
+    from .config import parse_config
+    from .stages import analysis_stage, baseline_stage
+    from .store import RunStore, run_log
+
+    device = _on_worker(run_dir, device, modules, threads)
+    config = parse_config(config_dict)
+    store = RunStore(run_dir)
+    spec = config.model(model_key)
+    log = run_log(store.root)
+    baseline_stage(config, store, spec, log=log, progress=False, device=device)
+    analysis_stage(config, store, spec, log=log)
+    return socket.gethostname()
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    line = lines[-1] if lines else type(exc).__name__
+    return line.split("TopopruneError: ", 1)[-1][:300]
 
 
 def _probe(path: str, token: str) -> tuple[str, bool]:
@@ -123,6 +171,40 @@ class RayExecutor:
         return (f"ray ({self.address or 'local cluster'}), {self.cpus_per_cell:g} CPU / {self.gpus_per_cell:g} GPU "
                 f"per cell, up to {self.max_retries} retries")
 
+    def start(self, run_dir: str) -> None:
+        """Join (or start) the cluster and check that every node that can run a cell sees the run
+        folder: before any baseline trains, so a wrong --address or --out fails at once."""
+        self._ray = self._connect()
+        try:
+            self.check_shared(self._ray, run_dir)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        ray = getattr(self, "_ray", None)
+        if ray is not None and getattr(self, "_started", False):  # a local cluster this run started goes with it
+            ray.shutdown()
+        self._ray = None
+
+    def _task(self, fn):
+        return self._ray.remote(fn).options(num_cpus=self.cpus_per_cell, num_gpus=self.gpus_per_cell,
+                                            max_retries=self.max_retries, retry_exceptions=False)
+
+    def baseline(self, config, store, spec, *, log, progress: bool, device: str | None) -> None:
+        """Stages 1 and 2 of one model as a Ray task with a cell's resources (a GPU if cells get one)."""
+        if (store.path(f"baseline/{spec.key}/baseline.json").exists()
+                and store.path(f"analysis/{spec.key}.json").exists()):
+            return
+        threads = max(1, int(self.cpus_per_cell))
+        ref = self._task(_ray_baseline).remote(str(store.root), config.to_dict(), spec.key, device, self.modules,
+                                               threads)
+        try:
+            host = self._ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - the task's error, after Ray's retries
+            raise TopopruneError(f"baseline {spec.key} failed on the Ray cluster: {_last_line(exc)}") from None
+        log.info("baseline %s: ran on %s", spec.key, host)
+
     def _connect(self):
         ray = require_ray()
         self._started = False
@@ -149,16 +231,28 @@ class RayExecutor:
 
         token = secrets.token_hex(16)
         path = os.path.join(os.path.abspath(run_dir), f".shared-check-{token[:8]}")
-        with open(path, "w") as f:
-            f.write(token)
         try:
+            with open(path, "w") as f:
+                f.write(token)
             probe = ray.remote(num_cpus=0)(_probe)
-            nodes = [n for n in ray.nodes() if n.get("Alive")]
+            nodes = [n for n in ray.nodes() if n.get("Alive")  # only nodes that can hold a cell
+                     and n.get("Resources", {}).get("CPU", 0) >= self.cpus_per_cell
+                     and n.get("Resources", {}).get("GPU", 0) >= self.gpus_per_cell]
+            if not nodes:
+                raise TopopruneError(f"no node of the Ray cluster has {self.cpus_per_cell:g} CPU(s) and "
+                                     f"{self.gpus_per_cell:g} GPU(s) free for a cell (resources in the config)")
             refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
                     .remote(path, token) for n in nodes]
-            results = ray.get(refs, timeout=120)
+            try:
+                results = ray.get(refs, timeout=120)
+            except Exception as exc:  # noqa: BLE001 - a timeout, a node lost meanwhile
+                raise TopopruneError(f"the shared-storage check did not finish on every node ({_last_line(exc)}); "
+                                     "check the cluster (`ray status`) and rerun") from None
+        except OSError as exc:
+            raise TopopruneError(f"cannot write the storage probe into {run_dir}: {exc.strerror}") from None
         finally:
-            os.remove(path)
+            if os.path.exists(path):
+                os.remove(path)
         blind = [host for host, seen in results if not seen]
         if blind:
             raise TopopruneError(
@@ -168,41 +262,28 @@ class RayExecutor:
 
     def run(self, todo: Sequence[Cell], *, run_dir: str, config_dict: dict, device: str | None,
             on_row: OnRow, on_status: OnStatus, log) -> None:
-        ray = self._connect()
-        try:
-            self._run(ray, todo, run_dir=run_dir, config_dict=config_dict, device=device, on_row=on_row,
-                      on_status=on_status, log=log)
-        finally:
-            if self._started:  # a local cluster this run started goes with it
-                ray.shutdown()
-
-    def _run(self, ray, todo: Sequence[Cell], *, run_dir: str, config_dict: dict, device: str | None,
-             on_row: OnRow, on_status: OnStatus, log) -> None:
-        self.check_shared(ray, run_dir)
+        ray = self._ray
         threads = max(1, int(self.cpus_per_cell))
-        task = ray.remote(_ray_cell).options(num_cpus=self.cpus_per_cell, num_gpus=self.gpus_per_cell,
-                                               max_retries=self.max_retries, retry_exceptions=False)
+        task = self._task(_ray_cell)
         pending = {task.remote(run_dir, config_dict, c, device, self.modules, threads): c for c in todo}
-        done = failed = 0
-        t0 = time.perf_counter()
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
-            for ref in ready:
-                cell = pending.pop(ref)
-                try:
-                    out = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - a cell's error, after Ray's retries
-                    failed += 1
-                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
-                    log.error("%s failed on the cluster: %s", cell.key, first)
-                    for other in pending:
-                        ray.cancel(other)
-                    raise TopopruneError(f"cell {cell.key} failed on the Ray cluster: {first}; finished cells are "
-                                         "kept: fix the cause and rerun the same command to resume") from None
-                done += 1
-                log.info("%s: ran on %s (pid %s) in %.1f s", cell.key, out["host"], out["pid"], out["seconds"])
-                on_row(out["row"])
-            elapsed = time.perf_counter() - t0
-            eta = elapsed / done * len(pending) if done else float("nan")
-            on_status(f"cluster: {done} done, {len(pending)} running or queued, {failed} failed"
-                      + (f", ETA {eta / 60:.0f} min" if done else ""))
+        done = 0
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+                for ref in ready:
+                    cell = pending.pop(ref)
+                    try:
+                        out = ray.get(ref)
+                    except Exception as exc:  # noqa: BLE001 - a cell's error, after Ray's retries
+                        log.error("%s failed on the cluster: %s", cell.key, _last_line(exc))
+                        raise TopopruneError(f"cell {cell.key} failed on the Ray cluster: {_last_line(exc)}; finished "
+                                             "cells are kept: fix the cause and rerun the same command to resume") from None
+                    done += 1
+                    log.info("%s: ran on %s (pid %s) in %.1f s", cell.key, out["host"], out["pid"], out["seconds"])
+                    on_row(out["row"])
+                on_status(f"cluster: {done} done, {len(pending)} running or queued")
+        finally:  # an error, a failed cell or Ctrl-C: nothing keeps running once the driver lets go
+            if pending:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                ray.wait(list(pending), num_returns=len(pending), timeout=30)

@@ -28,9 +28,10 @@ from pathlib import Path
 
 from ..errors import TopopruneError
 from ..train.device import describe_device
+from ..train.scoped import die_with_parent
 from .cell import STAGES, Cell, run_cell, seal_finished
 from .config import ExperimentConfig
-from .stages import analysis_path, analysis_stage, baseline_stage, prepare
+from .stages import analysis_path, prepare
 from .row import row_key
 from .store import Damage, RunStore, run_log, run_session
 
@@ -157,27 +158,11 @@ def _worker_init(threads: int, modules: tuple[str, ...], parent: int) -> None:
     import numba
     import torch
 
-    _die_with_parent(parent)
+    die_with_parent(parent)
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     for name in modules:
         importlib.import_module(name)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``); and if the
-    parent died already, while this worker was still starting, exit now."""
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
-        except OSError:
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def _method_modules(config: ExperimentConfig, workers: int) -> tuple[str, ...]:
@@ -224,8 +209,8 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
                              f"{type(config).__name__}")
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
         raise TopopruneError(f"workers must be an integer in [1, 256], got {workers!r}")
-    device = None if device is None else str(resolve_device(device))  # refuse a missing GPU now
     from .executors import EXECUTORS, LocalExecutor, RayExecutor, require_ray
+
 
     if executor not in EXECUTORS:
         raise TopopruneError(f"executor: bad value {executor!r}; allowed: {', '.join(EXECUTORS)}")
@@ -236,6 +221,13 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
                                  "config (each cell is a task)")
     elif address is not None:
         raise TopopruneError("--address is for --executor ray")
+    if executor == "ray":  # resolved on each worker's node: the driver may have no GPU
+        if device not in (None, "auto", "cpu") and config.resources.gpus_per_cell == 0:
+            raise TopopruneError(f"--device {device} with --executor ray: set resources.gpus_per_cell (e.g. 1) so "
+                                 "each task gets a GPU Ray accounts for")
+        device = None if device is None else str(device)
+    else:
+        device = None if device is None else str(resolve_device(device))  # refuse a missing GPU now
     modules = _method_modules(config, 2 if executor == "ray" else workers)
     res = config.resources
     runner = (RayExecutor(address, res.cpus_per_cell, res.gpus_per_cell, res.max_retries, modules, ray_num_cpus)
@@ -244,7 +236,11 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
     run_dir = run_dir_for(config, out)
     store = RunStore(run_dir)
     with run_session(store, f"compare {config.name}") as previous:
-        _run(config, store, executor=runner, quiet=quiet, device=device, repair=repair, previous=previous)
+        runner.start(str(run_dir))
+        try:
+            _run(config, store, executor=runner, quiet=quiet, device=device, repair=repair, previous=previous)
+        finally:
+            runner.close()
         if report:
             from .report import build_report
 
@@ -283,7 +279,10 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
                              f"{listed}{more}; rerun with --repair to redo the stages that made them")
     if damaged:
         _repair(store, config, damaged, log)
-    log.info("run %s: start (%s, training on %s)", store.root.name, executor.describe(), describe_device(device))
+    from .executors import LocalExecutor
+
+    where = describe_device(device) if isinstance(executor, LocalExecutor) else f"{device or 'cpu'}, resolved on each worker"
+    log.info("run %s: start (%s, training on %s)", store.root.name, executor.describe(), where)
     set_threads()
     cells = _cells(config)
     seal_finished(store, cells, repair=repair)
@@ -299,10 +298,8 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
     with Progress(*columns, disable=quiet, transient=False) as bar:
         stage = bar.add_task("baselines and analyses", total=2 * len(config.models))
         for spec in config.models:
-            baseline_stage(config, store, spec, log=log, progress=not quiet, device=device)
-            bar.advance(stage)
-            analysis_stage(config, store, spec, log=log)
-            bar.advance(stage)
+            executor.baseline(config, store, spec, log=log, progress=not quiet, device=device)
+            bar.advance(stage, 2)
         task = bar.add_task("prune, recover, measure", total=len(cells), completed=len(cells) - len(todo))
         config_dict = config.to_dict()
 

@@ -47,15 +47,19 @@ def _free_port() -> int:
 
 def _rank_main(rank: int, world: int, port: int, model: nn.Module, data, cfg: TrainConfig, out_dir: str,
                callbacks: Sequence[Callback], progress: bool, description: str, device_type: str,
-               threads: int) -> None:
-    """One rank: join the group, train, leave."""
+               threads: int, parent: int) -> None:
+    """One rank: join the group, train, leave. It dies with the process that launched it (a
+    killed driver must not leave ranks writing checkpoints behind a rerun)."""
+    import copy
+    import datetime
+
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     from .loop import _train_on
-    from .scoped import seeded_rng
+    from .scoped import die_with_parent, seeded_rng
 
-    import copy
+    die_with_parent(parent)
 
     # torch.multiprocessing hands every rank the SAME shared-memory parameters; each rank must
     # own its copy, or every optimizer step would be applied once per rank (Hogwild)
@@ -63,7 +67,8 @@ def _rank_main(rank: int, world: int, port: int, model: nn.Module, data, cfg: Tr
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     torch.set_num_threads(threads)
     backend = "nccl" if device_type == "cuda" else "gloo"
-    dist.init_process_group(backend, rank=rank, world_size=world)
+    # rank 0 evaluates and checkpoints while the others wait in a broadcast: allow it an hour
+    dist.init_process_group(backend, rank=rank, world_size=world, timeout=datetime.timedelta(hours=1))
     try:
         device = torch.device(f"cuda:{rank}") if device_type == "cuda" else torch.device("cpu")
         if device.type == "cuda":
@@ -111,13 +116,17 @@ def train_distributed(model: nn.Module, data, cfg: TrainConfig, *, nproc: int, o
         if int(state.get("world", 1)) != nproc:
             raise TopopruneError(f"{folder / CHECKPOINT} was written by {state.get('world', 1)} process(es), not "
                                  f"{nproc}: resume with nproc={state.get('world', 1)}, or use another --out")
-    threads = max(1, usable_cores() // nproc) if target.type == "cpu" else 1
+        resumed_from = int(state["epoch"])
+    else:
+        resumed_from = 0
+    # the caller's thread budget (a cell worker's or Ray task's share), split between the ranks
+    threads = max(1, min(usable_cores(), torch.get_num_threads()) // nproc) if target.type == "cpu" else 1
     model.to("cpu")
     try:
         try:
-            mp.spawn(_rank_main, nprocs=nproc, join=True,
+            mp.spawn(_rank_main, nprocs=nproc, join=True, daemon=True,
                      args=(nproc, _free_port(), model, data, cfg, str(folder), tuple(callbacks), progress,
-                           description, target.type, threads))
+                           description, target.type, threads, os.getpid()))
         except mp.ProcessRaisedException as exc:
             last = [line for line in str(exc).strip().splitlines() if line.strip()]
             line = last[-1] if last else str(exc)
@@ -128,7 +137,8 @@ def train_distributed(model: nn.Module, data, cfg: TrainConfig, *, nproc: int, o
                                  "last checkpoint") from None
         state = load_training_checkpoint(folder / CHECKPOINT)
         model.load_state_dict(state["model"])
-        result = TrainResult(history=list(state["history"]), stopped_early=bool(state.get("stopped_early", False)))
+        result = TrainResult(history=list(state["history"]), stopped_early=bool(state.get("stopped_early", False)),
+                             resumed_from=resumed_from)
         for cb, cb_state in zip(callbacks, state.get("callbacks", [])):
             cb.load_state_dict(cb_state)
         return result

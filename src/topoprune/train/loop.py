@@ -207,6 +207,7 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
             return result
 
     loader = data.loader("train", cfg.batch_size, seed=cfg.seed, rank=rank, world=world)
+    n_train = data.train_x.shape[0]
     model.train()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[status]}"), TimeRemainingColumn())
@@ -222,17 +223,22 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
             for xb, yb in loader:
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
                 out = net(xb)
-                loss = F.cross_entropy(out, yb)
+                if world > 1:  # DDP averages the ranks' gradients: scale each shard's sum by world / batch,
+                    # so the average is the batch's mean loss even when the shards are uneven
+                    batch = min(cfg.batch_size, n_train - step * cfg.batch_size)
+                    loss = F.cross_entropy(out, yb, reduction="sum") * (world / batch)
+                else:
+                    loss = F.cross_entropy(out, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 with torch.no_grad():
-                    loss_sum += loss.detach() * yb.shape[0]
+                    loss_sum += (loss.detach() * (batch / world) if world > 1 else loss.detach() * yb.shape[0])
                     correct += (out.argmax(1) == yb).sum()
                 seen += yb.shape[0]
                 bar.advance(task)
                 step += 1
-                if progress and step % 25 == 0:  # a running figure, not a per-step sync
+                if progress and lead and step % 25 == 0:  # a running figure, not a per-step sync
                     bar.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss "
                                f"{loss_sum.item() / seen:.3f} acc {100.0 * correct.item() / seen:.1f}%")
             seconds = time.perf_counter() - t0

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["seeded_rng", "set_threads", "usable_cores", "using_threads"]
+__all__ = ["seeded_rng", "set_threads", "usable_cores", "using_threads", "die_with_parent"]
 
 
 def usable_cores() -> int:
@@ -73,3 +73,20 @@ def seeded_rng(seed: int, device: str | torch.device | None = None) -> Iterator[
             else:
                 torch.get_device_module(acc[0]).manual_seed(seed)
         yield
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``); and if the
+    parent died already, while this worker was still starting, exit now."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
