@@ -64,7 +64,6 @@ class LocalExecutor:
     def run(self, todo: Sequence[Cell], *, run_dir: str, config_dict: dict, device: str | None,
             on_row: OnRow, on_status: OnStatus, log) -> None:
         from ..train.scoped import usable_cores
-        from .runner import _cell_job, _worker_init
 
         if self.workers == 1 or len(todo) <= 1:
             for cell in todo:
@@ -82,6 +81,28 @@ class LocalExecutor:
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # cells not started are dropped
                 raise
+
+
+def _worker_init(threads: int, modules: tuple[str, ...], parent: int) -> None:
+    """A cell worker: its share of the cores, the modules that register the config's methods, and
+    death with the parent (which holds the run folder's lock: a worker must not outlive it)."""
+    import importlib
+
+    import numba
+    import torch
+
+    from ..train.scoped import die_with_parent
+
+    die_with_parent(parent)
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _cell_job(args):
+    run_dir, config_dict, cell, device = args
+    return run_cell(run_dir, config_dict, cell, device=device)
 
 
 def require_ray():

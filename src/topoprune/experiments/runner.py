@@ -28,8 +28,7 @@ from pathlib import Path
 
 from ..errors import TopopruneError
 from ..train.device import describe_device
-from ..train.scoped import die_with_parent
-from .cell import STAGES, Cell, run_cell, seal_finished
+from .cell import STAGES, Cell, seal_finished
 from .config import ExperimentConfig
 from .stages import analysis_path, prepare
 from .row import row_key
@@ -150,21 +149,6 @@ def _repair(store: RunStore, config: ExperimentConfig, damaged: list[Damage], lo
             log.info("repair: removed %s (%d file(s)) to redo it", stage, len(gone))
 
 
-def _worker_init(threads: int, modules: tuple[str, ...], parent: int) -> None:
-    """A cell worker: its share of the cores, the modules that register the config's methods, and
-    death with the parent (which holds the run folder's lock: a worker must not outlive it)."""
-    import importlib
-
-    import numba
-    import torch
-
-    die_with_parent(parent)
-    torch.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    for name in modules:
-        importlib.import_module(name)
-
-
 def _method_modules(config: ExperimentConfig, workers: int) -> tuple[str, ...]:
     """The modules a worker process must import to know the config's methods; a class defined in
     ``__main__`` (a script, a notebook) cannot reach spawned workers."""
@@ -175,11 +159,6 @@ def _method_modules(config: ExperimentConfig, workers: int) -> tuple[str, ...]:
                              "script or notebook, which worker processes cannot import; allowed: --workers 1, "
                              "or define them in an importable module")
     return modules
-
-
-def _cell_job(args):
-    run_dir, config_dict, cell, device = args
-    return run_cell(run_dir, config_dict, cell, device=device)
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, workers: int = 1,

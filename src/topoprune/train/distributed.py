@@ -47,7 +47,7 @@ def _free_port() -> int:
 
 def _rank_main(rank: int, world: int, port: int, model: nn.Module, data, cfg: TrainConfig, out_dir: str,
                callbacks: Sequence[Callback], progress: bool, description: str, device_type: str,
-               threads: int, parent: int) -> None:
+               threads: int, parent: int, train_on) -> None:
     """One rank: join the group, train, leave. It dies with the process that launched it (a
     killed driver must not leave ranks writing checkpoints behind a rerun)."""
     import copy
@@ -56,7 +56,6 @@ def _rank_main(rank: int, world: int, port: int, model: nn.Module, data, cfg: Tr
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from .loop import _train_on
     from .scoped import die_with_parent, seeded_rng
 
     die_with_parent(parent)
@@ -76,26 +75,28 @@ def _rank_main(rank: int, world: int, port: int, model: nn.Module, data, cfg: Tr
         model.to(device)  # a resumed run: every rank loads rank 0's last checkpoint in _train_on
         net = DistributedDataParallel(model, device_ids=[rank] if device.type == "cuda" else None)
         with seeded_rng(cfg.seed, device):
-            _train_on(model, data, cfg, out_dir, callbacks if rank == 0 else (), progress, description, device,
-                      rank=rank, world=world, net=net)
+            train_on(model, data, cfg, out_dir, callbacks if rank == 0 else (), progress, description, device,
+                     rank=rank, world=world, net=net)
         dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
-def train_distributed(model: nn.Module, data, cfg: TrainConfig, *, nproc: int, out_dir=None,
-                      callbacks: Sequence[Callback] = (), progress: bool = True, description: str = "train",
-                      device=None):
-    """Train ``model`` in place with ``nproc`` DDP processes; returns the :class:`TrainResult`
-    (rank 0's history). ``device``: ``"cpu"`` (default) or ``"cuda"`` (one GPU per rank)."""
+def train_distributed(model: nn.Module, data, cfg: TrainConfig, *, nproc: int, train_on, checkpoint: str,
+                      out_dir=None, callbacks: Sequence[Callback] = (), progress: bool = True,
+                      description: str = "train", device=None) -> tuple[dict, int]:
+    """Train ``model`` in place with ``nproc`` DDP processes, each running ``train_on`` (the
+    loop's epochs, ``topoprune.train.loop._train_on``) as one rank; returns rank 0's final
+    checkpoint (``checkpoint`` names its file) and the epoch the run resumed from. Called by
+    :func:`~topoprune.train.train` with ``nproc`` > 1. ``device``: ``"cpu"`` (default) or
+    ``"cuda"`` (one GPU per rank)."""
     import torch.multiprocessing as mp
 
-    from .device import model_device, resolve_device
-    from .loop import CHECKPOINT, TrainResult, check_compatible
     from .checkpoint import load_training_checkpoint
+    from .device import model_device, resolve_device
     from .scoped import usable_cores
 
-    check_compatible(model, data)
+    CHECKPOINT = checkpoint  # noqa: N806 - the loop's file name, passed in (no import of the loop)
     home = model_device(model)
     target = resolve_device(device, default=torch.device("cpu"))
     if target.type not in ("cpu", "cuda"):
@@ -126,7 +127,7 @@ def train_distributed(model: nn.Module, data, cfg: TrainConfig, *, nproc: int, o
         try:
             mp.spawn(_rank_main, nprocs=nproc, join=True, daemon=True,
                      args=(nproc, _free_port(), model, data, cfg, str(folder), tuple(callbacks), progress,
-                           description, target.type, threads, os.getpid()))
+                           description, target.type, threads, os.getpid(), train_on))
         except mp.ProcessRaisedException as exc:
             last = [line for line in str(exc).strip().splitlines() if line.strip()]
             line = last[-1] if last else str(exc)
@@ -137,11 +138,9 @@ def train_distributed(model: nn.Module, data, cfg: TrainConfig, *, nproc: int, o
                                  "last checkpoint") from None
         state = load_training_checkpoint(folder / CHECKPOINT)
         model.load_state_dict(state["model"])
-        result = TrainResult(history=list(state["history"]), stopped_early=bool(state.get("stopped_early", False)),
-                             resumed_from=resumed_from)
         for cb, cb_state in zip(callbacks, state.get("callbacks", [])):
             cb.load_state_dict(cb_state)
-        return result
+        return state, resumed_from
     finally:
         model.to(home)
         if temporary:

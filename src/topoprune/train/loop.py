@@ -153,8 +153,12 @@ def train(
     if nproc > 1:
         from .distributed import train_distributed
 
-        return train_distributed(model, data, cfg, nproc=nproc, out_dir=out_dir, callbacks=callbacks,
-                                 progress=progress, description=description, device=device)
+        check_compatible(model, data)
+        state, resumed_from = train_distributed(model, data, cfg, nproc=nproc, out_dir=out_dir, callbacks=callbacks,
+                                                progress=progress, description=description, device=device,
+                                                train_on=_train_on, checkpoint=CHECKPOINT)
+        return TrainResult(history=list(state["history"]), stopped_early=bool(state.get("stopped_early", False)),
+                           resumed_from=resumed_from)
     home = model_device(model)
     target = resolve_device(device, default=home)
     check_compatible(model, data)
