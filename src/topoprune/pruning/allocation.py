@@ -69,7 +69,6 @@ class BudgetProblem:
     seed: int
     model: Any = None
     example_inputs: Any = None
-    data: tuple | None = None
     evaluate: Any = None  # removed counts -> accuracy after adaptive BN (set by prune_filters when data given)
     topo_losses: Any = None  # group index -> (removed set -> topological loss), set by prune_filters
     layouts: Any = None  # layer -> UnitLayout (what a unit is)

@@ -160,7 +160,7 @@ def plan_budget(*, model: nn.Module, example_inputs: Any, surgeon: Surgeon, layo
     cost = build_cost_model(model, example_inputs, surgeon, groups, features, target.metric)
     scores, importance = unit_scores(method, modules, groups, layouts, seed)
     problem = BudgetProblem(target, cost, groups, scores, seed, model=model, example_inputs=example_inputs,
-                            data=data, layouts=layouts)
+                            layouts=layouts)
     if data is not None:
         settings = {k: getattr(allocation, k) for k in ("batches", "batch_size", "eval_samples")
                     if hasattr(allocation, k)}

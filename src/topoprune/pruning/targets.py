@@ -120,21 +120,6 @@ class CostModel:
         keep_in = 1.0 - self.in_coef @ r
         return float(self.rest + np.sum(self.cost * keep_out * keep_in))
 
-    def fraction(self, removed: Sequence[int] | np.ndarray) -> float:
-        """Predicted count over the dense count."""
-        return self.count(removed) / self.dense
-
-    def unit_costs(self, removed: Sequence[int] | np.ndarray) -> np.ndarray:
-        """What removing one more unit of each group saves, from ``removed``."""
-        r = np.asarray(removed, dtype=np.float64)
-        base = self.count(r)
-        out = np.empty(len(self.groups))
-        for i in range(len(self.groups)):
-            r[i] += 1
-            out[i] = base - self.count(r)
-            r[i] -= 1
-        return out
-
 
 def _module_costs(model: nn.Module, example_inputs: Inputs, metric: str,
                   names: dict[nn.Module, str]) -> tuple[dict[str, float], int]:
