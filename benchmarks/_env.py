@@ -38,10 +38,14 @@ def _version(pkg: str) -> str:
 
 
 def _git_commit() -> str:
+    """The short commit, with ``+dirty`` when tracked files differ from it (the numbers then come
+    from code that no commit holds)."""
     try:
-        return subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True).returncode == 1
+        return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -416,6 +416,10 @@ def damage_record(run_dir: Path) -> dict:
     for key, block in corr["sparsities"].items():
         tables[f"sparsity {key}: Spearman rho [95 % CI], n = {block['n']}"] = correlation_table(
             block, corr["outcomes"], corr["families"])
+        if block.get("random_only"):
+            alone = block["random_only"]
+            tables[f"sparsity {key}, random candidates only: Spearman rho [95 % CI], n = {alone['n']}"] = (
+                correlation_table(alone, corr["outcomes"], corr["families"]))
     return {"summary": s, "tables": tables}
 
 
@@ -473,10 +477,12 @@ def main() -> None:
         exp = config["experiment"]
         expected = len(exp["sparsities"]) * (config["damage"]["random"]["count"] + len(exp["methods"]))
         record.update({"kind": "damage", "rows": s["rows"], "correlations": s["correlations"], "run": s["run"],
-                       "verdicts": s["verdicts"], "cells_done": len(s["rows"]), "cells_total": expected,
+                       "verdicts": s["verdicts"], "verdicts_random_only": s["verdicts_random_only"], "cells_done": len(s["rows"]), "cells_total": expected,
                        "complete": len(s["rows"]) == expected, "dense_acc": s["rows"][0]["dense_acc"]})
         tables = d["tables"]
         intro = ["**Verdicts (computed):**", "", *[f"- {v}" for v in s["verdicts"]], "",
+                 *(["**Among the random candidates only** (the method choices left out):", "",
+                    *[f"- {v}" for v in s["verdicts_random_only"]], ""] if s["verdicts_random_only"] else []),
                  f"Model {exp['models'][0].get('name')} (width {exp['models'][0].get('width', 1):g}) on "
                  f"{exp['dataset']['name']}, dense test accuracy {s['rows'][0]['dense_acc']:.2f} %; "
                  f"{config['damage']['random']['count']} random candidates per sparsity (layer spread "

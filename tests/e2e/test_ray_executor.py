@@ -133,3 +133,23 @@ def test_the_driver_killed_then_the_same_command_resumes(tmp_path):
     subprocess.run(["pkill", "-9", "-f", "ray::"], check=False)
     _, run_dir = _finished(_driver(config, tmp_path / "runs"), tmp_path)
     assert "took over the lock" in (run_dir / "log.txt").read_text()
+
+
+@pytest.mark.slow
+def test_ddp_training_inside_a_ray_cell(tmp_path):
+    """``train.distributed`` under ``--executor ray``: the baseline task and each cell's recovery
+    launch 2 gloo ranks inside the Ray worker (``cpus_per_cell: 2`` reserves their CPUs), and the
+    rows equal the local executor's run of the same config (a model without BatchNorm, so DDP
+    reaches the single-process numbers to float rounding)."""
+    cfg = parse_config({**SMALL, "methods": ["l1"], "train": {**SMALL["train"], "distributed": {"nproc": 2}},
+                        "resources": {"cpus_per_cell": 2, "max_retries": 0}})
+    local = read_results(run_experiment(cfg, tmp_path / "local", quiet=True, report=False))
+    run_dir = run_experiment(cfg, tmp_path / "ray", quiet=True, report=False, executor="ray", ray_num_cpus=2)
+    same_rows(local, read_results(run_dir))
+    import torch
+
+    for folder in (run_dir, tmp_path / "local" / run_dir.name):  # both baselines trained on 2 ranks
+        ckpt = torch.load(folder / "baseline" / "mnist-conv-w0.25" / "checkpoint.pt", weights_only=False)
+        assert ckpt["world"] == 2
+    assert "/seed0: ran on " in (run_dir / "log.txt").read_text()
+    assert RunStore(run_dir).verify() == []

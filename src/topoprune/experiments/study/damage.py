@@ -596,7 +596,7 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
 
 def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
     from .damage_scores import score_direction, score_family
-    from .damage_stats import BASELINE_SCORE, analyse, verdicts
+    from .damage_stats import BASELINE_SCORE
 
     out = {"baseline": BASELINE_SCORE, "level": config.level, "resamples": config.resamples,
            "families": {s: score_family(s) for s in config.scores},
@@ -605,16 +605,32 @@ def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
         these = [r for r in rows if r["sparsity"] == s]
         if not these:  # not reached yet
             continue
-        scores = {name: [r["scores"].get(name) for r in these] for name in config.scores}
-        outcomes = {o: [r["outcomes"].get(o) for r in these] for o in config.outcomes()}
-        result = analyse(scores, outcomes, directions=out["directions"], families=out["families"],
-                         resamples=config.resamples, level=config.level, seed=config.seed,
-                         kendall_resamples=min(config.resamples, 300))
-        out["sparsities"][_key(s)] = {
-            "sparsity": s, "n": len(these), "correlations": [c.to_dict() for c in result.correlations],
-            "families": [f.to_dict() for f in result.families],
-            "verdicts": verdicts(result, outcome_labels=config.outcomes(), sparsity=s, level=config.level)}
+        out["sparsities"][_key(s)] = block = _analysed(config, these, out, s, subset=None)
+        # the same over the random candidates alone: the method choices (L1, FPGM, the GA's...) sit
+        # apart from the random ones in both score and outcome, and can carry a correlation that
+        # does not hold among prunings of one kind; this asks whether a score still ranks those
+        randoms = [r for r in these if r.get("source") == "random"]
+        if len(randoms) >= MIN_RANDOM_ONLY:
+            block["random_only"] = _analysed(config, randoms, out, s, subset=f"the {len(randoms)} random candidates only")
     return out
+
+
+MIN_RANDOM_ONLY = 8  # fewer random candidates than this: no random-only analysis
+
+
+def _analysed(config: DamageConfig, rows: list[dict], out: dict, sparsity: float, *, subset: str | None) -> dict:
+    """Correlations, family comparisons and verdict sentences over ``rows`` (one sparsity)."""
+    from .damage_stats import analyse, verdicts
+
+    scores = {name: [r["scores"].get(name) for r in rows] for name in config.scores}
+    outcomes = {o: [r["outcomes"].get(o) for r in rows] for o in config.outcomes()}
+    result = analyse(scores, outcomes, directions=out["directions"], families=out["families"],
+                     resamples=config.resamples, level=config.level, seed=config.seed,
+                     kendall_resamples=min(config.resamples, 300))
+    return {"sparsity": sparsity, "n": len(rows), "correlations": [c.to_dict() for c in result.correlations],
+            "families": [f.to_dict() for f in result.families],
+            "verdicts": verdicts(result, outcome_labels=config.outcomes(), sparsity=sparsity, level=config.level,
+                                 subset=subset)}
 
 
 def damage_summary(run_dir: str | Path) -> dict:
@@ -629,7 +645,9 @@ def damage_summary(run_dir: str | Path) -> dict:
     rows = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines() if x.strip()]
     return {"config": read_json_file(run_dir / "config.json"), "run": read_json_file(run_dir / "run.json"),
             "rows": rows, "correlations": corr,
-            "verdicts": [v for s in corr["sparsities"].values() for v in s["verdicts"]]}
+            "verdicts": [v for s in corr["sparsities"].values() for v in s["verdicts"]],
+            "verdicts_random_only": [v for s in corr["sparsities"].values()
+                                     for v in (s.get("random_only") or {}).get("verdicts", [])]}
 
 
 def build_damage_report(run_dir: str | Path) -> tuple[Path, Path]:

@@ -133,6 +133,9 @@ def write_damage_report(run_dir: Path, summary: dict) -> tuple[Path, Path]:
         intro += (f" **Partial: {len(rows)} of {expected} candidates measured**; the sparsities listed below are "
                   "complete, the rest resume with the same command.")
     sections: list[tuple[str, list]] = [("Verdicts (computed from the numbers below)", summary["verdicts"])]
+    if summary.get("verdicts_random_only"):
+        sections.append(("Verdicts among the random candidates only (the method choices left out: does a score "
+                         "still rank prunings of one kind?)", summary["verdicts_random_only"]))
     plots = []
     for key, block in corr["sparsities"].items():
         s = block.get("sparsity", float(key))
@@ -143,6 +146,12 @@ def write_damage_report(run_dir: Path, summary: dict) -> tuple[Path, Path]:
         sections.append((f"Sparsity {key}: oriented rho minus {baseline}'s [paired CI] (oriented: positive = "
                          "more damage went with a worse outcome; scores without a direction by |rho|)",
                          _difference_table(block, outcomes, baseline)))
+        alone = block.get("random_only")
+        if alone:
+            sections.append((f"Sparsity {key}, random candidates only: Spearman rho [CI], n = {alone['n']}",
+                             correlation_table(alone, outcomes, families)))
+            sections.append((f"Sparsity {key}, random candidates only: oriented rho minus {baseline}'s [paired CI]",
+                             _difference_table(alone, outcomes, baseline)))
         sections.append((f"Sparsity {key}: the candidates", _candidate_table(rows, outcomes, s)))
         plots.append((f"Sparsity {key}: scores vs outcomes",
                       _scatter(run_dir, rows, block, outcomes, families, s, baseline)))

@@ -291,11 +291,13 @@ def verdicts(
     sparsity: float,
     baseline: str = BASELINE_SCORE,
     level: float = 0.95,
+    subset: str | None = None,
 ) -> list[str]:
     """One computed sentence per outcome: the strongest predictor (largest ``|rho|``), whether its
     interval excludes zero and whether it runs the wrong way; then whether the topological scores
     (the best of them, chosen per resample) beat the baseline beyond the paired interval. Nothing
-    is typed by hand: the sentences follow from the numbers, and they may be negative."""
+    is typed by hand: the sentences follow from the numbers, and they may be negative. ``subset``
+    names the candidates analysed when they are not all of them (``"the 40 random candidates only"``)."""
     if isinstance(analysis, Analysis):
         corr = [c.to_dict() for c in analysis.correlations]
         fams = [f.to_dict() for f in analysis.families]
@@ -305,7 +307,7 @@ def verdicts(
     sentences = []
     for outcome, label in outcome_labels.items():
         these = [r for r in corr if r["outcome"] == outcome and _defined(r["spearman"])]
-        head = f"Sparsity {sparsity:g}, {label}"
+        head = f"Sparsity {sparsity:g}, {label}" + (f", among {subset}" if subset else "")
         if not these:
             sentences.append(f"{head}: no score is defined (the outcome or every score is constant).")
             continue
