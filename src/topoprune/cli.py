@@ -948,8 +948,13 @@ def study_damage_cmd(
     cfg = load_damage_config(config)
     run_dir = run_damage_study(cfg, out, quiet=quiet, device=device,
                                command=" ".join(["topoprune study damage", str(config), "--out", str(out)]))
-    for sentence in damage_summary(run_dir)["verdicts"]:
+    summary = damage_summary(run_dir)
+    for sentence in summary["verdicts"]:
         console.print(sentence)
+    if summary["verdicts_random_only"]:
+        console.print("Among the random candidates only (the method choices left out):")
+        for sentence in summary["verdicts_random_only"]:
+            console.print(sentence)
     console.print(f"results: {run_dir / 'results.jsonl'}\nreport:  {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
 

@@ -66,3 +66,19 @@ def test_too_few_random_candidates_get_no_random_only_block():
     config = parse_damage_config({**CONFIG, "damage": {**CONFIG["damage"], "random": {"count": MIN_RANDOM_ONLY - 1}}})
     block = _correlations(config, _rows(config, MIN_RANDOM_ONLY - 1, within=3.0))["sparsities"]["0.5"]
     assert "random_only" not in block
+
+
+def test_the_report_shows_the_random_only_verdicts_and_tables(tmp_path):
+    from topoprune.experiments.study.damage_report import write_damage_report
+
+    config = parse_damage_config(CONFIG)
+    rows = [{**r, "dense_acc": 95.0} for r in _rows(config, 24, within=3.0)]
+    corr = _correlations(config, rows)
+    summary = {"config": config.to_dict(), "run": {"command": "test"}, "rows": rows, "correlations": corr,
+               "verdicts": corr["sparsities"]["0.5"]["verdicts"],
+               "verdicts_random_only": corr["sparsities"]["0.5"]["random_only"]["verdicts"]}
+    md, _ = write_damage_report(tmp_path, summary)
+    text = md.read_text()
+    assert "Verdicts among the random candidates only" in text
+    assert "Sparsity 0.5, random candidates only: Spearman rho" in text
+    assert "among the 24 random candidates only (n = 24)" in text
