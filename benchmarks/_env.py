@@ -38,13 +38,15 @@ def _version(pkg: str) -> str:
 
 
 def _git_commit() -> str:
-    """The short commit, with ``+dirty`` when tracked files differ from it (the numbers then come
+    """The short commit, with ``+dirty`` when tracked code differs from it (the numbers then come
     from code that no commit holds)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True).returncode == 1
+        # results and the README they feed are outputs, not code: exporting one run must not mark the next
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".", ":(exclude)benchmarks/results",
+                                ":(exclude)README.md"], capture_output=True).returncode == 1
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
