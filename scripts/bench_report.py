@@ -280,11 +280,13 @@ def section_scale() -> list[str]:
         rows.append([k, what.get(k, k), f"{v:.1f}", f"{v / d['cells']:.2f}",
                      ", ".join(f"{t:.1f}" for t in d["seconds_each"][k])])
     start = ", ".join(f"{k} {v:.1f} s" for k, v in d["cluster_start_s"].items())
+    spread = max((max(v) - min(v)) / d["cells"] for v in d["seconds_each"].values())
     return out + [_source(d, "ray_sweep.json"), "", _table(rows), "",
                   f"A second worker: Ray {d['ratio_ray1_over_ray2']:.2f}x (ray-1 / ray-2), the local process pool "
                   f"{d['ratio_local1_over_local2']:.2f}x (local-1 / local-2). Ray's overhead against the local "
-                  f"executor at one thread per cell: {d['overhead_per_cell_s']:+.2f} s per cell. Starting the local "
-                  f"cluster (not in the seconds above): {start}.", ""]
+                  f"executor at one thread per cell: {d['overhead_per_cell_s']:+.2f} s per cell, while the repeats "
+                  f"of one run differ by up to {spread:.2f} s per cell: an overhead smaller than that is not resolved "
+                  f"by this measurement. Starting the local cluster (not in the seconds above): {start}.", ""]
 
 
 def main() -> None:
