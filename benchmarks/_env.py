@@ -39,14 +39,16 @@ def _version(pkg: str) -> str:
 
 def _git_commit() -> str:
     """The short commit, with ``+dirty`` when tracked code differs from it (the numbers then come
-    from code that no commit holds)."""
+    from code that no commit holds). Markdown and the results folder are outputs and docs, not
+    code: exporting one run must not mark the next. Paths are taken from the repository's top,
+    whatever the working directory."""
+    here = os.path.dirname(os.path.abspath(__file__))
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        # results and the README they feed are outputs, not code: exporting one run must not mark the next
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".", ":(exclude)benchmarks/results",
-                                ":(exclude)README.md"], capture_output=True).returncode == 1
+        head = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "diff", "--quiet", "HEAD", "--", ":(top)",
+                                ":(top,exclude)benchmarks/results", ":(top,exclude,glob)**/*.md"],
+                               capture_output=True).returncode == 1
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -75,8 +77,17 @@ def provenance_lines(record: dict, threads: str = "") -> list[str]:
     m = record["machine"]
     seed = f" · seed {record['seed']}" if "seed" in record else ""
     return [
-        f"Command: `{record['command']}`{seed} · {record['date']} · commit {record['git_commit']}",
+        f"Command: `{record['command']}`{seed} · {record['date']} · {commit_text(record)}",
         f"Machine: {m['cpu']}, {m['cores']} cores{threads}"
         + (f", GPU {m['gpu']}" if m.get("gpu") else "") + f", {m['platform']}; python {record['python']}, "
         + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
     ]
+
+
+def commit_text(record: dict) -> str:
+    """``commit X``, or, for an export whose rows were measured by an earlier commit than the one
+    that exported them (a re-analysis), both."""
+    measured = record.get("measured_commit")
+    if measured and measured != record["git_commit"]:
+        return f"rows measured at commit {measured}, exported at commit {record['git_commit']}"
+    return f"commit {record['git_commit']}"

@@ -423,6 +423,22 @@ def damage_record(run_dir: Path) -> dict:
     return {"summary": s, "tables": tables}
 
 
+def _keep_measured_commit(record: dict, previous_file: Path) -> None:
+    """Re-exporting the same rows (a new analysis of a finished run) keeps the commit that measured
+    them beside the one that exports them; new or changed rows are measured by this commit."""
+    previous = json.loads(previous_file.read_text()) if previous_file.exists() else None
+    if (previous and previous.get("run_dir") == record["run_dir"] and "rows" in record
+            and _same_rows(previous.get("rows"), record["rows"])):
+        record["measured_commit"] = previous.get("measured_commit") or previous["git_commit"]
+    else:
+        record["measured_commit"] = record["git_commit"]
+
+
+def _same_rows(a, b) -> bool:
+    """Equal rows, key order aside."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 # --- main -------------------------------------------------------------------------------------------
 
 
@@ -564,6 +580,7 @@ def main() -> None:
                     f"{model['name']} (width {model.get('width', 1):g}): per-layer budgets, seed mean",
                     _METRIC[record["metric"]])
         record["plot"] = plot.name
+    _keep_measured_commit(record, args.out / f"{name}.json")
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     status = ("complete" if record["complete"] else
               f"**PARTIAL: {record['cells_done']} of {record['cells_total']} cells finished**; rerun the config's "

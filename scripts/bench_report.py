@@ -13,6 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _env import commit_text  # noqa: E402 - the benchmarks' own helper, beside the scripts that use it
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -31,7 +33,7 @@ def _table(rows: list[list[str]], columns: list[int] | None = None) -> str:
 
 def _source(d: dict, file: str) -> str:
     m = d["machine"]
-    return (f"Source: `benchmarks/results/{file}` from `{d['command']}`, {d['date'][:10]}, commit {d['git_commit']}, "
+    return (f"Source: `benchmarks/results/{file}` from `{d['command']}`, {d['date'][:10]}, {commit_text(d)}, "
             f"{m['cpu']} ({m['cores']} cores){', GPU ' + m['gpu'] if m.get('gpu') else ''}, "
             f"torch {d['versions'].get('torch', '?')}.")
 

@@ -82,3 +82,23 @@ def test_the_report_shows_the_random_only_verdicts_and_tables(tmp_path):
     assert "Verdicts among the random candidates only" in text
     assert "Sparsity 0.5, random candidates only: Spearman rho" in text
     assert "among the 24 random candidates only (n = 24)" in text
+
+
+def test_the_random_only_block_starts_at_the_minimum():
+    config = parse_damage_config({**CONFIG, "damage": {**CONFIG["damage"], "random": {"count": MIN_RANDOM_ONLY}}})
+    block = _correlations(config, _rows(config, MIN_RANDOM_ONLY, within=3.0))["sparsities"]["0.5"]
+    assert block["random_only"]["n"] == MIN_RANDOM_ONLY
+
+
+def test_a_report_from_correlations_without_the_random_only_block_says_how_to_add_it(tmp_path):
+    from topoprune.experiments.study.damage_report import write_damage_report
+
+    config = parse_damage_config(CONFIG)
+    rows = [{**r, "dense_acc": 95.0} for r in _rows(config, 24, within=3.0)]
+    corr = _correlations(config, rows)
+    del corr["sparsities"]["0.5"]["random_only"]  # as written before the random-only analysis existed
+    summary = {"config": config.to_dict(), "run": {}, "rows": rows, "correlations": corr,
+               "verdicts": corr["sparsities"]["0.5"]["verdicts"], "verdicts_random_only": []}
+    text = write_damage_report(tmp_path, summary)[0].read_text()
+    assert "predates the analysis over the random candidates alone" in text
+    assert "random candidates only" not in text

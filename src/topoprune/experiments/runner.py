@@ -237,20 +237,7 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
     if previous and previous.get("pid"):
         log.info("took over the lock left by pid %s on %s (started %s), which is no longer running",
                  previous.get("pid"), previous.get("host"), previous.get("started"))
-    try:
-        saved = store.read_json("config.json")
-    except TopopruneError:
-        if not repair:
-            raise
-        saved = None
-    if saved is not None and saved != config.to_dict():
-        raise TopopruneError(f"{store.root} holds another config; remove it or use another --out")
-    damaged = store.verify()
-    if saved is None or (repair and any(d.stage == "config" for d in damaged)):
-        # config.json is derived from the validated config: (re)write it and seal it afresh
-        store.write_json("config.json", config.to_dict())
-        store.seal("config", ["config.json"])
-        damaged = [d for d in damaged if d.stage != "config"]
+    damaged = store.claim_config(config.to_dict(), repair=repair)
     if damaged and not repair:
         listed = "; ".join(f"{d.path} ({d.reason})" for d in damaged[:3])
         more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""

@@ -244,6 +244,26 @@ class RunStore:
                 damaged.append(Damage(rel, entry["stage"], "changed"))
         return damaged
 
+    def claim_config(self, config: dict, *, repair: bool = False) -> list[Damage]:
+        """Bind the run folder to ``config`` (a validated config's plain dict) and check it: refuse
+        a folder that holds another config, write and seal ``config.json`` when it is missing (or,
+        with ``repair``, damaged: it is derived from the config, so rewriting it loses nothing),
+        and return the artefacts that still do not match the manifest."""
+        try:
+            saved = self.read_json("config.json")
+        except TopopruneError:
+            if not repair:
+                raise
+            saved = None
+        if saved is not None and saved != config:
+            raise TopopruneError(f"{self.root} holds another config; remove it or use another --out")
+        damaged = self.verify()
+        if saved is None or (repair and any(d.stage == "config" for d in damaged)):
+            self.write_json("config.json", config)
+            self.seal("config", ["config.json"])
+            damaged = [d for d in damaged if d.stage != "config"]
+        return damaged
+
     def invalidate(self, stage: str, paths: Iterable[str | Path] = ()) -> list[str]:
         """Remove a stage's sealed files and ``paths`` so it is redone; returns what went."""
         gone = []

@@ -435,13 +435,7 @@ def _run(config: DamageConfig, store, *, quiet: bool, device: str | None, comman
     from ..store import run_log
 
     log = run_log(store.root)
-    saved = store.read_json("config.json")
-    if saved is not None and saved != config.to_dict():
-        raise TopopruneError(f"{store.root} holds another config; remove it or use another --out")
-    if saved is None:
-        store.write_json("config.json", config.to_dict())
-        store.seal("config", ["config.json"])
-    damaged = store.verify()
+    damaged = store.claim_config(config.to_dict())
     if damaged:
         listed = "; ".join(f"{d.path} ({d.reason})" for d in damaged[:3])
         raise TopopruneError(f"{len(damaged)} artefact(s) of {store.root} do not match the manifest: {listed}; "
@@ -615,7 +609,8 @@ def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
     return out
 
 
-MIN_RANDOM_ONLY = 8  # fewer random candidates than this: no random-only analysis
+MIN_RANDOM_ONLY = 20  # fewer random candidates than this: no random-only analysis (percentile-bootstrap
+# intervals of a rank correlation cover poorly on a handful of points)
 
 
 def _analysed(config: DamageConfig, rows: list[dict], out: dict, sparsity: float, *, subset: str | None) -> dict:

@@ -132,6 +132,12 @@ def write_damage_report(run_dir: Path, summary: dict) -> tuple[Path, Path]:
     if len(rows) < expected:
         intro += (f" **Partial: {len(rows)} of {expected} candidates measured**; the sparsities listed below are "
                   "complete, the rest resume with the same command.")
+    from .damage import MIN_RANDOM_ONLY
+
+    if dmg["random"]["count"] >= MIN_RANDOM_ONLY and any("random_only" not in b for b in corr["sparsities"].values()):
+        intro += (" This run's correlations.json predates the analysis over the random candidates alone; run the "
+                  "same `topoprune study damage` command again to add it (it re-analyses the measured rows, nothing "
+                  "is retrained).")
     sections: list[tuple[str, list]] = [("Verdicts (computed from the numbers below)", summary["verdicts"])]
     if summary.get("verdicts_random_only"):
         sections.append(("Verdicts among the random candidates only (the method choices left out: does a score "
