@@ -90,7 +90,8 @@ GUARDLESS = textwrap.dedent("""\
         model, sparsity=0.5, method={"name": "topological", "population": 6, "generations": 2})
     after = sum(p.numel() for p in pruned.parameters())
     print("params", before, after, "searched", len(info.extra["topological"]),
-          "pool", sum(name.startswith("topoprune-ga") for name in seen))
+          "pool", sum(name.startswith("topoprune-ga") for name in seen),
+          "workers", genetic.worker_count(genetic.GAConfig()))
 """)
 
 
@@ -109,9 +110,11 @@ def test_a_script_without_main_guard_runs_once_and_prunes(tmp_path, how):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("script body starts") == 1, done.stdout
     line = next(x for x in done.stdout.splitlines() if x.startswith("params"))
-    _, before, after, _, searched, _, pool = line.split()
+    _, before, after, _, searched, _, pool, _, workers = line.split()
     assert int(after) < int(before)
-    assert int(searched) == 7 and int(pool) == 2  # layers were searched on two pool threads
+    # the default: one thread per usable core (2 on the developer box), and on one core the calling thread
+    expected = min(int(workers), int(searched)) if int(workers) > 1 else 0
+    assert int(searched) == 7 and int(pool) == expected
 
 
 @pytest.mark.parametrize("module", [spanning, persistence, graphs])
