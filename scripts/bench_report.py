@@ -269,26 +269,29 @@ def section_budgets() -> list[str]:
 def section_scale() -> list[str]:
     out = ["### 10. Running at scale: the Ray executor's overhead (local cluster)", "",
            "Issue #17: 16 small cells (mnist-conv w0.5 on 6000 Fashion-MNIST images, 2 recovery epochs) run by "
-           "the local executor and by a local Ray cluster, with 1 and 2 workers. A cell on a GPU is not measured "
+           "the local executor and by a local Ray cluster, with 1 and 2 workers, each run a fresh process; the "
+           "one-worker runs are pinned to one core (Ray's daemons included). A cell on a GPU is not measured "
            "(no GPU was lent).", ""]
     d = _load("ray_sweep")
     if d is None:
         return out + _missing("ray_sweep.json", "`python benchmarks/ray_sweep.py`, alone on the machine")
-    what = {"local-1": "local executor, 1 worker pinned to 1 core", "local-2": "local executor, 2 workers",
+    what = {"local-1": "local executor, 1 worker, pinned to 1 core", "local-2": "local executor, 2 workers",
             "local-1x2t": "local executor, 1 worker with 2 threads (the default)",
-            "ray-1": "Ray, local cluster with 1 CPU", "ray-2": "Ray, local cluster with 2 CPUs"}
+            "ray-1": "Ray, local cluster with 1 CPU, pinned to 1 core", "ray-2": "Ray, local cluster with 2 CPUs"}
     rows = [["run", "what", "seconds (mean)", "s per cell", "each repeat (s)"]]
     for k, v in d["seconds"].items():
         rows.append([k, what.get(k, k), f"{v:.1f}", f"{v / d['cells']:.2f}",
                      ", ".join(f"{t:.1f}" for t in d["seconds_each"][k])])
     start = ", ".join(f"{k} {v:.1f} s" for k, v in d["cluster_start_s"].items())
-    spread = max((max(v) - min(v)) / d["cells"] for v in d["seconds_each"].values())
+    each = d.get("overhead_per_cell_each_s", [])
+    resolved = ("positive in every repeat" if each and min(each) > 0 else
+                "negative in every repeat" if each and max(each) < 0 else "of either sign across repeats: not resolved")
     return out + [_source(d, "ray_sweep.json"), "", _table(rows), "",
-                  f"A second worker: Ray {d['ratio_ray1_over_ray2']:.2f}x (ray-1 / ray-2), the local process pool "
+                  f"A second worker: Ray {d['ratio_ray1_over_ray2']:.2f}x (ray-1 / ray-2), the local executor "
                   f"{d['ratio_local1_over_local2']:.2f}x (local-1 / local-2). Ray's overhead against the local "
-                  f"executor at one thread per cell: {d['overhead_per_cell_s']:+.2f} s per cell, while the repeats "
-                  f"of one run differ by up to {spread:.2f} s per cell: an overhead smaller than that is not resolved "
-                  f"by this measurement. Starting the local cluster (not in the seconds above): {start}.", ""]
+                  f"executor on one core: {d['overhead_per_cell_s']:+.2f} s per cell (per repeat "
+                  f"{', '.join(f'{x:+.2f}' for x in each)}: {resolved}). Starting the local cluster (not in the "
+                  f"seconds above): {start}.", ""]
 
 
 def main() -> None:
