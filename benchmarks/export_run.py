@@ -424,14 +424,14 @@ def damage_record(run_dir: Path) -> dict:
 
 
 def _keep_measured_commit(record: dict, previous_file: Path) -> None:
-    """Re-exporting the same rows (a new analysis of a finished run) keeps the commit that measured
-    them beside the one that exports them; new or changed rows are measured by this commit."""
+    """Re-exporting the same rows (a new analysis of a finished run) keeps the commit of the export
+    that first held them beside the one that exports them now. New or changed rows get no
+    ``measured_commit``: a resumed run's rows may come from several commits, which the exporter
+    cannot know (the run folder's ``log.txt`` has each session)."""
     previous = json.loads(previous_file.read_text()) if previous_file.exists() else None
     if (previous and previous.get("run_dir") == record["run_dir"] and "rows" in record
             and _same_rows(previous.get("rows"), record["rows"])):
         record["measured_commit"] = previous.get("measured_commit") or previous["git_commit"]
-    else:
-        record["measured_commit"] = record["git_commit"]
 
 
 def _same_rows(a, b) -> bool:
