@@ -62,7 +62,7 @@ def structured_table(rows: list[dict], seeds_expected: int) -> list[list[str]]:
     head = ["sparsity", "method", "seeds", "params", "MACs", "FLOPs", "latency b1 ms", "latency b64 ms"]
     head += ["acc after prune"] + (["acc + BN recal."] if _recalibrated(rows) else [])
     head += [f"acc {e} ep" for e in EPOCHS_SHOWN if e]
-    head += ["epochs to dense-0.5", "prune s", "vs best baseline (5 ep)"]
+    head += ["epochs to dense-0.5", "prune s", "vs best baseline (5 ep; same seed, 95 % t-interval)"]
     table = [head]
     baselines = ("l1", "l2", "fpgm")
     for (sparsity, method), rs in sorted(groups.items(), key=lambda kv: kv[0][0]):
@@ -89,8 +89,13 @@ def structured_table(rows: list[dict], seeds_expected: int) -> list[list[str]]:
         best = [(_ms([r["recovery_curve"][-1] for r in groups[(sparsity, b)]])[0], b)
                 for b in baselines if groups.get((sparsity, b))]
         if r0.get("algorithm", method) in ("topological", "betti", "random") and best:
-            top, name = max(best)
-            verdict = f"{'wins' if final > top else 'LOSES'} ({final - top:+.2f} vs {name})"
+            top, name = max(best)  # the baseline with the best mean after recovery
+            p = _paired(rows, sparsity, method, name)
+            if p is None:  # fewer than two seeds in common: the difference of means, no verdict
+                verdict = f"{final - top:+.2f} vs {name} (too few seeds for an interval)"
+            else:
+                word = "WINS" if p[1] > 0 else ("LOSES" if p[2] < 0 else "TIE")
+                verdict = f"{word}: {p[0]:+.2f} [{p[1]:+.2f}, {p[2]:+.2f}] vs {name}"
         else:
             verdict = ""
         table.append([f"{sparsity:g}", method, f"{len(rs)}/{seeds_expected}",

@@ -77,7 +77,8 @@ def section_structured() -> list[str]:
         "Our stand-in for the Topological Pruner paper's VGG-16 / CIFAR-10 experiment (no CIFAR-10 and no GPU "
         "here). Config `configs/fmnist-vgg16q-filters.yaml`; conv layers pruned uniformly, first conv and head "
         "kept. The last column compares the topological methods (and random) with the best of L1/L2/FPGM after "
-        "5 recovery epochs: **LOSES** is printed where ours is worse.",
+        "5 recovery epochs (the baseline with the best mean), as the same-seed paired difference with a 95 % "
+        "t-interval: WINS or LOSES when the interval excludes zero, TIE otherwise.",
         "fmnist-vgg16q-filters", "`make bench-structured`")
 
 
