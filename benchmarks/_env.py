@@ -85,9 +85,9 @@ def provenance_lines(record: dict, threads: str = "") -> list[str]:
 
 
 def commit_text(record: dict) -> str:
-    """``commit X``, or, for an export whose rows were measured by an earlier commit than the one
-    that exported them (a re-analysis), both."""
-    measured = record.get("measured_commit")
-    if measured and measured != record["git_commit"]:
-        return f"rows measured at commit {measured}, exported at commit {record['git_commit']}"
+    """``commit X`` for a benchmark script's own measurement; for the export of a run folder
+    (``run_dir`` in the record) ``exported at commit X``: a resumed run's rows may come from
+    earlier sessions and commits, which the exporter cannot know."""
+    if "run_dir" in record:
+        return f"exported at commit {record['git_commit']}"
     return f"commit {record['git_commit']}"

@@ -428,22 +428,6 @@ def damage_record(run_dir: Path) -> dict:
     return {"summary": s, "tables": tables}
 
 
-def _keep_measured_commit(record: dict, previous_file: Path) -> None:
-    """Re-exporting the same rows (a new analysis of a finished run) keeps the commit of the export
-    that first held them beside the one that exports them now. New or changed rows get no
-    ``measured_commit``: a resumed run's rows may come from several commits, which the exporter
-    cannot know (the run folder's ``log.txt`` has each session)."""
-    previous = json.loads(previous_file.read_text()) if previous_file.exists() else None
-    if (previous and previous.get("run_dir") == record["run_dir"] and "rows" in record
-            and _same_rows(previous.get("rows"), record["rows"])):
-        record["measured_commit"] = previous.get("measured_commit") or previous["git_commit"]
-
-
-def _same_rows(a, b) -> bool:
-    """Equal rows, key order aside."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
 # --- main -------------------------------------------------------------------------------------------
 
 
@@ -585,7 +569,6 @@ def main() -> None:
                     f"{model['name']} (width {model.get('width', 1):g}): per-layer budgets, seed mean",
                     _METRIC[record["metric"]])
         record["plot"] = plot.name
-    _keep_measured_commit(record, args.out / f"{name}.json")
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     status = ("complete" if record["complete"] else
               f"**PARTIAL: {record['cells_done']} of {record['cells_total']} cells finished**; rerun the config's "

@@ -267,11 +267,24 @@ def section_budgets() -> list[str]:
     return out
 
 
+def _repeat_interval(values: list[float]) -> str:
+    """A 95 % t-interval over per-repeat values, and whether it resolves the sign."""
+    if len(values) < 2:
+        return "one repeat: no interval"
+    import statistics
+
+    from scipy import stats
+
+    m, half = statistics.mean(values), stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    word = "resolved" if m - half > 0 or m + half < 0 else "not resolved: the interval includes zero"
+    return f"95 % t-interval over the repeats [{m - half:+.2f}, {m + half:+.2f}], {word}"
+
+
 def section_scale() -> list[str]:
     out = ["### 10. Running at scale: the Ray executor's overhead (local cluster)", "",
            "Issue #17: 16 small cells (mnist-conv w0.5 on 6000 Fashion-MNIST images, 2 recovery epochs) run by "
-           "the local executor and by a local Ray cluster, with 1 and 2 workers, each run a fresh process; the "
-           "one-worker runs are pinned to one core (Ray's daemons included). A cell on a GPU is not measured "
+           "the local executor and by a local Ray cluster, with 1 and 2 workers, each run a fresh process; "
+           "local-1 and ray-1 are pinned to one core (Ray's daemons included). A cell on a GPU is not measured "
            "(no GPU was lent).", ""]
     d = _load("ray_sweep")
     if d is None:
@@ -285,8 +298,7 @@ def section_scale() -> list[str]:
                      ", ".join(f"{t:.1f}" for t in d["seconds_each"][k])])
     start = ", ".join(f"{k} {v:.1f} s" for k, v in d["cluster_start_s"].items())
     each = d.get("overhead_per_cell_each_s", [])
-    resolved = ("positive in every repeat" if each and min(each) > 0 else
-                "negative in every repeat" if each and max(each) < 0 else "of either sign across repeats: not resolved")
+    resolved = _repeat_interval(each)
     return out + [_source(d, "ray_sweep.json"), "", _table(rows), "",
                   f"A second worker: Ray {d['ratio_ray1_over_ray2']:.2f}x (ray-1 / ray-2), the local executor "
                   f"{d['ratio_local1_over_local2']:.2f}x (local-1 / local-2). Ray's overhead against the local "

@@ -5,10 +5,8 @@ that interval, not from the difference of means alone."""
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-export_run = pytest.importorskip("export_run")
+import export_run  # noqa: E402 - a benchmark script, importable from its folder
 
 
 def _row(method: str, seed: int, final: float) -> dict:
@@ -18,9 +16,10 @@ def _row(method: str, seed: int, final: float) -> dict:
             "acc_after_recovery": final, "epochs_to_recover": None, "prune_seconds": 0.1}
 
 
-def _verdict(ours: list[float], l1: list[float], l2: list[float]) -> str:
+def _verdict(ours: list[float], l1: list[float], l2: list[float], ours_seeds: list[int] | None = None) -> str:
+    seeds = ours_seeds or list(range(len(ours)))
     rows = ([_row("l1", s, a) for s, a in enumerate(l1)] + [_row("l2", s, a) for s, a in enumerate(l2)]
-            + [_row("topological", s, a) for s, a in enumerate(ours)])
+            + [_row("topological", s, a) for s, a in zip(seeds, ours)])
     table = export_run.structured_table(rows, 3)
     return next(r for r in table if r[1] == "topological")[-1]
 
@@ -37,3 +36,10 @@ def test_a_higher_mean_with_seeds_disagreeing_is_a_tie():
 def test_a_consistent_gain_wins_and_one_seed_gets_no_verdict():
     assert _verdict([92.0, 93.0, 94.0], [91.0, 92.0, 93.0], [80.0, 80.0, 80.0]).startswith("WINS: +1.00 [+1.00, +1.00]")
     assert _verdict([92.0], [91.0], [80.0]) == "+1.00 vs l1 (too few seeds for an interval)"
+
+
+def test_pairs_by_seed_not_by_position():
+    # ours listed for seeds 2, 0, 1: paired by seed the differences are +1 each (a clear win);
+    # paired by position they would be +3, 0, 0 (a tie)
+    verdict = _verdict([94.0, 92.0, 93.0], [91.0, 92.0, 93.0], [80.0, 80.0, 80.0], ours_seeds=[2, 0, 1])
+    assert verdict.startswith("WINS: +1.00 [+1.00, +1.00]")
