@@ -67,8 +67,12 @@ def _structured(title: str, intro: str, name: str, how: str) -> list[str]:
     d = _load(name)
     if d is None:
         return out + _missing(f"{name}.json", how)
-    return out + [_source(d, f"{name}.json") + _status(d), "",
-                  f"Dense: {d['dense']['test_acc']:.2f}% test accuracy.", "", _table(d["tables"]["structured"]), ""]
+    table = d["tables"]["structured"]
+    old_column = any(r[-1].startswith(("wins (", "LOSES (")) for r in table[1:])
+    note = (" Its last column predates the paired interval: the difference of the means after 5 epochs, "
+            "wins/LOSES by its sign alone, until the config's command is run and exported again." if old_column else "")
+    return out + [_source(d, f"{name}.json") + _status(d) + note, "",
+                  f"Dense: {d['dense']['test_acc']:.2f}% test accuracy.", "", _table(table), ""]
 
 
 def section_structured() -> list[str]:
