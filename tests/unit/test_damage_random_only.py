@@ -4,7 +4,8 @@ random-only block shows whether it still ranks prunings of one kind. Synthetic r
 
 import numpy as np
 
-from topoprune.experiments.study.damage import MIN_RANDOM_ONLY, _correlations, parse_damage_config
+from topoprune.experiments.study.damage import _correlations, parse_damage_config
+from topoprune.experiments.study.damage_stats import MIN_RANDOM_ONLY
 
 CONFIG = {
     "name": "damage-synthetic",

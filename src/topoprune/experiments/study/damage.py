@@ -61,6 +61,7 @@ __all__ = ["DamageConfig", "parse_damage_config", "load_damage_config", "run_dam
 
 RANDOM_PREFIX = "random-"
 RANDOM_ID = r"random-[0-9]+"  # a random candidate's id; no method label may look like one
+RANDOM_SOURCE = "random"  # a random candidate's ``source`` (a method's choice: "method")
 
 
 @dataclass(frozen=True)
@@ -536,7 +537,7 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
         t0 = time.perf_counter()
         model, removed, info = _make_candidate(config, setting, cid)
         prune_s = time.perf_counter() - t0
-        cand = Candidate(cid, "random" if _is_random(cid) else "method", setting.sparsity, model, removed)
+        cand = Candidate(cid, RANDOM_SOURCE if _is_random(cid) else "method", setting.sparsity, model, removed)
         t0 = time.perf_counter()
         scores = {}
         for name in config.scores:
@@ -590,7 +591,7 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
 
 def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
     from .damage_scores import score_direction, score_family
-    from .damage_stats import BASELINE_SCORE
+    from .damage_stats import BASELINE_SCORE, MIN_RANDOM_ONLY
 
     out = {"baseline": BASELINE_SCORE, "level": config.level, "resamples": config.resamples,
            "families": {s: score_family(s) for s in config.scores},
@@ -603,14 +604,12 @@ def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
         # the same over the random candidates alone: the method choices (L1, FPGM, the GA's...) sit
         # apart from the random ones in both score and outcome, and can carry a correlation that
         # does not hold among prunings of one kind; this asks whether a score still ranks those
-        randoms = [r for r in these if r.get("source") == "random"]
+        randoms = [r for r in these if r.get("source") == RANDOM_SOURCE]
         if len(randoms) >= MIN_RANDOM_ONLY:
             block["random_only"] = _analysed(config, randoms, out, s, subset=f"the {len(randoms)} random candidates only")
     return out
 
 
-MIN_RANDOM_ONLY = 20  # fewer random candidates than this: no random-only analysis (percentile-bootstrap
-# intervals of a rank correlation cover poorly on a handful of points)
 
 
 def _analysed(config: DamageConfig, rows: list[dict], out: dict, sparsity: float, *, subset: str | None) -> dict:

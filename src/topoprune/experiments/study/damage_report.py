@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .damage_stats import TOPOLOGICAL
+from .damage_stats import MIN_RANDOM_ONLY, TOPOLOGICAL
 
 __all__ = ["write_damage_report", "correlation_table"]
 
@@ -132,8 +132,6 @@ def write_damage_report(run_dir: Path, summary: dict) -> tuple[Path, Path]:
     if len(rows) < expected:
         intro += (f" **Partial: {len(rows)} of {expected} candidates measured**; the sparsities listed below are "
                   "complete, the rest resume with the same command.")
-    from .damage import MIN_RANDOM_ONLY
-
     if dmg["random"]["count"] >= MIN_RANDOM_ONLY and any("random_only" not in b for b in corr["sparsities"].values()):
         intro += (" This run's correlations.json predates the analysis over the random candidates alone; run the "
                   "same `topoprune study damage` command again to add it (it re-analyses the measured rows, nothing "

@@ -41,6 +41,8 @@ __all__ = ["Correlation", "FamilyComparison", "Analysis", "analyse", "correlate"
 BASELINE_SCORE = "l1-mass-removed"
 TOPOLOGICAL = "topological"  # the score family the verdicts test against the baseline
 MIN_OFF = 5  # candidates off the most common value needed for an interval
+MIN_RANDOM_ONLY = 20  # fewer random candidates than this: no random-only analysis (percentile-bootstrap
+# intervals of a rank correlation cover poorly on a handful of points)
 MAX_UNDEFINED = 0.01  # share of undefined resamples above which no interval is given
 WORSE_WHEN_HIGHER = ("epochs-to-recover",)
 
