@@ -215,19 +215,3 @@ print("pyplot" if "matplotlib.pyplot" in sys.modules else "clean")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "clean"
 
-
-def test_set_threads_caps_numba_at_the_usable_cores_and_using_threads_restores_it():
-    import numba
-
-    from topoprune.train.scoped import set_threads
-
-    before_torch, before_numba = torch.get_num_threads(), numba.get_num_threads()
-    try:
-        set_threads(1)  # a process pinned to one core: numba must not keep every core of the machine
-        assert numba.get_num_threads() == 1 and torch.get_num_threads() == 1
-        with using_threads(numba.config.NUMBA_NUM_THREADS):
-            assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
-        assert numba.get_num_threads() == 1  # the caller's count comes back
-    finally:
-        torch.set_num_threads(before_torch)
-        numba.set_num_threads(before_numba)

@@ -22,46 +22,25 @@ def usable_cores() -> int:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Use ``n`` intra-op threads (default: the cores this process may run on) from now on, for
-    torch and for numba's parallel kernels (numba's default is every core of the machine, even in
-    a process pinned to fewer, which oversubscribes them).
+    """Use ``n`` intra-op threads (default: the cores this process may run on) from now on.
 
     A process-wide setting for entry points; library code uses :func:`using_threads` instead."""
     if n is None:
         n = usable_cores()
     torch.set_num_threads(max(1, n))
-    _set_numba_threads(n)
     return torch.get_num_threads()
-
-
-def _numba_threads() -> int | None:
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return None
-    return numba.get_num_threads()
-
-
-def _set_numba_threads(n: int) -> None:
-    try:
-        import numba
-    except ImportError:  # pragma: no cover
-        return
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
 @contextmanager
 def using_threads(n: int | None) -> Iterator[int]:
     """Run the block with ``n`` intra-op threads (``None``: leave the count alone), then restore
-    the counts the caller had (torch's and numba's). Yields torch's count inside the block."""
-    before, numba_before = torch.get_num_threads(), _numba_threads()
+    the count the caller had. Yields the count in force inside the block."""
+    before = torch.get_num_threads()
     try:
         yield before if n is None else set_threads(n)
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-        if numba_before is not None and _numba_threads() != numba_before:
-            _set_numba_threads(numba_before)
 
 
 def _accelerator(device: torch.device | None) -> tuple[str, int] | None:
