@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 try:
-    from _env import environment, provenance_lines
+    from _env import environment, mean_t_interval, provenance_lines
 except ImportError:
-    from benchmarks._env import environment, provenance_lines
+    from benchmarks._env import environment, mean_t_interval, provenance_lines
 
 from topoprune.experiments.report import _markdown_table as _table_md
 from topoprune.experiments.report import _short
@@ -216,13 +216,10 @@ def _paired_cell(diffs: list[float]) -> str:
     """Mean paired difference with a 95 % t-interval over seeds (Student's t, n - 1 dof)."""
     if not diffs:
         return "—"
-    m = statistics.mean(diffs)
     if len(diffs) < 2:
-        return f"{m:+.2f} (n = 1)"
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    return f"{m:+.2f} [{m - half:+.2f}, {m + half:+.2f}] (n = {len(diffs)})"
+        return f"{statistics.mean(diffs):+.2f} (n = 1)"
+    m, lo, hi = mean_t_interval(diffs)
+    return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}] (n = {len(diffs)})"
 
 
 def _paired(rows: list[dict], s: float, a: str, b: str) -> tuple[float, float, float] | None:
@@ -230,13 +227,7 @@ def _paired(rows: list[dict], s: float, a: str, b: str) -> tuple[float, float, f
     by_seed = {r["seed"]: r["acc_after_recovery"] for r in rows if r["method"] == b and r["sparsity"] == s}
     diffs = [r["acc_after_recovery"] - by_seed[r["seed"]] for r in rows
              if r["method"] == a and r["sparsity"] == s and r["seed"] in by_seed]
-    if len(diffs) < 2:
-        return None
-    from scipy import stats
-
-    m = statistics.mean(diffs)
-    half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    return m, m - half, m + half
+    return mean_t_interval(diffs) if len(diffs) >= 2 else None
 
 
 def extreme_verdicts(rows: list[dict], methods: list[str], critical: float | None) -> list[str]:

@@ -94,16 +94,19 @@ print(json.dumps({"seconds": seconds, "cluster_start": start, "rows": len(read_r
 
 
 def _seed_folder(cfg, work: Path) -> Path:
-    """The baseline and analysis once: run the sweep, then drop its cells, rows and their manifest lines."""
-    from topoprune.experiments.runner import run_experiment
+    """A run folder holding the config, the baseline and its analysis, and no cell: what every
+    timed run copies (the runner's own stages, as the local executor runs them)."""
+    from topoprune.experiments.executors import LocalExecutor
+    from topoprune.experiments.runner import run_dir_for
+    from topoprune.experiments.store import RunStore, run_log
 
-    seed_dir = run_experiment(cfg, work / "seed", quiet=True, report=False)
-    shutil.rmtree(seed_dir / "cells")
-    (seed_dir / "results.jsonl").unlink(missing_ok=True)
-    manifest = seed_dir / "manifest.jsonl"
-    kept = [line for line in manifest.read_text().splitlines() if '"cells/' not in line]
-    manifest.write_text("\n".join(kept) + ("\n" if kept else ""))
-    return seed_dir
+    store = RunStore(run_dir_for(cfg, work / "seed"))
+    store.root.mkdir(parents=True)
+    store.claim_config(cfg.to_dict())
+    log = run_log(store.root)
+    for spec in cfg.models:
+        LocalExecutor().baseline(cfg, store, spec, log=log, progress=False, device=None)
+    return store.root
 
 
 def _timed(out: Path, executor: str, n: int, pinned: bool) -> dict:

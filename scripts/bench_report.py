@@ -14,7 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _env import commit_text  # noqa: E402 - the benchmarks' own helper, beside the scripts that use it
+from _env import commit_text, mean_t_interval  # noqa: E402 - the benchmarks' own helpers
+from ray_sweep import WHAT as RAY_SWEEP_RUNS  # noqa: E402 - what each run of the Ray sweep is
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -275,13 +276,9 @@ def _repeat_interval(values: list[float]) -> str:
     """A 95 % t-interval over per-repeat values, and whether it resolves the sign."""
     if len(values) < 2:
         return "one repeat: no interval"
-    import statistics
-
-    from scipy import stats
-
-    m, half = statistics.mean(values), stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
-    word = "resolved" if m - half > 0 or m + half < 0 else "not resolved: the interval includes zero"
-    return f"95 % t-interval over the repeats [{m - half:+.2f}, {m + half:+.2f}], {word}"
+    _, lo, hi = mean_t_interval(values)
+    word = "resolved" if lo > 0 or hi < 0 else "not resolved: the interval includes zero"
+    return f"95 % t-interval over the repeats [{lo:+.2f}, {hi:+.2f}], {word}"
 
 
 def section_scale() -> list[str]:
@@ -293,12 +290,9 @@ def section_scale() -> list[str]:
     d = _load("ray_sweep")
     if d is None:
         return out + _missing("ray_sweep.json", "`python benchmarks/ray_sweep.py`, alone on the machine")
-    what = {"local-1": "local executor, 1 worker, pinned to 1 core", "local-2": "local executor, 2 workers",
-            "local-1x2t": "local executor, 1 worker with 2 threads (the default)",
-            "ray-1": "Ray, local cluster with 1 CPU, pinned to 1 core", "ray-2": "Ray, local cluster with 2 CPUs"}
     rows = [["run", "what", "seconds (mean)", "s per cell", "each repeat (s)"]]
     for k, v in d["seconds"].items():
-        rows.append([k, what.get(k, k), f"{v:.1f}", f"{v / d['cells']:.2f}",
+        rows.append([k, RAY_SWEEP_RUNS.get(k, k), f"{v:.1f}", f"{v / d['cells']:.2f}",
                      ", ".join(f"{t:.1f}" for t in d["seconds_each"][k])])
     start = ", ".join(f"{k} {v:.1f} s" for k, v in d["cluster_start_s"].items())
     each = d.get("overhead_per_cell_each_s", [])

@@ -214,4 +214,3 @@ print("pyplot" if "matplotlib.pyplot" in sys.modules else "clean")
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "clean"
-

@@ -610,8 +610,6 @@ def _correlations(config: DamageConfig, rows: list[dict]) -> dict:
     return out
 
 
-
-
 def _analysed(config: DamageConfig, rows: list[dict], out: dict, sparsity: float, *, subset: str | None) -> dict:
     """Correlations, family comparisons and verdict sentences over ``rows`` (one sparsity)."""
     from .damage_stats import analyse, verdicts
