@@ -80,6 +80,31 @@ def _rank_main(rank: int, world: int, port: int, model: nn.Module, data, cfg: Tr
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    _exit_without_finalizing()
+
+
+def _exit_without_finalizing() -> None:
+    """End a rank that finished cleanly without running the interpreter's finalization.
+
+    Gloo's worker threads destroy each finished collective after the Python call has returned
+    (a barrier's work holds the broadcasts before it, and so the tensors that went through them).
+    When such a tensor's Python object outlives its Python references, freeing it takes the GIL;
+    if the main thread is already finalizing, the worker thread is told to exit inside a
+    ``noexcept`` destructor and the process aborts ("terminate called without an active
+    exception", SIGABRT: seen in about 1 of 25 two-rank runs, backtrace in
+    ``docs/design-notes.md``). Everything a rank owes is written by now (rank 0's checkpoint
+    and metrics are saved before the last barrier), so the rank flushes its streams and leaves
+    with ``os._exit(0)``, which ``torch.multiprocessing.spawn`` reads as success."""
+    import logging
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def train_distributed(model: nn.Module, data, cfg: TrainConfig, *, nproc: int, train_on, checkpoint: str,
