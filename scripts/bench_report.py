@@ -270,13 +270,13 @@ def section_budgets() -> list[str]:
         if d.get("plot"):
             out += [f"![per-layer budgets](benchmarks/results/{d['plot']})", ""]
     cost = _load("train_step_cost")
-    if _load("fmnist-resnet56-budget") is None and cost is not None and cost.get("estimate"):
-        e = cost["estimate"]
-        out += [f"What it would cost here: a ResNet-56 training step takes {cost['ratio']:.1f}x VGG-16 width 0.25's "
-                f"(`{cost['command']}`, {cost['date'][:10]}, {commit_text(cost)}), so with the VGG run's "
-                f"{e['from']['mean_s'] / 60:.1f} min per cell a ResNet-56 cell takes about {e['cell_s'] / 60:.0f} min "
-                f"on one core and the 48 cells about {e['run_core_hours']:.0f} core-hours: a run for a GPU "
-                "(`--device cuda`) or a bigger machine, not for this one.", ""]
+    if _load("fmnist-resnet56-budget") is None and cost is not None and cost.get("model") == "resnet56":
+        out += [f"What it would cost here: a ResNet-56 training step takes about {cost['ratio']:.1f}x VGG-16 width "
+                f"0.25's on one core (`{cost['command']}`, {cost['date'][:10]}, {commit_text(cost)}), about "
+                f"{cost['cell_training_min']['other']:.0f} min of training per cell and "
+                f"{cost['run_training_core_hours']:.0f} core-hours for the {cost['cells']} cells (evaluation, pruning "
+                "and the baseline not included): a run for a GPU (`--device cuda`) or a bigger machine, not for "
+                "this one.", ""]
     return out
 
 

@@ -140,7 +140,9 @@ def train(
 
     ``nproc`` > 1 trains data-parallel (DDP) in that many processes
     (:func:`~topoprune.train.distributed.train_distributed`): gloo on the CPU, nccl on GPUs; each
-    step's batch is split across the ranks, only rank 0 evaluates and checkpoints.
+    step's batch is split across the ranks, only rank 0 evaluates and checkpoints. Callbacks run
+    in rank 0's process (they are pickled to it) and the ranks end with ``os._exit``, so a
+    callback must not leave work to ``atexit``.
 
     Returns:
         :class:`TrainResult` whose ``history`` has one record per epoch: ``epoch``, ``lr``,
