@@ -63,9 +63,9 @@ bench-fitness: bench-structured
 	$(CLI) compare configs/fmnist-vgg16q-topo-fitness.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
 
-# Section 9: layer budgets at matched FLOPs (issue #16). VGG: about 12 min per cell on one core beside
-# another job, so 5 h with --workers 2 on 2 cores; ResNet-56: about 67 core-hours here (measured by
-# train_step_cost.py below), meant for a GPU (add --device cuda). Both resume.
+# Section 9: layer budgets at matched FLOPs (issue #16). VGG: 8 to 20 min per cell here (mean 12), so
+# 7 to 9 h on 2 cores; ResNet-56: about 59 core-hours of training alone (train_step_cost.py below),
+# meant for a GPU (add --device cuda). Both resume.
 bench-budgets: setup system-data
 	$(CLI) compare configs/fmnist-vgg16q-budget.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py budget configs/fmnist-vgg16q-budget.yaml
