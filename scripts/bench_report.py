@@ -261,7 +261,9 @@ def section_budgets() -> list[str]:
            "(`allocation: eagleeye`, 100 candidates); ours are the topological allocation (`allocation: "
            "topological`) and the Topological Pruner v2 (`topological-v2`, 100 chromosomes). WINS / TIE / LOSES "
            "come from the same-seed paired difference with the best peer (95 % t-interval). The sentences are "
-           "generated from the results files.", ""]
+           "generated from the results files. Prune seconds and latency are measured inside the run, while another "
+           "cell or job used the other core: read them as rough; section 4 (`benchmarks/prune_time.py`) is the "
+           "controlled timing.", ""]
     for name, d in _results(out, (("fmnist-vgg16q-budget", "VGG-16 (width 0.25)"), ("fmnist-resnet56-budget",
                                                                                     "ResNet-56")), "`make bench-budgets`"):
         out += [_source(d, f"{name}.json") + _status(d), "", *[f"- {v}" for v in d["verdicts"]], ""]
