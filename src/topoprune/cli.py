@@ -938,6 +938,7 @@ def study_damage_cmd(
     out: Annotated[Path, typer.Option("--out", help="Parent folder of the run folder.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
     device: DeviceOption = "auto",
+    repair: Annotated[bool, typer.Option("--repair", help="Redo the candidates (or the baseline and every candidate) whose files no longer match the run's manifest.")] = False,
 ) -> None:
     """Draw candidate prunings of a trained model (random ones and each method's choice), score
     each before retraining (topological and magnitude scores), measure accuracy raw, after BN
@@ -946,7 +947,7 @@ def study_damage_cmd(
 
     _check_out("--out", out)
     cfg = load_damage_config(config)
-    run_dir = run_damage_study(cfg, out, quiet=quiet, device=device,
+    run_dir = run_damage_study(cfg, out, quiet=quiet, device=device, repair=repair,
                                command=" ".join(["topoprune study damage", str(config), "--out", str(out)]))
     summary = damage_summary(run_dir)
     for sentence in summary["verdicts"]:

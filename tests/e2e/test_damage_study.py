@@ -189,3 +189,30 @@ def test_a_model_without_meta_from_a_factory(tmp_path, monkeypatch, kind):
     assert len(rows) == 4 and all(r["scores"]["l1-mass-removed"] > 0 for r in rows)
     if kind == "structured":  # the first layer and the classifier are found by data flow and kept
         assert all(set(r["removed_units"]) <= {"3"} for r in rows) and rows[2]["removed_units"]["3"] == 12
+
+
+@pytest.mark.slow
+def test_damaged_files_stop_the_study_and_repair_redoes_what_they_belong_to(tmp_path):
+    """A tampered candidate file stops the study with one line naming it; --repair redoes that
+    candidate only, and a tampered baseline takes every candidate with it; the rows come back
+    equal to the untouched run's."""
+    small = {**SMALL, "methods": ["l1"], "recovery": {**SMALL["recovery"], "epochs": 1},
+             "damage": {**SMALL["damage"], "random": {"count": 3, "spread": 0.2}, "epochs": [1]}}
+    cfg = parse_damage_config(small)
+    run_dir = run_damage_study(cfg, tmp_path, quiet=True, report=False)
+    rows = _rows(run_dir)
+    row_file = run_dir / "candidates/s0.5/random-001/row.json"
+    row_file.write_text(row_file.read_text().replace('"seed": 0', '"seed": 7'))
+    kept = (run_dir / "candidates/s0.5/random-000/row.json").stat().st_mtime_ns
+    with pytest.raises(TopopruneError, match=r"candidates/s0\.5/random-001/row\.json \(changed\).*--repair"):
+        run_damage_study(cfg, tmp_path, quiet=True, report=False)
+    run_damage_study(cfg, tmp_path, quiet=True, report=False, repair=True)
+    assert _rows(run_dir) == rows
+    assert (run_dir / "candidates/s0.5/random-000/row.json").stat().st_mtime_ns == kept  # not redone
+    weights = next(p for p in (run_dir / "baseline").rglob("*.pt") if p.is_file())
+    weights.write_bytes(weights.read_bytes()[:-8])
+    with pytest.raises(TopopruneError, match=r"\(truncated\).*--repair"):
+        run_damage_study(cfg, tmp_path, quiet=True, report=False)
+    run_damage_study(cfg, tmp_path, quiet=True, report=False, repair=True)
+    assert _rows(run_dir) == rows
+    assert (run_dir / "candidates/s0.5/random-000/row.json").stat().st_mtime_ns != kept  # redone from the baseline

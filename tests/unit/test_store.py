@@ -30,3 +30,46 @@ def test_a_line_cut_off_earlier_does_not_swallow_the_next_entry(tmp_path):
     assert sorted(store.manifest()) == ["a.bin", "b.bin"]
     (tmp_path / "b.bin").write_bytes(b"c")
     assert [(d.path, d.reason) for d in store.verify()] == [("b.bin", "changed")]
+
+
+def _sealed_damage_folder(root):
+    """A damage-study folder's sealed layout: a baseline and two candidates with both stages."""
+    store = RunStore(root)
+    files = {"baseline/m": ["baseline/m/checkpoint.pt"]}
+    for cid in ("a", "b"):
+        files[f"candidates/s0.5/{cid}/prune"] = [f"candidates/s0.5/{cid}/candidate.json"]
+        files[f"candidates/s0.5/{cid}/measure"] = [f"candidates/s0.5/{cid}/row.json",
+                                                   f"candidates/s0.5/{cid}/recovery/checkpoint.pt"]
+    for stage, paths in files.items():
+        for p in paths:
+            (root / p).parent.mkdir(parents=True, exist_ok=True)
+            (root / p).write_bytes(p.encode())
+        store.seal(stage, paths)
+    (root / "results.jsonl").write_text("{}\n")
+    return store
+
+
+def test_damage_repair_redoes_the_candidate_a_damaged_file_belongs_to(tmp_path):
+    import logging
+
+    from topoprune.experiments.study.damage import _repair
+
+    store = _sealed_damage_folder(tmp_path)
+    (tmp_path / "candidates/s0.5/a/recovery/checkpoint.pt").write_bytes(b"tampered")
+    _repair(store, store.verify(), logging.getLogger("test"))
+    assert not (tmp_path / "candidates/s0.5/a").exists()  # its choice and its recovery go together
+    assert (tmp_path / "candidates/s0.5/b/row.json").is_file() and (tmp_path / "baseline/m/checkpoint.pt").is_file()
+    assert not (tmp_path / "results.jsonl").exists()  # derived from the rows: rewritten by the run
+    assert store.verify() == [] and not any(p.startswith("candidates/s0.5/a") for p in store.manifest())
+
+
+def test_damage_repair_of_the_baseline_takes_every_candidate(tmp_path):
+    import logging
+
+    from topoprune.experiments.study.damage import _repair
+
+    store = _sealed_damage_folder(tmp_path)
+    (tmp_path / "baseline/m/checkpoint.pt").unlink()
+    _repair(store, store.verify(), logging.getLogger("test"))
+    assert not (tmp_path / "baseline/m").exists() and not (tmp_path / "candidates/s0.5/a").exists()
+    assert not (tmp_path / "candidates/s0.5/b").exists() and store.manifest() == {} and store.verify() == []

@@ -395,12 +395,16 @@ def _folder(sparsity: float, cid: str) -> str:
 
 
 def run_damage_study(config: DamageConfig, out: str | Path = "runs", *, quiet: bool = False, report: bool = True,
-                     device: str | None = None, command: str | None = None) -> Path:
+                     device: str | None = None, command: str | None = None, repair: bool = False) -> Path:
     """Run (or resume) the damage study and write its report; returns the run folder.
 
     ``device``: where the baseline and the recovery epochs train (``"cpu"``, ``"cuda"``, ...);
     scores, pruning and accuracy right after pruning are measured on the CPU. Not part of the
-    config: a study started on one device resumes on another."""
+    config: a study started on one device resumes on another.
+
+    A sealed file that no longer matches the run's manifest (edited, truncated, deleted) stops
+    the study with one line naming it; with ``repair`` the candidates it belongs to are redone
+    (a damaged baseline: the baseline and every candidate, all pruned from it)."""
     from ...train import resolve_device
     from ..runner import preflight
     from ..store import RunStore, run_session
@@ -416,7 +420,7 @@ def run_damage_study(config: DamageConfig, out: str | Path = "runs", *, quiet: b
     run_dir = Path(out) / f"{config.name}-{config.digest()}"
     store = RunStore(run_dir)
     with run_session(store, f"study damage {config.name}"):
-        _run(config, store, quiet=quiet, device=device, command=command)
+        _run(config, store, quiet=quiet, device=device, command=command, repair=repair)
         if report:
             build_damage_report(run_dir)
     return run_dir
@@ -428,7 +432,31 @@ def _train_size(config: DamageConfig) -> int:
     return int(prepare(config.experiment, config.experiment.models[0]).train_x.shape[0])
 
 
-def _run(config: DamageConfig, store, *, quiet: bool, device: str | None, command: str | None) -> None:
+def _repair(store, damaged, log) -> None:
+    """Remove what the damaged files make untrustworthy, so this run redoes it: a candidate's
+    file takes its whole folder (its choice, scores and recovery), the baseline takes itself and
+    every candidate. The results and correlations, derived from the rows, go too; the run
+    rewrites them after each sparsity."""
+    stages = {entry["stage"] for entry in store.manifest().values()}
+    redo: dict[str, tuple[str, ...]] = {}
+    for d in damaged:
+        if d.stage.startswith("baseline/"):
+            redo[d.stage] = (d.stage,)
+            redo.update({s: (s.rsplit("/", 1)[0],) for s in stages if s.startswith("candidates/")})
+        elif d.stage.startswith("candidates/"):
+            folder = d.stage.rsplit("/", 1)[0]
+            redo.update({f"{folder}/{stage}": (folder,) for stage in ("prune", "measure")})
+        else:
+            redo[d.stage] = ()
+    for stage, paths in sorted(redo.items()):
+        gone = store.invalidate(stage, paths)
+        if gone:
+            log.info("repair: removed %s (%d file(s)) to redo it", stage, len(gone))
+    store.invalidate("results", ["results.jsonl", "correlations.json"])
+
+
+def _run(config: DamageConfig, store, *, quiet: bool, device: str | None, command: str | None,
+         repair: bool = False) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ...train.scoped import set_threads
@@ -436,11 +464,14 @@ def _run(config: DamageConfig, store, *, quiet: bool, device: str | None, comman
     from ..store import run_log
 
     log = run_log(store.root)
-    damaged = store.claim_config(config.to_dict())
-    if damaged:
+    damaged = store.claim_config(config.to_dict(), repair=repair)
+    if damaged and not repair:
         listed = "; ".join(f"{d.path} ({d.reason})" for d in damaged[:3])
-        raise TopopruneError(f"{len(damaged)} artefact(s) of {store.root} do not match the manifest: {listed}; "
-                             "remove the candidate folders (or the run folder) named there and rerun")
+        more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+        raise TopopruneError(f"{len(damaged)} artefact(s) of {store.root} do not match the manifest: {listed}{more}; "
+                             "rerun with --repair to redo the candidates (or the baseline) they belong to")
+    if damaged:
+        _repair(store, damaged, log)
     store.write_json("run.json", {"command": command or " ".join(["topoprune", *sys.argv[1:]]),
                                   "versions": _versions(), "machine": platform.platform(),
                                   "processor": platform.processor() or platform.machine()})
