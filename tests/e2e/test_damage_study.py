@@ -216,3 +216,42 @@ def test_damaged_files_stop_the_study_and_repair_redoes_what_they_belong_to(tmp_
     run_damage_study(cfg, tmp_path, quiet=True, report=False, repair=True)
     assert _rows(run_dir) == rows
     assert (run_dir / "candidates/s0.5/random-000/row.json").stat().st_mtime_ns != kept  # redone from the baseline
+
+
+@pytest.mark.slow
+def test_an_unstructured_study_killed_in_a_recovery_resumes_to_the_same_rows(tmp_path):
+    """SIGKILL while a mask candidate recovers: the resumed study reloads its sealed mask
+    (``masked.pt``) and recovery checkpoint, and its rows equal an uninterrupted run's."""
+    small = {
+        "name": "damage-masks-kill", "dataset": "digits", "model": {"name": "mnist-fc", "width": 0.5},
+        "train": {"epochs": 2, "batch_size": 64},
+        "methods": [{"name": "magnitude", "scope": "global"},
+                    {"name": "magnitude", "label": "magnitude-mst", "scope": "global", "preserve": "mst"}],
+        "sparsities": [0.9], "recovery": {"epochs": 6, "batch_size": 16},
+        "damage": {"random": {"count": 3, "spread": 0.3}, "epochs": [1, 3], "sample": 64,
+                   "bootstrap": {"resamples": 100}},
+    }
+    config = tmp_path / "masks.yaml"
+    config.write_text(yaml.safe_dump(small))
+    reference = _study(config, tmp_path / "ref")
+    assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
+    rows = _rows(next((tmp_path / "ref").iterdir()))
+    assert [r["candidate"] for r in rows][-1] == "magnitude-mst" and all(r["kind"] == "unstructured" for r in rows)
+
+    killed = _study(config, tmp_path / "run")
+    deadline, checkpoint = time.time() + 240, None
+    while time.time() < deadline and checkpoint is None:
+        found = list((tmp_path / "run").glob("*/candidates/s0.9/magnitude-mst/recovery/checkpoint.pt"))
+        checkpoint = found[0] if found else None
+        if killed.poll() is not None:
+            break
+        time.sleep(0.005)
+    assert checkpoint is not None and killed.poll() is None, "the study ended before the last candidate recovered"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    run_dir = next((tmp_path / "run").iterdir())
+    assert not (run_dir / "candidates/s0.9/magnitude-mst/row.json").exists()
+    assert (run_dir / "candidates/s0.9/magnitude-mst/masked.pt").exists()
+    resumed = _study(config, tmp_path / "run")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    assert _rows(run_dir) == rows
