@@ -6,7 +6,6 @@ import datetime as _dt
 import os
 import platform
 import subprocess
-from importlib import metadata
 
 
 def _cpu_model() -> str:
@@ -30,13 +29,6 @@ def _gpu() -> str | None:
         return None
 
 
-def _version(pkg: str) -> str:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def _git_commit() -> str:
     """The short commit, with ``+dirty`` when tracked code differs from it (the numbers then come
     from code that no commit holds). Markdown and the results folder are outputs and docs, not
@@ -57,6 +49,8 @@ def _git_commit() -> str:
 def environment(packages: tuple[str, ...] = ("topoprune", "numpy", "scipy", "numba", "torch", "torch-pruning",
                                             "scikit-learn", "networkx")) -> dict:
     """A JSON-ready record of the machine, the versions and the date."""
+    from topoprune.experiments.store import package_versions  # here: the report script needs no torch
+
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
@@ -66,7 +60,7 @@ def environment(packages: tuple[str, ...] = ("topoprune", "numpy", "scipy", "num
             **({"gpu": gpu} if (gpu := _gpu()) else {}),
         },
         "python": platform.python_version(),
-        "versions": {p: _version(p) for p in packages},
+        "versions": package_versions(packages),
         "git_commit": _git_commit(),
     }
 

@@ -338,6 +338,23 @@ def run_session(store: RunStore, command: str) -> Iterator[dict | None]:
         close_run_log(store.root)
 
 
+PACKAGES = ("topoprune", "torch", "torch-pruning", "numpy", "scipy", "numba")
+
+
+def package_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed versions of ``packages`` ("not installed" for a missing one), for the records
+    of run folders and benchmarks (every number names the software that made it)."""
+    from importlib import metadata
+
+    out = {}
+    for pkg in packages:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
 def run_log(run_dir: str | Path):
     """The run's logger, writing ``log.txt`` in the run folder (one handler per process)."""
     import logging

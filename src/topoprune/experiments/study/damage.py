@@ -360,18 +360,6 @@ def _rebuild(config: DamageConfig, setting: _Setting, store, folder: str, record
 # --- running ---------------------------------------------------------------------------------------
 
 
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("topoprune", "torch", "torch-pruning", "numpy", "scipy", "numba"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
 def _candidate_ids(config: DamageConfig) -> list[str]:
     width = max(3, len(str(max(config.random_count - 1, 0))))
     return [f"{RANDOM_PREFIX}{i:0{width}d}" for i in range(config.random_count)] + [m.key for m in config.experiment.methods]
@@ -461,7 +449,7 @@ def _run(config: DamageConfig, store, *, quiet: bool, device: str | None, comman
 
     from ...train.scoped import set_threads
     from ..stages import baseline_stage, load_baseline, prepare
-    from ..store import run_log
+    from ..store import package_versions, run_log
 
     log = run_log(store.root)
     damaged = store.claim_config(config.to_dict(), repair=repair)
@@ -473,7 +461,7 @@ def _run(config: DamageConfig, store, *, quiet: bool, device: str | None, comman
     if damaged:
         _repair(store, damaged, log)
     store.write_json("run.json", {"command": command or " ".join(["topoprune", *sys.argv[1:]]),
-                                  "versions": _versions(), "machine": platform.platform(),
+                                  "versions": {"python": platform.python_version(), **package_versions()}, "machine": platform.platform(),
                                   "processor": platform.processor() or platform.machine()})
     set_threads()
     exp = config.experiment
