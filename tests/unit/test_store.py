@@ -46,6 +46,7 @@ def _sealed_damage_folder(root):
             (root / p).write_bytes(p.encode())
         store.seal(stage, paths)
     (root / "results.jsonl").write_text("{}\n")
+    (root / "correlations.json").write_text("{}\n")
     return store
 
 
@@ -59,7 +60,7 @@ def test_damage_repair_redoes_the_candidate_a_damaged_file_belongs_to(tmp_path):
     _repair(store, store.verify(), logging.getLogger("test"))
     assert not (tmp_path / "candidates/s0.5/a").exists()  # its choice and its recovery go together
     assert (tmp_path / "candidates/s0.5/b/row.json").is_file() and (tmp_path / "baseline/m/checkpoint.pt").is_file()
-    assert not (tmp_path / "results.jsonl").exists()  # derived from the rows: rewritten by the run
+    assert not (tmp_path / "results.jsonl").exists() and not (tmp_path / "correlations.json").exists()  # derived
     assert store.verify() == [] and not any(p.startswith("candidates/s0.5/a") for p in store.manifest())
 
 
@@ -69,7 +70,11 @@ def test_damage_repair_of_the_baseline_takes_every_candidate(tmp_path):
     from topoprune.experiments.study.damage import _repair
 
     store = _sealed_damage_folder(tmp_path)
+    unsealed = tmp_path / "candidates/s0.5/c/candidate.json"  # written, killed before its seal
+    unsealed.parent.mkdir(parents=True)
+    unsealed.write_text("{}")
     (tmp_path / "baseline/m/checkpoint.pt").unlink()
     _repair(store, store.verify(), logging.getLogger("test"))
     assert not (tmp_path / "baseline/m").exists() and not (tmp_path / "candidates/s0.5/a").exists()
-    assert not (tmp_path / "candidates/s0.5/b").exists() and store.manifest() == {} and store.verify() == []
+    assert not (tmp_path / "candidates/s0.5/b").exists() and not unsealed.exists()
+    assert store.manifest() == {} and store.verify() == []

@@ -8,7 +8,7 @@ results file that heals itself.
   (one JSON line per file, appended under a lock, so cells in parallel processes can seal their
   own stages; the last line for a path wins). :meth:`RunStore.verify` reports every changed,
   truncated or missing file by path; :meth:`RunStore.invalidate` removes a stage's files so the
-  runner redoes it (``topoprune compare --repair``).
+  runner redoes it (``topoprune compare --repair``, ``topoprune study damage --repair``).
 - **Results.** ``results.jsonl`` is a view of the cells' ``row.json`` files: a half-written or
   damaged line is dropped and rebuilt from its cell, and rows are unique by key.
 - **Errors.** A damaged JSON file or a full disk is one line naming the path, never a traceback;
@@ -36,12 +36,12 @@ from ..train.checkpoint import atomic_save, atomic_write_bytes
 from .row import Row, row_key
 
 __all__ = ["RunStore", "Damage", "RunLocked", "read_results", "run_log", "close_run_log", "disk_full", "run_session",
-           "RESULTS", "MANIFEST"]
+           "RESULTS", "MANIFEST", "PACKAGES", "package_versions"]
 
 RESULTS = "results.jsonl"
 MANIFEST = "manifest.jsonl"
 LOCK = "run.lock"
-REPAIR_HINT = "rerun `topoprune compare CONFIG --out ... --repair` to redo what depends on it"
+REPAIR_HINT = "rerun the same command (`topoprune compare` or `topoprune study damage`) with --repair to redo what depends on it"
 
 
 class RunLocked(TopopruneError):

@@ -423,14 +423,17 @@ def _train_size(config: DamageConfig) -> int:
 def _repair(store, damaged, log) -> None:
     """Remove what the damaged files make untrustworthy, so this run redoes it: a candidate's
     file takes its whole folder (its choice, scores and recovery), the baseline takes itself and
-    every candidate. The results and correlations, derived from the rows, go too; the run
+    every candidate folder, sealed or not. The results and correlations, derived from the rows, go too; the run
     rewrites them after each sparsity."""
     stages = {entry["stage"] for entry in store.manifest().values()}
     redo: dict[str, tuple[str, ...]] = {}
     for d in damaged:
         if d.stage.startswith("baseline/"):
             redo[d.stage] = (d.stage,)
+            # every candidate was pruned from it: the sealed ones by stage, and the whole folder, so a
+            # candidate.json written but not yet sealed (a kill in between) cannot be reused either
             redo.update({s: (s.rsplit("/", 1)[0],) for s in stages if s.startswith("candidates/")})
+            redo["candidates"] = ("candidates",)
         elif d.stage.startswith("candidates/"):
             folder = d.stage.rsplit("/", 1)[0]
             redo.update({f"{folder}/{stage}": (folder,) for stage in ("prune", "measure")})
