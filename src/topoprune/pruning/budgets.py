@@ -210,7 +210,7 @@ def _topological_losses(model: nn.Module, modules: Mapping[str, nn.Module], grou
             g = groups[i]
             problem = layer_problems(model, modules, {g.leader: 0.5}, surgeon=surgeon, inputs=inputs,
                                      fitness=kind, layouts={g.leader: layouts[g.leader]}, samples=samples,
-                                     seed=seed)[0]
+                                     seed=seed, heuristics=False)[0]
             cache[(i, kind)] = removal_loss(problem, kind)
         return cache[(i, kind)]
 

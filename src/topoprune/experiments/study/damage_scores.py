@@ -208,7 +208,8 @@ def _problems(ctx: DamageContext, kind: str) -> dict:
         probs = layer_problems(model, surgeon.modules, {n: 0.5 for n in ctx.targets}, surgeon=surgeon,
                                inputs=ctx.sample if kind == "activation" else None, fitness=kind,
                                layouts={n: ctx.layouts[n] for n in ctx.targets},
-                               samples=ctx.sample.shape[0] if ctx.sample is not None else 256, seed=ctx.seed)
+                               samples=ctx.sample.shape[0] if ctx.sample is not None else 256, seed=ctx.seed,
+                               heuristics=False)  # only removal sets are scored here
         return {p.name: removal_loss(p, kind) for p in probs}  # one cached fitness per layer
 
     return ctx.cached(f"problems-{kind}", make)
