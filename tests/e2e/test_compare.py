@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,8 @@ from topoprune.experiments.config import load_config, parse_config
 from topoprune.experiments.report import build_report
 from topoprune.experiments.runner import run_experiment
 from topoprune.experiments.store import read_results
+
+from .kill import kill_when
 
 TINY = {
     "name": "tiny",
@@ -186,18 +185,8 @@ def test_sigkill_during_recovery_then_resume_equals_uninterrupted(tmp_path):
     reference = _compare(config, tmp_path / "ref")
     assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
 
-    killed = _compare(config, tmp_path / "run")
-    deadline = time.time() + 240
-    checkpoint = None
-    while time.time() < deadline and checkpoint is None:
-        found = list((tmp_path / "run").glob("*/cells/*/*/*/*/recovery/checkpoint.pt"))
-        checkpoint = found[0] if found else None
-        if killed.poll() is not None:
-            break
-        time.sleep(0.005)
-    assert checkpoint is not None and killed.poll() is None, "the run ended before recovery was reached"
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.wait()
+    checkpoint = kill_when(_compare(config, tmp_path / "run"), tmp_path / "run", "*/cells/*/*/*/*/recovery/checkpoint.pt",
+                           what="recovery was reached")
     run_dir = next((tmp_path / "run").iterdir())
     assert read_results(run_dir) == []  # killed mid-recovery: no row yet
     state = json.loads((checkpoint.parent / "metrics.json").read_text())

@@ -4,10 +4,8 @@ same results as an uninterrupted run."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,8 @@ import yaml
 
 from topoprune.experiments.study.damage import damage_summary, parse_damage_config, run_damage_study
 from topoprune.errors import TopopruneError
+
+from .kill import kill_when
 
 SMALL = {
     "name": "damage-small",
@@ -74,18 +74,9 @@ def test_damage_study_end_to_end_and_sigkill_resume(tmp_path):
     run = json.loads((ref_dir / "run.json").read_text())
     assert run["command"].startswith("topoprune study damage") and "torch" in run["versions"]
 
-    killed = _study(config, tmp_path / "run")
-    deadline, checkpoint = time.time() + 240, None
-    while time.time() < deadline and checkpoint is None:
-        # a METHOD candidate (the GA's choice): on resume it must be rebuilt from its record, not re-searched
-        found = list((tmp_path / "run").glob("*/candidates/s0.5/topological/recovery/checkpoint.pt"))
-        checkpoint = found[0] if found else None
-        if killed.poll() is not None:
-            break
-        time.sleep(0.005)
-    assert checkpoint is not None and killed.poll() is None, "the study ended before the last candidate recovered"
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.wait()
+    # a METHOD candidate (the GA's choice): on resume it must be rebuilt from its record, not re-searched
+    kill_when(_study(config, tmp_path / "run"), tmp_path / "run", "*/candidates/s0.5/topological/recovery/checkpoint.pt",
+              what="the last candidate recovered")
     run_dir = next((tmp_path / "run").iterdir())
     assert not (run_dir / "candidates/s0.5/topological/row.json").exists()
     assert (run_dir / "candidates/s0.5/topological/candidate.json").exists()
@@ -238,17 +229,8 @@ def test_an_unstructured_study_killed_in_a_recovery_resumes_to_the_same_rows(tmp
     rows = _rows(next((tmp_path / "ref").iterdir()))
     assert [r["candidate"] for r in rows][-1] == "magnitude-mst" and all(r["kind"] == "unstructured" for r in rows)
 
-    killed = _study(config, tmp_path / "run")
-    deadline, checkpoint = time.time() + 240, None
-    while time.time() < deadline and checkpoint is None:
-        found = list((tmp_path / "run").glob("*/candidates/s0.9/magnitude-mst/recovery/checkpoint.pt"))
-        checkpoint = found[0] if found else None
-        if killed.poll() is not None:
-            break
-        time.sleep(0.005)
-    assert checkpoint is not None and killed.poll() is None, "the study ended before the last candidate recovered"
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.wait()
+    kill_when(_study(config, tmp_path / "run"), tmp_path / "run", "*/candidates/s0.9/magnitude-mst/recovery/checkpoint.pt",
+              what="the last candidate recovered")
     run_dir = next((tmp_path / "run").iterdir())
     assert not (run_dir / "candidates/s0.9/magnitude-mst/row.json").exists()
     assert (run_dir / "candidates/s0.9/magnitude-mst/masked.pt").exists()
