@@ -271,6 +271,7 @@ def section_budgets() -> list[str]:
             out += [f"*{title}*", "", _table(t), ""]
         if d.get("plot"):
             out += [f"![per-layer budgets](benchmarks/results/{d['plot']})", ""]
+    out += _budget_caps_lines(_load("budget-caps"))
     cost = _load("train_step_cost")
     if _load("fmnist-resnet56-budget") is None and cost is not None and cost.get("model") == "resnet56":
         out += [f"What it would cost here: a ResNet-56 training step takes about {cost['ratio']:.1f}x VGG-16 width "
@@ -280,6 +281,71 @@ def section_budgets() -> list[str]:
                 "and the baseline not included): a run for a GPU (`--device cuda`) or a bigger machine, not for "
                 "this one.", ""]
     return out
+
+
+def _budget_caps_lines(d: dict | None) -> list[str]:
+    """The per-layer cap diagnostic (``benchmarks/budget_caps.py``): recalibrated accuracy of the
+    topological allocation at each cap against uniform FPGM, sentences and table from the file."""
+    if d is None:
+        return []
+    import statistics
+
+    def interval(p: dict) -> str:
+        if "mean" not in p:
+            return ", ".join(f"{x:+.2f}" for x in p["diffs"]) + " (one seed: no interval)"
+        return f"{p['mean']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}]"
+
+    def pm(v: list[float]) -> str:
+        return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
+
+    def where(p: dict) -> str:
+        """Where the cap leaves the allocation against uniform FPGM, from the interval's sign."""
+        if "mean" not in p:
+            return "one seed, no interval"
+        if p["low"] > 0:
+            return "above uniform FPGM beyond the interval"
+        if p["high"] < 0:
+            return "below uniform FPGM beyond the interval"
+        return "no difference from uniform FPGM resolved"
+
+    check = d.get("run_check", [])
+    equal = sum(c["equal"] for c in check)
+    checked = (f"The recomputed cells that the run has finished equal its rows ({equal} of {len(check)}; "
+               f"{d.get('run_check_wanted', len(check))} have a counterpart in the run). " if check and equal == len(check)
+               else f"Only {equal} of {len(check)} recomputed cells equal the run's rows: read with care. " if check
+               else "No recomputed cell could be compared with the run's rows. ")
+    same = d.get("same_filters_every_seed", {})
+    seeds_note = ("FPGM and the allocations removed the same filters on every seed (one trained baseline), so "
+                  "the seeds vary only the recalibration batches: the intervals measure that noise, not the spread "
+                  "between trained networks. " if same and all(same.values()) else "")
+    caps = [p["cap"] for p in d["paired"] if p.get("cap") is not None]
+    run_caps = [v.rsplit(" ", 1)[1] for v in d.get("run_counterparts", {}) if v.startswith("topological cap ")]
+    out = ["*Why the topological allocation loses: a per-layer cap (diagnostic, not a verdict).* "
+           + (f"The run's topological allocation may remove up to a fraction {run_caps[0]} of a layer (`max_ratio`). "
+              if run_caps else "")
+           + f"`{d['command']}` ({d['date'][:10]}, {commit_text(d)}, {d['seconds'] / 60:.0f} min) prunes the run's "
+           f"baseline again with caps {', '.join(f'{c:g}' for c in sorted(set(caps), reverse=True))} and measures the "
+           "accuracy right after pruning and BN recalibration, as the run does, with no training: a proxy for the "
+           "immediate damage, not the accuracy after recovery. A lower cap also samples each layer's sensitivity "
+           "curve more finely (the curve runs from 0 to the cap). The caps were chosen after seeing the run, so "
+           f"nothing here enters its verdicts. Chance is {d['chance']:.0f} %. " + checked + seeds_note, ""]
+    for sparsity in sorted({p["sparsity"] for p in d["paired"]}):
+        ps = sorted((p for p in d["paired"] if p["sparsity"] == sparsity and p.get("cap") is not None),
+                    key=lambda p: -p["cap"])
+        if not ps:
+            continue
+        uniform = statistics.mean(ps[0]["uniform"])
+        parts = [f"{statistics.mean(p['recal']):.1f} % at cap {p['cap']:g} ({interval(p)}: {where(p)})" for p in ps]
+        near = uniform < d["chance"] + 10.0 and max(statistics.mean(p["recal"]) for p in ps) < d["chance"] + 10.0
+        out.append(f"- {1 / (1 - sparsity):.0f}x fewer FLOPs: uniform FPGM {uniform:.1f} %; the topological "
+                   "allocation " + "; ".join(parts) + "."
+                   + (" Every one of them is within 10 points of chance: the proxy says nothing here." if near else ""))
+    rows = [["FLOPs removed", "allocation", "most of one layer removed", "recalibrated acc", "uniform FPGM",
+             "same-seed difference (95 % t-interval)", "target met (within 1 %)"]]
+    for p in d["paired"]:
+        rows.append([f"{p['sparsity']:g}", p["variant"], f"{p['max_layer_fraction']:.2f}", pm(p["recal"]),
+                     pm(p["uniform"]), interval(p), "yes" if p["met"] else "no"])
+    return out + ["", _table(rows), ""]
 
 
 def _repeat_interval(values: list[float]) -> str:
