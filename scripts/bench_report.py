@@ -271,7 +271,8 @@ def section_budgets() -> list[str]:
             out += [f"*{title}*", "", _table(t), ""]
         if d.get("plot"):
             out += [f"![per-layer budgets](benchmarks/results/{d['plot']})", ""]
-    out += _budget_caps_lines(_load("budget-caps"))
+        if name == "fmnist-vgg16q-budget":  # the diagnostic re-prunes this run's baseline
+            out += _budget_caps_lines(_load("budget-caps"))
     cost = _load("train_step_cost")
     if _load("fmnist-resnet56-budget") is None and cost is not None and cost.get("model") == "resnet56":
         out += [f"What it would cost here: a ResNet-56 training step takes about {cost['ratio']:.1f}x VGG-16 width "
@@ -328,7 +329,7 @@ def _budget_caps_lines(d: dict | None) -> list[str]:
            "accuracy right after pruning and BN recalibration, as the run does, with no training: a proxy for the "
            "immediate damage, not the accuracy after recovery. A lower cap also samples each layer's sensitivity "
            "curve more finely (the curve runs from 0 to the cap). The caps were chosen after seeing the run, so "
-           f"nothing here enters its verdicts. Chance is {d['chance']:.0f} %. " + checked + seeds_note, ""]
+           f"nothing here enters its verdicts. Chance is {d['chance']:.0f} %. " + (checked + seeds_note).rstrip(), ""]
     for sparsity in sorted({p["sparsity"] for p in d["paired"]}):
         ps = sorted((p for p in d["paired"] if p["sparsity"] == sparsity and p.get("cap") is not None),
                     key=lambda p: -p["cap"])

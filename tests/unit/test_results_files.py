@@ -51,5 +51,5 @@ def test_readme_tables_are_the_generated_ones():
     readme = (root / "README.md").read_text()
     block = readme.split(mod.BEGIN, 1)[1].split(mod.END, 1)[0]
     for section in (mod.section_structured, mod.section_imp, mod.section_critical, mod.section_speed,
-                    mod.section_early_stopping, mod.section_study):
+                    mod.section_early_stopping, mod.section_study, mod.section_budgets):
         assert "\n".join(section()) in block, section.__name__
