@@ -43,13 +43,18 @@ def _study(config: Path, out: Path) -> subprocess.Popen:
                              "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
-def test_damage_study_end_to_end_and_sigkill_resume(tmp_path):
+def _reference(tmp_path: Path) -> tuple[Path, Path, list[dict]]:
+    """The small study run once, uninterrupted: (its config file, its run folder, its rows)."""
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump(SMALL))
     reference = _study(config, tmp_path / "ref")
     assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
     ref_dir = next((tmp_path / "ref").iterdir())
-    rows = _rows(ref_dir)
+    return config, ref_dir, _rows(ref_dir)
+
+
+def test_damage_study_end_to_end(tmp_path):
+    _, ref_dir, rows = _reference(tmp_path)
     assert [r["candidate"] for r in rows] == ["random-000", "random-001", "random-002", "random-003", "l1",
                                               "topological"]
     cfg = parse_damage_config(SMALL)
@@ -74,6 +79,10 @@ def test_damage_study_end_to_end_and_sigkill_resume(tmp_path):
     run = json.loads((ref_dir / "run.json").read_text())
     assert run["command"].startswith("topoprune study damage") and "torch" in run["versions"]
 
+
+@pytest.mark.slow  # a reference run, a killed run and its resume (about 30 s); the default suite kills and resumes in test_compare
+def test_damage_study_sigkill_resume_equals_the_uninterrupted_run(tmp_path):
+    config, ref_dir, rows = _reference(tmp_path)
     # a METHOD candidate (the GA's choice): on resume it must be rebuilt from its record, not re-searched
     kill_when(_study(config, tmp_path / "run"), tmp_path / "run", "*/candidates/s0.5/topological/recovery/checkpoint.pt",
               what="the last candidate recovered")
