@@ -1,8 +1,8 @@
 """Does the topological allocation lose because it piles its removals into a few layers?
 
 In the matched-FLOPs run (``configs/fmnist-vgg16q-budget.yaml``, README section 9) the
-topological allocation removes 80-88 % of three early layers (``max_ratio`` 0.9, its default)
-and nothing elsewhere, and its BN-recalibrated accuracy right after pruning is far below the
+topological allocation removes 80-88 % of three early layers at 2x fewer FLOPs (``max_ratio``
+0.9, its default) and nothing elsewhere, and its BN-recalibrated accuracy right after pruning is far below the
 peers'. This diagnostic asks one question of that run's trained baseline, without any
 training: with a lower per-layer cap (``max_ratio``), does the topological allocation's
 recalibrated accuracy come up to uniform FPGM's? Everything else is the run's: FPGM's filter

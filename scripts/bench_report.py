@@ -311,7 +311,7 @@ def _budget_caps_lines(d: dict | None) -> list[str]:
 
     check = d.get("run_check", [])
     equal = sum(c["equal"] for c in check)
-    checked = (f"The recomputed cells that the run has finished equal its rows ({equal} of {len(check)}; "
+    checked = (f"The recomputed cells that the run had finished when this ran equal its rows ({equal} of {len(check)}; "
                f"{d.get('run_check_wanted', len(check))} have a counterpart in the run). " if check and equal == len(check)
                else f"Only {equal} of {len(check)} recomputed cells equal the run's rows: read with care. " if check
                else "No recomputed cell could be compared with the run's rows. ")
