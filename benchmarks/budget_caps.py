@@ -47,14 +47,15 @@ import torch
 
 try:
     from _env import environment, mean_t_interval, provenance_lines
+    from export_run import _pm
 except ImportError:
     from benchmarks._env import environment, mean_t_interval, provenance_lines
+    from benchmarks.export_run import _pm
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 DEFAULT_CONFIG = HERE.parent / "configs" / "fmnist-vgg16q-budget.yaml"
 DEFAULT_CAPS = [0.9, 0.75, 0.6]
-CHANCE_MARGIN = 10.0  # points above chance below which a recalibrated accuracy says little
 
 
 def variants(caps: list[float]) -> list[tuple[str, dict | str, float | None]]:
@@ -211,11 +212,6 @@ def paired(rows: list[dict]) -> list[dict]:
 
 
 def markdown(record: dict) -> str:
-    import statistics
-
-    def pm(v: list[float]) -> str:
-        return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
-
     lines = ["# The topological allocation under a per-layer cap (recalibrated accuracy, no training)", "",
              f"Baseline: `{record['baseline_run']}` ({record['model']}), seeds {record['seeds']}. Accuracy on the test "
              f"split right after pruning to the {record['metric']} target and re-estimating BatchNorm statistics "
@@ -227,8 +223,8 @@ def markdown(record: dict) -> str:
     for p in record["paired"]:
         diff = (f"{p['mean']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}]" if "mean" in p
                 else ", ".join(f"{d:+.2f}" for d in p["diffs"]))
-        lines.append(f"| {p['sparsity']:g} | {p['variant']} | {p['max_layer_fraction']:.2f} | {pm(p['recal'])} | "
-                     f"{pm(p['uniform'])} | {diff} | {'yes' if p['met'] else 'no'} |")
+        lines.append(f"| {p['sparsity']:g} | {p['variant']} | {p['max_layer_fraction']:.2f} | {_pm(p['recal'])} | "
+                     f"{_pm(p['uniform'])} | {diff} | {'yes' if p['met'] else 'no'} |")
     errors = [r for r in record["measurements"] if "error" in r]
     lines += [""] + [f"- {r['variant']} at {r['sparsity']:g}, seed {r['seed']}: {r['error']}" for r in errors]
     check = record["run_check"]
