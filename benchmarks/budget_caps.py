@@ -62,14 +62,14 @@ def variants(caps: list[float]) -> list[tuple[str, dict | str, float | None]]:
     """(label, allocation, cap) triples: uniform FPGM, then the topological allocation at each cap."""
     out: list[tuple[str, dict | str, float | None]] = [("uniform", "uniform", None)]
     for cap in caps:
-        out.append((f"topological cap {cap:g}", {"name": "topological", "max_ratio": cap}, cap))
+        out.append((f"topological cap {cap:g}", {"name": "topological-budget", "max_ratio": cap}, cap))
     return out
 
 
 def run_counterparts(methods: list[dict]) -> dict[str, str]:
     """Which of the run's method entries each variant recomputes: ``{variant label: the run's
     method label}``. The run's uniform FPGM is an ``fpgm`` entry without an allocation (or with
-    ``uniform``); its topological allocation is an ``fpgm`` entry with ``allocation: topological``,
+    ``uniform``); its topological allocation is an ``fpgm`` entry with ``allocation: topological-budget``,
     at the cap it sets (the allocation's default when it sets none)."""
     from topoprune.pruning.allocation import resolve_allocation
 
@@ -81,7 +81,7 @@ def run_counterparts(methods: list[dict]) -> dict[str, str]:
         allocation = resolve_allocation(m.get("allocation") or "uniform")
         if allocation.name == "uniform":
             out.setdefault("uniform", label)
-        elif allocation.name == "topological":
+        elif allocation.name == "topological-budget":
             out.setdefault(f"topological cap {allocation.max_ratio:g}", label)
     return out
 

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from topoprune.topology import ConvToeplitzGraph, maximum_spanning_tree, network_persistence
+from topoprune.topology import ConvToeplitzGraph, maximum_spanning_tree, neural_persistence_of_network
 from topoprune.topology.spanning import _kruskal
 
 try:
@@ -132,7 +132,7 @@ def main() -> None:
         "layer": "vgg16, all 14 layers, channel graph",
         "edges": int(sum(x.weight.shape[0] * x.in_channels if hasattr(x, "groups") else x.weight.size
                          for x in layers)),
-        "ours_s": timed(lambda: network_persistence(layers, conv_graph="channel"), args.repeat),
+        "ours_s": timed(lambda: neural_persistence_of_network(layers, conv_graph="channel"), args.repeat),
     }
     print(json.dumps(whole), flush=True)
     conv = next(x for x in layers if x.name == "features.10")  # 128 -> 128 at 16x16

@@ -1,7 +1,10 @@
-"""topoprune: topology-aware neural network pruning for PyTorch.
+"""topoprune: topology-aware neural network pruning for PyTorch, and the controls that show
+whether a pruning criterion matters.
 
 The public API is re-exported here by name. Names are loaded on first use, so
 ``import topoprune`` is cheap and ``topoprune.topology`` can be used without importing torch.
+Everything listed in ``__all__`` is stable: a change goes through a deprecation (one minor
+release with a ``DeprecationWarning`` naming the replacement) and a CHANGELOG line.
 """
 
 from __future__ import annotations
@@ -14,16 +17,22 @@ from ._version import __version__
 # public name -> module that defines it
 _EXPORTS = {
     "TopopruneError": "topoprune.errors",
+    # analysing a model's topology
     "neural_persistence": "topoprune.analysis",
     "critical_compression": "topoprune.analysis",
     "collapse_report": "topoprune.analysis",
+    "betti_by_layer": "topoprune.analysis",
+    "CollapseResult": "topoprune.analysis",
     "mst_overlap": "topoprune.topology",
     "maximum_spanning_tree": "topoprune.topology",
     "persistence_diagram": "topoprune.topology",
     "ConvToeplitzGraph": "topoprune.topology",
-    "PersistenceReport": "topoprune.topology",
-    "CriticalReport": "topoprune.topology",
-    "OverlapReport": "topoprune.topology",
+    "PersistenceResult": "topoprune.topology",
+    "LayerPersistence": "topoprune.topology",
+    "CriticalResult": "topoprune.topology",
+    "LayerCritical": "topoprune.topology",
+    "OverlapResult": "topoprune.topology",
+    # models and data
     "create_model": "topoprune.models",
     "list_models": "topoprune.models",
     "register_model": "topoprune.models",
@@ -32,48 +41,143 @@ _EXPORTS = {
     "list_datasets": "topoprune.data",
     "load_dataset": "topoprune.data",
     "prepare_data": "topoprune.data",
-    "TrainConfig": "topoprune.train",
-    "recover": "topoprune.train",
-    "recalibrate_bn": "topoprune.train",
-    "BNRecalibration": "topoprune.train",
-    "model_cost": "topoprune.metrics",
-    "prune_unstructured": "topoprune.pruning",
+    # pruning
+    "prune_units": "topoprune.pruning",
     "prune_filters": "topoprune.pruning",
+    "prune_weights": "topoprune.pruning",
+    "prune_unstructured": "topoprune.pruning",
+    "imp": "topoprune.pruning",
+    "StructuredResult": "topoprune.pruning",
+    "LayerStructured": "topoprune.pruning",
+    "UnstructuredResult": "topoprune.pruning",
+    "LayerUnstructured": "topoprune.pruning",
+    "IMPResult": "topoprune.pruning",
+    "list_methods": "topoprune.pruning",
+    "register_method": "topoprune.pruning",
+    "StructuredMethod": "topoprune.pruning",
+    "UnstructuredMethod": "topoprune.pruning",
+    "list_allocations": "topoprune.pruning",
+    "register_allocation": "topoprune.pruning",
+    "Allocation": "topoprune.pruning",
+    # training, recovery, measuring
+    "TrainConfig": "topoprune.train",
+    "train": "topoprune.train",
+    "evaluate": "topoprune.train",
+    "TrainResult": "topoprune.train",
+    "recover": "topoprune.train",
+    "RecoveryResult": "topoprune.train",
+    "recalibrate_bn": "topoprune.train",
+    "RecalibrationResult": "topoprune.train",
+    "NeuralPersistenceTracker": "topoprune.train",
+    "model_cost": "topoprune.metrics",
+    "measure_latency": "topoprune.metrics",
+    "CostResult": "topoprune.metrics",
+    # saving, loading, exporting
     "load_model": "topoprune.experiments",
     "save_pruned": "topoprune.experiments",
     "export_model": "topoprune.experiments.export",
+    # experiments
+    "load_config": "topoprune.experiments.config",
+    "shipped_configs": "topoprune.experiments.config",
+    "run_experiment": "topoprune.experiments.runner",
+    "read_results": "topoprune.experiments.store",
+}
+
+# Subpackages reachable as attributes without importing them first (``tp.methods.FPGM()``).
+_SUBMODULES = {
+    "methods": "topoprune.pruning.methods",
+    "analysis": "topoprune.analysis",
+    "data": "topoprune.data",
+    "experiments": "topoprune.experiments",
+    "metrics": "topoprune.metrics",
+    "models": "topoprune.models",
+    "pruning": "topoprune.pruning",
+    "topology": "topoprune.topology",
+    "train": "topoprune.train",
+}
+
+# Old names: they keep working for one minor release, with a DeprecationWarning (CHANGELOG.md).
+_DEPRECATED = {
+    "PersistenceReport": ("PersistenceResult", "topoprune.topology"),
+    "CriticalReport": ("CriticalResult", "topoprune.topology"),
+    "OverlapReport": ("OverlapResult", "topoprune.topology"),
+    "FilterPruneInfo": ("StructuredResult", "topoprune.pruning"),
+    "UnstructuredRecord": ("UnstructuredResult", "topoprune.pruning"),
+    "ModelCost": ("CostResult", "topoprune.metrics"),
+    "BNRecalibration": ("RecalibrationResult", "topoprune.train"),
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # static checkers and IDEs see the real names
-    from .analysis import critical_compression, neural_persistence
+    from .analysis import CollapseResult, betti_by_layer, collapse_report, critical_compression, neural_persistence
     from .data import list_datasets, load_dataset, prepare_data
-    from .metrics import model_cost
-    from .experiments import load_model, save_pruned
-    from .experiments.export import export_model
-    from .pruning import prune_filters, prune_unstructured
-    from .train import BNRecalibration, TrainConfig, recalibrate_bn, recover
     from .errors import TopopruneError
+    from .experiments import load_model, save_pruned
+    from .experiments.config import load_config, shipped_configs
+    from .experiments.export import export_model
+    from .experiments.runner import run_experiment
+    from .experiments.store import read_results
+    from .metrics import CostResult, measure_latency, model_cost
     from .models import ModelMeta, create_model, extract_layers, list_models, register_model
+    from .pruning import (
+        Allocation,
+        IMPResult,
+        LayerStructured,
+        LayerUnstructured,
+        StructuredMethod,
+        StructuredResult,
+        UnstructuredMethod,
+        UnstructuredResult,
+        imp,
+        list_allocations,
+        list_methods,
+        prune_filters,
+        prune_units,
+        prune_unstructured,
+        prune_weights,
+        register_allocation,
+        register_method,
+    )
     from .topology import (
         ConvToeplitzGraph,
-        CriticalReport,
-        OverlapReport,
-        PersistenceReport,
+        CriticalResult,
+        LayerCritical,
+        LayerPersistence,
+        OverlapResult,
+        PersistenceResult,
         maximum_spanning_tree,
         mst_overlap,
         persistence_diagram,
+    )
+    from .train import (
+        NeuralPersistenceTracker,
+        RecalibrationResult,
+        RecoveryResult,
+        TrainConfig,
+        TrainResult,
+        evaluate,
+        recalibrate_bn,
+        recover,
+        train,
     )
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'topoprune' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(_SUBMODULES[name])
+    if name in _DEPRECATED:
+        from ._deprecation import warn_deprecated
+
+        new, where = _DEPRECATED[name]
+        warn_deprecated(f"topoprune.{name}", f"topoprune.{new}")
+        return getattr(importlib.import_module(where), new)
+    raise AttributeError(f"module 'topoprune' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

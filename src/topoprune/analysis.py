@@ -14,7 +14,7 @@ model, on zeros of ``input_shape``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from torch import nn
@@ -26,21 +26,21 @@ from .models.introspect import (default_input_shape, effective_weight, extract_l
 from .models.layers import is_weighted_layer, out_in_weight, weighted_layers
 from .topology import (
     ConvLayer,
-    CriticalReport,
+    CriticalResult,
     DenseLayer,
     Layer,
     LayerPersistence,
-    PersistenceReport,
+    PersistenceResult,
     against_critical,
     channel_mask,
     channel_matrix,
     connectivity,
-    network_critical,
-    network_persistence,
+    critical_compression_of_network,
+    neural_persistence_of_network,
     tree_kept,
 )
 
-__all__ = ["betti_by_layer", "collapse_report", "critical_compression", "layer_representations",
+__all__ = ["CollapseResult", "betti_by_layer", "collapse_report", "critical_compression", "layer_representations",
            "layers_from_arrays", "neural_persistence", "ModelLayerPersistence"]
 
 
@@ -122,7 +122,7 @@ def neural_persistence(
     input_shape: Sequence[int] | None = None,
     example_inputs: object = None,
     channel_norm: float = 2.0,
-) -> PersistenceReport:
+) -> PersistenceResult:
     """Neural persistence of every layer of a model, with total and mean normalized NP.
 
     Every weighted layer is one entry (a weight tied between several layers counts once), with
@@ -145,7 +145,7 @@ def neural_persistence(
     """
     try:
         layers = _layers(model, input_shape, example_inputs)
-        report = network_persistence(
+        report = neural_persistence_of_network(
             layers, p=p, normalization=normalization,
             include_bias=include_bias, essential=essential, conv_graph=conv_graph,
             channel_norm=channel_norm,
@@ -157,7 +157,7 @@ def neural_persistence(
     roles = layer_roles(model) if isinstance(model, nn.Module) else {}
     rows = [ModelLayerPersistence(**asdict(x), role=roles.get(x.name, _kind_role(layer)))
             for x, layer in zip(report.layers, layers)]
-    return PersistenceReport(rows, report.p, report.normalization, report.conv_graph,
+    return PersistenceResult(rows, report.p, report.normalization, report.conv_graph,
                              report.include_bias, report.essential)
 
 
@@ -171,7 +171,7 @@ def critical_compression(
     convention: str = "paper",
     *,
     input_shape: Sequence[int] | None = None,
-) -> CriticalReport:
+) -> CriticalResult:
     """Topologically critical compression ratio of every layer and of the model.
 
     Args:
@@ -203,7 +203,7 @@ def critical_compression(
         raise TopopruneError(f"conv layer(s) {which} did not run on the given inputs, so their input "
                              "size is unknown; critical_compression needs every conv layer to run")
     try:
-        return network_critical(layers, convention)
+        return critical_compression_of_network(layers, convention)
     except TopopruneError:
         raise
     except ValueError as exc:
@@ -231,6 +231,37 @@ def _json_float(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
+@dataclass
+class CollapseResult:
+    """What :func:`collapse_report` measured (each field is described there). Reading it like the
+    dict it used to be (``result["exact"]``) still works, with a ``DeprecationWarning``."""
+
+    exact: bool
+    reason: str | None
+    level: str
+    layers: list[str]
+    collapsed_layers: list[str]
+    any_collapsed: bool
+    weights_left: dict[str, int]
+    path: bool | None
+    inputs_connected: int | None
+    inputs_total: int | None
+    outputs_connected: int | None
+    outputs_total: int | None
+    units_on_path: dict[str, int] | None
+    tree_kept: dict[str, float | None]
+    critical: dict
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __getitem__(self, key: str):
+        from ._deprecation import warn_deprecated
+
+        warn_deprecated(f"collapse_report(...)[{key!r}]", f"collapse_report(...).{key} (or .to_dict())")
+        return self.to_dict()[key]
+
+
 def collapse_report(
     model: nn.Module,
     *,
@@ -238,10 +269,10 @@ def collapse_report(
     example_inputs: object = None,
     reference: nn.Module | None = None,
     convention: str = "paper",
-) -> dict:
+) -> CollapseResult:
     """Layer collapse, input-to-output connectivity, spanning tree kept and the sparsity against
-    the critical compression ratio of a model pruned with ``torch.nn.utils.prune`` (issue #15,
-    item 4; METHODS.md section 9). A JSON-ready dict (no NaN or inf).
+    the critical compression ratio of a model pruned with ``torch.nn.utils.prune``, as a
+    :class:`CollapseResult` (its ``to_dict()`` is JSON-ready: no NaN or inf).
 
     Masks are the layers' ``weight_mask`` buffers (a layer without one keeps every weight; a
     model after ``prune.remove`` therefore reads as dense). Hugging Face ``Conv1D`` masks are
@@ -332,23 +363,23 @@ def collapse_report(
                                overall=1.0 - kept / total)
     left = {n: int(masks[n].sum()) for n in names}
     collapsed = [n for n in names if left[n] == 0]
-    return {
-        "exact": exact,
-        "reason": reason,
-        "level": "channel" if any(masks[n].ndim > 2 for n in names) else "unit",
-        "layers": names,
-        "collapsed_layers": collapsed,
-        "any_collapsed": bool(collapsed),
-        "weights_left": left,
-        "path": conn.path if conn else None,
-        "inputs_connected": conn.inputs_connected if conn else None,
-        "inputs_total": conn.inputs_total if conn else None,
-        "outputs_connected": conn.outputs_connected if conn else None,
-        "outputs_total": conn.outputs_total if conn else None,
-        "units_on_path": dict(zip(conn.names, conn.units_on_path)) if conn else None,
-        "tree_kept": {n: _json_float(t) for n, t in zip(names, trees)},
-        "critical": against,
-    }
+    return CollapseResult(
+        exact=exact,
+        reason=reason,
+        level="channel" if any(masks[n].ndim > 2 for n in names) else "unit",
+        layers=names,
+        collapsed_layers=collapsed,
+        any_collapsed=bool(collapsed),
+        weights_left=left,
+        path=conn.path if conn else None,
+        inputs_connected=conn.inputs_connected if conn else None,
+        inputs_total=conn.inputs_total if conn else None,
+        outputs_connected=conn.outputs_connected if conn else None,
+        outputs_total=conn.outputs_total if conn else None,
+        units_on_path=dict(zip(conn.names, conn.units_on_path)) if conn else None,
+        tree_kept={n: _json_float(t) for n, t in zip(names, trees)},
+        critical=against,
+    )
 
 
 def _activation_types() -> tuple[type, ...]:

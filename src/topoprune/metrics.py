@@ -28,7 +28,7 @@ from .models.inputs import Inputs, batch_size, call_model, example_inputs_for
 from .models.layers import is_hf_conv1d
 
 __all__ = [
-    "ModelCost",
+    "CostResult",
     "count_parameters",
     "count_macs",
     "count_flops",
@@ -171,7 +171,7 @@ def measure_latency(
 
 
 @dataclass(frozen=True)
-class ModelCost:
+class CostResult:
     """Size and cost of one model for one input shape."""
 
     params: int
@@ -185,10 +185,16 @@ class ModelCost:
 
 
 def model_cost(model: nn.Module, input_shape: Sequence[int] | None = None, *,
-               example_inputs: Inputs | None = None) -> ModelCost:
+               example_inputs: Inputs | None = None) -> CostResult:
     """Parameters (total, nonzero), MACs (NNI rule), FLOPs (torch flop counter), bytes; inputs
     as in :func:`count_macs`."""
     total, nonzero = count_parameters(model)
     kw = dict(example_inputs=example_inputs)
-    return ModelCost(total, nonzero, count_macs(model, input_shape, **kw),
+    return CostResult(total, nonzero, count_macs(model, input_shape, **kw),
                      count_flops(model, input_shape, **kw), model_size_bytes(model))
+
+
+# Old names, kept working for one minor release (see CHANGELOG.md).
+from ._deprecation import deprecated_module_names as _deprecated  # noqa: E402
+
+__getattr__ = _deprecated(__name__, {"ModelCost": ("topoprune.CostResult", lambda: CostResult)})

@@ -29,6 +29,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._renamed: dict[str, str] = {}  # deprecated name -> its current name
 
     @overload
     def register(self, name: str) -> Callable[[T], T]: ...
@@ -69,7 +70,24 @@ class Registry(Generic[T]):
         """The object registered as ``name``; an unknown name lists what exists."""
         return self._items[self._check(name)]
 
+    def rename(self, old: str, new: str) -> None:
+        """Keep ``old`` working as a deprecated name of ``new`` (a ``DeprecationWarning`` names
+        ``new`` on each use); it is not listed by :meth:`names`."""
+        self._check(new)
+        self._renamed[old] = new
+
+    def canonical(self, name: object) -> object:
+        """``name``, or the current name of a deprecated one (with its warning)."""
+        if isinstance(name, str) and name not in self._items and name in self._renamed:
+            from ._deprecation import warn_deprecated
+
+            new = self._renamed[name]
+            warn_deprecated(f"the {self.kind} name {name!r}", repr(new), stacklevel=4)
+            return new
+        return name
+
     def _check(self, name: object) -> str:
+        name = self.canonical(name)
         if not isinstance(name, str) or name not in self._items:
             raise unknown_name(self.kind, name, self._items)
         return name
@@ -83,7 +101,7 @@ class Registry(Generic[T]):
         return list(self._items.items())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._renamed
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)

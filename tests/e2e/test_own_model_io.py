@@ -143,7 +143,7 @@ def test_a_wrong_factory_is_refused_when_saving(own, tmp_path):
     with pytest.raises(TopopruneError, match="needs example_inputs"):  # a plain dict record has no inputs
         tp.save_pruned(pruned, tmp_path / "p", info=info.to_dict(), factory=f"{MODULE}:build",
                        factory_kwargs={"classes": 3})
-    # the FilterPruneInfo itself carries the inputs it was traced with
+    # the StructuredResult itself carries the inputs it was traced with
     folder = tp.save_pruned((pruned, info), tmp_path / "p", factory=f"{MODULE}:build", factory_kwargs={"classes": 3})
     assert torch.equal(tp.load_model(folder).eval()(x), pruned.eval()(x))
 

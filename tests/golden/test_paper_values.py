@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import topoprune as tp
-from topoprune.topology import ConvLayer, layer_critical
+from topoprune.topology import ConvLayer, critical_compression_of_layer
 
 
 def test_mnist_fc_per_layer_and_final():
@@ -26,7 +26,7 @@ def test_mnist_conv_per_layer_and_final():
 @pytest.mark.parametrize("size, expected", [(32, 4.22946), (16, 3.97927)])
 def test_single_conv_at_32_and_16(size, expected):
     layer = ConvLayer("c", np.ones((64, 64, 3, 3)), padding=(1, 1), input_size=(size, size))
-    assert layer_critical(layer, "paper").ratio == pytest.approx(expected, abs=1e-4)
+    assert critical_compression_of_layer(layer, "paper").ratio == pytest.approx(expected, abs=1e-4)
 
 
 def test_vgg16_first_layer_in_the_registry_matches_the_32x32_value():

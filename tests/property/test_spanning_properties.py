@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from topoprune.topology import layer_neural_persistence, maximum_spanning_tree, persistence_diagram
+from topoprune.topology import neural_persistence_of_layer, maximum_spanning_tree, persistence_diagram
 
 from ..conftest import n_components, scipy_tree_deaths
 
@@ -88,7 +88,7 @@ def test_tree_deaths_equal_scipy_large(w):
 @SETTINGS
 @given(weight_matrices(), st.sampled_from([0.5, 1.0, 2.0, 3.0, np.inf]), st.booleans())
 def test_normalized_np_in_unit_interval(w, p, essential):
-    value = layer_neural_persistence(w, p=p, normalized=True, essential=essential)
+    value = neural_persistence_of_layer(w, p=p, normalized=True, essential=essential)
     assert 0.0 <= value <= 1.0 + 1e-12
 
 
@@ -96,11 +96,11 @@ def test_normalized_np_in_unit_interval(w, p, essential):
 @given(weight_matrices(), st.integers(0, 2**32 - 1), st.floats(1e-3, 1e3))
 def test_np_invariant_to_permutation_and_scaling(w, seed, c):
     rng = np.random.default_rng(seed)
-    base = layer_neural_persistence(w)
+    base = neural_persistence_of_layer(w)
     permuted = w[rng.permutation(w.shape[0])][:, rng.permutation(w.shape[1])]
-    assert np.isclose(layer_neural_persistence(permuted), base, rtol=1e-9, atol=1e-12)
-    assert np.isclose(layer_neural_persistence(c * w), base, rtol=1e-9, atol=1e-12)
-    assert np.isclose(layer_neural_persistence(-w), base, rtol=1e-9, atol=1e-12)
+    assert np.isclose(neural_persistence_of_layer(permuted), base, rtol=1e-9, atol=1e-12)
+    assert np.isclose(neural_persistence_of_layer(c * w), base, rtol=1e-9, atol=1e-12)
+    assert np.isclose(neural_persistence_of_layer(-w), base, rtol=1e-9, atol=1e-12)
 
 
 @SETTINGS

@@ -10,7 +10,7 @@ from torch import nn
 import topoprune as tp
 from topoprune.experiments import load_checkpoint_into
 from topoprune.models import extract_layers
-from topoprune.topology import layer_neural_persistence as matrix_np
+from topoprune.topology import neural_persistence_of_layer as matrix_np
 
 
 def test_report_per_layer_totals_and_matrix_agreement():

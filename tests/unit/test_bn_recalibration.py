@@ -17,7 +17,7 @@ from torch import nn
 
 import topoprune as tp
 from topoprune.errors import TopopruneError
-from topoprune.train import BNRecalibration, TrainConfig, evaluate, recalibrate_bn, recover, train
+from topoprune.train import RecalibrationResult, TrainConfig, evaluate, recalibrate_bn, recover, train
 
 CHANCE = 10.0  # digits has ten balanced classes
 
@@ -70,7 +70,7 @@ def test_recalibration_lifts_a_collapsed_pruned_model_above_chance(trained, prun
     assert dense > 80 and raw < dense - 30  # pruning sank it: the setting this test is about
     record = recalibrate_bn(pruned, digits, batches=20, batch_size=64, seed=0)
     recal = evaluate(pruned, digits.test_x, digits.test_y)[1]
-    assert record == BNRecalibration(bn_layers=3, batches=20, samples=1280, note="")
+    assert record == RecalibrationResult(bn_layers=3, batches=20, samples=1280, note="")
     assert recal > 2 * CHANCE and recal > raw + 10, (raw, recal)
 
 

@@ -40,7 +40,7 @@ def test_a_seed_missing_on_one_side_or_a_failed_cell_is_left_out():
 def test_the_run_check_finds_the_runs_own_entries():
     methods = [{"name": "l1"}, {"name": "fpgm"}, {"name": "fpgm", "label": "fpgm-eagleeye",
                                                   "allocation": {"name": "eagleeye", "candidates": 100}},
-               {"name": "fpgm", "label": "fpgm-topological", "allocation": {"name": "topological"}}]
+               {"name": "fpgm", "label": "fpgm-topological", "allocation": {"name": "topological-budget"}}]
     counterparts = budget_caps.run_counterparts(methods)
     assert counterparts == {"uniform": "fpgm", "topological cap 0.9": "fpgm-topological"}
     rows = [_m("uniform", 0, 66.16), _m("topological cap 0.9", 0, 29.81), _m("topological cap 0.6", 0, 59.2),

@@ -20,7 +20,7 @@ from topoprune.topology import (
     channel_mask,
     connectivity,
     maximum_spanning_tree,
-    network_critical,
+    critical_compression_of_network,
     tree_kept,
 )
 
@@ -231,7 +231,7 @@ def test_against_critical_uniform_sparsity_on_the_paper_net():
 
 def test_against_critical_per_layer_sparsity_and_everything_pruned():
     layers = _mnist_fc()
-    crit = network_critical(layers)
+    crit = critical_compression_of_network(layers)
     spars = {"fc0": 0.995, "fc5": 1.0}
     r = against_critical(spars, crit, overall=0.5)
     assert set(r["layers"]) == {"fc0", "fc5"}

@@ -8,38 +8,38 @@ import pytest
 from topoprune.topology import (
     ConvLayer,
     DenseLayer,
-    layer_critical,
+    critical_compression_of_layer,
     mst_overlap,
-    network_critical,
+    critical_compression_of_network,
     overlap_bound,
 )
 
 
 def test_dense_and_recurrent_ratio_formulas():
-    assert layer_critical(DenseLayer("fc", np.ones((7, 5)))).ratio == pytest.approx(35 / 11)
-    rnn = layer_critical(DenseLayer("hh", np.ones((64, 64)), kind="recurrent"))
+    assert critical_compression_of_layer(DenseLayer("fc", np.ones((7, 5)))).ratio == pytest.approx(35 / 11)
+    rnn = critical_compression_of_layer(DenseLayer("hh", np.ones((64, 64)), kind="recurrent"))
     assert rnn.ratio == pytest.approx(64**2 / (2 * 64 - 1))
     assert rnn.kind == "recurrent"
 
 
 def test_conv_paper_convention_ignores_channels_and_counts_padding():
-    a = layer_critical(ConvLayer("a", np.ones((8, 3, 3, 3)), padding=(1, 1), input_size=(10, 10)))
-    b = layer_critical(ConvLayer("b", np.ones((2, 5, 3, 3)), padding=(1, 1), input_size=(10, 10)))
+    a = critical_compression_of_layer(ConvLayer("a", np.ones((8, 3, 3, 3)), padding=(1, 1), input_size=(10, 10)))
+    b = critical_compression_of_layer(ConvLayer("b", np.ones((2, 5, 3, 3)), padding=(1, 1), input_size=(10, 10)))
     assert a.ratio == b.ratio == pytest.approx(9 * 100 / (100 + 144 - 1))
 
 
 def test_exact_convention_counts_the_unrolled_graph():
     # 1 -> 1 channel, 3x3 kernel, no padding, 4x4 input: outputs 2x2, each with 9 taps.
-    r = layer_critical(ConvLayer("c", np.ones((1, 1, 3, 3)), input_size=(4, 4)), "exact")
+    r = critical_compression_of_layer(ConvLayer("c", np.ones((1, 1, 3, 3)), input_size=(4, 4)), "exact")
     assert r.edges == 36
     assert r.tree_size == 16 + 4 - 1
     with pytest.raises(ValueError, match="convention must be one of"):
-        layer_critical(DenseLayer("fc", np.ones((2, 2))), "nope")
+        critical_compression_of_layer(DenseLayer("fc", np.ones((2, 2))), "nope")
 
 
 def test_final_is_total_edges_over_total_trees_not_mean_ratio():
     layers = [DenseLayer("a", np.ones((10, 100))), DenseLayer("b", np.ones((2, 10)))]
-    r = network_critical(layers)
+    r = critical_compression_of_network(layers)
     assert r.final == pytest.approx((1000 + 20) / (109 + 11))
     assert r.final != pytest.approx(np.mean([x.ratio for x in r.layers]))
 

@@ -15,7 +15,7 @@ from topoprune.models.introspect import extract_layers, layer_graph, layer_roles
 from topoprune.models.layers import weighted_layers
 from topoprune.pruning import prune_unstructured
 from topoprune.pruning.config import resolve_config_list
-from topoprune.topology import layer_neural_persistence
+from topoprune.topology import neural_persistence_of_layer
 
 transformers = pytest.importorskip("transformers")
 transformers.utils.logging.set_verbosity_error()  # the tiny vocabularies make it chatty
@@ -62,7 +62,7 @@ def test_gpt2_conv1d_layers_are_in_np_one_row_per_projection_with_roles():
     # the graph is the (out, in) one: NP is the matrix NP of the stored weight transposed
     w = model.transformer.h[0].mlp.c_fc.weight.detach().numpy()  # stored (in=32, out=128)
     assert layer_graph(model.transformer.h[0].mlp.c_fc).shape == (128, 32)
-    assert rows["transformer.h.0.mlp.c_fc"].np == pytest.approx(layer_neural_persistence(w.T))
+    assert rows["transformer.h.0.mlp.c_fc"].np == pytest.approx(neural_persistence_of_layer(w.T))
     assert report.to_dict()["layers"][0]["role"] == "attention.qkv"
 
 
@@ -238,6 +238,6 @@ def test_np_of_a_masked_gpt2_reads_the_masked_transposed_weight():
     layer = model.transformer.h[1].attn.c_proj
     w = (layer.weight_orig * layer.weight_mask).detach().numpy().T
     row = next(x for x in tp.neural_persistence(model).layers if x.name == "transformer.h.1.attn.c_proj")
-    assert row.np == pytest.approx(layer_neural_persistence(w))
+    assert row.np == pytest.approx(neural_persistence_of_layer(w))
     assert row.n_tree_edges == 32 + 32 - 1  # the tree was kept: still one component
     assert np.count_nonzero(w) == 512

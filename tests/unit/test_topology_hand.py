@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from topoprune.topology import (
-    layer_neural_persistence,
+    neural_persistence_of_layer,
     maximum_spanning_tree,
     persistence_diagram,
     persistence_norm,
@@ -31,13 +31,13 @@ def test_two_by_two_diagram_and_np_by_hand():
     d = persistence_diagram(-2.0 * W2)  # sign and scale do not matter
     np.testing.assert_allclose(d, [[1, 1.0], [1, 0.75], [1, 0.5]])
     raw = math.sqrt(0.0**2 + 0.25**2 + 0.5**2)
-    assert layer_neural_persistence(W2) == pytest.approx(raw)
-    assert layer_neural_persistence(W2, normalized=True) == pytest.approx(raw / math.sqrt(3))
-    assert layer_neural_persistence(W2, p=1) == pytest.approx(0.75)
-    assert layer_neural_persistence(W2, p=np.inf) == pytest.approx(0.5)
+    assert neural_persistence_of_layer(W2) == pytest.approx(raw)
+    assert neural_persistence_of_layer(W2, normalized=True) == pytest.approx(raw / math.sqrt(3))
+    assert neural_persistence_of_layer(W2, p=1) == pytest.approx(0.75)
+    assert neural_persistence_of_layer(W2, p=np.inf) == pytest.approx(0.5)
     # The essential class (1, 0) adds 1 to the sum, and normalization then uses |V| points.
-    assert layer_neural_persistence(W2, essential=True) == pytest.approx(math.sqrt(raw**2 + 1))
-    assert layer_neural_persistence(W2, essential=True, normalized=True) == pytest.approx(
+    assert neural_persistence_of_layer(W2, essential=True) == pytest.approx(math.sqrt(raw**2 + 1))
+    assert neural_persistence_of_layer(W2, essential=True, normalized=True) == pytest.approx(
         math.sqrt(raw**2 + 1) / 2
     )
     assert persistence_diagram(W2, essential=True)[-1].tolist() == [1.0, 0.0]
@@ -61,7 +61,7 @@ def test_zero_weights_are_absent_edges():
     w = np.array([[1.0, 0.0], [0.0, 0.0]])
     rows, cols, values = maximum_spanning_tree(w)
     assert values.tolist() == [1.0]
-    assert layer_neural_persistence(np.zeros((3, 4))) == 0.0
+    assert neural_persistence_of_layer(np.zeros((3, 4))) == 0.0
     assert persistence_diagram(np.zeros((3, 4))).shape == (0, 2)
 
 
@@ -69,7 +69,7 @@ def test_maximal_np_when_all_but_one_weight_vanish_to_epsilon():
     # One strong weight, the rest tiny: deaths ~0, so normalized NP -> (|V|-2)/(|V|-1) under p=1.
     w = np.full((3, 3), 1e-9)
     w[0, 0] = 1.0
-    assert layer_neural_persistence(w, p=1, normalized=True) == pytest.approx(4 / 5, abs=1e-6)
+    assert neural_persistence_of_layer(w, p=1, normalized=True) == pytest.approx(4 / 5, abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_bad_weights_are_refused(bad, message):
 @pytest.mark.parametrize("p", [0, -1.0, "x", None])
 def test_bad_p_is_refused(p):
     with pytest.raises(ValueError, match="p must be"):
-        layer_neural_persistence(W2, p=p)
+        neural_persistence_of_layer(W2, p=p)
     with pytest.raises(ValueError, match="p must be"):
         persistence_norm(np.array([0.5]), 3, p=p)
 
@@ -103,8 +103,8 @@ def test_nan_is_found_on_the_threshold_path():
 
 
 def test_integer_and_float16_inputs_are_accepted():
-    assert layer_neural_persistence(np.array([[2, 1], [0, 3]])) == pytest.approx(
-        layer_neural_persistence(np.array([[2.0, 1.0], [0.0, 3.0]]))
+    assert neural_persistence_of_layer(np.array([[2, 1], [0, 3]])) == pytest.approx(
+        neural_persistence_of_layer(np.array([[2.0, 1.0], [0.0, 3.0]]))
     )
     assert maximum_spanning_tree(W2.astype(np.float16))[2].size == 3
 

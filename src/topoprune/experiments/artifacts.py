@@ -150,7 +150,7 @@ def _state_of(obj: object) -> object:
 #                        "model_class": "pkg.module:Class" (informative), "inputs": "<description>",
 #                        "example_inputs": "example_inputs.pt" or null,
 #                        "steps": [{"layer": name, "pruned": [unit indices at removal time]}, ...],
-#                        "info": <prune_filters record>}
+#                        "info": <prune_units record>}
 #   weights.pt          the pruned model's state_dict
 #   example_inputs.pt   the inputs the removals were traced with (a tensor, tuple or dict)
 # Loading builds the unpruned architecture (registry, factory, or a fresh instance the caller
@@ -304,18 +304,19 @@ def _rebuild(factory: str, kwargs: dict, steps: list[dict], inputs: Inputs | Non
     return model
 
 
-def save_pruned(model: nn.Module | tuple, folder: str | Path | list, legacy_folder: str | Path | None = None,
-                /, *, steps: list[dict] | None = None, info: object = None, spec: dict | None = None,
+def save_pruned(model: nn.Module | tuple, folder: str | Path | list, *legacy: object,
+                steps: list[dict] | None = None, info: object = None, spec: dict | None = None,
                 factory: str | None = None, factory_kwargs: dict | None = None,
                 original: nn.Module | None = None, example_inputs: Inputs | None = None) -> Path:
     """Write a (physically pruned) model into ``folder`` so :func:`load_model` can rebuild it.
 
     Args:
-        model: the pruned model, or the ``(model, info)`` pair ``prune_filters`` returns.
+        model: the pruned model, or the ``(model, info)`` pair ``prune_units`` returns.
         folder: where to write ``pruned.json``, ``weights.pt`` and ``example_inputs.pt``. The
-            older order ``save_pruned(model, steps, folder)`` still works.
+            older positional order ``save_pruned(model, steps, folder, info, spec)`` still works,
+            with a ``DeprecationWarning``.
         steps: the recorded removals (default: ``info``'s).
-        info: the ``prune_filters`` record (a ``FilterPruneInfo`` or its ``to_dict()``), kept in
+        info: the ``prune_units`` record (a ``StructuredResult`` or its ``to_dict()``), kept in
             ``pruned.json``.
         spec: ``create_model`` arguments of a registry model (default: ``model.meta.spec()``).
         factory: for a model outside the registry, ``"pkg.module:function"`` (or ``:Class``)
@@ -330,27 +331,36 @@ def save_pruned(model: nn.Module | tuple, folder: str | Path | list, legacy_fold
 
     Nothing is pickled: the architecture comes from the registry, the factory or the caller.
     """
-    from ..pruning import FilterPruneInfo
+    from ..pruning import StructuredResult
     from ..train.checkpoint import atomic_save, atomic_write_json
 
     if isinstance(model, tuple) and len(model) == 2 and isinstance(model[0], nn.Module):
         model, pair_info = model
         info = pair_info if info is None else info
     model = _check_module(model, "save_pruned's model")
-    if isinstance(folder, (list, tuple)):  # the older order: save_pruned(model, steps, folder)
-        if legacy_folder is None or steps is not None:
+    if isinstance(folder, (list, tuple)):  # the older order: save_pruned(model, steps, folder, info, spec)
+        if not legacy or len(legacy) > 3 or steps is not None:
             raise TopopruneError("save_pruned(model, folder, steps=...): give the folder second (the "
-                                 "older order is save_pruned(model, steps, folder))")
-        steps, folder = list(folder), legacy_folder
-    elif legacy_folder is not None:
-        raise TopopruneError(f"save_pruned takes one folder, got {folder!r} and {legacy_folder!r}")
+                                 "older order is save_pruned(model, steps, folder, info, spec))")
+        from .._deprecation import warn_deprecated
+
+        warn_deprecated("save_pruned(model, steps, folder, info, spec)",
+                        "save_pruned(model, folder, steps=..., info=..., spec=...) or save_pruned((model, info), folder)")
+        steps, folder = list(folder), legacy[0]
+        if len(legacy) > 1:
+            info = legacy[1] if info is None else info
+        if len(legacy) > 2:
+            spec = legacy[2] if spec is None else spec
+    elif legacy:
+        raise TopopruneError(f"save_pruned takes one folder, then keywords (steps=, info=, spec=, factory=); "
+                             f"got {folder!r} and {legacy!r}")
     out = _user_path("save_pruned folder", folder)
-    if isinstance(info, FilterPruneInfo):
-        if example_inputs is None:  # the inputs prune_filters traced with
+    if isinstance(info, StructuredResult):
+        if example_inputs is None:  # the inputs prune_units traced with
             example_inputs = info.example_inputs
         info = info.to_dict()
     if info is not None and not isinstance(info, dict):
-        raise TopopruneError(f"info must be prune_filters' record (FilterPruneInfo or a dict), got "
+        raise TopopruneError(f"info must be prune_units' record (StructuredResult or a dict), got "
                              f"{type(info).__name__}")
     info = dict(info or {})
     if steps is None:
@@ -426,7 +436,9 @@ def _class_factory(original: nn.Module, model: nn.Module, steps: list[dict], inp
 
 
 def load_model(path: str | Path, *, model: nn.Module | None = None, trust_pickle: bool = False) -> nn.Module:
-    """Load a model from a file or folder.
+    """Load a model from a file or folder, **in evaluation mode** (``model.eval()``), as Hugging
+    Face's ``from_pretrained`` does: BatchNorm uses its stored statistics and dropout is off, so
+    a reloaded model gives the saved model's outputs. Call ``.train()`` to fine-tune it.
 
     Reads:
         - a pruned-model folder (``topoprune prune`` / :func:`save_pruned`): the architecture is
@@ -446,11 +458,11 @@ def load_model(path: str | Path, *, model: nn.Module | None = None, trust_pickle
     if model is not None:
         model = _check_module(model, "load_model's model=")
     if p.is_dir() and (p / "pruned.json").is_file():
-        return _load_pruned(read_pruned(p), model)
+        return _load_pruned(read_pruned(p), model).eval()
     if p.is_dir() and (p / "checkpoint.pt").is_file():
         p = p / "checkpoint.pt"
     if p.is_file():
-        return _load_file(p, model, trust_pickle)
+        return _load_file(p, model, trust_pickle).eval()
     if p.is_dir():
         raise TopopruneError(f"{p} is a folder without pruned.json or checkpoint.pt; allowed: a pruned-model "
                              "folder (pruned.json + weights.pt), a `topoprune train` run folder or its "

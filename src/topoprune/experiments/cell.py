@@ -279,7 +279,7 @@ def _collapse(model, shape, dense) -> dict:
     from ..errors import TopopruneError
 
     try:
-        return collapse_report(model, input_shape=shape, reference=dense)
+        return collapse_report(model, input_shape=shape, reference=dense).to_dict()
     except TopopruneError as exc:
         return {"error": str(exc)}
 
@@ -290,14 +290,14 @@ def _recalibrate(config: ExperimentConfig, model, data, seed: int, device: str |
     accuracy measured before (``None`` when nothing was recalibrated: it is then the recovery's
     first point) and the recalibration record."""
     from ..train import evaluate
-    from ..train.bn import NO_BATCHNORM, BNRecalibration, batchnorm_layers, recalibrate_bn
+    from ..train.bn import NO_BATCHNORM, RecalibrationResult, batchnorm_layers, recalibrate_bn
 
     batches = config.recovery.recalibrate_bn
     layers = len(batchnorm_layers(model))
     if batches == 0:
-        return None, BNRecalibration(layers, 0, 0, "off (recovery.recalibrate_bn: 0)").to_dict()
+        return None, RecalibrationResult(layers, 0, 0, "off (recovery.recalibrate_bn: 0)").to_dict()
     if layers == 0:
-        return None, BNRecalibration(0, 0, 0, NO_BATCHNORM).to_dict()
+        return None, RecalibrationResult(0, 0, 0, NO_BATCHNORM).to_dict()
     raw = evaluate(model, data.test_x, data.test_y)[1]
     record = recalibrate_bn(model, data, batches=batches, batch_size=config.recovery.batch_size, seed=seed,
                             device=device)

@@ -442,7 +442,7 @@ class ExperimentConfig:
         """The target a structured cell at ``sparsity`` prunes to, or None without a budget."""
         if self.budget is None:
             return None
-        return {self.budget.metric: round(1.0 - sparsity, 12)}
+        return {f"{self.budget.metric}_kept": round(1.0 - sparsity, 12)}
 
     def digest(self) -> str:
         """12 hex digits of the config's content: the run folder's suffix.

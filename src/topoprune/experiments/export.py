@@ -239,7 +239,7 @@ def export_model(model: nn.Module, example_inputs: Inputs, path: str | Path, *, 
     Args:
         model: any ``nn.Module`` (a pruned one is an ordinary module).
         example_inputs: a tensor, a tuple of tensors, or a dict of keyword inputs (e.g. token
-            ids and an attention mask), as for :func:`topoprune.prune_filters`.
+            ids and an attention mask), as for :func:`topoprune.prune_units`.
         path: the file to write (its folder is created).
         format: ``"onnx"``, ``"torchscript"`` or ``"torch.export"``.
         check: run the exported file on ``example_inputs`` and compare every output tensor.

@@ -14,15 +14,22 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "IMPORTANCES": "importance", "fpgm_scores": "importance", "l1_scores": "importance",
     "l2_scores": "importance", "random_scores": "importance",
-    "SCOPES": "masks", "UnstructuredRecord": "masks", "prunable_layers": "masks",
-    "prune_unstructured": "masks", "synflow_scores": "synflow",
-    "FilterPruneInfo": "filters", "LayerPruneInfo": "filters", "apply_steps": "filters",
-    "default_targets": "filters", "prune_filters": "filters",
+    "SCOPES": "masks", "UnstructuredResult": "masks", "LayerUnstructured": "masks", "prunable_layers": "masks",
+    "prune_weights": "masks", "prune_unstructured": "masks", "synflow_scores": "synflow",
+    "StructuredResult": "filters", "LayerStructured": "filters", "apply_steps": "filters",
+    "default_targets": "filters", "prune_units": "filters", "prune_filters": "filters",
     "GAConfig": "ga_config", "LayerSearch": "genetic",
     "IMPResult": "schedules", "imp": "schedules", "parse_rewind": "schedules",
     "Method": "methods", "StructuredMethod": "methods", "UnstructuredMethod": "methods",
     "list_methods": "methods", "register_method": "methods", "resolve_method": "methods",
     "apply_method": "apply",
+    "Allocation": "allocation", "list_allocations": "allocation", "register_allocation": "allocation",
+}
+
+# Old names, kept working for one minor release (see CHANGELOG.md).
+_DEPRECATED = {
+    "FilterPruneInfo": ("StructuredResult", "filters"), "LayerPruneInfo": ("LayerStructured", "filters"),
+    "UnstructuredRecord": ("UnstructuredResult", "masks"), "LayerRecord": ("LayerUnstructured", "masks"),
 }
 
 __all__ = ["methods", *_EXPORTS]
@@ -30,11 +37,12 @@ __all__ = ["methods", *_EXPORTS]
 if TYPE_CHECKING:
     from . import methods
     from .apply import apply_method
-    from .filters import FilterPruneInfo, LayerPruneInfo, apply_steps, default_targets, prune_filters
+    from .allocation import Allocation, list_allocations, register_allocation
+    from .filters import LayerStructured, StructuredResult, apply_steps, default_targets, prune_filters, prune_units
     from .ga_config import GAConfig
     from .genetic import LayerSearch
     from .importance import IMPORTANCES, fpgm_scores, l1_scores, l2_scores, random_scores
-    from .masks import SCOPES, UnstructuredRecord, prunable_layers, prune_unstructured
+    from .masks import SCOPES, LayerUnstructured, UnstructuredResult, prunable_layers, prune_unstructured, prune_weights
     from .methods import Method, StructuredMethod, UnstructuredMethod, list_methods, register_method, resolve_method
     from .schedules import IMPResult, imp, parse_rewind
     from .synflow import synflow_scores
@@ -43,6 +51,12 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name == "methods":
         return importlib.import_module(f"{__name__}.methods")
+    if name in _DEPRECATED:
+        from .._deprecation import warn_deprecated
+
+        new, where = _DEPRECATED[name]
+        warn_deprecated(f"{__name__}.{name}", f"topoprune.{new}")
+        return getattr(importlib.import_module(f"{__name__}.{where}"), new)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

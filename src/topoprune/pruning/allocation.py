@@ -2,8 +2,8 @@
 
 A structured method answers *which* units of a layer go; an allocation answers *how many* go
 from each layer so that the pruned model meets a target count (:mod:`topoprune.pruning.targets`).
-Any allocation combines with any method: ``prune_filters(model, x, method="fpgm",
-target={"flops": 0.5}, allocation="global")``.
+Any allocation combines with any method: ``prune_units(model, x, method="fpgm",
+target={"flops_kept": 0.5}, allocation="global")``.
 
 Registered allocations (``@register_allocation``; typed pydantic settings like methods):
 
@@ -69,8 +69,8 @@ class BudgetProblem:
     seed: int
     model: Any = None
     example_inputs: Any = None
-    evaluate: Any = None  # removed counts -> accuracy after adaptive BN (set by prune_filters when data given)
-    topo_losses: Any = None  # group index -> (removed set -> topological loss), set by prune_filters
+    evaluate: Any = None  # removed counts -> accuracy after adaptive BN (set by prune_units when labelled data is given)
+    topo_losses: Any = None  # group index -> (removed set -> topological loss), set by prune_units
     layouts: Any = None  # layer -> UnitLayout (what a unit is)
 
     @property
@@ -136,6 +136,8 @@ def register_allocation(name: str):
 
 
 def list_allocations() -> list[str]:
+    """Registered allocation names (how a target is split into per-layer budgets), in
+    registration order."""
     return ALLOCATIONS.names()
 
 
@@ -304,7 +306,7 @@ class EagleEye(Allocation):
     def allocate(self, problem: BudgetProblem) -> Budget:
         if problem.evaluate is None:
             raise TopopruneError("allocation 'eagleeye' evaluates candidates on labelled data: pass "
-                                 "prune_filters(..., data=(x, y)) (training inputs and labels)")
+                                 "prune_units(..., labelled_sample=(x, y)) (training inputs and labels)")
         rng = np.random.default_rng([problem.seed, 7])
         best, best_acc, tried = None, -1.0, []
         for c in range(self.candidates):
@@ -318,7 +320,7 @@ class EagleEye(Allocation):
                              "accuracies": tried})
 
 
-@register_allocation("topological")
+@register_allocation("topological-budget")
 class TopologicalAllocation(Allocation):
     """Removals go where the layer's topology loses least per unit of the target metric saved."""
 
@@ -370,3 +372,8 @@ class TopologicalAllocation(Allocation):
         r = settle(problem, r, prefer=slope)
         return Budget(r, {"fitness": self.fitness, "steps": self.steps,
                           "curves": {g.leader: [float(v) for v in c] for g, c in zip(problem.groups, curves)}})
+
+
+# "topological" also names the Topological Pruner method; the allocation's old name keeps working
+# for one minor release (see CHANGELOG.md).
+ALLOCATIONS.rename("topological", "topological-budget")

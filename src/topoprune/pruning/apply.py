@@ -1,6 +1,6 @@
 """One entry point for every method: what a runner calls for one cell.
 
-Structured methods go through :func:`~topoprune.pruning.filters.prune_filters` (a smaller copy of
+Structured methods go through :func:`~topoprune.pruning.filters.prune_units` (a smaller copy of
 the model); unstructured ones mask the model through their own ``apply``. Kept apart from
 ``methods/`` so that the method types never import the pruning engine that uses them.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .filters import prune_filters
+from .filters import prune_units
 from .methods.base import ApplyRequest, Method, PruneOutcome, StructuredMethod
 
 __all__ = ["apply_method"]
@@ -20,11 +20,11 @@ def apply_method(method: Method, model: nn.Module, request: ApplyRequest) -> Pru
     unstructured: ``model`` masked in place)."""
     if isinstance(method, StructuredMethod):
         if request.target is not None:  # a budget comparison: the allocation sets each layer's sparsity
-            pruned, info = prune_filters(model, request.example_inputs, method=method, target=request.target,
-                                         allocation=request.allocation or "uniform", data=request.labelled,
-                                         seed=request.seed, inputs=request.sample)
+            pruned, info = prune_units(model, request.example_inputs, method=method, target=request.target,
+                                       allocation=request.allocation or "uniform", labelled_sample=request.labelled,
+                                       seed=request.seed, data_sample=request.sample)
         else:
-            pruned, info = prune_filters(model, request.example_inputs, method=method, sparsity=request.sparsity,
-                                         seed=request.seed, inputs=request.sample)
+            pruned, info = prune_units(model, request.example_inputs, method=method, sparsity=request.sparsity,
+                                       seed=request.seed, data_sample=request.sample)
         return PruneOutcome(pruned, {"info": info.to_dict()}, steps=info.steps)
     return method.apply(model, request)

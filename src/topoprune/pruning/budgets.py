@@ -1,4 +1,4 @@
-"""From a target to per-layer sparsities: the step ``prune_filters(..., target=...)`` adds.
+"""From a target to per-layer sparsities: the step ``prune_units(..., target=...)`` adds.
 
 It finds the prunable groups (a leader layer and the layers coupled to it), measures the cost
 model (:mod:`topoprune.pruning.targets`), gives the allocation (:mod:`topoprune.pruning.allocation`)
@@ -131,7 +131,7 @@ def plan_budget(*, model: nn.Module, example_inputs: Any, surgeon: Surgeon, layo
                 data: tuple | None, seed: int, skip: Callable[[str, Any], str | None],
                 inputs: Any = None) -> BudgetPlan:
     """Per-layer sparsities meeting ``target`` by ``allocation`` (``skip(name, group_info)`` says
-    why a targeted layer cannot lose units, as ``prune_filters`` decides it)."""
+    why a targeted layer cannot lose units, as ``prune_units`` decides it)."""
     modules = surgeon.modules
     search = getattr(method, "search_budget", None)  # a method that chooses budgets and units together
     max_ratio = getattr(method, "max_ratio", None) if search is not None else None
@@ -155,7 +155,7 @@ def plan_budget(*, model: nn.Module, example_inputs: Any, surgeon: Surgeon, layo
         taken.update(info.coupled)
     if not groups:
         raise TopopruneError(f"target {target}: no targeted layer can lose units (see the per-layer notes "
-                             "of a plain prune_filters call)")
+                             "of a plain prune_units call)")
     features = {g.leader: layouts[g.leader].features_of([0]) for g in groups}
     cost = build_cost_model(model, example_inputs, surgeon, groups, features, target.metric)
     scores, importance = unit_scores(method, modules, groups, layouts, seed)
@@ -168,7 +168,7 @@ def plan_budget(*, model: nn.Module, example_inputs: Any, surgeon: Surgeon, layo
                                                seed=seed, **settings)
     elif getattr(allocation, "needs_data", False):
         raise TopopruneError(f"allocation {allocation.name!r} evaluates candidates on labelled data: pass "
-                             "prune_filters(..., data=(x, y)) (labelled training inputs)")
+                             "prune_units(..., labelled_sample=(x, y)) (labelled training inputs)")
     problem.topo_losses = _topological_losses(model, modules, groups, surgeon, layouts, seed, inputs,
                                               getattr(method, "samples", 256))
     full = problem.cost.count([g.max_remove for g in groups])

@@ -1,6 +1,6 @@
 """Structured pruning: choose filters/neurons, then remove them physically.
 
-``prune_filters`` composes the three parts of ARCHITECTURE.md: a registered structured method
+``prune_units`` (also reachable as ``prune_filters``) composes the three parts of ARCHITECTURE.md: a registered structured method
 (:mod:`topoprune.pruning.methods`) picks the units of each targeted layer, the NNI one-shot rule fixes how many, and
 :class:`~topoprune.pruning.surgery.Surgeon` removes them with torch-pruning's dependency graph,
 so the result is a smaller ``nn.Module`` that runs faster, not a masked one.
@@ -37,16 +37,17 @@ from .surgery import Surgeon
 from .units import UnitLayout, unit_layouts
 
 __all__ = [
+    "prune_units",
     "prune_filters",
-    "FilterPruneInfo",
-    "LayerPruneInfo",
+    "StructuredResult",
+    "LayerStructured",
     "default_targets",
     "apply_steps",
 ]
 
 
 @dataclass
-class LayerPruneInfo:
+class LayerStructured:
     """One layer's outcome: units before/after, the original indices kept, and why if skipped.
 
     ``unit`` says what a unit is (``filter``, ``neuron``, ``head``); ``before``/``after``/``kept``
@@ -64,13 +65,13 @@ class LayerPruneInfo:
 
 
 @dataclass
-class FilterPruneInfo:
-    """What ``prune_filters`` did: per-layer outcome, the replayable removal steps, and the
+class StructuredResult:
+    """What :func:`prune_units` did: per-layer outcome, the replayable removal steps, and the
     parameters, MACs (NNI rule) and FLOPs (torch counter) before and after."""
 
     method: str
     input_shape: tuple[int, ...] | None  # one tensor's shape without the batch; None for tuple/dict inputs
-    layers: list[LayerPruneInfo]
+    layers: list[LayerStructured]
     steps: list[dict]
     params: tuple[int, int]
     macs: tuple[int, int]
@@ -112,62 +113,76 @@ def default_targets(model: nn.Module, example_inputs: Inputs | None = None) -> l
     return [n for n in weighted_layers(model) if n not in (ends.first_layer, ends.classifier)]
 
 
-def prune_filters(
+def prune_units(
     model: nn.Module,
     example_inputs: Inputs | None = None,
     *,
     method: str | StructuredMethod | Mapping = "l1",
     sparsity: float | None = None,
-    config_list: Sequence[Mapping] | None = None,
-    ignore: Sequence[str] = (),
-    inplace: bool = False,
-    seed: int = 0,
-    inputs: Inputs | None = None,
     target: Mapping | None = None,
     allocation: str | Mapping | object = "uniform",
-    data: tuple | None = None,
-) -> tuple[nn.Module, FilterPruneInfo]:
-    """Remove filters (conv), neurons (linear) and attention heads physically; return the smaller
-    model and a record.
+    layers: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    config_list: Sequence[Mapping] | None = None,
+    data_sample: Inputs | None = None,
+    labelled_sample: tuple | None = None,
+    inplace: bool = False,
+    seed: int = 0,
+) -> tuple[nn.Module, StructuredResult]:
+    """Remove units physically: filters (conv), neurons (linear) and attention heads. Returns the
+    smaller model and a :class:`StructuredResult`.
 
     Args:
-        model: any ``nn.Module``; left untouched unless ``inplace=True``.
+        model: any ``nn.Module``.
         example_inputs: one batch the model takes, used as given to trace it and count MACs and
             FLOPs: a tensor, a tuple of tensors, or a dict of keyword inputs (e.g.
             ``{"input_ids": ids, "attention_mask": mask}``). Default for registry models: zeros
             of ``model.meta.input_shape``.
         method: a registered structured method by name (``"l1"``, ``"l2"``, ``"fpgm"``,
-            ``"random"``, ``"topological"``, ``"betti"``, or your own), a method object with its
-            settings (``topoprune.pruning.methods.Topological(fitness="np")``), or a mapping
+            ``"random"``, ``"topological"``, ``"betti"``, or your own; see
+            :func:`topoprune.list_methods`), a method object with its settings
+            (``topoprune.pruning.methods.Topological(fitness="np")``), or a mapping
             ``{"name": ..., **settings}``.
-        sparsity: fraction of each targeted layer's units to remove (NNI:
+        sparsity: the fraction of each targeted layer's units to remove (NNI's rule:
             ``int(units * sparsity)``; an attention projection's units are its heads), in [0, 1);
             default 0.5. Not with ``target``.
-        target: prune to a count instead: ``{"flops": 0.5}`` keeps half the dense model's FLOPs
-            (``"macs"``, ``"params"``; ``{"flops": "4x"}`` is a reduction): at most the target and
-            within 1 % below it. The
-            per-layer sparsities are chosen by ``allocation`` and recorded in ``info.layers`` and
-            ``info.extra["budget"]`` (``met``: whether the measured count landed; a miss, e.g.
+        target: prune to a count instead: ``{"flops_kept": 0.5}`` keeps half the dense model's
+            FLOPs, ``{"flops": "4x"}`` asks for 4x fewer (metrics ``flops``, ``macs``,
+            ``params``): at most the target and within 1 % below it. The per-layer sparsities are
+            chosen by ``allocation`` and recorded in ``result.layers`` and
+            ``result.extra["budget"]`` (``met``: whether the measured count landed; a miss, e.g.
             units too coarse or attention FLOPs the cost model holds constant, is a warning).
-        allocation: with ``target``, how many units each layer loses: ``"uniform"``,
-            ``"global"``, ``"eagleeye"`` (needs ``data``), ``"topological"``, an
-            :class:`~topoprune.pruning.allocation.Allocation` object, or ``{"name": ..., **settings}``.
-        data: labelled training data ``(inputs, labels)`` for allocations that judge
-            candidates by accuracy after adaptive BN (``eagleeye``; the Topological Pruner v2's
-            data term).
+        allocation: with ``target``, how many units each layer loses (its layer budget):
+            ``"uniform"``, ``"global"``, ``"eagleeye"`` (needs ``labelled_sample``),
+            ``"topological-budget"``, an :class:`~topoprune.pruning.allocation.Allocation`
+            object, or ``{"name": ..., **settings}``; see :func:`topoprune.list_allocations`.
+        layers: the layers to prune (default: every weighted layer but the model's first layer
+            and its classifier).
+        exclude: layers never to prune (in addition to the default first layer and classifier).
         config_list: NNI-style entries (``op_types``, ``op_names``, ``exclude_op_names``,
-            ``sparse_ratio``); when given, it alone decides targets and sparsities.
-        ignore: layer names never to prune (added to the default first layer and classifier).
-        seed: seed of random choices.
-        inputs: a data sample (same structure as ``example_inputs``), for methods that look at
-            the layers' outputs (``betti``, the Topological Pruner with ``fitness="activation"``).
+            ``sparse_ratio``); when given, it alone decides the layers and their sparsities.
+        data_sample: inputs for methods that look at the layers' outputs (``betti``, the
+            Topological Pruner with ``fitness="activation"``); the same structure as
+            ``example_inputs``, usually more samples.
+        labelled_sample: ``(inputs, labels)`` tensors, for allocations that judge candidates by
+            accuracy after adaptive BatchNorm (``eagleeye``; the data term of
+            ``topological-v2``).
+        inplace: prune ``model`` itself and return it (``False``, the default, prunes a deep copy
+            and leaves ``model`` untouched; see the note below).
+        seed: seed of every random choice.
+
+    Copy or in place: ``torch.nn.utils.prune`` and Torch-Pruning change the model in place. We
+    copy by default because comparing against the dense model is what pruning is measured by,
+    and an in-place prune that fails halfway would leave it half-pruned; pass ``inplace=True``
+    to save the copy's memory on a large model. :func:`prune_weights` follows the same rule.
 
     Layers coupled through a residual addition are pruned together (scores summed over the
     coupled layers); a layer coupled to a zero-padding shortcut (CIFAR ResNet option A), to a
     layer that must stay, or to an embedding (a transformer's residual stream) is left alone, and
-    the record says why. A prune that removes nothing, or that skips layers named in
-    ``config_list``, warns and lists them in ``info.warnings``.
+    the result says why. A prune that removes nothing, or that skips layers named in
+    ``config_list``, warns and lists them in ``result.warnings``.
     """
+    inputs, data, ignore = data_sample, labelled_sample, exclude
     if not isinstance(model, nn.Module):
         raise TopopruneError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(model, torch.jit.ScriptModule):
@@ -183,7 +198,7 @@ def prune_filters(
             raise TopopruneError("give sparsity or target, not both: with target the per-layer sparsities "
                                  "are chosen by the allocation")
         if config_list is not None:
-            raise TopopruneError("target with config_list is not supported: leave layers out with ignore=[...]")
+            raise TopopruneError("target with config_list is not supported: leave layers out with exclude=[...]")
         goal = parse_target(target)
         chosen_allocation = resolve_allocation(allocation)
         if data is not None and not (isinstance(data, (tuple, list)) and len(data) == 2
@@ -191,11 +206,11 @@ def prune_filters(
             raise TopopruneError(f"data: bad value {type(data).__name__}; allowed: a pair (inputs, labels) of "
                                  "tensors")
     elif allocation != "uniform" or data is not None:
-        raise TopopruneError("allocation= and data= apply to pruning to a target: add target={'flops': ...} "
+        raise TopopruneError("allocation= and labelled_sample= apply to pruning to a target: add target={'flops': '2x'} "
                              "(or leave them out)")
     elif getattr(chosen, "needs_target", False):
         raise TopopruneError(f"method {chosen.name!r} searches the layer budgets itself: give a target, e.g. "
-                             f"prune_filters(..., method={chosen.name!r}, target={{'flops': 0.5}})")
+                             f"prune_units(..., method={chosen.name!r}, target={{'flops': '2x'}})")
     sparsity = check_sparsity(0.5 if sparsity is None else sparsity)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise TopopruneError(f"seed must be an integer >= 0, got {seed!r}")
@@ -203,24 +218,28 @@ def prune_filters(
         inputs = as_inputs(inputs, "inputs")
     if chosen.needs().sample and inputs is None:
         raise TopopruneError(f"method {chosen.name!r} ({chosen}) looks at the layers' outputs: pass a "
-                             "data sample, prune_filters(..., inputs=x) (the CLI takes --dataset)")
+                             "data sample, prune_units(..., data_sample=x) (the CLI takes --dataset)")
     candidates = weighted_layers(model)
     if ignore is None:
         ignore = ()
     if isinstance(ignore, str):
         ignore = (ignore,)
     if not isinstance(ignore, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in ignore):
-        raise TopopruneError(f"ignore must be layer names (a list of strings), got {ignore!r}")
+        raise TopopruneError(f"exclude must be layer names (a list of strings), got {ignore!r}")
     for n in ignore:
         if n not in candidates:
-            raise TopopruneError(f"ignore names {n!r}, not a prunable layer; prunable layers: "
+            raise TopopruneError(f"exclude names {n!r}, not a prunable layer; prunable layers: "
                                  f"{', '.join(candidates)}")
     example_inputs = example_inputs_for(model, example_inputs)
     input_shape = tuple(example_inputs.shape[1:]) if isinstance(example_inputs, torch.Tensor) else None
     ends = find_ends(model, example_inputs)
     explicit = config_list is not None
+    if explicit and layers is not None:
+        raise TopopruneError("give layers= or config_list=, not both: config_list names its layers itself")
     if explicit:
         targets = resolve_config_list(model, config_list, candidates)
+    elif layers is not None:
+        targets = {n: sparsity for n in _named_layers(layers, candidates)}
     else:
         targets = {n: sparsity for n in candidates if n not in (ends.first_layer, ends.classifier)}
     targets = {n: s for n, s in targets.items() if n not in ignore}
@@ -261,7 +280,7 @@ def prune_filters(
     layers, steps = [], []
     for name, layer_sparsity in targets.items():
         module, layout = modules[name], layouts[name]
-        rec = LayerPruneInfo(name, layer_kind(module), fractions.get(name, layer_sparsity), layout.count,
+        rec = LayerStructured(name, layer_kind(module), fractions.get(name, layer_sparsity), layout.count,
                              layout.count, list(range(layout.count)), unit=layout.kind)
         layers.append(rec)
         if name in done:
@@ -309,13 +328,13 @@ def prune_filters(
     heads_after = sync_head_counts(work, blocks)
     warned = []
     if not steps:
-        warned.append(f"prune_filters({chosen.name}, sparsity={sparsity}) removed nothing: see the "
-                      "per-layer notes in info.layers")
+        warned.append(f"prune_units({chosen.name}, sparsity={sparsity}) removed nothing: see the "
+                      "per-layer notes in result.layers")
     elif explicit:
         missed = [x.name for x in layers if x.after == x.before]
         if missed:
-            warned.append(f"prune_filters({chosen.name}) left {len(missed)} targeted layer(s) unpruned: "
-                          f"{', '.join(missed[:6])}{' ...' if len(missed) > 6 else ''} (see info.layers notes)")
+            warned.append(f"prune_units({chosen.name}) left {len(missed)} targeted layer(s) unpruned: "
+                          f"{', '.join(missed[:6])}{' ...' if len(missed) > 6 else ''} (see result.layers notes)")
     head = next((x for x in layers if x.name == ends.classifier and x.after < x.before), None)
     if head is not None:
         warned.append(f"the classifier {head.name!r} was pruned ({head.before} -> {head.after} outputs): "
@@ -332,8 +351,8 @@ def prune_filters(
         heads = [p for b in blocks for p in b.projections if b.name in heads_after
                  and heads_after[b.name] < heads_before[b.name]]
         hint = (f"; attention heads were removed, and a forward that reshapes to the input's width "
-                f"cannot lose heads: try ignore={heads!r}" if heads else
-                "; leave the layers around the failing operation alone with ignore=[...]")
+                f"cannot lose heads: try exclude={heads!r}" if heads else
+                "; leave the layers around the failing operation alone with exclude=[...]")
         left = " (with inplace=True the model is left pruned and broken)" if inplace else ""
         raise TopopruneError(f"the pruned model no longer runs on the example inputs ({first}){hint}"
                              f"{left}") from None
@@ -351,7 +370,7 @@ def prune_filters(
                    + (f"; {plan.cost.notes[0]}" if plan.cost.notes else "; the layers' units are too coarse"))
             warned.append(msg)
             warnings.warn(msg, stacklevel=2)
-    info = FilterPruneInfo(
+    info = StructuredResult(
         chosen.name, input_shape, layers, steps,
         (params0, after[0]), (macs0, after[1]), (flops0, after[2]),
         time.perf_counter() - t0,
@@ -402,7 +421,7 @@ def _removal_error(exc: Exception, name: str, coupled: Sequence[str], surgeon: S
                    inplace: bool) -> TopopruneError:
     """A one-line error for a removal torch-pruning could not carry out, naming the reshaping
     operations the layer's channels pass through (a channel shuffle's view/transpose permutes
-    channels, which torch-pruning's index mapping does not model) and what to ignore."""
+    channels, which torch-pruning's index mapping does not model) and what to exclude."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
     ops = []
     try:
@@ -418,7 +437,7 @@ def _removal_error(exc: Exception, name: str, coupled: Sequence[str], surgeon: S
     return TopopruneError(
         f"could not remove units of {name!r}: its channels pass{through}, which torch-pruning "
         f"cannot map ({first}); a channel shuffle (view + transpose) is the usual cause: leave "
-        f"these layers alone with ignore={layers!r}{left}")
+        f"these layers alone with exclude={layers!r}{left}")
 
 
 def _trace_error(exc: Exception, example_inputs: Inputs) -> TopopruneError:
@@ -439,7 +458,7 @@ def _trace_error(exc: Exception, example_inputs: Inputs) -> TopopruneError:
             f"torch-pruning could not trace the model's channel dependencies{where}: "
             f"{type(exc).__name__}: {first}; operations that permute channels (a channel "
             "shuffle's view/transpose) are not modelled: leave the layers around it alone with "
-            "ignore=[...] (or config_list exclude_op_names)")
+            "exclude=[...] (or config_list exclude_op_names)")
     return TopopruneError(f"the model does not run on example inputs {describe_inputs(example_inputs)}"
                           f"{where}: {first}")
 
@@ -447,7 +466,7 @@ def _trace_error(exc: Exception, example_inputs: Inputs) -> TopopruneError:
 def apply_steps(model: nn.Module, steps: Sequence[Mapping], example_inputs: Inputs | None = None) -> nn.Module:
     """Replay recorded removals on a fresh model of the same architecture (in place), then write
     the new head counts into its attention modules. ``example_inputs`` as for
-    :func:`prune_filters` (default for registry models: zeros of ``model.meta.input_shape``)."""
+    :func:`prune_units` (default for registry models: zeros of ``model.meta.input_shape``)."""
     example_inputs = example_inputs_for(model, example_inputs)
     blocks = find_attention(model)
     surgeon = Surgeon(model, example_inputs)
@@ -457,3 +476,47 @@ def apply_steps(model: nn.Module, steps: Sequence[Mapping], example_inputs: Inpu
         surgeon.remove(step["layer"], [int(i) for i in step["pruned"]])
     sync_head_counts(model, blocks)
     return model
+
+
+def _named_layers(layers: object, candidates: Sequence[str]) -> list[str]:
+    """``layers=``, checked: a list of prunable layer names."""
+    if isinstance(layers, str):
+        layers = [layers]
+    if not isinstance(layers, (list, tuple)) or not all(isinstance(n, str) for n in layers) or not layers:
+        raise TopopruneError(f"layers must be a non-empty list of layer names, got {layers!r}")
+    for n in layers:
+        if n not in candidates:
+            raise TopopruneError(f"layers names {n!r}, not a prunable layer; prunable layers: {', '.join(candidates)}")
+    return list(dict.fromkeys(layers))
+
+
+_OLD_KWARGS = {"ignore": "exclude", "inputs": "data_sample", "data": "labelled_sample"}
+
+
+def prune_filters(model: nn.Module, example_inputs: Inputs | None = None, **kwargs) -> tuple[nn.Module, StructuredResult]:
+    """:func:`prune_units` under its first name: it removes neurons and attention heads as well as
+    filters. Same arguments and ``(model, result)`` return; the keywords ``ignore=``, ``inputs=``,
+    ``data=`` and ``context={"inputs": ...}`` still work, with a ``DeprecationWarning`` naming
+    ``exclude=``, ``data_sample=`` and ``labelled_sample=``."""
+    from .._deprecation import renamed_kwargs, warn_deprecated
+
+    if "context" in kwargs:
+        context = kwargs.pop("context")
+        warn_deprecated("prune_filters(context={'inputs': x})", "data_sample=x")
+        if context is not None:
+            if not isinstance(context, Mapping) or set(context) - {"inputs"}:
+                raise TopopruneError(f"context: bad value {context!r}; allowed: {{'inputs': x}} (deprecated: "
+                                     "use data_sample=x)")
+            if "inputs" in context:
+                kwargs.setdefault("inputs", context["inputs"])
+    kwargs = renamed_kwargs("prune_filters", kwargs, _OLD_KWARGS)
+    return prune_units(model, example_inputs, **kwargs)
+
+
+# Old names, kept working for one minor release (see CHANGELOG.md).
+from .._deprecation import deprecated_module_names as _deprecated  # noqa: E402
+
+__getattr__ = _deprecated(__name__, {
+    "FilterPruneInfo": ("topoprune.StructuredResult", lambda: StructuredResult),
+    "LayerPruneInfo": ("topoprune.LayerStructured", lambda: LayerStructured),
+})

@@ -158,7 +158,7 @@ def joint_search(problem: BudgetProblem, losses: Sequence[Callable[[Sequence[int
         stale = stale + 1 if history[-1] >= history[-2] - 1e-15 else 0
         if stale >= config.patience:
             break
-    if best is None:  # units too coarse for the band: the closest solution, and prune_filters warns
+    if best is None:  # units too coarse for the band: the closest solution, and prune_units warns
         best = min(zip(scores, population), key=lambda sc: abs(problem.cost.count(counts(sc[1])) - goal))
     return JointResult({g.leader: list(genes) for g, genes in zip(groups, best[1])}, float(best[0]),
                        seed_scores, [float(x) for x in history],

@@ -1,6 +1,6 @@
 """Unstructured pruning applied through ``torch.nn.utils.prune``.
 
-``prune_unstructured`` adds (or tightens) ``weight_mask`` / ``weight_orig`` on each targeted
+``prune_weights`` adds (or tightens) ``weight_mask`` / ``weight_orig`` on each targeted
 layer, exactly as PyTorch's own pruning functions do, so ``prune.remove`` makes it permanent and
 every tool that understands torch's pruning understands ours. Masks only ever shrink.
 
@@ -23,6 +23,7 @@ structured pruning that leaves the first layer and the classifier alone).
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,17 +38,17 @@ from ..models.introspect import effective_weight, tied_layers
 from ..models.layers import out_in_weight, weighted_layers
 from .selection import resolve_amount, select_global, select_layer, tree_mask
 
-__all__ = ["prune_unstructured", "UnstructuredRecord", "prunable_layers", "skipped_layers", "current_mask",
+__all__ = ["prune_weights", "prune_unstructured", "copy_model", "UnstructuredResult", "prunable_layers", "skipped_layers", "current_mask",
            "ensure_masks", "METHODS", "SCOPES"]
 
-METHODS = ("magnitude", "random", "synflow")
+METHODS = ("magnitude", "random-weights", "synflow")
 SCOPES = ("local", "global")
 PRESERVE = (None, "mst")
 _ALLOWED = "Linear, Conv1d, Conv2d, Hugging Face Conv1D"
 
 
 @dataclass
-class LayerRecord:
+class LayerUnstructured:
     name: str
     total: int
     remaining_before: int
@@ -62,13 +63,13 @@ class LayerRecord:
 
 
 @dataclass
-class UnstructuredRecord:
+class UnstructuredResult:
     """What one pruning step did, per layer and overall."""
 
     method: str
     scope: str
     preserve: str | None
-    layers: list[LayerRecord] = field(default_factory=list)
+    layers: list[LayerUnstructured] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # layer -> why it was not a default target
 
     @property
@@ -142,41 +143,132 @@ def ensure_masks(layers: Iterable[nn.Module]) -> None:
             prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
 
 
-def prune_unstructured(
+def prune_weights(
     model: nn.Module,
-    amount: float | int,
+    sparsity: float | None = None,
     *,
+    amount: float | int | None = None,
     method: str = "magnitude",
     scope: str | None = None,
     preserve: str | None = None,
     layers: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    inplace: bool = False,
     seed: int = 0,
     iterations: int = 100,
     example_inputs: object = None,
-) -> UnstructuredRecord:
-    """Prune individual weights **in place**, through ``torch.nn.utils.prune``.
+) -> tuple[nn.Module, UnstructuredResult]:
+    """Prune individual weights through ``torch.nn.utils.prune``. Returns the masked model and an
+    :class:`UnstructuredResult`.
 
     Args:
-        model: the model; targeted layers get ``weight_orig`` + ``weight_mask``.
-        amount: of the weights still remaining, a fraction in [0, 1) or a count (torch's meaning).
-            ``local``: per layer; ``global``: across the targeted layers together.
-        method: ``"magnitude"`` (smallest ``|w|`` go), ``"random"`` (seeded) or ``"synflow"``
-            (Tanaka et al. 2020: data-free, ``iterations`` rounds on an exponential schedule, each
-            re-scoring ``|w * dR/dw|`` of the linearised network; see :mod:`.synflow`).
+        model: the model; its targeted layers get ``weight_orig`` + ``weight_mask``.
+        sparsity: the fraction of the targeted weights that are pruned after the call, in
+            [0, 1): per layer (``scope="local"``) or over the targeted layers together
+            (``"global"``). Masks only shrink, so a sparsity below the current one is refused.
+        amount: instead of ``sparsity``, torch's meaning: a float is the fraction of the weights
+            *still remaining* to remove, an int a count (per layer with ``"local"``).
+        method: ``"magnitude"`` (smallest ``|w|`` go), ``"random-weights"`` (seeded) or
+            ``"synflow"`` (Tanaka et al. 2020: data-free, ``iterations`` rounds on an
+            exponential schedule, each re-scoring ``|w * dR/dw|`` of the linearised network).
         scope: ``"local"`` or ``"global"`` (default: local; global for synflow, its only scope).
         preserve: ``None`` or ``"mst"``: keep each layer graph's maximum spanning tree first (the
             T-IMP selection of Balwani & Krzyston). A budget smaller than the tree keeps the
-            tree's strongest weights and says so in the record and a warning.
-        layers: module names to prune (default: every Linear, Conv and Hugging Face
-            ``Conv1D`` layer whose weight is not tied to another module's; see the module
-            docstring).
-        seed: seed of ``method="random"``.
+            tree's strongest weights and says so in the result and a warning.
+        layers: the layers to prune (default: every Linear, Conv and Hugging Face ``Conv1D``
+            layer whose weight is not tied to another module's; see the module docstring).
+        exclude: layers never to prune.
+        inplace: mask ``model`` itself (``False``, the default, masks a deep copy; the same rule
+            as :func:`topoprune.prune_units`).
+        seed: seed of ``method="random-weights"``.
         iterations: synflow's pruning rounds (density after round k: ``d ** (k / iterations)``).
         example_inputs: synflow only, a model without ``.meta``: float inputs (a tensor or a tuple)
             whose shape, as all ones, the flow is sent through.
     """
+    if (sparsity is None) == (amount is None):
+        raise TopopruneError("give sparsity= (the fraction of the targeted weights pruned afterwards) or "
+                             "amount= (torch's meaning: of the remaining weights), exactly one")
+    if sparsity is not None and (isinstance(sparsity, bool) or not isinstance(sparsity, (int, float))
+                                 or not 0 <= sparsity < 1):
+        raise TopopruneError(f"sparsity: bad value {sparsity!r}; allowed: a fraction in [0, 1)")
+    if method == "random":
+        from .._deprecation import warn_deprecated
+
+        warn_deprecated("prune_weights(method='random')", "method='random-weights'")
+        method = "random-weights"
+    _check_model(model)
+    scope = _check_settings(method, scope, preserve, iterations)
+    work = model if inplace else copy_model(model)
+    skipped = skipped_layers(work) if layers is None else {}
+    if exclude:
+        names = [exclude] if isinstance(exclude, str) else exclude
+        if not isinstance(names, (list, tuple, set)) or not all(isinstance(n, str) for n in names):
+            raise TopopruneError(f"exclude must be layer names (a list of strings), got {exclude!r}")
+        base = prunable_layers(work, layers)
+        unknown = [n for n in names if n not in base]
+        if unknown:
+            raise TopopruneError(f"exclude names {unknown[0]!r}, not a targeted layer; targeted layers: "
+                                 f"{', '.join(base) or '(none)'}")
+        layers = [n for n in base if n not in names]
+        if not layers:
+            raise TopopruneError("exclude leaves no layer to prune")
+    if sparsity is not None:
+        s = float(sparsity)
+
+        def removal(remaining: int, size: int, what: str) -> int:
+            keep = size - int(round(s * size))
+            if remaining < keep:
+                raise ValueError(f"sparsity={s:g} is below the {what}'s current sparsity "
+                                 f"{1 - remaining / size:.4g}: masks only shrink; allowed: at least that")
+            return remaining - keep
+    else:
+        def removal(remaining: int, size: int, what: str) -> int:
+            return resolve_amount(amount, remaining, what)
+    result = _prune_masks(work, removal, method=method, scope=scope, preserve=preserve, layers=layers,
+                          skipped=skipped, seed=seed, iterations=iterations, example_inputs=example_inputs)
+    return work, result
+
+
+def prune_unstructured(model: nn.Module, amount: float | int, **kwargs) -> UnstructuredResult:
+    """Deprecated: :func:`prune_weights` (``inplace=True``, ``amount=``) with its old return.
+
+    Prunes ``model`` in place with torch's ``amount`` (a fraction of the remaining weights, or a
+    count) and returns only the :class:`UnstructuredResult`; ``method="random"`` is
+    ``"random-weights"``."""
+    from .._deprecation import warn_deprecated
+
+    warn_deprecated("prune_unstructured(model, amount)",
+                    "prune_weights(model, sparsity=...) (or amount=..., inplace=True), which returns (model, result)")
+    if kwargs.get("method") == "random":
+        kwargs["method"] = "random-weights"
+    return prune_weights(model, amount=amount, inplace=True, **kwargs)[1]
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` that also works after ``torch.nn.utils.prune``: a masked layer's
+    ``weight`` is a computed (non-leaf) tensor, which ``copy.deepcopy`` refuses; the copy gets a
+    detached clone of it, and torch's pre-forward hook recomputes it from ``weight_orig`` and the
+    mask on the next forward as usual."""
+    memo: dict[int, torch.Tensor] = {}
+    for m in model.modules():
+        for hook in m._forward_pre_hooks.values():
+            if isinstance(hook, prune.BasePruningMethod):
+                t = getattr(m, hook._tensor_name, None)
+                if isinstance(t, torch.Tensor) and not t.is_leaf:
+                    memo[id(t)] = t.detach().clone()
+    return copy.deepcopy(model, memo)
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        hint = " (build it first: topoprune.create_model(name))" if isinstance(model, str) else ""
+        raise TopopruneError(f"model must be a torch.nn.Module, got {type(model).__name__}{hint}")
+
+
+def _check_settings(method: str, scope: str | None, preserve: str | None, iterations: int) -> str:
+    """The settings of :func:`prune_weights`, checked; returns the scope (its default filled in)."""
     if method not in METHODS:
-        raise TopopruneError(f"method must be one of {METHODS}, got {method!r}")
+        raise TopopruneError(f"method: bad value {method!r}; allowed: {', '.join(METHODS)}")
     if scope is None:
         scope = "global" if method == "synflow" else "local"
     if scope not in SCOPES:
@@ -191,8 +283,15 @@ def prune_unstructured(
             raise TopopruneError(f"iterations must be an int in [1, 10000], got {iterations!r}")
     if preserve not in PRESERVE:
         raise TopopruneError(f"preserve must be None or 'mst', got {preserve!r}")
+    return scope
+
+
+def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve: str | None,
+                 layers: Sequence[str] | None, skipped: dict[str, str], seed: int, iterations: int,
+                 example_inputs: object) -> UnstructuredResult:
+    """Tighten the masks of the targeted layers: ``removal(remaining, size, what)`` says how many
+    of a layer's (local) or of all targeted layers' (global, synflow) remaining weights go."""
     targets = prunable_layers(model, layers)
-    skipped = skipped_layers(model) if layers is None else {}
     if not targets:
         why = f" (skipped: {'; '.join(f'{n!r}: {w}' for n, w in skipped.items())})" if skipped else ""
         raise TopopruneError(f"the model has no layers to prune{why}; prunable: {_ALLOWED} layers "
@@ -203,26 +302,26 @@ def prune_unstructured(
     masks = {n: out_in_weight(m, current_mask(m)).detach().cpu().numpy() for n, m in targets.items()}
     scores = ({} if method == "synflow" else
               {n: (np.abs(w) if method == "magnitude" else rng.random(w.shape)) for n, w in weights.items()})
-    record = UnstructuredRecord(method, scope, preserve, skipped=skipped)
+    record = UnstructuredResult(method, scope, preserve, skipped=skipped)
     try:
         if method == "synflow":
             remaining = sum(int((m > 0).sum()) for m in masks.values())
-            k = resolve_amount(amount, remaining, "targeted layers")
+            k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
             new = _synflow_keeps(model, targets, masks, remaining - k, iterations, example_inputs)
             for n in targets:
-                record.layers.append(LayerRecord(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
+                record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
         elif scope == "local":
             new = {}
             for n in targets:
                 remaining = int((masks[n] > 0).sum())
-                k = resolve_amount(amount, remaining, f"layer {n!r}")
+                k = removal(remaining, masks[n].size, f"layer {n!r}")
                 sel = select_layer(scores[n], masks[n], k, weights[n], preserve, n)
                 new[n] = sel.keep
-                record.layers.append(LayerRecord(n, masks[n].size, remaining, int(sel.keep.sum()),
+                record.layers.append(LayerUnstructured(n, masks[n].size, remaining, int(sel.keep.sum()),
                                                  sel.tree_size, sel.tree_kept, sel.warning))
         else:
             remaining = sum(int((m > 0).sum()) for m in masks.values())
-            k = resolve_amount(amount, remaining, "targeted layers")
+            k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
             protected = ([tree_mask(weights[n], masks[n]) for n in targets]
                          if preserve == "mst" else None)
             keeps = select_global([scores[n] for n in targets], [masks[n] for n in targets], k, protected)
@@ -232,7 +331,7 @@ def prune_unstructured(
                 kept_t = int((protected[i] & keeps[i]).sum()) if protected is not None else None
                 warn = (f"{n}: global budget kept {kept_t} of its {t} tree weights"
                         if protected is not None and kept_t < t else None)
-                record.layers.append(LayerRecord(n, masks[n].size, int((masks[n] > 0).sum()),
+                record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()),
                                                  int(keeps[i].sum()), t, kept_t, warn))
     except ValueError as exc:
         raise TopopruneError(str(exc)) from None
@@ -270,3 +369,12 @@ def _synflow_keeps(model: nn.Module, targets: dict[str, nn.Module], masks: dict[
         current = select_global(flat, current, alive - kept)
         alive = kept
     return dict(zip(names, current))
+
+
+# Old names, kept working for one minor release (see CHANGELOG.md).
+from .._deprecation import deprecated_module_names as _deprecated  # noqa: E402
+
+__getattr__ = _deprecated(__name__, {
+    "UnstructuredRecord": ("topoprune.UnstructuredResult", lambda: UnstructuredResult),
+    "LayerRecord": ("topoprune.LayerUnstructured", lambda: LayerUnstructured),
+})

@@ -17,6 +17,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,7 +28,7 @@ from ..models.introspect import effective_weight, layer_graph
 from ..topology import mst_overlap
 from ..train import Callback, TrainConfig, evaluate, train
 from ..train.checkpoint import atomic_save, atomic_write_json
-from .masks import current_mask, ensure_masks, prunable_layers, prune_unstructured
+from .masks import current_mask, ensure_masks, prunable_layers, prune_weights
 
 __all__ = ["imp", "IMPResult", "parse_rewind", "rewind_weights", "remaining_fraction"]
 
@@ -120,8 +121,8 @@ def imp(
     config: TrainConfig,
     *,
     rounds: int = 10,
-    fraction: float = 0.2,
-    target: float | None = None,
+    per_round: float = 0.2,
+    sparsity: float | None = None,
     scope: str = "global",
     rewind: str = "init",
     preserve: str | None = None,
@@ -133,6 +134,7 @@ def imp(
     pretrained: bool = False,
     retrain_last: bool = True,
     init: Mapping[str, torch.Tensor] | None = None,
+    **deprecated: Any,
 ) -> IMPResult:
     """Run IMP (``preserve=None``) or T-IMP (``preserve="mst"``) **in place** on ``model``.
 
@@ -143,14 +145,15 @@ def imp(
         data: dataset splits.
         config: the training recipe of every round.
         rounds: pruning rounds after the dense round 0.
-        fraction: share of the remaining weights removed per round, in (0, 1).
-        target: instead of ``fraction``, the overall sparsity to reach after ``rounds`` rounds:
-            each round removes ``1 - (1 - target)^(1/rounds)`` of what remains and the last one
-            lands exactly on ``target``.
+        per_round: the share of the *remaining* weights removed in each round, in (0, 1)
+            (torch's ``amount`` meaning).
+        sparsity: instead of ``per_round``, the overall sparsity (fraction of the targeted weights
+            removed) to reach after ``rounds`` rounds: each round removes
+            ``1 - (1 - sparsity)^(1/rounds)`` of what remains and the last one lands exactly on it.
         scope: ``"global"`` (ranked across layers) or ``"local"`` (per layer).
         rewind: ``"init"``, ``"epoch:K"`` or ``"none"`` (fine-tune without rewinding).
         preserve: ``None`` (IMP) or ``"mst"`` (T-IMP).
-        layers: layer names to prune (default: as :func:`~topoprune.pruning.prune_unstructured`,
+        layers: layer names to prune (default: as :func:`~topoprune.pruning.prune_weights`,
             every Linear, Conv and Hugging Face ``Conv1D`` layer without tied weights).
         out_dir: folder for per-round checkpoints and ``imp.json``; rerun to resume.
         callbacks: passed to every round's training.
@@ -159,17 +162,31 @@ def imp(
         pretrained: the model is already trained: round 0 only measures it.
         retrain_last: train after the last removal too (``False``: the caller recovers it).
         init: the weights ``rewind="init"`` returns to (default: the model's at the call).
+
+    The old keywords ``fraction=`` and ``target=`` still work, with a ``DeprecationWarning``.
     """
+    if deprecated:
+        from .._deprecation import renamed_kwargs
+
+        unknown = sorted(set(deprecated) - {"fraction", "target"})
+        if unknown:
+            raise TypeError(f"imp() got an unexpected keyword argument {unknown[0]!r}")
+        given = renamed_kwargs("imp", deprecated, {"fraction": "per_round", "target": "sparsity"})
+        if "sparsity" in given and sparsity is not None:
+            raise TopopruneError("imp(): give sparsity= only (target= is its deprecated spelling)")
+        per_round = given.get("per_round", per_round)
+        sparsity = given.get("sparsity", sparsity)
+    fraction, target = per_round, sparsity
     if not isinstance(rounds, int) or rounds < 0:
         raise TopopruneError(f"rounds must be an integer >= 0, got {rounds!r}")
     if target is not None:
         if not 0 < target < 1:
-            raise TopopruneError(f"target must be a sparsity in (0, 1), got {target!r}")
+            raise TopopruneError(f"sparsity must be in (0, 1), got {target!r}")
         if rounds < 1:
-            raise TopopruneError(f"a target sparsity needs rounds >= 1, got {rounds!r}")
+            raise TopopruneError(f"a sparsity to reach needs rounds >= 1, got {rounds!r}")
         fraction = 1 - (1 - target) ** (1 / rounds)
     if not 0 < fraction < 1:
-        raise TopopruneError(f"fraction must be in (0, 1), got {fraction!r}")
+        raise TopopruneError(f"per_round must be in (0, 1), got {fraction!r}")
     if pretrained and rewind != "none" and rewind != "init":
         raise TopopruneError(f"a pretrained model can rewind to 'init' or 'none', got {rewind!r}")
     k = parse_rewind(rewind, config.epochs)
@@ -218,8 +235,8 @@ def imp(
                 amount = fraction
                 if target is not None and rnd == rounds:  # land exactly on the target
                     amount = remaining_fraction(model, target, targets)
-                rec = prune_unstructured(model, amount, method="magnitude", scope=scope, preserve=preserve,
-                                         layers=list(targets))
+                _, rec = prune_weights(model, amount=amount, method="magnitude", scope=scope, preserve=preserve,
+                                       layers=list(targets), inplace=True)
                 warnings = rec.warnings
                 if k is not None and trains:
                     rewind_state = init if k == 0 else (

@@ -26,7 +26,9 @@ def resolve_amount(amount: float | int, remaining: int, what: str = "layer") -> 
         if not 0.0 <= amount < 1.0:
             raise ValueError(f"amount must be in [0, 1) as a fraction, got {amount}")
         return int(round(amount * remaining))
-    if not 0 <= amount <= remaining:
+    if amount < 0:
+        raise ValueError(f"amount must be a count >= 0 (or a fraction in [0, 1)), got {amount}")
+    if amount > remaining:
         raise ValueError(
             f"amount={amount} weights is more than the {remaining} remaining in the {what}"
         )

@@ -3,7 +3,7 @@
 A weight's score is ``|theta * dR/dtheta|``, where ``R = 1^T (prod_l |W_l|) 1`` is the synaptic
 flow: the sum of the outputs of the *linearised* network (every weight replaced by its absolute
 value) on an all-ones input. The iterative schedule (prune a little, re-score, repeat) that uses
-these scores lives in :func:`topoprune.pruning.prune_unstructured` (``method="synflow"``); this
+these scores lives in :func:`topoprune.prune_weights` (``method="synflow"``); this
 module only scores.
 
 How the network is linearised (on a float64 copy, in eval mode; the model itself is never

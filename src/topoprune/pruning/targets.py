@@ -1,6 +1,6 @@
 """Pruning to a target count: what the target means, and what a choice of per-layer budgets costs.
 
-``prune_filters(..., target={"flops": 0.5})`` asks for a pruned model whose FLOPs are half the
+``prune_units(..., target={"flops_kept": 0.5})`` asks for a pruned model whose FLOPs are half the
 dense model's (``"macs"`` and ``"params"`` work the same way; ``"2x"`` and ``"4x"`` are accepted as
 reductions). An allocation (:mod:`topoprune.pruning.allocation`) then chooses how many units
 each prunable group loses; to compare thousands of candidate budgets it needs their cost without
@@ -16,7 +16,7 @@ pruning anything, which is :class:`CostModel`:
 - What is not a weighted module (attention's matrix products, for FLOPs) is held constant.
 
 For convolutional networks this is exact (tested against pruning and counting); for attention
-the FLOPs of the score products are not modelled, and ``prune_filters`` says so when the measured
+the FLOPs of the score products are not modelled, and ``prune_units`` says so when the measured
 count misses the target.
 """
 
@@ -61,27 +61,42 @@ class Target:
 
 
 def parse_target(target: object) -> Target:
-    """A :class:`Target` from ``{"flops": 0.5}`` (the fraction kept), ``{"flops": "2x"}`` (a
-    reduction), or a :class:`Target`. One metric, one of ``flops``, ``macs``, ``params``."""
+    """A :class:`Target` from ``{"flops_kept": 0.25}`` (the fraction of the dense count kept),
+    ``{"flops": "4x"}`` (a reduction factor), or a :class:`Target`. One metric, one of ``flops``,
+    ``macs``, ``params``. The older ``{"flops": 0.25}`` (a bare fraction kept) still works, with
+    a ``DeprecationWarning``: it read too easily as the fraction removed."""
     if isinstance(target, Target):
         return target
-    allowed = ('one metric and what to keep, e.g. {"flops": 0.5} (keep half the FLOPs) or '
+    allowed = ('one metric, as the fraction kept, e.g. {"flops_kept": 0.5}, or as a reduction, e.g. '
                '{"flops": "4x"}; metrics: ' + ", ".join(METRICS))
     if not isinstance(target, Mapping) or len(target) != 1:
         raise TopopruneError(f"target: bad value {target!r}; allowed: {allowed}")
-    (metric, value), = target.items()
+    (key, value), = target.items()
+    kept_key = isinstance(key, str) and key.endswith("_kept")
+    metric = key[: -len("_kept")] if kept_key else key
     if metric not in METRICS:
-        raise TopopruneError(f"target: unknown metric {metric!r}; allowed: {allowed}")
+        raise TopopruneError(f"target: unknown metric {key!r}; allowed: {allowed}")
     keep = None
-    if isinstance(value, str):
+    is_fraction = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+    if kept_key:
+        if is_fraction:
+            keep = float(value)
+        else:
+            raise TopopruneError(f"target {key}: bad value {value!r}; allowed: the fraction kept, in (0, 1)")
+    elif isinstance(value, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*x\s*", value)
         if m and float(m.group(1)) > 1:
             keep = 1.0 / float(m.group(1))
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1:
+    elif is_fraction:
+        from .._deprecation import warn_deprecated
+
+        warn_deprecated(f"target={{{metric!r}: {value!r}}} (a bare fraction kept)",
+                        f"target={{{metric + '_kept'!r}: {value!r}}} or a reduction such as {{{metric!r}: "
+                        f"'{1 / value:.3g}x'}}", stacklevel=4)
         keep = float(value)
     if keep is None:
-        raise TopopruneError(f"target {metric}: bad value {value!r}; allowed: a fraction to keep in (0, 1) "
-                             "or a reduction such as '2x' (more than 1x)")
+        raise TopopruneError(f"target {metric}: bad value {value!r}; allowed: a reduction such as '2x' (more "
+                             f"than 1x), or {{{metric + '_kept'!r}: fraction kept in (0, 1)}}")
     return Target(metric, keep)
 
 

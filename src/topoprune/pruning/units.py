@@ -119,7 +119,7 @@ def unit_points(model: nn.Module, inputs: object, *, modules: dict[str, nn.Modul
 
 def unit_layouts(model: nn.Module, blocks: Sequence | None = None) -> dict[str, UnitLayout]:
     """What a unit is in every weighted layer of ``model``, as :func:`~topoprune.pruning.
-    prune_filters` sees it: a filter or a neuron, and for an attention block's projections a
+    prune_units` sees it: a filter or a neuron, and for an attention block's projections a
     head (``blocks``: the model's :func:`~topoprune.models.attention.find_attention`, found here
     if not given). Unit indices in a prune's record count these units."""
     from ..models.attention import find_attention

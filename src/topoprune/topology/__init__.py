@@ -2,17 +2,23 @@
 
 Pure numpy / scipy / numba; this package never imports torch, so it can be used (and tested) on
 plain arrays.
+
+Naming: functions on one layer end in ``_of_layer``, on a list of layers in ``_of_network``. The
+model-level functions (a ``torch.nn.Module`` in) are :func:`topoprune.neural_persistence` and
+:func:`topoprune.critical_compression`.
 """
+
+from .._deprecation import deprecated_module_names
 
 from .connectivity import Connectivity, against_critical, channel_mask, connectivity, tree_kept
 from .critical import (
     CONVENTIONS,
-    CriticalReport,
+    CriticalResult,
     LayerCritical,
-    OverlapReport,
-    layer_critical,
+    OverlapResult,
+    critical_compression_of_layer,
     mst_overlap,
-    network_critical,
+    critical_compression_of_network,
     overlap_bound,
 )
 from .graphs import (
@@ -28,9 +34,9 @@ from .neural import (
     CONV_GRAPHS,
     NORMALIZATIONS,
     LayerPersistence,
-    PersistenceReport,
-    layer_neural_persistence,
-    network_persistence,
+    PersistenceResult,
+    neural_persistence_of_layer,
+    neural_persistence_of_network,
     persistence_norm,
 )
 from .persistence import (
@@ -52,13 +58,13 @@ __all__ = [
     "Connectivity",
     "ConvLayer",
     "ConvToeplitzGraph",
-    "CriticalReport",
+    "CriticalResult",
     "DenseLayer",
     "Layer",
     "LayerCritical",
     "LayerPersistence",
-    "OverlapReport",
-    "PersistenceReport",
+    "OverlapResult",
+    "PersistenceResult",
     "against_critical",
     "channel_mask",
     "channel_matrix",
@@ -69,16 +75,33 @@ __all__ = [
     "dense_matrix",
     "diagram_from_deaths",
     "knn_geodesic",
-    "layer_critical",
-    "layer_neural_persistence",
+    "critical_compression_of_layer",
+    "neural_persistence_of_layer",
     "maximum_spanning_tree",
     "SortedEdges",
     "mst_overlap",
-    "network_critical",
-    "network_persistence",
+    "critical_compression_of_network",
+    "neural_persistence_of_network",
     "overlap_bound",
     "persistence_diagram",
     "persistence_norm",
     "tree_kept",
     "wasserstein_same_birth",
 ]
+
+# Old names, kept working for one minor release (see CHANGELOG.md).
+__getattr__ = deprecated_module_names(__name__, {
+    "neural_persistence": ("topoprune.topology.neural_persistence_of_layer (one weight matrix) or "
+                           "topoprune.neural_persistence (a model)", lambda: neural_persistence_of_layer),
+    "layer_neural_persistence": ("topoprune.topology.neural_persistence_of_layer",
+                                 lambda: neural_persistence_of_layer),
+    "network_persistence": ("topoprune.topology.neural_persistence_of_network",
+                            lambda: neural_persistence_of_network),
+    "layer_critical": ("topoprune.topology.critical_compression_of_layer",
+                       lambda: critical_compression_of_layer),
+    "network_critical": ("topoprune.topology.critical_compression_of_network",
+                         lambda: critical_compression_of_network),
+    "PersistenceReport": ("topoprune.PersistenceResult", lambda: PersistenceResult),
+    "CriticalReport": ("topoprune.CriticalResult", lambda: CriticalResult),
+    "OverlapReport": ("topoprune.OverlapResult", lambda: OverlapResult),
+})

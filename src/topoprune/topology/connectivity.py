@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .critical import CriticalReport, network_critical
+from .critical import CriticalResult, critical_compression_of_network
 from .graphs import ConvLayer, Layer, channel_matrix
 from .spanning import maximum_spanning_tree
 
@@ -238,7 +238,7 @@ def _check_sparsity(s, what: str) -> float:
 
 def against_critical(
     sparsity: float | Mapping[str, float],
-    critical: CriticalReport | Sequence[Layer],
+    critical: CriticalResult | Sequence[Layer],
     *,
     overall: float | None = None,
     convention: str = "paper",
@@ -254,7 +254,7 @@ def against_critical(
     Args:
         sparsity: one sparsity for every layer and the model, or ``{layer: sparsity}`` (layers
             left out are not reported).
-        critical: a :class:`~topoprune.topology.CriticalReport`, or the layers to compute it
+        critical: a :class:`~topoprune.topology.CriticalResult`, or the layers to compute it
             from (with ``convention``).
         overall: the model's sparsity. Default: ``sparsity`` when it is one number; with a
             mapping and layers, the sparsity of the mapped layers' weights together (the mean
@@ -266,11 +266,11 @@ def against_critical(
         report's ``final`` ratio (total edges over total tree sizes).
     """
     layers = None
-    if isinstance(critical, CriticalReport):
+    if isinstance(critical, CriticalResult):
         report = critical
     else:
         layers = list(critical)
-        report = network_critical(layers, convention)
+        report = critical_compression_of_network(layers, convention)
     known = [x.name for x in report.layers]
     if isinstance(sparsity, Mapping):
         unknown = [n for n in sparsity if n not in known]
@@ -279,7 +279,7 @@ def against_critical(
         per = {n: _check_sparsity(s, f"layer {n!r}") for n, s in sparsity.items()}
         if overall is None:
             if layers is None:
-                raise ValueError("with per-layer sparsities and a CriticalReport, pass overall= (the model's "
+                raise ValueError("with per-layer sparsities and a CriticalResult, pass overall= (the model's "
                                  "sparsity): the report does not know each layer's weight count")
             sizes = {x.name: x.weight.size for x in layers}
             total = sum(sizes[n] for n in per)

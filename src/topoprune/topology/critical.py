@@ -20,10 +20,10 @@ from .spanning import as_matrix, maximum_spanning_tree
 __all__ = [
     "CONVENTIONS",
     "LayerCritical",
-    "CriticalReport",
-    "layer_critical",
-    "network_critical",
-    "OverlapReport",
+    "CriticalResult",
+    "critical_compression_of_layer",
+    "critical_compression_of_network",
+    "OverlapResult",
     "overlap_bound",
     "mst_overlap",
 ]
@@ -43,7 +43,7 @@ class LayerCritical:
 
 
 @dataclass(frozen=True)
-class CriticalReport:
+class CriticalResult:
     """Per-layer critical compression and the model's ``final`` ratio."""
 
     convention: str
@@ -62,7 +62,7 @@ def _ratio(edges: int, tree: int) -> float:
     return edges / tree if tree > 0 else float("nan")
 
 
-def layer_critical(layer: Layer, convention: str = "paper") -> LayerCritical:
+def critical_compression_of_layer(layer: Layer, convention: str = "paper") -> LayerCritical:
     """Critical compression of one layer.
 
     - Dense ``n_in = m``, ``n_out = n``: ``m n / (m + n - 1)``; a recurrent ``l x l`` matrix gives
@@ -91,16 +91,16 @@ def layer_critical(layer: Layer, convention: str = "paper") -> LayerCritical:
     return LayerCritical(layer.name, layer.kind, int(edges), int(tree), _ratio(edges, tree))
 
 
-def network_critical(layers: Sequence[Layer], convention: str = "paper") -> CriticalReport:
+def critical_compression_of_network(layers: Sequence[Layer], convention: str = "paper") -> CriticalResult:
     """Critical compression of every layer, and the model's ratio ``sum edges / sum trees``."""
-    per_layer = [layer_critical(x, convention) for x in layers]
+    per_layer = [critical_compression_of_layer(x, convention) for x in layers]
     edges = sum(x.edges for x in per_layer)
     trees = sum(x.tree_size for x in per_layer)
-    return CriticalReport(convention, per_layer, _ratio(edges, trees))
+    return CriticalResult(convention, per_layer, _ratio(edges, trees))
 
 
 @dataclass(frozen=True)
-class OverlapReport:
+class OverlapResult:
     """Overlap between a layer's maximum spanning tree and its ``alpha`` largest weights.
 
     ``measured`` is ``|MST ∩ top-alpha| / alpha``; ``bound`` the paper's lower bound on its
@@ -155,7 +155,7 @@ def _top_indices(flat: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([above, equal[: k - above.size]])
 
 
-def mst_overlap(weights: np.ndarray) -> OverlapReport:
+def mst_overlap(weights: np.ndarray) -> OverlapResult:
     """Measured tree/top-alpha overlap of a weight matrix ``(n_out, n_in)``, beside the paper's
     bound and the random-chance value."""
     a = np.abs(as_matrix(weights))
@@ -170,7 +170,7 @@ def mst_overlap(weights: np.ndarray) -> OverlapReport:
     top = _top_indices(a.reshape(-1), alpha)
     top = top[a.reshape(-1)[top] > 0]
     measured = np.intersect1d(tree, top, assume_unique=True).size / alpha
-    return OverlapReport(
+    return OverlapResult(
         n_in=n_in,
         n_out=n_out,
         alpha=alpha,
@@ -180,3 +180,14 @@ def mst_overlap(weights: np.ndarray) -> OverlapReport:
         bound=overlap_bound(n_in, n_out, density),
         random=float(min(1.0, alpha / nnz)),
     )
+
+
+# Old names, kept working for one minor release (see CHANGELOG.md).
+from .._deprecation import deprecated_module_names as _deprecated  # noqa: E402
+
+__getattr__ = _deprecated(__name__, {
+    "layer_critical": ("critical_compression_of_layer", lambda: critical_compression_of_layer),
+    "network_critical": ("critical_compression_of_network", lambda: critical_compression_of_network),
+    "CriticalReport": ("CriticalResult", lambda: CriticalResult),
+    "OverlapReport": ("OverlapResult", lambda: OverlapResult),
+})

@@ -19,11 +19,11 @@ from .graphs import ConvToeplitzGraph, DenseLayer, Layer, channel_matrix, dense_
 from .spanning import as_matrix, maximum_spanning_tree
 
 __all__ = [
-    "layer_neural_persistence",
+    "neural_persistence_of_layer",
     "persistence_norm",
     "LayerPersistence",
-    "PersistenceReport",
-    "network_persistence",
+    "PersistenceResult",
+    "neural_persistence_of_network",
     "NORMALIZATIONS",
     "CONV_GRAPHS",
 ]
@@ -66,7 +66,7 @@ def persistence_norm(
     return value
 
 
-def layer_neural_persistence(
+def neural_persistence_of_layer(
     weights: np.ndarray, p: float = 2.0, *, normalized: bool = False, essential: bool = False
 ) -> float:
     """Neural persistence of one weight matrix ``(n_out, n_in)``, normalized by its own largest
@@ -97,7 +97,7 @@ class LayerPersistence:
 
 
 @dataclass(frozen=True)
-class PersistenceReport:
+class PersistenceResult:
     """Per-layer and network neural persistence.
 
     ``total`` is the sum of raw NP over layers, ``mean_normalized`` the mean of the normalized
@@ -159,7 +159,7 @@ def _layer_graph(
     return "toeplitz", n_vertices, values
 
 
-def network_persistence(
+def neural_persistence_of_network(
     layers: Sequence[Layer],
     p: float = 2.0,
     *,
@@ -168,7 +168,7 @@ def network_persistence(
     essential: bool = False,
     conv_graph: str = "channel",
     channel_norm: float = 2.0,
-) -> PersistenceReport:
+) -> PersistenceResult:
     """Neural persistence of every layer of a network given as torch-free layer descriptions.
 
     Args:
@@ -204,4 +204,14 @@ def network_persistence(
                 normalized=persistence_norm(deaths, n_vertices, p, True, essential),
             )
         )
-    return PersistenceReport(out, p, normalization, conv_graph, include_bias, essential)
+    return PersistenceResult(out, p, normalization, conv_graph, include_bias, essential)
+
+
+# Old names, kept working for one minor release (see CHANGELOG.md).
+from .._deprecation import deprecated_module_names as _deprecated  # noqa: E402
+
+__getattr__ = _deprecated(__name__, {
+    "layer_neural_persistence": ("neural_persistence_of_layer", lambda: neural_persistence_of_layer),
+    "network_persistence": ("neural_persistence_of_network", lambda: neural_persistence_of_network),
+    "PersistenceReport": ("PersistenceResult", lambda: PersistenceResult),
+})

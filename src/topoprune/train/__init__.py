@@ -6,7 +6,7 @@ from typing import Any
 # Loaded on first use (PEP 562): most of train/ imports torch, and the CLI reads the
 # torch-free train.config to build its options at start-up.
 _WHERE = {
-    "BNRecalibration": "bn",
+    "RecalibrationResult": "bn",
     "batchnorm_layers": "bn",
     "recalibrate_bn": "bn",
     "BettiTracker": "callbacks",
@@ -33,7 +33,7 @@ _WHERE = {
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
-    "BNRecalibration",
+    "RecalibrationResult",
     "BettiTracker",
     "Callback",
     "NPEarlyStopping",
@@ -56,7 +56,15 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def _load(name: str) -> Any:
     if name in _WHERE:
         return getattr(import_module(f".{_WHERE[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Old names, kept working for one minor release (see CHANGELOG.md).
+from .._deprecation import deprecated_module_names  # noqa: E402
+
+__getattr__ = deprecated_module_names(__name__, {
+    "BNRecalibration": ("topoprune.RecalibrationResult", lambda: _load("RecalibrationResult")),
+}, fallback=_load)

@@ -24,14 +24,14 @@ from ..data import DataSplits
 from ..errors import TopopruneError
 from .device import model_device, resolve_device
 
-__all__ = ["BNRecalibration", "batchnorm_layers", "recalibrate_bn", "NO_BATCHNORM"]
+__all__ = ["RecalibrationResult", "batchnorm_layers", "recalibrate_bn", "NO_BATCHNORM"]
 
 NO_BATCHNORM = "no BatchNorm: nothing to recalibrate"
 MAX_BATCHES = 10_000
 
 
 @dataclass(frozen=True)
-class BNRecalibration:
+class RecalibrationResult:
     """What :func:`recalibrate_bn` did: how many BatchNorm layers it re-estimated, from how many
     batches and inputs; ``note`` says why nothing was done (empty when it was)."""
 
@@ -98,7 +98,7 @@ def recalibrate_bn(
     batch_size: int = 128,
     seed: int = 0,
     device: str | torch.device | None = None,
-) -> BNRecalibration:
+) -> RecalibrationResult:
     """Re-estimate the running statistics of every BatchNorm layer of ``model`` in place.
 
     Each BatchNorm layer's running mean and variance are reset, its ``momentum`` set to ``None``
@@ -126,7 +126,7 @@ def recalibrate_bn(
             the model is. The model is handed back on the device it came on.
 
     Returns:
-        :class:`BNRecalibration`: ``bn_layers``, ``batches`` and ``samples`` used, and a ``note``.
+        :class:`RecalibrationResult`: ``bn_layers``, ``batches`` and ``samples`` used, and a ``note``.
     """
     if not isinstance(model, nn.Module):
         raise TopopruneError(f"model: bad value {type(model).__name__}; allowed: a torch nn.Module")
@@ -140,7 +140,7 @@ def recalibrate_bn(
     layers = batchnorm_layers(model)
     if not layers:
         warnings.warn(f"recalibrate_bn: {type(model).__name__} has {NO_BATCHNORM}", stacklevel=2)
-        return BNRecalibration(0, 0, 0, NO_BATCHNORM)
+        return RecalibrationResult(0, 0, 0, NO_BATCHNORM)
 
     home = model_device(model)
     target = resolve_device(device, default=home)
@@ -184,4 +184,12 @@ def recalibrate_bn(
     bad = [name for name, bn in layers.items() if not all(
         math.isfinite(v) for v in (bn.running_mean.sum().item(), bn.running_var.sum().item()))]
     note = f"non-finite running statistics in {', '.join(bad)}" if bad else ""
-    return BNRecalibration(len(layers), used, samples, note)
+    return RecalibrationResult(len(layers), used, samples, note)
+
+
+# Old names, kept working for one minor release (see CHANGELOG.md).
+from .._deprecation import deprecated_module_names as _deprecated  # noqa: E402
+
+__getattr__ = _deprecated(__name__, {
+    "BNRecalibration": ("topoprune.RecalibrationResult", lambda: RecalibrationResult),
+})

@@ -92,6 +92,10 @@ class TrainResult:
     def final(self) -> dict:
         return self.history[-1] if self.history else {}
 
+    def to_dict(self) -> dict:
+        return {"history": list(self.history), "stopped_early": self.stopped_early,
+                "resumed_from": self.resumed_from}
+
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]

@@ -267,12 +267,12 @@ def _prune_structured(dense, method, sparsity: float, seed: int, data, example) 
     """Prune a copy of ``dense`` with ``method``; a method that looks at outputs gets the sample
     ``compare`` would give it (its own size, the same seed), so its choice is the one a comparison
     of the same baseline makes."""
-    from ...pruning import prune_filters
+    from ...pruning import prune_units
 
     needs = method.needs()
     inputs = data.sample(needs.sample, seed) if needs.sample else None
     with _silenced():
-        model, info = prune_filters(dense, example, method=method, sparsity=sparsity, seed=seed, inputs=inputs)
+        model, info = prune_units(dense, example, method=method, sparsity=sparsity, seed=seed, data_sample=inputs)
     return model, _structured_removed(info), {"params": list(info.params), "macs": list(info.macs)}
 
 
@@ -301,7 +301,7 @@ def _random_shares(sizes: np.ndarray, target: float, spread: float, rng: np.rand
 def _make_candidate(config: DamageConfig, setting: _Setting, cid: str):
     """Build candidate ``cid`` from scratch: (pruned model, removed units or None, info)."""
     from ...pruning.apply import apply_method
-    from ...pruning.masks import prune_unstructured
+    from ...pruning.masks import prune_weights
     from ...pruning.methods import ApplyRequest
     from ...train.scoped import seeded_rng
 
@@ -325,8 +325,8 @@ def _make_candidate(config: DamageConfig, setting: _Setting, cid: str):
         model = copy.deepcopy(setting.dense)
         with _silenced():
             for n, size, share in zip(names, sizes.astype(int), shares):
-                prune_unstructured(model, int(round(size * share)), method="random", scope="local", layers=[n],
-                                   seed=int(rng.integers(2**31)))
+                prune_weights(model, amount=int(round(size * share)), method="random-weights", scope="local",
+                              layers=[n], seed=int(rng.integers(2**31)), inplace=True)
         return model, None, {}
     spec = config.experiment.method(cid)
     if config.kind == "structured":
@@ -526,13 +526,13 @@ def _setting(config: DamageConfig, dense, data, sparsity: float, example) -> _Se
 
     sample = data.sample(config.sample, config.seed)
     if config.kind == "structured":
-        from ...pruning import prune_filters
+        from ...pruning import prune_units
 
         with _silenced():
-            _, info = prune_filters(dense, example, method="l1", sparsity=PROBE_SPARSITY, seed=config.seed)
+            _, info = prune_units(dense, example, method="l1", sparsity=PROBE_SPARSITY, seed=config.seed)
         units = {x.name: x.before for x in info.layers if x.after < x.before and "together" not in (x.note or "")}
         if not units:
-            raise TopopruneError("no layer of the model can lose units (see prune_filters' notes in its record); "
+            raise TopopruneError("no layer of the model can lose units (see prune_units' notes in its result); "
                                  "the structured damage study has nothing to compare")
         targets = {x.name: x.before for x in info.layers if x.after < x.before}
     else:

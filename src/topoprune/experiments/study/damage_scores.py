@@ -144,7 +144,7 @@ def score_direction(name: str) -> int:
 
 
 def _layout(ctx: DamageContext, name: str):
-    """What a unit of this layer is, as ``prune_filters`` counts them (filters, neurons, heads)."""
+    """What a unit of this layer is, as ``prune_units`` counts them (filters, neurons, heads)."""
     return ctx.layouts[name]
 
 

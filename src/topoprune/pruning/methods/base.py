@@ -4,7 +4,7 @@ A method is a pydantic model: its fields are its validated settings (unknown or 
 settings are refused with the field's name), and its class declares what it needs. Two kinds:
 
 - :class:`StructuredMethod` chooses which output units (filters, neurons) of each targeted layer
-  go; :func:`~topoprune.pruning.prune_filters` removes them physically. A subclass implements
+  go; :func:`~topoprune.pruning.prune_units` removes them physically. A subclass implements
   :meth:`StructuredMethod.choose` (one layer) and, for model-wide work done once per call (the
   GA, Betti tables), :meth:`StructuredMethod.prepare`.
 - :class:`UnstructuredMethod` masks single weights through ``torch.nn.utils.prune``; a subclass
@@ -92,7 +92,7 @@ class Method(BaseModel):
 
 @dataclass
 class PruneContext:
-    """One :func:`~topoprune.pruning.prune_filters` call, as structured methods see it.
+    """One :func:`~topoprune.pruning.prune_units` call, as structured methods see it.
 
     ``model``/``modules`` are the working copy *before any removal* (choices are judged on the
     original network); ``state`` is the method's scratch space for this call; what a method puts
@@ -183,7 +183,7 @@ class ApplyRequest:
     shared_dir: Path | None = None
     init_state: Mapping[str, Any] | None = None
     progress: bool = False
-    target: Mapping[str, Any] | None = None  # structured: prune to this count ({"flops": 0.5}), not sparsity
+    target: Mapping[str, Any] | None = None  # structured: prune to this count ({"flops_kept": 0.5}), not sparsity
     allocation: Any = None  # with target: the allocation (name, mapping or object); None: uniform
     labelled: tuple | None = None  # (inputs, labels) training data for allocations that evaluate
 

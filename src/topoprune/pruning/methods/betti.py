@@ -35,7 +35,7 @@ class Betti(StructuredMethod):
         return Needs(sample=self.samples)
 
     def prepare(self, ctx: PruneContext) -> None:
-        # ctx.inputs is there: prune_filters refuses a call without the sample needs() asks for.
+        # ctx.inputs is there: prune_units refuses a call without the sample needs() asks for.
         # Points: one per sample (conv) or per (sample, token) pair (a linear layer on tokens),
         # at most `samples` of them; a unit's cloud is its feature map, feature, or head's features.
         from ..betti import betti_table

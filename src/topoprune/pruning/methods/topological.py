@@ -59,7 +59,7 @@ class Topological(StructuredMethod):
         return Needs(sample=self.samples if self.fitness == "activation" else 0)
 
     def prepare(self, ctx: PruneContext) -> None:
-        config = self.ga_config(ctx.seed)  # a sample for fitness 'activation': checked by prune_filters
+        config = self.ga_config(ctx.seed)  # a sample for fitness 'activation': checked by prune_units
         from ..genetic import layer_problems, run_searches, worker_count
 
         problems = layer_problems(ctx.model, ctx.modules, ctx.targets, surgeon=ctx.surgeon,

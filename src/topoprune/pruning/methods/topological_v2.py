@@ -32,7 +32,7 @@ class TopologicalV2(StructuredMethod):
     fitness: Literal["diagram", "np", "activation"] = Field("diagram", description="the topological loss per layer")
     data_weight: float = Field(0.0, ge=0, description="weight of (1 - accuracy after adaptive BN on labelled "
                                                       "batches); needs data=(x, y); 0: topology only")
-    seed_allocations: list[str] = Field(["uniform", "global", "topological"], min_length=1,
+    seed_allocations: list[str] = Field(["uniform", "global", "topological-budget"], min_length=1,
                                         description="allocations whose solutions seed the population")
     samples: int = Field(256, ge=2, le=100_000, description="data-sample points for fitness 'activation'")
 
@@ -41,10 +41,10 @@ class TopologicalV2(StructuredMethod):
     def _known(cls, names: list[str]) -> list[str]:
         from ..allocation import ALLOCATIONS
 
-        unknown = [n for n in names if n not in ALLOCATIONS.names()]
+        unknown = [n for n in names if n not in ALLOCATIONS]
         if unknown:
             raise ValueError(f"registered allocations ({', '.join(ALLOCATIONS.names())}); unknown: {unknown}")
-        return names
+        return [ALLOCATIONS.canonical(n) for n in names]
 
     def needs(self) -> Needs:
         return Needs(sample=self.samples if self.fitness == "activation" else 0)

@@ -45,10 +45,10 @@ class _OneShot(UnstructuredMethod):
     _selection: ClassVar[str]
 
     def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
-        from ..masks import prunable_layers, prune_unstructured
+        from ..masks import prunable_layers, prune_weights
 
-        rec = prune_unstructured(model, request.sparsity, method=self._selection, scope=self.scope,
-                                 seed=request.seed, preserve=getattr(self, "preserve", None))
+        _, rec = prune_weights(model, amount=request.sparsity, method=self._selection, scope=self.scope,
+                               seed=request.seed, preserve=getattr(self, "preserve", None), inplace=True)
         return PruneOutcome(model, {"rounds": [rec.to_dict()], "targets": list(prunable_layers(model)),
                                     "warnings": rec.warnings})
 
@@ -69,7 +69,7 @@ class RandomWeights(_OneShot):
     """One-shot random unstructured pruning, seeded: the baseline to beat."""
 
     summary: ClassVar[str] = "one-shot: seeded random weights go"
-    _selection: ClassVar[str] = "random"
+    _selection: ClassVar[str] = "random-weights"
 
 
 class _Iterative(UnstructuredMethod):
@@ -123,7 +123,7 @@ class _Iterative(UnstructuredMethod):
                                  "initialisation, which this run did not save")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = imp(model, request.data, cfg, rounds=self.rounds, target=request.sparsity,
+            result = imp(model, request.data, cfg, rounds=self.rounds, sparsity=request.sparsity,
                          scope=self.scope, rewind=rewind, preserve=self._preserve,
                          out_dir=None if request.workdir is None else request.workdir / "imp",
                          progress=request.progress, device=request.device, pretrained=True,
@@ -149,7 +149,7 @@ class _Iterative(UnstructuredMethod):
             for m in start.modules():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
-        result = imp(start, request.data, cfg, rounds=self.rounds, fraction=self.fraction,
+        result = imp(start, request.data, cfg, rounds=self.rounds, per_round=self.fraction,
                      scope=self.scope, rewind=self.rewind or "init", preserve=self._preserve,
                      out_dir=request.shared_dir, progress=request.progress, device=request.device)
         k = next((i for i, rec in enumerate(result.rounds) if reaches(rec["sparsity"], request.sparsity)), None)
@@ -198,9 +198,9 @@ class SynFlow(UnstructuredMethod):
     scope: Literal["global"] = Field("global", description="rank weights across layers (SynFlow's only scope)")
 
     def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
-        from ..masks import prunable_layers, prune_unstructured
+        from ..masks import prunable_layers, prune_weights
 
-        rec = prune_unstructured(model, request.sparsity, method="synflow", scope=self.scope,
-                                 iterations=self.iterations, example_inputs=request.example_inputs)
+        _, rec = prune_weights(model, amount=request.sparsity, method="synflow", scope=self.scope,
+                               iterations=self.iterations, example_inputs=request.example_inputs, inplace=True)
         return PruneOutcome(model, {"rounds": [rec.to_dict()], "iterations": self.iterations,
                                     "targets": list(prunable_layers(model)), "warnings": rec.warnings})
