@@ -33,6 +33,7 @@ from .neural import (
     network_persistence,
     persistence_norm,
 )
+from .null import NullResult, network_persistence_null, permutation_null
 from .persistence import (
     BETTI_METHODS,
     betti_from_distances,
@@ -76,6 +77,9 @@ __all__ = [
     "mst_overlap",
     "network_critical",
     "network_persistence",
+    "network_persistence_null",
+    "NullResult",
+    "permutation_null",
     "overlap_bound",
     "persistence_diagram",
     "persistence_norm",
