@@ -24,8 +24,17 @@ import torch
 from torch import nn
 
 import topoprune as tp
-from topoprune.topology import ConvLayer, DenseLayer, layer_neural_persistence, network_persistence
-from topoprune.topology.null import NullResult, network_persistence_null, permutation_null
+from topoprune.topology import (
+    ConvLayer,
+    DenseLayer,
+    layer_neural_persistence,
+    network_persistence,
+)
+from topoprune.topology.null import (
+    NullResult,
+    network_persistence_null,
+    permutation_null,
+)
 
 COLUMN = np.array([[1.0, 1.0, 0.5], [1.0, 1.0, 0.5]])  # the 0.5s share a column: NP 0.5
 SPREAD = np.array([[1.0, 1.0, 1.0], [1.0, 0.5, 0.5]])  # the 0.5s share a row: NP 0

@@ -15,6 +15,7 @@ from .critical import (
     network_critical,
     overlap_bound,
 )
+from .dgp import DGPResult, deep_graph_persistence, maxmin_product
 from .graphs import (
     ConvLayer,
     ConvToeplitzGraph,
@@ -54,6 +55,7 @@ __all__ = [
     "ConvLayer",
     "ConvToeplitzGraph",
     "CriticalReport",
+    "DGPResult",
     "DenseLayer",
     "Layer",
     "LayerCritical",
@@ -67,12 +69,14 @@ __all__ = [
     "conv_output_size",
     "betti_from_distances",
     "betti_numbers",
+    "deep_graph_persistence",
     "dense_matrix",
     "diagram_from_deaths",
     "knn_geodesic",
     "layer_critical",
     "layer_neural_persistence",
     "maximum_spanning_tree",
+    "maxmin_product",
     "SortedEdges",
     "mst_overlap",
     "network_critical",

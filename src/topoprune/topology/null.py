@@ -24,7 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .graphs import Layer
-from .neural import CONV_GRAPHS, NORMALIZATIONS, _layer_graph, check_p, layer_neural_persistence, persistence_norm
+from .neural import (
+    CONV_GRAPHS,
+    NORMALIZATIONS,
+    _layer_graph,
+    check_p,
+    layer_neural_persistence,
+    persistence_norm,
+)
 
 __all__ = ["NullResult", "network_persistence_null", "permutation_null"]
 
