@@ -150,7 +150,7 @@ def test_holm_family_adjusted_loses_by_the_sign_of_the_mean():
     assert holm_family("f", {"x": r}).comparisons[0].verdict_adjusted == "LOSES"
 
 
-def test_minimum_detectable_effect_matches_the_numbers_of_the_method_notes():
+def test_minimum_detectable_effect_at_three_seeds_exact_and_approximate():
     # n = 3: the central approximation (t_{0.975,2} + t_{0.8,2}) / sqrt 3 = 3.10 sd; exact 3.26 sd
     approx = minimum_detectable_effect(1.0, 3, exact=False)
     assert approx == pytest.approx((T975_DF2 + T80_DF2) / math.sqrt(3), rel=1e-9)
