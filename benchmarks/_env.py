@@ -86,15 +86,3 @@ def commit_text(record: dict) -> str:
         return f"exported at commit {record['git_commit']}"
     return f"commit {record['git_commit']}"
 
-
-def mean_t_interval(values) -> tuple[float, float, float]:
-    """(mean, low, high): the mean with its 95 % Student t-interval (n - 1 degrees of freedom);
-    at least two values."""
-    import statistics
-
-    from scipy import stats
-
-    values = list(values)
-    m = statistics.mean(values)
-    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
-    return m, m - half, m + half

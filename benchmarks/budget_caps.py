@@ -45,11 +45,13 @@ from pathlib import Path
 
 import torch
 
+from topoprune.experiments.stats import t_interval
+
 try:
-    from _env import environment, mean_t_interval, provenance_lines
+    from _env import environment, provenance_lines
     from export_run import _pm
 except ImportError:
-    from benchmarks._env import environment, mean_t_interval, provenance_lines
+    from benchmarks._env import environment, provenance_lines
     from benchmarks.export_run import _pm
 
 HERE = Path(__file__).parent
@@ -206,7 +208,7 @@ def paired(rows: list[dict]) -> list[dict]:
                      "uniform": [base[s] for s in seeds], "met": all(mine[s]["met"] for s in seeds),
                      "max_layer_fraction": max(mine[s]["max_layer_fraction"] for s in seeds)}
             if len(diffs) >= 2:
-                entry["mean"], entry["low"], entry["high"] = mean_t_interval(diffs)
+                entry["mean"], entry["low"], entry["high"] = t_interval(diffs)
             out.append(entry)
     return out
 

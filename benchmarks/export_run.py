@@ -24,12 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 try:
-    from _env import environment, mean_t_interval, provenance_lines
+    from _env import environment, provenance_lines
 except ImportError:
-    from benchmarks._env import environment, mean_t_interval, provenance_lines
+    from benchmarks._env import environment, provenance_lines
 
 from topoprune.experiments.report import _markdown_table as _table_md
 from topoprune.experiments.report import _short
+from topoprune.experiments.stats import PairedResult, paired_difference, t_interval
 
 HERE = Path(__file__).parent
 EPOCHS_SHOWN = (0, 1, 2, 3, 5)
@@ -91,11 +92,10 @@ def structured_table(rows: list[dict], seeds_expected: int) -> list[list[str]]:
         if r0.get("algorithm", method) in ("topological", "betti", "random") and best:
             top, name = max(best)  # the baseline with the best mean after recovery
             p = _paired(rows, sparsity, method, name)
-            if p is None:  # fewer than two seeds in common: the difference of means, no verdict
+            if p.verdict == "n/a":  # fewer than two seeds in common: the difference of means, no verdict
                 verdict = f"{final - top:+.2f} vs {name} (too few seeds for an interval)"
             else:
-                word = "WINS" if p[1] > 0 else ("LOSES" if p[2] < 0 else "TIE")
-                verdict = f"{word}: {p[0]:+.2f} [{p[1]:+.2f}, {p[2]:+.2f}] vs {name}"
+                verdict = f"{p.verdict}: {p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}] vs {name}"
         else:
             verdict = ""
         table.append([f"{sparsity:g}", method, f"{len(rs)}/{seeds_expected}",
@@ -218,16 +218,17 @@ def _paired_cell(diffs: list[float]) -> str:
         return "—"
     if len(diffs) < 2:
         return f"{statistics.mean(diffs):+.2f} (n = 1)"
-    m, lo, hi = mean_t_interval(diffs)
+    m, lo, hi = t_interval(diffs)
     return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}] (n = {len(diffs)})"
 
 
-def _paired(rows: list[dict], s: float, a: str, b: str) -> tuple[float, float, float] | None:
-    """(mean, low, high) of the same-seed difference a - b at sparsity s (95 % t-interval)."""
-    by_seed = {r["seed"]: r["acc_after_recovery"] for r in rows if r["method"] == b and r["sparsity"] == s}
-    diffs = [r["acc_after_recovery"] - by_seed[r["seed"]] for r in rows
-             if r["method"] == a and r["sparsity"] == s and r["seed"] in by_seed]
-    return mean_t_interval(diffs) if len(diffs) >= 2 else None
+def _paired(rows: list[dict], s: float, a: str, b: str) -> PairedResult:
+    """The same-seed difference a - b of the accuracy after recovery at sparsity s (95 %
+    t-interval; verdict "n/a" with fewer than two seeds in common)."""
+    def acc(m: str) -> dict:
+        return {r["seed"]: r["acc_after_recovery"] for r in rows if r["method"] == m and r["sparsity"] == s}
+
+    return paired_difference(acc(a), acc(b))
 
 
 def extreme_verdicts(rows: list[dict], methods: list[str], critical: float | None) -> list[str]:
@@ -251,11 +252,11 @@ def extreme_verdicts(rows: list[dict], methods: list[str], critical: float | Non
             for s in beyond:
                 d = _paired(rows, s, tree, peer)
                 label = f"{1 / (1 - s):.0f}x"
-                if d is None:
+                if d.verdict == "n/a":
                     tied.append(label + " (too few seeds)")
-                elif d[1] > 0:
+                elif d.verdict == "WINS":
                     above.append(label)
-                elif d[2] < 0:
+                elif d.verdict == "LOSES":
                     below.append(label)
                 else:
                     tied.append(label)
@@ -361,15 +362,15 @@ def budget_verdicts(rows: list[dict], methods: list[str], peers: Sequence[str], 
             if m == best:
                 continue
             p = _paired(rows, s, m, best)
-            if p is None:
+            if p.verdict == "n/a":
                 table.append([_reduction(s), m, best, "— (fewer than 2 paired seeds)", "—"])
                 continue
-            verdict = "WINS" if p[1] > 0 else ("LOSES" if p[2] < 0 else "TIE")
-            table.append([_reduction(s), m, best, f"{p[0]:+.2f} [{p[1]:+.2f}, {p[2]:+.2f}]", verdict])
+            verdict = p.verdict
+            table.append([_reduction(s), m, best, f"{p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}]", verdict])
             if m in ours:
                 word = {"WINS": "beats", "LOSES": "loses to", "TIE": "is not distinguishable from"}[verdict]
                 sentences.append(f"At {_reduction(s)} fewer {what}, {m} {word} the best peer ({best}) after recovery: "
-                                 f"{p[0]:+.2f} points [{p[1]:+.2f}, {p[2]:+.2f}].")
+                                 f"{p.mean:+.2f} points [{p.low:+.2f}, {p.high:+.2f}].")
     return table, sentences
 
 

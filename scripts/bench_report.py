@@ -11,10 +11,12 @@ import json
 import sys
 from pathlib import Path
 
+from topoprune.experiments.stats import interval_verdict, t_interval
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _env import commit_text, mean_t_interval  # noqa: E402 - the benchmarks' own helpers
+from _env import commit_text  # noqa: E402 - the benchmarks' own helpers
 from ray_sweep import WHAT as RAY_SWEEP_RUNS  # noqa: E402 - what each run of the Ray sweep is
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -305,11 +307,8 @@ def _budget_caps_lines(d: dict | None) -> list[str]:
         """Where the cap leaves the allocation against uniform FPGM, from the interval's sign."""
         if "mean" not in p:
             return "one seed, no interval"
-        if p["low"] > 0:
-            return "above uniform FPGM beyond the interval"
-        if p["high"] < 0:
-            return "below uniform FPGM beyond the interval"
-        return "no difference from uniform FPGM resolved"
+        return {"WINS": "above uniform FPGM beyond the interval", "LOSES": "below uniform FPGM beyond the interval",
+                "TIE": "no difference from uniform FPGM resolved"}[interval_verdict(p["low"], p["high"])]
 
     check = d.get("run_check", [])
     equal = sum(c["equal"] for c in check)
@@ -355,8 +354,8 @@ def _repeat_interval(values: list[float]) -> str:
     """A 95 % t-interval over per-repeat values, and whether it resolves the sign."""
     if len(values) < 2:
         return "one repeat: no interval"
-    _, lo, hi = mean_t_interval(values)
-    word = "resolved" if lo > 0 or hi < 0 else "not resolved: the interval includes zero"
+    _, lo, hi = t_interval(values)
+    word = "not resolved: the interval includes zero" if interval_verdict(lo, hi) == "TIE" else "resolved"
     return f"95 % t-interval over the repeats [{lo:+.2f}, {hi:+.2f}], {word}"
 
 

@@ -22,6 +22,8 @@ _EXPORTS = {
     "critical_compression": "topoprune.analysis",
     "collapse_report": "topoprune.analysis",
     "betti_by_layer": "topoprune.analysis",
+    "deep_graph_persistence": "topoprune.analysis_dgp",
+    "DGPResult": "topoprune.analysis_dgp",
     "CollapseResult": "topoprune.analysis",
     "mst_overlap": "topoprune.topology",
     "maximum_spanning_tree": "topoprune.topology",
@@ -92,6 +94,7 @@ _SUBMODULES = {
     "metrics": "topoprune.metrics",
     "models": "topoprune.models",
     "pruning": "topoprune.pruning",
+    "stats": "topoprune.experiments.stats",
     "topology": "topoprune.topology",
     "train": "topoprune.train",
 }
@@ -111,6 +114,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .analysis import CollapseResult, betti_by_layer, collapse_report, critical_compression, neural_persistence
+    from .analysis_dgp import DGPResult, deep_graph_persistence
     from .data import list_datasets, load_dataset, prepare_data
     from .errors import TopopruneError
     from .experiments import load_model, save_pruned

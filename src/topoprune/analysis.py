@@ -36,6 +36,7 @@ from .topology import (
     channel_matrix,
     connectivity,
     critical_compression_of_network,
+    neural_persistence_null_of_network,
     neural_persistence_of_network,
     tree_kept,
 )
@@ -52,6 +53,8 @@ class ModelLayerPersistence(LayerPersistence):
     :func:`topoprune.models.introspect.layer_roles`."""
 
     role: str = "linear"
+    null_z: float | None = None  # permutation null (``null=K``): z-score of the observed NP
+    null_quantile: float | None = None  # and its mid-rank quantile among the K permuted NPs
 
 
 def layers_from_arrays(weights: np.ndarray | Mapping[str, np.ndarray]) -> list[Layer]:
@@ -122,6 +125,8 @@ def neural_persistence(
     input_shape: Sequence[int] | None = None,
     example_inputs: object = None,
     channel_norm: float = 2.0,
+    null: int | None = None,
+    null_seed: int = 0,
 ) -> PersistenceResult:
     """Neural persistence of every layer of a model, with total and mean normalized NP.
 
@@ -142,7 +147,16 @@ def neural_persistence(
         example_inputs: instead of ``input_shape``, a batch the model takes, used as given (a
             tensor, a tuple of tensors or a dict of keyword inputs).
         channel_norm: p-norm of kernel slices in the channel graph.
+        null: a number of permutations ``K >= 1``: each layer's NP is also placed in its
+            permutation null (its weights permuted at random inside the layer, ``K`` times;
+            :func:`topoprune.topology.null.neural_persistence_null_of_network`), giving each layer's
+            ``null_z`` and ``null_quantile``. None (default): no null.
+        null_seed: seed of the permutations (an int ``>= 0``).
     """
+    if null is not None and (isinstance(null, bool) or not isinstance(null, (int, np.integer)) or null < 1):
+        raise TopopruneError(f"null must be a number of permutations >= 1 (or None for no null), got {null!r}")
+    if isinstance(null_seed, bool) or not isinstance(null_seed, (int, np.integer)) or null_seed < 0:
+        raise TopopruneError(f"null_seed must be an integer >= 0, got {null_seed!r}")
     try:
         layers = _layers(model, input_shape, example_inputs)
         report = neural_persistence_of_network(
@@ -150,13 +164,19 @@ def neural_persistence(
             include_bias=include_bias, essential=essential, conv_graph=conv_graph,
             channel_norm=channel_norm,
         )
+        nulls = neural_persistence_null_of_network(
+            layers, int(null), seed=int(null_seed), p=p, normalization=normalization, include_bias=include_bias,
+            essential=essential, conv_graph=conv_graph, channel_norm=channel_norm,
+        ) if null is not None else [None] * len(layers)
     except TopopruneError:
         raise
     except ValueError as exc:
         raise TopopruneError(str(exc)) from None
     roles = layer_roles(model) if isinstance(model, nn.Module) else {}
-    rows = [ModelLayerPersistence(**asdict(x), role=roles.get(x.name, _kind_role(layer)))
-            for x, layer in zip(report.layers, layers)]
+    rows = [ModelLayerPersistence(**asdict(x), role=roles.get(x.name, _kind_role(layer)),
+                                  null_z=None if n is None or np.isnan(n.z) else n.z,
+                                  null_quantile=None if n is None else n.quantile)
+            for x, layer, n in zip(report.layers, layers, nulls)]
     return PersistenceResult(rows, report.p, report.normalization, report.conv_graph,
                              report.include_bias, report.essential)
 

@@ -508,7 +508,7 @@ def prune_filters(model: nn.Module, example_inputs: Inputs | None = None, **kwar
                 raise TopopruneError(f"context: bad value {context!r}; allowed: {{'inputs': x}} (deprecated: "
                                      "use data_sample=x)")
             if "inputs" in context:
-                kwargs.setdefault("inputs", context["inputs"])
+                kwargs.setdefault("data_sample", context["inputs"])
     kwargs = renamed_kwargs("prune_filters", kwargs, _OLD_KWARGS)
     return prune_units(model, example_inputs, **kwargs)
 

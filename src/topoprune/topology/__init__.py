@@ -21,6 +21,7 @@ from .critical import (
     critical_compression_of_network,
     overlap_bound,
 )
+from .dgp import DGPResult, deep_graph_persistence_of_network, maxmin_product
 from .graphs import (
     ConvLayer,
     ConvToeplitzGraph,
@@ -39,6 +40,7 @@ from .neural import (
     neural_persistence_of_network,
     persistence_norm,
 )
+from .null import NullResult, neural_persistence_null_of_layer, neural_persistence_null_of_network
 from .persistence import (
     BETTI_METHODS,
     betti_from_distances,
@@ -59,6 +61,7 @@ __all__ = [
     "ConvLayer",
     "ConvToeplitzGraph",
     "CriticalResult",
+    "DGPResult",
     "DenseLayer",
     "Layer",
     "LayerCritical",
@@ -72,16 +75,21 @@ __all__ = [
     "conv_output_size",
     "betti_from_distances",
     "betti_numbers",
+    "deep_graph_persistence_of_network",
     "dense_matrix",
     "diagram_from_deaths",
     "knn_geodesic",
     "critical_compression_of_layer",
     "neural_persistence_of_layer",
     "maximum_spanning_tree",
+    "maxmin_product",
     "SortedEdges",
     "mst_overlap",
     "critical_compression_of_network",
     "neural_persistence_of_network",
+    "neural_persistence_null_of_layer",
+    "neural_persistence_null_of_network",
+    "NullResult",
     "overlap_bound",
     "persistence_diagram",
     "persistence_norm",

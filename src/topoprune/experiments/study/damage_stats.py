@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats
 
+from ..stats import interval_verdict, percentile_interval
+
 __all__ = ["Correlation", "FamilyComparison", "Analysis", "analyse", "correlate", "verdicts", "BASELINE_SCORE",
            "MIN_OFF"]
 
@@ -128,11 +130,7 @@ def _off_mode(v: np.ndarray) -> int:
 
 
 def _interval(values: np.ndarray, level: float, reliable: bool = True) -> tuple[float, float]:
-    if not reliable or values.size == 0 or np.mean(~np.isfinite(values)) > MAX_UNDEFINED:
-        return math.nan, math.nan
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(values[np.isfinite(values)], [tail, 100 - tail])
-    return float(lo), float(hi)
+    return percentile_interval(values, level, reliable=reliable, max_undefined=MAX_UNDEFINED)
 
 
 def _boot_spearman(x_all: np.ndarray, y_all: np.ndarray, ok: np.ndarray, draws: np.ndarray) -> np.ndarray:
@@ -279,7 +277,7 @@ def _defined(v) -> bool:
 def _wrong_way(r: Mapping) -> str:
     sign = r.get("expected_sign", 0)
     lo, hi = r["spearman_ci"]
-    if not sign or not (_defined(lo) and _defined(hi)) or lo <= 0 <= hi:
+    if not sign or not (_defined(lo) and _defined(hi)) or interval_verdict(lo, hi) == "TIE":
         return ""
     if (r["spearman"] > 0) == (sign > 0):
         return ""
@@ -318,7 +316,7 @@ def verdicts(
         lo, hi = best["spearman_ci"]
         if not (_defined(lo) and _defined(hi)):
             state = "with no reliable interval (too few candidates differ in the score or the outcome)"
-        elif lo > 0 or hi < 0:
+        elif interval_verdict(lo, hi) != "TIE":
             state = "its interval excludes zero"
         else:
             state = "but its interval includes zero"
@@ -339,11 +337,11 @@ def verdicts(
             if not (_defined(dlo) and _defined(dhi)):
                 tail = "no reliable interval, so no verdict"
                 word = "cannot be compared with"
-            elif dlo > 0 and _defined(olo) and olo > 0:
+            elif interval_verdict(dlo, dhi) == "WINS" and _defined(olo) and olo > 0:
                 word = "beats"
                 tail = ("beyond the paired interval: at this sparsity, topology predicts this outcome better than "
                         "L1 mass")
-            elif dhi < 0:
+            elif interval_verdict(dlo, dhi) == "LOSES":
                 word = "is worse than"
                 tail = "beyond the paired interval"
             else:
