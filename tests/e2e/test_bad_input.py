@@ -829,6 +829,18 @@ API_CASES = [
     case(lambda t: tp.neural_persistence(conv(), conv_graph="dense"), ("conv_graph",), id="np-conv-graph"),
     case(lambda t: tp.neural_persistence(lenet(), input_shape=(3, 32, 32)), ("(3, 32, 32)",), id="np-wrong-input-shape"),
     case(lambda t: tp.neural_persistence(torch.nn.ReLU()), ("no Linear",), id="np-no-layers"),
+    # prune_unstructured
+    case(lambda t: tp.prune_unstructured("lenet300", 0.5), ("model", "'lenet300'", "torch.nn.Module", "create_model"), id="unstructured-string"),
+    case(lambda t: tp.prune_unstructured(lenet().state_dict(), 0.5), ("torch.nn.Module", "state dict"), id="unstructured-state-dict"),
+    case(lambda t: tp.prune_unstructured(lenet(), -1), ("amount", "-1", "from 0 to the 235200"), id="unstructured-amount-negative"),
+    case(lambda t: tp.prune_unstructured(lenet(), 10**9), ("more than the 235200 remaining",), id="unstructured-amount-huge"),
+    # topology, without torch
+    case(lambda t: tp.topology.layer_neural_persistence(np.array([[1.0, np.nan]])), ("NaN", "(0, 1)"), id="topo-np-nan"),
+    case(lambda t: tp.topology.layer_neural_persistence(np.ones(3)), ("2-D", "(3,)", "reshape"), id="topo-np-1d"),
+    case(lambda t: tp.maximum_spanning_tree(np.array([[np.inf, 1.0]])), ("NaN or infinite",), id="topo-mst-inf"),
+    case(lambda t: tp.maximum_spanning_tree(np.ones(3)), ("2-D",), id="topo-mst-1d"),
+    case(lambda t: tp.persistence_diagram(np.array([])), ("empty", "non-empty 2-D"), id="topo-diagram-empty"),
+    case(lambda t: tp.persistence_diagram(np.ones((2, 2)), scale=-1), ("scale",), id="topo-diagram-scale"),
     # critical_compression
     case(lambda t: tp.critical_compression(lenet(), convention="best"), ("convention",), id="crit-convention"),
     case(lambda t: tp.critical_compression(lenet(), convention=None), ("convention",), id="crit-convention-none"),

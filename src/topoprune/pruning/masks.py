@@ -34,7 +34,7 @@ from torch.nn.utils import prune
 
 from ..errors import TopopruneError
 from ..models.introspect import effective_weight, tied_layers
-from ..models.layers import out_in_weight, weighted_layers
+from ..models.layers import out_in_weight, require_module, weighted_layers
 from .selection import resolve_amount, select_global, select_layer, tree_mask
 
 __all__ = ["prune_unstructured", "UnstructuredRecord", "prunable_layers", "skipped_layers", "current_mask",
@@ -175,6 +175,7 @@ def prune_unstructured(
         example_inputs: synflow only, a model without ``.meta``: float inputs (a tensor or a tuple)
             whose shape, as all ones, the flow is sent through.
     """
+    require_module(model)
     if method not in METHODS:
         raise TopopruneError(f"method must be one of {METHODS}, got {method!r}")
     if scope is None:

@@ -26,10 +26,12 @@ def resolve_amount(amount: float | int, remaining: int, what: str = "layer") -> 
         if not 0.0 <= amount < 1.0:
             raise ValueError(f"amount must be in [0, 1) as a fraction, got {amount}")
         return int(round(amount * remaining))
-    if not 0 <= amount <= remaining:
-        raise ValueError(
-            f"amount={amount} weights is more than the {remaining} remaining in the {what}"
-        )
+    if amount < 0:
+        raise ValueError(f"amount: bad value {amount}; allowed: a count of weights to prune, from 0 to the "
+                         f"{remaining} remaining in the {what}, or a fraction in [0, 1)")
+    if amount > remaining:
+        raise ValueError(f"amount={amount} weights is more than the {remaining} remaining in the {what}; "
+                         f"allowed: a count in [0, {remaining}], or a fraction in [0, 1)")
     return int(amount)
 
 
