@@ -332,6 +332,7 @@ CLI_CASES = [
     # data
     case(["data", "list", "extra"], ("extra",), id="data-list-extra-arg"),
     case(["data", "list", "--data-root", "{tmp}/existing"], ("--data-root",), id="data-list-root-is-file"),
+    case(["data", "list", "--data-root", "{tmp}/missing"], ("data root", "missing", "does not exist"), id="data-list-root-missing"),
     case(["data", "fetch"], ("NAME",), id="data-fetch-no-name"),
     case(["data", "fetch", "nosuch"], ("unknown dataset 'nosuch'",), id="data-fetch-unknown"),
     case(["data", "fetch", "fashion-mnst"], ("did you mean 'fashion-mnist'",), id="data-fetch-misspelt"),
@@ -599,6 +600,7 @@ CONFIG_CASES = [
          ("dataset.val_fraction",), id="val-fraction-named-before-samples"),
     case(changed(dataset={"name": "digits", "limit": 5}), ("dataset.limit", "5 training samples"), id="limit-below-classes"),
     case(changed(dataset={"name": "digits", "limit": 0}), ("dataset.limit",), id="limit-zero"),
+    case(changed(dataset={"name": "digits", "root": "/nonexistent/data"}), ("dataset.root", "does not exist"), id="data-root-missing"),
     case(changed(dataset={"name": "digits", "nosuch": 1}), ("dataset.nosuch",), id="dataset-unknown-key"),
     case(changed(dataset=7), ("dataset",), id="dataset-int"),
     case(changed(dataset=DROP), ("dataset",), id="dataset-missing"),
@@ -849,6 +851,9 @@ API_CASES = [
     case(lambda t: tp.critical_compression(lenet(), input_shape=(0, 28, 28)), ("(0, 28, 28)",), id="crit-shape-zero"),
     case(lambda t: tp.critical_compression(lenet(), input_shape="abc"), ("abc",), id="crit-shape-string"),
     case(lambda t: tp.critical_compression(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))), ("input_shape",), id="crit-conv-no-shape"),
+    case(lambda t: tp.critical_compression(tp.create_model("vgg16", width=0.125), input_shape=(3, 1, 1)),
+         ("does not accept inputs of shape (3, 1, 1)",), id="crit-model-cannot-run-on-shape"),
+    case(lambda t: tp.critical_compression(conv(), input_shape=(1, 28, 28)), ("does not accept",), id="crit-conv-other-size"),
     # prepare_data
     case(lambda t: tp.prepare_data("nosuch"), ("unknown dataset 'nosuch'",), id="data-unknown"),
     case(lambda t: tp.prepare_data("digit"), ("did you mean 'digits'",), id="data-misspelt"),

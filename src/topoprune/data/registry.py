@@ -141,10 +141,24 @@ def _has_files(name: str, folder: Path) -> bool:
     return True
 
 
+def check_root(root: str | Path | None, what: str = "data root") -> None:
+    """Refuse a ``root`` that is given but is not an existing folder: a mistyped path must not
+    fall back to the other places silently."""
+    if root is None:
+        return
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise TopopruneError(f"{what} {path} does not exist; allowed: an existing folder (or none: the "
+                             "default search order, $TOPOPRUNE_DATA then ~/.cache/topoprune)")
+    if not path.is_dir():
+        raise TopopruneError(f"{what} {path} is a file; allowed: a folder")
+
+
 def locate(name: str, root: str | Path | None = None) -> Path | None:
     """The first folder in the search order that holds all of the dataset's files, or None.
-    ``digits`` is embedded and has no folder."""
+    ``digits`` is embedded and has no folder. A ``root`` that does not exist is refused."""
     info = dataset_info(name)
+    check_root(root)
     if name == "digits":
         return None
     for folder in search_roots(name, root, info.system_paths):
@@ -297,6 +311,7 @@ def prepare_data(
         limit: keep only the first ``limit`` training and test samples (quick runs, tests).
     """
     info = dataset_info(name)
+    check_root(root)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise TopopruneError(f"limit must be an integer >= 1 or None, got {limit!r}")
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:

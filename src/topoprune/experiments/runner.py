@@ -71,6 +71,8 @@ def preflight(config: ExperimentConfig, out: str | Path) -> None:
         except TopopruneError as exc:
             if "input_shape" in str(exc):  # too large for memory: name the config field
                 raise TopopruneError(f"config field models[{i}].input_shape: {exc}") from None
+            if str(exc).startswith("data root"):  # a root that is not there
+                raise TopopruneError(f"config field dataset.root: {exc}") from None
             if str(exc).startswith("val_fraction"):  # too few training samples left
                 raise TopopruneError(f"config field dataset.{exc}") from None
             if "training samples" in str(exc):  # too few samples at all: the limit
