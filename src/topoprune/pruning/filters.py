@@ -34,7 +34,7 @@ from .config import check_sparsity, resolve_config_list
 from .targets import TOLERANCE
 from .methods.base import LayerRequest, PruneContext, StructuredMethod, resolve_method
 from .surgery import Surgeon
-from .units import UnitLayout, unit_layouts
+from .units import UnitLayout, grouped_layouts, unit_layouts
 
 __all__ = [
     "prune_filters",
@@ -49,8 +49,10 @@ __all__ = [
 class LayerPruneInfo:
     """One layer's outcome: units before/after, the original indices kept, and why if skipped.
 
-    ``unit`` says what a unit is (``filter``, ``neuron``, ``head``); ``before``/``after``/``kept``
-    count units, so an attention projection reports heads."""
+    ``unit`` says what a unit is (``filter``, ``neuron``, ``head``, or ``filter set of G`` /
+    ``neuron set of G`` where the channels pass through a grouped convolution of ``G`` groups:
+    one channel at the same offset in each group); ``before``/``after``/``kept`` count units, so
+    an attention projection reports heads."""
 
     name: str
     kind: str
@@ -237,7 +239,7 @@ def prune_filters(
     modules = surgeon.modules
     blocks = find_attention(work)
     tied = tied_layers(work)
-    layouts = unit_layouts(work, blocks)
+    layouts = grouped_layouts(unit_layouts(work, blocks), surgeon, [n for n in targets if n in modules])
     heads_before = {b.name: b.heads for b in blocks}
     done: dict[str, str] = {}  # layer -> the leader whose group removed its units
     fractions: dict[str, float] = {}
@@ -262,7 +264,8 @@ def prune_filters(
     for name, layer_sparsity in targets.items():
         module, layout = modules[name], layouts[name]
         rec = LayerPruneInfo(name, layer_kind(module), fractions.get(name, layer_sparsity), layout.count,
-                             layout.count, list(range(layout.count)), unit=layout.kind)
+                             layout.count, list(range(layout.count)),
+                             unit=f"{layout.kind} set of {layout.parts}" if layout.grouped else layout.kind)
         layers.append(rec)
         if name in done:
             rec.note = f"pruned together with {done[name]} (coupled)"
