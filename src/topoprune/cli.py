@@ -533,7 +533,8 @@ def train_cmd(
     how = "stopped early" if result.stopped_early else "done"
     console.print(
         f"{how}: {len(result.history)} epochs, train loss {final['train_loss']:.4f}, "
-        f"val {final['val_acc']:.2f}%, test {final['test_acc']:.2f}%; wrote {out / 'metrics.json'}"
+        f"val {'off' if final['val_acc'] is None else format(final['val_acc'], '.2f') + '%'}, "
+        f"test {final['test_acc']:.2f}%; wrote {out / 'metrics.json'}"
     )
     if factory:  # the checkpoint holds weights only: the architecture is the factory's
         import shlex

@@ -13,6 +13,8 @@ of the same structure (for Betti pruning). Everything is seeded: two calls give 
   transition (1x1 conv, average pool);
 - ``se_resnet``: basic blocks with a squeeze-excitation gate (pool, 1x1 conv, ReLU, 1x1 conv,
   sigmoid) multiplying the channels;
+- ``regnet``: RegNetY bottlenecks: 1x1 conv, grouped 3x3 conv (group width 8), squeeze-excitation,
+  1x1 conv, residual addition;
 - ``bert``, ``vit``, ``gpt2``: tiny Hugging Face models built from configs (no download).
 
 :class:`HeadFirst` registers its classifier before its body, so "the last registered layer is the
@@ -192,6 +194,37 @@ class DenseNet(nn.Module):
         return self.classifier(torch.relu(self.norm(x)).mean((2, 3)))
 
 
+class RegNetBottleneck(nn.Module):
+    """RegNetY's block (torchvision ``regnet_y_400mf`` style): 1x1 conv, grouped 3x3 conv of
+    group width ``group_width``, squeeze-excitation, 1x1 conv, residual addition."""
+
+    def __init__(self, channels: int, mid: int, group_width: int = 8) -> None:
+        super().__init__()
+        self.a = conv_bn(channels, mid, 1)
+        self.b = conv_bn(mid, mid, 3, groups=mid // group_width)
+        self.se = SqueezeExcite(mid)
+        self.c = conv_bn(mid, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.b(torch.relu(self.a(x))))
+        return torch.relu(x + self.c(self.se(out)))
+
+
+class RegNet(nn.Module):
+    """A stem and two RegNetY bottlenecks (4 and 8 groups of 8 channels), a linear head."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.stem = conv_bn(3, 32, 3)
+        self.block1 = RegNetBottleneck(32, 32)
+        self.block2 = RegNetBottleneck(32, 64)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block2(self.block1(torch.relu(self.stem(x))))
+        return self.fc(x.mean((2, 3)))
+
+
 class HeadFirst(nn.Module):
     """A CNN whose classifier is registered before its body (and its stem): registration order
     says nothing about which layer is the head."""
@@ -283,6 +316,7 @@ CNNS = (
     Arch("densenet", _seeded(DenseNet), lambda: _images(2, 1), lambda: _images(32, 2), (2, NUM_CLASSES)),
     Arch("se_resnet", _seeded(lambda: ResNet((8, 16), (1, 1), se=True)), lambda: _images(2, 1),
          lambda: _images(32, 2), (2, NUM_CLASSES)),
+    Arch("regnet", _seeded(RegNet), lambda: _images(2, 1), lambda: _images(32, 2), (2, NUM_CLASSES)),
 )
 TRANSFORMERS = (
     Arch("bert", _seeded(_bert, he_init=False), lambda: _tokens(2, 1, mask=True), lambda: _tokens(8, 2, mask=True), (2, 3), True),

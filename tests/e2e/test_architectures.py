@@ -77,10 +77,15 @@ def pruned_case(arch_name: str, method: str) -> Case:
     model, x = arch.build(), arch.example()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     out = run(model, x)
+    threads = torch.get_num_threads()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Unwrapped parameters")  # torch-pruning, on ViT
         pruned, info = tp.prune_filters(model, x, method=METHODS[method], sparsity=0.5, seed=0,
                                         inputs=arch.sample())
+    # numba's parallel spanning-tree kernels (the GA) can change OpenMP's thread count, which
+    # torch shares; a grouped conv's result differs in the last bit between thread counts, so
+    # the original's outputs are compared at the count they were computed with
+    torch.set_num_threads(threads)
     return Case(model, state, out, x, pruned.eval(), info)
 
 
@@ -103,6 +108,10 @@ def kept_rows(name: str, module: nn.Module, info) -> list[int]:
     rec = next((r for r in info.layers if r.name == name), None)
     if rec is None:
         return list(range(n))
+    if rec.unit.startswith(("filter set of ", "neuron set of ")):  # one channel per group of a grouped conv
+        groups = int(rec.unit.rsplit(" ", 1)[1])
+        seg = n // groups
+        return sorted(p * seg + u for p in range(groups) for u in rec.kept)
     if rec.unit != "head":
         return list(rec.kept)
     parts = 3 if is_conv1d(module) else 1  # GPT-2's c_attn computes q, k and v
@@ -283,3 +292,26 @@ def test_torch_multihead_attention_is_left_alone_with_a_note():
     assert pruned(x).shape == (2, 5, 3)
     notes = {r.name: r.note for r in info.layers}
     assert notes["1.self_attn.out_proj"] and pruned[1].self_attn.out_proj.out_features == 16
+
+
+def test_grouped_convs_keep_as_many_channels_per_layer_as_torch_pruning():
+    """RegNetY's grouped 3x3 convs: every group loses the same number of channels (whole
+    position sets), so the pruned model has torch-pruning's own MetaPruner's shapes at the same
+    ratio (the stem and the head left alone by both), and the groups stay."""
+    import torch_pruning as tpr
+
+    arch = get("regnet")
+    model, x = arch.build(), arch.example()
+    pruned, info = tp.prune_filters(model, x, method="l1", sparsity=0.5)
+    ref = arch.build()
+    tpr.pruner.MetaPruner(ref, x, importance=tpr.importance.MagnitudeImportance(p=1), pruning_ratio=0.5,
+                          ignored_layers=[ref.stem[0], ref.fc]).step()
+
+    def shapes(m: nn.Module) -> dict:
+        return {n: (c.in_channels, c.out_channels, c.groups) for n, c in m.named_modules() if isinstance(c, nn.Conv2d)}
+
+    assert shapes(pruned) == shapes(ref)
+    assert shapes(pruned)["block1.b.0"] == (16, 16, 4) and shapes(pruned)["block2.b.0"] == (32, 32, 8)
+    rec = next(r for r in info.layers if r.name == "block2.a.0")
+    assert (rec.unit, rec.before, rec.after) == ("filter set of 8", 8, 4)
+    assert run(pruned, x).shape == (2, 10)

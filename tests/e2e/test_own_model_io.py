@@ -431,3 +431,34 @@ def test_compare_runs_a_factory_model_structured_and_unstructured(own, tmp_path)
     assert read_pruned(run / "baseline" / "build" / "model").factory == f"{MODULE}:build"
     pruned = tp.load_model(run / "cells" / "build" / "l1" / "s0.5" / "seed0" / "pruned")
     assert pruned.conv2.out_channels == 4
+
+
+def test_a_compare_config_finds_a_factory_module_in_the_working_directory(tmp_path):
+    """``models: [{factory: mycnn:my_cnn}]`` with ``mycnn.py`` in the working directory, from a
+    process whose sys.path does not hold it (the console script's case): the config validates and
+    the model builds; a module that is nowhere is refused naming the working directory."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    (work / "mycnn.py").write_text(
+        "import torch\n\ndef my_cnn(width=4):\n"
+        "    return torch.nn.Sequential(torch.nn.Conv2d(1, width, 3), torch.nn.Flatten(), torch.nn.LazyLinear(10))\n")
+    (elsewhere / "check.py").write_text(
+        "import os, sys\n"
+        "assert os.getcwd() not in sys.path and '' not in sys.path\n"
+        "from topoprune.errors import TopopruneError\n"
+        "from topoprune.experiments.config import parse_config\n"
+        "from topoprune.experiments.factory import build_from_factory\n"
+        "base = {'dataset': 'digits', 'methods': ['l1'], 'sparsities': [0.5]}\n"
+        "config = parse_config({**base, 'models': [{'factory': 'mycnn:my_cnn', 'kwargs': {'width': 3}}]})\n"
+        "model = build_from_factory(config.models[0].factory, config.models[0].kwargs)\n"
+        "assert model[0].out_channels == 3\n"
+        "try:\n"
+        "    parse_config({**base, 'models': [{'factory': 'nowhere:build'}]})\n"
+        "except TopopruneError as exc:\n"
+        "    assert 'in the working directory (' + os.getcwd() + ')' in str(exc), exc\n"
+        "else:\n"
+        "    sys.exit('accepted a missing module')\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(elsewhere / "check.py")], capture_output=True, text=True,
+                          cwd=work, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr

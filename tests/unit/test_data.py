@@ -97,11 +97,20 @@ def test_search_order_root_then_env_then_cache(tmp_path, monkeypatch):
 
 
 def test_missing_data_says_where_it_looked_and_how_to_get_it(tmp_path):
+    (tmp_path / "empty").mkdir()
     with pytest.raises(TopopruneError) as exc:
-        prepare_data("mnist", root=tmp_path / "nowhere")
+        prepare_data("mnist", root=tmp_path / "empty")
     msg = str(exc.value)
-    assert "not found; looked in:" in msg and str(tmp_path / "nowhere") in msg
+    assert "not found; looked in:" in msg and str(tmp_path / "empty") in msg
     assert "topoprune data fetch mnist" in msg
+
+
+def test_a_data_root_that_does_not_exist_is_refused_not_skipped(tmp_path):
+    for call in (lambda: locate("mnist", root=tmp_path / "nowhere"),
+                 lambda: prepare_data("digits", root=tmp_path / "nowhere"),
+                 lambda: prepare_data("mnist", root=tmp_path / "nowhere")):
+        with pytest.raises(TopopruneError, match=f"data root {tmp_path / 'nowhere'} does not exist"):
+            call()
 
 
 def test_digits_is_embedded_with_a_fixed_test_split():

@@ -83,8 +83,34 @@ def test_maximal_np_when_all_but_one_weight_vanish_to_epsilon():
     ],
 )
 def test_bad_weights_are_refused(bad, message):
-    with pytest.raises(ValueError, match=message):
+    from topoprune.errors import TopopruneError
+
+    with pytest.raises(TopopruneError, match=message):  # a ValueError, so older handlers still catch it
         maximum_spanning_tree(bad)
+    with pytest.raises(ValueError, match=message):
+        layer_neural_persistence(bad)
+
+
+def test_topology_errors_are_topoprune_errors_without_torch():
+    """The topology package refuses bad input with TopopruneError and still never imports torch."""
+    code = (
+        "import sys, numpy as np\n"
+        "from topoprune.errors import TopopruneError\n"
+        "from topoprune.topology import layer_neural_persistence, maximum_spanning_tree, persistence_diagram\n"
+        "calls = [lambda: layer_neural_persistence(np.array([[1.0, np.nan]])), lambda: layer_neural_persistence(np.ones(2)),\n"
+        "         lambda: maximum_spanning_tree(np.array([[np.nan]])), lambda: maximum_spanning_tree(np.ones(2)),\n"
+        "         lambda: persistence_diagram(np.array([]))]\n"
+        "for call in calls:\n"
+        "    try:\n"
+        "        call()\n"
+        "    except TopopruneError as exc:\n"
+        "        assert '\\n' not in str(exc)\n"
+        "    else:\n"
+        "        sys.exit('accepted')\n"
+        "sys.exit(3 if 'torch' in sys.modules else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("p", [0, -1.0, "x", None])

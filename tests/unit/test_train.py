@@ -163,3 +163,27 @@ def test_np_early_stopping_counts_checks_without_a_rise():
 def test_val_loss_early_stopping():
     cb = ValLossEarlyStopping(patience=2)
     assert _feed(cb, [1.0, 0.9, 0.95, 0.91]) == [False, False, False, True]
+
+
+def test_no_validation_split_means_validation_off_not_nan(tmp_path):
+    """``val_fraction=0``: every record says ``None`` for the validation figures, and neither the
+    history nor metrics.json holds a NaN (JSON readers choke on it)."""
+    data = tp.prepare_data("digits", val_fraction=0.0, seed=0)
+    assert data.val_x.shape[0] == 0
+    result = train(small_model(), data, TrainConfig(epochs=1, lr=0.1, batch_size=64), out_dir=tmp_path,
+                   progress=False)
+    assert result.final["val_acc"] is None and result.final["val_loss"] is None
+    assert result.final["test_acc"] > 10.0
+    text = (tmp_path / "metrics.json").read_text()
+    assert "NaN" not in text and json.loads(text)["history"][0]["val_acc"] is None
+
+
+def test_a_split_that_leaves_too_few_training_samples_is_refused():
+    # digits: 1438 training samples; 0.9999 holds out all of them, 0.995 leaves 7 (< 10 classes)
+    for fraction, left in ((0.9999, 0), (0.995, 7)):
+        with pytest.raises(TopopruneError) as exc:
+            tp.prepare_data("digits", val_fraction=fraction)
+        message = str(exc.value)
+        assert f"bad value {fraction}" in message and f"leaving {left} to train on" in message
+        assert "of the 1438 training samples" in message and "at most 0.993" in message
+    assert tp.prepare_data("digits", val_fraction=0.993).train_x.shape[0] == 10  # the bound it names

@@ -7,6 +7,7 @@ validation split) are applied once, never per sample in the training loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,10 +141,24 @@ def _has_files(name: str, folder: Path) -> bool:
     return True
 
 
+def check_root(root: str | Path | None, what: str = "data root") -> None:
+    """Refuse a ``root`` that is given but is not an existing folder: a mistyped path must not
+    fall back to the other places silently."""
+    if root is None:
+        return
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise TopopruneError(f"{what} {path} does not exist; allowed: an existing folder (or none: the "
+                             "default search order, $TOPOPRUNE_DATA then ~/.cache/topoprune)")
+    if not path.is_dir():
+        raise TopopruneError(f"{what} {path} is a file; allowed: a folder")
+
+
 def locate(name: str, root: str | Path | None = None) -> Path | None:
     """The first folder in the search order that holds all of the dataset's files, or None.
-    ``digits`` is embedded and has no folder."""
+    ``digits`` is embedded and has no folder. A ``root`` that does not exist is refused."""
     info = dataset_info(name)
+    check_root(root)
     if name == "digits":
         return None
     for folder in search_roots(name, root, info.system_paths):
@@ -250,6 +265,24 @@ class DataSplits:
                            seed=seed, augment=self.augment and is_train, rank=rank, world=world)
 
 
+def check_training_size(name: str, total: int, kept: int, val_fraction: float, num_classes: int,
+                        limit: int | None = None) -> None:
+    """Refuse a split that leaves fewer training samples than classes (at least 2): training on
+    none divides by zero, and on fewer than one per class cannot learn the task. The message
+    names the counts and the largest ``val_fraction`` that would do."""
+    least = max(2, num_classes)
+    if kept >= least:
+        return
+    if total < least:
+        where = f" (limit={limit})" if limit is not None else ""
+        raise TopopruneError(f"dataset {name!r} has {total} training samples{where}; allowed: at least "
+                             f"{least} (one per class), so that training has something to learn")
+    most = (total - least) / total
+    raise TopopruneError(f"val_fraction: bad value {val_fraction!r}: it holds out {total - kept} of the {total} "
+                         f"training samples of {name!r} for validation, leaving {kept} to train on; allowed: "
+                         f"at most {math.floor(most * 1000) / 1000:g}, which leaves at least {least} (one per class)")
+
+
 def prepare_data(
     name: str,
     root: str | Path | None = None,
@@ -269,13 +302,16 @@ def prepare_data(
         input_shape: ``(C, H, W)`` to fit the images to (pad/resize, 1 -> C replication);
             default the dataset's own shape.
         val_fraction: fraction of the official training split held out as validation, chosen
-            with ``seed``; 0 gives an empty validation split.
+            with ``seed``; 0 gives an empty validation split (validation is then off: training
+            records ``val_loss``/``val_acc`` as ``None``). A fraction that leaves fewer training
+            samples than classes is refused.
         seed: seed of the validation split.
         normalize_inputs: subtract the training split's per-channel mean, divide by its std.
         augment: random crop + flip on training batches (CIFAR style).
         limit: keep only the first ``limit`` training and test samples (quick runs, tests).
     """
     info = dataset_info(name)
+    check_root(root)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise TopopruneError(f"limit must be an integer >= 1 or None, got {limit!r}")
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
@@ -297,6 +333,7 @@ def prepare_data(
                              f"{MAX_BYTES / 2**30:.0f} GiB in memory (a smaller shape, or limit)")
     xtr, xte = fit_to_shape(xtr, shape), fit_to_shape(xte, shape)
     keep, held = split_indices(len(ytr), val_fraction, seed)
+    check_training_size(name, len(ytr), len(keep), val_fraction, info.num_classes, limit)
     xva, yva = xtr[held], ytr[held]
     xtr, ytr = xtr[keep], ytr[keep]
     mean, std = channel_stats(xtr)

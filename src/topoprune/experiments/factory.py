@@ -22,6 +22,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -54,20 +55,41 @@ def parse_factory(text: object, what: str = "factory") -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
+def _add_working_directory(top: str) -> bool:
+    """Put the working directory on ``sys.path`` when it holds the module ``top`` (``top.py`` or a
+    package folder) and is not there yet, as ``python -m`` does; True if that happened. So a
+    config naming ``mycnn:my_cnn`` finds ``./mycnn.py`` from the library as from the CLI (spawned
+    worker processes inherit the path)."""
+    cwd = Path.cwd()
+    if not ((cwd / f"{top}.py").is_file() or (cwd / top / "__init__.py").is_file()):
+        return False
+    if any(p in ("", ".") or Path(p).resolve() == cwd.resolve() for p in sys.path if isinstance(p, str)):
+        return False  # already importable from there: the module itself is missing something
+    sys.path.insert(0, str(cwd))
+    importlib.invalidate_caches()
+    return True
+
+
 def resolve_factory(text: object, what: str = "factory") -> Callable[..., Any]:
-    """Import the module of ``"pkg.module:function"`` and return the callable it names."""
+    """Import the module of ``"pkg.module:function"`` and return the callable it names (looking
+    in the working directory too, as the CLI and ``python -m`` do)."""
     module_name, attr_path = parse_factory(text, what)
     top = module_name.split(".")[0]
     if top in sys.stdlib_module_names or top == "builtins":
         raise TopopruneError(f"{what} {text!r} names Python's standard library ({top}), which builds "
                              f"no models; {_ALLOWED}")
     try:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != top or not _add_working_directory(top):
+                raise
+            module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         missing = exc.name or module_name
         raise TopopruneError(f"{what} {text!r}: module {module_name!r} is not importable (no module named "
-                             f"{missing!r}); allowed: a module that is installed or on PYTHONPATH (the "
-                             "CLI also looks in the working directory)") from None
+                             f"{missing!r}); allowed: a module that is installed, on PYTHONPATH or in the "
+                             f"working directory ({Path.cwd()})") from None
     except Exception as exc:  # noqa: BLE001 - the user's module may raise anything on import
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise TopopruneError(f"{what} {text!r}: importing module {module_name!r} failed: "

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import TopopruneError
 from .store import read_json_file
 
-__all__ = ["build_report", "mean_std", "summarize", "winners", "write_pages"]
+__all__ = ["build_report", "chance_warnings", "mean_std", "summarize", "winners", "write_pages"]
 
 
 def mean_std(values: list[float | None]) -> tuple[float, float]:
@@ -70,31 +70,69 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
-def winners(summary: list[dict]) -> list[str]:
-    """One computed sentence per (model, sparsity): best recovered accuracy, fastest recovery."""
+def _names(entries: list[dict]) -> str:
+    """``**a**``, ``**a** and **b**``, ``**a**, **b** and **c**``."""
+    names = [f"**{e['method']}**" for e in entries]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def winners(summary: list[dict], at_chance: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """One computed sentence per (model, sparsity): best recovered accuracy, fastest recovery.
+
+    Methods that tie are all named: on accuracy when their means agree to the two decimals the
+    report prints, on speed when their mean epochs to recover are equal (the seconds, which vary
+    with the machine's load, are quoted for each but do not break the tie). A model in
+    ``at_chance`` (its baseline is at chance accuracy) is not ranked: every method "recovers" to
+    such a baseline at once."""
     sentences = []
     by_cell: dict[tuple, list[dict]] = defaultdict(list)
     for s in summary:
         by_cell[(s["model"], s["sparsity"])].append(s)
     for (model, sparsity), entries in sorted(by_cell.items()):
-        acc = max(entries, key=lambda e: mean_std(e["after_recovery"])[0])
+        if model in at_chance:
+            sentences.append(f"{model} at sparsity {sparsity:g}: not ranked: the baseline is at chance accuracy, "
+                             "so every method reaches it at once and the comparison says nothing.")
+            continue
+        entries = sorted(entries, key=lambda e: e["method"])
+        best = max(round(mean_std(e["after_recovery"])[0], 2) for e in entries)
+        top = [e for e in entries if round(mean_std(e["after_recovery"])[0], 2) == best]
         recovered = [e for e in entries if e["recovered"] == e["seeds"]]
         if recovered:
-            fast = min(recovered, key=lambda e: (mean_std(e["epochs_to_recover"])[0],
-                                                 mean_std(e["seconds_to_recover"])[0]))
-            speed = (f"the fastest to recover (every seed) was **{fast['method']}**, after "
-                     f"{mean_std(fast['epochs_to_recover'])[0]:.1f} epochs "
-                     f"({mean_std(fast['seconds_to_recover'])[0]:.1f} s) on average")
+            fewest = min(mean_std(e["epochs_to_recover"])[0] for e in recovered)
+            fast = [e for e in recovered if mean_std(e["epochs_to_recover"])[0] == fewest]
+            seconds = " and ".join(f"{mean_std(e['seconds_to_recover'])[0]:.1f} s" for e in fast)
+            speed = (f"the fastest to recover (every seed) {'was' if len(fast) == 1 else 'were, tied,'} "
+                     f"{_names(fast)}, after {fewest:.1f} epochs ({seconds}) on average")
         else:
             speed = "no method recovered to the dense accuracy within the tolerance on every seed"
         missed = [e["method"] for e in entries if e.get("missed")]
         note = (f" Note: {', '.join(missed)} missed the budget's target on some seeds (see the table), so "
                 "their accuracy is not at the same count." if missed else "")
+        accuracy = " and ".join(f"{_pm(e['after_recovery'])} %" for e in top)
         sentences.append(
-            f"{model} at sparsity {sparsity:g}: **{acc['method']}** recovered the highest accuracy "
-            f"({_pm(acc['after_recovery'])} %); {speed}.{note}"
+            f"{model} at sparsity {sparsity:g}: {_names(top)} recovered the highest accuracy"
+            f"{'' if len(top) == 1 else ', tied,'} ({accuracy}); {speed}.{note}"
         )
     return sentences
+
+
+def chance_warnings(config: dict, rows: list[dict]) -> dict[str, str]:
+    """Model -> the warning sentence, for each model whose dense baseline is at chance accuracy
+    (:mod:`.chance`); the number of classes is the config's dataset's."""
+    from ..data import dataset_info
+    from .chance import chance_warning
+
+    try:
+        classes = dataset_info(config["dataset"]["name"]).num_classes
+    except (KeyError, TypeError, ValueError):  # a dataset registered by a script that is not loaded
+        return {}
+    out = {}
+    for model in sorted({r["model"] for r in rows}):
+        dense = [r["dense_acc"] for r in rows if r["model"] == model and r.get("dense_acc") is not None]
+        warning = chance_warning(model, statistics.mean(dense), classes) if dense else None
+        if warning:
+            out[model] = warning
+    return out
 
 
 def _table(summary: list[dict]) -> list[list[str]]:
@@ -289,7 +327,8 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         raise TopopruneError(f"{run_dir} has no results.jsonl rows yet; run `topoprune compare` first")
     summary = summarize(rows)
     table = _table(summary)
-    sentences = winners(summary)
+    warned = chance_warnings(config, rows)
+    sentences = winners(summary, set(warned))
     plots = _plots(run_dir, rows, summary)
     seeds = ", ".join(str(s) for s in config["seeds"])
     intro = (f"Config `{config['name']}` on `{config['dataset']['name']}`; seeds {seeds}; "
@@ -299,8 +338,9 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
              "unstructured methods, parameters are nonzero weights and the model is masked, not smaller. "
              + _recalibration_note(config["recovery"].get("recalibrate_bn"))
              + _budget_note(config.get("budget")))
+    sections = [("Warning", [f"**{w}**" for w in warned.values()])] if warned else []
     return write_pages(run_dir, f"topoprune comparison: {config['name']}", intro,
-                       [("Which method won", sentences), ("Summary", table)], plots)
+                       [*sections, ("Which method won", sentences), ("Summary", table)], plots)
 
 
 def write_pages(run_dir: Path, title: str, intro: str, sections: list[tuple[str, list]],

@@ -22,6 +22,7 @@ a crash or ``kill -9``. A damaged artefact is named; ``repair=True`` redoes what
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -70,6 +71,12 @@ def preflight(config: ExperimentConfig, out: str | Path) -> None:
         except TopopruneError as exc:
             if "input_shape" in str(exc):  # too large for memory: name the config field
                 raise TopopruneError(f"config field models[{i}].input_shape: {exc}") from None
+            if str(exc).startswith("data root"):  # a root that is not there
+                raise TopopruneError(f"config field dataset.root: {exc}") from None
+            if str(exc).startswith("val_fraction"):  # too few training samples left
+                raise TopopruneError(f"config field dataset.{exc}") from None
+            if "training samples" in str(exc):  # too few samples at all: the limit
+                raise TopopruneError(f"config field dataset.limit: {exc}") from None
             raise
         try:
             model = build_model(spec, data)
@@ -217,18 +224,38 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
     with run_session(store, f"compare {config.name}") as previous:
         runner.start(str(run_dir))
         try:
-            _run(config, store, executor=runner, quiet=quiet, device=device, repair=repair, previous=previous)
+            warned = _run(config, store, executor=runner, quiet=quiet, device=device, repair=repair,
+                          previous=previous)
         finally:
             runner.close()
         if report:
             from .report import build_report
 
             build_report(run_dir)
+    for warning in warned:  # after the progress display: a line of its own on stderr by default
+        logging.getLogger("topoprune").warning("warning: %s", warning)
     return run_dir
 
 
+def _chance_warnings(config: ExperimentConfig, store: RunStore) -> list[str]:
+    """The warning of each model whose trained (or loaded) baseline is at chance accuracy."""
+    from ..data import dataset_info
+    from .chance import chance_warning
+
+    classes = dataset_info(config.dataset.name).num_classes
+    out = []
+    for spec in config.models:
+        record = store.read_json(f"baseline/{spec.key}/baseline.json") or {}
+        accuracy = record.get("test_acc")
+        warning = chance_warning(spec.key, accuracy, classes) if accuracy is not None else None
+        if warning:
+            out.append(warning)
+    return out
+
+
 def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, device: str | None,
-         repair: bool, previous: dict | None) -> None:
+         repair: bool, previous: dict | None) -> list[str]:
+    """Every stage of every cell still to do; returns the warnings about the baselines."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..train.scoped import set_threads
@@ -266,6 +293,9 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
         for spec in config.models:
             executor.baseline(config, store, spec, log=log, progress=not quiet, device=device)
             bar.advance(stage, 2)
+        warned = _chance_warnings(config, store)
+        for warning in warned:
+            log.warning("%s", warning)
         task = bar.add_task("prune, recover, measure", total=len(cells), completed=len(cells) - len(todo))
         config_dict = config.to_dict()
 
@@ -282,4 +312,5 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
     ordered = sorted(rows.values(), key=lambda r: order.get(row_key(r), math.inf))
     store.write_results(ordered)
     log.info("run %s: %d rows", store.root.name, len(ordered))
+    return warned
 

@@ -120,6 +120,7 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
     """Stage 1: train (or load) the dense model; returns ``baseline.json``'s record."""
     from ..metrics import model_cost
     from ..train import TrainConfig, evaluate, train
+    from ..train.loop import evaluate_validation
 
     folder = baseline_dir(spec.key)
     done = store.done(folder, f"{folder}/baseline.json", [folder])
@@ -144,7 +145,7 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
             spec.checkpoint is not None and (Path(spec.checkpoint) / "pruned.json").is_file()):
         _save_model_folder(store, folder, spec, model, data)
     _, test_acc = evaluate(model, data.test_x, data.test_y)
-    _, val_acc = evaluate(model, data.val_x, data.val_y)
+    _, val_acc = evaluate_validation(model, data)  # None when validation is off
     record = {"model": spec.key, "test_acc": test_acc, "val_acc": val_acc,
               "cost": model_cost(model, data.input_shape).to_dict(),
               "seconds": time.perf_counter() - t0,

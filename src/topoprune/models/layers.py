@@ -14,10 +14,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["is_hf_conv1d", "is_linear_like", "is_weighted_layer", "out_in_weight", "out_units",
+from ..errors import TopopruneError
+
+__all__ = ["require_module", "is_hf_conv1d", "is_linear_like", "is_weighted_layer", "out_in_weight", "out_units",
            "weighted_layers", "layer_kind"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
+
+
+def require_module(model: object, what: str = "model") -> nn.Module:
+    """``model`` if it is a ``torch.nn.Module``; anything else (a registry name, a state dict, a
+    path) is refused in one line instead of failing later on a missing attribute."""
+    if isinstance(model, nn.Module):
+        return model
+    hint = ""
+    if isinstance(model, str):
+        hint = f" (a model name? build it first: topoprune.create_model({model!r}))"
+    elif isinstance(model, dict):
+        hint = " (a state dict? load it into the model it belongs to: model.load_state_dict(...))"
+    shown = repr(model) if isinstance(model, (str, int, float)) else f"a {type(model).__name__}"
+    raise TopopruneError(f"{what}: bad value {shown[:80]}; allowed: a torch.nn.Module{hint}")
 
 
 def is_hf_conv1d(module: nn.Module) -> bool:
@@ -56,5 +72,6 @@ def out_units(module: nn.Module) -> int:
 
 def weighted_layers(model: nn.Module) -> dict[str, nn.Module]:
     """Every weighted layer of ``model`` by qualified name, in module order."""
+    require_module(model)
     return {n: m for n, m in model.named_modules() if is_weighted_layer(m)}
 

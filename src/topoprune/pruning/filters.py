@@ -1,6 +1,6 @@
 """Structured pruning: choose filters/neurons, then remove them physically.
 
-``prune_units`` (also reachable as ``prune_filters``) composes the three parts of ARCHITECTURE.md: a registered structured method
+``prune_units`` (also reachable as ``prune_filters``) composes three parts: a registered structured method
 (:mod:`topoprune.pruning.methods`) picks the units of each targeted layer, the NNI one-shot rule fixes how many, and
 :class:`~topoprune.pruning.surgery.Surgeon` removes them with torch-pruning's dependency graph,
 so the result is a smaller ``nn.Module`` that runs faster, not a masked one.
@@ -34,7 +34,7 @@ from .config import check_sparsity, resolve_config_list
 from .targets import TOLERANCE
 from .methods.base import LayerRequest, PruneContext, StructuredMethod, resolve_method
 from .surgery import Surgeon
-from .units import UnitLayout, unit_layouts
+from .units import UnitLayout, grouped_layouts, unit_layouts
 
 __all__ = [
     "prune_units",
@@ -50,8 +50,10 @@ __all__ = [
 class LayerStructured:
     """One layer's outcome: units before/after, the original indices kept, and why if skipped.
 
-    ``unit`` says what a unit is (``filter``, ``neuron``, ``head``); ``before``/``after``/``kept``
-    count units, so an attention projection reports heads."""
+    ``unit`` says what a unit is (``filter``, ``neuron``, ``head``, or ``filter set of G`` /
+    ``neuron set of G`` where the channels pass through a grouped convolution of ``G`` groups:
+    one channel at the same offset in each group); ``before``/``after``/``kept`` count units, so
+    an attention projection reports heads."""
 
     name: str
     kind: str
@@ -256,7 +258,7 @@ def prune_units(
     modules = surgeon.modules
     blocks = find_attention(work)
     tied = tied_layers(work)
-    layouts = unit_layouts(work, blocks)
+    layouts = grouped_layouts(unit_layouts(work, blocks), surgeon, [n for n in targets if n in modules])
     heads_before = {b.name: b.heads for b in blocks}
     done: dict[str, str] = {}  # layer -> the leader whose group removed its units
     fractions: dict[str, float] = {}
@@ -281,7 +283,8 @@ def prune_units(
     for name, layer_sparsity in targets.items():
         module, layout = modules[name], layouts[name]
         rec = LayerStructured(name, layer_kind(module), fractions.get(name, layer_sparsity), layout.count,
-                             layout.count, list(range(layout.count)), unit=layout.kind)
+                              layout.count, list(range(layout.count)),
+                              unit=f"{layout.kind} set of {layout.parts}" if layout.grouped else layout.kind)
         layers.append(rec)
         if name in done:
             rec.note = f"pruned together with {done[name]} (coupled)"

@@ -307,6 +307,9 @@ def _consumer_columns(module: nn.Module, channels: int) -> np.ndarray | None:
 def _own_graph(module: nn.Module, layout: UnitLayout) -> np.ndarray:
     """The layer's bipartite graph with one row per unit: ``|W|`` (linear), the channel graph
     (conv), or a head's 2-norm per input feature (attention heads)."""
+    if layout.grouped:  # a position set's rows side by side: (parts * count, in) -> (count, parts * in)
+        g = layer_graph(module)
+        return g.reshape(layout.parts, layout.count, -1).transpose(1, 0, 2).reshape(layout.count, -1)
     if layout.kind == "filter":
         return layer_graph(module)
     w = layout.weight(module).detach().double()
@@ -350,7 +353,8 @@ def layer_problems(model: nn.Module, modules: Mapping[str, nn.Module], targets: 
         c_out = layout.count
         k = min(int(c_out * sparsity), c_out - 1)
         graphs = [cols for cols in (_consumer_columns(c, c_out) for c in consumers[name])  # fused
-                  if cols is not None]  # q/k/v: it reads the v heads
+                  if cols is not None] if not layout.grouped else []  # q/k/v: it reads the v heads; a
+        # position set's input columns are spread over the groups: its own graph alone is judged
         unit_weight = layout.weight(module).detach()
         seeds = {label: filters_to_prune(fn(unit_weight).numpy(), sparsity)
                  for label, fn in (("l1", l1_scores), ("l2", l2_scores), ("fpgm", fpgm_scores))} if heuristics else {}

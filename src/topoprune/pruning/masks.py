@@ -35,7 +35,7 @@ from torch.nn.utils import prune
 
 from ..errors import TopopruneError
 from ..models.introspect import effective_weight, tied_layers
-from ..models.layers import out_in_weight, weighted_layers
+from ..models.layers import out_in_weight, require_module, weighted_layers
 from .selection import resolve_amount, select_global, select_layer, tree_mask
 
 __all__ = ["prune_weights", "prune_unstructured", "copy_model", "UnstructuredResult", "prunable_layers", "skipped_layers", "current_mask",
@@ -196,7 +196,7 @@ def prune_weights(
 
         warn_deprecated("prune_weights(method='random')", "method='random-weights'")
         method = "random-weights"
-    _check_model(model)
+    require_module(model)
     scope = _check_settings(method, scope, preserve, iterations)
     work = model if inplace else copy_model(model)
     skipped = skipped_layers(work) if layers is None else {}
@@ -257,12 +257,6 @@ def copy_model(model: nn.Module) -> nn.Module:
                 if isinstance(t, torch.Tensor) and not t.is_leaf:
                     memo[id(t)] = t.detach().clone()
     return copy.deepcopy(model, memo)
-
-
-def _check_model(model: object) -> None:
-    if not isinstance(model, nn.Module):
-        hint = " (build it first: topoprune.create_model(name))" if isinstance(model, str) else ""
-        raise TopopruneError(f"model must be a torch.nn.Module, got {type(model).__name__}{hint}")
 
 
 def _check_settings(method: str, scope: str | None, preserve: str | None, iterations: int) -> str:

@@ -28,6 +28,7 @@ from ..models.introspect import effective_weight, layer_graph
 from ..topology import mst_overlap
 from ..train import Callback, TrainConfig, evaluate, train
 from ..train.checkpoint import atomic_save, atomic_write_json
+from ..train.loop import evaluate_validation
 from .masks import current_mask, ensure_masks, prunable_layers, prune_weights
 
 __all__ = ["imp", "IMPResult", "parse_rewind", "rewind_weights", "remaining_fraction"]
@@ -247,7 +248,7 @@ def imp(
             if done:
                 continue
             test = evaluate(model, data.test_x, data.test_y)[1]
-            val = evaluate(model, data.val_x, data.val_y)[1]
+            val = evaluate_validation(model, data)[1]  # None when validation is off
             final = {"test_acc": test, "val_acc": val, "seconds_total": 0.0}
             if round_dir is not None and rnd > 0:
                 atomic_save(model.state_dict(), round_dir / "pruned.pt")

@@ -27,11 +27,11 @@ def resolve_amount(amount: float | int, remaining: int, what: str = "layer") -> 
             raise ValueError(f"amount must be in [0, 1) as a fraction, got {amount}")
         return int(round(amount * remaining))
     if amount < 0:
-        raise ValueError(f"amount must be a count >= 0 (or a fraction in [0, 1)), got {amount}")
+        raise ValueError(f"amount: bad value {amount}; allowed: a count of weights to prune, from 0 to the "
+                         f"{remaining} remaining in the {what}, or a fraction in [0, 1)")
     if amount > remaining:
-        raise ValueError(
-            f"amount={amount} weights is more than the {remaining} remaining in the {what}"
-        )
+        raise ValueError(f"amount={amount} weights is more than the {remaining} remaining in the {what}; "
+                         f"allowed: a count in [0, {remaining}], or a fraction in [0, 1)")
     return int(amount)
 
 

@@ -138,6 +138,32 @@ class Surgeon:
                 coupled.append(other)
         return GroupInfo(name, tuple(dict.fromkeys(coupled)), padding, tuple(dict.fromkeys(embeddings)))
 
+    def channel_groups(self, name: str) -> int:
+        """How many equal channel groups ``name``'s output units pass through: the largest
+        ``groups`` of a grouped (not depthwise) convolution whose input or output channels go with
+        them (torch-pruning's ``get_in/out_channel_groups``; GroupNorm's groups too), else 1.
+
+        torch-pruning removes a grouped conv's input channels by keeping the same positions in
+        every group (its ``prune_in_channels`` keeps the first ``kept // groups`` indices), so
+        such units must go as whole position sets, one channel at the same offset in each group:
+        the same grouping torch-pruning's own pruners apply (``ch_groups``)."""
+        most = 1
+        for dep, _ in self.group(name, [0]):
+            target = dep.target.module
+            if isinstance(target, nn.modules.conv._ConvNd) and target.groups == target.out_channels:
+                continue  # depthwise: its pruner removes a channel with its own group
+            pruner = self.graph.get_pruner_of_module(target)
+            if pruner is None:
+                continue
+            if self.graph.is_out_channel_pruning_fn(dep.handler):
+                count = pruner.get_out_channel_groups(target)
+            elif self.graph.is_in_channel_pruning_fn(dep.handler):
+                count = pruner.get_in_channel_groups(target)
+            else:
+                continue
+            most = max(most, int(count or 1))
+        return most
+
     def remove(self, name: str, idxs: Sequence[int]) -> None:
         """Remove output units ``idxs`` (current indexing) of layer ``name`` and all that is coupled."""
         if name in self.fused:

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..models.layers import layer_kind, out_in_weight, out_units
 
-__all__ = ["UnitLayout", "layout_of", "unit_points", "unit_layouts"]
+__all__ = ["UnitLayout", "layout_of", "unit_points", "unit_layouts", "grouped_layouts"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,20 @@ class UnitLayout:
         return sorted(p * seg + int(u) * self.size + j for u in units for p in range(self.parts)
                       for j in range(self.size))
 
+    @property
+    def grouped(self) -> bool:
+        """Filters or neurons that go as position sets, one at the same offset in each of
+        ``parts`` channel groups (they feed or are a grouped convolution; see
+        :func:`grouped_layouts`)."""
+        return self.kind != "head" and self.parts > 1
+
     def weight(self, module: nn.Module, weight: torch.Tensor | None = None) -> torch.Tensor:
         """The layer's weight with one row per unit (see the module docstring)."""
         w = out_in_weight(module, weight)
+        if self.grouped:  # (parts * count, in, ...) -> (count, parts * in, ...): a unit's filters side by side
+            rest = tuple(w.shape[1:])
+            return (w.reshape(self.parts, self.count, *rest).movedim(0, 1)
+                    .reshape(self.count, self.parts * rest[0], *rest[1:]))
         if self.kind != "head":
             return w
         n_in = w.shape[1]
@@ -67,11 +78,17 @@ class UnitLayout:
     def points(self, output: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """A layer output as per-unit point clouds ``(points, units, dims)``; ``mask`` (one bool
         per point, e.g. a flattened attention mask) drops padding tokens."""
+        if self.grouped and self.kind == "filter":  # a unit's maps in every group, side by side
+            n = output.shape[0]
+            return (output.reshape(n, self.parts, self.count, -1).movedim(1, 2)
+                    .reshape(n, self.count, -1))
         if self.kind == "filter":
             return output.reshape(output.shape[0], output.shape[1], -1)
         flat = output.reshape(-1, output.shape[-1])  # (sample, token) pairs as points
         if mask is not None and mask.numel() == flat.shape[0]:
             flat = flat[mask.reshape(-1).bool()]
+        if self.grouped:
+            return flat.reshape(flat.shape[0], self.parts, self.count).permute(0, 2, 1)
         if self.kind == "neuron":
             return flat[:, :, None]
         p = flat.shape[0]
@@ -131,3 +148,23 @@ def unit_layouts(model: nn.Module, blocks: Sequence | None = None) -> dict[str, 
         for p in b.projections:
             layouts[p] = layout_of(modules[p], head_dim=b.head_dim, parts=b.parts)
     return layouts
+
+
+def grouped_layouts(layouts: dict[str, UnitLayout], surgeon, names: Sequence[str]) -> dict[str, UnitLayout]:
+    """``layouts`` with each named filter/neuron layer whose units pass through a grouped
+    convolution (RegNet, ResNeXt: :meth:`~topoprune.pruning.surgery.Surgeon.channel_groups`)
+    turned into position sets: a unit is one channel at the same offset in each of the ``g``
+    groups, so every group keeps the same width and the grouped conv stays valid. A layer has
+    ``features // g`` such units; all layers coupled with it get the same ``g``."""
+    out = dict(layouts)
+    for name in names:
+        layout = layouts[name]
+        if layout.kind == "head" or layout.parts != 1:
+            continue
+        try:
+            groups = surgeon.channel_groups(name)
+        except ValueError:  # not in torch-pruning's graph (called functionally): prune_units says so
+            continue
+        if groups > 1 and layout.features % groups == 0:
+            out[name] = UnitLayout(layout.kind, layout.features, 1, groups)
+    return out

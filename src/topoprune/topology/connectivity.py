@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import TopopruneError
 from .critical import CriticalResult, critical_compression_of_network
 from .graphs import ConvLayer, Layer, channel_matrix
 from .spanning import maximum_spanning_tree
@@ -42,13 +43,13 @@ def channel_mask(mask: np.ndarray, groups: int = 1) -> np.ndarray:
     edges only inside each group."""
     a = np.asarray(mask) != 0
     if a.ndim < 3:
-        raise ValueError(f"a conv mask is (C_out, C_in/groups, *kernel), got shape {a.shape}")
+        raise TopopruneError(f"a conv mask is (C_out, C_in/groups, *kernel), got shape {a.shape}")
     c_out, c_in_g = a.shape[:2]
     slices = a.reshape(c_out, c_in_g, -1).any(axis=2)
     if groups == 1:
         return slices
     if groups < 1 or c_out % groups:
-        raise ValueError(f"groups must be a positive divisor of C_out={c_out}, got {groups}")
+        raise TopopruneError(f"groups must be a positive divisor of C_out={c_out}, got {groups}")
     out = np.zeros((c_out, c_in_g * groups), bool)
     per = c_out // groups
     for g in range(groups):
@@ -59,7 +60,7 @@ def channel_mask(mask: np.ndarray, groups: int = 1) -> np.ndarray:
 def _graph_mask(mask: np.ndarray, name: str) -> np.ndarray:
     a = np.asarray(mask)
     if a.ndim < 2 or a.size == 0:
-        raise ValueError(f"layer {name!r}: a mask must be a non-empty 2-D (n_out, n_in) array or a conv "
+        raise TopopruneError(f"layer {name!r}: a mask must be a non-empty 2-D (n_out, n_in) array or a conv "
                          f"mask (C_out, C_in, *kernel), got shape {a.shape}")
     return channel_mask(a) if a.ndim > 2 else a != 0
 
@@ -69,7 +70,7 @@ def _names(names: Sequence[str] | None, n: int) -> tuple[str, ...]:
         return tuple(f"layer{k}" for k in range(n))
     names = tuple(str(x) for x in names)
     if len(names) != n:
-        raise ValueError(f"got {len(names)} names for {n} layers; give one name per layer")
+        raise TopopruneError(f"got {len(names)} names for {n} layers; give one name per layer")
     return names
 
 
@@ -130,18 +131,18 @@ def connectivity(masks: Sequence[np.ndarray], *, names: Sequence[str] | None = N
         names: a name per layer (default ``layer0, layer1, ...``).
 
     Raises:
-        ValueError: on an empty chain, a mask that is not 2-D (or conv-shaped), or a layer whose
+        TopopruneError (a ValueError): on an empty chain, a mask that is not 2-D (or conv-shaped), or a layer whose
             ``n_in`` is neither the previous ``n_out`` nor a multiple of it.
     """
     if len(masks) == 0:
-        raise ValueError("no layers: give at least one mask")
+        raise TopopruneError("no layers: give at least one mask")
     names = _names(names, len(masks))
     graphs = [_graph_mask(m, n) for m, n in zip(masks, names)]
     per = [1]
     for k in range(1, len(graphs)):
         prev, n_in = graphs[k - 1].shape[0], graphs[k].shape[1]
         if n_in % prev:
-            raise ValueError(
+            raise TopopruneError(
                 f"layer {names[k]!r} has {n_in} inputs but {names[k - 1]!r} has {prev} outputs: in a "
                 "chain a layer reads the previous layer's units, or a channel-major flatten of them "
                 "(a multiple)")
@@ -182,7 +183,7 @@ def connectivity(masks: Sequence[np.ndarray], *, names: Sequence[str] | None = N
 def _edge_values(weight: np.ndarray, k: int) -> np.ndarray:
     a = np.asarray(weight)
     if a.ndim < 2 or a.size == 0:
-        raise ValueError(f"weights {k}: a non-empty 2-D (n_out, n_in) array or a conv weight "
+        raise TopopruneError(f"weights {k}: a non-empty 2-D (n_out, n_in) array or a conv weight "
                          f"(C_out, C_in, *kernel) is needed, got shape {a.shape}")
     if a.ndim == 2:
         return np.abs(a)
@@ -200,12 +201,12 @@ def tree_kept(weights: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> lis
     ``masks`` have the weights' shapes. A layer whose weights are all zero has no tree: NaN.
     """
     if len(weights) != len(masks):
-        raise ValueError(f"give as many masks as weights, got {len(masks)} masks for {len(weights)} "
+        raise TopopruneError(f"give as many masks as weights, got {len(masks)} masks for {len(weights)} "
                          "weights")
     out = []
     for k, (w, m) in enumerate(zip(weights, masks)):
         if np.shape(w) != np.shape(m):
-            raise ValueError(f"layer {k}: mask shape {np.shape(m)} differs from the weight shape {np.shape(w)}")
+            raise TopopruneError(f"layer {k}: mask shape {np.shape(m)} differs from the weight shape {np.shape(w)}")
         graph = _edge_values(w, k)
         keep = _graph_mask(m, f"layer{k}")
         rows, cols, _ = maximum_spanning_tree(graph)
@@ -232,7 +233,7 @@ def _entry(sparsity: float, critical: float) -> dict:
 
 def _check_sparsity(s, what: str) -> float:
     if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)) or not 0 <= s <= 1:
-        raise ValueError(f"sparsity of {what} must be a number in [0, 1], got {s!r}")
+        raise TopopruneError(f"sparsity of {what} must be a number in [0, 1], got {s!r}")
     return float(s)
 
 
@@ -275,11 +276,11 @@ def against_critical(
     if isinstance(sparsity, Mapping):
         unknown = [n for n in sparsity if n not in known]
         if unknown:
-            raise ValueError(f"no layer named {unknown[0]!r} in the critical report; layers: {known}")
+            raise TopopruneError(f"no layer named {unknown[0]!r} in the critical report; layers: {known}")
         per = {n: _check_sparsity(s, f"layer {n!r}") for n, s in sparsity.items()}
         if overall is None:
             if layers is None:
-                raise ValueError("with per-layer sparsities and a CriticalResult, pass overall= (the model's "
+                raise TopopruneError("with per-layer sparsities and a CriticalResult, pass overall= (the model's "
                                  "sparsity): the report does not know each layer's weight count")
             sizes = {x.name: x.weight.size for x in layers}
             total = sum(sizes[n] for n in per)

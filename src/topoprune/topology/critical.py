@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..errors import TopopruneError
 from .graphs import ConvToeplitzGraph, DenseLayer, Layer
 from .spanning import as_matrix, maximum_spanning_tree
 
@@ -74,7 +75,7 @@ def critical_compression_of_layer(layer: Layer, convention: str = "paper") -> La
       padding are not counted, and the tree is the spanning forest of that graph.
     """
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        raise TopopruneError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if isinstance(layer, DenseLayer):
         m, n = layer.n_in, layer.n_out
         edges, tree = m * n, m + n - 1
@@ -129,9 +130,9 @@ def overlap_bound(m: int, n: int, density: float = 1.0) -> float:
     The value is capped at 1: on very sparse layers the formula passes 1 and is vacuous.
     """
     if m < 1 or n < 1:
-        raise ValueError(f"m and n must be >= 1, got m={m}, n={n}")
+        raise TopopruneError(f"m and n must be >= 1, got m={m}, n={n}")
     if not 0 < density <= 1:
-        raise ValueError(f"density must be in (0, 1], got {density}")
+        raise TopopruneError(f"density must be in (0, 1], got {density}")
     if min(m, n) == 1:
         return 1.0
     alpha = m + n - 1
@@ -163,7 +164,7 @@ def mst_overlap(weights: np.ndarray) -> OverlapResult:
     alpha = n_in + n_out - 1
     nnz = int(np.count_nonzero(a))
     if nnz == 0:
-        raise ValueError("weights are all zero: the layer graph has no edges")
+        raise TopopruneError("weights are all zero: the layer graph has no edges")
     density = nnz / a.size
     rows, cols, _ = maximum_spanning_tree(a)
     tree = rows * n_in + cols

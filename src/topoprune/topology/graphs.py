@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
+from ..errors import TopopruneError
 from .spanning import _union
 
 __all__ = [
@@ -89,7 +90,7 @@ class ConvLayer:
 
     def require_input_size(self) -> tuple[int, int]:
         if self.input_size is None:
-            raise ValueError(
+            raise TopopruneError(
                 f"layer {self.name!r}: the input size is unknown; pass input_shape=(C, H, W) so "
                 "the conv's spatial size can be traced"
             )
@@ -128,7 +129,7 @@ def channel_matrix(layer: ConvLayer, norm: float = 2.0, include_bias: bool = Fal
     For grouped convs the entries linking channels of different groups are zero (no edge).
     """
     if not norm > 0:
-        raise ValueError(f"channel norm must be > 0 (1, 2, inf, ...), got {norm}")
+        raise TopopruneError(f"channel norm must be > 0 (1, 2, inf, ...), got {norm}")
     w = np.asarray(layer.weight)
     c_out, c_in_g = w.shape[:2]
     flat = np.abs(w.reshape(c_out, c_in_g, -1))
@@ -180,7 +181,7 @@ class ConvToeplitzGraph:
 
     def __init__(self, layer: ConvLayer) -> None:
         if layer.padding_mode != "zeros":
-            raise ValueError(
+            raise TopopruneError(
                 f"layer {layer.name!r}: the exact Toeplitz graph needs zero padding, got "
                 f"padding_mode={layer.padding_mode!r} (allowed: 'zeros')"
             )
@@ -189,7 +190,7 @@ class ConvToeplitzGraph:
         self.h, self.w = layer.require_input_size()
         self.h_out, self.w_out = layer.output_size
         if self.h_out < 1 or self.w_out < 1:
-            raise ValueError(
+            raise TopopruneError(
                 f"layer {layer.name!r}: input {self.h}x{self.w} gives an empty output"
             )
         kh, kw = layer.kernel_size
@@ -307,7 +308,7 @@ class ConvToeplitzGraph:
         """
         flat = np.abs(self.weight.reshape(-1))
         if not np.isfinite(flat).all():
-            raise ValueError(
+            raise TopopruneError(
                 f"layer {self.layer.name!r}: weights contain NaN or infinite values; only "
                 "finite weights are allowed"
             )

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..errors import TopopruneError
 from .graphs import ConvToeplitzGraph, DenseLayer, Layer, channel_matrix, dense_matrix
 from .spanning import as_matrix, maximum_spanning_tree
 
@@ -37,9 +38,9 @@ def check_p(p: float) -> float:
     try:
         p = float(p)
     except (TypeError, ValueError):
-        raise ValueError(f"p must be a number > 0 (e.g. 1, 2, inf), got {p!r}") from None
+        raise TopopruneError(f"p must be a number > 0 (e.g. 1, 2, inf), got {p!r}") from None
     if not p > 0:
-        raise ValueError(f"p must be > 0 (e.g. 1, 2, inf), got {p}")
+        raise TopopruneError(f"p must be > 0 (e.g. 1, 2, inf), got {p}")
     return p
 
 
@@ -73,7 +74,7 @@ def neural_persistence_of_layer(
     ``|w|`` (layer normalization). For a whole model see :func:`topoprune.neural_persistence`.
 
     Raises:
-        ValueError: for a non-2-D or empty array, NaN or inf weights, or ``p <= 0``.
+        TopopruneError (a ValueError): for a non-2-D or empty array, NaN or inf weights, or ``p <= 0``.
     """
     p = check_p(p)
     a = as_matrix(weights)
@@ -149,7 +150,7 @@ def _layer_graph(
         _, _, values = maximum_spanning_tree(m)
         return "channel", m.shape[0] + m.shape[1], values
     if include_bias and layer.bias is not None:
-        raise ValueError(
+        raise TopopruneError(
             f"layer {layer.name!r}: include_bias is supported for dense and channel graphs, not "
             "for conv_graph='toeplitz' (a bias vertex would join every output position)"
         )
@@ -184,9 +185,9 @@ def neural_persistence_of_network(
     """
     p = check_p(p)
     if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        raise TopopruneError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if conv_graph not in CONV_GRAPHS:
-        raise ValueError(f"conv_graph must be one of {CONV_GRAPHS}, got {conv_graph!r}")
+        raise TopopruneError(f"conv_graph must be one of {CONV_GRAPHS}, got {conv_graph!r}")
     graphs = [_layer_graph(x, conv_graph, include_bias, channel_norm) for x in layers]
     global_max = max((float(v[0]) for _, _, v in graphs if v.size), default=0.0)
     out = []

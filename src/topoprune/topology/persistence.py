@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from ..errors import TopopruneError
 from .spanning import SortedEdges, _masked_kruskal, as_matrix, maximum_spanning_tree
 
 __all__ = [
@@ -57,7 +58,7 @@ def persistence_diagram(
     if scale is None:
         scale = float(values[0]) if values.size else 0.0
     elif not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+        raise TopopruneError(f"scale must be > 0, got {scale}")
     deaths = values / scale if scale > 0 else values.astype(np.float64)
     return diagram_from_deaths(deaths, essential)
 
@@ -79,7 +80,7 @@ def knn_geodesic(distances: np.ndarray, k: int) -> np.ndarray:
 
     n = distances.shape[0]
     if not 1 <= k < n:
-        raise ValueError(f"k must be in [1, {n - 1}] for {n} points, got {k}")
+        raise TopopruneError(f"k must be in [1, {n - 1}] for {n} points, got {k}")
     order = np.argsort(distances, axis=1, kind="stable")[:, 1 : k + 1]
     rows = np.repeat(np.arange(n), k)
     graph = csr_matrix((np.ones(n * k), (rows, order.reshape(-1))), shape=(n, n))
@@ -127,27 +128,27 @@ def betti_numbers(
         k: neighbours of the k-NN graph.
 
     Raises:
-        ValueError: too few points for ``max_dim`` (a loop needs 4), NaN/inf, bad options.
+        TopopruneError (a ValueError): too few points for ``max_dim`` (a loop needs 4), NaN/inf, bad options.
     """
     x = np.asarray(points, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"points must be a 2-D array (n_points, dim), got shape {x.shape}")
+        raise TopopruneError(f"points must be a 2-D array (n_points, dim), got shape {x.shape}")
     if not isinstance(max_dim, int) or max_dim < 0:
-        raise ValueError(f"max_dim must be an integer >= 0, got {max_dim!r}")
+        raise TopopruneError(f"max_dim must be an integer >= 0, got {max_dim!r}")
     need = 1 if max_dim == 0 else max_dim + 3
     if x.shape[0] < need:
-        raise ValueError(
+        raise TopopruneError(
             f"{x.shape[0]} points are too few for homology up to dimension {max_dim}; need at "
             f"least {need}"
         )
     if not np.isfinite(x).all():
-        raise ValueError("points contain NaN or inf; only finite coordinates are allowed")
+        raise TopopruneError("points contain NaN or inf; only finite coordinates are allowed")
     if method not in BETTI_METHODS:
-        raise ValueError(f"method must be one of {BETTI_METHODS}, got {method!r}")
+        raise TopopruneError(f"method must be one of {BETTI_METHODS}, got {method!r}")
     if not 0 < quantile < 1:
-        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+        raise TopopruneError(f"quantile must be in (0, 1), got {quantile}")
     if scale is not None and not scale >= 0:
-        raise ValueError(f"scale must be >= 0, got {scale}")
+        raise TopopruneError(f"scale must be >= 0, got {scale}")
     d = _pairwise(x)
     if method == "knn-geodesic":
         d = knn_geodesic(d, k)

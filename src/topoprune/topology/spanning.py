@@ -40,6 +40,8 @@ import math
 import numba as nb
 import numpy as np
 
+from ..errors import TopopruneError
+
 __all__ = ["as_matrix", "maximum_spanning_tree", "SortedEdges"]
 
 # Below this many entries the whole matrix is simply sorted: the threshold machinery costs more
@@ -255,20 +257,31 @@ def as_matrix(weights: np.ndarray) -> np.ndarray:
     with the same message.
 
     Raises:
-        ValueError: if ``weights`` is not a non-empty 2-D array of real numbers.
+        TopopruneError (a ValueError): if ``weights`` is not a non-empty 2-D array of real numbers.
     """
     a = np.asarray(weights)
-    if a.ndim != 2:
-        raise ValueError(
-            f"weights must be a 2-D array shaped (n_out, n_in), got shape {a.shape}"
-        )
     if a.size == 0:
-        raise ValueError(f"weights must not be empty, got shape {a.shape}")
+        raise TopopruneError(f"weights: bad value, an empty array (shape {a.shape}); allowed: a non-empty 2-D "
+                             "array shaped (n_out, n_in), one row per output unit")
+    if a.ndim != 2:
+        raise TopopruneError(
+            f"weights must be a 2-D array shaped (n_out, n_in), got shape {a.shape}"
+            + ("; a 1-D array is one layer's row or a flattened layer: reshape it to (n_out, n_in)"
+               if a.ndim == 1 else "")
+        )
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-        raise ValueError(f"weights must be real numbers, got dtype {a.dtype}")
+        raise TopopruneError(f"weights must be real numbers, got dtype {a.dtype}")
     if a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float64)
     return np.ascontiguousarray(a)
+
+
+def _refuse_non_finite(a: np.ndarray) -> None:
+    """The one-line refusal of weights holding NaN or infinity, naming how many and the first."""
+    bad = ~np.isfinite(a)
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise TopopruneError(f"weights contain NaN or infinite values ({int(bad.sum())} of {a.size}, the first "
+                         f"{a[first]} at {first}); only finite weights are allowed")
 
 
 def _threshold(a: np.ndarray) -> float:
@@ -299,7 +312,7 @@ def maximum_spanning_tree(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         ``n_out + n_in - 1`` edges; vertices that only touch zero weights stay isolated.
 
     Raises:
-        ValueError: if ``weights`` is not a non-empty 2-D real array, or holds NaN or inf.
+        TopopruneError (a ValueError): if ``weights`` is not a non-empty 2-D real array, or holds NaN or inf.
 
     Uses the calling thread's numba thread count; with one thread (e.g. inside the GA's worker
     threads) only serial kernels run. Both give the same forest.
@@ -313,7 +326,7 @@ def maximum_spanning_tree(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     count, gather = (_count_above, _gather_above) if parallel else (_count_above_serial, _gather_above_serial)
     counts, bad = count(a, a.dtype.type(t))
     if bad.any():
-        raise ValueError("weights contain NaN or infinite values; only finite weights are allowed")
+        _refuse_non_finite(a)
     offsets = np.zeros(n_rows + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     n_cand = int(offsets[-1])
@@ -384,7 +397,7 @@ class SortedEdges:
     def __init__(self, weights: np.ndarray) -> None:
         a = as_matrix(weights)
         if not np.isfinite(a).all():
-            raise ValueError("weights contain NaN or infinite values; only finite weights are allowed")
+            _refuse_non_finite(a)
         self.shape = a.shape
         flat = np.abs(a).reshape(-1)
         idx = np.flatnonzero(flat)
@@ -436,7 +449,7 @@ class SortedEdges:
         rows = np.ones(n_rows, np.bool_) if row_alive is None else np.asarray(row_alive, np.bool_)
         cols = np.ones(n_cols, np.bool_) if col_alive is None else np.asarray(col_alive, np.bool_)
         if rows.shape != (n_rows,) or cols.shape != (n_cols,):
-            raise ValueError(f"alive masks must have shapes ({n_rows},) and ({n_cols},), got "
+            raise TopopruneError(f"alive masks must have shapes ({n_rows},) and ({n_cols},), got "
                              f"{rows.shape} and {cols.shape}")
         need = int(rows.sum()) + int(cols.sum()) - 1
         out = np.empty(max(need, 0), self.vals.dtype)

@@ -53,6 +53,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     return loss / x.shape[0], 100.0 * correct / x.shape[0]
 
 
+def evaluate_validation(model: nn.Module, data: DataSplits) -> tuple[float | None, float | None]:
+    """``(loss, accuracy)`` on the validation split, or ``(None, None)`` when it is empty
+    (``val_fraction=0``: validation is off, and no NaN reaches a record or a file)."""
+    if data.val_x.shape[0] == 0:
+        return None, None
+    return evaluate(model, data.val_x, data.val_y)
+
+
 def check_compatible(model: nn.Module, data: DataSplits) -> None:
     """Refuse, before any training, data the model cannot take: both shapes in the message."""
     meta = getattr(model, "meta", None)
@@ -150,7 +158,8 @@ def train(
 
     Returns:
         :class:`TrainResult` whose ``history`` has one record per epoch: ``epoch``, ``lr``,
-        ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc``,
+        ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` (``None`` without a validation
+        split), ``test_loss``, ``test_acc``,
         ``seconds`` (training time of that epoch), ``eval_seconds``, and whatever callbacks add.
     """
     cfg = config or TrainConfig()
@@ -264,7 +273,7 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
             t1 = time.perf_counter()
             stop = False
             if lead:
-                val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+                val_loss, val_acc = evaluate_validation(model, data)
                 test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
                 record = {
                     "epoch": epoch + 1, "lr": lr,
@@ -281,7 +290,8 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
                 result.history.append(record)
                 result.stopped_early = stop and epoch + 1 < cfg.epochs
                 bar.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.3f} "
-                                        f"val {val_acc:.2f}% test {test_acc:.2f}%")
+                                        f"val {'off' if val_acc is None else f'{val_acc:.2f}%'} "
+                                        f"test {test_acc:.2f}%")
                 if ckpt_path is not None:
                     _save(ckpt_path, model, opt, sched, cfg, epoch + 1, result, callbacks, device, world)
             if world > 1:  # every rank stops when rank 0 does
