@@ -22,6 +22,16 @@ def field_default_help(model, name: str) -> tuple:
     return f.default, f.description or ""
 
 
+def deprecation_note(old: str, new: str) -> None:
+    """One line on stderr for a deprecated option or spelling (the command still runs)."""
+    import sys
+
+    from .._deprecation import REMOVED_IN
+
+    print(f"topoprune: note: {old} is deprecated since 0.2.0 and will be removed in {REMOVED_IN}; use {new}",
+          file=sys.stderr)
+
+
 def print_run_files(run_dir: Path) -> None:
     """The closing lines of a resumable run: where its results and its report are."""
     console.print(f"results: {run_dir / 'results.jsonl'}\n"

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from ..errors import TopopruneError
 from .app import app
-from .common import check_folder, check_out, console, field_default_help, inputs_to_trace, load_net, model_kind
+from .common import (check_folder, check_out, console, deprecation_note, field_default_help, inputs_to_trace, load_net,
+                     model_kind)
 from .options import DataRootOption, KwargsOption, TrustOption, model_option
 
 
@@ -80,9 +81,10 @@ def prune_cmd(
     trust_pickle: TrustOption = False,
     method: Annotated[str, typer.Option("--method", help="A registered structured method: l1, l2, fpgm, random, topological, betti; with --target also topological-v2, tp-global (`topoprune methods`).")] = "l1",
     sparsity: Annotated[Optional[float], typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1) (default 0.5; not with --target).")] = None,
-    target: Annotated[Optional[str], typer.Option("--target", help="Prune to a count instead: METRIC=KEEP, e.g. flops=0.5 (keep half the FLOPs) or flops=4x; metrics flops, macs, params. Met within 1 %.")] = None,
-    allocation: Annotated[str, typer.Option("--allocation", help="With --target, how many units each layer loses: uniform, global, eagleeye (needs --dataset), topological (`topoprune methods`).")] = "uniform",
-    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Layer never to prune (repeatable).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="Prune to a count instead: METRIC=REDUCTION, e.g. flops=4x (4x fewer FLOPs), or METRIC_kept=FRACTION, e.g. flops_kept=0.25; metrics flops, macs, params. Met within 1 %.")] = None,
+    allocation: Annotated[str, typer.Option("--allocation", help="With --target, how many units each layer loses: uniform, global, eagleeye (needs --dataset), topological-budget (`topoprune methods`).")] = "uniform",
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Layer never to prune (repeatable).")] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", hidden=True, help="Deprecated spelling of --exclude.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random choices and of the data sample.")] = 0,
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Data for data-driven methods (betti; topological with --fitness activation).")] = None,
     data_root: DataRootOption = None,
@@ -101,8 +103,13 @@ def prune_cmd(
     export's outputs against the model's."""
     check_out("--out", out)  # before any pruning: a file at --out would fail only when saving
     check_folder("--data-root", data_root)
+    if ignore:
+        if exclude:
+            raise TopopruneError("give --exclude only (--ignore is its deprecated spelling)")
+        deprecation_note("--ignore", "--exclude")
+        exclude = ignore
     from ..experiments import read_pruned, save_pruned
-    from ..pruning import prune_filters
+    from ..pruning import prune_units
     from ..pruning.methods import method_class, resolve_method
 
     if checkpoint is None and model is None:
@@ -155,12 +162,12 @@ def prune_cmd(
         raise TopopruneError(f"--method {method} ({chosen}) needs --dataset NAME: it looks at the "
                              "layers' outputs on a data sample")
     if goal is not None:
-        pruned, info = prune_filters(net.model, x, method=chosen, target=goal, allocation=chosen_allocation,
-                                     data=labelled if wants_labels else None, ignore=ignore or (), seed=seed,
-                                     inputs=inputs)
+        pruned, info = prune_units(net.model, x, method=chosen, target=goal, allocation=chosen_allocation,
+                                   labelled_sample=labelled if wants_labels else None, exclude=exclude or (),
+                                   seed=seed, data_sample=inputs)
     else:
-        pruned, info = prune_filters(net.model, x, method=chosen, sparsity=sparsity, ignore=ignore or (),
-                                     seed=seed, inputs=inputs)
+        pruned, info = prune_units(net.model, x, method=chosen, sparsity=sparsity, exclude=exclude or (),
+                                   seed=seed, data_sample=inputs)
     sparsity = 0.5 if sparsity is None else sparsity
     record = info.to_dict()
     if formats:
@@ -193,15 +200,23 @@ def prune_cmd(
 
 
 def _parse_target_option(text: str) -> dict:
-    """``--target flops=0.5`` / ``flops=4x`` as the mapping prune_filters takes (checked there)."""
+    """``--target flops=4x`` / ``flops_kept=0.25`` as the mapping prune_units takes (checked there).
+    The older ``flops=0.25`` (a bare fraction kept) still works, with a deprecation note."""
     metric, sep, value = text.partition("=")
     if not sep:
-        raise TopopruneError(f"--target: bad value {text!r}; allowed: METRIC=KEEP, e.g. flops=0.5 or flops=4x")
-    value = value.strip()
+        raise TopopruneError(f"--target: bad value {text!r}; allowed: METRIC=REDUCTION or METRIC_kept=FRACTION, "
+                             "e.g. flops=4x or flops_kept=0.25")
+    metric, value = metric.strip(), value.strip()
     try:
-        return {metric.strip(): float(value)}
+        number = float(value)
     except ValueError:
-        return {metric.strip(): value}
+        return {metric: value}
+    if not metric.endswith("_kept"):
+        deprecation_note(f"--target {metric}={value} (a bare fraction kept)",
+                         f"--target {metric}_kept={value} or --target {metric}={1 / number:.3g}x" if number > 0
+                         else f"--target {metric}_kept=FRACTION")
+        metric = f"{metric}_kept"
+    return {metric: number}
 
 
 def _labelled_sample(dataset: str, root, input_shape, n: int, seed: int):

@@ -112,12 +112,21 @@ def persistence_cmd(
     input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="C,H,W (default: the model's).")] = None,
     num_classes: NumClassesOption = 10,
     width: WidthOption = 1.0,
+    null: Annotated[Optional[int], typer.Option("--null", help="Also place each layer's NP in its permutation null: K random permutations of the layer's weights; adds null z-score and quantile columns.")] = None,
+    null_seed: Annotated[int, typer.Option("--null-seed", help="Seed of the permutations.")] = 0,
+    dgp: Annotated[bool, typer.Option("--dgp", help="Also compute deep graph persistence (a chain of Linear/conv layers: no residual connections or attention).")] = False,
     model_kwargs: KwargsOption = None,
     trust_pickle: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Neural persistence per layer and for the network (Rieck et al. 2019)."""
+    """Neural persistence per layer and for the network (Rieck et al. 2019), optionally against its
+    permutation null and with deep graph persistence (Girrbach et al. 2023)."""
     from ..analysis import neural_persistence
+
+    if null is not None and null < 1:
+        raise TopopruneError(f"--null: bad value {null}; allowed: a number of permutations >= 1")
+    if dgp and weights is not None:
+        raise TopopruneError("--dgp needs a model (--model or --checkpoint): it follows the layers' chain")
 
     if weights is not None and checkpoint is not None:
         raise TopopruneError("--checkpoint needs --model NAME (the architecture to load it into), not --weights")
@@ -137,20 +146,34 @@ def persistence_cmd(
         from ..models import parse_shape
 
         own_shape = parse_shape(input_shape)
+    deep = None
+    if dgp:  # before the (slower) null: a model DGP cannot handle is refused before any work
+        from ..analysis_dgp import deep_graph_persistence
+
+        deep = deep_graph_persistence(target, input_shape=own_shape)
     report = neural_persistence(
         target, p=p, normalization=normalization.value, include_bias=include_bias,
-        essential=essential, conv_graph=conv_graph.value, input_shape=own_shape,
+        essential=essential, conv_graph=conv_graph.value, input_shape=own_shape, null=null, null_seed=null_seed,
     )
     if as_json:
-        print(json.dumps({"source": source, **report.to_dict()}, indent=2))
+        print(json.dumps({"source": source, **report.to_dict(), **({"dgp": deep.to_dict()} if deep else {})},
+                         indent=2))
         return
+    nulled = f", permutation null K={null} (seed {null_seed})" if null is not None else ""
     table = Table(
-        title=f"neural persistence: {source}, p={_fmt(report.p)}, normalization={report.normalization}"
+        title=f"neural persistence: {source}, p={_fmt(report.p)}, normalization={report.normalization}{nulled}"
     )
-    for col in ("layer", "kind", "graph", "|V|", "NP", "normalized"):
+    columns = ["layer", "kind", "graph", "|V|", "NP", "normalized"] + (["null z", "null quantile"] if null else [])
+    for col in columns:
         table.add_column(col, justify="left" if col in ("layer", "kind", "graph") else "right")
     for x in report.layers:
-        table.add_row(x.name, x.kind, x.graph, f"{x.n_vertices:,}", _fmt(x.np), _fmt(x.normalized))
+        extra = ([_fmt(x.null_z) if x.null_z is not None else "-",
+                  _fmt(x.null_quantile) if x.null_quantile is not None else "-"] if null else [])
+        table.add_row(x.name, x.kind, x.graph, f"{x.n_vertices:,}", _fmt(x.np), _fmt(x.normalized), *extra)
     table.add_section()
-    table.add_row("network", "", "", "", f"total {_fmt(report.total)}", f"mean {_fmt(report.mean_normalized)}")
+    table.add_row("network", "", "", "", f"total {_fmt(report.total)}", f"mean {_fmt(report.mean_normalized)}",
+                  *([""] * (2 if null else 0)))
     console.print(table)
+    if deep is not None:
+        console.print(f"deep graph persistence: {_fmt(deep.dgp)} over {deep.n_inputs} inputs and "
+                      f"{deep.n_outputs} outputs ({len(deep.layers)} layers)")
