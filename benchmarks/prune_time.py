@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed(model, method, sparsity, inputs=None):
-    _, info = tp.prune_filters(model, method=method, sparsity=sparsity, inputs=inputs)
+    _, info = tp.prune_filters(model, method=method, sparsity=sparsity, data_sample=inputs)
     return {"method": method, "seconds": info.seconds, "params": list(info.params),
             "macs": list(info.macs)}
 
@@ -97,7 +97,7 @@ def time_against_fpgm(label: str, model: nn.Module, x: torch.Tensor, ignore: lis
     """Median seconds of FPGM and the Topological Pruner on one model, alternating, after one
     untimed warm-up each (the Topological Pruner's cold first call is kept as ``cold_seconds``)."""
     def once(method: str) -> float:
-        _, info = tp.prune_filters(model, x, method=method, sparsity=sparsity, ignore=ignore)
+        _, info = tp.prune_filters(model, x, method=method, sparsity=sparsity, exclude=ignore)
         return info.seconds
 
     once("fpgm")

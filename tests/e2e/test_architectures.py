@@ -81,7 +81,7 @@ def pruned_case(arch_name: str, method: str) -> Case:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Unwrapped parameters")  # torch-pruning, on ViT
         pruned, info = tp.prune_filters(model, x, method=METHODS[method], sparsity=0.5, seed=0,
-                                        inputs=arch.sample())
+                                        data_sample=arch.sample())
     # numba's parallel spanning-tree kernels (the GA) can change OpenMP's thread count, which
     # torch shares; a grouped conv's result differs in the last bit between thread counts, so
     # the original's outputs are compared at the count they were computed with

@@ -746,8 +746,8 @@ API_CASES = [
     # target (issue #16; sparsity=None is the default, 0.5)
     case(lambda t: prune(target={"flops": 2}), ("target flops", "2"), id="target-above-one"),
     case(lambda t: prune(target={"latency": 0.5}), ("unknown metric 'latency'",), id="target-metric"),
-    case(lambda t: prune(target={"flops": 0.5}, sparsity=0.5), ("sparsity or target",), id="target-and-sparsity"),
-    case(lambda t: prune(target={"flops": 0.5}, allocation="evenly"), ("unknown allocation",), id="allocation-unknown"),
+    case(lambda t: prune(target={"flops_kept": 0.5}, sparsity=0.5), ("sparsity or target",), id="target-and-sparsity"),
+    case(lambda t: prune(target={"flops_kept": 0.5}, allocation="evenly"), ("unknown allocation",), id="allocation-unknown"),
     case(lambda t: prune(method="topological-v2"), ("give a target",), id="v2-without-target"),
     case(lambda t: prune(sparsity=torch.tensor(0.5)), ("sparsity",), id="sparsity-tensor"),
     # method
@@ -760,14 +760,14 @@ API_CASES = [
     case(lambda t: prune(method={"name": "l1", "nosuch": 1}), ("nosuch",), id="method-mapping-unknown-setting"),
     case(lambda t: prune(method={"population": 8}), ("'name'",), id="method-mapping-no-name"),
     case(lambda t: prune(method=["l1"]), ("method must be",), id="method-list"),
-    # ignore, inputs, seed, config_list
-    case(lambda t: prune(ignore=["nosuch"]), ("nosuch", "prunable layers"), id="ignore-unknown"),
-    case(lambda t: prune(ignore="nosuch"), ("nosuch",), id="ignore-string"),
-    case(lambda t: prune(ignore=[42]), ("42",), id="ignore-int"),
-    case(lambda t: prune(ignore=5), ("ignore",), id="ignore-not-a-list"),
-    case(lambda t: prune(method="betti"), ("inputs=",), id="betti-without-inputs"),
-    case(lambda t: prune(method="betti", inputs=np.zeros((8, 1, 28, 28))), ("inputs must be a tensor",), id="betti-inputs-numpy"),
-    case(lambda t: prune(method={"name": "topological", "fitness": "activation"}), ("inputs=",), id="activation-without-inputs"),
+    # exclude, data_sample, seed, config_list
+    case(lambda t: prune(exclude=["nosuch"]), ("nosuch", "prunable layers"), id="exclude-unknown"),
+    case(lambda t: prune(exclude="nosuch"), ("nosuch",), id="exclude-string"),
+    case(lambda t: prune(exclude=[42]), ("42",), id="exclude-int"),
+    case(lambda t: prune(exclude=5), ("exclude",), id="exclude-not-a-list"),
+    case(lambda t: prune(method="betti"), ("data_sample=",), id="betti-without-inputs"),
+    case(lambda t: prune(method="betti", data_sample=np.zeros((8, 1, 28, 28))), ("data_sample must be a tensor",), id="betti-inputs-numpy"),
+    case(lambda t: prune(method={"name": "topological", "fitness": "activation"}), ("data_sample=",), id="activation-without-inputs"),
     case(lambda t: prune(seed=-1), ("seed",), id="seed-negative"),
     case(lambda t: prune(seed="x"), ("seed",), id="seed-string"),
     case(lambda t: prune(seed=True), ("seed",), id="seed-bool"),
@@ -832,10 +832,10 @@ API_CASES = [
     case(lambda t: tp.neural_persistence(lenet(), input_shape=(3, 32, 32)), ("(3, 32, 32)",), id="np-wrong-input-shape"),
     case(lambda t: tp.neural_persistence(torch.nn.ReLU()), ("no Linear",), id="np-no-layers"),
     # prune_unstructured
-    case(lambda t: tp.prune_unstructured("lenet300", 0.5), ("model", "'lenet300'", "torch.nn.Module", "create_model"), id="unstructured-string"),
-    case(lambda t: tp.prune_unstructured(lenet().state_dict(), 0.5), ("torch.nn.Module", "state dict"), id="unstructured-state-dict"),
-    case(lambda t: tp.prune_unstructured(lenet(), -1), ("amount", "-1", "from 0 to the 235200"), id="unstructured-amount-negative"),
-    case(lambda t: tp.prune_unstructured(lenet(), 10**9), ("more than the 235200 remaining",), id="unstructured-amount-huge"),
+    case(lambda t: tp.prune_weights("lenet300", amount=0.5, inplace=True)[1], ("model", "'lenet300'", "torch.nn.Module", "create_model"), id="unstructured-string"),
+    case(lambda t: tp.prune_weights(lenet().state_dict(), amount=0.5, inplace=True)[1], ("torch.nn.Module", "state dict"), id="unstructured-state-dict"),
+    case(lambda t: tp.prune_weights(lenet(), amount=-1, inplace=True)[1], ("amount", "-1", "from 0 to the 235200"), id="unstructured-amount-negative"),
+    case(lambda t: tp.prune_weights(lenet(), amount=10**9, inplace=True)[1], ("more than the 235200 remaining",), id="unstructured-amount-huge"),
     # topology, without torch
     case(lambda t: tp.topology.layer_neural_persistence(np.array([[1.0, np.nan]])), ("NaN", "(0, 1)"), id="topo-np-nan"),
     case(lambda t: tp.topology.layer_neural_persistence(np.ones(3)), ("2-D", "(3,)", "reshape"), id="topo-np-1d"),

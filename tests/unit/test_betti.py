@@ -65,7 +65,7 @@ def small_conv(seed=0):
 
 def test_rank_mode_counts_and_removes_the_highest(sample):
     model = small_conv()
-    pruned, info = prune_filters(model, method="betti", sparsity=0.5, inputs=sample)
+    pruned, info = prune_filters(model, method="betti", sparsity=0.5, data_sample=sample)
     rec = next(x for x in info.layers if x.name == "conv2")
     assert (rec.before, rec.after) == (16, 8)
     table = info.extra["betti"]["conv2"]
@@ -76,31 +76,31 @@ def test_rank_mode_counts_and_removes_the_highest(sample):
 
 def test_threshold_mode_and_its_refusal(sample):
     model = small_conv()
-    _, info = prune_filters(model, method="betti", inputs=sample)
+    _, info = prune_filters(model, method="betti", data_sample=sample)
     totals = [r["total"] for r in info.extra["betti"]["conv2"]]
     t = float(sorted(totals)[len(totals) // 2])
-    _, thr = prune_filters(model, method={"name": "betti", "threshold": t}, inputs=sample)
+    _, thr = prune_filters(model, method={"name": "betti", "threshold": t}, data_sample=sample)
     rec = next(x for x in thr.layers if x.name == "conv2")
     assert sorted(set(range(16)) - set(rec.kept)) == [j for j, v in enumerate(totals) if v > t]
     assert rec.after >= 1
     with pytest.raises(TopopruneError, match="would remove all 16 units of 'conv2'"):
-        prune_filters(model, method={"name": "betti", "threshold": min(totals) - 0.5}, inputs=sample)
+        prune_filters(model, method={"name": "betti", "threshold": min(totals) - 0.5}, data_sample=sample)
 
 
 def test_same_sample_same_masks_other_sample_may_differ(sample):
-    a = prune_filters(small_conv(), method="betti", inputs=sample)[1]
-    b = prune_filters(small_conv(), method="betti", inputs=sample)[1]
+    a = prune_filters(small_conv(), method="betti", data_sample=sample)[1]
+    b = prune_filters(small_conv(), method="betti", data_sample=sample)[1]
     assert [x.kept for x in a.layers] == [x.kept for x in b.layers]
     assert a.extra["betti"] == b.extra["betti"]
 
 
 def test_too_small_sample_and_missing_sample_are_refused(sample):
     with pytest.raises(TopopruneError, match="3 samples are too few"):
-        prune_filters(small_conv(), method="betti", inputs=sample[:3])
+        prune_filters(small_conv(), method="betti", data_sample=sample[:3])
     with pytest.raises(TopopruneError, match="pass a data sample"):
         prune_filters(small_conv(), method="betti")
     with pytest.raises(TopopruneError, match="setting dim: bad value 'b2'"):
-        prune_filters(small_conv(), method={"name": "betti", "dim": "b2"}, inputs=sample)
+        prune_filters(small_conv(), method={"name": "betti", "dim": "b2"}, data_sample=sample)
 
 
 def test_betti_table_of_known_outputs():
@@ -136,7 +136,7 @@ def test_knn_geodesic_betti_pruning_of_a_tiny_model():
 
     method = {"name": "betti", "method": "knn-geodesic", "k": 10}
     # layer "0" reads the input, so it is the first layer that the default leaves alone: name it
-    _, info = prune_filters(model, x[:1], method=method, inputs=x,
+    _, info = prune_filters(model, x[:1], method=method, data_sample=x,
                             config_list=[{"op_names": ["0"], "sparse_ratio": 0.34}])
     assert info.extra["betti"]["0"] == rows
     first = next(r for r in info.layers if r.name == "0")

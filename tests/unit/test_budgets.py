@@ -51,12 +51,12 @@ MEASURE = {"flops": lambda m, x: count_flops(m, example_inputs=x), "params": lam
 
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("metric", ["flops", "params"])
-@pytest.mark.parametrize("allocation", ["uniform", "global", "topological"])
+@pytest.mark.parametrize("allocation", ["uniform", "global", "topological-budget"])
 def test_target_is_met_within_one_percent(name, metric, allocation):
     model, x, ignore = MODELS[name]
     for keep in (0.5, 0.25):
-        pruned, info = tp.prune_filters(model, x, method="l1", target={metric: keep}, allocation=allocation,
-                                        ignore=ignore)
+        pruned, info = tp.prune_filters(model, x, method="l1", target={f"{metric}_kept": keep}, allocation=allocation,
+                                        exclude=ignore)
         measured = MEASURE[metric](pruned, x) / MEASURE[metric](model, x)
         assert abs(measured / keep - 1) <= 0.01, (name, metric, allocation, keep, measured)
         record = info.extra["budget"]
@@ -70,33 +70,33 @@ def test_target_is_met_within_one_percent(name, metric, allocation):
 def test_budgets_differ_between_layers_for_global_and_topological():
     model, x, _ = MODELS["vgg16"]
     fractions = {}
-    for allocation in ("uniform", "global", "topological"):
-        _, info = tp.prune_filters(model, x, method="l1", target={"flops": 0.5}, allocation=allocation)
+    for allocation in ("uniform", "global", "topological-budget"):
+        _, info = tp.prune_filters(model, x, method="l1", target={"flops_kept": 0.5}, allocation=allocation)
         layers = info.extra["budget"]["layers"]
         fractions[allocation] = np.array([v["removed"] / v["units"] for v in layers.values()])
     assert np.ptp(fractions["uniform"]) < 0.1  # uniform: the same fraction, up to a few single units
-    assert np.ptp(fractions["global"]) > 0.1 and np.ptp(fractions["topological"]) > 0.1
+    assert np.ptp(fractions["global"]) > 0.1 and np.ptp(fractions["topological-budget"]) > 0.1
 
 
-@pytest.mark.parametrize("method,allocation", [("l1", "uniform"), ("fpgm", "global"), ("l1", "topological"),
+@pytest.mark.parametrize("method,allocation", [("l1", "uniform"), ("fpgm", "global"), ("l1", "topological-budget"),
                                                ({"name": "topological-v2", "generations": 3, "population": 8},
                                                 "uniform"), ("tp-global", "uniform")])
 def test_every_strategy_is_deterministic_for_a_seed(method, allocation):
     model, x, _ = MODELS["resnet56"]
-    runs = [tp.prune_filters(model, x, method=method, target={"flops": 0.5}, allocation=allocation, seed=3)[1]
+    runs = [tp.prune_filters(model, x, method=method, target={"flops_kept": 0.5}, allocation=allocation, seed=3)[1]
             for _ in range(2)]
     assert [r.kept for r in runs[0].layers] == [r.kept for r in runs[1].layers]
 
 
 def test_eagleeye_needs_data_and_is_deterministic():
     model, x, _ = MODELS["vgg16"]
-    with pytest.raises(TopopruneError, match="data=\\(x, y\\)"):
-        tp.prune_filters(model, x, method="l1", target={"flops": 0.5}, allocation="eagleeye")
+    with pytest.raises(TopopruneError, match="labelled_sample=\\(x, y\\)"):
+        tp.prune_filters(model, x, method="l1", target={"flops_kept": 0.5}, allocation="eagleeye")
     g = torch.Generator().manual_seed(0)
     data = (torch.randn(200, 1, 32, 32, generator=g), torch.randint(0, 10, (200,), generator=g))
     settings = {"name": "eagleeye", "candidates": 3, "batches": 2, "batch_size": 16, "eval_samples": 50}
-    a = tp.prune_filters(model, x, method="l1", target={"flops": 0.5}, allocation=settings, data=data)[1]
-    b = tp.prune_filters(model, x, method="l1", target={"flops": 0.5}, allocation=settings, data=data)[1]
+    a = tp.prune_filters(model, x, method="l1", target={"flops_kept": 0.5}, allocation=settings, labelled_sample=data)[1]
+    b = tp.prune_filters(model, x, method="l1", target={"flops_kept": 0.5}, allocation=settings, labelled_sample=data)[1]
     assert a.extra["budget"]["layers"] == b.extra["budget"]["layers"]
     details = a.extra["budget"]["details"]
     assert len(details["accuracies"]) == 3 and details["best_accuracy"] == max(details["accuracies"])
@@ -107,9 +107,9 @@ def test_ga_v2_is_never_worse_than_its_best_seed():
     model, x, _ = MODELS["vgg16"]
     for keep in (0.5, 0.25):
         _, info = tp.prune_filters(model, x, method={"name": "topological-v2", "generations": 4, "population": 8},
-                                   target={"flops": keep})
+                                   target={"flops_kept": keep})
         search = info.extra["budget"]["details"]["search"]
-        assert set(search["seeds"]) == {"uniform", "global", "topological"}
+        assert set(search["seeds"]) == {"uniform", "global", "topological-budget"}
         assert search["objective"] <= min(search["seeds"].values()) + 1e-12
         assert search["best_by_generation"] == sorted(search["best_by_generation"], reverse=True)
         assert info.extra["budget"]["met"]
@@ -121,7 +121,7 @@ def test_ga_v2_objective_is_the_sum_of_its_layer_losses():
 
     model, x, _ = MODELS["vgg16"]
     _, info = tp.prune_filters(model, x, method={"name": "topological-v2", "generations": 2, "population": 6},
-                               target={"flops": 0.5})
+                               target={"flops_kept": 0.5})
     modules = dict(model.named_modules())
     total = 0.0
     for layer in info.layers:
@@ -139,7 +139,7 @@ def test_the_peer_is_torch_prunings_own_global_choice():
     import torch_pruning as tpr
 
     model, x, _ = MODELS["vgg16"]
-    pruned, info = tp.prune_filters(model, x, method="tp-global", target={"flops": 0.5})
+    pruned, info = tp.prune_filters(model, x, method="tp-global", target={"flops_kept": 0.5})
     ratio = info.extra["budget"]["details"]["pruning_ratio"]
     theirs = copy.deepcopy(model)
     ignored = [theirs.features[0], theirs.classifier] if hasattr(theirs, "classifier") else [theirs.features[0]]
@@ -157,7 +157,7 @@ def test_the_peer_is_torch_prunings_own_global_choice():
 
 
 @pytest.mark.parametrize("target,match", [
-    ({"latency": 0.5}, "unknown metric"), ({"flops": 1.5}, "fraction to keep"), ({"flops": "0.5x"}, "reduction"),
+    ({"latency": 0.5}, "unknown metric"), ({"flops": 1.5}, "bad value 1.5"), ({"flops": "0.5x"}, "reduction"),
     ({"flops": 0.5, "params": 0.5}, "one metric"), ([0.5], "one metric"), ({"flops": 0.001}, "cannot be met"),
 ])
 def test_bad_targets_get_one_line(target, match):
@@ -172,8 +172,8 @@ def test_target_parsing_and_exclusive_arguments():
     assert parse_target({"params": 0.5}).reduction == pytest.approx(2.0)
     model, x, _ = MODELS["vgg16"]
     with pytest.raises(TopopruneError, match="sparsity or target"):
-        tp.prune_filters(model, x, sparsity=0.5, target={"flops": 0.5})
+        tp.prune_filters(model, x, sparsity=0.5, target={"flops_kept": 0.5})
     with pytest.raises(TopopruneError, match="give a target"):
         tp.prune_filters(model, x, method="topological-v2", sparsity=0.5)
     with pytest.raises(TopopruneError, match="allocation"):
-        tp.prune_filters(model, x, target={"flops": 0.5}, allocation="nope")
+        tp.prune_filters(model, x, target={"flops_kept": 0.5}, allocation="nope")

@@ -265,8 +265,8 @@ def test_collapse_report_of_lenet300_at_extreme_global_magnitude():
     from topoprune.analysis import collapse_report
 
     model = _lenet300()
-    tp.prune_unstructured(model, amount=0.999, method="magnitude", scope="global")
-    r = collapse_report(model)
+    tp.prune_weights(model, amount=0.999, method="magnitude", scope="global", inplace=True)[1]
+    r = collapse_report(model).to_dict()
     json.dumps(r, allow_nan=False)
     assert r["exact"] is True and r["reason"] is None
     assert r["layers"] == ["layers.fc1", "layers.fc2", "classifier"]
@@ -296,8 +296,8 @@ def test_collapse_report_tree_preserving_prune_keeps_every_input_connected():
     model = _lenet300(1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a budget of 1/5 holds every tree (classifier: 200 >= 109)
-        tp.prune_unstructured(model, amount=0.8, method="magnitude", scope="local", preserve="mst")
-    r = collapse_report(model)
+        tp.prune_weights(model, amount=0.8, method="magnitude", scope="local", preserve="mst", inplace=True)[1]
+    r = collapse_report(model).to_dict()
     assert r["tree_kept"] == {"layers.fc1": 1.0, "layers.fc2": 1.0, "classifier": 1.0}
     # every layer keeps a spanning tree of its complete bipartite graph: all units stay on a path
     assert r["path"] and (r["inputs_connected"], r["outputs_connected"]) == (784, 10)
@@ -311,14 +311,14 @@ def test_collapse_report_of_an_unpruned_model_and_a_reference():
     from topoprune.analysis import collapse_report
 
     dense = _lenet300(2)
-    r = collapse_report(dense)
+    r = collapse_report(dense).to_dict()
     assert r["path"] and r["inputs_connected"] == 784 and not r["any_collapsed"]
     assert set(r["tree_kept"].values()) == {1.0}
     assert r["critical"]["model"]["sparsity"] == 0.0 and r["critical"]["model"]["beyond"] is False
     pruned = _lenet300(3)  # other weights: its trees differ from dense's
-    tp.prune_unstructured(pruned, amount=0.8, scope="local", preserve="mst")
-    own = collapse_report(pruned)
-    other = collapse_report(pruned, reference=dense)
+    tp.prune_weights(pruned, amount=0.8, scope="local", preserve="mst", inplace=True)[1]
+    own = collapse_report(pruned).to_dict()
+    other = collapse_report(pruned, reference=dense).to_dict()
     assert set(own["tree_kept"].values()) == {1.0}
     assert all(v < 0.5 for v in other["tree_kept"].values())
 
@@ -339,7 +339,7 @@ def test_collapse_report_conv_chain_is_measured_at_channel_level():
     lin = torch.zeros(5, 48)
     lin[4, 16 + 7] = 1  # channel 1, position 7
     torch.nn.utils.prune.custom_from_mask(model[5], "weight", lin)
-    r = collapse_report(model, example_inputs=x)
+    r = collapse_report(model, example_inputs=x).to_dict()
     assert r["exact"] and r["level"] == "channel"
     assert r["layers"] == ["0", "5"]
     assert (r["path"], r["inputs_connected"], r["inputs_total"]) == (True, 1, 2)
@@ -366,7 +366,7 @@ def test_collapse_report_marks_a_residual_model_not_exact():
     from topoprune.analysis import collapse_report
 
     model = _Residual()
-    r = collapse_report(model, example_inputs=torch.zeros(1, 4))
+    r = collapse_report(model, example_inputs=torch.zeros(1, 4)).to_dict()
     assert r["exact"] is False and "head" in r["reason"]
     assert r["path"] is None and r["inputs_connected"] is None
     assert r["layers"] == ["fc1", "fc2", "head"]

@@ -183,7 +183,7 @@ def test_save_and_load_round_trip(tmp_path):
          "a BatchNorm2d, which cannot be pruned"),
         ({"config_list": [{"op_types": ["Conv2d"], "sparse_ratio": 2}]}, "sparse_ratio must be"),
         ({"config_list": [{"op_types": ["LSTM"], "sparse_ratio": 0.5}]}, "op_types has 'LSTM'"),
-        ({"ignore": ["pool"]}, "ignore names 'pool', not a prunable layer"),
+        ({"exclude": ["pool"]}, "exclude names 'pool', not a prunable layer"),
     ],
 )
 def test_bad_input(kwargs, message):

@@ -93,7 +93,7 @@ def test_other_fitnesses_run(fitness):
     torch.manual_seed(0)
     model = tp.create_model("mnist-conv", input_size=8, width=0.5)
     _, info = prune_filters(model, method={**GA, "fitness": fitness}, sparsity=0.5,
-                            inputs=torch.randn(32, 1, 8, 8))
+                            data_sample=torch.randn(32, 1, 8, 8))
     conv2 = next(x for x in info.layers if x.name == "conv2")
     assert conv2.after == 8 and info.extra["ga"]["fitness"] == fitness
 

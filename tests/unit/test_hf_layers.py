@@ -13,7 +13,7 @@ from torch import nn
 import topoprune as tp
 from topoprune.models.introspect import extract_layers, layer_graph, layer_roles, tied_layers
 from topoprune.models.layers import weighted_layers
-from topoprune.pruning import prune_unstructured
+from topoprune.pruning import prune_weights
 from topoprune.pruning.config import resolve_config_list
 from topoprune.topology import neural_persistence_of_layer
 
@@ -151,7 +151,7 @@ def test_a_weight_shared_by_two_layers_counts_once():
     assert tp.critical_compression(model).layers[0].edges == 16
     assert len(tp.critical_compression(model).layers) == 1
     with pytest.raises(tp.TopopruneError, match="no layers to prune .*'0': weight tied to '2'"):
-        prune_unstructured(model, 0.5)
+        prune_weights(model, amount=0.5, inplace=True)[1]
 
 
 # --- unstructured pruning ------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_global_08_on_gpt2_prunes_08_of_the_conv1d_weights_and_leaves_the_tied_h
     model = gpt2()
     dense = {n: m.weight.detach().abs().clone() for n, m in weighted_layers(model).items()}
     embedding = model.transformer.wte.weight.detach().clone()
-    rec = prune_unstructured(model, 0.8, scope="global")
+    rec = prune_weights(model, amount=0.8, scope="global", inplace=True)[1]
     assert [x.name for x in rec.layers] == GPT2_LAYERS
     assert sum(x.total for x in rec.layers) == GPT2_PRUNABLE
     zeros = sum(int((weighted_layers(model)[n].weight == 0).sum()) for n in GPT2_LAYERS)
@@ -181,13 +181,13 @@ def test_global_08_on_gpt2_prunes_08_of_the_conv1d_weights_and_leaves_the_tied_h
 def test_a_tied_head_is_refused_when_named_and_pruned_once_untied():
     with pytest.raises(tp.TopopruneError, match="'lm_head' cannot be pruned unstructured: its weight is "
                                                 "tied to 'transformer.wte'.*tie_word_embeddings=False"):
-        prune_unstructured(gpt2(), 0.5, layers=["lm_head"])
+        prune_weights(gpt2(), amount=0.5, layers=["lm_head"], inplace=True)[1]
     with pytest.raises(tp.TopopruneError, match="layers must be a list of layer names, got 'lm_head'"):
-        prune_unstructured(gpt2(), 0.5, layers="lm_head")
+        prune_weights(gpt2(), amount=0.5, layers="lm_head", inplace=True)[1]
     untied = gpt2(tie_word_embeddings=False)
-    rec = prune_unstructured(untied, 0.5, layers=["lm_head"])
+    rec = prune_weights(untied, amount=0.5, layers=["lm_head"], inplace=True)[1]
     assert rec.layers[0].remaining_after == 1600 and not rec.skipped
-    assert prune_unstructured(gpt2(tie_word_embeddings=False), 0.5).layers[-1].name == "lm_head"
+    assert prune_weights(gpt2(tie_word_embeddings=False), amount=0.5, inplace=True)[1].layers[-1].name == "lm_head"
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -208,8 +208,8 @@ def test_conv1d_is_pruned_exactly_like_the_linear_it_stands_for(kwargs):
             lin.weight.copy_(c.weight.t())
             lin.bias.copy_(c.bias)
     for _ in range(2):  # the second round starts from the masks of the first
-        rc = prune_unstructured(conv, 0.6, **kwargs)
-        rl = prune_unstructured(linear, 0.6, **kwargs)
+        rc = prune_weights(conv, amount=0.6, **kwargs, inplace=True)[1]
+        rl = prune_weights(linear, amount=0.6, **kwargs, inplace=True)[1]
         for c, lin in zip(conv[::2], linear[::2]):
             assert c.weight_mask.shape == (lin.in_features, lin.out_features)  # stored layout
             assert torch.equal(c.weight_mask.t(), lin.weight_mask)
@@ -234,7 +234,7 @@ def test_nni_op_types_accept_hf_conv1d():
 
 def test_np_of_a_masked_gpt2_reads_the_masked_transposed_weight():
     model = gpt2()
-    prune_unstructured(model, 0.5, preserve="mst")
+    prune_weights(model, amount=0.5, preserve="mst", inplace=True)[1]
     layer = model.transformer.h[1].attn.c_proj
     w = (layer.weight_orig * layer.weight_mask).detach().numpy().T
     row = next(x for x in tp.neural_persistence(model).layers if x.name == "transformer.h.1.attn.c_proj")

@@ -12,7 +12,7 @@ import torch
 import topoprune as tp
 from topoprune.data import prepare_data
 from topoprune.errors import TopopruneError
-from topoprune.pruning import imp, parse_rewind, prune_unstructured
+from topoprune.pruning import imp, parse_rewind, prune_weights
 from topoprune.pruning.masks import prunable_layers
 from topoprune.pruning.schedules import remaining_fraction, rewind_weights
 from topoprune.train import Callback, TrainConfig
@@ -33,7 +33,7 @@ def fresh():
 
 
 def test_imp_compound_sparsity_and_records(digits):
-    r = imp(fresh(), digits, CFG, rounds=3, fraction=0.5, scope="local", progress=False)
+    r = imp(fresh(), digits, CFG, rounds=3, per_round=0.5, scope="local", progress=False)
     assert [x["round"] for x in r.rounds] == [0, 1, 2, 3]
     for k, x in enumerate(r.rounds):
         assert x["sparsity"] == pytest.approx(1 - 0.5**k, abs=2e-3)
@@ -46,7 +46,7 @@ def test_imp_compound_sparsity_and_records(digits):
 def test_tree_preserving_imp_keeps_every_layer_connected(digits):
     model = fresh()
     # classifier: 250 weights, tree 34; 0.6^3 * 250 = 54 keeps the budget above the tree
-    r = imp(model, digits, CFG, rounds=3, fraction=0.4, scope="local", preserve="mst", progress=False)
+    r = imp(model, digits, CFG, rounds=3, per_round=0.4, scope="local", preserve="mst", progress=False)
     assert not any(x["warnings"] for x in r.rounds)
     for name, m in prunable_layers(model).items():
         assert n_components(m.weight.detach().numpy()) == 1, name
@@ -58,7 +58,7 @@ def test_rewind_restores_survivors_to_init():
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)  # "training"
-    prune_unstructured(model, 0.5)
+    prune_weights(model, amount=0.5, inplace=True)[1]
     before_masks = {n: m.weight_mask.clone() for n, m in prunable_layers(model).items()}
     rewind_weights(model, prunable_layers(model), init)
     for name, m in prunable_layers(model).items():
@@ -79,19 +79,19 @@ class _Crash(Callback):
 
 
 def test_resume_after_crash_equals_uninterrupted_run(digits, tmp_path):
-    ref = imp(fresh(), digits, CFG, rounds=3, fraction=0.5, progress=False)
+    ref = imp(fresh(), digits, CFG, rounds=3, per_round=0.5, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        imp(fresh(), digits, CFG, rounds=3, fraction=0.5, out_dir=tmp_path, progress=False,
+        imp(fresh(), digits, CFG, rounds=3, per_round=0.5, out_dir=tmp_path, progress=False,
             callbacks=[_Crash()])
     assert len(json.loads((tmp_path / "imp.json").read_text())["rounds"]) == 2
     torch.manual_seed(99)  # a different init: the saved one must be used
     other = tp.create_model("lenet300", input_size=8, width=0.25)
-    resumed = imp(other, digits, CFG, rounds=3, fraction=0.5, out_dir=tmp_path, progress=False)
+    resumed = imp(other, digits, CFG, rounds=3, per_round=0.5, out_dir=tmp_path, progress=False)
     assert [x["sparsity"] for x in resumed.rounds] == [x["sparsity"] for x in ref.rounds]
     np.testing.assert_allclose([x["test_acc"] for x in resumed.rounds],
                                [x["test_acc"] for x in ref.rounds])
     with pytest.raises(TopopruneError, match="other IMP settings"):
-        imp(fresh(), digits, CFG, rounds=4, fraction=0.5, out_dir=tmp_path, progress=False)
+        imp(fresh(), digits, CFG, rounds=4, per_round=0.5, out_dir=tmp_path, progress=False)
 
 
 @pytest.mark.parametrize("text, expected", [("init", 0), ("none", None), ("epoch:2", 2)])
@@ -102,7 +102,7 @@ def test_parse_rewind(text, expected):
 @pytest.mark.parametrize("kwargs, message", [
     ({"rewind": "epoch:9"}, "rewind must be"),
     ({"rewind": "start"}, "rewind must be"),
-    ({"fraction": 1.0}, r"fraction must be in \(0, 1\)"),
+    ({"per_round": 1.0}, r"per_round must be in \(0, 1\)"),
     ({"rounds": -1}, "rounds must be an integer >= 0"),
 ])
 def test_bad_imp_settings(digits, kwargs, message):
@@ -112,7 +112,7 @@ def test_bad_imp_settings(digits, kwargs, message):
 
 def test_rewind_to_epoch_k(digits):
     cfg = TrainConfig(epochs=2, lr=0.1, batch_size=64)
-    r = imp(fresh(), digits, cfg, rounds=1, fraction=0.5, rewind="epoch:1", progress=False)
+    r = imp(fresh(), digits, cfg, rounds=1, per_round=0.5, rewind="epoch:1", progress=False)
     assert len(r.rounds) == 2 and r.rounds[1]["sparsity"] == pytest.approx(0.5, abs=2e-3)
 
 
@@ -124,7 +124,7 @@ def test_target_mode_from_a_trained_model_lands_on_the_sparsity_and_resumes(digi
 
     train(model, digits, CFG, progress=False)
     dense = copy.deepcopy(model.state_dict())
-    r = imp(model, digits, CFG, rounds=3, target=0.8, rewind="none", progress=False, pretrained=True,
+    r = imp(model, digits, CFG, rounds=3, sparsity=0.8, rewind="none", progress=False, pretrained=True,
             retrain_last=False, out_dir=tmp_path)
     assert [x["round"] for x in r.rounds] == [0, 1, 2, 3]
     assert r.rounds[0]["train_seconds"] == 0.0 and r.rounds[-1]["train_seconds"] == 0.0  # not trained
@@ -134,7 +134,7 @@ def test_target_mode_from_a_trained_model_lands_on_the_sparsity_and_resumes(digi
     # round 0 measured the trained model as it was
     other = fresh()
     other.load_state_dict(dense)
-    again = imp(other, digits, CFG, rounds=3, target=0.8, rewind="none", progress=False, pretrained=True,
+    again = imp(other, digits, CFG, rounds=3, sparsity=0.8, rewind="none", progress=False, pretrained=True,
                 retrain_last=False, out_dir=tmp_path)  # resumes: every round is on disk
     assert again.rounds == r.rounds
     masks = [[m.weight_mask for m in net.modules() if hasattr(m, "weight_mask")] for net in (model, other)]

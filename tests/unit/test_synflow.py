@@ -12,7 +12,7 @@ from torch.nn.utils import prune
 
 import topoprune as tp
 from topoprune.errors import TopopruneError
-from topoprune.pruning import prune_unstructured, synflow_scores
+from topoprune.pruning import prune_weights, synflow_scores
 from topoprune.pruning.methods import ApplyRequest, SynFlow, resolve_method
 from topoprune.pruning.synflow import keep_schedule
 
@@ -79,7 +79,7 @@ def test_scores_follow_the_flow_through_eval_mode_batchnorm():
 def test_exact_target_sparsity(amount):
     model = small_model()
     total = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-    rec = tp.prune_unstructured(model, amount=amount, method="synflow")
+    rec = tp.prune_weights(model, amount=amount, method="synflow", inplace=True)[1]
     pruned = sum(int((mask == 0).sum()) for mask in masks(model).values())
     assert pruned == round(amount * total)
     assert rec.method == "synflow" and rec.scope == "global"
@@ -89,8 +89,8 @@ def test_exact_target_sparsity(amount):
 
 def test_deterministic_and_the_registered_method_gives_the_same_masks():
     a, b, c = small_model(), small_model(), small_model()
-    prune_unstructured(a, 0.95, method="synflow", seed=0)
-    prune_unstructured(b, 0.95, method="synflow", seed=7)  # data-free: the seed plays no part
+    prune_weights(a, amount=0.95, method="synflow", seed=0, inplace=True)[1]
+    prune_weights(b, amount=0.95, method="synflow", seed=7, inplace=True)[1]  # data-free: the seed plays no part
     out = resolve_method("synflow").apply(c, ApplyRequest(sparsity=0.95, seed=3))
     ma, mb, mc = masks(a), masks(b), masks(out.model)
     assert ma.keys() == mb.keys() == mc.keys() and len(ma) == 3
@@ -98,7 +98,7 @@ def test_deterministic_and_the_registered_method_gives_the_same_masks():
     assert out.record["iterations"] == 100 and out.record["rounds"][0]["method"] == "synflow"
     # iterative re-scoring matters: one round gives another mask at this compression
     d = small_model()
-    prune_unstructured(d, 0.95, method="synflow", iterations=1)
+    prune_weights(d, amount=0.95, method="synflow", iterations=1, inplace=True)[1]
     assert not all(torch.equal(ma[n], masks(d)[n]) for n in ma)
 
 
@@ -112,7 +112,7 @@ def test_weights_buffers_and_mode_are_unchanged_except_masking():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     net.train()
     x = torch.randn(2, 1, 8, 8)
-    prune_unstructured(net, 0.8, method="synflow", example_inputs=x, iterations=10)
+    prune_weights(net, amount=0.8, method="synflow", example_inputs=x, iterations=10, inplace=True)[1]
     after = net.state_dict()
     masked = {"0.weight_orig", "0.weight_mask", "5.weight_orig", "5.weight_mask"}
     assert set(after) == (set(before) - {"0.weight", "5.weight"}) | masked
@@ -130,7 +130,7 @@ def test_ties_keep_the_lower_flat_index():
         for m in net:
             m.weight.fill_(-1.0)
     # every first-layer weight scores 1, every second-layer weight 4: the last 4 of layer 0 go
-    prune_unstructured(net, 4, method="synflow", example_inputs=torch.zeros(1, 4), iterations=1)
+    prune_weights(net, amount=4, method="synflow", example_inputs=torch.zeros(1, 4), iterations=1, inplace=True)[1]
     assert net[0].weight_mask.flatten().tolist() == [1.0] * 12 + [0.0] * 4
     assert torch.all(net[1].weight_mask == 1)
 
@@ -156,12 +156,12 @@ def path_exists(net: nn.Sequential) -> tuple[bool, int, int]:
 @pytest.mark.parametrize("amount", [0.9, 0.98])
 def test_synflow_avoids_the_layer_collapse_of_global_magnitude(amount):
     mag = layer_collapse_mlp()
-    prune_unstructured(mag, amount, method="magnitude", scope="global")
+    prune_weights(mag, amount=amount, method="magnitude", scope="global", inplace=True)[1]
     assert int(mag[2].weight_mask.sum()) == 0  # the middle layer is cut out entirely
     assert path_exists(mag)[0] is False
 
     syn = layer_collapse_mlp()
-    prune_unstructured(syn, amount, method="synflow", example_inputs=torch.zeros(1, 20))
+    prune_weights(syn, amount=amount, method="synflow", example_inputs=torch.zeros(1, 20), inplace=True)[1]
     kept = [int(syn[i].weight_mask.sum()) for i in (0, 2, 4)]
     assert sum(kept) == 1000 - round(amount * 1000)
     assert min(kept) >= 1  # no layer entirely pruned
@@ -185,15 +185,15 @@ def test_settings_and_refusals():
     with pytest.raises(TopopruneError, match="scope: bad value 'local'"):
         resolve_method({"name": "synflow", "scope": "local"})
     with pytest.raises(TopopruneError, match="scope must be 'global' for method 'synflow'"):
-        prune_unstructured(small_model(), 0.5, method="synflow", scope="local")
+        prune_weights(small_model(), amount=0.5, method="synflow", scope="local", inplace=True)[1]
     with pytest.raises(TopopruneError, match="preserve must be None"):
-        prune_unstructured(small_model(), 0.5, method="synflow", preserve="mst")
+        prune_weights(small_model(), amount=0.5, method="synflow", preserve="mst", inplace=True)[1]
     net = two_layer()
     with pytest.raises(TopopruneError, match="example_inputs is required"):
-        prune_unstructured(net, 0.5, method="synflow")
+        prune_weights(net, amount=0.5, method="synflow", inplace=True)[1]
     for bad in ({"x": torch.zeros(1, 2)}, torch.zeros(1, 2, dtype=torch.long)):
         with pytest.raises(TopopruneError, match="undefined for token or keyword inputs") as info:
-            prune_unstructured(net, 0.5, method="synflow", example_inputs=bad)
+            prune_weights(net, amount=0.5, method="synflow", example_inputs=bad, inplace=True)[1]
         assert "\n" not in str(info.value)
     assert not hasattr(net[0], "weight_mask")  # refused before anything was masked
 
@@ -207,15 +207,15 @@ def test_hf_conv1d_scores_as_the_linear_it_stands_for():
         conv[2].weight.copy_(lin[2].weight.t())
     s_lin, s_conv = synflow_scores(lin, torch.zeros(1, 2)), synflow_scores(conv, torch.zeros(1, 2))
     assert torch.equal(s_conv["0"], s_lin["0"].t()) and torch.equal(s_conv["2"], s_lin["2"].t())
-    prune_unstructured(lin, 3, method="synflow", example_inputs=torch.zeros(1, 2), iterations=2)
-    prune_unstructured(conv, 3, method="synflow", example_inputs=torch.zeros(1, 2), iterations=2)
+    prune_weights(lin, amount=3, method="synflow", example_inputs=torch.zeros(1, 2), iterations=2, inplace=True)[1]
+    prune_weights(conv, amount=3, method="synflow", example_inputs=torch.zeros(1, 2), iterations=2, inplace=True)[1]
     assert torch.equal(conv[0].weight_mask, lin[0].weight_mask.t())
     assert torch.equal(conv[2].weight_mask, lin[2].weight_mask.t())
 
 
 def test_a_network_already_cut_apart_warns_that_no_flow_is_left():
     net = layer_collapse_mlp()
-    prune_unstructured(net, 0.9, method="magnitude", scope="global")  # the middle layer is gone
+    prune_weights(net, amount=0.9, method="magnitude", scope="global", inplace=True)[1]  # the middle layer is gone
     with pytest.warns(UserWarning, match=r"no input-output path carries flow \(R = 0\)"):
-        prune_unstructured(net, 50, method="synflow", example_inputs=torch.zeros(1, 20), iterations=2)
+        prune_weights(net, amount=50, method="synflow", example_inputs=torch.zeros(1, 20), iterations=2, inplace=True)[1]
     assert sum(int((1 - m).sum()) for m in masks(net).values()) == 900 + 50  # still exact

@@ -11,7 +11,7 @@ from torch.nn.utils import prune
 
 import topoprune as tp
 from topoprune.errors import TopopruneError
-from topoprune.pruning import prune_unstructured
+from topoprune.pruning import prune_weights
 from topoprune.topology import channel_matrix, ConvLayer, persistence_diagram
 
 from ..conftest import n_components
@@ -30,7 +30,7 @@ def test_local_fraction_is_exact_per_layer_and_by_magnitude():
     model = lenet()
     before = {n: m.weight.detach().abs().clone() for n, m in model.named_modules()
               if isinstance(m, nn.Linear)}
-    rec = prune_unstructured(model, 0.3)
+    rec = prune_weights(model, amount=0.3, inplace=True)[1]
     for layer in rec.layers:
         assert layer.remaining_after == layer.total - round(0.3 * layer.total)
         mask = masks(model)[layer.name].bool()
@@ -43,7 +43,7 @@ def test_masks_only_shrink_and_compound_sparsity():
     model = lenet()
     previous = None
     for k in range(1, 6):
-        prune_unstructured(model, 0.2)
+        prune_weights(model, amount=0.2, inplace=True)[1]
         current = masks(model)
         if previous is not None:
             for n in current:
@@ -58,7 +58,7 @@ def test_global_scope_ranks_across_layers():
     model = lenet()
     weights = {n: m.weight.detach().abs().clone() for n, m in model.named_modules()
                if isinstance(m, nn.Linear)}
-    rec = prune_unstructured(model, 0.6, scope="global")
+    rec = prune_weights(model, amount=0.6, scope="global", inplace=True)[1]
     total = sum(x.total for x in rec.layers)
     assert sum(x.remaining_after for x in rec.layers) == total - round(0.6 * total)
     kept = torch.cat([weights[n][m.bool()] for n, m in masks(model).items()])
@@ -69,9 +69,9 @@ def test_global_scope_ranks_across_layers():
 
 def test_random_is_seeded_and_counts_are_ints():
     a, b, c = lenet(), lenet(), lenet()
-    prune_unstructured(a, 100, method="random", seed=1)
-    prune_unstructured(b, 100, method="random", seed=1)
-    prune_unstructured(c, 100, method="random", seed=2)
+    prune_weights(a, amount=100, method="random-weights", seed=1, inplace=True)[1]
+    prune_weights(b, amount=100, method="random-weights", seed=1, inplace=True)[1]
+    prune_weights(c, amount=100, method="random-weights", seed=2, inplace=True)[1]
     ma, mb, mc = masks(a), masks(b), masks(c)
     assert all(torch.equal(ma[n], mb[n]) for n in ma)
     assert not all(torch.equal(ma[n], mc[n]) for n in ma)
@@ -80,7 +80,7 @@ def test_random_is_seeded_and_counts_are_ints():
 
 def test_torch_prune_semantics_are_kept():
     model = lenet()
-    prune_unstructured(model, 0.5)
+    prune_weights(model, amount=0.5, inplace=True)[1]
     fc1 = model.layers["fc1"]
     assert hasattr(fc1, "weight_orig") and hasattr(fc1, "weight_mask")
     prune.remove(fc1, "weight")
@@ -93,7 +93,7 @@ def test_mst_preserving_keeps_the_tree_and_the_diagram():
     dense = {n: m.weight.detach().numpy().copy() for n, m in model.named_modules()
              if isinstance(m, nn.Linear)}
     for _ in range(3):  # the classifier (250 weights, tree 34) keeps 54: budget >= tree
-        rec = prune_unstructured(model, 0.4, preserve="mst")
+        rec = prune_weights(model, amount=0.4, preserve="mst", inplace=True)[1]
         assert not rec.warnings
     for n, m in masks(model).items():
         pruned = dense[n] * m.numpy()
@@ -101,7 +101,7 @@ def test_mst_preserving_keeps_the_tree_and_the_diagram():
         np.testing.assert_allclose(persistence_diagram(pruned), persistence_diagram(dense[n]))
     plain = lenet()
     for _ in range(3):
-        prune_unstructured(plain, 0.4)
+        prune_weights(plain, amount=0.4, inplace=True)[1]
     assert any(n_components(dense[n] * m.numpy()) > 1 for n, m in masks(plain).items())
 
 
@@ -112,14 +112,14 @@ def test_global_scope_timp_keeps_every_layers_tree():
     model = lenet()
     dense = {n: m.weight.detach().numpy().copy() for n, m in model.named_modules()
              if isinstance(m, nn.Linear)}
-    rec = prune_unstructured(model, 0.95, scope="global", preserve="mst")
+    rec = prune_weights(model, amount=0.95, scope="global", preserve="mst", inplace=True)[1]
     assert not rec.warnings and abs(rec.sparsity - 0.95) < 0.01
     for n, m in masks(model).items():
         pruned = dense[n] * m.numpy()
         assert n_components(pruned) == 1, n
         np.testing.assert_allclose(persistence_diagram(pruned), persistence_diagram(dense[n]))
     plain = lenet()
-    prune_unstructured(plain, 0.95, scope="global")
+    prune_weights(plain, amount=0.95, scope="global", inplace=True)[1]
     assert any(n_components(dense[n] * m.numpy()) > 1 for n, m in masks(plain).items())
 
 
@@ -127,7 +127,7 @@ def test_mst_on_conv_keeps_whole_tree_slices():
     torch.manual_seed(0)
     conv = nn.Sequential(nn.Conv2d(8, 16, 3))
     w0 = conv[0].weight.detach().numpy().copy()
-    prune_unstructured(conv, 0.8, preserve="mst")
+    prune_weights(conv, amount=0.8, preserve="mst", inplace=True)[1]
     pruned = w0 * conv[0].weight_mask.numpy()
     before = channel_matrix(ConvLayer("c", w0))
     after = channel_matrix(ConvLayer("c", pruned))
@@ -137,7 +137,7 @@ def test_mst_on_conv_keeps_whole_tree_slices():
 def test_budget_below_tree_warns_and_records():
     model = lenet()
     with pytest.warns(UserWarning, match="smaller than the spanning tree"):
-        rec = prune_unstructured(model, 0.99, preserve="mst")
+        rec = prune_weights(model, amount=0.99, preserve="mst", inplace=True)[1]
     assert rec.warnings and all(x.remaining_after == x.total - round(0.99 * x.total)
                                 for x in rec.layers)
 
@@ -148,7 +148,7 @@ def test_budget_below_tree_warns_and_records():
         ({"amount": 1.0}, r"amount must be in \[0, 1\)"),
         ({"amount": -0.1}, r"amount must be in \[0, 1\)"),
         ({"amount": 10**9}, "more than the"),
-        ({"amount": 0.5, "method": "l1"}, "method must be one of"),
+        ({"amount": 0.5, "method": "l1"}, "method: bad value 'l1'; allowed: magnitude, random-weights, synflow"),
         ({"amount": 0.5, "scope": "layer"}, "scope must be one of"),
         ({"amount": 0.5, "preserve": "tree"}, "preserve must be None or 'mst'"),
         ({"amount": 0.5, "layers": ["fc9"]}, "no layer named 'fc9'; prunable layers: layers.fc1"),
@@ -158,7 +158,7 @@ def test_budget_below_tree_warns_and_records():
 def test_bad_input(kwargs, message):
     model = lenet()
     with pytest.raises(TopopruneError, match=message):
-        prune_unstructured(model, **kwargs)
+        prune_weights(model, **kwargs, inplace=True)[1]
     assert not masks(model)  # nothing was applied
 
 
@@ -166,7 +166,7 @@ def test_regression_stale_weight_attribute_after_load_state_dict():
     # torch's `module.weight` under pruning is refreshed only by a forward pass; scores, counts
     # and analyses must use weight_orig * weight_mask, or a resumed IMP prunes the wrong weights.
     model = lenet()
-    prune_unstructured(model, 0.5)
+    prune_weights(model, amount=0.5, inplace=True)[1]
     state = {k: v.clone() for k, v in model.state_dict().items()}
     other = lenet(seed=7)
     prune.custom_from_mask(other.layers["fc1"], "weight", torch.ones_like(other.layers["fc1"].weight))

@@ -217,7 +217,7 @@ def prune_units(
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise TopopruneError(f"seed must be an integer >= 0, got {seed!r}")
     if inputs is not None:
-        inputs = as_inputs(inputs, "inputs")
+        inputs = as_inputs(inputs, "data_sample")
     if chosen.needs().sample and inputs is None:
         raise TopopruneError(f"method {chosen.name!r} ({chosen}) looks at the layers' outputs: pass a "
                              "data sample, prune_units(..., data_sample=x) (the CLI takes --dataset)")
