@@ -240,8 +240,8 @@ def collapse_report(
     convention: str = "paper",
 ) -> dict:
     """Layer collapse, input-to-output connectivity, spanning tree kept and the sparsity against
-    the critical compression ratio of a model pruned with ``torch.nn.utils.prune`` (issue #15,
-    item 4; METHODS.md section 9). A JSON-ready dict (no NaN or inf).
+    the critical compression ratio of a model pruned with ``torch.nn.utils.prune``. A JSON-ready
+    dict (no NaN or inf).
 
     Masks are the layers' ``weight_mask`` buffers (a layer without one keeps every weight; a
     model after ``prune.remove`` therefore reads as dense). Hugging Face ``Conv1D`` masks are
@@ -408,7 +408,7 @@ def betti_by_layer(
     quantile: float = 0.1,
     layers: Sequence[str] | None = None,
 ) -> dict[str, dict[str, list[int]]]:
-    """Betti numbers of each class's point cloud after every layer (METHODS.md section 7;
+    """Betti numbers of each class's point cloud after every layer (Kochar et al. 2021;
     Naitzat et al. 2020): ``{layer: {class: [b0, ..., b_max_dim]}}``, layers in forward order,
     starting with ``"input"``. The default ``"knn-geodesic"`` measure (1 hop on the k-NN graph)
     needs no scale, so layers whose coordinates grow or shrink are measured alike."""

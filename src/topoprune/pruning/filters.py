@@ -1,6 +1,6 @@
 """Structured pruning: choose filters/neurons, then remove them physically.
 
-``prune_filters`` composes the three parts of ARCHITECTURE.md: a registered structured method
+``prune_filters`` composes three parts: a registered structured method
 (:mod:`topoprune.pruning.methods`) picks the units of each targeted layer, the NNI one-shot rule fixes how many, and
 :class:`~topoprune.pruning.surgery.Surgeon` removes them with torch-pruning's dependency graph,
 so the result is a smaller ``nn.Module`` that runs faster, not a masked one.
