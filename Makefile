@@ -76,7 +76,7 @@ bench-fitness: bench-structured
 	$(CLI) compare configs/fmnist-vgg16q-topo-fitness.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
 
-# Section 9: layer budgets at matched FLOPs (issue #16). VGG: 8 to 20 min per cell here (mean 12), so
+# Section 9: layer budgets at matched FLOPs. VGG: 8 to 20 min per cell here (mean 12), so
 # 7 to 9 h on 2 cores; ResNet-56: about 59 core-hours of training alone (train_step_cost.py below),
 # meant for a GPU (add --device cuda). Both resume.
 bench-budgets: setup system-data
@@ -97,14 +97,14 @@ bench-study: setup
 	$(CLI) study activations configs/study-activations.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py study configs/study-activations.yaml --name activation_study
 
-# Extreme compression, 8x-1024x (issue #15): LeNet-300-100 (~35 min) and a small conv net (~80 min)
+# Extreme compression, 8x-1024x: LeNet-300-100 (~35 min) and a small conv net (~80 min)
 bench-extreme: setup system-data
 	$(CLI) compare configs/fmnist-lenet300-extreme.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py extreme configs/fmnist-lenet300-extreme.yaml
 	$(CLI) compare configs/fmnist-conv-extreme.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py extreme configs/fmnist-conv-extreme.yaml
 
-# The damage study (issue #15): VGG-16 w0.25 filters (~2 h) and LeNet-300-100 masks (~15 min)
+# The damage study: VGG-16 w0.25 filters (~2 h) and LeNet-300-100 masks (~15 min)
 bench-damage: setup system-data
 	$(CLI) study damage configs/fmnist-lenet300-damage.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py damage configs/fmnist-lenet300-damage.yaml
