@@ -8,14 +8,14 @@ CLI    := $(VENV)/bin/topoprune
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-data demo test test-slow bench bench-structured bench-fitness bench-imp bench-study bench-extreme bench-damage bench-budgets bench-report clean
+.PHONY: setup system-data demo test test-slow docs dist bench bench-structured bench-fitness bench-imp bench-study bench-extreme bench-damage bench-budgets bench-report clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,docs]"
 	@touch $(STAMP)
 
 # The main job: every method on the embedded digits data (configs/quickstart.yaml), resumable;
@@ -41,6 +41,18 @@ test: setup system-data
 test-slow: setup
 	$(PY) -m pytest -m slow
 
+# The documentation site (mkdocs, Material theme, API reference from the docstrings) into site/;
+# --strict turns every warning (a broken link, a docstring griffe cannot parse) into a failure.
+# Fully offline: no web fonts, no CDN; open site/index.html directly.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# A wheel and an sdist into dist/ (the shipped configs travel inside the wheel as package data).
+dist: setup
+	$(PY) -m pip install --quiet "build>=1.2"
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
 # Every benchmark (hours on 2 CPU cores: benchmarks/README.md gives each one's time). All resume.
 bench: setup system-data
 	$(PY) benchmarks/np_speed.py
@@ -64,7 +76,7 @@ bench-fitness: bench-structured
 	$(CLI) compare configs/fmnist-vgg16q-topo-fitness.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
 
-# Section 9: layer budgets at matched FLOPs (issue #16). VGG: 8 to 20 min per cell here (mean 12), so
+# Section 9: layer budgets at matched FLOPs. VGG: 8 to 20 min per cell here (mean 12), so
 # 7 to 9 h on 2 cores; ResNet-56: about 59 core-hours of training alone (train_step_cost.py below),
 # meant for a GPU (add --device cuda). Both resume.
 bench-budgets: setup system-data
@@ -85,14 +97,14 @@ bench-study: setup
 	$(CLI) study activations configs/study-activations.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py study configs/study-activations.yaml --name activation_study
 
-# Extreme compression, 8x-1024x (issue #15): LeNet-300-100 (~35 min) and a small conv net (~80 min)
+# Extreme compression, 8x-1024x: LeNet-300-100 (~35 min) and a small conv net (~80 min)
 bench-extreme: setup system-data
 	$(CLI) compare configs/fmnist-lenet300-extreme.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py extreme configs/fmnist-lenet300-extreme.yaml
 	$(CLI) compare configs/fmnist-conv-extreme.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py extreme configs/fmnist-conv-extreme.yaml
 
-# The damage study (issue #15): VGG-16 w0.25 filters (~2 h) and LeNet-300-100 masks (~15 min)
+# The damage study: VGG-16 w0.25 filters (~2 h) and LeNet-300-100 masks (~15 min)
 bench-damage: setup system-data
 	$(CLI) study damage configs/fmnist-lenet300-damage.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py damage configs/fmnist-lenet300-damage.yaml
@@ -104,4 +116,4 @@ bench-report: setup
 	$(PY) scripts/bench_report.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .hypothesis

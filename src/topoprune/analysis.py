@@ -459,7 +459,7 @@ def betti_by_layer(
     quantile: float = 0.1,
     layers: Sequence[str] | None = None,
 ) -> dict[str, dict[str, list[int]]]:
-    """Betti numbers of each class's point cloud after every layer (METHODS.md section 7;
+    """Betti numbers of each class's point cloud after every layer (Kochar et al. 2021;
     Naitzat et al. 2020): ``{layer: {class: [b0, ..., b_max_dim]}}``, layers in forward order,
     starting with ``"input"``. The default ``"knn-geodesic"`` measure (1 hop on the k-NN graph)
     needs no scale, so layers whose coordinates grow or shrink are measured alike."""

@@ -1,4 +1,4 @@
-"""Synthetic binary datasets with many holes and known Betti numbers (METHODS.md section 7).
+"""Synthetic binary datasets with many holes and known Betti numbers.
 
 In the spirit of Naitzat, Zhitnikov and Lim (2020), "Topology of deep neural networks": two
 classes that are topologically entangled, so a classifier has to change the topology of the

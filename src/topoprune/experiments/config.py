@@ -267,10 +267,9 @@ class RecoverySpec(_Spec):
     ``recalibrate_bn``: before recovery, every BatchNorm layer's running statistics are
     re-estimated on this many training batches (of ``batch_size``, seeded by the cell's seed;
     :func:`~topoprune.train.recalibrate_bn`), and recovery starts from that model. 0 turns it off
-    (the behaviour before issue #15). A model without BatchNorm is not touched either way. The
-    field is always part of the config's digest, so every config's run folder name changed when
-    it was added (a cell computes something else now; an old folder is not resumed into a new
-    meaning).
+    (the pruned model is then measured and recovered with the statistics it came with). A model
+    without BatchNorm is not touched either way. The field is always part of the config's digest,
+    so a run folder never resumes into cells computed with a different setting.
     """
 
     epochs: Epochs = 3
@@ -284,7 +283,7 @@ class RecoverySpec(_Spec):
 
 
 class BudgetSpec(_Spec):
-    """Structured cells prune to a count instead of a per-layer sparsity (issue #16): a cell's
+    """Structured cells prune to a count instead of a per-layer sparsity: a cell's
     sparsity ``s`` becomes the target ``{metric: 1 - s}``, the fraction of the dense model's
     ``metric`` removed (0.5: 2x fewer FLOPs, 0.75: 4x). Each method entry may name its
     ``allocation`` (default ``uniform``). ``data_samples`` labelled training inputs (drawn with
@@ -448,8 +447,8 @@ class ExperimentConfig:
         """12 hex digits of the config's content: the run folder's suffix.
 
         Every field of :meth:`to_dict` enters it, ``recovery.recalibrate_bn`` included even when
-        the file does not write it (its default, 50, changed what a cell computes; so all
-        digests changed with issue #15, and ``recalibrate_bn: 0`` is a new digest too)."""
+        the file does not write it (it changes what a cell computes, so ``recalibrate_bn: 0``
+        and the default 50 give different digests)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
     def __eq__(self, other: object) -> bool:

@@ -57,7 +57,7 @@ def summarize(rows: list[dict]) -> list[dict]:
                         {b: statistics.mean(x[b] for x in lat_after) for b in lat_after[0]} if lat_after else None),
             "dense": [r["dense_acc"] for r in rs],
             "after_prune": [r.get("acc_pruned_raw", r["acc_after_prune"]) for r in rs],
-            "after_prune_recal": [r.get("acc_pruned_recal") for r in rs],  # None: a row from before #15
+            "after_prune_recal": [r.get("acc_pruned_recal") for r in rs],  # None: a row without recalibration
             "after_recovery": [r["acc_after_recovery"] for r in rs],
             "epochs_to_recover": [r["epochs_to_recover"] for r in rs],
             "recovered": sum(r["epochs_to_recover"] is not None for r in rs),

@@ -1,7 +1,7 @@
 """The result row of one cell (model, method, sparsity, seed): what ``results.jsonl`` holds.
 
 Pairs are ``[dense, pruned]``. Rows written by older versions load too (unknown keys are kept;
-rows from before issue #15 have no recalibrated accuracy), so a report can always be rebuilt from
+rows without BN recalibration have no recalibrated accuracy), so a report can always be rebuilt from
 a run folder.
 """
 
@@ -53,7 +53,7 @@ class Row(BaseModel):
     warnings: list[str] = []
     # unstructured cells: collapse, connectivity, tree kept, vs critical ratio (analysis.collapse_report)
     collapse: dict[str, Any] | None = None
-    # budget comparisons (issue #16): the target, the allocation, units removed per layer, the count met
+    # budget comparisons: the target, the allocation, units removed per layer, the count met
     budget: dict[str, Any] | None = None
 
     @property

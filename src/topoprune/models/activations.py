@@ -3,7 +3,7 @@
 
 The standard five (relu, leaky_relu, tanh, sigmoid, gelu) and two candidates of ours for the
 Kochar et al. claim that an activation which collapses the data's topology faster makes a
-network converge in fewer epochs (METHODS.md section 7). The paper's formula is not known to us;
+network converge in fewer epochs. The paper's formula is not known to us;
 the candidates follow Naitzat et al. (2020), who found that ReLU networks lower Betti numbers
 faster than tanh networks because ReLU is *not* a homeomorphism: it glues a whole half-space of
 each unit's input to one point, and gluing is what kills components and holes. Each candidate

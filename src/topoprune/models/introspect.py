@@ -177,9 +177,9 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int] | None = None, *
             tensor; the default is ``model.meta.input_shape`` for registry models.
         example_inputs: instead of ``input_shape``, a batch the model takes, used as given: a
             tensor, a tuple of tensors or a dict of keyword inputs (token ids, attention mask).
-        Either gives the conv layers' input sizes (one forward pass, which also checks that the
-        model runs on them); with neither, conv layers have ``input_size=None`` (fine for the
-        channel graph).
+            Either gives the conv layers' input sizes (one forward pass, which also checks that
+            the model runs on them); with neither, conv layers have ``input_size=None`` (fine for
+            the channel graph).
 
     Raises:
         TopopruneError: if both are given, or the model does not run on them.

@@ -1,4 +1,4 @@
-"""Betti-number filter pruning (Kochar et al. 2021; METHODS.md section 7).
+"""Betti-number filter pruning (Kochar et al. 2021).
 
 For each filter of a targeted conv layer (neuron of a linear layer), its outputs on a fixed,
 seeded sample of N inputs form a point cloud (one point per input). ``b_0`` and ``b_1`` of its

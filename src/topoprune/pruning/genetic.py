@@ -1,4 +1,4 @@
-"""The Topological Pruner (Perera 2022; METHODS.md section 6): a genetic algorithm with a
+"""The Topological Pruner (Perera 2022): a genetic algorithm with a
 persistent-homology fitness chooses which units of each layer to remove.
 
 Per layer the search space is every set of exactly ``k = int(C_out * sparsity)`` units; a
@@ -102,7 +102,7 @@ class _Fitness:
         else:
             self.base = [self._reference(m) for m in [problem.own] + problem.consumers]
             # each graph's edges sorted once: a chromosome's forests are then one Kruskal scan
-            # each over a list (SortedEdges), not a new tree per submatrix (issue #16)
+            # each over a list (SortedEdges), not a new tree per submatrix
             self.edges = None if reference else [SortedEdges(m) if m.size and m.any() else None
                                                  for m in [problem.own] + problem.consumers]
             self.ascending = [np.ascontiguousarray(ref[1][::-1], np.float64) for ref in self.base]
@@ -121,7 +121,7 @@ class _Fitness:
         alive[list(removed)] = False
         if self.kind == "activation":
             value = wasserstein_same_birth(self.base, _h0_deaths(self.p.activations[:, alive]), birth=0.0)
-        elif self.reference:  # the pre-#16 evaluation: a new forest per submatrix, the O(nm) DP
+        elif self.reference:  # the reference evaluation: a new forest per submatrix, the O(nm) DP
             value = _graph_loss(self.kind, self.p.own[alive], self.base[0], wasserstein_same_birth_dp)
             for m, ref in zip(self.p.consumers, self.base[1:]):
                 value += _graph_loss(self.kind, m[:, alive], ref, wasserstein_same_birth_dp)
@@ -217,9 +217,9 @@ def search_layer(problem: LayerProblem, config: GAConfig, layer_index: int = 0) 
     """Run the GA on one layer and return the best unit set found (exactly ``problem.k`` units).
 
     Chromosomes are sorted index tuples (the fitness cache's keys); the genetic operators work on
-    boolean masks, so each one is a few vectorised passes over the units rather than Python loops
-    (issue #16). Every random draw is the one the set-based form made, in the same order, so a
-    seed gives the same search as before.
+    boolean masks, so each one is a few vectorised passes over the units rather than Python loops.
+    The random draws are those of the equivalent set-based operators, in the same order, so a
+    seed gives the same search either way.
     """
     n, k = problem.own.shape[0], problem.k
     rng = np.random.default_rng([config.seed, layer_index])

@@ -1,5 +1,5 @@
 """Filter/neuron importances: a weight tensor in, one score per output unit out (lower = pruned
-first). Each follows NNI's one-shot definition (METHODS.md section 5).
+first). Each follows NNI's one-shot definition.
 
 Unit ``j`` of a conv weight ``(C_out, C_in/g, k, k)`` is the filter ``W[j]``; of a linear weight
 ``(n_out, n_in)`` it is the row ``W[j]``.

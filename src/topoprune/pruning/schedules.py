@@ -1,5 +1,5 @@
 """Iterative magnitude pruning (Frankle & Carbin 2019) and its tree-preserving variant T-IMP
-(Balwani & Krzyston 2022), METHODS.md section 4.
+(Balwani & Krzyston 2022).
 
 Round 0 trains the dense model. Each later round removes ``fraction`` of the remaining weights
 (smallest ``|w|``, per layer or across layers; T-IMP keeps each layer's maximum spanning tree

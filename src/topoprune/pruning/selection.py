@@ -1,4 +1,4 @@
-"""Which weights stay: scores + amount + constraints -> keep masks (ARCHITECTURE: selection).
+"""Which weights stay: scores + amount + constraints -> keep masks.
 
 Spanning-tree preservation (T-IMP, Balwani & Krzyston) is a constraint here, not a score: the
 layer graph's maximum spanning forest is kept first, then the budget is filled by score.

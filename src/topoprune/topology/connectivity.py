@@ -1,6 +1,6 @@
-"""Layer collapse and input-to-output connectivity of a masked network (METHODS.md section 9;
-Tanaka et al. 2020), the fraction of each layer's maximum spanning tree a mask keeps, and where
-a sparsity stands against the critical compression ratio (section 3).
+"""Layer collapse and input-to-output connectivity of a masked network (Tanaka et al. 2020),
+the fraction of each layer's maximum spanning tree a mask keeps, and where a sparsity stands
+against the critical compression ratio (Balwani & Krzyston 2022).
 
 Masks in, numbers out; no torch. A network is a **feed-forward chain** of layers, each given by
 its mask ``(n_out, n_in)`` (True/nonzero = the weight is kept):

@@ -1,5 +1,4 @@
-"""Topologically critical compression ratio and tree/magnitude overlap (Balwani & Krzyston 2022;
-METHODS.md section 3).
+"""Topologically critical compression ratio and tree/magnitude overlap (Balwani & Krzyston 2022).
 
 Keeping a layer's whole maximum spanning tree is the least a pruned layer can keep and still have
 the same 0-dimensional persistence, so ``eta(G) = |E| / |MST(G)|`` is the largest compression that

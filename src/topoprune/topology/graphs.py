@@ -5,7 +5,7 @@ A network is handed to the topology code as a list of plain layer descriptions
 torch and its tests run in milliseconds. ``topoprune.models.introspect`` builds them from an
 ``nn.Module``.
 
-Graph modes for a conv layer (METHODS.md section 2):
+Graph modes for a conv layer:
 
 - ``"channel"``: a ``C_out x C_in`` bipartite graph whose edge value is the p-norm of the kernel
   slice ``W[o, i]`` (default p = 2, the Frobenius norm, the same norm as L2 filter pruning).
@@ -169,7 +169,7 @@ def _valid_positions(size: int, out: int, kernel: int, stride: int, pad: int, di
 
 
 class ConvToeplitzGraph:
-    """The exact unrolled graph of a conv layer at one input size (METHODS.md section 2).
+    """The exact unrolled graph of a conv layer at one input size.
 
     Input vertices are the ``C_in * H * W`` entries of the layer's (unpadded) input, output
     vertices the ``C_out * H_out * W_out`` entries of its output, and there is one edge per

@@ -1,4 +1,4 @@
-"""Neural persistence of a layer and of a network (Rieck et al., ICLR 2019; METHODS.md §2).
+"""Neural persistence of a layer and of a network (Rieck et al., ICLR 2019).
 
 ``NP_p(G) = (sum over diagram points of (birth - death)^p)^(1/p)``, which with births at 1 is
 ``|| 1 - w'_e ||_p`` over the maximum spanning forest's edges. Normalized NP divides by

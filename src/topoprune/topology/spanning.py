@@ -1,7 +1,7 @@
 """Maximum spanning forests of weighted bipartite layer graphs.
 
-The 0-dimensional persistence of a layer graph under the superlevel filtration of METHODS.md
-section 1 is carried entirely by its maximum spanning forest, so this module is the hot kernel
+The 0-dimensional persistence of a layer graph under the superlevel filtration of its edge
+values is carried entirely by its maximum spanning forest, so this module is the hot kernel
 behind neural persistence, the critical compression ratio, tree/top-k overlap and T-IMP.
 
 A dense ``n_out x n_in`` weight matrix is the complete bipartite graph with one edge per nonzero

@@ -47,7 +47,7 @@ class NeuralPersistenceTracker(Callback):
 
 
 class NPEarlyStopping(Callback):
-    """Stop when mean normalized NP stops rising (METHODS.md section 2, Rieck et al. 2019).
+    """Stop when mean normalized NP stops rising (Rieck et al. 2019).
 
     At each check: if NP rose by more than ``min_delta`` over the previous check, the counter is
     reset, otherwise incremented; training stops once it reaches ``patience``. The first
@@ -111,7 +111,7 @@ class ValLossEarlyStopping(Callback):
 
 class BettiTracker(Callback):
     """Betti numbers of each class's representation after every layer, at chosen epochs
-    (METHODS.md section 7): how the network changes the topology of the data while it learns.
+    (Kochar et al. 2021): how the network changes the topology of the data while it learns.
 
     Adds ``record["betti"]`` = ``{layer: {class: [b0, b1, ...]}}`` (see
     :func:`topoprune.analysis.betti_by_layer`) at the epochs in ``epochs`` (every epoch if

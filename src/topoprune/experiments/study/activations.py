@@ -1,4 +1,4 @@
-"""The topological activation study (METHODS.md section 7; Kochar et al. 2021).
+"""The topological activation study (Kochar et al. 2021).
 
 ``topoprune study activations CONFIG`` trains the same MLP on a synthetic set with many holes
 (:mod:`topoprune.data.synthetic`) once per activation and seed, and reports per activation:

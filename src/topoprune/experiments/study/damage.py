@@ -1,4 +1,4 @@
-"""The damage study (METHODS.md section 8): does topology explain recoverability?
+"""The damage study: does topology explain recoverability (Perera 2022's claim)?
 
 ``topoprune study damage CONFIG`` takes a trained model (trained here from the config's recipe,
 or loaded from ``model.checkpoint``), and for every sparsity draws candidate whole-network

@@ -21,8 +21,8 @@ recover sit at the cap), or when more than 1 % of the resamples are undefined (a
 
 Per outcome, a *family* comparison asks whether any topological score beats L1 mass removed: in
 every resample the best oriented correlation among the family's scores minus the baseline's, so
-the interval accounts for picking the best of several (METHODS.md section 8: a score "explains
-recoverability" only if it beats the L1-mass baseline beyond the interval).
+the interval accounts for picking the best of several (a score "explains recoverability" only
+if it beats the L1-mass baseline beyond the interval).
 """
 
 from __future__ import annotations

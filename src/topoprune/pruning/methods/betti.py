@@ -1,4 +1,4 @@
-"""Betti-number filter pruning (Kochar et al. 2021; METHODS.md section 7) as a registered method.
+"""Betti-number filter pruning (Kochar et al. 2021) as a registered method.
 
 The Betti tables come from :func:`topoprune.pruning.betti.betti_table`, computed once per call on
 the original model's layer outputs over a fixed data sample.

@@ -1,4 +1,4 @@
-"""The Topological Pruner (Perera 2022; METHODS.md section 6) as a registered method.
+"""The Topological Pruner (Perera 2022) as a registered method.
 
 The genetic algorithm itself lives in :mod:`topoprune.pruning.genetic` (torch-free search over
 plain arrays); this class holds its validated settings, builds one search problem per targeted

@@ -1,4 +1,4 @@
-"""The Topological Pruner v2 (issue #16): the GA chooses each layer's budget and its units
+"""The Topological Pruner v2: the GA chooses each layer's budget and its units
 together, under a target count. The search is :mod:`topoprune.pruning.joint_search`; this class
 holds its validated settings and seeds it with the other allocations' solutions."""
 

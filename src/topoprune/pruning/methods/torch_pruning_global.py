@@ -1,4 +1,4 @@
-"""Torch-Pruning's own global pruning, as a peer under the same target (issue #16).
+"""Torch-Pruning's own global pruning, as a peer under the same target.
 
 ``MetaPruner(global_pruning=True)`` with its group-norm importance (``GroupMagnitudeImportance``,
 p=2, over each whole coupled group, BatchNorm included) ranks every channel of the model with
