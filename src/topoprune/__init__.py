@@ -63,7 +63,6 @@ _EXPORTS = {
     "Allocation": "topoprune.pruning",
     # training, recovery, measuring
     "TrainConfig": "topoprune.train",
-    "train": "topoprune.train",
     "evaluate": "topoprune.train",
     "TrainResult": "topoprune.train",
     "recover": "topoprune.train",
@@ -85,7 +84,9 @@ _EXPORTS = {
     "read_results": "topoprune.experiments.store",
 }
 
-# Subpackages reachable as attributes without importing them first (``tp.methods.FPGM()``).
+# Subpackages reachable as attributes without importing them first (``tp.methods.FPGM()``). The
+# training loop is ``tp.train.train``: a subpackage is set as an attribute of its package once it
+# is imported, so ``train`` cannot also be a top-level function.
 _SUBMODULES = {
     "methods": "topoprune.pruning.methods",
     "analysis": "topoprune.analysis",
@@ -163,7 +164,6 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
         evaluate,
         recalibrate_bn,
         recover,
-        train,
     )
 
 

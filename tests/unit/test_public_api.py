@@ -269,3 +269,14 @@ def test_load_model_returns_eval_mode_and_the_round_trip_is_exact(tmp_path):
     assert not loaded.training
     pruned.eval()
     assert torch.equal(loaded(x), pruned(x))
+
+
+def test_the_api_reference_index_lists_every_public_name():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "api_index.py"
+    spec = importlib.util.spec_from_file_location("api_index", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.INDEX.read_text(encoding="utf-8") == module.render(), \
+        "docs/api/index.md is out of date: run python scripts/api_index.py"

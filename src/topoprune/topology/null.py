@@ -78,7 +78,7 @@ def _null(observed: float, score: Callable[[np.ndarray], float], weights: np.nda
 
 
 def neural_persistence_null_of_layer(weights: np.ndarray, k: int, *, seed: Seed = 0, p: float = 2.0,
-                     normalized: bool = False, essential: bool = False) -> NullResult:
+                                     normalized: bool = False, essential: bool = False) -> NullResult:
     """NP of one ``(n_out, n_in)`` weight matrix (:func:`neural_persistence_of_layer`, layer
     normalization) against ``k`` random permutations of its entries.
 
@@ -86,7 +86,9 @@ def neural_persistence_null_of_layer(weights: np.ndarray, k: int, *, seed: Seed 
         weights: the layer's weights.
         k: number of permutations, ``>= 1``.
         seed: an int, a :class:`numpy.random.SeedSequence` or a Generator.
-        p, normalized, essential: as for :func:`neural_persistence_of_layer`.
+        p: the norm exponent, as for :func:`neural_persistence_of_layer`.
+        normalized: as for :func:`neural_persistence_of_layer`.
+        essential: as for :func:`neural_persistence_of_layer`.
     """
     k = _check_k(k)
 
