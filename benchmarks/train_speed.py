@@ -363,6 +363,8 @@ def _parity_identity(args: argparse.Namespace) -> dict:
 def _save_parity(path: Path, record: dict, parity: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {**record, "parity": parity}
+    if "command" not in record:  # no step table yet: the file still says where it came from
+        record.update({"command": parity["command"], "seeds": parity["seeds"], **environment()})
     if "environment_parity" not in record:
         record["environment_parity"] = environment()
     tmp = path.with_suffix(".json.tmp")

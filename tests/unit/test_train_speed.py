@@ -113,7 +113,9 @@ def test_a_tiny_parity_run_saves_every_pair_and_resumes(tmp_path, monkeypatch, c
     calls.clear()
     train_speed.main(argv)  # resumes: only the two runs of seed 1
     assert calls == [(1, "fp32"), (1, "channels_last+bf16")]
-    parity = json.loads((out / "train_speed.json").read_text())["parity"]
+    record = json.loads((out / "train_speed.json").read_text())
+    assert record["command"] == "smoke" and record["seeds"] == [0, 1] and record["machine"]["cores"] >= 1
+    parity = record["parity"]
     assert parity["done"] == parity["expected"] == 4
     summary = parity["summary"]
     assert summary["final_accuracy_diff"]["n"] == 2 and summary["throughput_ratio"]["n"] == 2
