@@ -554,6 +554,12 @@ CONFIG_CASES = [
     case(changed(train__milestones=[2]), ("train.milestones[0]",), id="milestones-above-one"),
     case(changed(train__seed=-1), ("train.seed",), id="train-seed-negative"),
     case(changed(train__nosuch=1), ("train.nosuch",), id="train-unknown-key"),
+    case(changed(train__precision="fp16"), ("train.precision", "'fp16'", "bf16"), id="train-precision-fp16"),
+    case(changed(train__channels_last="yes"), ("train.channels_last",), id="train-channels-last-string"),
+    case(changed(train__compile=1), ("train.compile",), id="train-compile-int"),
+    case(changed(train__eval_batch_size=0), ("train.eval_batch_size",), id="train-eval-batch-zero"),
+    case(changed(recovery__precision="half"), ("recovery.precision", "'half'"), id="recovery-precision-half"),
+    case(changed(recovery__compile="true"), ("recovery.compile",), id="recovery-compile-string"),
     case(changed(train="fast"), ("train",), id="train-not-mapping"),
     # analyses
     case(changed(analyses={"latency": "maybe"}), ("analyses.latency",), id="latency-maybe"),

@@ -21,6 +21,11 @@ class Optimizer(str, Enum):
     adam = "adam"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class Schedule(str, Enum):
     cosine = "cosine"
     multistep = "multistep"
@@ -71,6 +76,10 @@ def train_cmd(
     quiet: NoProgressBarOption = False,
     device: DeviceOption = "auto",
     model_kwargs: KwargsOption = None,
+    precision: Annotated[Precision, typer.Option("--precision", help=_recipe("precision")[1])] = Precision(_recipe("precision")[0]),
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help=_recipe("channels_last")[1])] = _recipe("channels_last")[0],
+    compile_model: Annotated[bool, typer.Option("--compile/--no-compile", help=_recipe("compile")[1])] = _recipe("compile")[0],
+    eval_batch_size: Annotated[int, typer.Option("--eval-batch-size", help=_recipe("eval_batch_size")[1])] = _recipe("eval_batch_size")[0],
     nproc: Annotated[int, typer.Option("--nproc", help="Data-parallel (DDP) processes on this machine: gloo on the CPU, one GPU each with --device cuda; only rank 0 checkpoints.")] = 1,
 ) -> None:
     """Train a registry model (or your own, pkg.module:factory) on a dataset, checkpointing every
@@ -88,7 +97,8 @@ def train_cmd(
     # every option is checked before data are loaded or --out is created: the recipe by the
     # config file's own model (the same ranges, no NaN/inf), the rest one by one
     cfg = _validated_recipe(epochs=epochs, optimizer=optimizer.value, lr=lr, weight_decay=weight_decay,
-                            schedule=schedule.value, batch_size=batch_size, seed=seed)
+                            schedule=schedule.value, batch_size=batch_size, seed=seed, precision=precision.value,
+                            channels_last=channels_last, compile=compile_model, eval_batch_size=eval_batch_size)
     check_range("--width", width, 0, LIMITS["width"], low_open=True)
     check_range("--val-fraction", val_fraction, 0, 1, high_open=True)
     check_range("--limit", limit, 1, math.inf)

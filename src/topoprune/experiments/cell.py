@@ -98,10 +98,7 @@ def seal_finished(store: RunStore, cells: list[Cell], *, repair: bool = False) -
 def _recipe(config: ExperimentConfig, seed: int):
     from ..train import TrainConfig
 
-    r = config.recovery
-    recovery = TrainConfig(epochs=r.epochs, lr=r.lr, batch_size=r.batch_size, optimizer=r.optimizer,
-                           schedule=r.schedule, seed=seed)
-    return TrainConfig(**{**config.train, "seed": seed}), recovery
+    return TrainConfig(**{**config.train, "seed": seed}), config.recovery.train_config(seed)
 
 
 def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSpec, *,
@@ -214,7 +211,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     if recovery is None:
         _, cfg = _recipe(config, cell.seed)
         r = config.recovery
-        raw_acc, recalibration = _recalibrate(config, model, data, cell.seed, device)
+        raw_acc, recalibration = _recalibrate(config, cfg, model, data, device)
         result = recover(model, data, baseline["test_acc"], epochs=r.epochs, config=cfg,
                          tolerance=r.tolerance, out_dir=store.path(f"{folder}/recovery"), progress=progress,
                          device=device, nproc=config.nproc)
@@ -266,6 +263,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         warnings=prune_record.get("warnings", []),
         collapse=collapse,
         budget=_budget_summary(info.get("extra", {}).get("budget")),
+        train_settings=recovery.get("settings"),
     ).to_dict()
     store.finish(cell.stage("measure"), f"{folder}/row.json", row, [])
     return row
@@ -284,11 +282,12 @@ def _collapse(model, shape, dense) -> dict:
         return {"error": str(exc)}
 
 
-def _recalibrate(config: ExperimentConfig, model, data, seed: int, device: str | None) -> tuple[float | None, dict]:
+def _recalibrate(config: ExperimentConfig, cfg, model, data, device: str | None) -> tuple[float | None, dict]:
     """Re-estimate the pruned model's BatchNorm statistics before recovery (``recovery.
-    recalibrate_bn`` batches of the recovery's batch size, seeded by the cell). Returns the test
-    accuracy measured before (``None`` when nothing was recalibrated: it is then the recovery's
-    first point) and the recalibration record."""
+    recalibrate_bn`` batches of the recovery's batch size, seeded by the cell: ``cfg``, the
+    recovery's :class:`~topoprune.train.TrainConfig`, also gives the precision and memory layout).
+    Returns the test accuracy measured before (``None`` when nothing was recalibrated: it is then
+    the recovery's first point) and the recalibration record."""
     from ..train import evaluate
     from ..train.bn import NO_BATCHNORM, RecalibrationResult, batchnorm_layers, recalibrate_bn
 
@@ -298,9 +297,10 @@ def _recalibrate(config: ExperimentConfig, model, data, seed: int, device: str |
         return None, RecalibrationResult(layers, 0, 0, "off (recovery.recalibrate_bn: 0)").to_dict()
     if layers == 0:
         return None, RecalibrationResult(0, 0, 0, NO_BATCHNORM).to_dict()
-    raw = evaluate(model, data.test_x, data.test_y)[1]
-    record = recalibrate_bn(model, data, batches=batches, batch_size=config.recovery.batch_size, seed=seed,
-                            device=device)
+    speed = {"precision": cfg.precision, "channels_last": cfg.channels_last}
+    raw = evaluate(model, data.test_x, data.test_y, batch_size=cfg.eval_batch_size, **speed)[1]
+    record = recalibrate_bn(model, data, batches=batches, batch_size=cfg.batch_size, seed=cfg.seed,
+                            device=device, **speed)
     return raw, record.to_dict()
 
 

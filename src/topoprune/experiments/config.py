@@ -53,6 +53,8 @@ LearningRate = Annotated[float, Field(gt=0, le=10)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 Optimizer = Literal["sgd", "adam"]
 Schedule = Literal["cosine", "multistep", "none"]
+Precision = Literal["fp32", "bf16"]
+EvalBatchSize = Annotated[int, Field(ge=1, le=LIMITS["batch_size"])]
 
 
 def _one_of(name: str, names: list[str]) -> str:
@@ -251,6 +253,10 @@ class TrainSpec(_Spec):
     gamma: float = _recipe("gamma", gt=0, le=1)
     batch_size: BatchSize = _recipe("batch_size")
     seed: Seed = _recipe("seed")
+    precision: Precision = _recipe("precision")
+    channels_last: bool = _recipe("channels_last")
+    compile: bool = _recipe("compile")
+    eval_batch_size: EvalBatchSize = _recipe("eval_batch_size")
     distributed: DistributedSpec | None = None
 
     def train_config(self):
@@ -280,6 +286,19 @@ class RecoverySpec(_Spec):
     schedule: Schedule = "cosine"
     recalibrate_bn: int = Field(50, ge=0, le=10_000, description="training batches that re-estimate "
                                 "BatchNorm statistics after pruning, before recovery (0: off)")
+    # speed options of the retraining, the recalibration and the evaluations (as in train:); in the
+    # digest only when not at their defaults
+    precision: Precision = _recipe("precision")
+    channels_last: bool = _recipe("channels_last")
+    compile: bool = _recipe("compile")
+    eval_batch_size: EvalBatchSize = _recipe("eval_batch_size")
+
+    def train_config(self, seed: int):
+        """The :class:`~topoprune.train.TrainConfig` of a cell's recovery with ``seed``."""
+        from ..train.config import SPEED_OPTIONS, TrainConfig
+
+        return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, optimizer=self.optimizer,
+                           schedule=self.schedule, seed=seed, **{k: getattr(self, k) for k in SPEED_OPTIONS})
 
 
 class BudgetSpec(_Spec):
@@ -431,7 +450,8 @@ class ExperimentConfig:
             "methods": [m.to_dict() for m in self.methods],
             "sparsities": list(self.sparsities),
             "seeds": list(self.seeds),
-            "recovery": _as_given(self.recovery.model_dump(mode="json"), self._raw.get("recovery")),
+            "recovery": without_default_speed(_as_given(self.recovery.model_dump(mode="json"),
+                                                        self._raw.get("recovery"))),
             "analyses": self.analyses.model_dump(mode="json"),
             # only when set: configs without a budget keep the digest they always had
             **({"budget": self.budget.model_dump(mode="json")} if self.budget is not None else {}),
@@ -448,7 +468,9 @@ class ExperimentConfig:
 
         Every field of :meth:`to_dict` enters it, ``recovery.recalibrate_bn`` included even when
         the file does not write it (it changes what a cell computes, so ``recalibrate_bn: 0``
-        and the default 50 give different digests)."""
+        and the default 50 give different digests). The speed options of ``train`` and
+        ``recovery`` (``precision``, ``channels_last``, ``compile``, ``eval_batch_size``) enter it
+        only when they are not at their defaults."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
     def __eq__(self, other: object) -> bool:
@@ -456,6 +478,17 @@ class ExperimentConfig:
 
     def __repr__(self) -> str:
         return f"ExperimentConfig({self.name!r}, digest {self.digest()})"
+
+
+def without_default_speed(section: dict) -> dict:
+    """``section`` (a ``train:`` or ``recovery:`` mapping) without the speed options that are at
+    their defaults (:data:`~topoprune.train.config.SPEED_OPTIONS`): a config that writes
+    ``precision: fp32`` has the digest of one that does not, and configs written before these
+    options existed keep theirs."""
+    from ..train.config import SPEED_OPTIONS, TrainConfig
+
+    defaults = TrainConfig.__dataclass_fields__
+    return {k: v for k, v in section.items() if not (k in SPEED_OPTIONS and v == defaults[k].default)}
 
 
 def _as_given(dumped: dict, given: Any) -> dict:
@@ -571,7 +604,8 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
         if layout.budget is not None and not m.structured:
             raise TopopruneError(f"config field methods[{i}].name: {m.key!r} is unstructured; a 'budget:' "
                                  "comparison prunes structured methods to a FLOPs/MACs/params target")
-    train_given = _as_given(layout.train.model_dump(mode="json", exclude_unset=True), raw.get("train"))
+    train_given = without_default_speed(_as_given(layout.train.model_dump(mode="json", exclude_unset=True),
+                                                  raw.get("train")))
     if layout.train.distributed is None or layout.train.distributed.nproc == 1:
         train_given.pop("distributed", None)  # one process: the digest every config had before
     else:

@@ -55,6 +55,9 @@ class Row(BaseModel):
     collapse: dict[str, Any] | None = None
     # budget comparisons: the target, the allocation, units removed per layer, the count met
     budget: dict[str, Any] | None = None
+    # the speed options the cell's recovery ran with (precision, channels_last, compile), after any
+    # fallback on the machine that ran it; None in rows written before they were recorded
+    train_settings: dict[str, Any] | None = None
 
     @property
     def key(self) -> RowKey:

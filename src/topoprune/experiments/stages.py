@@ -128,25 +128,28 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
         return done
     data = prepare(config, spec)
     t0 = time.perf_counter()
+    cfg = TrainConfig(**config.train)
+    ran = None  # the speed options training ran with (None: loaded, not trained here)
     if spec.checkpoint is not None:
         model = build_model(spec, data)
         meta = getattr(model, "meta", None)
         store.save_torch(f"{folder}/checkpoint.pt", {"model": model.state_dict(), "epoch": 0,
                                                       "model_spec": meta.spec() if meta else None, "history": []})
     else:
-        cfg = TrainConfig(**config.train)
         model = build_model(spec, data, seed=cfg.seed)
         if not store.path(f"{folder}/init.pt").exists():  # what IMP's rewind="init" returns to
             store.save_torch(f"{folder}/init.pt", model.state_dict())
         log.info("baseline %s: training %d epochs", spec.key, cfg.epochs)
-        train(model, data, cfg, out_dir=store.path(folder), progress=progress,
-              description=f"baseline {spec.key}", device=device, nproc=config.nproc)
+        ran = train(model, data, cfg, out_dir=store.path(folder), progress=progress,
+                    description=f"baseline {spec.key}", device=device, nproc=config.nproc).settings
     if getattr(model, "meta", None) is None or (
             spec.checkpoint is not None and (Path(spec.checkpoint) / "pruned.json").is_file()):
         _save_model_folder(store, folder, spec, model, data)
-    _, test_acc = evaluate(model, data.test_x, data.test_y)
-    _, val_acc = evaluate_validation(model, data)  # None when validation is off
+    scoring = {"batch_size": cfg.eval_batch_size, "precision": cfg.precision, "channels_last": cfg.channels_last}
+    _, test_acc = evaluate(model, data.test_x, data.test_y, **scoring)
+    _, val_acc = evaluate_validation(model, data, **scoring)  # None when validation is off
     record = {"model": spec.key, "test_acc": test_acc, "val_acc": val_acc,
+              **({"train_settings": ran} if ran is not None else {}),
               "cost": model_cost(model, data.input_shape).to_dict(),
               "seconds": time.perf_counter() - t0,
               "device": None if spec.checkpoint is not None else describe_device(device)}  # None: not trained here

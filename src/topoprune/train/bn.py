@@ -23,6 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..data import DataSplits
 from ..errors import TopopruneError
 from .device import model_device, resolve_device
+from .speedups import as_channels_last, autocast, channels_last_model, check_precision, resolve_speedups
 
 __all__ = ["RecalibrationResult", "batchnorm_layers", "recalibrate_bn", "NO_BATCHNORM"]
 
@@ -98,12 +99,14 @@ def recalibrate_bn(
     batch_size: int = 128,
     seed: int = 0,
     device: str | torch.device | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> RecalibrationResult:
     """Re-estimate the running statistics of every BatchNorm layer of ``model`` in place.
 
     Each BatchNorm layer's running mean and variance are reset, its ``momentum`` set to ``None``
     (a cumulative average over the batches, not an exponential one), and ``batches`` training
-    batches are forwarded under ``torch.no_grad()`` with the BatchNorm layers in train mode.
+    batches are forwarded under ``torch.inference_mode()`` with the BatchNorm layers in train mode.
     Every other module is in eval mode meanwhile, so dropout is off: the statistics are those
     of the activations evaluation sees, and no random number is drawn. Afterwards every
     module's train/eval mode and every BatchNorm layer's ``momentum`` are what they were.
@@ -124,6 +127,10 @@ def recalibrate_bn(
         seed: the seed of the sampled batches.
         device: where the forward passes run (see :func:`~topoprune.train.train`); default: where
             the model is. The model is handed back on the device it came on.
+        precision: ``"fp32"`` or ``"bf16"`` (the forward passes under bfloat16 autocast; the
+            statistics are accumulated in float32 buffers): as in :class:`~topoprune.train.TrainConfig`.
+        channels_last: forward channels-last batches through a channels-last model (its layout is
+            put back afterwards).
 
     Returns:
         :class:`RecalibrationResult`: ``bn_layers``, ``batches`` and ``samples`` used, and a ``note``.
@@ -133,6 +140,7 @@ def recalibrate_bn(
     _count(batches, "batches", 1, MAX_BATCHES)
     _count(batch_size, "batch_size", 1)
     _count(seed, "seed", 0)
+    check_precision(precision)
     if isinstance(data, (torch.Tensor, str, bytes, Mapping)) or not (
             isinstance(data, DataSplits) or isinstance(data, Iterable)):
         raise TopopruneError(f"data: bad value {type(data).__name__}; allowed: a DataSplits "
@@ -154,6 +162,7 @@ def recalibrate_bn(
 
     used = samples = 0
     model.to(target)
+    run = resolve_speedups(precision=precision, channels_last=channels_last, device=target)
     try:
         model.eval()
         for bn in layers.values():
@@ -162,10 +171,14 @@ def recalibrate_bn(
             bn.train()
         stream = (_split_batches(data, batches, batch_size, seed) if isinstance(data, DataSplits)
                   else (_inputs(b, i) for i, b in enumerate(data)))
-        with torch.no_grad():
+        # the layout changes outside inference mode: parameters made in it could not train afterwards
+        with channels_last_model(model, run.channels_last), torch.inference_mode():
             for inputs in islice(stream, batches):  # no item beyond them is taken from an iterator
                 inputs = move_inputs(inputs, target)
-                call_model(model, inputs)
+                if run.channels_last:
+                    inputs = as_channels_last(inputs)
+                with autocast(target, run.precision):
+                    call_model(model, inputs)
                 used += 1
                 samples += size_of(inputs)
         if used == 0:

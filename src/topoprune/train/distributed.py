@@ -73,6 +73,8 @@ def _rank_main(rank: int, world: int, port: int, model: nn.Module, data, cfg: Tr
         if device.type == "cuda":
             torch.cuda.set_device(device)
         model.to(device)  # a resumed run: every rank loads rank 0's last checkpoint in _train_on
+        if cfg.channels_last:  # before DDP lays out its gradient buckets after the parameters
+            model.to(memory_format=torch.channels_last)
         net = DistributedDataParallel(model, device_ids=[rank] if device.type == "cuda" else None)
         with seeded_rng(cfg.seed, device):
             train_on(model, data, cfg, out_dir, callbacks if rank == 0 else (), progress, description, device,

@@ -24,6 +24,8 @@ from .checkpoint import atomic_save, atomic_write_json, load_training_checkpoint
 from .config import TrainConfig
 from .device import model_device, resolve_device
 from .scoped import seeded_rng, set_threads  # noqa: F401  (set_threads: re-exported)
+from .speedups import (Speedups, as_channels_last, autocast, channels_last_model, compile_fallback, compile_module,
+                       resolve_speedups)
 
 __all__ = ["train", "evaluate", "TrainResult", "set_threads", "check_compatible"]
 
@@ -31,34 +33,49 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 
 
-@torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024,
+             precision: str = "fp32", channels_last: bool = False) -> tuple[float, float]:
     """``(mean cross-entropy loss, accuracy in percent)`` over ``(x, y)``; ``(nan, nan)`` if empty.
 
-    Runs on the model's device: batches of ``x`` and ``y`` are moved there as they are used.
+    Runs on the model's device under ``torch.inference_mode()``, ``batch_size`` samples at a time
+    (batches of ``x`` and ``y`` are moved there as they are used). ``precision="bf16"`` runs the
+    forward passes under bfloat16 autocast (the loss is summed in float32) and ``channels_last``
+    feeds channels-last batches to a channels-last model (see :class:`~topoprune.train.TrainConfig`;
+    the model's memory layout is put back afterwards). With the defaults, every number is computed
+    exactly as a plain float32 loop over the same batches computes it.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TopopruneError(f"batch_size: bad value {batch_size!r}; allowed: an integer >= 1")
     if x.shape[0] == 0:
         return float("nan"), float("nan")
+    device = model_device(model)
+    run = resolve_speedups(precision=precision, channels_last=channels_last, device=device)
     was_training = model.training
     model.eval()
-    device = model_device(model)
     loss, correct = 0.0, 0
-    for start in range(0, x.shape[0], batch_size):
-        xb = x[start : start + batch_size].to(device, non_blocking=True)
-        yb = y[start : start + batch_size].to(device, non_blocking=True)
-        out = model(xb)
-        loss += F.cross_entropy(out, yb, reduction="sum").item()
-        correct += (out.argmax(1) == yb).sum().item()
+    # the layout changes outside inference mode: parameters made in it could not train afterwards
+    with channels_last_model(model, run.channels_last), torch.inference_mode():
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start : start + batch_size].to(device, non_blocking=True)
+            yb = y[start : start + batch_size].to(device, non_blocking=True)
+            if run.channels_last:
+                xb = as_channels_last(xb)
+            with autocast(device, run.precision):
+                out = model(xb)
+            out = out.float()
+            loss += F.cross_entropy(out, yb, reduction="sum").item()
+            correct += (out.argmax(1) == yb).sum().item()
     model.train(was_training)
     return loss / x.shape[0], 100.0 * correct / x.shape[0]
 
 
-def evaluate_validation(model: nn.Module, data: DataSplits) -> tuple[float | None, float | None]:
+def evaluate_validation(model: nn.Module, data: DataSplits, **scoring) -> tuple[float | None, float | None]:
     """``(loss, accuracy)`` on the validation split, or ``(None, None)`` when it is empty
-    (``val_fraction=0``: validation is off, and no NaN reaches a record or a file)."""
+    (``val_fraction=0``: validation is off, and no NaN reaches a record or a file). ``scoring``:
+    :func:`evaluate`'s keyword options."""
     if data.val_x.shape[0] == 0:
         return None, None
-    return evaluate(model, data.val_x, data.val_y)
+    return evaluate(model, data.val_x, data.val_y, **scoring)
 
 
 def check_compatible(model: nn.Module, data: DataSplits) -> None:
@@ -95,6 +112,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     stopped_early: bool = False
     resumed_from: int = 0
+    # the speed options that ran (precision, channels_last, compile) after any fallback; for a
+    # finished run resumed without training, those its checkpoint recorded
+    settings: dict = field(default_factory=lambda: Speedups().to_dict())
 
     @property
     def final(self) -> dict:
@@ -150,6 +170,11 @@ def train(
     the caller's generator state is handed back unchanged. The thread count is left alone:
     entry points set it once with :func:`~topoprune.train.set_threads`.
 
+    ``config.precision``, ``config.channels_last`` and ``config.compile`` make the steps faster
+    (:mod:`~topoprune.train.speedups`); one this machine cannot run falls back with a warning,
+    and ``settings`` of the result says what ran. The model comes back in the memory layout it
+    came in, and a compiled run's checkpoints hold the model's own state dict.
+
     ``nproc`` > 1 trains data-parallel (DDP) in that many processes
     (:func:`~topoprune.train.distributed.train_distributed`): gloo on the CPU, nccl on GPUs; each
     step's batch is split across the ranks, only rank 0 evaluates and checkpoints. Callbacks run
@@ -160,7 +185,8 @@ def train(
         :class:`TrainResult` whose ``history`` has one record per epoch: ``epoch``, ``lr``,
         ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` (``None`` without a validation
         split), ``test_loss``, ``test_acc``,
-        ``seconds`` (training time of that epoch), ``eval_seconds``, and whatever callbacks add.
+        ``seconds`` (training time of that epoch), ``eval_seconds``, and whatever callbacks add;
+        ``settings``: the speed options that ran.
     """
     cfg = config or TrainConfig()
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
@@ -173,13 +199,13 @@ def train(
                                                 progress=progress, description=description, device=device,
                                                 train_on=_train_on, checkpoint=CHECKPOINT)
         return TrainResult(history=list(state["history"]), stopped_early=bool(state.get("stopped_early", False)),
-                           resumed_from=resumed_from)
+                           resumed_from=resumed_from, settings=dict(state.get("speedups") or Speedups().to_dict()))
     home = model_device(model)
     target = resolve_device(device, default=home)
     check_compatible(model, data)
     model.to(target)
     try:
-        with seeded_rng(cfg.seed, target):
+        with seeded_rng(cfg.seed, target), channels_last_model(model, cfg.channels_last):
             return _train_on(model, data, cfg, out_dir, callbacks, progress, description, target)
     finally:
         model.to(home)
@@ -194,6 +220,14 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
     checkpoints (its decision to stop early is broadcast)."""
     net = model if net is None else net
     lead = rank == 0
+    run = resolve_speedups(precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile,
+                           device=device)
+    step_net, first_compiled = net, False
+    if run.compile:
+        step_net, why = compile_module(net)
+        if why:
+            run = compile_fallback(why, run, "when wrapping the model")
+        first_compiled = not why
     opt = _optimizer(model, cfg)
     sched = _scheduler(opt, cfg)
     result = TrainResult()
@@ -222,8 +256,10 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
         result.history = list(state["history"])
         result.stopped_early = bool(state.get("stopped_early", False))
         start_epoch = result.resumed_from = int(state["epoch"])
-        if result.stopped_early:
-            return result
+        if result.stopped_early or start_epoch >= cfg.epochs:  # nothing to train: what ran is on record
+            result.settings = dict(state.get("speedups") or Speedups().to_dict())
+            if result.stopped_early:
+                return result
 
     loader = data.loader("train", cfg.batch_size, seed=cfg.seed, rank=rank, world=world)
     n_train = data.train_x.shape[0]
@@ -241,13 +277,19 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
             seen = step = 0
             for xb, yb in loader:
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-                out = net(xb)
-                if world > 1:  # DDP averages the ranks' gradients: scale each shard's sum by world / batch,
-                    # so the average is the batch's mean loss even when the shards are uneven
-                    batch = min(cfg.batch_size, n_train - step * cfg.batch_size)
-                    loss = F.cross_entropy(out, yb, reduction="sum") * (world / batch)
-                else:
-                    loss = F.cross_entropy(out, yb)
+                if run.channels_last:
+                    xb = as_channels_last(xb)
+                # DDP averages the ranks' gradients: each shard's sum is scaled by world / batch,
+                # so the average is the batch's mean loss even when the shards are uneven
+                batch = min(cfg.batch_size, n_train - step * cfg.batch_size) if world > 1 else 0
+                try:
+                    out, loss = _forward(step_net, xb, yb, device, run.precision, world, batch)
+                except Exception as exc:  # noqa: BLE001 - torch.compile compiles at the first call
+                    if not first_compiled:
+                        raise
+                    run, step_net = compile_fallback(exc, run, "at the first step"), net
+                    out, loss = _forward(net, xb, yb, device, run.precision, world, batch)
+                first_compiled = False
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -273,8 +315,10 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
             t1 = time.perf_counter()
             stop = False
             if lead:
-                val_loss, val_acc = evaluate_validation(model, data)
-                test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
+                scoring = {"batch_size": cfg.eval_batch_size, "precision": run.precision,
+                           "channels_last": run.channels_last}
+                val_loss, val_acc = evaluate_validation(model, data, **scoring)
+                test_loss, test_acc = evaluate(model, data.test_x, data.test_y, **scoring)
                 record = {
                     "epoch": epoch + 1, "lr": lr,
                     "train_loss": loss_sum.item() / seen, "train_acc": 100.0 * correct.item() / seen,
@@ -292,6 +336,7 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
                 bar.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.3f} "
                                         f"val {'off' if val_acc is None else f'{val_acc:.2f}%'} "
                                         f"test {test_acc:.2f}%")
+                result.settings = run.to_dict()
                 if ckpt_path is not None:
                     _save(ckpt_path, model, opt, sched, cfg, epoch + 1, result, callbacks, device, world)
             if world > 1:  # every rank stops when rank 0 does
@@ -304,6 +349,21 @@ def _train_on(model: nn.Module, data: DataSplits, cfg: TrainConfig, out_dir, cal
             if stop:
                 break
     return result
+
+
+def _forward(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor, device: torch.device, precision: str, world: int,
+             batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's ``(logits, loss)``: the forward pass and the loss under the precision's autocast;
+    the loss is computed from float32 logits, so it is float32 at every precision. With ``world``
+    > 1 the loss is this shard's sum scaled by ``world / batch`` (see ``_train_on``)."""
+    with autocast(device, precision):
+        out = net(xb)
+        logits = out.float()
+        if world > 1:
+            loss = F.cross_entropy(logits, yb, reduction="sum") * (world / batch)
+        else:
+            loss = F.cross_entropy(logits, yb)
+    return out, loss
 
 
 def _save(path: Path, model, opt, sched, cfg: TrainConfig, epoch: int, result: TrainResult,
@@ -322,6 +382,7 @@ def _save(path: Path, model, opt, sched, cfg: TrainConfig, epoch: int, result: T
             "callbacks": [cb.state_dict() for cb in callbacks],
             "config": cfg.to_dict(),
             "config_digest": cfg.digest(),
+            "speedups": result.settings,  # what ran (after any fallback)
             "world": world,  # DDP processes (a resume must use as many: the shards differ)
             "model_spec": None if meta is None else meta.spec(),
         },

@@ -29,6 +29,7 @@ class RecoveryResult:
 
     ``accuracy[e]`` is the accuracy (percent, on ``split``) after ``e`` retraining epochs;
     ``accuracy[0]`` is right after pruning. ``seconds[e]`` is the cumulative training time.
+    ``settings``: the speed options (precision, channels_last, compile) the retraining ran with.
     """
 
     dense_accuracy: float
@@ -38,6 +39,7 @@ class RecoveryResult:
     seconds: list[float] = field(default_factory=list)
     epochs_to_recover: int | None = None
     seconds_to_recover: float | None = None
+    settings: dict | None = None  # the speed options the retraining ran with (None: no epoch ran)
 
     @property
     def recovered(self) -> bool:
@@ -120,13 +122,15 @@ def recover(
     if x.shape[0] == 0:
         raise TopopruneError(f"the {split} split is empty; recovery needs samples to measure")
     result = RecoveryResult(dense_accuracy, tolerance, split)
-    result.accuracy.append(evaluate(model, x, y)[1])
+    result.accuracy.append(evaluate(model, x, y, batch_size=cfg.eval_batch_size, precision=cfg.precision,
+                                    channels_last=cfg.channels_last)[1])
     result.seconds.append(0.0)
     if result.accuracy[0] >= dense_accuracy - tolerance:
         result.epochs_to_recover, result.seconds_to_recover = 0, 0.0
         if stop_when_recovered:
             return result
     watch = _RecoveryWatch(result, stop_when_recovered)
-    train(model, data, cfg, out_dir=out_dir, callbacks=[watch], progress=progress,
-          description="recover", device=device, nproc=nproc)
+    ran = train(model, data, cfg, out_dir=out_dir, callbacks=[watch], progress=progress,
+                description="recover", device=device, nproc=nproc)
+    result.settings = dict(ran.settings)
     return result

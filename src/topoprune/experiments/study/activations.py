@@ -129,6 +129,7 @@ def parse_study_config(data: Any) -> StudyConfig:
     from pydantic import ValidationError
 
     from ...pruning.methods import format_validation_error
+    from ..config import without_default_speed
 
     if not isinstance(data, dict):
         raise TopopruneError(f"study config: bad value {type(data).__name__}; allowed: a mapping "
@@ -143,7 +144,8 @@ def parse_study_config(data: Any) -> StudyConfig:
                              f"a list of epochs in [1, {epochs}]")
     return StudyConfig(layout.name, layout.dataset.model_dump(exclude_unset=True) | {"name": layout.dataset.name},
                        tuple(layout.model.hidden), tuple(layout.activations), tuple(layout.seeds),
-                       layout.train.model_dump(mode="json", exclude_unset=True), float(layout.target_accuracy),
+                       without_default_speed(layout.train.model_dump(mode="json", exclude_unset=True)),
+                       float(layout.target_accuracy),
                        layout.betti.model_dump(mode="json"))
 
 

@@ -547,12 +547,14 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
                device: str | None, log) -> dict:
     """Score (or load the scores of) one candidate, then measure and recover it; returns its row."""
     from ...metrics import count_parameters
-    from ...train import TrainConfig, evaluate, recover
+    from ...train import evaluate, recover
     from ...train.bn import batchnorm_layers, recalibrate_bn
     from .damage_scores import DAMAGE_SCORES, Candidate, layer_mass_removed
 
     exp, data = config.experiment, setting.data
     r = exp.recovery
+    cfg = r.train_config(config.seed)
+    scoring = {"batch_size": cfg.eval_batch_size, "precision": cfg.precision, "channels_last": cfg.channels_last}
     record = store.read_json(f"{folder}/candidate.json")
     store.path(folder).mkdir(parents=True, exist_ok=True)
     if record is None:
@@ -567,7 +569,7 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
             scores[name] = None if value is None or not math.isfinite(value) else float(value)
         score_s = time.perf_counter() - t0
         model.eval()
-        raw = evaluate(model, data.test_x, data.test_y)[1]
+        raw = evaluate(model, data.test_x, data.test_y, **scoring)[1]
         params = count_parameters(model)
         dense_params = setting.ctx.cached("params", lambda: count_parameters(setting.dense))  # shared with params-removed
         record = {"candidate": cid, "source": cand.source, "sparsity": setting.sparsity,
@@ -586,10 +588,9 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
     batches = r.recalibrate_bn if batchnorm_layers(model) else 0
     recal = record["acc_raw"]
     if batches:
-        recalibrate_bn(model, data, batches=batches, batch_size=r.batch_size, seed=config.seed)
-        recal = evaluate(model.eval(), data.test_x, data.test_y)[1]
-    cfg = TrainConfig(epochs=r.epochs, lr=r.lr, batch_size=r.batch_size, optimizer=r.optimizer, schedule=r.schedule,
-                      seed=config.seed)
+        recalibrate_bn(model, data, batches=batches, batch_size=r.batch_size, seed=config.seed,
+                       precision=cfg.precision, channels_last=cfg.channels_last)
+        recal = evaluate(model.eval(), data.test_x, data.test_y, **scoring)[1]
     t0 = time.perf_counter()
     result = recover(model, data, baseline["test_acc"], epochs=r.epochs, config=cfg, tolerance=r.tolerance,
                      out_dir=store.path(f"{folder}/recovery"), progress=False, device=device)
