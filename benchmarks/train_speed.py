@@ -46,10 +46,12 @@ from pathlib import Path
 
 import torch
 
+from topoprune.experiments.stats import t_interval
+
 try:
-    from _env import environment, mean_t_interval, provenance_lines
+    from _env import environment, provenance_lines
 except ImportError:
-    from benchmarks._env import environment, mean_t_interval, provenance_lines
+    from benchmarks._env import environment, provenance_lines
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -200,7 +202,7 @@ def paired_difference(reference: dict, other: dict) -> dict:
         return {"n": 0, "mean": None, "low": None, "high": None, "diffs": {}}
     if len(diffs) == 1:
         return {"n": 1, "mean": diffs[0], "low": None, "high": None, "diffs": dict(zip(seeds, diffs))}
-    m, low, high = mean_t_interval(diffs)
+    m, low, high = t_interval(diffs)
     return {"n": len(diffs), "mean": m, "low": low, "high": high, "diffs": dict(zip(seeds, diffs))}
 
 
@@ -212,7 +214,7 @@ def throughput_ratio(reference: dict, other: dict) -> dict:
     out = {"n": len(ratios), "ratios": dict(zip(seeds, ratios)),
            "total": (sum(reference[s] for s in seeds) / sum(other[s] for s in seeds)) if seeds else None}
     if len(ratios) >= 2:
-        out["mean"], out["low"], out["high"] = mean_t_interval(ratios)
+        out["mean"], out["low"], out["high"] = t_interval(ratios)
     else:
         out["mean"], out["low"], out["high"] = (ratios[0] if ratios else None), None, None
     return out

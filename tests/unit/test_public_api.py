@@ -88,6 +88,10 @@ def test_every_result_type_is_named_result_and_has_to_dict():
             "TrainResult"} <= set(results)
     for name in results:
         assert callable(getattr(getattr(tp, name), "to_dict", None)), f"{name} has no to_dict()"
+    for name in tp.__all__:  # per-layer entries and metadata too
+        obj = getattr(tp, name)
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj):
+            assert callable(getattr(obj, "to_dict", None)), f"{name} has no to_dict()"
 
 
 def _warns_naming(new: str):

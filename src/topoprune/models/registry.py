@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from torch import nn
 
@@ -30,6 +30,11 @@ class ModelMeta:
     first_layer: str
     classifier: str
     options: dict = field(default_factory=dict)  # model-specific keyword arguments, e.g. shortcut
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready data: every field, shapes as lists."""
+        return {f.name: (list(v) if isinstance(v, tuple) else v)
+                for f in fields(self) for v in [getattr(self, f.name)]}
 
     def spec(self) -> dict:
         """The arguments that rebuild this architecture with :func:`create_model`."""

@@ -65,6 +65,10 @@ class LayerStructured:
     note: str = ""
     unit: str = "filter"
 
+    def to_dict(self) -> dict:
+        """Plain JSON-ready data, as its result's ``to_dict()`` lists it."""
+        return asdict(self)
+
 
 @dataclass
 class StructuredResult:

@@ -61,6 +61,10 @@ class LayerUnstructured:
     def sparsity(self) -> float:
         return 1.0 - self.remaining_after / self.total
 
+    def to_dict(self) -> dict:
+        """Plain JSON-ready data, as its result's ``to_dict()`` lists it."""
+        return asdict(self) | {"sparsity": self.sparsity}
+
 
 @dataclass
 class UnstructuredResult:

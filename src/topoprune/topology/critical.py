@@ -41,6 +41,10 @@ class LayerCritical:
     tree_size: int
     ratio: float
 
+    def to_dict(self) -> dict:
+        """Plain JSON-ready data, as its result's ``to_dict()`` lists it."""
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class CriticalResult:

@@ -96,6 +96,10 @@ class LayerPersistence:
     np: float
     normalized: float
 
+    def to_dict(self) -> dict:
+        """Plain JSON-ready data, as its result's ``to_dict()`` lists it."""
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class PersistenceResult:
