@@ -32,7 +32,7 @@ TINY = {
     "recovery": {"epochs": 2, "batch_size": 64},
 }
 
-TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms"}
+TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms", "started", "finished"}  # when, not what
 
 
 def test_end_to_end_rows_report_and_resume(tmp_path):
