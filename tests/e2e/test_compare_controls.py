@@ -91,6 +91,27 @@ def test_the_report_names_the_controls_it_did_not_run(run):
     assert "one trained network; seeds vary pruning and recovery only" in page
 
 
+def test_repairing_a_method_cell_redoes_its_controls(run, tmp_path):
+    """A damaged method cell is redone with --repair, and so are the control cells that read it."""
+    import shutil
+
+    run_dir, rows = run
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    weights = copy / "cells/mnist-conv-w0.25/random/s0.5/seed0/pruned/weights.pt"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    control = copy / "cells/mnist-conv-w0.25/random+magnitude-at-budget/s0.5/seed0/row.json"
+    other = copy / "cells/mnist-conv-w0.25/magnitude+shuffle/s0.5/seed0/row.json"
+    before = control.stat().st_mtime_ns, other.stat().st_mtime_ns
+    with pytest.raises(TopopruneError, match="--repair"):
+        run_experiment(parse_config(CONTROLS), tmp_path, quiet=True, report=False)
+    run_experiment(parse_config(CONTROLS), tmp_path, quiet=True, report=False, repair=True)
+    assert control.stat().st_mtime_ns != before[0] and other.stat().st_mtime_ns == before[1]
+    assert _strip(read_results(copy)) == _strip(rows)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"controls": ["shufle"]}, "config field controls[0]: bad value 'shufle'; allowed: one of shuffle, "
                                "magnitude-at-budget (did you mean 'shuffle'?)"),

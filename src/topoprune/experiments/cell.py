@@ -13,6 +13,12 @@ methods, masks for unstructured ones). Each stage's artefacts are sealed in the 
 stage ends (a stage found finished but unsealed is sealed by :func:`seal_finished` when a run
 starts, so within a run a stage's marker alone says "done"); recovery checkpoints every epoch and
 resumes mid-way.
+
+A control cell (``<method>+<control>``) differs only in stage 3: it fills its method cell's layer
+budget another way (:mod:`.control_cell`), then recovers and is measured the same way. Every
+cell starts from the baseline of its seed (:meth:`ExperimentConfig.baseline_key`), and its row
+records that baseline's training seed, the source commit, the package versions, and when the
+cell started and finished.
 """
 
 from __future__ import annotations
