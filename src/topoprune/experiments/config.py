@@ -249,7 +249,12 @@ class DistributedSpec(_Spec):
 
 class TrainSpec(_Spec):
     """The dense baseline's recipe (:class:`topoprune.train.TrainConfig`'s fields), and
-    ``distributed`` (DDP for the baseline and the recoveries)."""
+    ``distributed`` (DDP for the baseline and the recoveries).
+
+    ``seed: each`` (``topoprune compare`` only) trains one baseline per seed of the comparison,
+    with that seed, and the cells of each seed start from their own; the seeds then vary the
+    trained network (its initialisation and data order) besides pruning and recovery. It needs
+    baselines trained in the run, so it is refused with a model ``checkpoint``."""
 
     epochs: Epochs = _recipe("epochs")
     optimizer: Optimizer = _recipe("optimizer")
@@ -260,9 +265,7 @@ class TrainSpec(_Spec):
     milestones: list[Fraction] = _recipe("milestones", max_length=32)
     gamma: float = _recipe("gamma", gt=0, le=1)
     batch_size: BatchSize = _recipe("batch_size")
-    seed: int | Literal["each"] = Field(
-        _recipe("seed").default, description=_recipe("seed").description + "; 'each' (compare only): one "
-        "baseline per seed of the comparison, trained with that seed")
+    seed: int | Literal["each"] = _recipe("seed")  # or "each" (see the class docstring)
     distributed: DistributedSpec | None = None
 
     @field_validator("seed", mode="before")
