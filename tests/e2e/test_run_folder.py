@@ -32,7 +32,7 @@ BASE = {
     "recovery": {"epochs": 1, "batch_size": 64},
     "analyses": {"latency": False},
 }
-TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms"}
+TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms", "started", "finished"}  # when, not what
 
 
 def _strip(rows):

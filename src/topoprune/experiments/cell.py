@@ -13,6 +13,12 @@ methods, masks for unstructured ones). Each stage's artefacts are sealed in the 
 stage ends (a stage found finished but unsealed is sealed by :func:`seal_finished` when a run
 starts, so within a run a stage's marker alone says "done"); recovery checkpoints every epoch and
 resumes mid-way.
+
+A control cell (``<method>+<control>``) differs only in stage 3: it fills its method cell's layer
+budget another way (:mod:`.control_cell`), then recovers and is measured the same way. Every
+cell starts from the baseline of its seed (:meth:`ExperimentConfig.baseline_key`), and its row
+records that baseline's training seed, the source commit, the package versions, and when the
+cell started and finished.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import torch
 from ..train.scoped import seeded_rng
 from .config import ExperimentConfig, MethodSpec
 from .row import Row
-from .stages import baseline_source, init_state, layer_summary, load_baseline, prepare
+from .stages import (analysis_path, baseline_dir, baseline_source, init_state, layer_summary, load_baseline,
+                     prepare)
 from .store import RunStore, run_log
 
 __all__ = ["Cell", "run_cell", "STAGES", "seal_finished"]
@@ -35,7 +42,7 @@ __all__ = ["Cell", "run_cell", "STAGES", "seal_finished"]
 # what each stage of a cell writes (relative to the cell folder; the first is its marker, the record
 # whose presence says "done"); removing them redoes the stage
 STAGES: dict[str, tuple[str, ...]] = {
-    "prune": ("prune.json", "pruned", "masked.pt", "imp"),
+    "prune": ("prune.json", "pruned", "masked.pt", "imp", "retrain"),
     "recover": ("recovery.json", "recovery"),
     "measure": ("row.json",),
 }
@@ -43,16 +50,28 @@ STAGES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Cell:
-    """One (model, method, sparsity, seed) of the comparison."""
+    """One (model, method, sparsity, seed) of the comparison, or with ``control`` the control
+    of that method's cell (labelled ``<method>+<control>`` in folders, rows and reports)."""
 
     model: str
     method: str  # the method's key: its label if the config gives one, else its name
     sparsity: float
     seed: int
+    control: str | None = None  # a control of the method's cell (``shuffle``, ``magnitude-at-budget``)
+
+    @property
+    def label(self) -> str:
+        """What rows, folders and reports call this cell's method: its key, or ``<key>+<control>``."""
+        return self.method if self.control is None else f"{self.method}+{self.control}"
+
+    @property
+    def of(self) -> "Cell":
+        """The method cell this cell belongs to (itself for a method cell)."""
+        return replace(self, control=None)
 
     @property
     def key(self) -> str:
-        return f"{self.model}/{self.method}/s{self.sparsity:g}/seed{self.seed}"
+        return f"{self.model}/{self.label}/s{self.sparsity:g}/seed{self.seed}"
 
     @property
     def folder(self) -> str:
@@ -61,7 +80,7 @@ class Cell:
     @property
     def row_key(self) -> tuple:
         """The key of this cell's result row (:func:`~topoprune.experiments.row.row_key`)."""
-        return (self.model, self.method, self.sparsity, self.seed)
+        return (self.model, self.label, self.sparsity, self.seed)
 
     def stage(self, name: str) -> str:
         return f"{self.folder}/{name}"
@@ -103,28 +122,41 @@ def _recipe(config: ExperimentConfig, seed: int):
 
 def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSpec, *,
            device: str | None, progress: bool):
-    """Stage 3: returns (pruned model, prune record)."""
+    """Stage 3: returns (pruned model, prune record). A control cell fills its method cell's
+    layer budget another way (:mod:`.control_cell`)."""
     from ..pruning.apply import apply_method
     from ..pruning.methods import ApplyRequest
-    from .artifacts import load_model, save_pruned
+    from .artifacts import load_model
 
     from ..pruning.masks import ensure_masks, prunable_layers
 
     folder = cell.folder
+    key = config.baseline_key(cell.model, cell.seed)
     done = store.read_json(f"{folder}/prune.json")
     if done is not None:
         if spec.structured:
             return load_model(store.path(f"{folder}/pruned")), done
-        model = load_baseline(store, cell.model)
+        model = load_baseline(store, key)
         ensure_masks(prunable_layers(model, done["targets"]).values())
         model.load_state_dict(torch.load(store.path(f"{folder}/masked.pt"), map_location="cpu",
                                          weights_only=True))
         return model, done
+    train_cfg, recovery_cfg = _recipe(config, cell.seed)
+    source, prior_steps = baseline_source(store, key)  # a model outside the registry
+    if cell.control is not None:
+        from .control_cell import control_prune
+
+        model, record, steps = control_prune(config, store, cell, spec, train_config=train_cfg,
+                                             recovery_config=recovery_cfg, device=device, progress=progress)
+        _save_prune(store, cell, spec, model, record, steps, source)
+        return model, record
+    from .control_cell import now_iso
+
+    started = now_iso()
     method = spec.method
     needs = method.needs()
-    model = load_baseline(store, cell.model)
+    model = load_baseline(store, key)
     data = prepare(config, config.model(cell.model))
-    train_cfg, recovery_cfg = _recipe(config, cell.seed)
     request = ApplyRequest(
         sparsity=cell.sparsity, seed=cell.seed,
         sample=data.sample(needs.sample, cell.seed) if needs.sample else None,
@@ -132,28 +164,36 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         train_config=train_cfg, recovery_config=recovery_cfg, device=device,
         workdir=store.path(folder),
         shared_dir=store.path(cell.trajectory) if needs.trajectory else None,
-        init_state=init_state(store, cell.model) if needs.training else None,
+        init_state=init_state(store, key) if needs.training else None,
         progress=progress)
     goal = config.target(cell.sparsity) if spec.structured else None
     if goal is not None:
         request = replace(request, target=goal, allocation=spec.allocation,
                           labelled=_labelled(config, data, cell.seed) if _wants_labels(spec) else None)
-    source, prior_steps = baseline_source(store, cell.model)  # a model outside the registry
     if getattr(model, "meta", None) is None:  # trace it with the inputs it was saved with
         request = replace(request, example_inputs=source.get("example_inputs", data.train_x[:2]))
     t0 = time.perf_counter()
     with seeded_rng(cell.seed):
         outcome = apply_method(method, model, request)
-    record = {"seconds": time.perf_counter() - t0, **outcome.record}
+    record = {"seconds": time.perf_counter() - t0, "started": started, **outcome.record}
     if needs.trajectory:  # the shared trajectory's rounds so far are artefacts too
         store.seal(cell.trajectory, [cell.trajectory])
-    if spec.structured:
-        save_pruned(outcome.model, store.path(f"{folder}/pruned"), steps=prior_steps + (outcome.steps or []),
-                    info=record.get("info", {}), **source)
-    else:
-        store.save_torch(f"{folder}/masked.pt", outcome.model.state_dict())
-    store.finish(cell.stage("prune"), f"{folder}/prune.json", record, [f"{folder}/{p}" for p in STAGES["prune"]])
+    _save_prune(store, cell, spec, outcome.model, record, prior_steps + (outcome.steps or []), source)
     return outcome.model, record
+
+
+def _save_prune(store: RunStore, cell: Cell, spec: MethodSpec, model, record: dict, steps: list[dict],
+                source: dict) -> None:
+    """Write a cell's pruned model (structured: a pruned folder replaying ``steps``; unstructured:
+    the masked state) and seal the stage with its record as the marker."""
+    from .artifacts import save_pruned
+
+    folder = cell.folder
+    if spec.structured:
+        save_pruned(model, store.path(f"{folder}/pruned"), steps=steps, info=record.get("info", {}), **source)
+    else:
+        store.save_torch(f"{folder}/masked.pt", model.state_dict())
+    store.finish(cell.stage("prune"), f"{folder}/prune.json", record, [f"{folder}/{p}" for p in STAGES["prune"]])
 
 
 def _budget_summary(record: dict | None) -> dict | None:
@@ -192,18 +232,24 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     from ..train import recover
     from .config import parse_config
 
+    from .control_cell import now_iso
+    from .provenance import source_commit
+    from .store import package_versions
+
     store = RunStore(run_dir)
     config = parse_config(config_dict)
     folder = cell.folder
     row = store.read_json(f"{folder}/row.json")
     if row is not None:
         return row
+    began = now_iso()
     store.path(folder).mkdir(parents=True, exist_ok=True)
     log = run_log(store.root)
     spec = config.method(cell.method)
     data = prepare(config, config.model(cell.model))
-    baseline = store.read_json(f"baseline/{cell.model}/baseline.json")
-    analysis = store.read_json(f"analysis/{cell.model}.json")
+    key = config.baseline_key(cell.model, cell.seed)
+    baseline = store.read_json(f"{baseline_dir(key)}/baseline.json")
+    analysis = store.read_json(analysis_path(key))
     model, prune_record = _prune(config, store, cell, spec, device=device, progress=progress)
     log.info("%s: pruned in %.2f s", cell.key, prune_record["seconds"])
 
@@ -234,10 +280,12 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     if config.analyses.latency and spec.structured:
         latency = {b: v["median_ms"] for b, v in measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
     info = prune_record.get("info", {})
-    collapse = None if spec.structured else _collapse(model, shape, load_baseline(store, cell.model))
+    collapse = None if spec.structured else _collapse(model, shape, load_baseline(store, key))
     row = Row(
-        model=cell.model, method=cell.method, kind="structured" if spec.structured else "unstructured",
-        algorithm=spec.name if spec.label else None, sparsity=cell.sparsity, seed=cell.seed,
+        model=cell.model, method=cell.label, kind="structured" if spec.structured else "unstructured",
+        algorithm=spec.name if spec.label or cell.control else None, sparsity=cell.sparsity, seed=cell.seed,
+        control=cell.control, control_of=cell.method if cell.control else None,
+        train_seed=config.train_seed(cell.seed),
         params=[baseline["cost"]["params"], cost["params"]],
         nonzero_params=[baseline["cost"]["nonzero_params"], cost["nonzero_params"]],
         macs=[baseline["cost"]["macs"], cost["macs"]],
@@ -264,6 +312,8 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         collapse=collapse,
         budget=_budget_summary(info.get("extra", {}).get("budget")),
         train_settings=recovery.get("settings"),
+        commit=source_commit(), versions=package_versions(),
+        started=prune_record.get("started", began), finished=now_iso(),
     ).to_dict()
     store.finish(cell.stage("measure"), f"{folder}/row.json", row, [])
     return row

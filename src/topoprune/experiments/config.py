@@ -34,6 +34,8 @@ __all__ = [
     "TrainSpec",
     "RecoverySpec",
     "AnalysisSpec",
+    "ControlPlan",
+    "control_plan",
     "load_config",
     "parse_config",
     "read_yaml",
@@ -74,6 +76,14 @@ def registered(names: Callable[[], list[str]]) -> AfterValidator:
         return name
 
     return AfterValidator(check)
+
+
+def _control_name(name: str) -> str:
+    from ..pruning.controls import CONTROLS
+
+    if name not in CONTROLS:
+        raise ValueError(_one_of(name, list(CONTROLS)))
+    return name
 
 
 def _models() -> list[str]:
@@ -241,7 +251,12 @@ class DistributedSpec(_Spec):
 
 class TrainSpec(_Spec):
     """The dense baseline's recipe (:class:`topoprune.train.TrainConfig`'s fields), and
-    ``distributed`` (DDP for the baseline and the recoveries)."""
+    ``distributed`` (DDP for the baseline and the recoveries).
+
+    ``seed: each`` (``topoprune compare`` only) trains one baseline per seed of the comparison,
+    with that seed, and the cells of each seed start from their own; the seeds then vary the
+    trained network (its initialisation and data order) besides pruning and recovery. It needs
+    baselines trained in the run, so it is refused with a model ``checkpoint``."""
 
     epochs: Epochs = _recipe("epochs")
     optimizer: Optimizer = _recipe("optimizer")
@@ -252,17 +267,27 @@ class TrainSpec(_Spec):
     milestones: list[Fraction] = _recipe("milestones", max_length=32)
     gamma: float = _recipe("gamma", gt=0, le=1)
     batch_size: BatchSize = _recipe("batch_size")
-    seed: Seed = _recipe("seed")
+    seed: Seed | Literal["each"] = _recipe("seed")  # or "each" (see the class docstring)
     precision: Precision = _recipe("precision")
     channels_last: bool = _recipe("channels_last")
     compile: bool = _recipe("compile")
     eval_batch_size: EvalBatchSize = _recipe("eval_batch_size")
     distributed: DistributedSpec | None = None
 
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_or_each(cls, seed: Any) -> Any:
+        """One line for a seed that is neither an integer nor ``each`` (not pydantic's two)."""
+        if seed != "each" and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= LIMITS["seed"]):
+            raise ValueError(f"an integer in [0, {LIMITS['seed']}] or 'each' (one baseline per seed)")
+        return seed
+
     def train_config(self):
         """The :class:`~topoprune.train.TrainConfig` these settings describe."""
         from ..train.config import TrainConfig
 
+        if self.seed == "each":
+            raise TopopruneError("train.seed: bad value 'each'; allowed here: an integer (one training run)")
         values = self.model_dump(exclude={"distributed"})
         return TrainConfig(**{**values, "milestones": tuple(values["milestones"])})
 
@@ -376,6 +401,8 @@ class _Layout(_Spec):
     analyses: AnalysisSpec = AnalysisSpec()
     budget: BudgetSpec | None = None
     resources: ResourcesSpec = ResourcesSpec()
+    controls: list[Annotated[str, AfterValidator(_control_name)]] = Field(
+        [], max_length=8, description="controls run beside every method (shuffle, magnitude-at-budget)")
 
     @model_validator(mode="before")
     @classmethod
@@ -392,12 +419,12 @@ class _Layout(_Spec):
                               for m in data["models"]]
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
-        for section in ("train", "recovery", "analyses", "budget", "resources"):
+        for section in ("train", "recovery", "analyses", "budget", "resources", "controls"):
             if section in data and data[section] is None:
                 data.pop(section)
         return data
 
-    @field_validator("sparsities", "seeds")
+    @field_validator("sparsities", "seeds", "controls")
     @classmethod
     def _distinct(cls, values: list) -> list:
         if len(set(values)) != len(values):
@@ -419,13 +446,44 @@ class ExperimentConfig:
         self.analyses: AnalysisSpec = layout.analyses
         self.budget: BudgetSpec | None = layout.budget
         self.resources: ResourcesSpec = layout.resources  # runtime only: not in to_dict or the digest
+        self.controls: tuple[str, ...] = tuple(layout.controls)
         self._train_given = given  # the train keys as written: part of the digest
         self._raw = raw or {}  # sections as written, so 1 and 1.0 keep the digest they always had
 
     @property
     def train(self) -> dict:
-        """The baseline recipe as ``TrainConfig`` keyword arguments (only what the file sets)."""
-        return {k: v for k, v in self._train_given.items() if k != "distributed"}
+        """The baseline recipe as ``TrainConfig`` keyword arguments (only what the file sets;
+        without ``seed`` under ``train.seed: each``, where every seed gives its own)."""
+        return {k: v for k, v in self._train_given.items()
+                if k != "distributed" and not (k == "seed" and v == "each")}
+
+    @property
+    def seed_each(self) -> bool:
+        """``train.seed: each``: one baseline per seed of the comparison, trained with that seed,
+        so the seeds vary the trained network as well as pruning and recovery."""
+        return self._train_given.get("seed") == "each"
+
+    def train_seed(self, seed: int) -> int:
+        """The training seed of the baseline that the cells of ``seed`` start from."""
+        if self.seed_each:
+            return seed
+        from ..train.config import TrainConfig
+
+        return int(self._train_given.get("seed", TrainConfig.__dataclass_fields__["seed"].default))
+
+    def baseline_key(self, model: str, seed: int) -> str:
+        """The baseline (``baseline/<key>``, ``analysis/<key>.json``) of ``model`` that the cells
+        of ``seed`` start from: ``<model>``, or ``<model>/seed<seed>`` under ``train.seed: each``."""
+        return f"{model}/seed{seed}" if self.seed_each else model
+
+    def baseline_seeds(self) -> tuple[int | None, ...]:
+        """The seeds that have a baseline of their own: every seed under ``train.seed: each``,
+        else ``(None,)`` (one baseline per model)."""
+        return self.seeds if self.seed_each else (None,)
+
+    def control_plan(self) -> list["ControlPlan"]:
+        """Every (method, control) pair of ``controls``, and what each would repeat."""
+        return _plan(self.methods, self.controls)
 
     @property
     def nproc(self) -> int:
@@ -453,8 +511,9 @@ class ExperimentConfig:
             "recovery": without_default_speed(_as_given(self.recovery.model_dump(mode="json"),
                                                         self._raw.get("recovery"))),
             "analyses": self.analyses.model_dump(mode="json"),
-            # only when set: configs without a budget keep the digest they always had
+            # only when set: configs without a budget (or controls) keep the digest they always had
             **({"budget": self.budget.model_dump(mode="json")} if self.budget is not None else {}),
+            **({"controls": list(self.controls)} if self.controls else {}),
         }
 
     def target(self, sparsity: float) -> dict | None:
@@ -489,6 +548,54 @@ def without_default_speed(section: dict) -> dict:
 
     defaults = TrainConfig.__dataclass_fields__
     return {k: v for k, v in section.items() if not (k in SPEED_OPTIONS and v == defaults[k].default)}
+
+
+@dataclass(frozen=True)
+class ControlPlan:
+    """One method's control: its cells are labelled :attr:`key` (``<method key>+<control>``),
+    unless the control would repeat cells the config runs anyway (``coincides``: ``"self"``, the
+    method itself, or the key of the method whose cells it repeats, e.g. ``random``)."""
+
+    method: str
+    control: str
+    coincides: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}+{self.control}"
+
+    @property
+    def runs(self) -> bool:
+        return self.coincides is None
+
+
+def _plan(methods: tuple[MethodSpec, ...], controls: tuple[str, ...]) -> list[ControlPlan]:
+    from ..pruning.controls import control_coincides_with
+
+    def uniform(spec: MethodSpec) -> bool:
+        return spec.allocation is None or spec.allocation.get("name") == "uniform"
+
+    plans = []
+    for spec in methods:
+        for control in controls:
+            same = control_coincides_with(spec.method, control, allocation=(spec.allocation or {}).get("name"))
+            if getattr(spec.method, "threshold", None) is not None:  # a Betti threshold sets its own counts
+                same = None
+            if same == "random":  # random pruning at the same uniform budget, if the config runs it
+                peer = next((m for m in methods if m.name == "random" and uniform(m)), None)
+                same = None if peer is None else ("self" if peer.key == spec.key else peer.key)
+            plans.append(ControlPlan(spec.key, control, same))
+    return plans
+
+
+def control_plan(config: dict) -> list[ControlPlan]:
+    """The control plan of a config as saved in a run folder (``config.json``): what the report
+    reads, without touching the files the config names."""
+    controls = tuple(config.get("controls") or ())
+    if not controls:
+        return []
+    methods = tuple(_method(f"methods[{i}]", m) for i, m in enumerate(config.get("methods", [])))
+    return _plan(methods, controls)
 
 
 def _as_given(dumped: dict, given: Any) -> dict:
@@ -554,7 +661,7 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
     """Validate a config mapping (as loaded from YAML); raise :class:`TopopruneError` in one line."""
     if not isinstance(data, dict):
         raise TopopruneError(f"config: bad value {type(data).__name__}; allowed: a mapping of fields "
-                             "(name, model(s), dataset, train, methods, sparsities, seeds, recovery, analyses, budget, resources)")
+                             "(name, model(s), dataset, train, methods, sparsities, seeds, recovery, analyses, budget, resources, controls)")
     raw = dict(data)
     if name is not None and "name" not in raw:
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:64] or "experiment"
@@ -604,6 +711,17 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
         if layout.budget is not None and not m.structured:
             raise TopopruneError(f"config field methods[{i}].name: {m.key!r} is unstructured; a 'budget:' "
                                  "comparison prunes structured methods to a FLOPs/MACs/params target")
+    if layout.controls:
+        for i, m in enumerate(methods):
+            if m.method.needs().training and not _controllable_iterative(m.method):
+                raise TopopruneError(f"config field controls: not supported yet with methods[{i}] {m.key!r}, which "
+                                     "fine-tunes between rounds; allowed: one-shot and structured methods, and "
+                                     "imp/timp with fraction (each round rewinds to the initialisation)")
+    if layout.train.seed == "each":
+        given = [i for i, m in enumerate(layout.models) if m.checkpoint is not None]
+        if given:
+            raise TopopruneError(f"config field train.seed: bad value 'each' with models[{given[0]}].checkpoint; "
+                                 "allowed: 'each' only when every baseline is trained here (one per seed)")
     train_given = without_default_speed(_as_given(layout.train.model_dump(mode="json", exclude_unset=True),
                                                   raw.get("train")))
     if layout.train.distributed is None or layout.train.distributed.nproc == 1:
@@ -616,6 +734,13 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
                 raise TopopruneError(f"config field {where}: bad value {size}; allowed: at least "
                                      f"train.distributed.nproc ({nproc}), so every process gets samples")
     return ExperimentConfig(layout, methods, train_given, raw)
+
+
+def _controllable_iterative(method: Method) -> bool:
+    """An iterative method whose control is defined: a trajectory (``fraction``) whose rounds
+    rewind to the initialisation, so the control rewinds its mask there and trains the same
+    epochs as the method's last round."""
+    return getattr(method, "fraction", None) is not None and getattr(method, "rewind", None) in (None, "init")
 
 
 def _unique_key_loader():

@@ -54,12 +54,13 @@ class LocalExecutor:
     def close(self) -> None:
         """Nothing to release."""
 
-    def baseline(self, config, store, spec, *, log, progress: bool, device: str | None) -> None:
-        """Stages 1 and 2 of one model, here."""
+    def baseline(self, config, store, spec, *, log, progress: bool, device: str | None,
+                 seed: int | None = None) -> None:
+        """Stages 1 and 2 of one model (of ``seed``'s own baseline under ``train.seed: each``), here."""
         from .stages import analysis_stage, baseline_stage
 
-        baseline_stage(config, store, spec, log=log, progress=progress, device=device)
-        analysis_stage(config, store, spec, log=log)
+        baseline_stage(config, store, spec, log=log, progress=progress, device=device, seed=seed)
+        analysis_stage(config, store, spec, log=log, seed=seed)
 
     def run(self, todo: Sequence[Cell], *, run_dir: str, config_dict: dict, device: str | None,
             on_row: OnRow, on_status: OnStatus, log) -> None:
@@ -145,7 +146,7 @@ def _ray_cell(run_dir: str, config_dict: dict, cell: Cell, device: str | None, m
 
 
 def _ray_baseline(run_dir: str, config_dict: dict, model_key: str, device: str | None, modules: tuple[str, ...],
-                  threads: int) -> str:
+                  threads: int, seed: int | None = None) -> str:
     """Stages 1 and 2 of one model on a Ray worker (with a cell's resources); returns the host."""
     from .config import parse_config
     from .stages import analysis_stage, baseline_stage
@@ -156,8 +157,8 @@ def _ray_baseline(run_dir: str, config_dict: dict, model_key: str, device: str |
     store = RunStore(run_dir)
     spec = config.model(model_key)
     log = run_log(store.root)
-    baseline_stage(config, store, spec, log=log, progress=False, device=device)
-    analysis_stage(config, store, spec, log=log)
+    baseline_stage(config, store, spec, log=log, progress=False, device=device, seed=seed)
+    analysis_stage(config, store, spec, log=log, seed=seed)
     return socket.gethostname()
 
 
@@ -212,19 +213,24 @@ class RayExecutor:
         return self._ray.remote(fn).options(num_cpus=self.cpus_per_cell, num_gpus=self.gpus_per_cell,
                                             max_retries=self.max_retries, retry_exceptions=False)
 
-    def baseline(self, config, store, spec, *, log, progress: bool, device: str | None) -> None:
-        """Stages 1 and 2 of one model as a Ray task with a cell's resources (a GPU if cells get one)."""
-        if (store.path(f"baseline/{spec.key}/baseline.json").exists()
-                and store.path(f"analysis/{spec.key}.json").exists()):
+    def baseline(self, config, store, spec, *, log, progress: bool, device: str | None,
+                 seed: int | None = None) -> None:
+        """Stages 1 and 2 of one model (of ``seed``'s own baseline under ``train.seed: each``) as a
+        Ray task with a cell's resources (a GPU if cells get one)."""
+        from .stages import analysis_path, baseline_dir
+
+        key = config.baseline_key(spec.key, seed) if seed is not None else spec.key
+        if (store.path(f"{baseline_dir(key)}/baseline.json").exists()
+                and store.path(analysis_path(key)).exists()):
             return
         threads = max(1, int(self.cpus_per_cell))
         ref = self._task(_ray_baseline).remote(str(store.root), config.to_dict(), spec.key, device, self.modules,
-                                               threads)
+                                               threads, seed)
         try:
             host = self._ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - the task's error, after Ray's retries
-            raise TopopruneError(f"baseline {spec.key} failed on the Ray cluster: {_last_line(exc)}") from None
-        log.info("baseline %s: ran on %s", spec.key, host)
+            raise TopopruneError(f"baseline {key} failed on the Ray cluster: {_last_line(exc)}") from None
+        log.info("baseline %s: ran on %s", key, host)
 
     def _connect(self):
         ray = require_ray()

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TopopruneError
+from .stats import paired_difference
 from .store import read_json_file
 
-__all__ = ["build_report", "chance_warnings", "mean_std", "summarize", "winners", "write_pages"]
+__all__ = ["build_report", "chance_warnings", "control_verdicts", "mean_std", "summarize", "winners", "write_pages"]
 
 
 def mean_std(values: list[float | None]) -> tuple[float, float]:
@@ -48,7 +52,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         lat_after = [r["latency_ms"][1] for r in rs if r["latency_ms"][1]]
         out.append({
             "model": model, "method": method, "kind": first["kind"], "sparsity": sparsity,
-            "seeds": len(rs),
+            "seeds": len(rs), "control": first.get("control"),
             "params": (first["params"][0], statistics.mean(
                 r["params"][1] if r["kind"] == "structured" else r["nonzero_params"][1] for r in rs)),
             "macs": (first["macs"][0], statistics.mean(r["macs"][1] for r in rs)),
@@ -77,7 +81,8 @@ def _names(entries: list[dict]) -> str:
 
 
 def winners(summary: list[dict], at_chance: frozenset[str] | set[str] = frozenset()) -> list[str]:
-    """One computed sentence per (model, sparsity): best recovered accuracy, fastest recovery.
+    """One computed sentence per (model, sparsity): best recovered accuracy, fastest recovery
+    (among the methods: controls are compared with their method in a section of their own).
 
     Methods that tie are all named: on accuracy when their means agree to the two decimals the
     report prints, on speed when their mean epochs to recover are equal (the seconds, which vary
@@ -87,7 +92,8 @@ def winners(summary: list[dict], at_chance: frozenset[str] | set[str] = frozense
     sentences = []
     by_cell: dict[tuple, list[dict]] = defaultdict(list)
     for s in summary:
-        by_cell[(s["model"], s["sparsity"])].append(s)
+        if not s.get("control"):
+            by_cell[(s["model"], s["sparsity"])].append(s)
     for (model, sparsity), entries in sorted(by_cell.items()):
         if model in at_chance:
             sentences.append(f"{model} at sparsity {sparsity:g}: not ranked: the baseline is at chance accuracy, "
@@ -170,6 +176,73 @@ def _markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+# --- controls ------------------------------------------------------------------------------------
+
+
+_MEANING = {
+    "shuffle": {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
+                "LOSES": "its choice inside layers is worse than random"},
+    "magnitude-at-budget": {"WINS": "it beats the plainest choice at the same budget",
+                            "TIE": "it ties the plainest choice at the same budget",
+                            "LOSES": "it loses to the plainest choice at the same budget"},
+}
+
+
+def control_verdicts(config: dict, rows: list[dict]) -> list[str]:
+    """The controls section: for every method and control of the config's ``controls``, per
+    (model, sparsity), the same-seed paired difference of the accuracy after recovery (method
+    minus control), its 95 % t-interval and verdict, and which controls were not run because
+    they would repeat cells the config runs anyway."""
+    from .config import control_plan
+
+    plans = control_plan(config)
+    if not plans:
+        return []
+    coverage = _coverage(config, short=True)
+    acc: dict[tuple, dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        acc[(r["model"], r["method"], r["sparsity"])][r["seed"]] = r["acc_after_recovery"]
+    cells = sorted({(r["model"], r["sparsity"]) for r in rows if not r.get("control")})
+    out = []
+    for plan in plans:
+        m, c = plan.method, plan.control
+        if plan.coincides == "self":
+            out.append(f"{m}'s {c} control is {m} itself (the same layer budget, chosen the same way): not run, no verdict.")
+            continue
+        reference, named = plan.key, f"its {c} control ({plan.key})"
+        if plan.coincides is not None:
+            out.append(f"{m}'s {c} control is the {plan.coincides} method at the same budget (a uniform layer "
+                       f"budget filled at random): not run twice; {plan.coincides}'s cells serve as it.")
+            reference, named = plan.coincides, f"its {c} control ({plan.coincides} at the same budget)"
+        for model, sparsity in cells:
+            p = paired_difference(acc.get((model, m, sparsity), {}), acc.get((model, reference, sparsity), {}))
+            where = f"{model} at sparsity {sparsity:g}: **{m}** vs {named}"
+            if p.n == 0:
+                out.append(f"{where}: no seed with both rows yet.")
+            elif p.n == 1:
+                out.append(f"{where}: {p.mean:+.2f} points with 1 seed: no interval, no verdict (a verdict needs "
+                           "at least 2 seeds).")
+            else:
+                v = p.verdict
+                out.append(f"{where}: {p.mean:+.2f} points, 95 % t-interval [{p.low:+.2f}, {p.high:+.2f}] over "
+                           f"{p.n} seeds (same-seed paired, method minus control, accuracy after recovery; "
+                           f"{coverage}): **{v}**: {_MEANING[c][v]}.")
+    return out
+
+
+def _coverage(config: dict, *, short: bool = False) -> str:
+    """What the seeds of a run vary, so what its intervals and spreads cover."""
+    each = (config.get("train") or {}).get("seed") == "each"
+    if short:
+        return ("seeds vary the trained network, pruning and recovery" if each else
+                "one trained network; seeds vary pruning and recovery only")
+    if each:
+        return ("Intervals and spreads over seeds: seeds vary the trained network, pruning and recovery "
+                "(train.seed: each: every seed trains its own dense baseline, and its cells start from it).")
+    return ("Intervals and spreads over seeds: one trained network; seeds vary pruning and recovery only "
+            "(the dense baseline is trained once, with the config's train.seed, or loaded).")
+
+
 # --- plots ---------------------------------------------------------------------------------------
 
 
@@ -187,7 +260,7 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
         out.append((title, save_figure(fig, run_dir / name, dpi=100)))
 
     for model in models:
-        analysis = read_json_file(run_dir / "analysis" / f"{model}.json", "analysis") or {}
+        analysis = _analysis(run_dir, model)
         entries = [s for s in summary if s["model"] == model]
         # accuracy vs sparsity
         fig, ax = new_figure(figsize=(6, 3.6))
@@ -281,6 +354,16 @@ def _plots(run_dir: Path, rows: list[dict], summary: list[dict]) -> list[tuple[s
     return out
 
 
+def _analysis(run_dir: Path, model: str) -> dict:
+    """The dense model's analysis the plots draw: ``analysis/<model>.json``, or under
+    ``train.seed: each`` that of the lowest seed's baseline (``analysis/<model>/seed<k>.json``)."""
+    record = read_json_file(run_dir / "analysis" / f"{model}.json", "analysis")
+    if record is None:
+        per_seed = sorted((run_dir / "analysis" / model).glob("seed*.json"), key=lambda p: int(p.stem[4:]))
+        record = read_json_file(per_seed[0], "analysis") if per_seed else None
+    return record or {}
+
+
 def _recalibration_note(batches: int | None) -> str:
     """What the two 'acc pruned' columns mean under the run's ``recovery.recalibrate_bn``."""
     if batches is None:
@@ -334,13 +417,17 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     intro = (f"Config `{config['name']}` on `{config['dataset']['name']}`; seeds {seeds}; "
              f"recovery: {config['recovery']['epochs']} epochs at lr {config['recovery']['lr']}, "
              f"tolerance {config['recovery']['tolerance']} points. Accuracy is test accuracy in %, "
-             "mean ± std over seeds (the dense baseline is trained once, with the config's train.seed; the seeds vary pruning and recovery). MACs follow NNI's rule, FLOPs torch's flop counter. For "
+             "mean ± std over seeds. " + _coverage(config) + " MACs follow NNI's rule, FLOPs torch's flop counter. For "
              "unstructured methods, parameters are nonzero weights and the model is masked, not smaller. "
              + _recalibration_note(config["recovery"].get("recalibrate_bn"))
              + _budget_note(config.get("budget")))
-    sections = [("Warning", [f"**{w}**" for w in warned.values()])] if warned else []
-    return write_pages(run_dir, f"topoprune comparison: {config['name']}", intro,
-                       [*sections, ("Which method won", sentences), ("Summary", table)], plots)
+    sections: list[tuple[str, list]] = [("Warning", [f"**{w}**" for w in warned.values()])] if warned else []
+    sections.append(("Which method won", sentences))
+    controls = control_verdicts(config, rows)
+    if controls:
+        sections.append(("Controls: its choice inside layers, or only its layer budget?", controls))
+    sections.append(("Summary", table))
+    return write_pages(run_dir, f"topoprune comparison: {config['name']}", intro, sections, plots)
 
 
 def write_pages(run_dir: Path, title: str, intro: str, sections: list[tuple[str, list]],

@@ -58,6 +58,16 @@ class Row(BaseModel):
     # the speed options the cell's recovery ran with (precision, channels_last, compile), after any
     # fallback on the machine that ran it; None in rows written before they were recorded
     train_settings: dict[str, Any] | None = None
+    # a control cell: the control and the method whose layer budget it fills (``method`` is "<of>+<control>")
+    control: str | None = None
+    control_of: str | None = None
+    train_seed: int | None = None  # the training seed of the baseline this cell started from
+    # provenance: the topoprune commit ("+dirty": tracked files changed; None: not a git checkout),
+    # package versions, and when the cell started (its prune stage) and finished (ISO 8601)
+    commit: str | None = None
+    versions: dict[str, str] | None = None
+    started: str | None = None
+    finished: str | None = None
 
     @property
     def key(self) -> RowKey:
@@ -68,8 +78,9 @@ class Row(BaseModel):
         d = self.model_dump(mode="json")
         if d.get("algorithm") is None:
             d.pop("algorithm", None)
-        if d.get("budget") is None:  # rows of sparsity comparisons stay as they were
-            d.pop("budget", None)
+        for key in ("budget", "control", "control_of"):  # only where they apply
+            if d.get(key) is None:
+                d.pop(key, None)
         return d
 
 

@@ -6,11 +6,15 @@ store (:mod:`.store`) owns the run folder. A run folder ``<out>/<config name>-<h
     config.json                      the validated config
     run.lock, manifest.jsonl, log.txt   the lock, the checksums of every finished stage, the log
     baseline/<model>/                1. the trained (or loaded) dense model + baseline.json
+                                        (``train.seed: each``: baseline/<model>/seed<seed>/, one per seed)
     analysis/<model>.json            2. NP per layer, critical compression, tree overlap, cost
+                                        (``train.seed: each``: analysis/<model>/seed<seed>.json)
     cells/<model>/<method>/s<sparsity>/seed<seed>/
         pruned/ or masked.pt, prune.json      3. prune
         recovery/, recovery.json              4. recover (checkpointed every epoch)
         row.json                              5. measure
+    cells/<model>/<method>+<control>/...  the same stages for a control (``controls:``), whose
+                                     prune stage fills the method cell's layer budget another way
     trajectories/<model>/<method>/seed<seed>/ IMP/T-IMP with ``fraction``: one per seed
     results.jsonl                    one row per cell, rebuilt from the cells' row.json
     report.md, report.html, *.png    the report (rebuilt from the above by `topoprune report`)
@@ -43,8 +47,13 @@ def run_dir_for(config: ExperimentConfig, out: str | Path) -> Path:
 
 
 def _cells(config: ExperimentConfig) -> list[Cell]:
-    return [Cell(m.key, meth.key, s, seed) for m in config.models for meth in config.methods
-            for s in config.sparsities for seed in config.seeds]
+    """Every cell: the methods' cells, then the cells of the controls that run (a control that
+    would repeat cells the config runs anyway has none)."""
+    methods = [Cell(m.key, meth.key, s, seed) for m in config.models for meth in config.methods
+               for s in config.sparsities for seed in config.seeds]
+    controls = [Cell(m.key, plan.method, s, seed, plan.control) for m in config.models
+                for plan in config.control_plan() if plan.runs for s in config.sparsities for seed in config.seeds]
+    return methods + controls
 
 
 def preflight(config: ExperimentConfig, out: str | Path) -> None:
@@ -114,11 +123,21 @@ def _repair(store: RunStore, config: ExperimentConfig, damaged: list[Damage], lo
     """Remove the damaged stages and every stage that used them, so this run redoes them."""
     cells = _cells(config)
     redo: dict[str, tuple[str, ...]] = {}  # stage -> extra paths to remove
+    controls: dict[Cell, list[Cell]] = {}  # a method cell -> its control cells (they read its prune record)
+    for c in cells:
+        if c.control is not None:
+            controls.setdefault(c.of, []).append(c)
 
     def cell_stages(cell: Cell, first: str) -> None:
         names = list(STAGES)
         for name in names[names.index(first):]:
             redo[cell.stage(name)] = tuple(f"{cell.folder}/{p}" for p in STAGES[name])
+        if first == "prune":
+            for control in controls.get(cell, []):
+                cell_stages(control, "prune")
+
+    def of_baseline(key: str) -> list[Cell]:
+        return [c for c in cells if config.baseline_key(c.model, c.seed) == key]
 
     for d in damaged:
         stage = d.stage
@@ -126,16 +145,17 @@ def _repair(store: RunStore, config: ExperimentConfig, damaged: list[Damage], lo
             key = stage.split("/", 1)[1]
             redo[stage] = (stage,)
             redo[analysis_path(key)] = (analysis_path(key),)
-            redo[f"trajectories/{key}"] = (f"trajectories/{key}",)
-            for c in cells:
-                if c.model == key:
-                    cell_stages(c, "prune")
+            if not config.seed_each:
+                redo[f"trajectories/{key}"] = (f"trajectories/{key}",)
+            for c in of_baseline(key):
+                if config.method(c.method).method.needs().trajectory:
+                    redo[c.trajectory] = (c.trajectory,)
+                cell_stages(c, "prune")
         elif stage.startswith("analysis/"):
             key = stage[len("analysis/"):-len(".json")]
             redo[stage] = (stage,)
-            for c in cells:
-                if c.model == key:
-                    cell_stages(c, "measure")
+            for c in of_baseline(key):
+                cell_stages(c, "measure")
         elif stage.startswith("trajectories/"):  # a shared IMP trajectory: it and its cells
             redo[stage] = (stage,)
             for c in cells:
@@ -283,15 +303,21 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
     store.write_results(list(done_rows.values()))  # results.jsonl is the view of the cells' rows
     # run sparsity by sparsity, seed by seed, every method: an interrupted run still holds
     # complete method comparisons for the seeds it finished
+    # Two phases: every method cell, then every control cell (a control reads its method cell's
+    # prune record, so it can only start once that cell has pruned; this holds on any executor).
     method_rank = {m.key: i for i, m in enumerate(config.methods)}
+    control_rank = {c: i for i, c in enumerate(config.controls)}
     todo = sorted((c for c in cells if c.row_key not in done_rows),
-                  key=lambda c: (c.model, c.sparsity, c.seed, method_rank[c.method]))
+                  key=lambda c: (c.control is not None, c.model, c.sparsity, c.seed, method_rank[c.method],
+                                 control_rank.get(c.control, -1)))
+    phases = [[c for c in todo if c.control is None], [c for c in todo if c.control is not None]]
     rows = dict(done_rows)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=quiet, transient=False) as bar:
-        stage = bar.add_task("baselines and analyses", total=2 * len(config.models))
-        for spec in config.models:
-            executor.baseline(config, store, spec, log=log, progress=not quiet, device=device)
+        baselines = [(spec, seed) for spec in config.models for seed in config.baseline_seeds()]
+        stage = bar.add_task("baselines and analyses", total=2 * len(baselines))
+        for spec, seed in baselines:
+            executor.baseline(config, store, spec, log=log, progress=not quiet, device=device, seed=seed)
             bar.advance(stage, 2)
         warned = _chance_warnings(config, store)
         for warning in warned:
@@ -304,9 +330,10 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
             store.write_results(list(rows.values()))
             bar.advance(task)
 
-        if todo:
-            executor.run(todo, run_dir=str(store.root), config_dict=config_dict, device=device, on_row=add,
-                         on_status=lambda text: bar.update(task, description=text), log=log)
+        for phase in phases:
+            if phase:
+                executor.run(phase, run_dir=str(store.root), config_dict=config_dict, device=device, on_row=add,
+                             on_status=lambda text: bar.update(task, description=text), log=log)
     # rows in a stable order, whatever order the cells finished in
     order = {c.row_key: i for i, c in enumerate(cells)}
     ordered = sorted(rows.values(), key=lambda r: order.get(row_key(r), math.inf))

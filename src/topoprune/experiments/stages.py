@@ -115,20 +115,32 @@ def init_state(store: RunStore, key: str) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
+def _baseline_key(config: ExperimentConfig, spec: ModelSpec, seed: int | None) -> str:
+    """The baseline of ``spec`` for the cells of ``seed`` (see ``ExperimentConfig.baseline_key``)."""
+    from ..errors import TopopruneError
+
+    if config.seed_each and seed is None:
+        raise TopopruneError("train.seed: bad value 'each' here; allowed: an integer (one baseline), as "
+                             "only `topoprune compare` trains one baseline per seed")
+    return config.baseline_key(spec.key, seed) if seed is not None else spec.key
+
+
 def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *, log, progress: bool,
-                   device: str | None = None) -> dict:
-    """Stage 1: train (or load) the dense model; returns ``baseline.json``'s record."""
+                   device: str | None = None, seed: int | None = None) -> dict:
+    """Stage 1: train (or load) the dense model; returns ``baseline.json``'s record. ``seed``:
+    under ``train.seed: each``, the seed whose own baseline this is (trained with that seed)."""
     from ..metrics import model_cost
     from ..train import TrainConfig, evaluate, train
     from ..train.loop import evaluate_validation
 
-    folder = baseline_dir(spec.key)
+    key = _baseline_key(config, spec, seed)
+    folder = baseline_dir(key)
     done = store.done(folder, f"{folder}/baseline.json", [folder])
     if done is not None:
         return done
     data = prepare(config, spec)
     t0 = time.perf_counter()
-    cfg = TrainConfig(**config.train)
+    cfg = TrainConfig(**{**config.train, "seed": config.train_seed(seed if seed is not None else 0)})
     ran = None  # the speed options training ran with (None: loaded, not trained here)
     if spec.checkpoint is not None:
         model = build_model(spec, data)
@@ -139,9 +151,9 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
         model = build_model(spec, data, seed=cfg.seed)
         if not store.path(f"{folder}/init.pt").exists():  # what IMP's rewind="init" returns to
             store.save_torch(f"{folder}/init.pt", model.state_dict())
-        log.info("baseline %s: training %d epochs", spec.key, cfg.epochs)
+        log.info("baseline %s: training %d epochs (seed %d)", key, cfg.epochs, cfg.seed)
         ran = train(model, data, cfg, out_dir=store.path(folder), progress=progress,
-                    description=f"baseline {spec.key}", device=device, nproc=config.nproc).settings
+                    description=f"baseline {key}", device=device, nproc=config.nproc).settings
     if getattr(model, "meta", None) is None or (
             spec.checkpoint is not None and (Path(spec.checkpoint) / "pruned.json").is_file()):
         _save_model_folder(store, folder, spec, model, data)
@@ -152,9 +164,10 @@ def baseline_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
               **({"train_settings": ran} if ran is not None else {}),
               "cost": model_cost(model, data.input_shape).to_dict(),
               "seconds": time.perf_counter() - t0,
-              "device": None if spec.checkpoint is not None else describe_device(device)}  # None: not trained here
+              "device": None if spec.checkpoint is not None else describe_device(device),  # None: not trained here
+              "train_seed": None if spec.checkpoint is not None else cfg.seed}
     store.finish(folder, f"{folder}/baseline.json", record, [folder])
-    log.info("baseline %s: test accuracy %.2f%%", spec.key, test_acc)
+    log.info("baseline %s: test accuracy %.2f%%", key, test_acc)
     return record
 
 
@@ -176,20 +189,23 @@ def layer_summary(model) -> dict:
             "layers": layers}
 
 
-def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *, log) -> dict:
+def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *, log,
+                   seed: int | None = None) -> dict:
     """Stage 2: NP per layer, critical compression, tree/top-k overlap and latency of the dense
-    model; returns ``analysis/<model>.json``'s record."""
+    model (of ``seed``'s baseline under ``train.seed: each``); returns ``analysis/<key>.json``'s
+    record."""
     from ..analysis import critical_compression
     from ..metrics import measure_latency
     from ..models.introspect import layer_graph
     from ..models.layers import is_weighted_layer
     from ..topology import mst_overlap
 
-    path = analysis_path(spec.key)
+    key = _baseline_key(config, spec, seed)
+    path = analysis_path(key)
     done = store.done(path, path, [])
     if done is not None:
         return done
-    model = load_baseline(store, spec.key)
+    model = load_baseline(store, key)
     meta = getattr(model, "meta", None)  # a model outside the registry takes the data's shape
     shape = tuple(meta.input_shape) if meta is not None else tuple(prepare(config, spec).input_shape)
     record: dict = {"model": spec.key, "input_shape": list(shape)}
@@ -208,6 +224,6 @@ def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
         record["latency_ms"] = {b: v["median_ms"] for b, v in
                                 measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
     store.finish(path, path, record, [])
-    log.info("analysis %s done", spec.key)
+    log.info("analysis %s done", key)
     return record
 

@@ -170,6 +170,12 @@ def parse_damage_config(data: Any, name: str | None = None) -> DamageConfig:
     if experiment.budget is not None:
         raise TopopruneError("damage study config field budget: not used by the damage study (candidates are "
                              "pruned at each sparsity); remove it")
+    if experiment.controls:
+        raise TopopruneError("damage study config field controls: not used by the damage study (its random "
+                             "candidates are its control); remove it")
+    if experiment.seed_each:
+        raise TopopruneError("damage study config field train.seed: bad value 'each'; allowed: an integer (the "
+                             "study looks at one trained network)")
     if len(experiment.seeds) != 1:
         raise TopopruneError(f"damage study config field seeds: bad value {list(experiment.seeds)}; allowed: "
                              "one seed (it seeds the random candidates, the methods and recovery)")

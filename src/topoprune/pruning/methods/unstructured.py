@@ -99,16 +99,22 @@ class _Iterative(UnstructuredMethod):
         return (f"rounds: bad value {self.rounds}; allowed: enough rounds of {self.fraction:g} to reach "
                 f"sparsities {beyond} (these rounds reach {reach:.3f})")
 
+    def round_recipe(self, train_config, recovery_config):
+        """The recipe every round trains with: a trajectory trains from the initialisation, as
+        the dense baseline was (``train_config``); fine-tuning a trained model follows the
+        recovery's (``recovery_config``); ``epochs`` per round is the setting, else the
+        recovery's. ``None`` when a recipe is missing."""
+        cfg = train_config if self.fraction is not None else recovery_config
+        if cfg is None or recovery_config is None:
+            return None
+        epochs = self.epochs if self.epochs is not None else recovery_config.epochs
+        return dataclasses.replace(cfg, epochs=epochs)  # both recipes carry the cell's seed
+
     def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
-        # fine-tuning a trained model follows the recovery recipe; a trajectory trains from the
-        # initialisation, as the dense baseline was
-        cfg = request.train_config if self.fraction is not None else request.recovery_config
-        if request.data is None or cfg is None or request.recovery_config is None:
+        cfg = self.round_recipe(request.train_config, request.recovery_config)
+        if request.data is None or cfg is None:
             raise TopopruneError(f"method {self.name!r} trains between rounds: it needs data and a "
                                  "training recipe")
-        # epochs per round: the setting, else the recovery's (in both modes, as always)
-        epochs = self.epochs if self.epochs is not None else request.recovery_config.epochs
-        cfg = dataclasses.replace(cfg, epochs=epochs)  # both recipes carry the cell's seed
         if self.fraction is None:
             return self._from_trained(model, request, cfg)
         return self._trajectory(model, request, cfg)
