@@ -243,6 +243,77 @@ class HeadFirst(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+
+class TimmAttention(nn.Module):
+    """timm's ``Attention`` layout: one fused ``qkv`` Linear, a ``proj`` Linear, ``num_heads`` and
+    ``head_dim`` attributes. ``sizes`` says where the forward takes its widths from:
+
+    - ``"input"``: the input's channel count ``C`` (``vit_small_patch16_224``, ``deit_tiny`` in
+      older timm: ``reshape(B, N, 3, self.num_heads, C // self.num_heads)``);
+    - ``"head_dim"``: ``self.head_dim`` for q/k/v, but ``reshape(B, N, C)`` at the end (newer timm);
+    - ``"attributes"``: ``self.head_dim`` and ``-1``, so it follows a changed head count.
+    """
+
+    def __init__(self, dim: int, num_heads: int, sizes: str = "input") -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.sizes = sizes
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        d = c // self.num_heads if self.sizes == "input" else self.head_dim
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, d).permute(2, 0, 3, 1, 4).unbind(0)
+        out = ((q * self.scale) @ k.transpose(-2, -1)).softmax(-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(b, n, -1 if self.sizes == "attributes" else c))
+
+
+class TimmBlock(nn.Module):
+    """A pre-norm transformer block as timm writes it: ``x + attn(norm1(x))``, ``x + mlp(norm2(x))``."""
+
+    def __init__(self, dim: int, heads: int, sizes: str) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = TimmAttention(dim, heads, sizes)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential()
+        self.mlp.fc1 = nn.Linear(dim, 2 * dim)
+        self.mlp.act = nn.GELU()
+        self.mlp.fc2 = nn.Linear(2 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TimmViT(nn.Module):
+    """A tiny ViT in timm's layout: conv patch embedding, class token, position table, blocks,
+    final norm, linear head on the class token."""
+
+    def __init__(self, sizes: str = "input", dim: int = 32, heads: int = 4, depth: int = 2,
+                 num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        patches = (IMAGE[1] // 4) * (IMAGE[2] // 4)
+        self.patch_embed = nn.Conv2d(IMAGE[0], dim, 4, 4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.pos_embed = nn.Parameter(torch.randn(1, patches + 1, dim) * 0.5)
+        self.blocks = nn.Sequential(*[TimmBlock(dim, heads, sizes) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+def timm_vit(sizes: str = "input") -> nn.Module:
+    """:class:`TimmViT`, seeded as every model here (a factory for ``save_pruned``)."""
+    return _seeded(lambda: TimmViT(sizes))()
+
 def logits(out: object) -> torch.Tensor:
     """The tensor a model's output stands for: itself, or a Hugging Face output's ``logits``."""
     if isinstance(out, torch.Tensor):

@@ -9,8 +9,10 @@ Any model: example inputs may be a tensor, a tuple or a dict of keyword inputs (
 attention mask stay as given); Hugging Face ``Conv1D`` layers are linear layers; the first layer
 and the classifier are found by following the data (:mod:`topoprune.models.dataflow`) unless
 ``model.meta`` names them; attention projections lose whole heads (:mod:`topoprune.models.attention`),
-and the module's head count is updated so the pruned model runs. A transformer's residual stream
-(a group that would also narrow an embedding) is left alone.
+and the module's head count is updated so the pruned model runs. An attention whose forward does
+not survive losing a head (timm's ``Attention`` reshapes to the input's width) is found by a trial
+on a throwaway copy (:mod:`topoprune.pruning.head_trial`) and keeps its heads, with a note. A
+transformer's residual stream (a group that would also narrow an embedding) is left alone.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..models.layers import layer_kind, weighted_layers
 from .config import check_sparsity, resolve_config_list
 from .targets import TOLERANCE
 from .methods.base import LayerRequest, PruneContext, StructuredMethod, resolve_method
+from .head_trial import heads_that_stay
 from .surgery import Surgeon
 from .units import UnitLayout, grouped_layouts, unit_layouts
 
@@ -260,6 +263,9 @@ def prune_units(
     tied = tied_layers(work)
     layouts = grouped_layouts(unit_layouts(work, blocks), surgeon, [n for n in targets if n in modules])
     heads_before = {b.name: b.heads for b in blocks}
+    stay = heads_that_stay(work, blocks, example_inputs, targets=[n for n in targets if n in modules])
+    held = {p: f"not pruned: the attention {b.name!r} keeps its heads: {stay[b.name]}"
+            for b in blocks if b.name in stay for p in b.projections}
     done: dict[str, str] = {}  # layer -> the leader whose group removed its units
     fractions: dict[str, float] = {}
     plan = None
@@ -270,7 +276,7 @@ def prune_units(
                            targets=targets, method=chosen, target=goal, allocation=chosen_allocation,
                            data=data, seed=seed, inputs=inputs,
                            skip=lambda n, g: _skip_reason(n, g, surgeon=surgeon, targets=targets,
-                                                          layouts=layouts, tied=tied))
+                                                          layouts=layouts, tied=tied, held=held))
         targets = {n: plan.sparsities.get(n, 0.0) for n in targets}
         fractions = plan.fractions
     ctx = PruneContext(model=work, modules=modules, targets=targets, example_inputs=example_inputs,
@@ -296,7 +302,8 @@ def prune_units(
                         "nn.MultiheadAttention calls its out_proj's weight functionally)")
             continue
         rec.coupled_with = list(group.coupled)
-        reason = _skip_reason(name, group, surgeon=surgeon, targets=targets, layouts=layouts, tied=tied)
+        reason = _skip_reason(name, group, surgeon=surgeon, targets=targets, layouts=layouts, tied=tied,
+                              held=held)
         if reason:
             rec.note = reason
             continue
@@ -330,6 +337,12 @@ def prune_units(
             rec.kept, rec.after = list(leader.kept), leader.after
     heads_after = sync_head_counts(work, blocks)
     warned = []
+    if stay:
+        names = list(stay)
+        warned.append(f"attention heads left in place in {len(names)} module(s) ({', '.join(names[:4])}"
+                      f"{' ...' if len(names) > 4 else ''}): their forward fails with one head less (it "
+                      "sizes a reshape from the input's width, as timm's Attention does); the other layers "
+                      "were pruned (see result.layers notes)")
     if not steps:
         warned.append(f"prune_units({chosen.name}, sparsity={sparsity}) removed nothing: see the "
                       "per-layer notes in result.layers")
@@ -386,9 +399,16 @@ def prune_units(
 
 
 def _skip_reason(name: str, group, *, surgeon: Surgeon, targets: Mapping[str, float],
-                 layouts: Mapping[str, UnitLayout], tied: Mapping[str, Sequence[str]]) -> str | None:
-    """Why a targeted layer's units cannot be removed (a note for its record), or None."""
+                 layouts: Mapping[str, UnitLayout], tied: Mapping[str, Sequence[str]],
+                 held: Mapping[str, str] | None = None) -> str | None:
+    """Why a targeted layer's units cannot be removed (a note for its record), or None.
+    ``held``: attention projections whose module cannot lose heads, with their note."""
     layout = layouts[name]
+    if held and name in held:
+        return held[name]
+    stuck = next((c for c in group.coupled if held and c in held), None)
+    if stuck is not None:
+        return f"not pruned: coupled with {stuck!r}, whose attention keeps its heads"
     if group.through_padding:
         return ("not pruned: its channels are coupled through a zero-padding shortcut "
                 "(option A), whose channel offsets torch-pruning does not model")
@@ -397,9 +417,9 @@ def _skip_reason(name: str, group, *, surgeon: Surgeon, targets: Mapping[str, fl
                 f"{group.embeddings[0]!r} (the hidden size stays)")
     if tied:  # a group touching a tied weight (as output or as a consumer's input) would untie it
         touched = [name, *group.coupled, *(surgeon.names[c] for c in surgeon.consumers(name))]
-        held = next((t for t in touched if t in tied), None)
-        if held is not None:
-            return (f"not pruned: {held!r} has its weight tied to {', '.join(tied[held])}, and "
+        shared = next((t for t in touched if t in tied), None)
+        if shared is not None:
+            return (f"not pruned: {shared!r} has its weight tied to {', '.join(tied[shared])}, and "
                     "removing these units would untie them")
     outside = [c for c in group.coupled if c not in targets]
     if outside:
