@@ -11,9 +11,11 @@ This covers Hugging Face BERT, RoBERTa, ViT, DeiT, GPT-2 and DistilBERT (their f
 the head count with ``-1`` or reads the updated attributes). An attention whose forward reshapes
 to the *input's* width (timm's ``Attention``: ``x.transpose(1, 2).reshape(B, N, C)``) cannot lose
 heads: :mod:`topoprune.pruning.head_trial` finds it by removing a head from a throwaway copy, and
-its projections are left alone with a note. Grouped-query attention (k/v narrower than q) and
-``nn.MultiheadAttention`` are not handled here: their projections are left alone, and the pruning
-record says so. A Hugging Face
+its projections are left alone with a note. Grouped-query attention (k/v narrower than q) is not
+handled: its projections are left alone, and the pruning record says so. ``nn.MultiheadAttention``
+keeps its heads (``num_heads * head_dim`` must equal ``embed_dim``, its input and output width),
+and the channels of its embedding width stay too; its packed ``in_proj_weight`` is a layer for
+masks and analyses (:mod:`topoprune.models.layers`). A Hugging Face
 model's ``config.num_attention_heads`` is shared by all layers and is not changed: the modules
 carry the per-layer counts (``save_pretrained`` of a head-pruned model does not round-trip).
 

@@ -263,6 +263,7 @@ def prune_units(
     tied = tied_layers(work)
     layouts = grouped_layouts(unit_layouts(work, blocks), surgeon, [n for n in targets if n in modules])
     heads_before = {b.name: b.heads for b in blocks}
+    mha_of = {f"{n}.out_proj": n for n, m in modules.items() if isinstance(m, nn.MultiheadAttention)}
     stay = heads_that_stay(work, blocks, example_inputs, targets=[n for n in targets if n in modules])
     held = {p: f"not pruned: the attention {b.name!r} keeps its heads: {stay[b.name]}"
             for b in blocks if b.name in stay for p in b.projections}
@@ -298,8 +299,12 @@ def prune_units(
         try:
             group = surgeon.inspect(name)
         except ValueError:  # not in torch-pruning's graph: called functionally, not as a module
-            rec.note = ("not pruned: torch-pruning's trace does not reach it as a module (e.g. "
-                        "nn.MultiheadAttention calls its out_proj's weight functionally)")
+            owner = mha_of.get(name)
+            rec.note = (f"not pruned: the output projection of nn.MultiheadAttention {owner!r}, which keeps "
+                        "its heads: num_heads * head_dim must equal embed_dim, its input and output width"
+                        if owner is not None else
+                        "not pruned: torch-pruning's trace does not reach it as a module (it is called "
+                        "functionally)")
             continue
         rec.coupled_with = list(group.coupled)
         reason = _skip_reason(name, group, surgeon=surgeon, targets=targets, layouts=layouts, tied=tied,
@@ -392,7 +397,8 @@ def prune_units(
         time.perf_counter() - t0,
         ctx.extra,
         inputs=describe_inputs(example_inputs), first_layer=ends.first_layer, classifier=ends.classifier,
-        heads={b: {"before": heads_before[b], "after": heads_after[b]} for b in heads_before},
+        heads={**{b: {"before": heads_before[b], "after": heads_after[b]} for b in heads_before},
+               **{n: {"before": modules[n].num_heads, "after": modules[n].num_heads} for n in mha_of.values()}},
         warnings=warned, example_inputs=example_inputs,
     )
     return work, info
@@ -415,6 +421,10 @@ def _skip_reason(name: str, group, *, surgeon: Surgeon, targets: Mapping[str, fl
     if group.embeddings:
         return (f"not pruned: its width is the residual stream, shared with the embedding "
                 f"{group.embeddings[0]!r} (the hidden size stays)")
+    if group.attention:
+        return (f"not pruned: its channels are the embedding width of nn.MultiheadAttention "
+                f"{group.attention[0]!r}, which stays: narrowing it would shrink every head and change "
+                "the attention's scale 1/sqrt(head_dim), not remove units")
     if tied:  # a group touching a tied weight (as output or as a consumer's input) would untie it
         touched = [name, *group.coupled, *(surgeon.names[c] for c in surgeon.consumers(name))]
         shared = next((t for t in touched if t in tied), None)

@@ -80,6 +80,7 @@ class GroupInfo:
     coupled: tuple[str, ...]  # other layers whose *outputs* are removed together with this one's
     through_padding: bool  # the group crosses a zero-padding shortcut (CIFAR ResNet option A)
     embeddings: tuple[str, ...] = ()  # embeddings whose width goes too: a transformer's residual stream
+    attention: tuple[str, ...] = ()  # nn.MultiheadAttention modules whose embedding width goes too
 
 
 class Surgeon:
@@ -125,7 +126,7 @@ class Surgeon:
     def inspect(self, name: str) -> GroupInfo:
         """Which other layers' outputs are coupled to ``name``'s, and whether the coupling runs
         through zero padding (whose channel offsets torch-pruning does not model)."""
-        coupled, padding, embeddings = [], False, []
+        coupled, padding, embeddings, attention = [], False, [], []
         for dep, _ in self.group(name, [0]):
             target = dep.target.module
             if "ConstantPad" in str(dep.target.name):
@@ -133,10 +134,13 @@ class Surgeon:
             other = self.names.get(target)
             if isinstance(target, nn.Embedding) and other is not None:
                 embeddings.append(other)
+            if isinstance(target, nn.MultiheadAttention) and other is not None:
+                attention.append(other)
             if (other is not None and other != name and is_weighted_layer(target)
                     and self.graph.is_out_channel_pruning_fn(dep.handler)):
                 coupled.append(other)
-        return GroupInfo(name, tuple(dict.fromkeys(coupled)), padding, tuple(dict.fromkeys(embeddings)))
+        return GroupInfo(name, tuple(dict.fromkeys(coupled)), padding, tuple(dict.fromkeys(embeddings)),
+                         tuple(dict.fromkeys(attention)))
 
     def channel_groups(self, name: str) -> int:
         """How many equal channel groups ``name``'s output units pass through: the largest
