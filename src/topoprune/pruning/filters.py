@@ -256,6 +256,8 @@ def prune_units(
         params0, macs0, flops0 = (count_parameters(work)[0], count_macs(work, **count),
                                   count_flops(work, **count))
         surgeon = Surgeon(work, example_inputs)
+    except TopopruneError:  # the memory limit on tracing: already one line
+        raise
     except Exception as exc:  # noqa: BLE001 - tracing failures come in many types
         raise _trace_error(exc, example_inputs) from None
     modules = surgeon.modules

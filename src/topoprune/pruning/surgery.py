@@ -14,7 +14,9 @@ their own pruners (depthwise convs, customized layers) are handled the same way.
 ``build_dependency(customized_pruners=...)``, torch-pruning's documented extension point.
 
 Example inputs may be a tensor, a tuple or a dict of keyword inputs; the model's output may be a
-``ModelOutput``/dict/tuple: the graph is traced from every output tensor.
+``ModelOutput``/dict/tuple: the graph is traced from every output tensor. Tracing runs under a
+memory limit (:mod:`topoprune.pruning.trace_memory`): a model whose graph would exhaust the
+machine's memory stops with one ``TopopruneError`` line.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch import nn
 from ..models.attention import find_attention
 from ..models.inputs import Inputs, output_tensors, without_cache
 from ..models.layers import is_weighted_layer
+from .trace_memory import guard_memory
 
 __all__ = ["Surgeon", "GroupInfo", "PRUNABLE"]
 
@@ -86,16 +89,19 @@ class GroupInfo:
 class Surgeon:
     """A dependency graph of one model, and the removals applied to it."""
 
-    def __init__(self, model: nn.Module, example_inputs: Inputs) -> None:
+    def __init__(self, model: nn.Module, example_inputs: Inputs, *, memory_limit_gb: float | None = None) -> None:
+        """Trace ``model`` on ``example_inputs``, under a memory limit (:mod:`.trace_memory`:
+        ``memory_limit_gb``, else ``TOPOPRUNE_TRACE_MEMORY``, else 80 % of the available memory)."""
         self.model = model
         was_training = model.training
         model.eval()
         try:
             with warnings.catch_warnings():  # cls tokens / position tables: on the residual stream,
                 warnings.filterwarnings("ignore", message="Unwrapped parameters")  # never pruned
-                self.graph = tpr.DependencyGraph().build_dependency(
+                self.graph = guard_memory(lambda: tpr.DependencyGraph().build_dependency(
                     model, example_inputs=without_cache(model, example_inputs),
-                    output_transform=output_tensors, customized_pruners=_customized_pruners(model))
+                    output_transform=output_tensors, customized_pruners=_customized_pruners(model)),
+                    model=model, limit_gb=memory_limit_gb)
         finally:
             model.train(was_training)
         self.modules = dict(model.named_modules())
