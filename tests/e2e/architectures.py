@@ -314,6 +314,108 @@ def timm_vit(sizes: str = "input") -> nn.Module:
     """:class:`TimmViT`, seeded as every model here (a factory for ``save_pruned``)."""
     return _seeded(lambda: TimmViT(sizes))()
 
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's shuffle: ``view`` into groups, swap the two channel axes, flatten back."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2's basic unit: split the channels in two, transform one half (1x1, depthwise
+    3x3, 1x1), concatenate, shuffle."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        half = channels // 2
+        self.branch = nn.Sequential(conv_bn(half, half, 1), nn.ReLU(), conv_bn(half, half, 3, groups=half),
+                                    conv_bn(half, half, 1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep, change = x.chunk(2, 1)
+        return channel_shuffle(torch.cat([keep, self.branch(change)], 1), 2)
+
+
+class ShuffleNet(nn.Module):
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.stem = conv_bn(IMAGE[0], 16, 3, 2)
+        self.units = nn.Sequential(ShuffleUnit(16), ShuffleUnit(16))
+        self.last = conv_bn(16, 32, 1)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.last(self.units(torch.relu(self.stem(x)))))
+        return self.fc(x.mean((2, 3)))
+
+
+class TorchEncoder(nn.Module):
+    """``nn.TransformerEncoder`` (``nn.MultiheadAttention`` inside) on token features: a linear
+    embedding, two encoder layers, a linear head on the mean token."""
+
+    def __init__(self, features: int = 12, dim: int = 16, heads: int = 4, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.embed = nn.Linear(features, dim)
+        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(x)).mean(1))
+
+
+class Conv1DMLP(nn.Module):
+    """A GPT-2-style MLP on tokens with Hugging Face's ``Conv1D`` (weight stored ``(in, out)``)
+    between a linear embedding and a linear head."""
+
+    def __init__(self, features: int = 12, dim: int = 16, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        from transformers.pytorch_utils import Conv1D
+
+        self.embed = nn.Linear(features, dim)
+        self.c_fc = Conv1D(4 * dim, dim)  # nf (outputs), nx (inputs)
+        self.c_proj = Conv1D(dim, 4 * dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        x = x + self.c_proj(nn.functional.gelu(self.c_fc(x)))
+        return self.head(x.mean(1))
+
+
+class TiedLM(nn.Module):
+    """A token model whose output layer shares its weight with the input embedding (tied heads,
+    as GPT-2's ``lm_head`` and ``wte``), with an MLP between them."""
+
+    def __init__(self, vocab: int = 100, dim: int = 16) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(vocab, dim)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.wte(ids)
+        x = x + self.fc2(torch.relu(self.fc1(x)))
+        return self.lm_head(x)
+
+
+def shufflenet() -> nn.Module:
+    return _seeded(ShuffleNet)()
+
+
+def torch_encoder() -> nn.Module:
+    return _seeded(TorchEncoder, he_init=False)()
+
+
+def conv1d_mlp() -> nn.Module:
+    return _seeded(Conv1DMLP, he_init=False)()
+
+
+def tied_lm() -> nn.Module:
+    return _seeded(TiedLM, he_init=False)()
+
 def logits(out: object) -> torch.Tensor:
     """The tensor a model's output stands for: itself, or a Hugging Face output's ``logits``."""
     if isinstance(out, torch.Tensor):
