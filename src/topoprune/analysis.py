@@ -23,7 +23,7 @@ from .errors import TopopruneError
 from .models.dataflow import weighted_chain
 from .models.introspect import (default_input_shape, effective_weight, extract_layers, layer_roles,
                                 weight_parameter)
-from .models.layers import is_weighted_layer, out_in_weight, weighted_layers
+from .models.layers import maskable_layers, out_in_weight, weight_attr
 from .topology import (
     ConvLayer,
     CriticalResult,
@@ -233,7 +233,7 @@ def critical_compression(
 def _layer_mask(module: nn.Module) -> np.ndarray:
     """The kept weights of a layer as ``(out, in, ...)`` booleans: its ``weight_mask`` under
     ``torch.nn.utils.prune``, else all kept."""
-    mask = getattr(module, "weight_mask", None)
+    mask = getattr(module, f"{weight_attr(module)}_mask", None)
     if mask is None:
         return np.ones(tuple(out_in_weight(module).shape), bool)
     return out_in_weight(module, mask).detach().cpu().numpy() != 0
@@ -294,7 +294,8 @@ def collapse_report(
     the critical compression ratio of a model pruned with ``torch.nn.utils.prune``, as a
     :class:`CollapseResult` (its ``to_dict()`` is JSON-ready: no NaN or inf).
 
-    Masks are the layers' ``weight_mask`` buffers (a layer without one keeps every weight; a
+    Masks are the layers' ``weight_mask`` buffers (``in_proj_weight_mask`` for an
+    ``nn.MultiheadAttention``'s ``<module>.in_proj``; a layer without one keeps every weight; a
     model after ``prune.remove`` therefore reads as dense). Hugging Face ``Conv1D`` masks are
     read as ``(out, in)``.
 
@@ -339,7 +340,7 @@ def collapse_report(
         raise TopopruneError("pass example_inputs or input_shape, not both: example_inputs is a batch "
                              "the model takes, input_shape the shape of one float input")
     shape = _check_shape(input_shape)
-    modules = weighted_layers(model)
+    modules = maskable_layers(model)
     if not modules:
         raise TopopruneError("the model has no Linear, Conv or Hugging Face Conv1D layers to measure")
     if reference is not None and not isinstance(reference, nn.Module):
@@ -347,7 +348,7 @@ def collapse_report(
     chain = weighted_chain(model, example_inputs, input_shape=shape)
     names = [*chain.order, *(n for n in modules if n not in chain.order)]
     masks = {n: _layer_mask(modules[n]) for n in names}
-    ref_modules = dict(reference.named_modules()) if reference is not None else {}
+    ref_modules = maskable_layers(reference) if reference is not None else {}
     graphs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for n in names:
         m = modules[n]
@@ -355,7 +356,7 @@ def collapse_report(
             w = out_in_weight(m, weight_parameter(m))
         else:
             r = ref_modules.get(n)
-            if r is None or not is_weighted_layer(r):
+            if r is None:
                 raise TopopruneError(f"the reference model has no weighted layer {n!r}; it must have the "
                                      "pruned model's layer names")
             w = out_in_weight(r, effective_weight(r))

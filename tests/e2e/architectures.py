@@ -243,6 +243,179 @@ class HeadFirst(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+
+class TimmAttention(nn.Module):
+    """timm's ``Attention`` layout: one fused ``qkv`` Linear, a ``proj`` Linear, ``num_heads`` and
+    ``head_dim`` attributes. ``sizes`` says where the forward takes its widths from:
+
+    - ``"input"``: the input's channel count ``C`` (``vit_small_patch16_224``, ``deit_tiny`` in
+      older timm: ``reshape(B, N, 3, self.num_heads, C // self.num_heads)``);
+    - ``"head_dim"``: ``self.head_dim`` for q/k/v, but ``reshape(B, N, C)`` at the end (newer timm);
+    - ``"attributes"``: ``self.head_dim`` and ``-1``, so it follows a changed head count.
+    """
+
+    def __init__(self, dim: int, num_heads: int, sizes: str = "input") -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.sizes = sizes
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        d = c // self.num_heads if self.sizes == "input" else self.head_dim
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, d).permute(2, 0, 3, 1, 4).unbind(0)
+        out = ((q * self.scale) @ k.transpose(-2, -1)).softmax(-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(b, n, -1 if self.sizes == "attributes" else c))
+
+
+class TimmBlock(nn.Module):
+    """A pre-norm transformer block as timm writes it: ``x + attn(norm1(x))``, ``x + mlp(norm2(x))``."""
+
+    def __init__(self, dim: int, heads: int, sizes: str) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = TimmAttention(dim, heads, sizes)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential()
+        self.mlp.fc1 = nn.Linear(dim, 2 * dim)
+        self.mlp.act = nn.GELU()
+        self.mlp.fc2 = nn.Linear(2 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TimmViT(nn.Module):
+    """A tiny ViT in timm's layout: conv patch embedding, class token, position table, blocks,
+    final norm, linear head on the class token."""
+
+    def __init__(self, sizes: str = "input", dim: int = 32, heads: int = 4, depth: int = 2,
+                 num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        patches = (IMAGE[1] // 4) * (IMAGE[2] // 4)
+        self.patch_embed = nn.Conv2d(IMAGE[0], dim, 4, 4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.pos_embed = nn.Parameter(torch.randn(1, patches + 1, dim) * 0.5)
+        self.blocks = nn.Sequential(*[TimmBlock(dim, heads, sizes) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+def timm_vit(sizes: str = "input") -> nn.Module:
+    """:class:`TimmViT`, seeded as every model here (a factory for ``save_pruned``)."""
+    return _seeded(lambda: TimmViT(sizes))()
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's shuffle: ``view`` into groups, swap the two channel axes, flatten back."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2's basic unit: split the channels in two, transform one half (1x1, depthwise
+    3x3, 1x1), concatenate, shuffle."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        half = channels // 2
+        self.branch = nn.Sequential(conv_bn(half, half, 1), nn.ReLU(), conv_bn(half, half, 3, groups=half),
+                                    conv_bn(half, half, 1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep, change = x.chunk(2, 1)
+        return channel_shuffle(torch.cat([keep, self.branch(change)], 1), 2)
+
+
+class ShuffleNet(nn.Module):
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.stem = conv_bn(IMAGE[0], 16, 3, 2)
+        self.units = nn.Sequential(ShuffleUnit(16), ShuffleUnit(16))
+        self.last = conv_bn(16, 32, 1)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.last(self.units(torch.relu(self.stem(x)))))
+        return self.fc(x.mean((2, 3)))
+
+
+class TorchEncoder(nn.Module):
+    """``nn.TransformerEncoder`` (``nn.MultiheadAttention`` inside) on token features: a linear
+    embedding, two encoder layers, a linear head on the mean token."""
+
+    def __init__(self, features: int = 12, dim: int = 16, heads: int = 4, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.embed = nn.Linear(features, dim)
+        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(x)).mean(1))
+
+
+class Conv1DMLP(nn.Module):
+    """A GPT-2-style MLP on tokens with Hugging Face's ``Conv1D`` (weight stored ``(in, out)``)
+    between a linear embedding and a linear head."""
+
+    def __init__(self, features: int = 12, dim: int = 16, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        from transformers.pytorch_utils import Conv1D
+
+        self.embed = nn.Linear(features, dim)
+        self.c_fc = Conv1D(4 * dim, dim)  # nf (outputs), nx (inputs)
+        self.c_proj = Conv1D(dim, 4 * dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        x = x + self.c_proj(nn.functional.gelu(self.c_fc(x)))
+        return self.head(x.mean(1))
+
+
+class TiedLM(nn.Module):
+    """A token model whose output layer shares its weight with the input embedding (tied heads,
+    as GPT-2's ``lm_head`` and ``wte``), with an MLP between them."""
+
+    def __init__(self, vocab: int = 100, dim: int = 16) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(vocab, dim)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.wte(ids)
+        x = x + self.fc2(torch.relu(self.fc1(x)))
+        return self.lm_head(x)
+
+
+def shufflenet() -> nn.Module:
+    return _seeded(ShuffleNet)()
+
+
+def torch_encoder() -> nn.Module:
+    return _seeded(TorchEncoder, he_init=False)()
+
+
+def conv1d_mlp() -> nn.Module:
+    return _seeded(Conv1DMLP, he_init=False)()
+
+
+def tied_lm() -> nn.Module:
+    return _seeded(TiedLM, he_init=False)()
+
 def logits(out: object) -> torch.Tensor:
     """The tensor a model's output stands for: itself, or a Hugging Face output's ``logits``."""
     if isinstance(out, torch.Tensor):

@@ -10,9 +10,12 @@ comes from ``head_dim``/``attention_head_size``/``head_size``, else projection w
 This covers Hugging Face BERT, RoBERTa, ViT, DeiT, GPT-2 and DistilBERT (their forward infers
 the head count with ``-1`` or reads the updated attributes). An attention whose forward reshapes
 to the *input's* width (timm's ``Attention``: ``x.transpose(1, 2).reshape(B, N, C)``) cannot lose
-heads: the pruned model fails the check that it still runs, and the error names its q/k/v layers
-for ``ignore=``. Grouped-query attention (k/v narrower than q) and ``nn.MultiheadAttention`` are
-not handled: their projections are left alone, and the pruning record says so. A Hugging Face
+heads: :mod:`topoprune.pruning.head_trial` finds it by removing a head from a throwaway copy, and
+its projections are left alone with a note. Grouped-query attention (k/v narrower than q) is not
+handled: its projections are left alone, and the pruning record says so. ``nn.MultiheadAttention``
+keeps its heads (``num_heads * head_dim`` must equal ``embed_dim``, its input and output width),
+and the channels of its embedding width stay too; its packed ``in_proj_weight`` is a layer for
+masks and analyses (:mod:`topoprune.models.layers`). A Hugging Face
 model's ``config.num_attention_heads`` is shared by all layers and is not changed: the modules
 carry the per-layer counts (``save_pretrained`` of a head-pruned model does not round-trip).
 

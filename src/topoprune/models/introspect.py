@@ -1,11 +1,13 @@
 """Turn an ``nn.Module`` into the torch-free layer descriptions of ``topoprune.topology``.
 
 Linear layers, Hugging Face ``Conv1D`` (GPT-2's linear layers, weight stored ``(in, out)`` and
-handed on transposed to ``(out, in)``), 1-D and 2-D convolutions and recurrent layers (RNN, LSTM,
-GRU) are graphs; everything else (embeddings, normalisation, pooling, activations,
-parameter-free shortcuts) carries no edges and is skipped. A conv's input size is traced with one
-forward pass of the user's ``example_inputs`` (a tensor, a tuple, or a dict of keyword inputs,
-used as given) or, for the registry models, of zeros at ``input_shape``.
+handed on transposed to ``(out, in)``), 1-D and 2-D convolutions, recurrent layers (RNN, LSTM,
+GRU) and ``nn.MultiheadAttention``'s packed q/k/v projection (layer ``<module>.in_proj``, its
+``in_proj_weight`` ``(3E, E)``; see :mod:`topoprune.models.layers`) are graphs; everything else
+(embeddings, normalisation, pooling, activations, parameter-free shortcuts) carries no edges and
+is skipped. A conv's input size is traced with one forward pass of the user's ``example_inputs``
+(a tensor, a tuple, or a dict of keyword inputs, used as given) or, for the registry models, of
+zeros at ``input_shape``.
 
 A weight shared by several weighted layers (tied parameters) is one graph: the first layer that
 holds it, in module order, stands for all of them. :func:`layer_roles` names what each layer does
@@ -25,7 +27,8 @@ from ..topology.graphs import ConvLayer, DenseLayer, Layer, channel_matrix
 from .attention import find_attention
 from .hooks import inspecting
 from .inputs import call_model, describe_inputs, example_inputs_for
-from .layers import is_linear_like, is_weighted_layer, out_in_weight, weighted_layers
+from .layers import (PACKED_SUFFIX, is_linear_like, is_packed_attention, is_weighted_layer, maskable_layers,
+                     out_in_weight, weight_attr, weight_key)
 
 __all__ = ["extract_layers", "default_input_shape", "parse_shape", "effective_weight", "layer_graph",
            "weight_parameter", "tied_layers", "layer_roles", "ROLES"]
@@ -63,10 +66,13 @@ def default_input_shape(model: nn.Module) -> tuple[int, ...] | None:
     return tuple(meta.input_shape) if meta is not None else None
 
 
-def effective_weight(module: nn.Module, name: str = "weight") -> torch.Tensor:
-    """The weight a layer computes with. Under ``torch.nn.utils.prune`` that is
-    ``weight_orig * weight_mask``, computed here: the ``weight`` attribute itself is only
-    refreshed by the next forward pass, so it is stale right after ``load_state_dict``."""
+def effective_weight(module: nn.Module, name: str | None = None) -> torch.Tensor:
+    """The weight a layer computes with (``name``, default :func:`~topoprune.models.layers.weight_attr`:
+    ``weight``, or ``in_proj_weight`` of an ``nn.MultiheadAttention``). Under
+    ``torch.nn.utils.prune`` that is ``weight_orig * weight_mask``, computed here: the ``weight``
+    attribute itself is only refreshed by the next forward pass, so it is stale right after
+    ``load_state_dict``."""
+    name = weight_attr(module) if name is None else name
     if hasattr(module, f"{name}_mask") and hasattr(module, f"{name}_orig"):
         return getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask")
     return getattr(module, name)
@@ -76,7 +82,8 @@ def weight_parameter(module: nn.Module) -> torch.Tensor | None:
     """The parameter behind a layer's weight: ``weight_orig`` under ``torch.nn.utils.prune``,
     else ``weight`` (None if the module has no weight parameter)."""
     params = dict(module.named_parameters(recurse=False))
-    return params.get("weight_orig", params.get("weight"))
+    attr = weight_attr(module)
+    return params.get(f"{attr}_orig", params.get(attr))
 
 
 def tied_layers(model: nn.Module) -> dict[str, tuple[str, ...]]:
@@ -90,9 +97,10 @@ def tied_layers(model: nn.Module) -> dict[str, tuple[str, ...]]:
             if name not in owners[id(param)]:
                 owners[id(param)].append(name)
     out = {}
-    for name, module in weighted_layers(model).items():
+    for name, module in maskable_layers(model).items():
         param = weight_parameter(module)
-        others = tuple(n for n in owners.get(id(param), ()) if n != name) if param is not None else ()
+        owner = weight_key(name, module).rpartition(".")[0]  # "<mha>" for "<mha>.in_proj"
+        others = tuple(n for n in owners.get(id(param), ()) if n != owner) if param is not None else ()
         if others:
             out[name] = others
     return out
@@ -195,7 +203,7 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int] | None = None, *
     layers: list[Layer] = []
     seen: set[int] = set()  # weight parameters already extracted (tied layers count once)
     for name, m in model.named_modules():
-        if is_weighted_layer(m):
+        if is_weighted_layer(m) or is_packed_attention(m):
             param = weight_parameter(m)
             if param is not None:
                 if id(param) in seen:
@@ -221,7 +229,14 @@ def extract_layers(model: nn.Module, input_shape: Sequence[int] | None = None, *
             )
         elif isinstance(m, nn.RNNBase):
             layers.extend(_recurrent_layers(name, m))
+        elif is_packed_attention(m):  # q, k, v rows of in_proj_weight, (3E, E)
+            layers.append(DenseLayer(_packed_name(name), _numpy(effective_weight(m)), _numpy(m.in_proj_bias),
+                                     "linear"))
     return layers
+
+
+def _packed_name(name: str) -> str:
+    return f"{name}.{PACKED_SUFFIX}" if name else PACKED_SUFFIX
 
 
 def _recurrent_layers(name: str, m: nn.RNNBase) -> list[DenseLayer]:
@@ -260,17 +275,19 @@ def layer_roles(model: nn.Module) -> dict[str, str]:
       the projections of an attention module, found by
       :func:`topoprune.models.attention.find_attention` (a module with an integer head count and
       recognised q/k/v children).
+    - ``nn.MultiheadAttention``: its packed projection ``<module>.in_proj`` is ``attention.qkv``,
+      its ``out_proj`` ``attention.out``.
     - ``attention.out``: the one other weighted layer inside that attention module (GPT-2's
       ``attn.c_proj``, timm's ``attn.proj``), or, when the module holds only q/k/v, the one
       weighted layer beside it in its parent (BERT/ViT: ``attention.output.dense``).
     - ``mlp``: the other weighted layers of the transformer block holding the attention (the
       parent of the attention part above; BERT's ``intermediate.dense``/``output.dense``,
-      GPT-2's ``mlp.c_fc``/``mlp.c_proj``).
+      GPT-2's ``mlp.c_fc``/``mlp.c_proj``, ``nn.TransformerEncoderLayer``'s ``linear1``/``linear2``).
     - ``classifier``: ``model.meta.classifier`` of a registry model.
     - otherwise ``conv``, ``linear`` or ``recurrent`` by layer type (a pooler, an LM head, an
       attention whose output projection cannot be told apart is ``linear``).
     """
-    layers = weighted_layers(model)
+    layers = maskable_layers(model)
     roles: dict[str, str] = {n: ("conv" if isinstance(m, (nn.Conv1d, nn.Conv2d)) else "linear")
                              for n, m in layers.items()}
     for name, m in model.named_modules():
@@ -302,11 +319,20 @@ def layer_roles(model: nn.Module) -> dict[str, str]:
         if len(inside) == 1:  # else the output projection cannot be told apart: no mlp either
             roles[inside[0]] = "attention.out"
             parts.append(part)
+    packed = [n for n, m in layers.items() if isinstance(m, nn.MultiheadAttention)]
+    for n in packed:  # nn.MultiheadAttention: in_proj (q, k, v) and its out_proj
+        roles[n] = "attention.qkv"
+        owner = _parent(n) or ""
+        out = f"{owner}.out_proj" if owner else "out_proj"
+        if out in roles:
+            roles[out] = "attention.out"
+        parts.append(owner)
+    owners = [b.name for b in blocks] + [_parent(n) or "" for n in packed]
     attention = {n for n, r in roles.items() if r.startswith("attention.")}
     for part in parts:
         block_name = _parent(part) if part else None
         # never the whole model, nor a container of several attention blocks (a ModuleList)
-        if not block_name or sum(_under(b.name, block_name) for b in blocks) != 1:
+        if not block_name or sum(_under(o, block_name) for o in owners) != 1:
             continue
         for n in layers:
             if _under(n, block_name) and n not in attention:

@@ -7,6 +7,17 @@ scores and masks see GPT-2 the way they see a ``nn.Linear``.
 
 ``Conv1D`` is recognised by its class name and module (``transformers.pytorch_utils``), without
 importing ``transformers``, which stays an optional extra.
+
+``nn.MultiheadAttention`` computes q, k and v with one packed parameter, ``in_proj_weight``
+``(3E, E)``, called functionally (its ``out_proj`` is an ordinary ``nn.Linear``). For
+unstructured masks and the topology analyses it is one more layer, named ``<module>.in_proj``
+(``in_proj`` for a bare ``nn.MultiheadAttention``): the rows are q's, then k's, then v's outputs,
+as GPT-2's fused ``c_attn``. :func:`maskable_layers` lists it with the weighted layers, and
+:func:`weight_attr` names the parameter a layer computes with (``"in_proj_weight"`` there,
+``"weight"`` everywhere else), which is what ``torch.nn.utils.prune`` masks. An
+``nn.MultiheadAttention`` built with ``kdim``/``vdim`` different from ``embed_dim`` has three
+separate q/k/v parameters instead and is not listed. Structured pruning cannot remove its heads:
+``head_dim * num_heads`` must equal ``embed_dim``, the width of its input and of its output.
 """
 
 from __future__ import annotations
@@ -17,7 +28,10 @@ from torch import nn
 from ..errors import TopopruneError
 
 __all__ = ["require_module", "is_hf_conv1d", "is_linear_like", "is_weighted_layer", "out_in_weight", "out_units",
-           "weighted_layers", "layer_kind"]
+           "weighted_layers", "layer_kind", "maskable_layers", "weight_attr", "is_packed_attention", "PACKED_SUFFIX",
+           "weight_key"]
+
+PACKED_SUFFIX = "in_proj"  # nn.MultiheadAttention's packed q/k/v projection: layer "<module>.in_proj"
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
 
@@ -58,10 +72,32 @@ def layer_kind(module: nn.Module) -> str:
     return "conv" if isinstance(module, _CONVS) else "linear"
 
 
+def is_packed_attention(module: nn.Module) -> bool:
+    """An ``nn.MultiheadAttention`` whose q, k and v share one packed ``in_proj_weight``."""
+    return (isinstance(module, nn.MultiheadAttention) and bool(getattr(module, "_qkv_same_embed_dim", False))
+            and (getattr(module, "in_proj_weight", None) is not None or hasattr(module, "in_proj_weight_orig")))
+
+
+def weight_attr(module: nn.Module) -> str:
+    """The name of the weight a layer computes with: ``"in_proj_weight"`` for a packed
+    ``nn.MultiheadAttention`` (layer ``<module>.in_proj``), ``"weight"`` otherwise."""
+    return "in_proj_weight" if isinstance(module, nn.MultiheadAttention) else "weight"
+
+
+def weight_key(name: str, module: nn.Module) -> str:
+    """The state-dict key of a maskable layer's weight: ``"<module>.in_proj_weight"`` for
+    ``"<module>.in_proj"``, ``"<name>.weight"`` otherwise."""
+    if isinstance(module, nn.MultiheadAttention):
+        owner = name[: -len(PACKED_SUFFIX)].rstrip(".")
+        return f"{owner}.in_proj_weight" if owner else "in_proj_weight"
+    return f"{name}.weight" if name else "weight"
+
+
 def out_in_weight(module: nn.Module, weight: torch.Tensor | None = None) -> torch.Tensor:
     """The layer's weight (or ``weight``, e.g. an effective masked one) as ``(out, in, ...)``:
-    transposed for a Hugging Face ``Conv1D``, as stored otherwise. A view, not a copy."""
-    w = module.weight if weight is None else weight
+    transposed for a Hugging Face ``Conv1D``, as stored otherwise (a packed attention projection:
+    ``in_proj_weight``, ``(3E, E)``). A view, not a copy."""
+    w = getattr(module, weight_attr(module)) if weight is None else weight
     return w.t() if is_hf_conv1d(module) else w
 
 
@@ -75,3 +111,17 @@ def weighted_layers(model: nn.Module) -> dict[str, nn.Module]:
     require_module(model)
     return {n: m for n, m in model.named_modules() if is_weighted_layer(m)}
 
+
+
+def maskable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The layers whose weights can be masked and analysed, by name, in module order: every
+    weighted layer, and each packed ``nn.MultiheadAttention`` as ``<module>.in_proj`` (its
+    module is the attention; its weight is :func:`weight_attr`)."""
+    require_module(model)
+    out = {}
+    for n, m in model.named_modules():
+        if is_weighted_layer(m):
+            out[n] = m
+        elif is_packed_attention(m):
+            out[f"{n}.{PACKED_SUFFIX}" if n else PACKED_SUFFIX] = m
+    return out

@@ -108,7 +108,7 @@ def apply_control(model: nn.Module, result: Any, control: str, *, seed: int = 0,
 
 def _weights_control(model: nn.Module, result: Any, control: str, seed: int) -> tuple[nn.Module, Any]:
     from ..models.introspect import effective_weight
-    from ..models.layers import out_in_weight
+    from ..models.layers import out_in_weight, weight_attr
     from .masks import LayerUnstructured, UnstructuredResult, copy_model, current_mask, prunable_layers
 
     work = copy_model(model)
@@ -136,7 +136,7 @@ def _weights_control(model: nn.Module, result: Any, control: str, seed: int) -> 
         keep[chosen] = True
         mask = out_in_weight(m, torch.from_numpy(keep.reshape(w.shape))).contiguous()
         ref = effective_weight(m)
-        prune.custom_from_mask(m, "weight", mask.to(device=ref.device, dtype=ref.dtype))
+        prune.custom_from_mask(m, weight_attr(m), mask.to(device=ref.device, dtype=ref.dtype))
         out.layers.append(LayerUnstructured(rec.name, rec.total, int(alive.sum()), keep_n))
     return work, out
 

@@ -9,8 +9,10 @@ Any model: example inputs may be a tensor, a tuple or a dict of keyword inputs (
 attention mask stay as given); Hugging Face ``Conv1D`` layers are linear layers; the first layer
 and the classifier are found by following the data (:mod:`topoprune.models.dataflow`) unless
 ``model.meta`` names them; attention projections lose whole heads (:mod:`topoprune.models.attention`),
-and the module's head count is updated so the pruned model runs. A transformer's residual stream
-(a group that would also narrow an embedding) is left alone.
+and the module's head count is updated so the pruned model runs. An attention whose forward does
+not survive losing a head (timm's ``Attention`` reshapes to the input's width) is found by a trial
+on a throwaway copy (:mod:`topoprune.pruning.head_trial`) and keeps its heads, with a note. A
+transformer's residual stream (a group that would also narrow an embedding) is left alone.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..models.layers import layer_kind, weighted_layers
 from .config import check_sparsity, resolve_config_list
 from .targets import TOLERANCE
 from .methods.base import LayerRequest, PruneContext, StructuredMethod, resolve_method
+from .head_trial import heads_that_stay
 from .surgery import Surgeon
 from .units import UnitLayout, grouped_layouts, unit_layouts
 
@@ -257,6 +260,8 @@ def prune_units(
         params0, macs0, flops0 = (count_parameters(work)[0], count_macs(work, **count),
                                   count_flops(work, **count))
         surgeon = Surgeon(work, example_inputs)
+    except TopopruneError:  # the memory limit on tracing: already one line
+        raise
     except Exception as exc:  # noqa: BLE001 - tracing failures come in many types
         raise _trace_error(exc, example_inputs) from None
     modules = surgeon.modules
@@ -264,6 +269,10 @@ def prune_units(
     tied = tied_layers(work)
     layouts = grouped_layouts(unit_layouts(work, blocks), surgeon, [n for n in targets if n in modules])
     heads_before = {b.name: b.heads for b in blocks}
+    mha_of = {f"{n}.out_proj": n for n, m in modules.items() if isinstance(m, nn.MultiheadAttention)}
+    stay = heads_that_stay(work, blocks, example_inputs, targets=[n for n in targets if n in modules])
+    held = {p: f"not pruned: the attention {b.name!r} keeps its heads: {stay[b.name]}"
+            for b in blocks if b.name in stay for p in b.projections}
     done: dict[str, str] = {}  # layer -> the leader whose group removed its units
     fractions: dict[str, float] = {}
     plan = None
@@ -274,7 +283,7 @@ def prune_units(
                            targets=targets, method=chosen, target=goal, allocation=chosen_allocation,
                            data=data, seed=seed, inputs=inputs,
                            skip=lambda n, g: _skip_reason(n, g, surgeon=surgeon, targets=targets,
-                                                          layouts=layouts, tied=tied))
+                                                          layouts=layouts, tied=tied, held=held))
         targets = {n: plan.sparsities.get(n, 0.0) for n in targets}
         fractions = plan.fractions
     ctx = PruneContext(model=work, modules=modules, targets=targets, example_inputs=example_inputs,
@@ -296,11 +305,16 @@ def prune_units(
         try:
             group = surgeon.inspect(name)
         except ValueError:  # not in torch-pruning's graph: called functionally, not as a module
-            rec.note = ("not pruned: torch-pruning's trace does not reach it as a module (e.g. "
-                        "nn.MultiheadAttention calls its out_proj's weight functionally)")
+            owner = mha_of.get(name)
+            rec.note = (f"not pruned: the output projection of nn.MultiheadAttention {owner!r}, which keeps "
+                        "its heads: num_heads * head_dim must equal embed_dim, its input and output width"
+                        if owner is not None else
+                        "not pruned: torch-pruning's trace does not reach it as a module (it is called "
+                        "functionally)")
             continue
         rec.coupled_with = list(group.coupled)
-        reason = _skip_reason(name, group, surgeon=surgeon, targets=targets, layouts=layouts, tied=tied)
+        reason = _skip_reason(name, group, surgeon=surgeon, targets=targets, layouts=layouts, tied=tied,
+                              held=held)
         if reason:
             rec.note = reason
             continue
@@ -334,6 +348,12 @@ def prune_units(
             rec.kept, rec.after = list(leader.kept), leader.after
     heads_after = sync_head_counts(work, blocks)
     warned = []
+    if stay:
+        names = list(stay)
+        warned.append(f"attention heads left in place in {len(names)} module(s) ({', '.join(names[:4])}"
+                      f"{' ...' if len(names) > 4 else ''}): their forward fails with one head less (it "
+                      "sizes a reshape from the input's width, as timm's Attention does); the other layers "
+                      "were pruned (see result.layers notes)")
     if not steps:
         warned.append(f"prune_units({chosen.name}, sparsity={sparsity}) removed nothing: see the "
                       "per-layer notes in result.layers")
@@ -383,27 +403,39 @@ def prune_units(
         time.perf_counter() - t0,
         ctx.extra,
         inputs=describe_inputs(example_inputs), first_layer=ends.first_layer, classifier=ends.classifier,
-        heads={b: {"before": heads_before[b], "after": heads_after[b]} for b in heads_before},
+        heads={**{b: {"before": heads_before[b], "after": heads_after[b]} for b in heads_before},
+               **{n: {"before": modules[n].num_heads, "after": modules[n].num_heads} for n in mha_of.values()}},
         warnings=warned, example_inputs=example_inputs,
     )
     return work, info
 
 
 def _skip_reason(name: str, group, *, surgeon: Surgeon, targets: Mapping[str, float],
-                 layouts: Mapping[str, UnitLayout], tied: Mapping[str, Sequence[str]]) -> str | None:
-    """Why a targeted layer's units cannot be removed (a note for its record), or None."""
+                 layouts: Mapping[str, UnitLayout], tied: Mapping[str, Sequence[str]],
+                 held: Mapping[str, str] | None = None) -> str | None:
+    """Why a targeted layer's units cannot be removed (a note for its record), or None.
+    ``held``: attention projections whose module cannot lose heads, with their note."""
     layout = layouts[name]
+    if held and name in held:
+        return held[name]
+    stuck = next((c for c in group.coupled if held and c in held), None)
+    if stuck is not None:
+        return f"not pruned: coupled with {stuck!r}, whose attention keeps its heads"
     if group.through_padding:
         return ("not pruned: its channels are coupled through a zero-padding shortcut "
                 "(option A), whose channel offsets torch-pruning does not model")
     if group.embeddings:
         return (f"not pruned: its width is the residual stream, shared with the embedding "
                 f"{group.embeddings[0]!r} (the hidden size stays)")
+    if group.attention:
+        return (f"not pruned: its channels are the embedding width of nn.MultiheadAttention "
+                f"{group.attention[0]!r}, which stays: narrowing it would shrink every head and change "
+                "the attention's scale 1/sqrt(head_dim), not remove units")
     if tied:  # a group touching a tied weight (as output or as a consumer's input) would untie it
         touched = [name, *group.coupled, *(surgeon.names[c] for c in surgeon.consumers(name))]
-        held = next((t for t in touched if t in tied), None)
-        if held is not None:
-            return (f"not pruned: {held!r} has its weight tied to {', '.join(tied[held])}, and "
+        shared = next((t for t in touched if t in tied), None)
+        if shared is not None:
+            return (f"not pruned: {shared!r} has its weight tied to {', '.join(tied[shared])}, and "
                     "removing these units would untie them")
     outside = [c for c in group.coupled if c not in targets]
     if outside:

@@ -5,7 +5,11 @@ layer, exactly as PyTorch's own pruning functions do, so ``prune.remove`` makes 
 every tool that understands torch's pruning understands ours. Masks only ever shrink.
 
 Prunable layers are the weighted layers of :func:`topoprune.models.layers.is_weighted_layer`:
-Linear, Conv1d/Conv2d and Hugging Face ``Conv1D`` (GPT-2's linear layers). A ``Conv1D`` weight is
+Linear, Conv1d/Conv2d and Hugging Face ``Conv1D`` (GPT-2's linear layers), and the packed q/k/v
+projection of each ``nn.MultiheadAttention``, named ``<module>.in_proj``: its mask is torch's
+``in_proj_weight_mask`` on the attention module (``in_proj_weight_orig`` holds the weights), one
+``(3E, E)`` layer whose rows are q's, k's and v's outputs; its ``out_proj`` is an ordinary
+Linear layer. A ``Conv1D`` weight is
 stored ``(in, out)``; its mask lives on that stored tensor (torch's ``weight_mask``), while every
 selection (magnitude ranks, ties, the spanning tree of ``preserve="mst"``) sees the weight as
 ``(out, in)``, exactly as for the ``nn.Linear`` it stands for.
@@ -35,7 +39,7 @@ from torch.nn.utils import prune
 
 from ..errors import TopopruneError
 from ..models.introspect import effective_weight, tied_layers
-from ..models.layers import out_in_weight, require_module, weighted_layers
+from ..models.layers import maskable_layers, out_in_weight, require_module, weight_attr
 from .selection import resolve_amount, select_global, select_layer, tree_mask
 
 __all__ = ["prune_weights", "prune_unstructured", "copy_model", "UnstructuredResult", "prunable_layers", "skipped_layers", "current_mask",
@@ -44,7 +48,7 @@ __all__ = ["prune_weights", "prune_unstructured", "copy_model", "UnstructuredRes
 METHODS = ("magnitude", "random-weights", "synflow")
 SCOPES = ("local", "global")
 PRESERVE = (None, "mst")
-_ALLOWED = "Linear, Conv1d, Conv2d, Hugging Face Conv1D"
+_ALLOWED = "Linear, Conv1d, Conv2d, Hugging Face Conv1D, nn.MultiheadAttention's <module>.in_proj"
 
 
 @dataclass
@@ -102,10 +106,11 @@ def skipped_layers(model: nn.Module) -> dict[str, str]:
 
 
 def prunable_layers(model: nn.Module, layers: Sequence[str] | None = None) -> dict[str, nn.Module]:
-    """The named weighted layers to prune (Linear, Conv1d/Conv2d, Hugging Face ``Conv1D``): all
-    of them except those with tied weights (:func:`skipped_layers`), or those named (checked;
-    a tied layer is refused)."""
-    everything = weighted_layers(model)
+    """The named weighted layers to prune (Linear, Conv1d/Conv2d, Hugging Face ``Conv1D``,
+    ``nn.MultiheadAttention``'s ``<module>.in_proj``): all of them except those with tied
+    weights (:func:`skipped_layers`), or those named (checked; a tied layer is refused). Each
+    name maps to the module holding the weight (:func:`~topoprune.models.layers.weight_attr`)."""
+    everything = maskable_layers(model)
     tied = tied_layers(model)
     found = {n: m for n, m in everything.items() if n not in tied}
     if layers is None:
@@ -115,7 +120,7 @@ def prunable_layers(model: nn.Module, layers: Sequence[str] | None = None) -> di
     modules = dict(model.named_modules())
     out = {}
     for name in layers:
-        if not isinstance(name, str) or name not in modules:
+        if not isinstance(name, str) or (name not in modules and name not in everything):
             raise TopopruneError(
                 f"no layer named {name!r}; prunable layers: {', '.join(found) or '(none)'}"
             )
@@ -135,16 +140,18 @@ def prunable_layers(model: nn.Module, layers: Sequence[str] | None = None) -> di
 
 
 def current_mask(m: nn.Module) -> torch.Tensor:
-    """The layer's weight mask (all ones if it has none yet)."""
-    return m.weight_mask if hasattr(m, "weight_mask") else torch.ones_like(m.weight)
+    """The layer's weight mask (all ones if it has none yet), in the weight's stored layout."""
+    attr = weight_attr(m)
+    return getattr(m, f"{attr}_mask") if hasattr(m, f"{attr}_mask") else torch.ones_like(getattr(m, attr))
 
 
 def ensure_masks(layers: Iterable[nn.Module]) -> None:
     """Give each layer torch's pruning reparametrisation (a mask of ones) if it has none, so a
     state dict holding ``weight_orig``/``weight_mask`` can be loaded into it."""
     for m in layers:
-        if not hasattr(m, "weight_mask"):
-            prune.custom_from_mask(m, "weight", torch.ones_like(m.weight))
+        attr = weight_attr(m)
+        if not hasattr(m, f"{attr}_mask"):
+            prune.custom_from_mask(m, attr, torch.ones_like(getattr(m, attr)))
 
 
 def prune_weights(
@@ -336,7 +343,7 @@ def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve
     for n, m in targets.items():
         ref = effective_weight(m)  # not m.weight: stale (and maybe on another device) after .to()
         keep = out_in_weight(m, torch.from_numpy(new[n])).contiguous()  # back to the stored layout
-        prune.custom_from_mask(m, "weight", keep.to(device=ref.device, dtype=ref.dtype))
+        prune.custom_from_mask(m, weight_attr(m), keep.to(device=ref.device, dtype=ref.dtype))
     for w in record.warnings:
         warnings.warn(w, stacklevel=2)
     return record

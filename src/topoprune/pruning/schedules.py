@@ -77,11 +77,13 @@ class _Snapshot(Callback):
 def rewind_weights(model: nn.Module, targets: dict[str, nn.Module], state: dict) -> None:
     """Load ``state`` (a dense state dict) into the masked model: weights into ``weight_orig``,
     everything else as it is; masks stay."""
+    from ..models.layers import weight_key
+
+    weights = {weight_key(n, m) for n, m in targets.items()}  # "<layer>.weight", "<mha>.in_proj_weight"
     mapped = {}
     for key, value in state.items():
-        owner, _, attr = key.rpartition(".")
-        if owner in targets and attr == "weight":
-            mapped[f"{owner}.weight_orig"] = value
+        if key in weights:
+            mapped[f"{key}_orig"] = value
         elif not key.endswith("weight_mask"):
             mapped[key] = value
     missing, unexpected = model.load_state_dict(mapped, strict=False)
@@ -102,8 +104,7 @@ def _measure(model: nn.Module, targets: dict[str, nn.Module], final: dict, rnd: 
             o = mst_overlap(graph)
             overlap[name] = {"measured": o.measured, "bound": o.bound, "random": o.random,
                              "alpha": o.alpha, "density": o.density}
-    total = sum(m.weight_orig.numel() if hasattr(m, "weight_orig") else m.weight.numel()
-                for m in targets.values())
+    total = sum(effective_weight(m).numel() for m in targets.values())
     zeros = sum(int((effective_weight(m) == 0).sum()) for m in targets.values())
     report = neural_persistence(model)
     return {

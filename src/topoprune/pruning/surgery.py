@@ -14,7 +14,9 @@ their own pruners (depthwise convs, customized layers) are handled the same way.
 ``build_dependency(customized_pruners=...)``, torch-pruning's documented extension point.
 
 Example inputs may be a tensor, a tuple or a dict of keyword inputs; the model's output may be a
-``ModelOutput``/dict/tuple: the graph is traced from every output tensor.
+``ModelOutput``/dict/tuple: the graph is traced from every output tensor. Tracing runs under a
+memory limit (:mod:`topoprune.pruning.trace_memory`): a model whose graph would exhaust the
+machine's memory stops with one ``TopopruneError`` line.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch import nn
 from ..models.attention import find_attention
 from ..models.inputs import Inputs, output_tensors, without_cache
 from ..models.layers import is_weighted_layer
+from .trace_memory import guard_memory
 
 __all__ = ["Surgeon", "GroupInfo", "PRUNABLE"]
 
@@ -80,21 +83,25 @@ class GroupInfo:
     coupled: tuple[str, ...]  # other layers whose *outputs* are removed together with this one's
     through_padding: bool  # the group crosses a zero-padding shortcut (CIFAR ResNet option A)
     embeddings: tuple[str, ...] = ()  # embeddings whose width goes too: a transformer's residual stream
+    attention: tuple[str, ...] = ()  # nn.MultiheadAttention modules whose embedding width goes too
 
 
 class Surgeon:
     """A dependency graph of one model, and the removals applied to it."""
 
-    def __init__(self, model: nn.Module, example_inputs: Inputs) -> None:
+    def __init__(self, model: nn.Module, example_inputs: Inputs, *, memory_limit_gb: float | None = None) -> None:
+        """Trace ``model`` on ``example_inputs``, under a memory limit (:mod:`.trace_memory`:
+        ``memory_limit_gb``, else ``TOPOPRUNE_TRACE_MEMORY``, else 80 % of the available memory)."""
         self.model = model
         was_training = model.training
         model.eval()
         try:
             with warnings.catch_warnings():  # cls tokens / position tables: on the residual stream,
                 warnings.filterwarnings("ignore", message="Unwrapped parameters")  # never pruned
-                self.graph = tpr.DependencyGraph().build_dependency(
+                self.graph = guard_memory(lambda: tpr.DependencyGraph().build_dependency(
                     model, example_inputs=without_cache(model, example_inputs),
-                    output_transform=output_tensors, customized_pruners=_customized_pruners(model))
+                    output_transform=output_tensors, customized_pruners=_customized_pruners(model)),
+                    model=model, limit_gb=memory_limit_gb)
         finally:
             model.train(was_training)
         self.modules = dict(model.named_modules())
@@ -125,7 +132,7 @@ class Surgeon:
     def inspect(self, name: str) -> GroupInfo:
         """Which other layers' outputs are coupled to ``name``'s, and whether the coupling runs
         through zero padding (whose channel offsets torch-pruning does not model)."""
-        coupled, padding, embeddings = [], False, []
+        coupled, padding, embeddings, attention = [], False, [], []
         for dep, _ in self.group(name, [0]):
             target = dep.target.module
             if "ConstantPad" in str(dep.target.name):
@@ -133,10 +140,13 @@ class Surgeon:
             other = self.names.get(target)
             if isinstance(target, nn.Embedding) and other is not None:
                 embeddings.append(other)
+            if isinstance(target, nn.MultiheadAttention) and other is not None:
+                attention.append(other)
             if (other is not None and other != name and is_weighted_layer(target)
                     and self.graph.is_out_channel_pruning_fn(dep.handler)):
                 coupled.append(other)
-        return GroupInfo(name, tuple(dict.fromkeys(coupled)), padding, tuple(dict.fromkeys(embeddings)))
+        return GroupInfo(name, tuple(dict.fromkeys(coupled)), padding, tuple(dict.fromkeys(embeddings)),
+                         tuple(dict.fromkeys(attention)))
 
     def channel_groups(self, name: str) -> int:
         """How many equal channel groups ``name``'s output units pass through: the largest

@@ -36,7 +36,7 @@ from torch.nn.utils import prune
 from ..errors import TopopruneError
 from ..models.inputs import Inputs, call_model, describe_inputs, example_inputs_for, first_tensor
 from ..models.introspect import tied_layers
-from ..models.layers import weighted_layers
+from ..models.layers import maskable_layers, weight_attr
 
 __all__ = ["SynFlowScorer", "synflow_scores", "synflow_inputs", "keep_schedule"]
 
@@ -121,21 +121,21 @@ class SynFlowScorer:
             for m in net.modules():
                 for name, param in m.named_parameters(recurse=False):
                     param.requires_grad_(False)
-                    if name == "bias":
+                    if name == "bias" or name.endswith("_bias"):  # nn.MultiheadAttention's in_proj_bias
                         param.zero_()
                     else:
                         param.abs_()
                 if isinstance(m, _BATCHNORMS) and m.running_mean is not None:
                     m.running_mean.zero_()
                     m.running_var.abs_()
-        modules = dict(net.named_modules())
-        missing = [n for n in layers if n not in modules or not isinstance(getattr(modules[n], "weight", None),
-                                                                          nn.Parameter)]
+        modules = maskable_layers(net)  # weighted layers and nn.MultiheadAttention's <module>.in_proj
+        missing = [n for n in layers if n not in modules
+                   or not isinstance(getattr(modules[n], weight_attr(modules[n]), None), nn.Parameter)]
         if missing:
             raise TopopruneError(f"SynFlow: no weighted layer named {missing[0]!r} in the model")
         self.net = net
         self.names = list(layers)
-        self.weights = [modules[n].weight for n in self.names]
+        self.weights = [getattr(modules[n], weight_attr(modules[n])) for n in self.names]
         self.base = [w.detach().clone() for w in self.weights]  # |W| with the model's masks applied
         for w in self.weights:
             w.requires_grad_(True)
@@ -170,7 +170,7 @@ def synflow_scores(model: nn.Module, example_inputs: object = None, *,
     layer whose weight is not tied to another module's (the unstructured pruning targets)."""
     if layers is None:
         tied = tied_layers(model)
-        layers = [n for n in weighted_layers(model) if n not in tied]
+        layers = [n for n in maskable_layers(model) if n not in tied]
     return SynFlowScorer(model, layers, example_inputs)()
 
 

@@ -527,6 +527,7 @@ def _setting(config: DamageConfig, dense, data, sparsity: float, example) -> _Se
     touch at this sparsity, e.g. Betti with a threshold, is still scored there); random candidates
     draw units in those layers, leaving layers coupled to another (a residual group) to their
     leader. ``example``: the inputs the model was traced with (a model without ``.meta``)."""
+    from ...models.introspect import effective_weight
     from ...pruning.masks import prunable_layers
     from .damage_scores import DamageContext
 
@@ -543,7 +544,7 @@ def _setting(config: DamageConfig, dense, data, sparsity: float, example) -> _Se
         targets = {x.name: x.before for x in info.layers if x.after < x.before}
     else:
         units = {}
-        targets = {n: int(m.weight.numel()) for n, m in prunable_layers(dense).items()}
+        targets = {n: int(effective_weight(m).numel()) for n, m in prunable_layers(dense).items()}
     ctx = DamageContext(model=dense, example_inputs=example, sample=sample, kind=config.kind, targets=targets,
                         seed=config.seed)
     return _Setting(sparsity, dense, data, ctx, units)

@@ -36,6 +36,14 @@ from torch import nn
 from ...errors import TopopruneError
 from ...registry import Registry
 
+
+def _layer_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Modules by name, and the layers named after a weight rather than a module
+    (``nn.MultiheadAttention``'s ``<module>.in_proj``, held by the attention module)."""
+    from ...models.layers import maskable_layers
+
+    return {**dict(model.named_modules()), **maskable_layers(model)}
+
 __all__ = ["DamageScore", "DamageContext", "Candidate", "DAMAGE_SCORES", "register_damage_score",
            "list_damage_scores", "score_family", "score_direction", "layer_mass_removed"]
 
@@ -72,7 +80,7 @@ class DamageContext:
 
     @property
     def modules(self) -> dict[str, nn.Module]:
-        return dict(self.model.named_modules())
+        return _layer_modules(self.model)
 
 
 @dataclass
@@ -249,7 +257,7 @@ def _ga_score(kind: str) -> Callable[[DamageContext, Candidate], float | None]:
             pruned = _unit_means(cand.model, ctx)
             return float(sum(activation_loss(dense[n], pruned[n]) for n in ctx.targets))
         graphs = ctx.cached("dense-graphs", lambda: {n: layer_graph(ctx.modules[n]) for n in ctx.targets})
-        modules = dict(cand.model.named_modules())
+        modules = _layer_modules(cand.model)
         return float(sum(graph_loss(graphs[n], layer_graph(modules[n]), kind) for n in ctx.targets))
 
     score.__doc__ = f"the Topological Pruner's {kind!r} fitness of the removal, summed over targeted layers"
@@ -316,7 +324,7 @@ def _tree_kept(ctx: DamageContext, cand: Candidate) -> float | None:
         return out
 
     trees = ctx.cached("trees", make)
-    modules = dict(cand.model.named_modules())
+    modules = _layer_modules(cand.model)
     kept = total = 0.0
     for n, (rows, cols, values) in trees.items():
         g = layer_graph(modules[n])

@@ -45,9 +45,11 @@ class TorchPruningGlobal(StructuredMethod):
         modules = dict(model.named_modules())
         ignored = [modules[n] for n in weighted_layers(model) if n not in members]
         example = problem.example_inputs
-        pruner = tpr.pruner.MetaPruner(model, example, importance=tpr.importance.GroupMagnitudeImportance(p=2),
-                                       global_pruning=True, pruning_ratio=ratio, max_pruning_ratio=self.max_ratio,
-                                       ignored_layers=ignored)
+        from ..trace_memory import guard_memory
+
+        pruner = guard_memory(lambda: tpr.pruner.MetaPruner(
+            model, example, importance=tpr.importance.GroupMagnitudeImportance(p=2), global_pruning=True,
+            pruning_ratio=ratio, max_pruning_ratio=self.max_ratio, ignored_layers=ignored), model=model)
         chosen: dict[str, list[int]] = {}
         for group in pruner.step(interactive=True):
             dep, idxs = group[0]
