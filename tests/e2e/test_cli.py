@@ -179,3 +179,30 @@ def test_prune_topological_end_to_end(capsys, tmp_path, trained_run):
     assert code == 0, err
     assert (out / "ga_fitness.png").stat().st_size > 1000
     assert tp.load_model(out).conv2.out_channels == 4
+
+
+def test_prune_old_spellings_still_work_with_one_note_each(capsys, tmp_path):
+    code, _, err = run(capsys, "prune", "--model", "mnist-fc", "--width", "0.5", "--ignore", "layers.fc2",
+                       "--sparsity", "0.5", "--out", str(tmp_path / "a"), "--json")
+    assert code == 0
+    assert "--ignore is deprecated since 0.2.0" in err and "use --exclude" in err
+    record = json.loads((tmp_path / "a" / "pruned.json").read_text())
+    layers = {x["name"]: x for x in record["info"]["layers"]}
+    assert "layers.fc2" not in layers and layers["layers.fc3"]["after"] < layers["layers.fc3"]["before"]
+    code, _, err = run(capsys, "prune", "--model", "mnist-fc", "--width", "0.5", "--target", "params=0.9",
+                       "--out", str(tmp_path / "b"), "--json")
+    assert code == 0 and "--target params_kept=0.9 or --target params=1.11x" in err
+    code, _, err = run(capsys, "prune", "--model", "mnist-fc", "--width", "0.5", "--target", "params_kept=0.9",
+                       "--out", str(tmp_path / "c"), "--json")
+    assert code == 0 and "deprecated" not in err
+
+
+def test_persistence_null_and_dgp_columns(capsys):
+    code, out, _ = run(capsys, "persistence", "--model", "lenet300", "--width", "0.1", "--null", "4", "--dgp",
+                       "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert all(0 <= x["null_quantile"] <= 1 for x in data["layers"])
+    assert 0 <= data["dgp"]["dgp"] <= 1
+    code, _, err = run(capsys, "persistence", "--model", "resnet20", "--width", "0.25", "--dgp")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "deep graph persistence" in err

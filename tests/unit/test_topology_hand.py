@@ -88,7 +88,7 @@ def test_bad_weights_are_refused(bad, message):
     with pytest.raises(TopopruneError, match=message):  # a ValueError, so older handlers still catch it
         maximum_spanning_tree(bad)
     with pytest.raises(ValueError, match=message):
-        layer_neural_persistence(bad)
+        neural_persistence_of_layer(bad)
 
 
 def test_topology_errors_are_topoprune_errors_without_torch():
@@ -96,8 +96,8 @@ def test_topology_errors_are_topoprune_errors_without_torch():
     code = (
         "import sys, numpy as np\n"
         "from topoprune.errors import TopopruneError\n"
-        "from topoprune.topology import layer_neural_persistence, maximum_spanning_tree, persistence_diagram\n"
-        "calls = [lambda: layer_neural_persistence(np.array([[1.0, np.nan]])), lambda: layer_neural_persistence(np.ones(2)),\n"
+        "from topoprune.topology import neural_persistence_of_layer, maximum_spanning_tree, persistence_diagram\n"
+        "calls = [lambda: neural_persistence_of_layer(np.array([[1.0, np.nan]])), lambda: neural_persistence_of_layer(np.ones(2)),\n"
         "         lambda: maximum_spanning_tree(np.array([[np.nan]])), lambda: maximum_spanning_tree(np.ones(2)),\n"
         "         lambda: persistence_diagram(np.array([]))]\n"
         "for call in calls:\n"

@@ -581,8 +581,8 @@ def _plan(methods: tuple[MethodSpec, ...], controls: tuple[str, ...]) -> list[Co
             same = control_coincides_with(spec.method, control, allocation=(spec.allocation or {}).get("name"))
             if getattr(spec.method, "threshold", None) is not None:  # a Betti threshold sets its own counts
                 same = None
-            if same == "random":  # random pruning at the same uniform budget, if the config runs it
-                peer = next((m for m in methods if m.name == "random" and uniform(m)), None)
+            if same not in (None, "self"):  # another method's cells at the same uniform budget, if run
+                peer = next((m for m in methods if m.name == same and uniform(m)), None)
                 same = None if peer is None else ("self" if peer.key == spec.key else peer.key)
             plans.append(ControlPlan(spec.key, control, same))
     return plans
