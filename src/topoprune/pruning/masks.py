@@ -41,7 +41,8 @@ from .selection import resolve_amount, select_global, select_layer, tree_mask
 __all__ = ["prune_weights", "prune_unstructured", "copy_model", "UnstructuredResult", "prunable_layers", "skipped_layers", "current_mask",
            "ensure_masks", "METHODS", "SCOPES"]
 
-METHODS = ("magnitude", "random-weights", "synflow")
+METHODS = ("magnitude", "random-weights", "synflow", "lamp")
+GLOBAL_ONLY = ("synflow", "lamp")  # methods that rank every weight together
 SCOPES = ("local", "global")
 PRESERVE = (None, "mst")
 _ALLOWED = "Linear, Conv1d, Conv2d, Hugging Face Conv1D"
@@ -172,10 +173,15 @@ def prune_weights(
             (``"global"``). Masks only shrink, so a sparsity below the current one is refused.
         amount: instead of ``sparsity``, torch's meaning: a float is the fraction of the weights
             *still remaining* to remove, an int a count (per layer with ``"local"``).
-        method: ``"magnitude"`` (smallest ``|w|`` go), ``"random-weights"`` (seeded) or
+        method: ``"magnitude"`` (smallest ``|w|`` go), ``"random-weights"`` (seeded),
             ``"synflow"`` (Tanaka et al. 2020: data-free, ``iterations`` rounds on an
-            exponential schedule, each re-scoring ``|w * dR/dw|`` of the linearised network).
-        scope: ``"local"`` or ``"global"`` (default: local; global for synflow, its only scope).
+            exponential schedule, each re-scoring ``|w * dR/dw|`` of the linearised network) or
+            ``"lamp"`` (Lee et al. 2021: the lowest LAMP scores go, see
+            :mod:`topoprune.pruning.lamp`; every layer keeps its largest weight).
+        scope: ``"local"`` or ``"global"`` (default: local; global for synflow and lamp, their
+            only scope). Global ranking orders the targeted layers as listed by
+            :func:`prunable_layers`, then each weight by its flat index in the ``(out, in, ...)``
+            layout; lamp removes equal scores in that order (the lower position first).
         preserve: ``None`` or ``"mst"``: keep each layer graph's maximum spanning tree first (the
             T-IMP selection of Balwani & Krzyston). A budget smaller than the tree keeps the
             tree's strongest weights and says so in the result and a warning.
@@ -268,15 +274,16 @@ def _check_settings(method: str, scope: str | None, preserve: str | None, iterat
     if method not in METHODS:
         raise TopopruneError(f"method: bad value {method!r}; allowed: {', '.join(METHODS)}")
     if scope is None:
-        scope = "global" if method == "synflow" else "local"
+        scope = "global" if method in GLOBAL_ONLY else "local"
     if scope not in SCOPES:
         raise TopopruneError(f"scope must be one of {SCOPES}, got {scope!r}")
-    if method == "synflow":
+    if method in GLOBAL_ONLY:
         if scope != "global":
-            raise TopopruneError(f"scope must be 'global' for method 'synflow' (it ranks every weight "
+            raise TopopruneError(f"scope must be 'global' for method {method!r} (it ranks every weight "
                                  f"together), got {scope!r}")
         if preserve is not None:
-            raise TopopruneError(f"preserve must be None for method 'synflow', got {preserve!r}")
+            raise TopopruneError(f"preserve must be None for method {method!r}, got {preserve!r}")
+    if method == "synflow":
         if isinstance(iterations, bool) or not isinstance(iterations, int) or not 1 <= iterations <= 10_000:
             raise TopopruneError(f"iterations must be an int in [1, 10000], got {iterations!r}")
     if preserve not in PRESERVE:
@@ -298,7 +305,7 @@ def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve
     # every selection sees (out, in, ...) weights, as for nn.Linear; masks go back as stored
     weights = {n: out_in_weight(m, effective_weight(m)).detach().cpu().numpy() for n, m in targets.items()}
     masks = {n: out_in_weight(m, current_mask(m)).detach().cpu().numpy() for n, m in targets.items()}
-    scores = ({} if method == "synflow" else
+    scores = ({} if method in GLOBAL_ONLY else
               {n: (np.abs(w) if method == "magnitude" else rng.random(w.shape)) for n, w in weights.items()})
     record = UnstructuredResult(method, scope, preserve, skipped=skipped)
     try:
@@ -306,6 +313,18 @@ def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve
             remaining = sum(int((m > 0).sum()) for m in masks.values())
             k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
             new = _synflow_keeps(model, targets, masks, remaining - k, iterations, example_inputs)
+            for n in targets:
+                record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
+        elif method == "lamp":
+            from .lamp import lamp_scores, lamp_top
+            from .selection import remove_lowest
+
+            remaining = sum(int((m > 0).sum()) for m in masks.values())
+            k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
+            keeps = remove_lowest([lamp_scores(weights[n], masks[n]) for n in targets],
+                                  [masks[n] for n in targets], k,
+                                  [lamp_top(weights[n], masks[n]) for n in targets])
+            new = dict(zip(targets, keeps))
             for n in targets:
                 record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
         elif scope == "local":
