@@ -41,8 +41,8 @@ from .selection import resolve_amount, select_global, select_layer, tree_mask
 __all__ = ["prune_weights", "prune_unstructured", "copy_model", "UnstructuredResult", "prunable_layers", "skipped_layers", "current_mask",
            "ensure_masks", "METHODS", "SCOPES"]
 
-METHODS = ("magnitude", "random-weights", "synflow", "lamp")
-GLOBAL_ONLY = ("synflow", "lamp")  # methods that rank every weight together
+METHODS = ("magnitude", "random-weights", "synflow", "lamp", "snip")
+GLOBAL_ONLY = ("synflow", "lamp", "snip")  # methods that rank every weight together
 SCOPES = ("local", "global")
 PRESERVE = (None, "mst")
 _ALLOWED = "Linear, Conv1d, Conv2d, Hugging Face Conv1D"
@@ -162,6 +162,7 @@ def prune_weights(
     seed: int = 0,
     iterations: int = 100,
     example_inputs: object = None,
+    labelled_sample: object = None,
 ) -> tuple[nn.Module, UnstructuredResult]:
     """Prune individual weights through ``torch.nn.utils.prune``. Returns the masked model and an
     :class:`UnstructuredResult`.
@@ -177,9 +178,11 @@ def prune_weights(
             ``"synflow"`` (Tanaka et al. 2020: data-free, ``iterations`` rounds on an
             exponential schedule, each re-scoring ``|w * dR/dw|`` of the linearised network) or
             ``"lamp"`` (Lee et al. 2021: the lowest LAMP scores go, see
-            :mod:`topoprune.pruning.lamp`; every layer keeps its largest weight).
-        scope: ``"local"`` or ``"global"`` (default: local; global for synflow and lamp, their
-            only scope). Global ranking orders the targeted layers as listed by
+            :mod:`topoprune.pruning.lamp`; every layer keeps its largest weight) or ``"snip"``
+            (Lee et al. 2019: the lowest ``|g * w|`` go, ``g`` the loss gradient on
+            ``labelled_sample``; see :mod:`topoprune.pruning.snip`).
+        scope: ``"local"`` or ``"global"`` (default: local; global for synflow, lamp and snip,
+            their only scope). Global ranking orders the targeted layers as listed by
             :func:`prunable_layers`, then each weight by its flat index in the ``(out, in, ...)``
             layout; lamp removes equal scores in that order (the lower position first).
         preserve: ``None`` or ``"mst"``: keep each layer graph's maximum spanning tree first (the
@@ -194,6 +197,8 @@ def prune_weights(
         iterations: synflow's pruning rounds (density after round k: ``d ** (k / iterations)``).
         example_inputs: synflow only, a model without ``.meta``: float inputs (a tensor or a tuple)
             whose shape, as all ones, the flow is sent through.
+        labelled_sample: snip only: ``(inputs, labels)`` training data (one batch) or a list of
+            such batches; the cross-entropy gradient is averaged over them.
     """
     if (sparsity is None) == (amount is None):
         raise TopopruneError("give sparsity= (the fraction of the targeted weights pruned afterwards) or "
@@ -208,6 +213,16 @@ def prune_weights(
         method = "random-weights"
     require_module(model)
     scope = _check_settings(method, scope, preserve, iterations)
+    batches = None
+    if method == "snip":
+        from .snip import labelled_batches
+
+        if labelled_sample is None:
+            raise TopopruneError("method 'snip' scores |g * w| from the loss gradient: pass "
+                                 "labelled_sample=(inputs, labels) (training data)")
+        batches = labelled_batches(labelled_sample)
+    elif labelled_sample is not None:
+        raise TopopruneError(f"labelled_sample is read by method 'snip' only, not {method!r}; leave it out")
     work = model if inplace else copy_model(model)
     skipped = skipped_layers(work) if layers is None else {}
     if exclude:
@@ -235,7 +250,8 @@ def prune_weights(
         def removal(remaining: int, size: int, what: str) -> int:
             return resolve_amount(amount, remaining, what)
     result = _prune_masks(work, removal, method=method, scope=scope, preserve=preserve, layers=layers,
-                          skipped=skipped, seed=seed, iterations=iterations, example_inputs=example_inputs)
+                          skipped=skipped, seed=seed, iterations=iterations, example_inputs=example_inputs,
+                          batches=batches)
     return work, result
 
 
@@ -293,7 +309,7 @@ def _check_settings(method: str, scope: str | None, preserve: str | None, iterat
 
 def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve: str | None,
                  layers: Sequence[str] | None, skipped: dict[str, str], seed: int, iterations: int,
-                 example_inputs: object) -> UnstructuredResult:
+                 example_inputs: object, batches: list | None = None) -> UnstructuredResult:
     """Tighten the masks of the targeted layers: ``removal(remaining, size, what)`` says how many
     of a layer's (local) or of all targeted layers' (global, synflow) remaining weights go."""
     targets = prunable_layers(model, layers)
@@ -315,15 +331,20 @@ def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve
             new = _synflow_keeps(model, targets, masks, remaining - k, iterations, example_inputs)
             for n in targets:
                 record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
-        elif method == "lamp":
+        elif method in ("lamp", "snip"):
             from .lamp import lamp_scores, lamp_top
             from .selection import remove_lowest
+            from .snip import snip_scores
 
             remaining = sum(int((m > 0).sum()) for m in masks.values())
             k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
-            keeps = remove_lowest([lamp_scores(weights[n], masks[n]) for n in targets],
-                                  [masks[n] for n in targets], k,
-                                  [lamp_top(weights[n], masks[n]) for n in targets])
+            if method == "lamp":
+                keeps = remove_lowest([lamp_scores(weights[n], masks[n]) for n in targets],
+                                      [masks[n] for n in targets], k,
+                                      [lamp_top(weights[n], masks[n]) for n in targets])
+            else:
+                found = snip_scores(model, list(targets), batches, seed=seed)
+                keeps = remove_lowest([found[n] for n in targets], [masks[n] for n in targets], k)
             new = dict(zip(targets, keeps))
             for n in targets:
                 record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))

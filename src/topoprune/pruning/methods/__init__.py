@@ -5,7 +5,7 @@ Structured (physical removal of filters/neurons): :class:`L1`, :class:`L2`, :cla
 (``"topological-v2"``, with ``target=``), :class:`TorchPruningGlobal` (``"tp-global"``, the peer,
 with ``target=``), :class:`Betti`. Unstructured (masks):
 :class:`Magnitude`, :class:`RandomWeights` (``"random-weights"``), :class:`IMP`, :class:`TIMP`,
-:class:`SynFlow`, :class:`LAMP`.
+:class:`SynFlow`, :class:`LAMP`, :class:`SNIP`.
 """
 
 from .base import (
@@ -31,7 +31,7 @@ from .betti import Betti  # isort: skip
 from .topological_v2 import TopologicalV2  # isort: skip  (these two need target=)
 from .torch_pruning_global import TorchPruningGlobal  # isort: skip
 from .unstructured import IMP, TIMP, Magnitude, RandomWeights, SynFlow  # isort: skip
-from .global_unstructured import LAMP  # isort: skip
+from .global_unstructured import LAMP, SNIP  # isort: skip
 
 __all__ = [
     "METHODS",
@@ -50,6 +50,7 @@ __all__ = [
     "PruneOutcome",
     "RandomFilters",
     "RandomWeights",
+    "SNIP",
     "ScoreMethod",
     "StructuredMethod",
     "SynFlow",
