@@ -3,7 +3,7 @@
 Structured (physical removal of filters/neurons): :class:`L1`, :class:`L2`, :class:`FPGM`,
 :class:`RandomFilters` (``"random"``), :class:`Topological`, :class:`TopologicalV2`
 (``"topological-v2"``, with ``target=``), :class:`TorchPruningGlobal` (``"tp-global"``, the peer,
-with ``target=``), :class:`Betti`. Unstructured (masks):
+with ``target=``), :class:`Betti`, :class:`Taylor`, :class:`GroupNorm` (``"group-norm"``). Unstructured (masks):
 :class:`Magnitude`, :class:`RandomWeights` (``"random-weights"``), :class:`IMP`, :class:`TIMP`,
 :class:`SynFlow`, :class:`LAMP`, :class:`SNIP`.
 """
@@ -30,6 +30,7 @@ from .topological import Topological  # isort: skip
 from .betti import Betti  # isort: skip
 from .topological_v2 import TopologicalV2  # isort: skip  (these two need target=)
 from .torch_pruning_global import TorchPruningGlobal  # isort: skip
+from .torch_pruning_importance import GroupNorm, Taylor  # isort: skip
 from .unstructured import IMP, TIMP, Magnitude, RandomWeights, SynFlow  # isort: skip
 from .global_unstructured import LAMP, SNIP  # isort: skip
 
@@ -38,6 +39,7 @@ __all__ = [
     "ApplyRequest",
     "Betti",
     "FPGM",
+    "GroupNorm",
     "IMP",
     "L1",
     "LAMP",
@@ -55,6 +57,7 @@ __all__ = [
     "StructuredMethod",
     "SynFlow",
     "TIMP",
+    "Taylor",
     "Topological",
     "TopologicalV2",
     "TorchPruningGlobal",

@@ -108,6 +108,7 @@ class PruneContext:
     seed: int
     surgeon: Surgeon
     layouts: dict[str, UnitLayout] = field(default_factory=dict)  # every weighted layer's units
+    labelled: tuple | None = None  # (inputs, labels) training data, for methods whose Needs ask for it
     state: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
