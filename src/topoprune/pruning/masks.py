@@ -41,8 +41,8 @@ from .selection import resolve_amount, select_global, select_layer, tree_mask
 __all__ = ["prune_weights", "prune_unstructured", "copy_model", "UnstructuredResult", "prunable_layers", "skipped_layers", "current_mask",
            "ensure_masks", "METHODS", "SCOPES"]
 
-METHODS = ("magnitude", "random-weights", "synflow", "lamp", "snip")
-GLOBAL_ONLY = ("synflow", "lamp", "snip")  # methods that rank every weight together
+METHODS = ("magnitude", "random-weights", "synflow", "lamp", "snip", "phew")
+GLOBAL_ONLY = ("synflow", "lamp", "snip", "phew")  # methods that rank every weight together
 SCOPES = ("local", "global")
 PRESERVE = (None, "mst")
 _ALLOWED = "Linear, Conv1d, Conv2d, Hugging Face Conv1D"
@@ -180,9 +180,11 @@ def prune_weights(
             ``"lamp"`` (Lee et al. 2021: the lowest LAMP scores go, see
             :mod:`topoprune.pruning.lamp`; every layer keeps its largest weight) or ``"snip"``
             (Lee et al. 2019: the lowest ``|g * w|`` go, ``g`` the loss gradient on
-            ``labelled_sample``; see :mod:`topoprune.pruning.snip`).
-        scope: ``"local"`` or ``"global"`` (default: local; global for synflow, lamp and snip,
-            their only scope). Global ranking orders the targeted layers as listed by
+            ``labelled_sample``; see :mod:`topoprune.pruning.snip`) or ``"phew"`` (Patil &
+            Dovrolis 2021: the weights on random input-to-output walks biased by ``|w|``, seeded;
+            see :mod:`topoprune.pruning.phew`).
+        scope: ``"local"`` or ``"global"`` (default: local; global for synflow, lamp, snip and
+            phew, their only scope). Global ranking orders the targeted layers as listed by
             :func:`prunable_layers`, then each weight by its flat index in the ``(out, in, ...)``
             layout; lamp removes equal scores in that order (the lower position first).
         preserve: ``None`` or ``"mst"``: keep each layer graph's maximum spanning tree first (the
@@ -193,7 +195,7 @@ def prune_weights(
         exclude: layers never to prune.
         inplace: mask ``model`` itself (``False``, the default, masks a deep copy; the same rule
             as :func:`topoprune.prune_units`).
-        seed: seed of ``method="random-weights"``.
+        seed: seed of ``method="random-weights"``, ``"phew"``'s walks and ``"snip"``'s dropout.
         iterations: synflow's pruning rounds (density after round k: ``d ** (k / iterations)``).
         example_inputs: synflow only, a model without ``.meta``: float inputs (a tensor or a tuple)
             whose shape, as all ones, the flow is sent through.
@@ -329,6 +331,16 @@ def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve
             remaining = sum(int((m > 0).sum()) for m in masks.values())
             k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
             new = _synflow_keeps(model, targets, masks, remaining - k, iterations, example_inputs)
+            for n in targets:
+                record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
+        elif method == "phew":
+            from .phew import phew_keeps
+
+            remaining = sum(int((m > 0).sum()) for m in masks.values())
+            k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
+            keeps = phew_keeps([weights[n] for n in targets], [masks[n] for n in targets], remaining - k,
+                               seed=seed, names=list(targets))
+            new = dict(zip(targets, keeps))
             for n in targets:
                 record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
         elif method in ("lamp", "snip"):

@@ -5,7 +5,7 @@ Structured (physical removal of filters/neurons): :class:`L1`, :class:`L2`, :cla
 (``"topological-v2"``, with ``target=``), :class:`TorchPruningGlobal` (``"tp-global"``, the peer,
 with ``target=``), :class:`Betti`, :class:`Taylor`, :class:`GroupNorm` (``"group-norm"``). Unstructured (masks):
 :class:`Magnitude`, :class:`RandomWeights` (``"random-weights"``), :class:`IMP`, :class:`TIMP`,
-:class:`SynFlow`, :class:`LAMP`, :class:`SNIP`.
+:class:`SynFlow`, :class:`LAMP`, :class:`SNIP`, :class:`PHEW`.
 """
 
 from .base import (
@@ -32,7 +32,7 @@ from .topological_v2 import TopologicalV2  # isort: skip  (these two need target
 from .torch_pruning_global import TorchPruningGlobal  # isort: skip
 from .torch_pruning_importance import GroupNorm, Taylor  # isort: skip
 from .unstructured import IMP, TIMP, Magnitude, RandomWeights, SynFlow  # isort: skip
-from .global_unstructured import LAMP, SNIP  # isort: skip
+from .global_unstructured import LAMP, PHEW, SNIP  # isort: skip
 
 __all__ = [
     "METHODS",
@@ -48,6 +48,7 @@ __all__ = [
     "Magnitude",
     "Method",
     "Needs",
+    "PHEW",
     "PruneContext",
     "PruneOutcome",
     "RandomFilters",

@@ -15,7 +15,7 @@ from .base import ApplyRequest, Needs, PruneOutcome, UnstructuredMethod, registe
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LAMP", "SNIP"]
+__all__ = ["LAMP", "SNIP", "PHEW"]
 
 
 def _outcome(model, rec, **extra) -> PruneOutcome:
@@ -71,3 +71,22 @@ class SNIP(UnstructuredMethod):
         _, rec = prune_weights(model, request.sparsity, method="snip", inplace=True, seed=request.seed,
                                labelled_sample=batches)
         return _outcome(model, rec, batches=len(batches))
+
+
+@register_method("phew")
+class PHEW(UnstructuredMethod):
+    """PHEW (Patil & Dovrolis, ICML 2021): keep the weights on |w|-biased random input-output walks.
+
+    Data-free and seeded by the cell's seed; conv layers are walked on their channel graph and
+    keep whole kernel slices; the kept count is exact (see :mod:`topoprune.pruning.phew`). Works
+    on models whose prunable layers form a chain (MLPs, plain CNNs).
+    """
+
+    summary: ClassVar[str] = ("one-shot, data-free: keeps the weights on random input-output walks biased by "
+                              "|w| (Patil & Dovrolis, ICML 2021)")
+
+    def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
+        from ..masks import prune_weights
+
+        _, rec = prune_weights(model, request.sparsity, method="phew", inplace=True, seed=request.seed)
+        return _outcome(model, rec)
