@@ -355,7 +355,7 @@ def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve
                                       [masks[n] for n in targets], k,
                                       [lamp_top(weights[n], masks[n]) for n in targets])
             else:
-                found = snip_scores(model, list(targets), batches, seed=seed)
+                found = snip_scores(copy_model(model), list(targets), batches, seed=seed)
                 keeps = remove_lowest([found[n] for n in targets], [masks[n] for n in targets], k)
             new = dict(zip(targets, keeps))
             for n in targets:

@@ -3,7 +3,8 @@
 ``g`` is the gradient of the cross-entropy loss with respect to each effective (masked) weight,
 averaged over the given labelled batches, and ``w`` the weight. The gradients are taken on a copy
 of the model in training mode (batch statistics, as SNIP scores a network about to be trained;
-dropout seeded), so the model itself, its masks and its BatchNorm statistics are left untouched.
+dropout seeded); :func:`~topoprune.pruning.prune_weights` scores a copy, so the model's masks and
+BatchNorm statistics are left untouched.
 It works the same at initialisation and on a trained network.
 """
 
@@ -64,10 +65,9 @@ def _logits(out: object) -> torch.Tensor:
 def snip_scores(model: nn.Module, names: Sequence[str], batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
                 *, seed: int = 0) -> dict[str, np.ndarray]:
     """``|g * w|`` of every weight of the layers ``names`` (float64, ``(out, in, ...)`` layout),
-    ``g`` the loss gradient averaged over ``batches``."""
-    from .masks import copy_model
-
-    work = copy_model(model)
+    ``g`` the loss gradient averaged over ``batches``. Works on ``model`` itself (its masks are
+    made permanent, its gradients set): pass a copy (:func:`~topoprune.pruning.masks.copy_model`)."""
+    work = model
     modules = dict(work.named_modules())
     for n in names:
         if hasattr(modules[n], "weight_mask"):
