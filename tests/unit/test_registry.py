@@ -53,8 +53,9 @@ def test_every_registry_suggests_the_close_name(lookup, misspelt, hint):
 
 def test_builtin_methods_are_typed_registered_classes():
     assert M.list_methods("structured") == ["l1", "l2", "fpgm", "random", "topological", "betti",
-                                            "topological-v2", "tp-global"]
-    assert M.list_methods("unstructured") == ["magnitude", "random-weights", "imp", "timp", "synflow"]
+                                            "topological-v2", "tp-global", "taylor", "group-norm"]
+    assert M.list_methods("unstructured") == ["magnitude", "random-weights", "imp", "timp", "synflow",
+                                              "lamp", "snip", "phew"]
     for name in M.list_methods():
         cls = M.method_class(name)
         assert issubclass(cls, M.Method) and cls.name == name and cls.summary

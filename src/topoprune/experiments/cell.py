@@ -166,10 +166,14 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         shared_dir=store.path(cell.trajectory) if needs.trajectory else None,
         init_state=init_state(store, key) if needs.training else None,
         progress=progress)
+    if needs.labelled:
+        request = replace(request, labelled=labelled_sample(data, needs.labelled, cell.seed))
     goal = config.target(cell.sparsity) if spec.structured else None
-    if goal is not None:
+    if goal is not None and _wants_labels(spec):
         request = replace(request, target=goal, allocation=spec.allocation,
-                          labelled=_labelled(config, data, cell.seed) if _wants_labels(spec) else None)
+                          labelled=_labelled(config, data, cell.seed))
+    elif goal is not None:
+        request = replace(request, target=goal, allocation=spec.allocation)
     if getattr(model, "meta", None) is None:  # trace it with the inputs it was saved with
         request = replace(request, example_inputs=source.get("example_inputs", data.train_x[:2]))
     t0 = time.perf_counter()
@@ -218,10 +222,14 @@ def _wants_labels(spec: MethodSpec) -> bool:
 
 def _labelled(config: ExperimentConfig, data, seed: int) -> tuple:
     """``budget.data_samples`` training inputs and their labels, drawn with the cell's seed."""
-    n = min(config.budget.data_samples, data.train_x.shape[0])
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(data.train_x.shape[0], generator=g)[:n]
-    return data.train_x[idx], data.train_y[idx]
+    return labelled_sample(data, config.budget.data_samples, seed)
+
+
+def labelled_sample(data, n: int, seed: int) -> tuple:
+    """``n`` training inputs (at most all of them) and their labels, drawn with ``seed``."""
+    from ..pruning.snip import draw_labelled
+
+    return draw_labelled(data, n, seed)
 
 
 def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bool = False,

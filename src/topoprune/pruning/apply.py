@@ -24,7 +24,8 @@ def apply_method(method: Method, model: nn.Module, request: ApplyRequest) -> Pru
                                        allocation=request.allocation or "uniform", labelled_sample=request.labelled,
                                        seed=request.seed, data_sample=request.sample)
         else:
+            labelled = request.labelled if method.needs().labelled else None
             pruned, info = prune_units(model, request.example_inputs, method=method, sparsity=request.sparsity,
-                                       seed=request.seed, data_sample=request.sample)
+                                       seed=request.seed, data_sample=request.sample, labelled_sample=labelled)
         return PruneOutcome(pruned, {"info": info.to_dict()}, steps=info.steps)
     return method.apply(model, request)

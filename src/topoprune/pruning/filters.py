@@ -175,7 +175,7 @@ def prune_units(
             ``example_inputs``, usually more samples.
         labelled_sample: ``(inputs, labels)`` tensors, for allocations that judge candidates by
             accuracy after adaptive BatchNorm (``eagleeye``; the data term of
-            ``topological-v2``).
+            ``topological-v2``), and for methods scored by the loss gradient (``taylor``).
         inplace: prune ``model`` itself and return it (``False``, the default, prunes a deep copy
             and leaves ``model`` untouched; see the note below).
         seed: seed of every random choice.
@@ -214,7 +214,7 @@ def prune_units(
                                      and all(isinstance(t, torch.Tensor) for t in data)):
             raise TopopruneError(f"data: bad value {type(data).__name__}; allowed: a pair (inputs, labels) of "
                                  "tensors")
-    elif allocation != "uniform" or data is not None:
+    elif allocation != "uniform" or (data is not None and not chosen.needs().labelled):
         raise TopopruneError("allocation= and labelled_sample= apply to pruning to a target: add target={'flops': '2x'} "
                              "(or leave them out)")
     elif getattr(chosen, "needs_target", False):
@@ -287,7 +287,7 @@ def prune_units(
         targets = {n: plan.sparsities.get(n, 0.0) for n in targets}
         fractions = plan.fractions
     ctx = PruneContext(model=work, modules=modules, targets=targets, example_inputs=example_inputs,
-                       inputs=inputs, seed=seed, surgeon=surgeon, layouts=layouts)
+                       inputs=inputs, seed=seed, surgeon=surgeon, layouts=layouts, labelled=data)
     if plan is not None:
         ctx.state["budget"] = plan
         ctx.extra["budget"] = plan.record

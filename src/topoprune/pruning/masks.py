@@ -45,7 +45,8 @@ from .selection import resolve_amount, select_global, select_layer, tree_mask
 __all__ = ["prune_weights", "prune_unstructured", "copy_model", "UnstructuredResult", "prunable_layers", "skipped_layers", "current_mask",
            "ensure_masks", "METHODS", "SCOPES"]
 
-METHODS = ("magnitude", "random-weights", "synflow")
+METHODS = ("magnitude", "random-weights", "synflow", "lamp", "snip", "phew")
+GLOBAL_ONLY = ("synflow", "lamp", "snip", "phew")  # methods that rank every weight together
 SCOPES = ("local", "global")
 PRESERVE = (None, "mst")
 _ALLOWED = "Linear, Conv1d, Conv2d, Hugging Face Conv1D, nn.MultiheadAttention's <module>.in_proj"
@@ -168,6 +169,7 @@ def prune_weights(
     seed: int = 0,
     iterations: int = 100,
     example_inputs: object = None,
+    labelled_sample: object = None,
 ) -> tuple[nn.Module, UnstructuredResult]:
     """Prune individual weights through ``torch.nn.utils.prune``. Returns the masked model and an
     :class:`UnstructuredResult`.
@@ -179,10 +181,19 @@ def prune_weights(
             (``"global"``). Masks only shrink, so a sparsity below the current one is refused.
         amount: instead of ``sparsity``, torch's meaning: a float is the fraction of the weights
             *still remaining* to remove, an int a count (per layer with ``"local"``).
-        method: ``"magnitude"`` (smallest ``|w|`` go), ``"random-weights"`` (seeded) or
+        method: ``"magnitude"`` (smallest ``|w|`` go), ``"random-weights"`` (seeded),
             ``"synflow"`` (Tanaka et al. 2020: data-free, ``iterations`` rounds on an
-            exponential schedule, each re-scoring ``|w * dR/dw|`` of the linearised network).
-        scope: ``"local"`` or ``"global"`` (default: local; global for synflow, its only scope).
+            exponential schedule, each re-scoring ``|w * dR/dw|`` of the linearised network) or
+            ``"lamp"`` (Lee et al. 2021: the lowest LAMP scores go, see
+            :mod:`topoprune.pruning.lamp`; every layer keeps its largest weight) or ``"snip"``
+            (Lee et al. 2019: the lowest ``|g * w|`` go, ``g`` the loss gradient on
+            ``labelled_sample``; see :mod:`topoprune.pruning.snip`) or ``"phew"`` (Patil &
+            Dovrolis 2021: the weights on random input-to-output walks biased by ``|w|``, seeded;
+            see :mod:`topoprune.pruning.phew`).
+        scope: ``"local"`` or ``"global"`` (default: local; global for synflow, lamp, snip and
+            phew, their only scope). Global ranking orders the targeted layers as listed by
+            :func:`prunable_layers`, then each weight by its flat index in the ``(out, in, ...)``
+            layout; lamp removes equal scores in that order (the lower position first).
         preserve: ``None`` or ``"mst"``: keep each layer graph's maximum spanning tree first (the
             T-IMP selection of Balwani & Krzyston). A budget smaller than the tree keeps the
             tree's strongest weights and says so in the result and a warning.
@@ -191,10 +202,12 @@ def prune_weights(
         exclude: layers never to prune.
         inplace: mask ``model`` itself (``False``, the default, masks a deep copy; the same rule
             as :func:`topoprune.prune_units`).
-        seed: seed of ``method="random-weights"``.
+        seed: seed of ``method="random-weights"``, ``"phew"``'s walks and ``"snip"``'s dropout.
         iterations: synflow's pruning rounds (density after round k: ``d ** (k / iterations)``).
         example_inputs: synflow only, a model without ``.meta``: float inputs (a tensor or a tuple)
             whose shape, as all ones, the flow is sent through.
+        labelled_sample: snip only: ``(inputs, labels)`` training data (one batch) or a list of
+            such batches; the cross-entropy gradient is averaged over them.
     """
     if (sparsity is None) == (amount is None):
         raise TopopruneError("give sparsity= (the fraction of the targeted weights pruned afterwards) or "
@@ -209,6 +222,16 @@ def prune_weights(
         method = "random-weights"
     require_module(model)
     scope = _check_settings(method, scope, preserve, iterations)
+    batches = None
+    if method == "snip":
+        from .snip import labelled_batches
+
+        if labelled_sample is None:
+            raise TopopruneError("method 'snip' scores |g * w| from the loss gradient: pass "
+                                 "labelled_sample=(inputs, labels) (training data)")
+        batches = labelled_batches(labelled_sample)
+    elif labelled_sample is not None:
+        raise TopopruneError(f"labelled_sample is read by method 'snip' only, not {method!r}; leave it out")
     work = model if inplace else copy_model(model)
     skipped = skipped_layers(work) if layers is None else {}
     if exclude:
@@ -236,7 +259,8 @@ def prune_weights(
         def removal(remaining: int, size: int, what: str) -> int:
             return resolve_amount(amount, remaining, what)
     result = _prune_masks(work, removal, method=method, scope=scope, preserve=preserve, layers=layers,
-                          skipped=skipped, seed=seed, iterations=iterations, example_inputs=example_inputs)
+                          skipped=skipped, seed=seed, iterations=iterations, example_inputs=example_inputs,
+                          batches=batches)
     return work, result
 
 
@@ -275,15 +299,16 @@ def _check_settings(method: str, scope: str | None, preserve: str | None, iterat
     if method not in METHODS:
         raise TopopruneError(f"method: bad value {method!r}; allowed: {', '.join(METHODS)}")
     if scope is None:
-        scope = "global" if method == "synflow" else "local"
+        scope = "global" if method in GLOBAL_ONLY else "local"
     if scope not in SCOPES:
         raise TopopruneError(f"scope must be one of {SCOPES}, got {scope!r}")
-    if method == "synflow":
+    if method in GLOBAL_ONLY:
         if scope != "global":
-            raise TopopruneError(f"scope must be 'global' for method 'synflow' (it ranks every weight "
+            raise TopopruneError(f"scope must be 'global' for method {method!r} (it ranks every weight "
                                  f"together), got {scope!r}")
         if preserve is not None:
-            raise TopopruneError(f"preserve must be None for method 'synflow', got {preserve!r}")
+            raise TopopruneError(f"preserve must be None for method {method!r}, got {preserve!r}")
+    if method == "synflow":
         if isinstance(iterations, bool) or not isinstance(iterations, int) or not 1 <= iterations <= 10_000:
             raise TopopruneError(f"iterations must be an int in [1, 10000], got {iterations!r}")
     if preserve not in PRESERVE:
@@ -293,7 +318,7 @@ def _check_settings(method: str, scope: str | None, preserve: str | None, iterat
 
 def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve: str | None,
                  layers: Sequence[str] | None, skipped: dict[str, str], seed: int, iterations: int,
-                 example_inputs: object) -> UnstructuredResult:
+                 example_inputs: object, batches: list | None = None) -> UnstructuredResult:
     """Tighten the masks of the targeted layers: ``removal(remaining, size, what)`` says how many
     of a layer's (local) or of all targeted layers' (global, synflow) remaining weights go."""
     targets = prunable_layers(model, layers)
@@ -305,7 +330,7 @@ def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve
     # every selection sees (out, in, ...) weights, as for nn.Linear; masks go back as stored
     weights = {n: out_in_weight(m, effective_weight(m)).detach().cpu().numpy() for n, m in targets.items()}
     masks = {n: out_in_weight(m, current_mask(m)).detach().cpu().numpy() for n, m in targets.items()}
-    scores = ({} if method == "synflow" else
+    scores = ({} if method in GLOBAL_ONLY else
               {n: (np.abs(w) if method == "magnitude" else rng.random(w.shape)) for n, w in weights.items()})
     record = UnstructuredResult(method, scope, preserve, skipped=skipped)
     try:
@@ -313,6 +338,33 @@ def _prune_masks(model: nn.Module, removal, *, method: str, scope: str, preserve
             remaining = sum(int((m > 0).sum()) for m in masks.values())
             k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
             new = _synflow_keeps(model, targets, masks, remaining - k, iterations, example_inputs)
+            for n in targets:
+                record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
+        elif method == "phew":
+            from .phew import phew_keeps
+
+            remaining = sum(int((m > 0).sum()) for m in masks.values())
+            k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
+            keeps = phew_keeps([weights[n] for n in targets], [masks[n] for n in targets], remaining - k,
+                               seed=seed, names=list(targets))
+            new = dict(zip(targets, keeps))
+            for n in targets:
+                record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
+        elif method in ("lamp", "snip"):
+            from .lamp import lamp_scores, lamp_top
+            from .selection import remove_lowest
+            from .snip import snip_scores
+
+            remaining = sum(int((m > 0).sum()) for m in masks.values())
+            k = removal(remaining, sum(m.size for m in masks.values()), "targeted layers")
+            if method == "lamp":
+                keeps = remove_lowest([lamp_scores(weights[n], masks[n]) for n in targets],
+                                      [masks[n] for n in targets], k,
+                                      [lamp_top(weights[n], masks[n]) for n in targets])
+            else:
+                found = snip_scores(copy_model(model), list(targets), batches, seed=seed)
+                keeps = remove_lowest([found[n] for n in targets], [masks[n] for n in targets], k)
+            new = dict(zip(targets, keeps))
             for n in targets:
                 record.layers.append(LayerUnstructured(n, masks[n].size, int((masks[n] > 0).sum()), int(new[n].sum())))
         elif scope == "local":

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..topology import maximum_spanning_tree
 
-__all__ = ["resolve_amount", "tree_mask", "keep_top", "select_global"]
+__all__ = ["resolve_amount", "tree_mask", "keep_top", "select_global", "remove_lowest"]
 
 
 def resolve_amount(amount: float | int, remaining: int, what: str = "layer") -> int:
@@ -115,6 +115,31 @@ def select_global(scores: Sequence[np.ndarray], masks: Sequence[np.ndarray], n_p
     out, start = [], 0
     for s, n in zip(scores, sizes):
         out.append(keep[start : start + n].reshape(s.shape))
+        start += n
+    return out
+
+
+def remove_lowest(scores: Sequence[np.ndarray], masks: Sequence[np.ndarray], n_prune: int,
+                  protected: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Keep masks for several layers ranked together: the ``n_prune`` remaining, unprotected
+    weights with the lowest scores go, equal scores going in global flat order (the layers in
+    the order given, then each layer's flat index: the lower position goes first). Raises
+    ``ValueError`` when fewer than ``n_prune`` weights may go."""
+    sizes = [s.size for s in scores]
+    flat_s = np.concatenate([np.asarray(s, np.float64).reshape(-1) for s in scores])
+    alive = np.concatenate([m.reshape(-1) > 0 for m in masks])
+    prot = (np.concatenate([p.reshape(-1) for p in protected]) if protected is not None
+            else np.zeros_like(alive))
+    idx = np.flatnonzero(alive & ~prot)
+    if n_prune > idx.size:
+        raise ValueError(f"the budget removes {n_prune} weights but only {idx.size} may go (each layer "
+                         "keeps at least one); allowed: a lower sparsity")
+    order = np.lexsort((idx, flat_s[idx]))  # by score, then by global position
+    keep = alive.copy()
+    keep[idx[order[:max(n_prune, 0)]]] = False
+    out, start = [], 0
+    for s, n in zip(scores, sizes):
+        out.append(keep[start : start + n].reshape(np.shape(s)))
         start += n
     return out
 

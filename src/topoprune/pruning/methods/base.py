@@ -61,6 +61,7 @@ class Needs:
     training: bool = False  # it trains inside pruning (data and a training recipe)
     trajectory: bool = False  # one run per (model, method, seed) serves every sparsity
     initialisation: bool = False  # the dense model's saved initialisation (to rewind to)
+    labelled: int = 0  # size of a seeded sample of labelled training data (inputs, labels) it scores with
 
 
 class Method(BaseModel):
@@ -107,6 +108,7 @@ class PruneContext:
     seed: int
     surgeon: Surgeon
     layouts: dict[str, UnitLayout] = field(default_factory=dict)  # every weighted layer's units
+    labelled: tuple | None = None  # (inputs, labels) training data, for methods whose Needs ask for it
     state: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
@@ -185,7 +187,8 @@ class ApplyRequest:
     progress: bool = False
     target: Mapping[str, Any] | None = None  # structured: prune to this count ({"flops_kept": 0.5}), not sparsity
     allocation: Any = None  # with target: the allocation (name, mapping or object); None: uniform
-    labelled: tuple | None = None  # (inputs, labels) training data for allocations that evaluate
+    labelled: tuple | None = None  # (inputs, labels) training data: for allocations that evaluate, and
+    # for methods whose Needs ask for it (``labelled``)
 
 
 @dataclass
