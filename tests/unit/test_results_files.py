@@ -73,3 +73,21 @@ def test_benchmark_headings_say_the_verdicts():
     budgets = mod.page_budgets()[0]
     if "LOSES" in "\n".join(mod.page_budgets()):
         assert "help" not in budgets and "win" not in budgets.lower()
+
+
+def test_readme_numbers_come_from_the_benchmark_pages():
+    """Every interval, count and ratio the README quotes about the benchmarks is on a generated page."""
+    root = RESULTS.parents[1]
+    readme = (root / "README.md").read_text()
+    readme = re.sub(r"<!-- quickstart:begin -->.*<!-- quickstart:end -->", "", readme, flags=re.S)
+    readme = re.sub(r"\s+", " ", readme)
+    pages = re.sub(r"\s+", " ", "\n".join(p.read_text() for p in sorted((root / "docs" / "benchmarks").glob("*.md"))))
+    patterns = [r"[+-]\d+\.\d+ \[[+-]\d+\.\d+, [+-]\d+\.\d+\]", r"\b\d+ of \d+\b", r"\b\d+x-\d+x\b", r"\b\d+\.\dx\b"]
+    quoted = [m for p in patterns for m in re.findall(p, readme)]
+    assert len(quoted) >= 8, quoted
+    for number in quoted:
+        if "[" in number:  # "mean [low, high]": the pages may say "mean points [low, high]"
+            mean, interval = number.split(" [")
+            assert re.search(re.escape(mean) + r"(?: points)? \[" + re.escape(interval), pages), number
+        else:
+            assert number in pages, number
