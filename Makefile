@@ -111,7 +111,7 @@ bench-damage: setup system-data
 	$(CLI) study damage configs/fmnist-vgg16q-damage.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py damage configs/fmnist-vgg16q-damage.yaml
 
-# README tables from benchmarks/results/*.json: no training
+# The benchmark pages (docs/benchmarks/) from benchmarks/results/*.json: no training
 bench-report: setup
 	$(PY) scripts/bench_report.py
 

@@ -1,6 +1,6 @@
 """Does the topological allocation lose because it piles its removals into a few layers?
 
-In the matched-FLOPs run (``configs/fmnist-vgg16q-budget.yaml``, README section 9) the
+In the matched-FLOPs run (``configs/fmnist-vgg16q-budget.yaml``, ``docs/benchmarks/budgets.md``) the
 topological allocation removes 80-88 % of three early layers at 2x fewer FLOPs (``max_ratio``
 0.9, its default) and nothing elsewhere, and its BN-recalibrated accuracy right after pruning is far below the
 peers'. This diagnostic asks one question of that run's trained baseline, without any

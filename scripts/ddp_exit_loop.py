@@ -1,9 +1,9 @@
-"""Count two-rank DDP runs that fail: the loop behind the DDP exit race's numbers (issue #17).
+"""Count two-rank DDP runs that fail: the check behind the DDP exit race's numbers.
 
 Each run trains mnist-conv width 0.25 on scikit-learn's digits for one epoch with ``nproc=2``
-(gloo), seed = run index. Before commit f3bb48a a rank sometimes aborted while the interpreter
-finalized ("terminate called without an active exception"); the README and docs/design-notes.md
-quote this loop's counts at that commit's parent and after it.
+(gloo), seed = run index. A rank that let the interpreter finalize could abort ("terminate called
+without an active exception"); a finished rank now leaves with ``os._exit(0)``, and
+docs/design-notes.md quotes this loop's counts with and without it.
 
 Run: ``python scripts/ddp_exit_loop.py 100`` (about 8 s per run on 2 cores).
 """
