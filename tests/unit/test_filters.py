@@ -176,7 +176,7 @@ def test_save_and_load_round_trip(tmp_path):
     [
         ({"sparsity": 1.0}, r"sparsity must be a fraction in \[0, 1\)"),
         ({"sparsity": -0.5}, r"sparsity must be a fraction in \[0, 1\)"),
-        ({"method": "taylor"}, "unknown pruning method 'taylor'; available: betti, fpgm"),
+        ({"method": "hrank"}, "unknown pruning method 'hrank'; available: betti, fpgm, group-norm"),
         ({"config_list": [{"op_names": ["features.99"], "sparse_ratio": 0.5}]},
          "names layer 'features.99', which does not exist; prunable layers: features.0"),
         ({"config_list": [{"op_names": ["features.1"], "sparse_ratio": 0.5}]},
