@@ -1,6 +1,6 @@
 """Deprecations, in one place: old public names keep working for at least one minor release.
 
-The policy (docs/api-stability.md): a public name, parameter or meaning that changes keeps working
+The policy (docs/stability.md): a public name, parameter or meaning that changes keeps working
 for at least one minor release after the one that changed it, and each use warns with a
 ``DeprecationWarning`` that names the replacement. Every change is listed in ``CHANGELOG.md``.
 
@@ -14,6 +14,7 @@ Three helpers cover every case:
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,14 +27,35 @@ __all__ = ["REMOVED_IN", "warn_deprecated", "renamed_kwargs", "deprecated_module
 REMOVED_IN = "0.3.0"
 
 
-def warn_deprecated(old: str, new: str, *, stacklevel: int = 3) -> None:
-    """Warn that ``old`` is deprecated, naming ``new``, the spelling to use instead."""
+def warn_deprecated(old: str, new: str, *, stacklevel: int | None = None) -> None:
+    """Warn that ``old`` is deprecated, naming ``new``, the spelling to use instead.
+
+    The warning is attributed to the first frame outside topoprune (and outside pydantic and the
+    import machinery, which run our validators and module ``__getattr__``), so Python's default
+    filters show it in a user's ``__main__`` and a test runner points at the user's line, however
+    deep inside the package the old spelling was noticed. ``stacklevel`` overrides that."""
     warnings.warn(f"{old} is deprecated since topoprune 0.2.0 and will be removed in {REMOVED_IN}; "
-                  f"use {new}", DeprecationWarning, stacklevel=stacklevel)
+                  f"use {new}", DeprecationWarning, stacklevel=stacklevel or _outside_level())
+
+
+def _outside_level() -> int:
+    """The ``stacklevel`` of the first caller outside topoprune, seen from :func:`warn_deprecated`."""
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(2), 2  # level 1 is warn_deprecated itself
+    while frame is not None:
+        name = frame.f_code.co_filename
+        inside = (os.path.abspath(name).startswith(here + os.sep) or "pydantic" in name
+                  or name.startswith("<frozen importlib"))
+        if not inside:
+            return level
+        frame, level = frame.f_back, level + 1
+    return 2
 
 
 def renamed_kwargs(function: str, kwargs: Mapping[str, Any], renames: Mapping[str, str], *,
-                   stacklevel: int = 4) -> dict[str, Any]:
+                   stacklevel: int | None = None) -> dict[str, Any]:
     """``kwargs`` with each old keyword (``renames``: old -> new) under its new name, warning once
     for each old name used. Giving both spellings at once is an error."""
     from .errors import TopopruneError

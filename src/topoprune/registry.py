@@ -82,7 +82,7 @@ class Registry(Generic[T]):
             from ._deprecation import warn_deprecated
 
             new = self._renamed[name]
-            warn_deprecated(f"the {self.kind} name {name!r}", repr(new), stacklevel=4)
+            warn_deprecated(f"the {self.kind} name {name!r}", repr(new))
             return new
         return name
 

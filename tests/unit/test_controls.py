@@ -51,7 +51,35 @@ def test_structured_control_follows_a_non_uniform_budget(vgg):
     assert layer_counts(out) == counts
 
 
+class _Residual(torch.nn.Module):
+    """Two convolutions added together (their outputs coupled), then one that reads the sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.a, self.b = torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.Conv2d(8, 16, 1)
+        self.h = torch.nn.Conv2d(16, 16, 3, padding=1)
+        self.head = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.a(x) + self.b(x))
+        return self.head(torch.relu(self.h(x)).mean((2, 3)))
+
+
 def test_structured_control_on_coupled_residual_layers():
+    torch.manual_seed(0)
+    model, x = _Residual(), torch.randn(2, 1, 8, 8)
+    pruned, result = tp.prune_units(model, x, method="l2", sparsity=0.5)
+    assert any(x.coupled_with for x in result.layers) and pruned.a.out_channels == 8 == pruned.b.out_channels
+    for control in ("shuffle", "magnitude-at-budget"):
+        other, out = apply_control(model, result, control, seed=0)
+        assert layer_counts(out) == layer_counts(result)
+        assert (other.a.out_channels, other.b.out_channels, other.h.out_channels) == (8, 8, 8)
+        assert other(x).shape == (2, 3)
+
+
+def test_structured_control_on_a_resnet_with_padding_shortcuts():
     torch.manual_seed(0)
     model = tp.create_model("resnet20", width=0.25)
     _, result = tp.prune_units(model, method="l2", sparsity=0.5)

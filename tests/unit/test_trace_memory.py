@@ -180,6 +180,7 @@ def test_tracing_a_swin_past_a_low_limit_fails_in_one_line(monkeypatch, request)
         assert torch.equal(model(x), before)  # the original is untouched
 
 
+@pytest.mark.slow  # a fresh interpreter each: about 5 s
 def test_an_interrupted_in_place_trace_leaves_no_hooks_and_a_working_model(monkeypatch, request):
     if _in_a_fresh_process(request):
         return
@@ -195,6 +196,7 @@ def test_an_interrupted_in_place_trace_leaves_no_hooks_and_a_working_model(monke
         assert torch.equal(model(x), before)
 
 
+@pytest.mark.slow  # a fresh interpreter each: about 5 s
 def test_the_guard_stops_a_trace_in_another_thread_and_leaves_the_main_thread_alone(request):
     if _in_a_fresh_process(request):
         return

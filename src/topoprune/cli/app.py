@@ -17,10 +17,12 @@ from ..errors import TopopruneError
 
 app = typer.Typer(
     name="topoprune",
-    help="Topology-aware neural network pruning: neural persistence and critical compression of "
-    "a model; filter pruning (l1, l2, fpgm, random, the Topological Pruner's genetic search, Betti "
-    "pruning); unstructured magnitude pruning and IMP/T-IMP in comparisons; recovery measurement, "
-    "resumable method comparisons with reports, and the activation study.",
+    help="Topology-aware neural network pruning, and the controls that show whether a criterion "
+    "matters: neural persistence (with a permutation null), deep graph persistence and critical "
+    "compression of a model; structured pruning (l1, l2, fpgm, random, taylor, group-norm, the "
+    "Topological Pruner's genetic search, Betti pruning); unstructured pruning (magnitude, lamp, "
+    "snip, phew, synflow, IMP/T-IMP) in comparisons; recovery measurement, resumable comparisons "
+    "with controls and reports, and the damage and activation studies.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

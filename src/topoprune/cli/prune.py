@@ -79,7 +79,7 @@ def prune_cmd(
     example_inputs: Annotated[Optional[Path], typer.Option("--example-inputs", help="The inputs to trace the model with: a tensor, tuple or dict of tensors (e.g. input_ids and attention_mask) saved with torch.save.")] = None,
     export: Annotated[Optional[list[str]], typer.Option("--export", help="Also export the pruned model and check it against the eager one: onnx, torchscript or torch.export (repeatable, or comma-separated).")] = None,
     trust_pickle: TrustOption = False,
-    method: Annotated[str, typer.Option("--method", help="A registered structured method: l1, l2, fpgm, random, topological, betti; with --target also topological-v2, tp-global (`topoprune methods`).")] = "l1",
+    method: Annotated[str, typer.Option("--method", help="A registered structured method: l1, l2, fpgm, random, taylor (needs --dataset), group-norm, topological, betti; with --target also topological-v2, tp-global (`topoprune methods`).")] = "l1",
     sparsity: Annotated[Optional[float], typer.Option("--sparsity", help="Fraction of units removed per targeted layer, in [0, 1) (default 0.5; not with --target).")] = None,
     target: Annotated[Optional[str], typer.Option("--target", help="Prune to a count instead: METRIC=REDUCTION, e.g. flops=4x (4x fewer FLOPs), or METRIC_kept=FRACTION, e.g. flops_kept=0.25; metrics flops, macs, params. Met within 1 %.")] = None,
     allocation: Annotated[str, typer.Option("--allocation", help="With --target, how many units each layer loses: uniform, global, eagleeye (needs --dataset), topological-budget (`topoprune methods`).")] = "uniform",
@@ -133,11 +133,16 @@ def prune_cmd(
                              "each layer's sparsity")
     from ..pruning.allocation import resolve_allocation
 
+    if allocation == "topological":
+        deprecation_note("--allocation topological", "--allocation topological-budget")
+        allocation = "topological-budget"
     chosen_allocation = resolve_allocation(allocation)
-    wants_labels = goal is not None and chosen_allocation.needs_data
+    method_labels = chosen.needs().labelled  # methods scored by gradients (taylor)
+    wants_labels = (goal is not None and chosen_allocation.needs_data) or bool(method_labels)
     if wants_labels and dataset is None:
-        raise TopopruneError(f"--allocation {allocation} judges candidates by accuracy: it needs --dataset NAME "
-                             "(labelled training inputs)")
+        what = (f"--method {method} scores units by the loss's gradients" if method_labels else
+                f"--allocation {allocation} judges candidates by accuracy")
+        raise TopopruneError(f"{what}: it needs --dataset NAME (labelled training inputs)")
     if formats and "onnx" in formats:
         from ..experiments.export import require_onnx
 
@@ -157,7 +162,7 @@ def prune_cmd(
                                  "inputs are a tuple or dict")
         inputs = _data_sample(dataset, data_root, shape, chosen.needs().sample or samples, seed)
         if wants_labels:
-            labelled = _labelled_sample(dataset, data_root, shape, 2000, seed)
+            labelled = _labelled_sample(dataset, data_root, shape, max(2000, method_labels), seed)
     elif chosen.needs().sample:
         raise TopopruneError(f"--method {method} ({chosen}) needs --dataset NAME: it looks at the "
                              "layers' outputs on a data sample")
@@ -167,7 +172,7 @@ def prune_cmd(
                                    seed=seed, data_sample=inputs)
     else:
         pruned, info = prune_units(net.model, x, method=chosen, sparsity=sparsity, exclude=exclude or (),
-                                   seed=seed, data_sample=inputs)
+                                   seed=seed, data_sample=inputs, labelled_sample=labelled if wants_labels else None)
     sparsity = 0.5 if sparsity is None else sparsity
     record = info.to_dict()
     if formats:
@@ -211,7 +216,7 @@ def _parse_target_option(text: str) -> dict:
         number = float(value)
     except ValueError:
         return {metric: value}
-    if not metric.endswith("_kept"):
+    if not metric.endswith("_kept") and 0 < number < 1:
         deprecation_note(f"--target {metric}={value} (a bare fraction kept)",
                          f"--target {metric}_kept={value} or --target {metric}={1 / number:.3g}x" if number > 0
                          else f"--target {metric}_kept=FRACTION")

@@ -652,7 +652,7 @@ def _method(path: str, data: Any) -> MethodSpec:
             obj = resolve_allocation(given)
         except TopopruneError as exc:
             raise TopopruneError(f"config field {path}.allocation: {exc}") from None
-        allocation = {"name": obj.name, **(dict(given) if isinstance(given, dict) else {})}
+        allocation = {**(dict(given) if isinstance(given, dict) else {}), "name": obj.name}  # the current name
         allocation.pop("label", None)
     return MethodSpec(resolve_method(method), label, settings, allocation)
 

@@ -16,7 +16,7 @@ Registered allocations (``@register_allocation``; typed pydantic settings like m
   scaled to the target; each is pruned (by the method's importance), its BatchNorm statistics
   re-estimated on training batches (adaptive BN) and its accuracy measured on a disjoint set
   of training inputs (EagleEye's sub-training set); the best is kept. Needs labelled data
-  (``data=(x, y)``).
+  (``labelled_sample=(x, y)``).
 - ``topological`` (ours): each layer's topological sensitivity, the GA fitness (``diagram`` or
   ``np``) of removing its least important units, is computed once per layer on a grid of
   fractions; removals then go, one grid step at a time, where the loss grows least per unit of
@@ -294,7 +294,7 @@ class EagleEye(Allocation):
     accuracy after adaptive BN on training batches; the best of ``candidates`` is kept."""
 
     summary: ClassVar[str] = "best of N random layer-wise budgets by accuracy after adaptive BN (Li et al. 2020)"
-    # (its data: the labelled inputs given as data=(x, y); a compare cell draws them from the
+    # (its data: the labelled inputs given as labelled_sample=(x, y); a compare cell draws them from the
     # training split, as EagleEye evaluates on a sub-training set)
     needs_data: ClassVar[bool] = True
 

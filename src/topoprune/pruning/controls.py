@@ -95,7 +95,12 @@ def apply_control(model: nn.Module, result: Any, control: str, *, seed: int = 0,
 
         with warnings.catch_warnings():  # the control repeats the result's notes; its own result keeps them
             warnings.simplefilter("ignore", UserWarning)
-            pruned, out = prune_units(model, inputs, method=chooser, layers=list(counts), sparsity=0.5, seed=seed)
+            # the leaders and the layers coupled to them, in the result's order, so each group has
+            # the leader it had (a follower alone would leave its group untargeted, and unpruned)
+            wanted = set(counts) | {c for x in result.layers if x.name in counts for c in x.coupled_with}
+            layers = [x.name for x in result.layers if x.name in wanted]
+            layers += sorted(wanted - set(layers))
+            pruned, out = prune_units(model, inputs, method=chooser, layers=layers, sparsity=0.5, seed=seed)
         out.method = f"{result.method}+{control}"
         got = layer_counts(out)
         if got != counts:

@@ -212,7 +212,7 @@ def prune_units(
         chosen_allocation = resolve_allocation(allocation)
         if data is not None and not (isinstance(data, (tuple, list)) and len(data) == 2
                                      and all(isinstance(t, torch.Tensor) for t in data)):
-            raise TopopruneError(f"data: bad value {type(data).__name__}; allowed: a pair (inputs, labels) of "
+            raise TopopruneError(f"labelled_sample: bad value {type(data).__name__}; allowed: a pair (inputs, labels) of "
                                  "tensors")
     elif allocation != "uniform" or (data is not None and not chosen.needs().labelled):
         raise TopopruneError("allocation= and labelled_sample= apply to pruning to a target: add target={'flops': '2x'} "
@@ -355,7 +355,8 @@ def prune_units(
                       "sizes a reshape from the input's width, as timm's Attention does); the other layers "
                       "were pruned (see result.layers notes)")
     if not steps:
-        warned.append(f"prune_units({chosen.name}, sparsity={sparsity}) removed nothing: see the "
+        asked = f"target={target!r}" if goal is not None else f"sparsity={sparsity}"
+        warned.append(f"prune_units({chosen.name}, {asked}) removed nothing: see the "
                       "per-layer notes in result.layers")
     elif explicit:
         missed = [x.name for x in layers if x.after == x.before]
@@ -365,7 +366,7 @@ def prune_units(
     head = next((x for x in layers if x.name == ends.classifier and x.after < x.before), None)
     if head is not None:
         warned.append(f"the classifier {head.name!r} was pruned ({head.before} -> {head.after} outputs): "
-                      "the model's output size changed; exclude it (config_list exclude_op_names)")
+                      "the model's output size changed; exclude it (exclude=[name])")
     if warned:
         import warnings
 

@@ -1,7 +1,7 @@
 """Iterative magnitude pruning (Frankle & Carbin 2019) and its tree-preserving variant T-IMP
 (Balwani & Krzyston 2022).
 
-Round 0 trains the dense model. Each later round removes ``fraction`` of the remaining weights
+Round 0 trains the dense model. Each later round removes ``per_round`` of the remaining weights
 (smallest ``|w|``, per layer or across layers; T-IMP keeps each layer's maximum spanning tree
 first), rewinds the survivors (to initialisation, to epoch K, or not at all = fine-tuning) and
 retrains. Every round records per-layer sparsity, accuracy, neural persistence and the

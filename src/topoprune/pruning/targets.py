@@ -92,7 +92,7 @@ def parse_target(target: object) -> Target:
 
         warn_deprecated(f"target={{{metric!r}: {value!r}}} (a bare fraction kept)",
                         f"target={{{metric + '_kept'!r}: {value!r}}} or a reduction such as {{{metric!r}: "
-                        f"'{1 / value:.3g}x'}}", stacklevel=4)
+                        f"'{1 / value:.3g}x'}}")
         keep = float(value)
     if keep is None:
         raise TopopruneError(f"target {metric}: bad value {value!r}; allowed: a reduction such as '2x' (more "

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import TopopruneError
 from .graphs import Layer
 from .neural import (
     CONV_GRAPHS,
@@ -57,7 +58,7 @@ class NullResult:
 
 def _check_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k (the number of permutations) must be an integer >= 1, got {k!r}")
+        raise TopopruneError(f"k: bad value {k!r}; allowed: a number of permutations, an integer >= 1")
     return int(k)
 
 

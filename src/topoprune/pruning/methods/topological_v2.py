@@ -31,7 +31,7 @@ class TopologicalV2(StructuredMethod):
     patience: int = Field(10, ge=1, description="stop after this many generations without improvement")
     fitness: Literal["diagram", "np", "activation"] = Field("diagram", description="the topological loss per layer")
     data_weight: float = Field(0.0, ge=0, description="weight of (1 - accuracy after adaptive BN on labelled "
-                                                      "batches); needs data=(x, y); 0: topology only")
+                                                      "batches); needs labelled_sample=(x, y); 0: topology only")
     seed_allocations: list[str] = Field(["uniform", "global", "topological-budget"], min_length=1,
                                         description="allocations whose solutions seed the population")
     samples: int = Field(256, ge=2, le=100_000, description="data-sample points for fitness 'activation'")

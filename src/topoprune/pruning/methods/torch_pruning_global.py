@@ -67,7 +67,7 @@ class TorchPruningGlobal(StructuredMethod):
             from ...errors import TopopruneError
 
             raise TopopruneError(f"tp-global reads torch-pruning's channel choice, and {heads[0]!r} loses whole "
-                                 "attention heads here; leave attention projections out (ignore=[...]) or use "
+                                 "attention heads here; leave attention projections out (exclude=[...]) or use "
                                  "another method")
         lo, hi = 0.0, self.max_ratio
         best = None
