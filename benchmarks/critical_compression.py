@@ -1,4 +1,4 @@
-"""Topologically critical compression (Balwani & Krzyston 2022, METHODS.md section 3) of every
+"""Topologically critical compression (Balwani & Krzyston 2022) of every
 registry model in both conventions, with the paper's values beside ours where it has the same
 setting. The ratio depends on the layer graphs only (edges over spanning-tree size), not on the
 weights, so no training is needed.
@@ -24,7 +24,7 @@ except ImportError:
 
 HERE = Path(__file__).parent
 
-# The paper's published values (METHODS.md section 3), by (model, input shape): per layer and final.
+# The paper's published values, by (model, input shape): per layer and final.
 PAPER = {
     ("mnist-fc", (1, 28, 28)): {"layers": [88.78822, 50.25126, 50.25126, 50.25126, 50.25126, 9.17431],
                                 "final": 66.77852},

@@ -52,7 +52,7 @@ def _pm(values: list, digits: int = 2) -> str:
 
 
 def _recalibrated(rows: list[dict]) -> bool:
-    """Whether the run recorded accuracy after BatchNorm recalibration (issue #15)."""
+    """Whether the run recorded accuracy after BatchNorm recalibration."""
     return any(r.get("acc_pruned_recal") is not None for r in rows)
 
 
@@ -159,7 +159,7 @@ def imp_tables(rows: list[dict], seeds_expected: int) -> dict[str, list[list[str
     return tables
 
 
-# --- extreme compression (issue #15) -------------------------------------------------------------
+# --- extreme compression -------------------------------------------------------------
 
 
 def _critical(run_dir: Path) -> float | None:
@@ -295,10 +295,10 @@ def extreme_plot(rows: list[dict], methods: list[str], critical: float | None, d
     save_figure(fig, path, dpi=110)
 
 
-# --- damage study (issue #15) ----------------------------------------------------------------------
+# --- damage study ----------------------------------------------------------------------
 
 
-# --- layer budgets at matched FLOPs (issue #16) ----------------------------------------------------
+# --- layer budgets at matched FLOPs ----------------------------------------------------
 
 BUDGET_PEERS = ("fpgm", "tp-global", "fpgm-eagleeye")  # uniform FPGM, torch-pruning global, EagleEye
 BUDGET_OURS = ("fpgm-topological", "topological-v2")  # topological allocation, the Topological Pruner v2

@@ -193,7 +193,7 @@ def to_markdown(r: dict) -> str:
     for key in ("whole_model", "toeplitz"):
         x = r[key]
         lines.append(f"| {x['layer']} | {x['edges']:,} | {_s(x['ours_s'])} | | | | | | |")
-    lines += ["", "Targets (issue #2):", ""]
+    lines += ["", "Targets:", ""]
     lines += [f"- {k}: {'met' if v else ('not run' if v is None else 'NOT met')}"
               for k, v in r["targets"].items()]
     return "\n".join(lines) + "\n"

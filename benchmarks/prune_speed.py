@@ -4,7 +4,7 @@ Both models are measured in the same process, alternating, on CPU (eval mode, in
 at batch 1 and batch 64 after warm-up, in two set-ups applied to both alike:
 - ``eager``: the modules as they are;
 - ``deployed``: ``topoprune.inference.optimize_for_inference`` (conv+BatchNorm folded, channels-last).
-The target (issue #4): at batch 64 the measured speed-up is at least 0.75 x the MAC ratio.
+The target: at batch 64 the measured speed-up is at least 0.75 x the MAC ratio.
 
 Run: ``python benchmarks/prune_speed.py`` (``make bench``); about 3 minutes on 2 cores.
 """

@@ -1,13 +1,13 @@
 """How long choosing and removing filters takes, per method, in one run.
 
 - ``vgg16`` width 1 at 3x32x32, sparsity 0.5, default targets: L1, FPGM and the Topological
-  Pruner with its default settings (issue #5 target: under 60 s), each timed end to end by
+  Pruner with its default settings (target: under 60 s), each timed end to end by
   ``prune_filters``; plus the share of the GA's time spent in fitness evaluations (the reason
   the GA is a plain loop around compiled kernels rather than a GA library).
 - ``vgg16`` width 0.25 at 1x32x32 with Betti pruning on a 256-sample batch of real
-  Fashion-MNIST (issue #5 target: under 120 s), with L1 and FPGM on the same model beside it.
+  Fashion-MNIST (target: under 120 s), with L1 and FPGM on the same model beside it.
 
-Issue #16 (the GA five times faster) adds, in the same run:
+The GA's speed-up (five times faster than its reference evaluation) is measured in the same run:
 
 - the Topological Pruner on ``vgg16`` width 1 (target: <= 3 s), on a ResNet-18-size model (the
   option-B ResNet of ``tests/e2e/architectures.py`` at widths 64-512, 11.2 M parameters) and on a
@@ -16,7 +16,7 @@ Issue #16 (the GA five times faster) adds, in the same run:
   on the same model measured beside it (median of ``--repeats`` runs, after one untimed warm-up
   per method; the first, cold call is recorded too: it loads the compiled kernels);
 - the fitness evaluation itself, before and after: the search on vgg16's largest layer with the
-  pre-#16 evaluation (a new spanning forest per chromosome, the O(nm) Wasserstein DP:
+  reference evaluation (a new spanning forest per chromosome, the O(nm) Wasserstein DP:
   ``_Fitness(reference=True)``) and with the new one, the largest difference of their fitness
   values, and whether the two searches chose the same filters.
 
@@ -115,7 +115,7 @@ def time_against_fpgm(label: str, model: nn.Module, x: torch.Tensor, ignore: lis
 
 
 def fitness_before_after(model) -> dict:
-    """The search on vgg16's largest layer with the pre-#16 fitness evaluation and with the new
+    """The search on vgg16's largest layer with the reference fitness evaluation and with the new
     one: seconds of each, the ratio, the largest relative difference of fitness values over the
     chromosomes both evaluated, and whether both chose the same filters."""
     from topoprune.pruning import genetic
@@ -248,7 +248,7 @@ def main() -> None:
     if topo_s is not None:
         lines += [f"Target: Topological Pruner on vgg16 w1 at sparsity 0.5 with default settings under "
                   f"60 s: **{'met' if topo_s < 60 else 'NOT met'}** ({topo_s:.1f} s)."]
-    lines += ["", "## The Topological Pruner's time against FPGM's (issue #16)", "",
+    lines += ["", "## The Topological Pruner's time against FPGM's", "",
               f"Median of {args.repeats} runs each, alternating, after one untimed warm-up per method; "
               "`cold` is the first call in the process (it loads the compiled kernels). Default GA settings, "
               f"sparsity {args.sparsity}, the first layer and the classifier kept.", "",
@@ -259,7 +259,7 @@ def main() -> None:
               f"**{'yes' if r['topological_seconds'] <= limits[r['model']] else 'NO'}** |" for r in ga_rows]
     ba = before_after
     lines += ["", f"Fitness evaluation before and after (one layer, {ba['layer']}, one thread, default GA): "
-              f"{ba['reference_seconds']:.2f} s with the pre-#16 evaluation, {ba['new_seconds']:.2f} s with the "
+              f"{ba['reference_seconds']:.2f} s with the reference evaluation, {ba['new_seconds']:.2f} s with the "
               f"new one ({ba['speedup']:.1f}x); over the {ba['chromosomes_compared']} chromosomes both evaluated "
               f"the largest relative difference of fitness values is {ba['max_relative_difference']:.1e} "
               f"(rounding), and both searches chose {'the same' if ba['same_choice'] else 'DIFFERENT'} filters."]

@@ -1,5 +1,5 @@
 """A small comparison sweep on a local Ray cluster with 2 workers against 1, beside the local
-executor with 2 workers against 1, in one run (issue #17).
+executor with 2 workers against 1, in one run.
 
 The sweep: the Balwani MNIST conv net at half width on the first 6000 Fashion-MNIST images (Debian's
 ``dataset-fashion-mnist`` or ``topoprune data fetch fashion-mnist``), 4 data-free methods x 2

@@ -1,5 +1,5 @@
 """What one training step of a model costs against VGG-16 width 0.25, in one run, and so how
-long a matched-FLOPs run (issue #16) of that model would take on this machine.
+long a matched-FLOPs run of that model would take on this machine.
 
 The two models train on the same random batch (1x32x32, batch 128, one torch thread) in
 alternating blocks of ``--steps`` steps, ``--rounds`` times; the first two rounds are warm-up and

@@ -125,3 +125,9 @@ def test_shipped_configs_speak_to_users():
 
 def test_source_comments_and_docstrings_speak_to_users():
     _check(sorted((ROOT / "src").rglob("*.py")), python_text_hits)
+
+
+def test_benchmarks_and_their_results_speak_to_users():
+    _check(sorted((ROOT / "benchmarks").glob("*.md")) + sorted((ROOT / "benchmarks" / "results").glob("*.md")),
+           hits_in_text)
+    _check(sorted((ROOT / "benchmarks").glob("*.py")) + sorted((ROOT / "scripts").glob("*.py")), python_text_hits)
