@@ -69,7 +69,7 @@ def test_methods_that_tie_are_all_named():
     summary = [_entry("l1", [90.0, 92.0], [1, 1], [2.0, 2.2]), _entry("fpgm", [91.0, 91.0], [1, 1], [3.0, 3.0]),
                _entry("random", [80.0, 80.0], [2, 3], [4.0, 6.0])]
     (sentence,) = winners(summary)
-    assert "**fpgm** and **l1** recovered the highest accuracy, tied, (91.00 ± 0.00 % and 91.00 ± 1.41 %)" in sentence
+    assert "**fpgm** and **l1** recovered the highest accuracy, tied (91.00 ± 0.00 % and 91.00 ± 1.41 %)" in sentence
     assert "the fastest to recover (every seed) were, tied, **fpgm** and **l1**, after 1.0 epochs (3.0 s and 2.1 s)" in sentence
     (alone,) = winners(summary[1:])
     assert "**fpgm** recovered the highest accuracy (91.00" in alone and "(every seed) was **fpgm**, after 1.0" in alone

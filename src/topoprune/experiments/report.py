@@ -74,6 +74,12 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _joined(values) -> str:
+    """``a and b`` for values that differ; one value said once when the tied ones are equal."""
+    values = list(values)
+    return values[0] if len(set(values)) == 1 else " and ".join(values)
+
+
 def _names(entries: list[dict]) -> str:
     """``**a**``, ``**a** and **b**``, ``**a**, **b** and **c**``."""
     names = [f"**{e['method']}**" for e in entries]
@@ -106,7 +112,7 @@ def winners(summary: list[dict], at_chance: frozenset[str] | set[str] = frozense
         if recovered:
             fewest = min(mean_std(e["epochs_to_recover"])[0] for e in recovered)
             fast = [e for e in recovered if mean_std(e["epochs_to_recover"])[0] == fewest]
-            seconds = " and ".join(f"{mean_std(e['seconds_to_recover'])[0]:.1f} s" for e in fast)
+            seconds = _joined(f"{mean_std(e['seconds_to_recover'])[0]:.1f} s" for e in fast)
             speed = (f"the fastest to recover (every seed) {'was' if len(fast) == 1 else 'were, tied,'} "
                      f"{_names(fast)}, after {fewest:.1f} epochs ({seconds}) on average")
         else:
@@ -114,10 +120,10 @@ def winners(summary: list[dict], at_chance: frozenset[str] | set[str] = frozense
         missed = [e["method"] for e in entries if e.get("missed")]
         note = (f" Note: {', '.join(missed)} missed the budget's target on some seeds (see the table), so "
                 "their accuracy is not at the same count." if missed else "")
-        accuracy = " and ".join(f"{_pm(e['after_recovery'])} %" for e in top)
+        accuracy = _joined(f"{_pm(e['after_recovery'])} %" for e in top)
         sentences.append(
             f"{model} at sparsity {sparsity:g}: {_names(top)} recovered the highest accuracy"
-            f"{'' if len(top) == 1 else ', tied,'} ({accuracy}); {speed}.{note}"
+            f"{'' if len(top) == 1 else ', tied'} ({accuracy}); {speed}.{note}"
         )
     return sentences
 
