@@ -19,15 +19,16 @@ from topoprune.experiments.report import build_report, control_verdicts
 P_RAW = 1 - math.sqrt(27) / math.sqrt(29)  # 0.0351: below 0.05, but not twice over
 
 
-def _mde(sd: float, n: int) -> float:
-    """80 % power, two-sided 5 %, from scipy's noncentral t written out here."""
-    crit = stats.t.ppf(0.975, n - 1)
+def _mde(sd: float, n: int, alpha: float = 0.05) -> float:
+    """80 % power, two-sided ``alpha``, from scipy's noncentral t written out here."""
+    crit = stats.t.ppf(1 - alpha / 2, n - 1)
 
     def power(d):
         nc = d * math.sqrt(n)
-        return stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc) - 0.8
+        lower = stats.nct.cdf(-crit, n - 1, nc)  # the far tail: ~0, NaN in scipy at a large nc
+        return stats.nct.sf(crit, n - 1, nc) + (0.0 if math.isnan(lower) else lower) - 0.8
 
-    return optimize.brentq(power, 0.1, 10.0) * sd
+    return optimize.brentq(power, 0.1, 30.0) * sd
 
 
 def _row(method, seed, acc, control=None, model="m"):
@@ -73,7 +74,9 @@ def test_sentences_name_the_best_the_family_and_the_detectable_effect_beside_a_t
     fpgm, l2, mag = lines[1:]
     assert "**fpgm** minus **l1**: -5.00 points, 95 % t-interval [-5.00, -5.00] over 3 seeds" in fpgm
     assert "raw **LOSES**; Holm-adjusted over 3 (p = 0): **LOSES**" in fpgm and "detect" not in fpgm
+    # a TIE only Holm made: the detectable effect at the family's strictest level, 5 % / 3
     assert "raw **LOSES**; Holm-adjusted over 3 (p = 0.0702): **TIE**; no difference larger than" in l2
+    assert f"larger than {_mde(0.5, 3, 0.05 / 3):.2f} points could be seen with 3 seeds at the family's" in l2
     x = _mde(2.0, 3)
     assert x == pytest.approx(3.26 * 2.0, abs=0.01)  # the spec's 3.26 sd at n = 3
     assert f"no difference larger than {x:.2f} points could be seen with 3 seeds" in mag
@@ -110,7 +113,8 @@ def test_controls_get_the_holm_verdict_over_the_runs_method_vs_control_family():
     marginal = next(x for x in lines if "**fpgm** vs its magnitude-at-budget control" in x)
     assert f"p = {P_RAW:.3g}: raw **WINS**; Holm-adjusted over 3 (p = {2 * P_RAW:.3g}): **TIE**" in marginal
     assert "(after Holm's adjustment: it ties the plainest choice at the same budget)" in marginal
-    assert f"no difference larger than {_mde(0.5, 3):.2f} points could be seen with 3 seeds" in marginal
+    assert f"no difference larger than {_mde(0.5, 3, 0.05 / 3):.2f} points could be seen with 3 seeds" in marginal
+    assert "two-sided 1.67 % = 5 % / 3" in marginal
     tie = next(x for x in lines if "**magnitude** vs its shuffle control" in x)
     assert "**TIE**: only its layer budget matters." in tie
     assert f"no difference larger than {_mde(2.0, 3):.2f} points could be seen with 3 seeds" in tie

@@ -17,9 +17,11 @@ from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from .stats import AdjustedComparison, FamilyResult, detectable_sentence, holm_family, paired_difference
+from .stats import (AdjustedComparison, FamilyResult, PairedResult, detectable_sentence, holm_family,
+                    minimum_detectable_effect, paired_difference)
 
-__all__ = ["PeerComparisonResult", "adjusted_words", "best_peer", "peer_comparisons", "peer_sentences"]
+__all__ = ["PeerComparisonResult", "adjusted_words", "best_peer", "peer_comparisons", "peer_sentences",
+           "strict_detectable_sentence"]
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,27 @@ def peer_comparisons(rows: list[dict], *, at_chance: Collection[str] = ()) -> li
 
 
 def adjusted_words(c: AdjustedComparison, m: int) -> str:
-    """The raw verdict, the Holm-adjusted one, and the detectable-effect sentence beside a TIE:
-    ``raw **TIE**; Holm-adjusted over 3 (p = 0.41): **TIE**: no difference larger than ...``."""
+    """The raw verdict, the Holm-adjusted one, and the detectable-effect sentence beside a TIE
+    (at 5 % beside a raw TIE; at 5 % / m beside a TIE only the adjustment made):
+    ``p = 0.2: raw **TIE**; Holm-adjusted over 3 (p = 0.41): **TIE**; no difference larger than ...``."""
     r = c.result
     words = f"p = {r.p_value:.3g}: raw **{r.verdict}**; Holm-adjusted over {m} (p = {c.p_adjusted:.3g}): " \
             f"**{c.verdict_adjusted}**"
-    if "TIE" in (r.verdict, c.verdict_adjusted):
+    if r.verdict == "TIE":
         words += f"; {detectable_sentence(r)}"
+    elif c.verdict_adjusted == "TIE":
+        words += f"; {strict_detectable_sentence(r, m)}"
     return words
+
+
+def strict_detectable_sentence(result: PairedResult, m: int) -> str:
+    """Beside a TIE that Holm's adjustment made of a raw WINS or LOSES: the detectable effect at
+    the family's strictest level (5 % / m, where Holm tests the smallest p-value), since at 5 %
+    the difference was seen."""
+    alpha = (1 - result.level) / m
+    x = minimum_detectable_effect(result.sd, result.n, alpha=alpha)
+    return (f"no difference larger than {x:.2f} points could be seen with {result.n} seeds at the family's "
+            f"strictest level (80 % power, two-sided {alpha * 100:.3g} % = 5 % / {m}, noncentral t)")
 
 
 def peer_sentences(results: list[PeerComparisonResult], coverage: str) -> list[str]:
