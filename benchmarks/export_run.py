@@ -423,6 +423,17 @@ def damage_record(run_dir: Path) -> dict:
 # --- main -------------------------------------------------------------------------------------------
 
 
+def _model_words(model: dict) -> tuple[str, str]:
+    """``(name, detail)`` of a config's model for the page's sentences: a registry model's name
+    and width; a factory model's key, as the run folder names it (its label, or its callable's
+    name), and the factory it comes from."""
+    if model.get("factory") is None:
+        return model["name"], f"width {model.get('width', 1):g}"
+    from topoprune.experiments.factory import factory_key
+
+    return model.get("label") or factory_key(model["factory"]), f"factory {model['factory']}"
+
+
 def _run_dir(kind: str, config_path: Path, runs: Path) -> tuple[Path, dict]:
     if kind == "study":
         from topoprune.experiments.study import load_study_config
@@ -480,7 +491,7 @@ def main() -> None:
         intro = ["**Verdicts (computed):**", "", *[f"- {v}" for v in s["verdicts"]], "",
                  *(["**Among the random candidates only** (the method choices left out):", "",
                     *[f"- {v}" for v in s["verdicts_random_only"]], ""] if s["verdicts_random_only"] else []),
-                 f"Model {exp['models'][0].get('name')} (width {exp['models'][0].get('width', 1):g}) on "
+                 "Model {} ({}) on ".format(*_model_words(exp["models"][0])) +
                  f"{exp['dataset']['name']}, dense test accuracy {s['rows'][0]['dense_acc']:.2f} %; "
                  f"{config['damage']['random']['count']} random candidates per sparsity (layer spread "
                  f"{config['damage']['random']['spread']:g}) plus each method's choice; seed {exp['seeds'][0]}; "
@@ -534,7 +545,7 @@ def main() -> None:
                                                 ["- no paired comparison yet (fewer than 2 seeds per cell)"]), ""]
         else:
             tables = imp_tables(rows, len(config["seeds"]))
-        intro = [f"Dense baseline ({config['models'][0]['name']}, width {config['models'][0].get('width', 1):g}, "
+        intro = ["Dense baseline ({}, {}, ".format(*_model_words(config["models"][0])) +
                  f"train seed {config['train'].get('seed', 0)}): test accuracy {baseline['test_acc']:.2f}%. "
                  f"Accuracy in % on the test split, mean ± std over the seeds listed; recovery {config['recovery']['epochs']} "
                  f"epochs at lr {config['recovery']['lr']:g}."
@@ -549,16 +560,16 @@ def main() -> None:
         shutil.copyfile(png, args.out / f"{name}_{png.name}")
     if args.kind == "extreme":
         plot = args.out / f"{name}_accuracy_vs_compression.png"
-        model = config["models"][0]
+        model, detail = _model_words(config["models"][0])
         extreme_plot(record["rows"], record["methods"], record["critical"], record["dense"]["test_acc"],
-                     f"{model['name']} (width {model.get('width', 1):g}) on {config['dataset']['name']}, "
+                     f"{model} ({detail}) on {config['dataset']['name']}, "
                      f"{len(config['seeds'])} seeds", plot)
         record["plot"] = plot.name
     if args.kind == "budget":
         plot = args.out / f"{name}_layer_budgets.png"
-        model = config["models"][0]
+        model, detail = _model_words(config["models"][0])
         budget_plot(record["rows"], record["methods"], plot,
-                    f"{model['name']} (width {model.get('width', 1):g}): per-layer budgets, seed mean",
+                    f"{model} ({detail}): per-layer budgets, seed mean",
                     _METRIC[record["metric"]])
         record["plot"] = plot.name
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -16,7 +16,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from topoprune.experiments.stats import interval_verdict, t_interval
+from topoprune.experiments.stats import (holm_family, interval_verdict, minimum_detectable_effect,
+                                         paired_difference, t_interval)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -137,6 +138,64 @@ def _verdict_words(verdicts: list[str], peer: str) -> str:
     return f"beat {peer} in {wins} and lose to it in {loses} of {n} comparisons"
 
 
+# --- Holm's adjustment over a table's "vs best peer" rows ---------------------------------------
+
+HOLM_NOTE = ("The adjusted column applies Holm's step-down method to the paired-t p-values of the table's "
+             "family (every \"method vs best peer\" row of the table): WINS or LOSES where the adjusted p is below "
+             "0.05, TIE otherwise. Beside a TIE, the smallest difference the seeds at hand would detect with 80 % "
+             "power at two-sided 5 % (exact, noncentral t); beside a TIE only the adjustment made (the interval "
+             "excludes zero), that at the family's strictest level, 5 % / m.")
+
+
+def _accuracies(d: dict, sparsity: float, method: str) -> dict:
+    return {r["seed"]: r["acc_after_recovery"] for r in d["rows"] if r["method"] == method and r["sparsity"] == sparsity}
+
+
+def _adjusted_cells(d: dict, comparisons: dict[int, tuple[float, str, str]]) -> dict[int, str]:
+    """Table row index -> the Holm-adjusted verdict cell, for the rows ``{index: (sparsity, method,
+    best peer)}`` of one table, a family of its own."""
+    results = {i: paired_difference(_accuracies(d, s, m), _accuracies(d, s, peer))
+               for i, (s, m, peer) in comparisons.items()}
+    family = holm_family("every method-vs-best-peer row of the table", {str(i): r for i, r in results.items()})
+    cells = {}
+    for c in family.comparisons:
+        r = c.result
+        if c.p_adjusted is None:
+            cells[int(c.name)] = "—"
+            continue
+        cell = f"{c.verdict_adjusted} (p = {c.p_adjusted:.2g}, m = {family.m})"
+        if r.verdict == "TIE":
+            cell += (f"; no difference larger than {minimum_detectable_effect(r.sd, r.n):.2f} points could be seen "
+                     f"with {r.n} seeds")
+        elif c.verdict_adjusted == "TIE":
+            x = minimum_detectable_effect(r.sd, r.n, alpha=0.05 / family.m)
+            cell += f"; at 5 % / m, no difference larger than {x:.2f} points could be seen with {r.n} seeds"
+        cells[int(c.name)] = cell
+    return cells
+
+
+def _with_adjusted(d: dict, table: list[list[str]], comparisons: dict[int, tuple[float, str, str]],
+                   head: str) -> list[list[str]]:
+    """``table`` with the Holm-adjusted column appended (empty for the rows that compare nothing)."""
+    cells = _adjusted_cells(d, comparisons) if comparisons and d.get("rows") else {}
+    return [table[0] + [head]] + [r + [cells.get(i, "")] for i, r in enumerate(table[1:], 1)]
+
+
+def _structured_adjusted(d: dict, table: list[list[str]]) -> list[list[str]]:
+    """Table 1 with the Holm-adjusted verdict over its "vs best baseline" rows."""
+    comparisons = {i: (float(r[0]), r[1], r[-1].rsplit(" vs ", 1)[1]) for i, r in enumerate(table[1:], 1)
+                   if r[-1].split(":")[0] in ("WINS", "TIE", "LOSES")}
+    return _with_adjusted(d, table, comparisons, "Holm-adjusted over the table (adjusted p, m comparisons)")
+
+
+def _budget_adjusted(d: dict, table: list[list[str]]) -> list[list[str]]:
+    """The matched-budget "against the best peer" table with the Holm-adjusted verdict."""
+    levels = {f"{1 / (1 - s):.3g}x": s for s in {r["sparsity"] for r in d["rows"]}}
+    comparisons = {i: (levels[r[0]], r[1], r[2]) for i, r in enumerate(table[1:], 1)
+                   if r[-1] in ("WINS", "TIE", "LOSES") and r[0] in levels}
+    return _with_adjusted(d, table, comparisons, "Holm-adjusted over the table (adjusted p, m comparisons)")
+
+
 # --- the pages ----------------------------------------------------------------------------------
 
 STRUCTURED_INTRO = (
@@ -162,8 +221,10 @@ def _structured_body(d: dict, name: str) -> list[str]:
     note = (" Its last column is the difference of the means after 5 epochs, its sign alone deciding wins or "
             "LOSES, with no interval: running and exporting the config's command again gives the paired "
             "interval." if old else "")
+    shown = table if old else _structured_adjusted(d, table)
     return [_about(d, f"{name}.json", covers_of_run(d)) + note, "",
-            f"Dense: {d['dense']['test_acc']:.2f}% test accuracy.", "", _table(table), ""]
+            f"Dense: {d['dense']['test_acc']:.2f}% test accuracy." + ("" if old else " " + HOLM_NOTE), "",
+            _table(shown), ""]
 
 
 def page_structured() -> list[str]:
@@ -397,6 +458,9 @@ def page_extreme() -> list[str]:
                 f"Dense: {d['dense']['test_acc']:.2f}% test accuracy.{crit}",
                 "", *[f"- {v}" for v in d.get("verdicts", [])], ""]
         for title, t in d["tables"].items():
+            if title == "against the best peer, after recovery (same seed)":
+                t = _budget_adjusted(d, t)
+                out += [HOLM_NOTE, ""]
             out += [f"*{title}*", "", _table(t), ""]
         if d.get("plot"):
             out += _plot(d["plot"], f"accuracy vs compression, {what}")
@@ -434,6 +498,9 @@ def page_damage() -> list[str]:
             out += ["Among the random candidates only (the method choices left out, so that a score must rank "
                     "prunings of one kind):", "", *[f"- {v}" for v in d["verdicts_random_only"]], ""]
         for title, t in d["tables"].items():
+            if title == "against the best peer, after recovery (same seed)":
+                t = _budget_adjusted(d, t)
+                out += [HOLM_NOTE, ""]
             out += [f"*{title}*", "", _table(t), ""]
     title = (f"# Does topology explain recoverability? A topological score beats L1 mass in {hits} of {compared} "
              "comparisons" if compared else "# Does topology explain recoverability? (the damage study)")
@@ -457,6 +524,9 @@ def page_budgets() -> list[str]:
         ours_verdicts += [r[-1] for r in against[1:] if r[1] in d.get("ours", [])]
         out += [_about(d, f"{name}.json", covers_of_run(d)), "", *[f"- {v}" for v in d["verdicts"]], ""]
         for title, t in d["tables"].items():
+            if title == "against the best peer, after recovery (same seed)":
+                t = _budget_adjusted(d, t)
+                out += [HOLM_NOTE, ""]
             out += [f"*{title}*", "", _table(t), ""]
         if d.get("plot"):
             out += _plot(d["plot"], "per-layer budgets")

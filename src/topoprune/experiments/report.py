@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TopopruneError
-from .stats import paired_difference
+from .peers import adjusted_words, peer_comparisons, peer_sentences
+from .stats import holm_family, paired_difference
 from .store import read_json_file
 
 __all__ = ["build_report", "chance_warnings", "control_verdicts", "mean_std", "summarize", "winners", "write_pages"]
@@ -197,8 +198,10 @@ _MEANING = {
 def control_verdicts(config: dict, rows: list[dict]) -> list[str]:
     """The controls section: for every method and control of the config's ``controls``, per
     (model, sparsity), the same-seed paired difference of the accuracy after recovery (method
-    minus control), its 95 % t-interval and verdict, and which controls were not run because
-    they would repeat cells the config runs anyway."""
+    minus control), its 95 % t-interval and verdict, the verdict adjusted with Holm's method over
+    the family of every method-vs-control comparison of the run, the detectable-effect sentence
+    beside a TIE, and which controls were not run because they would repeat cells the config
+    runs anyway."""
     from .config import control_plan
 
     plans = control_plan(config)
@@ -209,30 +212,50 @@ def control_verdicts(config: dict, rows: list[dict]) -> list[str]:
     for r in rows:
         acc[(r["model"], r["method"], r["sparsity"])][r["seed"]] = r["acc_after_recovery"]
     cells = sorted({(r["model"], r["sparsity"]) for r in rows if not r.get("control")})
-    out = []
+    lines: list[str | tuple] = []  # a sentence, or (where, control, comparison key) filled in below
+    results = {}
     for plan in plans:
         m, c = plan.method, plan.control
         if plan.coincides == "self":
-            out.append(f"{m}'s {c} control is {m} itself (the same layer budget, chosen the same way): not run, no verdict.")
+            lines.append(f"{m}'s {c} control is {m} itself (the same layer budget, chosen the same way): "
+                         "not run, no verdict.")
             continue
         reference, named = plan.key, f"its {c} control ({plan.key})"
         if plan.coincides is not None:
-            out.append(f"{m}'s {c} control is the {plan.coincides} method at the same budget (a uniform layer "
-                       f"budget filled at random): not run twice; {plan.coincides}'s cells serve as it.")
+            lines.append(f"{m}'s {c} control is the {plan.coincides} method at the same budget (a uniform layer "
+                         f"budget filled at random): not run twice; {plan.coincides}'s cells serve as it.")
             reference, named = plan.coincides, f"its {c} control ({plan.coincides} at the same budget)"
         for model, sparsity in cells:
-            p = paired_difference(acc.get((model, m, sparsity), {}), acc.get((model, reference, sparsity), {}))
-            where = f"{model} at sparsity {sparsity:g}: **{m}** vs {named}"
-            if p.n == 0:
-                out.append(f"{where}: no seed with both rows yet.")
-            elif p.n == 1:
-                out.append(f"{where}: {p.mean:+.2f} points with 1 seed: no interval, no verdict (a verdict needs "
-                           "at least 2 seeds).")
-            else:
-                v = p.verdict
-                out.append(f"{where}: {p.mean:+.2f} points, 95 % t-interval [{p.low:+.2f}, {p.high:+.2f}] over "
-                           f"{p.n} seeds (same-seed paired, method minus control, accuracy after recovery; "
-                           f"{coverage}): **{v}**: {_MEANING[c][v]}.")
+            key = f"{model} at sparsity {sparsity:g}: {m} vs {c}"
+            results[key] = paired_difference(acc.get((model, m, sparsity), {}),
+                                             acc.get((model, reference, sparsity), {}))
+            lines.append((f"{model} at sparsity {sparsity:g}: **{m}** vs {named}", c, key))
+    family = holm_family("every method-vs-control row of this run", results) if results else None
+    adjusted = {a.name: a for a in family.comparisons} if family else {}
+    out = []
+    if family and family.m:
+        out.append(f"Holm's adjustment runs over the family of {family.m} method-vs-control comparison"
+                   f"{'' if family.m == 1 else 's'} with at least 2 seeds: {family.family}.")
+    for line in lines:
+        if isinstance(line, str):
+            out.append(line)
+            continue
+        where, c, key = line
+        p = results[key]
+        if p.n == 0:
+            out.append(f"{where}: no seed with both rows yet.")
+        elif p.n == 1:
+            out.append(f"{where}: {p.mean:+.2f} points with 1 seed: no interval, no verdict (a verdict needs "
+                       "at least 2 seeds).")
+        else:
+            a = adjusted[key]
+            v = p.verdict
+            after = ("" if a.verdict_adjusted == v else
+                     f" (after Holm's adjustment: {_MEANING[c][a.verdict_adjusted]})")
+            out.append(f"{where}: {p.mean:+.2f} points, 95 % t-interval [{p.low:+.2f}, {p.high:+.2f}] over "
+                       f"{p.n} seeds (same-seed paired, method minus control, accuracy after recovery; "
+                       f"{coverage}): **{v}**: {_MEANING[c][v]}{after}. Verdicts: "
+                       f"{adjusted_words(a, family.m)}.")
     return out
 
 
@@ -429,6 +452,9 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
              + _budget_note(config.get("budget")))
     sections: list[tuple[str, list]] = [("Warning", [f"**{w}**" for w in warned.values()])] if warned else []
     sections.append(("Which method won", sentences))
+    paired = peer_sentences(peer_comparisons(rows, at_chance=set(warned)), _coverage(config, short=True))
+    if paired:
+        sections.append(("Paired comparisons", paired))
     controls = control_verdicts(config, rows)
     if controls:
         sections.append(("Controls: its choice inside layers, or only its layer budget?", controls))
