@@ -76,7 +76,7 @@ bench-fitness: bench-structured
 	$(CLI) compare configs/fmnist-vgg16q-topo-fitness.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
 
-# Section 9: layer budgets at matched FLOPs. VGG: 8 to 20 min per cell here (mean 12), so
+# Layer budgets at matched FLOPs (docs/benchmarks/budgets.md). VGG: 8 to 20 min per cell here (mean 12), so
 # 7 to 9 h on 2 cores; ResNet-56: about 59 core-hours of training alone (train_step_cost.py below),
 # meant for a GPU (add --device cuda). Both resume.
 bench-budgets: setup system-data
