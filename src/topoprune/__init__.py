@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._deprecation import deprecated_module_names
 from ._version import __version__
 
 # public name -> module that defines it
@@ -167,7 +168,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     )
 
 
-def __getattr__(name: str) -> Any:
+def _load(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is not None:
         value = getattr(importlib.import_module(module), name)
@@ -175,13 +176,16 @@ def __getattr__(name: str) -> Any:
         return value
     if name in _SUBMODULES:
         return importlib.import_module(_SUBMODULES[name])
-    if name in _DEPRECATED:
-        from ._deprecation import warn_deprecated
-
-        new, where = _DEPRECATED[name]
-        warn_deprecated(f"topoprune.{name}", f"topoprune.{new}")
-        return getattr(importlib.import_module(where), new)
     raise AttributeError(f"module 'topoprune' has no attribute {name!r}")
+
+
+def _loader(new: str, where: str):
+    return lambda: getattr(importlib.import_module(where), new)
+
+
+__getattr__ = deprecated_module_names(
+    __name__, {old: (f"topoprune.{new}", _loader(new, where)) for old, (new, where) in _DEPRECATED.items()},
+    fallback=_load)
 
 
 def __dir__() -> list[str]:

@@ -27,15 +27,15 @@ __all__ = ["REMOVED_IN", "warn_deprecated", "renamed_kwargs", "deprecated_module
 REMOVED_IN = "0.3.0"
 
 
-def warn_deprecated(old: str, new: str, *, stacklevel: int | None = None) -> None:
+def warn_deprecated(old: str, new: str) -> None:
     """Warn that ``old`` is deprecated, naming ``new``, the spelling to use instead.
 
     The warning is attributed to the first frame outside topoprune (and outside pydantic and the
     import machinery, which run our validators and module ``__getattr__``), so Python's default
     filters show it in a user's ``__main__`` and a test runner points at the user's line, however
-    deep inside the package the old spelling was noticed. ``stacklevel`` overrides that."""
+    deep inside the package the old spelling was noticed."""
     warnings.warn(f"{old} is deprecated since topoprune 0.2.0 and will be removed in {REMOVED_IN}; "
-                  f"use {new}", DeprecationWarning, stacklevel=stacklevel or _outside_level())
+                  f"use {new}", DeprecationWarning, stacklevel=_outside_level())
 
 
 def _outside_level() -> int:
@@ -54,8 +54,7 @@ def _outside_level() -> int:
     return 2
 
 
-def renamed_kwargs(function: str, kwargs: Mapping[str, Any], renames: Mapping[str, str], *,
-                   stacklevel: int | None = None) -> dict[str, Any]:
+def renamed_kwargs(function: str, kwargs: Mapping[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
     """``kwargs`` with each old keyword (``renames``: old -> new) under its new name, warning once
     for each old name used. Giving both spellings at once is an error."""
     from .errors import TopopruneError
@@ -66,7 +65,7 @@ def renamed_kwargs(function: str, kwargs: Mapping[str, Any], renames: Mapping[st
             continue
         if new in kwargs:
             raise TopopruneError(f"{function}(): give {new}= only ({old}= is its deprecated spelling)")
-        warn_deprecated(f"{function}({old}=...)", f"{new}=", stacklevel=stacklevel)
+        warn_deprecated(f"{function}({old}=...)", f"{new}=")
         out[new] = kwargs[old]
     return out
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .._deprecation import deprecated_module_names
+
 # public name -> module that defines it
 _EXPORTS = {
     "IMPORTANCES": "importance", "fpgm_scores": "importance", "l1_scores": "importance",
@@ -48,21 +50,24 @@ if TYPE_CHECKING:
     from .synflow import synflow_scores
 
 
-def __getattr__(name: str) -> Any:
+def _load(name: str) -> Any:
     if name == "methods":
         return importlib.import_module(f"{__name__}.methods")
-    if name in _DEPRECATED:
-        from .._deprecation import warn_deprecated
-
-        new, where = _DEPRECATED[name]
-        warn_deprecated(f"{__name__}.{name}", f"topoprune.{new}")
-        return getattr(importlib.import_module(f"{__name__}.{where}"), new)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
+
+
+def _loader(new: str, where: str):
+    return lambda: getattr(importlib.import_module(f"{__name__}.{where}"), new)
+
+
+__getattr__ = deprecated_module_names(
+    __name__, {old: (f"topoprune.{new}", _loader(new, where)) for old, (new, where) in _DEPRECATED.items()},
+    fallback=_load)
 
 
 def __dir__() -> list[str]:

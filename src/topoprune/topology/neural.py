@@ -164,6 +164,24 @@ def _layer_graph(
     return "toeplitz", n_vertices, values
 
 
+def scaled_deaths(values: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """A layer's spanning-tree edge values (descending) divided by ``scale``, the normalizing
+    maximum: the layer's own largest value when None (layer normalization), the network's for
+    global normalization. An all-zero layer is returned as is."""
+    if scale is None:
+        scale = float(values[0]) if values.size else 0.0
+    return values / scale if scale > 0 else values.astype(np.float64)
+
+
+def check_graph_settings(normalization: str, conv_graph: str) -> None:
+    """Refuse a ``normalization`` or ``conv_graph`` that :func:`neural_persistence_of_network`
+    (and its permutation null) does not know."""
+    if normalization not in NORMALIZATIONS:
+        raise TopopruneError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if conv_graph not in CONV_GRAPHS:
+        raise TopopruneError(f"conv_graph must be one of {CONV_GRAPHS}, got {conv_graph!r}")
+
+
 def neural_persistence_of_network(
     layers: Sequence[Layer],
     p: float = 2.0,
@@ -188,16 +206,12 @@ def neural_persistence_of_network(
         channel_norm: the p-norm of kernel slices in the channel graph (default 2).
     """
     p = check_p(p)
-    if normalization not in NORMALIZATIONS:
-        raise TopopruneError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    if conv_graph not in CONV_GRAPHS:
-        raise TopopruneError(f"conv_graph must be one of {CONV_GRAPHS}, got {conv_graph!r}")
+    check_graph_settings(normalization, conv_graph)
     graphs = [_layer_graph(x, conv_graph, include_bias, channel_norm) for x in layers]
     global_max = max((float(v[0]) for _, _, v in graphs if v.size), default=0.0)
     out = []
     for layer, (gname, n_vertices, values) in zip(layers, graphs):
-        scale = global_max if normalization == "global" else (float(values[0]) if values.size else 0.0)
-        deaths = values / scale if scale > 0 else values.astype(np.float64)
+        deaths = scaled_deaths(values, global_max if normalization == "global" else None)
         out.append(
             LayerPersistence(
                 name=layer.name,

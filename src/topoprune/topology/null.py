@@ -26,12 +26,12 @@ import numpy as np
 from ..errors import TopopruneError
 from .graphs import Layer
 from .neural import (
-    CONV_GRAPHS,
-    NORMALIZATIONS,
     _layer_graph,
+    check_graph_settings,
     check_p,
     neural_persistence_of_layer,
     persistence_norm,
+    scaled_deaths,
 )
 
 __all__ = ["NullResult", "neural_persistence_null_of_network", "neural_persistence_null_of_layer"]
@@ -123,10 +123,7 @@ def neural_persistence_null_of_network(
     """
     k = _check_k(k)
     p = check_p(p)
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    if conv_graph not in CONV_GRAPHS:
-        raise ValueError(f"conv_graph must be one of {CONV_GRAPHS}, got {conv_graph!r}")
+    check_graph_settings(normalization, conv_graph)
     graphs = [_layer_graph(x, conv_graph, include_bias, channel_norm) for x in layers]
     maxima = [float(v[0]) if v.size else 0.0 for _, _, v in graphs]
     streams = np.random.SeedSequence(seed).spawn(len(layers))
@@ -136,8 +133,7 @@ def neural_persistence_null_of_network(
 
         def np_of(values: np.ndarray, n_vertices: int, others: float = others) -> float:
             top = float(values[0]) if values.size else 0.0
-            scale = max(others, top) if normalization == "global" else top
-            deaths = values / scale if scale > 0 else values.astype(np.float64)
+            deaths = scaled_deaths(values, max(others, top) if normalization == "global" else None)
             return persistence_norm(deaths, n_vertices, p, False, essential)
 
         def score(w: np.ndarray, layer: Layer = layer, np_of=np_of) -> float:
