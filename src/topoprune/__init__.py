@@ -59,6 +59,8 @@ _EXPORTS = {
     "register_method": "topoprune.pruning",
     "StructuredMethod": "topoprune.pruning",
     "UnstructuredMethod": "topoprune.pruning",
+    "PruneOutcome": "topoprune.pruning.methods",
+    "ApplyRequest": "topoprune.pruning.methods",
     "list_allocations": "topoprune.pruning",
     "register_allocation": "topoprune.pruning",
     "Allocation": "topoprune.pruning",
@@ -83,6 +85,11 @@ _EXPORTS = {
     "shipped_configs": "topoprune.experiments.config",
     "run_experiment": "topoprune.experiments.runner",
     "read_results": "topoprune.experiments.store",
+    # testing a criterion of one's own
+    "evaluate_method": "topoprune.experiments.evaluate",
+    "EvaluationResult": "topoprune.experiments.evaluate",
+    "load_suite": "topoprune.experiments.suites",
+    "shipped_suites": "topoprune.experiments.suites",
 }
 
 # Subpackages reachable as attributes without importing them first (``tp.methods.FPGM()``). The
@@ -121,10 +128,13 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .errors import TopopruneError
     from .experiments import load_model, save_pruned
     from .experiments.config import load_config, shipped_configs
+    from .experiments.evaluate import EvaluationResult, evaluate_method
+    from .experiments.suites import load_suite, shipped_suites
     from .experiments.export import export_model
     from .experiments.runner import run_experiment
     from .experiments.store import read_results
     from .metrics import CostResult, measure_latency, model_cost
+    from .pruning.methods import ApplyRequest, PruneOutcome
     from .models import ModelMeta, create_model, extract_layers, list_models, register_model
     from .pruning import (
         Allocation,

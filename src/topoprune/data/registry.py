@@ -53,6 +53,7 @@ class DatasetInfo:
     remote: tuple[RemoteFile, ...] = ()
     system_paths: tuple[str, ...] = ()
     how_to_get: str = ""
+    sizes: tuple[int, int] = (0, 0)  # (train, test) samples when known without loading (cost estimates)
 
     @property
     def num_classes(self) -> int:
@@ -67,6 +68,7 @@ _BUILTIN: dict[str, DatasetInfo] = {
         "digits", (1, 8, 8), tuple("0123456789"),
         "scikit-learn's bundled 8x8 handwritten digits (1797 images; fixed seeded 80/20 split)",
         how_to_get="it ships with scikit-learn: pip install scikit-learn",
+        sizes=(1438, 359),
     ),
     "fashion-mnist": DatasetInfo(
         "fashion-mnist", (1, 28, 28),
@@ -82,6 +84,7 @@ _BUILTIN: dict[str, DatasetInfo] = {
         system_paths=("/usr/share/datasets/fashion-mnist",),
         how_to_get="run `topoprune data fetch fashion-mnist`, or on Debian/Ubuntu "
         "`apt-get install dataset-fashion-mnist`",
+        sizes=(60000, 10000),
     ),
     "mnist": DatasetInfo(
         "mnist", (1, 28, 28), tuple("0123456789"),
@@ -94,6 +97,7 @@ _BUILTIN: dict[str, DatasetInfo] = {
         ),
         system_paths=("/usr/share/datasets/mnist",),
         how_to_get="run `topoprune data fetch mnist`",
+        sizes=(60000, 10000),
     ),
     "cifar10": DatasetInfo(
         "cifar10", (3, 32, 32),
@@ -104,6 +108,7 @@ _BUILTIN: dict[str, DatasetInfo] = {
                        "c58f30108f718f92721af3b95e74349a"),
         ),
         how_to_get="run `topoprune data fetch cifar10` (about 170 MB)",
+        sizes=(50000, 10000),
     ),
 }
 

@@ -403,6 +403,8 @@ class _Layout(_Spec):
     resources: ResourcesSpec = ResourcesSpec()
     controls: list[Annotated[str, AfterValidator(_control_name)]] = Field(
         [], max_length=8, description="controls run beside every method (shuffle, magnitude-at-budget)")
+    controls_of: list[str] | None = Field(
+        None, min_length=1, max_length=256, description="the method keys whose controls run (default: every method)")
 
     @model_validator(mode="before")
     @classmethod
@@ -424,7 +426,7 @@ class _Layout(_Spec):
                 data.pop(section)
         return data
 
-    @field_validator("sparsities", "seeds", "controls")
+    @field_validator("sparsities", "seeds", "controls", "controls_of")
     @classmethod
     def _distinct(cls, values: list) -> list:
         if len(set(values)) != len(values):
@@ -447,6 +449,8 @@ class ExperimentConfig:
         self.budget: BudgetSpec | None = layout.budget
         self.resources: ResourcesSpec = layout.resources  # runtime only: not in to_dict or the digest
         self.controls: tuple[str, ...] = tuple(layout.controls)
+        self.controls_of: tuple[str, ...] | None = (None if layout.controls_of is None
+                                                    else tuple(layout.controls_of))
         self._train_given = given  # the train keys as written: part of the digest
         self._raw = raw or {}  # sections as written, so 1 and 1.0 keep the digest they always had
 
@@ -483,7 +487,7 @@ class ExperimentConfig:
 
     def control_plan(self) -> list["ControlPlan"]:
         """Every (method, control) pair of ``controls``, and what each would repeat."""
-        return _plan(self.methods, self.controls)
+        return _plan(self.methods, self.controls, self.controls_of)
 
     @property
     def nproc(self) -> int:
@@ -514,6 +518,7 @@ class ExperimentConfig:
             # only when set: configs without a budget (or controls) keep the digest they always had
             **({"budget": self.budget.model_dump(mode="json")} if self.budget is not None else {}),
             **({"controls": list(self.controls)} if self.controls else {}),
+            **({"controls_of": list(self.controls_of)} if self.controls_of is not None else {}),
         }
 
     def target(self, sparsity: float) -> dict | None:
@@ -569,7 +574,9 @@ class ControlPlan:
         return self.coincides is None
 
 
-def _plan(methods: tuple[MethodSpec, ...], controls: tuple[str, ...]) -> list[ControlPlan]:
+def _plan(methods: tuple[MethodSpec, ...], controls: tuple[str, ...],
+          of: tuple[str, ...] | None = None) -> list[ControlPlan]:
+    """The (method, control) pairs: every method's, or with ``of`` only those methods'."""
     from ..pruning.controls import control_coincides_with
 
     def uniform(spec: MethodSpec) -> bool:
@@ -577,6 +584,8 @@ def _plan(methods: tuple[MethodSpec, ...], controls: tuple[str, ...]) -> list[Co
 
     plans = []
     for spec in methods:
+        if of is not None and spec.key not in of:
+            continue
         for control in controls:
             same = control_coincides_with(spec.method, control, allocation=(spec.allocation or {}).get("name"))
             if getattr(spec.method, "threshold", None) is not None:  # a Betti threshold sets its own counts
@@ -595,7 +604,8 @@ def control_plan(config: dict) -> list[ControlPlan]:
     if not controls:
         return []
     methods = tuple(_method(f"methods[{i}]", m) for i, m in enumerate(config.get("methods", [])))
-    return _plan(methods, controls)
+    of = config.get("controls_of")
+    return _plan(methods, controls, None if of is None else tuple(of))
 
 
 def _as_given(dumped: dict, given: Any) -> dict:
@@ -661,7 +671,7 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
     """Validate a config mapping (as loaded from YAML); raise :class:`TopopruneError` in one line."""
     if not isinstance(data, dict):
         raise TopopruneError(f"config: bad value {type(data).__name__}; allowed: a mapping of fields "
-                             "(name, model(s), dataset, train, methods, sparsities, seeds, recovery, analyses, budget, resources, controls)")
+                             "(name, model(s), dataset, train, methods, sparsities, seeds, recovery, analyses, budget, resources, controls, controls_of)")
     raw = dict(data)
     if name is not None and "name" not in raw:
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:64] or "experiment"
@@ -711,8 +721,18 @@ def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:
         if layout.budget is not None and not m.structured:
             raise TopopruneError(f"config field methods[{i}].name: {m.key!r} is unstructured; a 'budget:' "
                                  "comparison prunes structured methods to a FLOPs/MACs/params target")
+    if layout.controls_of is not None:
+        if not layout.controls:
+            raise TopopruneError("config field controls_of: given without controls; allowed: with a 'controls:' "
+                                 "list (e.g. controls: [shuffle])")
+        unknown = [k for k in layout.controls_of if k not in mkeys]
+        if unknown:
+            raise TopopruneError(f"config field controls_of: bad value {unknown[0]!r}; allowed: "
+                                 f"{_one_of(unknown[0], mkeys)} (the config's method keys)")
     if layout.controls:
         for i, m in enumerate(methods):
+            if layout.controls_of is not None and m.key not in layout.controls_of:
+                continue
             if m.method.needs().training and not _controllable_iterative(m.method):
                 raise TopopruneError(f"config field controls: not supported yet with methods[{i}] {m.key!r}, which "
                                      "fine-tunes between rounds; allowed: one-shot and structured methods, and "

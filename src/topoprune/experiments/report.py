@@ -463,8 +463,8 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
 
 
 def write_pages(run_dir: Path, title: str, intro: str, sections: list[tuple[str, list]],
-                plots: list[tuple[str, Path]]) -> tuple[Path, Path]:
-    """Write ``report.md`` and a self-contained ``report.html`` (plots inlined as base64, no
+                plots: list[tuple[str, Path]], *, stem: str = "report") -> tuple[Path, Path]:
+    """Write ``<stem>.md`` and a self-contained ``<stem>.html`` (plots inlined as base64, no
     network) into ``run_dir``. A section is a list of sentences (a bullet list, ``**bold**``
     allowed) or a table (a list of rows, the first the header)."""
 
@@ -476,9 +476,10 @@ def write_pages(run_dir: Path, title: str, intro: str, sections: list[tuple[str,
         md += [f"## {heading}", ""]
         md += [_markdown_table(body)] if is_table(body) else [f"- {s}" for s in body]
         md += [""]
-    md += ["## Plots", ""]
-    md += [f"### {t}\n\n![{t}]({path.name})\n" for t, path in plots]
-    md_path = run_dir / "report.md"
+    if plots:
+        md += ["## Plots", ""]
+        md += [f"### {t}\n\n![{t}]({path.name})\n" for t, path in plots]
+    md_path = run_dir / f"{stem}.md"
     md_path.write_text("\n".join(md) + "\n")
 
     def cell(text: str, tag: str = "td") -> str:
@@ -503,7 +504,7 @@ def write_pages(run_dir: Path, title: str, intro: str, sections: list[tuple[str,
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#eee}}img{{max-width:100%;margin:1em 0}}</style>
 </head><body><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>
-{''.join(blocks)}<h2>Plots</h2>{images}</body></html>"""
-    html_path = run_dir / "report.html"
+{''.join(blocks)}{"<h2>Plots</h2>" + images if plots else ""}</body></html>"""
+    html_path = run_dir / f"{stem}.html"
     html_path.write_text(page)
     return md_path, html_path

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TopopruneError
@@ -39,7 +40,32 @@ from .stages import analysis_path, prepare
 from .row import row_key
 from .store import Damage, RunStore, run_log, run_session
 
-__all__ = ["run_experiment", "run_dir_for", "preflight", "Cell"]
+__all__ = ["run_experiment", "run_dir_for", "preflight", "Cell", "CellFailure", "run_keeping_going"]
+
+
+@dataclass(frozen=True)
+class CellFailure:
+    """A cell that raised while the run kept going (:func:`run_keeping_going`): which cell, the
+    class of the method that ran in it, and the error's one line (the traceback is in the run's
+    ``log.txt``). ``skipped`` is set for a control cell not run because its method cell failed."""
+
+    model: str
+    method: str
+    sparsity: float
+    seed: int
+    control: str | None
+    error: str
+    method_class: str = ""
+    skipped: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.method if self.control is None else f"{self.method}+{self.control}"
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "method": self.label, "sparsity": self.sparsity, "seed": self.seed,
+                "control": self.control, "error": self.error, "method_class": self.method_class,
+                "skipped": self.skipped}
 
 
 def run_dir_for(config: ExperimentConfig, out: str | Path) -> Path:
@@ -208,6 +234,25 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
         TopopruneError: bad input (before any folder exists), a run folder in use by another
             live process, damaged artefacts (unless ``repair``), a full disk.
     """
+    run_dir, _ = _execute(config, out, workers=workers, quiet=quiet, report=report, device=device,
+                          repair=repair, executor=executor, address=address, ray_num_cpus=ray_num_cpus)
+    return run_dir
+
+
+def run_keeping_going(config: ExperimentConfig, out: str | Path = "runs", *, quiet: bool = False,
+                      report: bool = True, device: str | None = None) -> tuple[Path, list[CellFailure]]:
+    """:func:`run_experiment` (in this process) that does not stop at a cell that raises: the
+    error's traceback goes to the run's ``log.txt``, the cell is listed in the returned failures,
+    every other cell runs (a control of a failed cell is skipped and listed) and the finished
+    cells stay. A rerun retries the failed cells. Errors outside the cells (the config, the data,
+    a baseline) still raise."""
+    return _execute(config, out, workers=1, quiet=quiet, report=report, device=device, repair=False,
+                    executor="local", address=None, ray_num_cpus=None, keep_going=True)
+
+
+def _execute(config: ExperimentConfig, out: str | Path, *, workers: int, quiet: bool, report: bool,
+             device: str | None, repair: bool, executor: str, address: str | None, ray_num_cpus: int | None,
+             keep_going: bool = False) -> tuple[Path, list[CellFailure]]:
     from ..train import resolve_device
 
     if not isinstance(config, ExperimentConfig):
@@ -244,8 +289,8 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
     with run_session(store, f"compare {config.name}") as previous:
         runner.start(str(run_dir))
         try:
-            warned = _run(config, store, executor=runner, quiet=quiet, device=device, repair=repair,
-                          previous=previous)
+            warned, failures = _run(config, store, executor=runner, quiet=quiet, device=device, repair=repair,
+                                    previous=previous, keep_going=keep_going)
         finally:
             runner.close()
         if report:
@@ -254,7 +299,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
             build_report(run_dir)
     for warning in warned:  # after the progress display: a line of its own on stderr by default
         logging.getLogger("topoprune").warning("warning: %s", warning)
-    return run_dir
+    return run_dir, failures
 
 
 def _chance_warnings(config: ExperimentConfig, store: RunStore) -> list[str]:
@@ -274,8 +319,9 @@ def _chance_warnings(config: ExperimentConfig, store: RunStore) -> list[str]:
 
 
 def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, device: str | None,
-         repair: bool, previous: dict | None) -> list[str]:
-    """Every stage of every cell still to do; returns the warnings about the baselines."""
+         repair: bool, previous: dict | None, keep_going: bool = False) -> tuple[list[str], list[CellFailure]]:
+    """Every stage of every cell still to do; returns the warnings about the baselines and, with
+    ``keep_going``, the cells that failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..train.scoped import set_threads
@@ -330,14 +376,53 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
             store.write_results(list(rows.values()))
             bar.advance(task)
 
+        failures: list[CellFailure] = []
         for phase in phases:
-            if phase:
+            if not phase:
+                continue
+            status = lambda text: bar.update(task, description=text)  # noqa: E731
+            if not keep_going:
                 executor.run(phase, run_dir=str(store.root), config_dict=config_dict, device=device, on_row=add,
-                             on_status=lambda text: bar.update(task, description=text), log=log)
+                             on_status=status, log=log)
+                continue
+            failed = {(f.model, f.method, f.sparsity, f.seed) for f in failures if f.control is None}
+            for cell in phase:
+                failures_of = _cell_failure(config, cell)
+                if cell.control is not None and (cell.model, cell.method, cell.sparsity, cell.seed) in failed:
+                    failures.append(failures_of("its method cell failed", skipped=True))
+                    bar.advance(task)
+                    continue
+                try:
+                    executor.run([cell], run_dir=str(store.root), config_dict=config_dict, device=device,
+                                 on_row=add, on_status=status, log=log)
+                except (KeyboardInterrupt, SystemExit, MemoryError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a method's bug must not cost the other cells
+                    log.error("cell %s failed", cell.key, exc_info=True)
+                    failures.append(failures_of(_one_line(exc)))
+                    bar.advance(task)
     # rows in a stable order, whatever order the cells finished in
     order = {c.row_key: i for i, c in enumerate(cells)}
     ordered = sorted(rows.values(), key=lambda r: order.get(row_key(r), math.inf))
     store.write_results(ordered)
-    log.info("run %s: %d rows", store.root.name, len(ordered))
-    return warned
+    log.info("run %s: %d rows%s", store.root.name, len(ordered),
+             f", {len(failures)} cell(s) failed" if failures else "")
+    return warned, failures
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one line: its type (unless it is ours) and its first line."""
+    first = " ".join((str(exc).strip().splitlines() or [""])[0].split())
+    return first if isinstance(exc, TopopruneError) and first else f"{type(exc).__name__}: {first}".rstrip(": ")
+
+
+def _cell_failure(config: ExperimentConfig, cell: Cell):
+    """A maker of ``cell``'s :class:`CellFailure` (the method's class named)."""
+    method = config.method(cell.method).method
+
+    def make(error: str, *, skipped: bool = False) -> CellFailure:
+        return CellFailure(cell.model, cell.method, cell.sparsity, cell.seed, cell.control, error,
+                           type(method).__name__, skipped)
+
+    return make
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import TopopruneError
 from .filters import prune_units
 from .methods.base import ApplyRequest, Method, PruneOutcome, StructuredMethod
 
@@ -28,4 +29,34 @@ def apply_method(method: Method, model: nn.Module, request: ApplyRequest) -> Pru
             pruned, info = prune_units(model, request.example_inputs, method=method, sparsity=request.sparsity,
                                        seed=request.seed, data_sample=request.sample, labelled_sample=labelled)
         return PruneOutcome(pruned, {"info": info.to_dict()}, steps=info.steps)
-    return method.apply(model, request)
+    return checked_outcome(method, method.apply(model, request))
+
+
+def checked_outcome(method: Method, outcome: object) -> PruneOutcome:
+    """An unstructured method's outcome, refused in one line naming the class when it is not a
+    :class:`PruneOutcome` holding a module, or when a mask does not have its weight's shape (torch
+    would broadcast some of those silently). A record without ``targets`` gets the masked layers."""
+    from ..models.layers import maskable_layers, weight_attr
+
+    who = f"method {method.name!r} ({type(method).__name__})"
+    if not isinstance(outcome, PruneOutcome) or not isinstance(outcome.model, nn.Module):
+        got = type(outcome).__name__ if not isinstance(outcome, PruneOutcome) else type(outcome.model).__name__
+        raise TopopruneError(f"{who}.apply returned {got}; allowed: a PruneOutcome(model=<the masked "
+                             "nn.Module>, record={...})")
+    if not isinstance(outcome.record, dict):
+        raise TopopruneError(f"{who}.apply returned a record of type {type(outcome.record).__name__}; "
+                             "allowed: a dict")
+    masked = []
+    for name, m in maskable_layers(outcome.model).items():
+        attr = weight_attr(m)
+        mask = getattr(m, f"{attr}_mask", None)
+        orig = getattr(m, f"{attr}_orig", None)
+        if mask is None or orig is None:
+            continue
+        if tuple(mask.shape) != tuple(orig.shape):
+            raise TopopruneError(f"{who} returned a mask of shape {tuple(mask.shape)} for layer {name!r}, "
+                                 f"whose weight has shape {tuple(orig.shape)}; allowed: a mask of the "
+                                 "weight's shape (torch.nn.utils.prune.custom_from_mask)")
+        masked.append(name)
+    outcome.record.setdefault("targets", masked)
+    return outcome

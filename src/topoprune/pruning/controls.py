@@ -179,6 +179,9 @@ class _BudgetFill(StructuredMethod):
     control: str
     control_seed: int = 0
 
+    def sets_own_counts(self) -> bool:
+        return True  # the result's counts, not int(units * sparsity)
+
     def choose(self, ctx: PruneContext, layer: LayerRequest) -> Sequence[int]:
         k = self.counts.get(layer.name, 0)
         layout = layer.units()

@@ -323,6 +323,11 @@ def prune_units(
         n = layout.count
         if any(i < 0 or i >= n for i in units) or len(set(units)) != len(units):
             raise TopopruneError(f"method {chosen.name!r} chose invalid units {units} for {name!r} ({n} units)")
+        asked = int(n * layer_sparsity)
+        if len(units) not in (asked, min(asked, n - 1)) and not chosen.sets_own_counts():
+            raise TopopruneError(f"method {chosen.name!r} ({type(chosen).__name__}) chose {len(units)} units of "
+                                 f"{name!r} at sparsity {layer_sparsity:g}; allowed: exactly int({n} * "
+                                 f"{layer_sparsity:g}) = {asked} distinct indices in [0, {n})")
         if len(units) >= n:
             units = units[: n - 1]
             rec.note = f"kept 1 {layout.kind}: the choice would have emptied the layer"

@@ -239,6 +239,9 @@ def _given_method(removed: dict[str, list[int]]):
         summary: ClassVar[str] = "a fixed removal (a damage-study candidate)"
         units: dict[str, list[int]] = {}
 
+        def sets_own_counts(self) -> bool:
+            return True  # the recorded removal, whatever the layer's sparsity
+
         def choose(self, ctx, layer):
             return self.units.get(layer.name, [])
 

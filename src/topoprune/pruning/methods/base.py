@@ -82,6 +82,11 @@ class Method(BaseModel):
         ``"field: why"`` naming the setting to change."""
         return None
 
+    def sets_own_counts(self) -> bool:
+        """Whether this structured method decides how many units a layer loses itself (a
+        threshold), instead of removing exactly ``int(units * sparsity)`` as asked."""
+        return False
+
     def settings(self) -> dict[str, Any]:
         """The settings given explicitly (what a config holds)."""
         return self.model_dump(exclude_unset=True, mode="json")

@@ -34,6 +34,9 @@ class Betti(StructuredMethod):
     def needs(self) -> Needs:
         return Needs(sample=self.samples)
 
+    def sets_own_counts(self) -> bool:
+        return self.threshold is not None  # every unit above the threshold goes, however many
+
     def prepare(self, ctx: PruneContext) -> None:
         # ctx.inputs is there: prune_units refuses a call without the sample needs() asks for.
         # Points: one per sample (conv) or per (sample, token) pair (a linear layer on tokens),

@@ -1,0 +1,61 @@
+"""``topoprune evaluate``: a method of one's own through a suite, against the strongest
+baselines and its own controls, with a leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import TopopruneError
+from .app import app
+from .common import console
+from .options import RunParentOption
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    method: Annotated[str, typer.Argument(help="The method to test: pkg.module:MyMethod (a StructuredMethod or "
+                                                "UnstructuredMethod subclass, registered or only importable; the "
+                                                "working directory is searched too), or a registered name.")],
+    suite: Annotated[str, typer.Option("--suite", help="quick (digits, minutes on a CPU), standard (Fashion-MNIST, "
+                                                        "hours on a CPU), standard-cifar10 (for a GPU), or a suite "
+                                                        "YAML file of your own.")] = "quick",
+    out: RunParentOption = Path("runs"),
+    device: Annotated[Optional[str], typer.Option("--device", help="Where training runs: cpu, cuda, cuda:N, mps "
+                                                                    "or auto (default: the suite's device, else "
+                                                                    "cpu).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and the cost estimate only.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display (CI logs).")] = False,
+) -> None:
+    """Run a pruning method through a suite of tasks against the strongest baselines and its own
+    controls; write leaderboard.md and leaderboard.html (resumable: rerun to continue). Cells
+    that fail are marked on the leaderboard and end the command with exit code 2."""
+    from ..experiments.evaluate import evaluate_method, plan_evaluation
+
+    plan = plan_evaluation(method, suite=suite)
+    estimate_device = device or plan.suite.device or "cpu"
+    if estimate_device in ("auto",):
+        from ..train import resolve_device
+
+        estimate_device = str(resolve_device("auto"))
+    try:
+        plan.estimate(device=estimate_device)
+    except TopopruneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - no such device here: a dry run still prints the plan
+        if not dry_run:
+            raise
+        console.print(f"(no estimate on {estimate_device}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+    for line in plan.lines():
+        console.print(line, soft_wrap=True)
+    if dry_run:
+        console.print(f"dry run: nothing was run; the evaluation folder would be {plan.folder(out)}")
+        return
+    result = evaluate_method(method, suite=suite, out=out, device=device, quiet=quiet,
+                             on_event=lambda text: console.print(text, soft_wrap=True))
+    console.print(f"leaderboard: {result.leaderboard[0]} and {result.leaderboard[1]}", soft_wrap=True)
+    line = result.failure_line()
+    if line is not None:
+        raise TopopruneError(line)

@@ -1,0 +1,95 @@
+"""The method ``topoprune evaluate`` tests: a user's class, an instance, or a registered name.
+
+A class given as ``pkg.module:MyMethod`` is imported (the working directory too, as for model
+factories). A class that ``@register_method`` registered keeps its name; one that is only
+importable is registered for the evaluation under a name made from its class name
+(``MyMethod`` -> ``my-method``), unless that name belongs to another method.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import TopopruneError
+from ..pruning.methods import METHODS, Method, StructuredMethod, UnstructuredMethod, method_class
+
+__all__ = ["Candidate", "resolve_candidate"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The method under test: its registry name, its settings (a config entry) and its class."""
+
+    name: str
+    method: Method
+    source: str  # "pkg.module:Class", or the registered name it was given as
+
+    @property
+    def structured(self) -> bool:
+        return bool(self.method.structured)
+
+    @property
+    def class_name(self) -> str:
+        return type(self.method).__name__
+
+    def entry(self) -> dict[str, Any]:
+        """The candidate as a config method entry (its explicitly given settings)."""
+        return {"name": self.name, **self.method.settings()}
+
+
+def _kebab(name: str) -> str:
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).lower()
+    return (re.sub(r"[^a-z0-9-]+", "-", text).strip("-") or "candidate")[:40]
+
+
+def resolve_candidate(method: object) -> Candidate:
+    """A :class:`Candidate` from ``"pkg.module:Class"``, a registered name, a :class:`Method`
+    subclass or an instance. Refused in one line: a path that does not import, an object that is
+    not a pruning method, a class whose settings have no defaults (pass an instance)."""
+    source = method if isinstance(method, str) else None
+    if isinstance(method, str) and ":" in method:
+        import sys
+
+        from .factory import resolve_factory
+
+        top = method.split(":", 1)[0].split(".")[0]
+        if top in sys.stdlib_module_names:
+            raise TopopruneError(f"method {method!r} names Python's standard library ({top}); allowed: "
+                                 "'pkg.module:Class', a StructuredMethod or UnstructuredMethod subclass")
+
+        method = resolve_factory(method, "method")
+    elif isinstance(method, str):
+        cls = method_class(method)  # an unknown name: one line listing the registered ones
+        return Candidate(method, cls(), method)
+    if isinstance(method, Method):
+        instance = method
+    elif isinstance(method, type) and issubclass(method, (StructuredMethod, UnstructuredMethod)):
+        try:
+            instance = method()
+        except Exception as exc:  # noqa: BLE001 - a pydantic error: settings without defaults
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise TopopruneError(f"method {source or method.__name__}: {method.__name__}() cannot be built with its "
+                                 f"defaults ({first}); allowed: a class whose settings all have defaults, or "
+                                 "an instance from Python (tp.evaluate_method(MyMethod(k=3)))") from None
+    else:
+        what = method.__name__ if isinstance(method, type) else type(method).__name__
+        raise TopopruneError(f"method {source or what}: {what} is not a pruning method; allowed: a subclass of "
+                             "topoprune.StructuredMethod or topoprune.UnstructuredMethod (see `topoprune methods`)")
+    cls = type(instance)
+    if not isinstance(instance, (StructuredMethod, UnstructuredMethod)):
+        raise TopopruneError(f"method {source or cls.__name__}: {cls.__name__} derives from Method but is neither "
+                             "a StructuredMethod nor an UnstructuredMethod; allowed: one of those two")
+    registered = cls.name if cls.name and cls.name in METHODS and METHODS.get(cls.name) is cls else None
+    if registered is None:
+        name = _kebab(cls.__name__)
+        if name in METHODS and METHODS.get(name) is not cls:
+            raise TopopruneError(f"method {source or cls.__name__}: its name {name!r} (from the class name) belongs to "
+                                 f"another method; allowed: register it under a name of its own with "
+                                 f"@register_method('my-name')")
+        if name not in METHODS:
+            METHODS.register(name, cls)
+            cls.name = name
+        registered = name
+    return Candidate(registered, instance, source or f"{cls.__module__}:{cls.__qualname__}")

@@ -1,0 +1,180 @@
+"""``topoprune evaluate``: one candidate method through a suite of tasks, against the strongest
+baselines and its own controls, ending in a leaderboard.
+
+An evaluation folder ``<out>/evaluate-<suite>-<method>-<hash>/`` holds ``evaluation.json`` (the
+suite, the candidate, the estimate, the failed cells), ``tasks/<run folder>/`` (one resumable
+comparison per task, as ``topoprune compare`` writes it) and ``leaderboard.md`` /
+``leaderboard.html``. The same command resumes: finished cells are kept, failed ones retried.
+
+A cell that raises (the candidate's bug, a mask of the wrong shape, the wrong number of units)
+does not stop the others: its traceback goes to its task's ``log.txt``, the leaderboard marks
+it, and :attr:`EvaluationResult.failures` lists it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import TopopruneError
+from .candidate import Candidate, resolve_candidate
+from .config import ExperimentConfig
+from .suites import Suite, SuiteTask, load_suite, task_config
+
+__all__ = ["EvaluationPlan", "EvaluationResult", "plan_evaluation", "evaluate_method"]
+
+
+@dataclass
+class EvaluationPlan:
+    """What an evaluation will run: the candidate, the suite, each task's config, and (once
+    :meth:`estimate` ran) the estimated seconds per task."""
+
+    candidate: Candidate
+    suite: Suite
+    tasks: list[tuple[SuiteTask, ExperimentConfig]]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def folder(self, out: str | Path) -> Path:
+        key = json.dumps({"suite": self.suite.digest(), "method": self.candidate.entry(),
+                          "source": self.candidate.source}, sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        return Path(out) / f"evaluate-{self.suite.name}-{self.candidate.name}-{digest}"
+
+    def estimate(self, *, device: str = "cpu") -> dict[str, float]:
+        """Seconds of training per task on this machine (:func:`~.cost.estimate_cost`)."""
+        from .cost import estimate_cost
+
+        self.seconds = {t.name: estimate_cost(c, device=device).seconds for t, c in self.tasks}
+        return self.seconds
+
+    def lines(self) -> list[str]:
+        """The plan in words: one line per task (cells, seeds, targets, estimate when known)."""
+        from .cost import format_seconds
+
+        c = self.candidate
+        out = [f"evaluate {c.name} ({c.class_name}, {'structured' if c.structured else 'unstructured'}) on the "
+               f"{self.suite.name} suite: {len(self.tasks)} task(s)"]
+        for task, config in self.tasks:
+            controls = [p for p in config.control_plan() if p.runs]
+            cells = len(config.models) * len(config.sparsities) * len(config.seeds) * (len(config.methods) + len(controls))
+            baselines = ", ".join(m.key for m in config.methods if m.key != c.name)
+            est = f", about {format_seconds(self.seconds[task.name])}" if task.name in self.seconds else ""
+            out.append(f"  {task.name}: {cells} cells ({len(config.methods)} methods + {len(controls)} control(s) x "
+                       f"{len(config.sparsities)} targets x {len(config.seeds)} seeds){est}; baselines: {baselines}")
+        if self.seconds:
+            out.append(f"estimated total: {format_seconds(sum(self.seconds.values()))} of training on this machine "
+                       "(dense step time; a method's own search is not priced)")
+        return out
+
+
+@dataclass
+class EvaluationResult:
+    """A finished (or partly failed) evaluation."""
+
+    folder: Path
+    candidate: str
+    method_class: str
+    suite: str
+    tasks: dict[str, Path]
+    failures: list[dict]
+    leaderboard: tuple[Path, Path]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every cell ran."""
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        return {"folder": str(self.folder), "candidate": self.candidate, "method_class": self.method_class,
+                "suite": self.suite, "tasks": {k: str(v) for k, v in self.tasks.items()},
+                "failures": self.failures, "leaderboard": [str(p) for p in self.leaderboard]}
+
+    def failure_line(self) -> str | None:
+        """One line naming what failed (None when everything ran)."""
+        failed = [f for f in self.failures if not f.get("skipped")]
+        if not failed:
+            return None
+        first = failed[0]
+        classes = sorted({f["method_class"] for f in failed})
+        logs = sorted({f["log"] for f in failed})
+        return (f"{', '.join(classes)} failed in {len(failed)} cell(s); first: {first['task']} {first['method']} at "
+                f"sparsity {first['sparsity']:g}, seed {first['seed']}: {first['error']}; the leaderboard marks them "
+                f"and every other cell is kept (tracebacks: {', '.join(logs)})")
+
+
+def plan_evaluation(method: object, *, suite: str | Path | Suite = "quick") -> EvaluationPlan:
+    """Resolve the candidate and the suite and build every task's config, refusing bad input in
+    one line before any work: a path that does not import, a class that is not a pruning
+    method, a suite with an unknown key, a suite with no task for the method's kind."""
+    candidate = resolve_candidate(method)
+    chosen = suite if isinstance(suite, Suite) else load_suite(suite)
+    tasks = chosen.tasks_for(candidate.structured)
+    if not tasks:
+        kinds = sorted({t.kind for t in chosen.tasks})
+        raise TopopruneError(f"suite {chosen.name!r} has no {'structured' if candidate.structured else 'unstructured'} "
+                             f"task for {candidate.class_name}; it has {', '.join(kinds)} tasks only")
+    entry = candidate.entry()
+    planned = []
+    for task in tasks:
+        if any(m == candidate.name or (isinstance(m, dict) and (m.get("label") or m.get("name")) == candidate.name)
+               for m in task.baselines):
+            raise TopopruneError(f"{candidate.name!r} is a baseline of suite {chosen.name!r} (task {task.name}); "
+                                 "allowed: a method that is not among the suite's baselines")
+        planned.append((task, task_config(task, entry, suite=chosen.name, where=f"suite {chosen.name}: task {task.name}")))
+    return EvaluationPlan(candidate, chosen, planned)
+
+
+def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out: str | Path = "runs",
+                    device: str | None = None, quiet: bool = False,
+                    on_event: Callable[[str], None] | None = None) -> EvaluationResult:
+    """Run ``method`` through ``suite`` and write the leaderboard (resumable: rerun to continue).
+
+    ``method``: ``"pkg.module:MyMethod"``, a registered name, a :class:`~topoprune.StructuredMethod`
+    or :class:`~topoprune.UnstructuredMethod` subclass, or an instance (its settings are used).
+    ``suite``: ``"quick"`` (digits, minutes), ``"standard"`` (Fashion-MNIST, hours on a CPU),
+    ``"standard-cifar10"`` (for a GPU), or a YAML file. ``device``: where training runs (default:
+    the suite's ``device``, else the CPU). ``on_event`` receives one line per task as it starts.
+
+    Bad input raises :class:`~topoprune.TopopruneError` before any work. A cell that fails does
+    not: see :attr:`EvaluationResult.failures` and :meth:`EvaluationResult.failure_line`.
+    """
+    from .leaderboard import TaskRows, write_leaderboard
+    from .runner import preflight, run_dir_for, run_keeping_going
+    from .store import read_results
+
+    plan = plan_evaluation(method, suite=suite)
+    folder = plan.folder(out)
+    tasks_dir = folder / "tasks"
+    for _, config in plan.tasks:  # data, shapes, --out: all refused before any training
+        preflight(config, tasks_dir)
+    device = device or plan.suite.device or "cpu"
+    folder.mkdir(parents=True, exist_ok=True)
+    record_path = folder / "evaluation.json"
+    c = plan.candidate
+    record = {"suite": plan.suite.name, "suite_digest": plan.suite.digest(), "candidate": c.name,
+              "method_class": c.class_name, "source": c.source, "settings": c.method.settings(),
+              "structured": c.structured, "tasks": {}, "failures": []}
+    task_rows, runs, failures = [], {}, []
+    for i, (task, config) in enumerate(plan.tasks, 1):
+        if on_event is not None:
+            on_event(f"task {i}/{len(plan.tasks)}: {task.name} ({run_dir_for(config, tasks_dir).name})")
+        t0 = time.perf_counter()
+        run_dir, failed = run_keeping_going(config, tasks_dir, quiet=quiet, device=device)
+        runs[task.name] = run_dir
+        mine = [{**f.to_dict(), "task": task.name, "log": str(run_dir / "log.txt")} for f in failed]
+        failures += mine
+        record["tasks"][task.name] = {"run": run_dir.name, "seconds_this_call": time.perf_counter() - t0}
+        record["failures"] = failures
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        saved = json.loads((run_dir / "config.json").read_text())
+        task_rows.append(TaskRows(task.name, task.description, saved, read_results(run_dir),
+                                  [m.key for m in config.methods if m.key != c.name], run_dir, mine))
+    title = f"topoprune evaluate: {c.name} on the {plan.suite.name} suite"
+    intro = (f"{c.name} ({c.class_name}, from {c.source}) against the suite's baselines and its own controls. "
+             f"{plan.suite.description}.")
+    pages = write_leaderboard(folder, title=title, intro=intro, tasks=task_rows, candidate=c.name)
+    return EvaluationResult(folder, c.name, c.class_name, plan.suite.name, runs, failures, pages)

@@ -1,0 +1,253 @@
+"""The leaderboard of an evaluation: per task and target, every method's accuracy, the
+candidate against the best baseline and against its own controls, with Holm-adjusted verdicts.
+
+Rules fixed before any run:
+
+- **The best baseline** of a (task, target) is the baseline with the highest mean accuracy after
+  recovery (the candidate and the controls excluded; equal means go to the first name in
+  alphabetical order).
+- **The candidate's family**: every comparison of the candidate in the evaluation (against the
+  best baseline, and against each control that ran, at every task and target). Holm's method
+  adjusts their p-values together, so "WINS" after adjustment holds for the evaluation as a whole.
+- **A baseline's family**: the baselines against the best baseline at one (task, target).
+- Beside each TIE: the smallest difference the seeds could have detected (80 % power, 5 %
+  two-sided, from the spread of the paired differences).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .peers import best_peer
+from .stats import PairedResult, holm_family, minimum_detectable_effect, paired_difference
+
+__all__ = ["TaskRows", "leaderboard_sections", "write_leaderboard", "target_label"]
+
+_MEANING = {
+    "shuffle": {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
+                "LOSES": "worse than random inside layers", "n/a": "no verdict"},
+    "magnitude-at-budget": {"WINS": "beats magnitude at its own budget", "TIE": "ties magnitude at its own budget",
+                            "LOSES": "loses to magnitude at its own budget", "n/a": "no verdict"},
+}
+
+
+@dataclass
+class TaskRows:
+    """One task of an evaluation as the leaderboard reads it."""
+
+    name: str
+    description: str
+    config: dict  # the task's config as saved in its run folder
+    rows: list[dict]
+    baselines: list[str]  # method keys
+    run_dir: Path
+    failures: list[dict] = field(default_factory=list)
+
+
+def target_label(config: dict, sparsity: float) -> str:
+    """``"2x fewer FLOPs"`` under a budget, else ``"sparsity 0.9 (10x)"``."""
+    ratio = 1 / (1 - sparsity)
+    words = f"{ratio:.3g}x"
+    budget = config.get("budget")
+    if budget:
+        return f"{words} fewer {budget.get('metric', 'flops').upper() if budget.get('metric') != 'params' else 'parameters'}"
+    return f"sparsity {sparsity:g} ({words})"
+
+
+def _pm(values: list[float]) -> str:
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def _interval(r: PairedResult) -> str:
+    if r.n < 2:
+        return "—" if r.n == 0 else f"{r.mean:+.2f} (1 seed)"
+    return f"{r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
+
+
+def _mde(r: PairedResult, verdict: str) -> str:
+    if r.n < 2 or verdict != "TIE":
+        return ""
+    return f"{minimum_detectable_effect(r.sd, r.n):.2f}"
+
+
+def _coverage(config: dict) -> str:
+    each = (config.get("train") or {}).get("seed") == "each"
+    return "seeds vary the trained network, pruning and recovery" if each else \
+        "one trained network: seeds vary pruning and recovery only"
+
+
+def leaderboard_sections(tasks: list[TaskRows], candidate: str) -> tuple[list[str], list[tuple[str, list]]]:
+    """The summary bullets and the sections (tables and bullets) of the leaderboard."""
+    comparisons: dict[str, PairedResult] = {}
+    where: dict[str, tuple] = {}
+    per_task = []
+    for task in tasks:
+        acc: dict[tuple, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
+        for r in task.rows:
+            acc[r["sparsity"]][r["method"]][r["seed"]] = r["acc_after_recovery"]
+        targets = sorted({r["sparsity"] for r in task.rows} | set(task.config.get("sparsities", [])))
+        blocks = []
+        for s in targets:
+            methods = acc.get(s, {})
+            means = {m: statistics.mean(v.values()) for m, v in methods.items() if m in task.baselines and v}
+            best = best_peer(means) if means else None
+            baseline_results = {}
+            if best is not None:
+                for m in task.baselines:
+                    if m != best and m in methods:
+                        baseline_results[m] = paired_difference(methods[m], methods[best])
+                if candidate in methods:
+                    key = f"{task.name} at {target_label(task.config, s)}: {candidate} vs best baseline {best}"
+                    comparisons[key] = paired_difference(methods[candidate], methods[best])
+                    where[key] = (task.name, s, "best", best)
+            for control, reference in _control_refs(task.config, candidate):
+                if reference in methods and candidate in methods:
+                    key = f"{task.name} at {target_label(task.config, s)}: {candidate} vs its {control} control"
+                    comparisons[key] = paired_difference(methods[candidate], methods[reference])
+                    where[key] = (task.name, s, "control", control)
+            family = holm_family(f"the baselines against the best baseline ({best}) of {task.name} at "
+                                 f"{target_label(task.config, s)}", baseline_results) if baseline_results else None
+            blocks.append((s, methods, best, family))
+        per_task.append((task, blocks))
+    own = holm_family(f"every comparison of {candidate} in this evaluation", comparisons) if comparisons else None
+    adjusted = {c.name: c for c in own.comparisons} if own else {}
+    summary, sections = [], []
+    wins = [k for k, a in adjusted.items() if where[k][2] == "best" and a.verdict_adjusted == "WINS"]
+    loses = [k for k, a in adjusted.items() if where[k][2] == "best" and a.verdict_adjusted == "LOSES"]
+    best_n = sum(1 for k in adjusted if where[k][2] == "best" and adjusted[k].p_adjusted is not None)
+    summary.append(f"Against the best baseline, after Holm's adjustment over {own.m if own else 0} comparison(s) "
+                   f"({own.family if own else 'none yet'}): **{candidate}** wins at {len(wins)}, loses at "
+                   f"{len(loses)} and ties at {best_n - len(wins) - len(loses)} of {best_n} targets with a verdict.")
+    shuffles = {k: a for k, a in adjusted.items() if where[k][2] == "control" and where[k][3] == "shuffle"
+                and a.p_adjusted is not None}
+    if shuffles:
+        counts = defaultdict(int)
+        for a in shuffles.values():
+            counts[a.verdict_adjusted] += 1
+        summary.append(f"Against its shuffle control (its own layer budget, units or weights drawn at random): its "
+                       f"choice inside layers matters at {counts['WINS']}, only its layer budget matters at "
+                       f"{counts['TIE']}, and it is worse than random inside layers at {counts['LOSES']} of "
+                       f"{len(shuffles)} targets (Holm-adjusted).")
+    failures = [f for t in tasks for f in t.failures]
+    if failures:
+        failed = [f for f in failures if not f.get("skipped")]
+        summary.append(f"**{len(failed)} cell(s) failed** and {len(failures) - len(failed)} control cell(s) were "
+                       "skipped because their method cell failed: see \"Failed cells\"; their rows are missing "
+                       "from the tables.")
+    for task, blocks in per_task:
+        table = [["target", "method", "seeds", "accuracy after recovery (%)", "minus best baseline [95 % CI]",
+                  "verdict (raw / Holm)", "detectable (points)"]]
+        controls_table = [["target", "control", f"{candidate} minus control [95 % CI]", "verdict (raw / Holm)",
+                           "meaning (Holm)", "detectable (points)"]]
+        failed_at = defaultdict(int)
+        for f in task.failures:
+            failed_at[(f["sparsity"], f["method"])] += 1
+        for s, methods, best, family in blocks:
+            fam = {c.name: c for c in family.comparisons} if family else {}
+            target = target_label(task.config, s)
+            labels = [m for m in task.baselines] + [candidate]
+            for m in labels:
+                seeds = methods.get(m, {})
+                note = f" ({failed_at[(s, m)]} failed)" if failed_at.get((s, m)) else ""
+                name = f"**{m}**" if m == candidate else m
+                if m == best:
+                    table.append([target, f"{name} (best baseline)", f"{len(seeds)}{note}", _pm(list(seeds.values())),
+                                  "—", "—", ""])
+                    continue
+                if m == candidate:
+                    key = f"{task.name} at {target}: {candidate} vs best baseline {best}"
+                    a = adjusted.get(key)
+                    if a is None:
+                        table.append([target, name, f"{len(seeds)}{note}", _pm(list(seeds.values())), "—", "—", ""])
+                        continue
+                    r = a.result
+                    verdict = f"{r.verdict} / {a.verdict_adjusted}"
+                    table.append([target, name, f"{len(seeds)}{note}", _pm(list(seeds.values())), _interval(r), verdict,
+                                  _mde(r, a.verdict_adjusted)])
+                    continue
+                c = fam.get(m)
+                if c is None:
+                    table.append([target, name, f"{len(seeds)}{note}", _pm(list(seeds.values())), "—", "—", ""])
+                    continue
+                r = c.result
+                table.append([target, name, f"{len(seeds)}{note}", _pm(list(seeds.values())), _interval(r),
+                              f"{r.verdict} / {c.verdict_adjusted}", _mde(r, c.verdict_adjusted)])
+            for control, reference in _control_refs(task.config, candidate):
+                key = f"{task.name} at {target}: {candidate} vs its {control} control"
+                a = adjusted.get(key)
+                if a is None:
+                    continue
+                r = a.result
+                meaning = _MEANING.get(control, {}).get(a.verdict_adjusted, a.verdict_adjusted)
+                shown = control if reference == f"{candidate}+{control}" else f"{control} (= {reference})"
+                controls_table.append([target, shown, _interval(r), f"{r.verdict} / {a.verdict_adjusted}", meaning,
+                                       _mde(r, a.verdict_adjusted)])
+        intro = [f"{task.description.rstrip('.')}. Run folder: {task.run_dir.name}; intervals over seeds: {_coverage(task.config)}."]
+        sections.append((f"{task.name}", intro))
+        sections.append((f"{task.name}: against the baselines", table))
+        if len(controls_table) > 1:
+            sections.append((f"{task.name}: against its own controls", controls_table))
+        coincide = _coinciding(task.config, candidate)
+        if coincide:
+            sections.append((f"{task.name}: controls not run twice", coincide))
+    if failures:
+        lines = []
+        for t in tasks:
+            for f in t.failures:
+                what = "skipped: its method cell failed" if f.get("skipped") else f["error"]
+                lines.append(f"{t.name}: {f['method']} at {target_label(t.config, f['sparsity'])}, seed {f['seed']}: "
+                             f"{what}")
+        sections.append(("Failed cells", lines))
+    return summary, sections
+
+
+def _control_refs(config: dict, candidate: str) -> list[tuple[str, str]]:
+    """(control, the row label that serves as it): the control's own cells, or the baseline whose
+    cells it would repeat (a uniform structured method's shuffle is random pruning)."""
+    from .config import control_plan
+
+    return [(p.control, p.key if p.coincides is None else p.coincides) for p in control_plan(config)
+            if p.method == candidate and p.coincides != "self"]
+
+
+def _coinciding(config: dict, candidate: str) -> list[str]:
+    """The candidate's controls that repeat a baseline's cells, said once."""
+    from .config import control_plan
+
+    out = []
+    for plan in control_plan(config):
+        if plan.method != candidate or plan.coincides is None:
+            continue
+        if plan.coincides == "self":
+            out.append(f"{candidate}'s {plan.control} control is {candidate} itself (the same layer budget, filled the "
+                       "same way): not run, no verdict.")
+        else:
+            out.append(f"{candidate}'s {plan.control} control is the {plan.coincides} baseline at the same budget: not "
+                       f"run twice; {plan.coincides}'s cells serve as it in the controls table.")
+    return out
+
+
+def write_leaderboard(folder: Path, *, title: str, intro: str, tasks: list[TaskRows],
+                      candidate: str) -> tuple[Path, Path]:
+    """Write ``leaderboard.md`` and ``leaderboard.html`` into ``folder``."""
+    from .report import write_pages
+
+    summary, sections = leaderboard_sections(tasks, candidate)
+    rules = [
+        "The best baseline of a target is the baseline with the highest mean accuracy after recovery (the "
+        "candidate and its controls excluded). Differences are paired by seed (same seed, same trained network "
+        "under `train.seed: each`), with 95 % t-intervals; WINS / LOSES when the interval excludes 0.",
+        f"Holm's adjustment runs over every comparison of {candidate} in this evaluation together; a baseline's "
+        "verdict is adjusted over the baselines of its own target.",
+        "\"detectable\": beside a TIE, the smallest difference the seeds could have detected (80 % power, two-sided "
+        "5 %, from the spread of the paired differences): a TIE says no more than that.",
+    ]
+    return write_pages(folder, title, intro, [("Verdict", summary), ("How to read it", rules), *sections], [],
+                       stem="leaderboard")
