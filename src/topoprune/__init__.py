@@ -59,8 +59,6 @@ _EXPORTS = {
     "register_method": "topoprune.pruning",
     "StructuredMethod": "topoprune.pruning",
     "UnstructuredMethod": "topoprune.pruning",
-    "PruneOutcome": "topoprune.pruning.methods",
-    "ApplyRequest": "topoprune.pruning.methods",
     "list_allocations": "topoprune.pruning",
     "register_allocation": "topoprune.pruning",
     "Allocation": "topoprune.pruning",
@@ -134,7 +132,6 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .experiments.runner import run_experiment
     from .experiments.store import read_results
     from .metrics import CostResult, measure_latency, model_cost
-    from .pruning.methods import ApplyRequest, PruneOutcome
     from .models import ModelMeta, create_model, extract_layers, list_models, register_model
     from .pruning import (
         Allocation,

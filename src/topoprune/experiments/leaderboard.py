@@ -53,7 +53,8 @@ def target_label(config: dict, sparsity: float) -> str:
     words = f"{ratio:.3g}x"
     budget = config.get("budget")
     if budget:
-        return f"{words} fewer {budget.get('metric', 'flops').upper() if budget.get('metric') != 'params' else 'parameters'}"
+        metric = {"flops": "FLOPs", "macs": "MACs", "params": "parameters"}.get(budget.get("metric", "flops"), "FLOPs")
+        return f"{words} fewer {metric}"
     return f"sparsity {sparsity:g} ({words})"
 
 
@@ -123,7 +124,7 @@ def leaderboard_sections(tasks: list[TaskRows], candidate: str) -> tuple[list[st
     loses = [k for k, a in adjusted.items() if where[k][2] == "best" and a.verdict_adjusted == "LOSES"]
     best_n = sum(1 for k in adjusted if where[k][2] == "best" and adjusted[k].p_adjusted is not None)
     summary.append(f"Against the best baseline, after Holm's adjustment over {own.m if own else 0} comparison(s) "
-                   f"({own.family if own else 'none yet'}): **{candidate}** wins at {len(wins)}, loses at "
+                   f"({own.family if own else 'no comparison has two seeds yet'}): **{candidate}** wins at {len(wins)}, loses at "
                    f"{len(loses)} and ties at {best_n - len(wins) - len(loses)} of {best_n} targets with a verdict.")
     shuffles = {k: a for k, a in adjusted.items() if where[k][2] == "control" and where[k][3] == "shuffle"
                 and a.p_adjusted is not None}

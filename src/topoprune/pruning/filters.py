@@ -325,7 +325,8 @@ def prune_units(
             raise TopopruneError(f"method {chosen.name!r} chose invalid units {units} for {name!r} ({n} units)")
         asked = int(n * layer_sparsity)
         if len(units) not in (asked, min(asked, n - 1)) and not chosen.sets_own_counts():
-            raise TopopruneError(f"method {chosen.name!r} ({type(chosen).__name__}) chose {len(units)} units of "
+            who = f"{chosen.name!r} ({type(chosen).__name__})" if chosen.name else type(chosen).__name__
+            raise TopopruneError(f"method {who} chose {len(units)} units of "
                                  f"{name!r} at sparsity {layer_sparsity:g}; allowed: exactly int({n} * "
                                  f"{layer_sparsity:g}) = {asked} distinct indices in [0, {n})")
         if len(units) >= n:

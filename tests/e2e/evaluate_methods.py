@@ -1,0 +1,61 @@
+"""Candidate methods for the ``topoprune evaluate`` tests: one that works, and ones that break
+the contract in the ways the command must survive."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+
+from topoprune import StructuredMethod, UnstructuredMethod
+from topoprune.pruning.methods import PruneOutcome
+
+
+class LowVariance(StructuredMethod):
+    """Units whose weights vary least go."""
+
+    summary: ClassVar[str] = "the units whose weights vary least go"
+
+    def choose(self, ctx, layer):
+        units = layer.units()
+        w = units.weight(layer.module).detach().flatten(1)
+        return torch.argsort(w.var(dim=1))[: int(units.count * layer.sparsity)].tolist()
+
+
+class OneUnit(StructuredMethod):
+    """Always removes one unit, whatever the sparsity (the wrong number)."""
+
+    def choose(self, ctx, layer):
+        return [0]
+
+
+class Raises(StructuredMethod):
+    """Raises inside choose (a bug in the user's code)."""
+
+    def choose(self, ctx, layer):
+        raise ValueError("boom in the candidate")
+
+
+class WrongMask(UnstructuredMethod):
+    """Masks each Linear layer with a mask of the wrong shape that torch would broadcast."""
+
+    def apply(self, model, request):
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.utils.prune.identity(m, "weight")
+                m.weight_mask = torch.ones(1, m.weight_orig.shape[1])
+        return PruneOutcome(model, {})
+
+
+class NeedsSetting(StructuredMethod):
+    """A setting without a default: cannot be built from its class alone."""
+
+    k: int = Field(description="no default")
+
+    def choose(self, ctx, layer):
+        return []
+
+
+class NotAMethod:
+    """Not a pruning method at all."""

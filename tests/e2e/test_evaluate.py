@@ -1,0 +1,122 @@
+"""``topoprune evaluate`` end to end on a tiny suite: the leaderboard, resuming, a candidate
+that fails (the other cells kept, the failed ones marked, exit code 2 with one line), and bad
+input refused before any work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from topoprune import create_model
+from topoprune.errors import TopopruneError
+from topoprune.experiments.evaluate import evaluate_method
+from topoprune.pruning.apply import apply_method
+from topoprune.pruning.methods import ApplyRequest
+
+from .evaluate_methods import OneUnit, WrongMask
+from .test_bad_input import run_cli
+
+CONFIG = {"dataset": "digits", "model": {"name": "mnist-conv", "width": 0.25},
+          "train": {"epochs": 1, "lr": 0.1, "batch_size": 64, "seed": "each"}, "sparsities": [0.5],
+          "seeds": [0, 1], "recovery": {"epochs": 1, "batch_size": 64},
+          "controls": ["shuffle", "magnitude-at-budget"],
+          "analyses": {"persistence": False, "critical": False, "overlap": False, "latency": False}}
+SUITE = {"name": "tiny", "description": "digits, one epoch", "tasks": [
+    {"name": "conv", "kind": "structured", "description": "a tiny conv net", "baselines": ["l1", "random"],
+     "config": CONFIG},
+    {"name": "mlp", "kind": "unstructured", "description": "a tiny MLP", "baselines": ["magnitude"],
+     "config": {**CONFIG, "model": {"name": "mnist-fc", "width": 0.25}}}]}
+
+
+@pytest.fixture
+def suite(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(SUITE))
+    return path
+
+
+def test_evaluate_writes_a_leaderboard_and_resumes(tmp_path, suite, capsys):
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
+                                      "--out", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0, err
+    folder = next((tmp_path / "runs").glob("evaluate-tiny-low-variance-*"))
+    board = (folder / "leaderboard.md").read_text()
+    assert "**low-variance**" in board and "(best baseline)" in board
+    assert "shuffle (= random)" in board  # its uniform budget's shuffle is the random baseline
+    assert "magnitude-at-budget" in board and (folder / "leaderboard.html").is_file()
+    record = json.loads((folder / "evaluation.json").read_text())
+    assert record["method_class"] == "LowVariance" and record["failures"] == [] and list(record["tasks"]) == ["conv"]
+    run = folder / "tasks" / record["tasks"]["conv"]["run"]
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    # l1, random, low-variance and its magnitude-at-budget control, 2 seeds each; each seed its own network
+    assert sorted({r["method"] for r in rows}) == ["l1", "low-variance", "low-variance+magnitude-at-budget", "random"]
+    assert len(rows) == 8 and {r["train_seed"] for r in rows} == {0, 1}
+    before = (run / "results.jsonl").read_text()
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
+                                      "--out", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0 and (run / "results.jsonl").read_text() == before  # nothing redone
+
+
+def test_a_failing_candidate_keeps_the_other_cells_and_ends_with_one_line(tmp_path, suite, capsys):
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:Raises", "--suite", str(suite),
+                                      "--out", str(tmp_path / "runs"), "--quiet"])
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "Raises failed in 2 cell(s)" in err and "boom in the candidate" in err and "log.txt" in err
+    folder = next((tmp_path / "runs").glob("evaluate-tiny-raises-*"))
+    board = (folder / "leaderboard.md").read_text()
+    assert "2 cell(s) failed" in board and "## Failed cells" in board and "skipped: its method cell failed" in board
+    record = json.loads((folder / "evaluation.json").read_text())
+    run = folder / "tasks" / record["tasks"]["conv"]["run"]
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert sorted({r["method"] for r in rows}) == ["l1", "random"] and len(rows) == 4  # the baselines' cells kept
+    assert "ValueError: boom in the candidate" in (run / "log.txt").read_text()  # the traceback went to the log
+
+
+def test_a_wrong_mask_shape_fails_the_cell_naming_the_class(tmp_path, suite):
+    result = evaluate_method(WrongMask(), suite=suite, out=tmp_path, quiet=True)
+    assert not result.ok and {f["method_class"] for f in result.failures} == {"WrongMask"}
+    line = result.failure_line()
+    assert "(WrongMask) returned a mask of shape (1, 64) for layer 'layers.fc1', whose weight has shape (25, 64)" in line
+
+
+def test_the_wrong_number_of_units_is_refused_naming_the_class():
+    model = create_model("mnist-fc", in_channels=1, input_size=8, width=0.25)
+    with pytest.raises(TopopruneError, match=r"method OneUnit chose 1 units of 'layers.fc\d' at sparsity 0.5; allowed: "
+                                             r"exactly int\(25 \* 0.5\) = 12"):
+        apply_method(OneUnit(), model, ApplyRequest(sparsity=0.5, seed=0))
+
+
+def test_dry_run_prints_the_plan_and_the_estimate_only(tmp_path, suite, capsys):
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
+                                      "--out", str(tmp_path / "runs"), "--dry-run"])
+    assert code == 0, err
+    assert "conv: 8 cells" in out and "estimated total" in out and "dry run: nothing was run" in out
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["evaluate", "nosuch_pkg:Mine"], "not importable"),
+    (["evaluate", "tests.e2e.evaluate_methods:NotAMethod"], "is not a pruning method"),
+    (["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", "quik"], "quick"),
+])
+def test_bad_input_is_refused_before_any_work(tmp_path, capsys, argv, expect):
+    code, out, err = run_cli(capsys, [*argv, "--out", str(tmp_path / "runs")])
+    assert code == 2 and expect in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_suite_with_an_unknown_key_is_refused(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**SUITE, "tasks": [{**SUITE["tasks"][0], "baseline": ["l1"]}]}))
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(path),
+                                      "--out", str(tmp_path / "runs")])
+    assert code == 2 and "unknown key 'tasks.0.baseline'" in err and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_the_quick_suite_runs_end_to_end(tmp_path):
+    result = evaluate_method("tests.e2e.evaluate_methods:LowVariance", suite="quick", out=tmp_path, quiet=True)
+    assert result.ok and (result.folder / "leaderboard.md").is_file()

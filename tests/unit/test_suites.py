@@ -1,0 +1,167 @@
+"""Evaluation suites, the candidate method, ``controls_of``, the leaderboard's statistics and
+the cost estimate: the parts of ``topoprune evaluate`` that need no training."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from topoprune.errors import TopopruneError
+from topoprune.experiments.candidate import resolve_candidate
+from topoprune.experiments.config import parse_config
+from topoprune.experiments.cost import estimate_cost, format_seconds
+from topoprune.experiments.evaluate import plan_evaluation
+from topoprune.experiments.leaderboard import TaskRows, leaderboard_sections, target_label
+from topoprune.experiments.suites import load_suite, shipped_suites, task_config
+
+TASK = {"name": "tiny", "kind": "structured", "baselines": ["l1", "random"],
+        "config": {"dataset": "digits", "model": {"name": "mnist-conv", "width": 0.25},
+                   "train": {"epochs": 1, "batch_size": 64, "seed": "each"}, "sparsities": [0.5],
+                   "seeds": [0, 1], "recovery": {"epochs": 1, "batch_size": 64},
+                   "controls": ["shuffle", "magnitude-at-budget"], "analyses": {"latency": False}}}
+
+
+def write_suite(tmp_path, **changes):
+    suite = {"name": "mine", "description": "a test suite", "tasks": [TASK], **changes}
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def test_shipped_suites_load_and_cover_both_kinds():
+    assert set(shipped_suites()) >= {"quick", "standard", "standard-cifar10"}
+    for name in shipped_suites():
+        suite = load_suite(name)
+        assert {t.kind for t in suite.tasks} == {"structured", "unstructured"}, name
+    standard = load_suite("standard")
+    vgg = next(t for t in standard.tasks if t.kind == "structured")
+    assert vgg.config["budget"]["metric"] == "flops" and vgg.config["sparsities"] == [0.5, 0.75]
+    lenet = next(t for t in standard.tasks if t.name == "lenet300")
+    assert len(lenet.config["sparsities"]) == 4
+    extreme = next(t for t in standard.tasks if t.name == "conv-extreme")
+    assert [round(1 / (1 - s)) for s in extreme.config["sparsities"]] == [16, 32, 64, 128, 256]
+    assert load_suite("standard-cifar10").device == "cuda"
+
+
+@pytest.mark.parametrize("changes, expect", [
+    ({"taks": []}, "unknown key 'taks'"),
+    ({"tasks": [{**TASK, "baseline": ["l1"]}]}, "unknown key 'tasks.0.baseline'"),
+    ({"tasks": [{**TASK, "config": {**TASK["config"], "epochs": 3}}]}, "epochs"),
+    ({"tasks": [{**TASK, "config": {**TASK["config"], "methods": ["l1"]}}]}, "config.methods: not allowed"),
+    ({"tasks": [TASK, TASK]}, "given twice"),
+    ({"tasks": [{**TASK, "kind": "both"}]}, "kind"),
+])
+def test_a_bad_suite_is_refused_in_one_line_naming_the_key(tmp_path, changes, expect):
+    with pytest.raises(TopopruneError, match=None) as exc:
+        load_suite(write_suite(tmp_path, **changes))
+    assert expect in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_an_unknown_shipped_suite_is_named_with_the_ones_there():
+    with pytest.raises(TopopruneError, match="quick"):
+        load_suite("quik")
+
+
+def test_task_config_adds_the_candidate_and_runs_only_its_controls(tmp_path):
+    suite = load_suite(write_suite(tmp_path))
+    config = task_config(suite.tasks[0], {"name": "fpgm"}, suite="mine")
+    assert [m.key for m in config.methods] == ["l1", "random", "fpgm"]
+    assert config.controls_of == ("fpgm",)
+    plans = config.control_plan()
+    assert {p.method for p in plans} == {"fpgm"}
+    shuffle = next(p for p in plans if p.control == "shuffle")
+    assert shuffle.coincides == "random"  # a uniform budget filled at random is the random baseline
+
+
+def test_controls_of_is_checked():
+    base = {"dataset": "digits", "model": "mnist-conv", "methods": ["l1", "fpgm"], "sparsities": [0.5]}
+    with pytest.raises(TopopruneError, match="controls_of: given without controls"):
+        parse_config({**base, "controls_of": ["l1"]})
+    with pytest.raises(TopopruneError, match="controls_of: bad value 'fpg'.*did you mean 'fpgm'"):
+        parse_config({**base, "controls": ["shuffle"], "controls_of": ["fpg"]})
+    config = parse_config({**base, "controls": ["magnitude-at-budget"], "controls_of": ["fpgm"]})
+    assert [(p.method, p.control) for p in config.control_plan()] == [("fpgm", "magnitude-at-budget")]
+    everyone = parse_config({**base, "controls": ["magnitude-at-budget"]})
+    assert config.digest() != everyone.digest()
+    assert "controls_of" not in everyone.to_dict()  # configs without it keep their digest
+
+
+def test_candidate_from_a_path_is_registered_under_its_class_name():
+    c = resolve_candidate("tests.e2e.evaluate_methods:LowVariance")
+    assert (c.name, c.class_name, c.structured) == ("low-variance", "LowVariance", True)
+    assert resolve_candidate("tests.e2e.evaluate_methods:LowVariance").name == "low-variance"  # twice: same
+    assert resolve_candidate("fpgm").name == "fpgm"
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("nosuch_pkg.mod:X", "module 'nosuch_pkg.mod' is not importable"),
+    ("tests.e2e.evaluate_methods:Nope", "has no attribute 'Nope'"),
+    ("tests.e2e.evaluate_methods:NotAMethod", "NotAMethod is not a pruning method"),
+    ("tests.e2e.evaluate_methods:NeedsSetting", "cannot be built with its defaults"),
+    ("json:dumps", "standard library"),
+    ("no-such-method", "pruning method"),
+])
+def test_a_bad_candidate_is_refused_in_one_line(text, expect):
+    with pytest.raises(TopopruneError) as exc:
+        resolve_candidate(text)
+    assert expect in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_suite_without_a_task_of_the_methods_kind_is_refused(tmp_path):
+    path = write_suite(tmp_path)  # structured tasks only
+    with pytest.raises(TopopruneError, match="no unstructured task"):
+        plan_evaluation("lamp", suite=path)
+    with pytest.raises(TopopruneError, match="is a baseline"):
+        plan_evaluation("l1", suite=path)
+
+
+def _rows(method, sparsity, values, control=None):
+    return [{"model": "m", "method": method, "sparsity": sparsity, "seed": s, "acc_after_recovery": v,
+             **({"control": control} if control else {})} for s, v in enumerate(values)]
+
+
+def test_leaderboard_compares_with_the_best_baseline_and_the_own_controls():
+    config = {"name": "x", "methods": [{"name": "l1"}, {"name": "random"}, {"name": "fpgm"}], "sparsities": [0.5],
+              "controls": ["shuffle", "magnitude-at-budget"], "controls_of": ["fpgm"], "train": {"seed": "each"}}
+    rows = (_rows("l1", 0.5, [90.0, 91.0, 92.0]) + _rows("random", 0.5, [80.0, 81.5, 82.0])
+            + _rows("fpgm", 0.5, [92.0, 93.1, 93.9])
+            + _rows("fpgm+magnitude-at-budget", 0.5, [90.0, 91.0, 92.1], "magnitude-at-budget"))
+    task = TaskRows("t", "a task", config, rows, ["l1", "random"], __import__("pathlib").Path("run"))
+    summary, sections = leaderboard_sections([task], "fpgm")
+    table = dict(sections)["t: against the baselines"]
+    fpgm = next(r for r in table if "**fpgm**" in r[1])
+    # fpgm - l1 = +2.0, +2.1, +1.9 (mean 2.0): a clear win before and after Holm over its 3 comparisons
+    assert fpgm[4].startswith("+2.00 [") and fpgm[5] == "WINS / WINS"
+    best = next(r for r in table if "best baseline" in r[1])
+    assert best[1].startswith("l1")
+    controls = dict(sections)["t: against its own controls"]
+    shuffle = next(r for r in controls if r[1].startswith("shuffle"))
+    assert shuffle[1] == "shuffle (= random)"  # served by the random baseline's cells
+    assert shuffle[3].endswith("WINS") and shuffle[4] == "its choice inside layers matters"
+    assert "wins at 1, loses at 0 and ties at 0 of 1" in summary[0]
+
+
+def test_leaderboard_marks_failed_cells():
+    config = {"name": "x", "methods": [{"name": "l1"}, {"name": "random"}], "sparsities": [0.5]}
+    rows = _rows("l1", 0.5, [90.0, 91.0]) + _rows("random", 0.5, [80.0, 81.0])
+    failures = [{"method": "mine", "sparsity": 0.5, "seed": s, "error": "boom", "skipped": False} for s in (0, 1)]
+    task = TaskRows("t", "a task", config, rows, ["l1", "random"], __import__("pathlib").Path("run"), failures)
+    summary, sections = leaderboard_sections([task], "mine")
+    assert any("2 cell(s) failed" in s for s in summary)
+    assert any("(2 failed)" in r[2] for r in dict(sections)["t: against the baselines"])
+    assert all("boom" in line for line in dict(sections)["Failed cells"])
+
+
+def test_target_labels():
+    assert target_label({"budget": {"metric": "flops"}}, 0.75) == "4x fewer FLOPs"
+    assert target_label({}, 0.9) == "sparsity 0.9 (10x)"
+
+
+def test_cost_estimate_counts_the_cells_and_prices_them():
+    config = parse_config({**TASK["config"], "methods": ["l1", "random", "fpgm"], "controls_of": ["fpgm"]})
+    estimate = estimate_cost(config)
+    # 3 methods + fpgm's magnitude-at-budget control (its shuffle is the random baseline) x 1 target x 2 seeds
+    assert estimate.cells_count == 8
+    assert estimate.seconds == pytest.approx(estimate.baselines + estimate.cells + estimate.inside_pruning)
+    assert estimate.baselines > 0 and estimate.cells > 0 and estimate.step_ms["mnist-conv-w0.25"] > 0
+    assert format_seconds(30) == "30 s" and format_seconds(600) == "10.0 min" and format_seconds(36000) == "10.0 h"
