@@ -50,6 +50,8 @@ _EXPORTS = {
     "prune_weights": "topoprune.pruning",
     "prune_unstructured": "topoprune.pruning",
     "imp": "topoprune.pruning",
+    "prune_units_iteratively": "topoprune.pruning.iterative",
+    "IterativeResult": "topoprune.pruning.iterative",
     "StructuredResult": "topoprune.pruning",
     "LayerStructured": "topoprune.pruning",
     "UnstructuredResult": "topoprune.pruning",
@@ -133,6 +135,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from .experiments.store import read_results
     from .metrics import CostResult, measure_latency, model_cost
     from .models import ModelMeta, create_model, extract_layers, list_models, register_model
+    from .pruning.iterative import IterativeResult, prune_units_iteratively
     from .pruning import (
         Allocation,
         IMPResult,

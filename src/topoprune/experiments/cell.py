@@ -42,7 +42,7 @@ __all__ = ["Cell", "run_cell", "STAGES", "seal_finished"]
 # what each stage of a cell writes (relative to the cell folder; the first is its marker, the record
 # whose presence says "done"); removing them redoes the stage
 STAGES: dict[str, tuple[str, ...]] = {
-    "prune": ("prune.json", "pruned", "masked.pt", "imp", "retrain"),
+    "prune": ("prune.json", "pruned", "masked.pt", "imp", "retrain", "iterative"),
     "recover": ("recovery.json", "recovery"),
     "measure": ("row.json",),
 }
@@ -178,12 +178,37 @@ def _prune(config: ExperimentConfig, store: RunStore, cell: Cell, spec: MethodSp
         request = replace(request, example_inputs=source.get("example_inputs", data.train_x[:2]))
     t0 = time.perf_counter()
     with seeded_rng(cell.seed):
-        outcome = apply_method(method, model, request)
+        if spec.schedule is not None:
+            outcome = _iterative(spec, model, request, data, store.path(f"{folder}/iterative"))
+        else:
+            outcome = apply_method(method, model, request)
     record = {"seconds": time.perf_counter() - t0, "started": started, **outcome.record}
     if needs.trajectory:  # the shared trajectory's rounds so far are artefacts too
         store.seal(cell.trajectory, [cell.trajectory])
     _save_prune(store, cell, spec, outcome.model, record, prior_steps + (outcome.steps or []), source)
     return outcome.model, record
+
+
+def _iterative(spec: MethodSpec, model, request, data, out_dir):
+    """A structured method with a ``schedule``: ``steps`` removals with ``epochs`` of fine-tuning
+    (the recovery recipe) between them, resumable in the cell's ``iterative/`` folder."""
+    from ..pruning.iterative import prune_units_iteratively
+    from ..pruning.methods import PruneOutcome
+
+    sched = spec.schedule
+    if request.target is not None:
+        amount = {"target": dict(request.target), "allocation": request.allocation or "uniform"}
+    else:
+        amount = {"sparsity": request.sparsity}
+    labelled = request.labelled if (request.labelled is not None) else None
+    pruned, result = prune_units_iteratively(
+        model, data, method=spec.method, steps=sched["steps"], epochs=sched["epochs"],
+        config=request.recovery_config, example_inputs=request.example_inputs, data_sample=request.sample,
+        labelled_sample=labelled, seed=request.seed, out_dir=out_dir, device=request.device,
+        progress=request.progress, **amount)
+    last = result.records[-1]
+    info = {k: v for k, v in last.items() if k not in ("step", "units", "dense_count", "acc_after_tuning")}
+    return PruneOutcome(pruned, {"info": info, "schedule": {**sched, **result.to_dict()}}, steps=result.removals)
 
 
 def _save_prune(store: RunStore, cell: Cell, spec: MethodSpec, model, record: dict, steps: list[dict],
@@ -266,7 +291,8 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         _, cfg = _recipe(config, cell.seed)
         r = config.recovery
         raw_acc, recalibration = _recalibrate(config, cfg, model, data, device)
-        result = recover(model, data, baseline["test_acc"], epochs=r.epochs, config=cfg,
+        result = recover(model, data, baseline["test_acc"], epochs=config.recovery_epochs(cell.method, cell.control),
+                         config=cfg,
                          tolerance=r.tolerance, out_dir=store.path(f"{folder}/recovery"), progress=progress,
                          device=device, nproc=config.nproc)
         recovery = {**result.to_dict(), "acc_pruned_raw": result.accuracy[0] if raw_acc is None else raw_acc,

@@ -368,10 +368,16 @@ class MethodSpec:
     label: str | None = None
     given: dict | None = None  # the settings as written (their digest must not depend on 1 vs 1.0)
     allocation: dict | None = None  # with a budget: how many units each layer loses ({"name": ...})
+    schedule: dict | None = None  # iterative structured pruning: {"steps": k, "epochs": e}
 
     @property
     def name(self) -> str:
         return self.method.name
+
+    @property
+    def tuning_epochs(self) -> int:
+        """Fine-tuning epochs between the removals of a ``schedule`` (0 when one-shot)."""
+        return 0 if self.schedule is None else (self.schedule["steps"] - 1) * self.schedule["epochs"]
 
     @property
     def key(self) -> str:
@@ -384,7 +390,8 @@ class MethodSpec:
     def to_dict(self) -> dict:
         settings = _as_given(self.method.settings(), self.given)
         return {"name": self.name, **({"label": self.label} if self.label else {}), **settings,
-                **({"allocation": self.allocation} if self.allocation else {})}
+                **({"allocation": self.allocation} if self.allocation else {}),
+                **({"schedule": dict(self.schedule)} if self.schedule else {})}
 
 
 class _Layout(_Spec):
@@ -521,6 +528,17 @@ class ExperimentConfig:
             **({"controls_of": list(self.controls_of)} if self.controls_of is not None else {}),
         }
 
+    def recovery_epochs(self, method_key: str, control: str | None = None) -> int:
+        """The recovery epochs of a cell: ``recovery.epochs`` for a method with a ``schedule``
+        (it fine-tuned between its removals already); for a one-shot cell (and every control) of a
+        config with scheduled methods, ``recovery.epochs`` plus the most fine-tuning epochs any
+        schedule spends between removals, so every method trains as long after its first removal."""
+        extra = max((m.tuning_epochs for m in self.methods), default=0)
+        spec = self.method(method_key)
+        if control is None and spec.schedule is not None:
+            return self.recovery.epochs + extra - spec.tuning_epochs
+        return self.recovery.epochs + extra
+
     def target(self, sparsity: float) -> dict | None:
         """The target a structured cell at ``sparsity`` prunes to, or None without a budget."""
         if self.budget is None:
@@ -646,7 +664,7 @@ def _method(path: str, data: Any) -> MethodSpec:
             raise TopopruneError(f"config field {path}.label: bad value {label!r}; allowed: 1-40 "
                                  "characters from a-z, 0-9, '.', '_', '-', starting with a letter or "
                                  "digit (it names folders)")
-    settings = {k: v for k, v in data.items() if k not in ("name", "label", "allocation")}
+    settings = {k: v for k, v in data.items() if k not in ("name", "label", "allocation", "schedule")}
     try:
         method = cls.model_validate(settings)
     except ValidationError as exc:
@@ -664,7 +682,26 @@ def _method(path: str, data: Any) -> MethodSpec:
             raise TopopruneError(f"config field {path}.allocation: {exc}") from None
         allocation = {**(dict(given) if isinstance(given, dict) else {}), "name": obj.name}  # the current name
         allocation.pop("label", None)
-    return MethodSpec(resolve_method(method), label, settings, allocation)
+    schedule = _schedule(path, data.get("schedule"), method) if "schedule" in data else None
+    return MethodSpec(resolve_method(method), label, settings, allocation, schedule)
+
+
+def _schedule(path: str, given: Any, method: Method) -> dict:
+    """A method entry's ``schedule: {steps: k, epochs: e}``, checked."""
+    allowed = "allowed: {steps: k, epochs: e} with k an integer in [2, 100] and e in [0, 10000]"
+    if not method.structured:
+        raise TopopruneError(f"config field {path}.schedule: {method.name!r} is unstructured; allowed: a schedule "
+                             "for structured methods (unstructured iterative pruning is imp/timp with rounds)")
+    if method.needs().training:
+        raise TopopruneError(f"config field {path}.schedule: {method.name!r} trains inside pruning already")
+    if not isinstance(given, dict) or set(given) != {"steps", "epochs"}:
+        raise TopopruneError(f"config field {path}.schedule: bad value {given!r}; {allowed}")
+    steps, epochs = given["steps"], given["epochs"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= 100:
+        raise TopopruneError(f"config field {path}.schedule.steps: bad value {steps!r}; {allowed}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs <= 10_000:
+        raise TopopruneError(f"config field {path}.schedule.epochs: bad value {epochs!r}; {allowed}")
+    return {"steps": steps, "epochs": epochs}
 
 
 def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:

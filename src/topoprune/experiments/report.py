@@ -407,7 +407,20 @@ def _recalibration_note(batches: int | None) -> str:
             "point is that accuracy. Training-mode BatchNorm normalizes with each batch's own statistics, "
             "so recalibration changes no weight of the recovery: only the running statistics differ, "
             "by (1 - momentum)^steps of their first difference, so the trajectory is the same beyond "
-            "its first steps (tests/unit/test_bn_recalibration.py pins this).")
+            "its first steps.")
+
+
+def _schedule_note(config: dict) -> str:
+    """What the iterative methods did, and that every one-shot cell recovered as long."""
+    scheduled = [m for m in config.get("methods", []) if isinstance(m, dict) and m.get("schedule")]
+    if not scheduled:
+        return ""
+    extra = max((m["schedule"]["steps"] - 1) * m["schedule"]["epochs"] for m in scheduled)
+    epochs = config["recovery"]["epochs"]
+    parts = [f"{m.get('label') or m['name']} prunes in {m['schedule']['steps']} steps with "
+             f"{m['schedule']['epochs']} epoch(s) of fine-tuning between them" for m in scheduled]
+    return (f" {'; '.join(parts)}. The one-shot methods and the controls recover for {epochs + extra} epochs "
+            f"instead of {epochs}, so every method trains {epochs + extra} epochs after its first removal.")
 
 
 def _budget_note(budget: dict | None) -> str:
@@ -449,7 +462,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
              "mean ± std over seeds. " + _coverage(config) + " MACs follow NNI's rule, FLOPs torch's flop counter. For "
              "unstructured methods, parameters are nonzero weights and the model is masked, not smaller. "
              + _recalibration_note(config["recovery"].get("recalibrate_bn"))
-             + _budget_note(config.get("budget")))
+             + _budget_note(config.get("budget")) + _schedule_note(config))
     sections: list[tuple[str, list]] = [("Warning", [f"**{w}**" for w in warned.values()])] if warned else []
     sections.append(("Which method won", sentences))
     paired = peer_sentences(peer_comparisons(rows, at_chance=set(warned)), _coverage(config, short=True))

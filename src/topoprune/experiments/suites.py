@@ -38,6 +38,8 @@ class SuiteTask(BaseModel):
     kind: Literal["structured", "unstructured"] = Field(description="the methods it takes")
     description: str = ""
     baselines: list[Any] = Field(min_length=1, max_length=64, description="method entries, as in a config")
+    schedule: dict[str, int] | None = Field(None, description="structured tasks: the candidate prunes iteratively, "
+                                            "{steps: k, epochs: e} (the one-shot baselines recover as long)")
     config: dict[str, Any] = Field(description="a compare config without name, methods and controls_of")
 
 
@@ -100,6 +102,9 @@ def load_suite(suite: str | Path) -> Suite:
             raise TopopruneError(f"suite {path}: field tasks[{i}].config.{reserved[0]}: not allowed in a suite "
                                  "(the task names the run; evaluate adds the methods and the candidate's controls)")
         task_config(task, None, where=f"suite {path}: tasks[{i}]")  # every config key checked now
+        if task.schedule is not None:  # checked as a method entry's schedule would be
+            probe = {"name": "l1"} if task.kind == "structured" else {"name": "magnitude"}
+            task_config(task, probe, where=f"suite {path}: tasks[{i}]")
     return parsed
 
 
@@ -107,6 +112,8 @@ def task_config(task: SuiteTask, candidate: dict | None, *, suite: str = "suite"
                 where: str | None = None) -> ExperimentConfig:
     """The task's comparison config: its baselines, then the candidate (a config method entry,
     or None to check the task alone), with ``controls`` run for the candidate only."""
+    if candidate is not None and task.schedule is not None:
+        candidate = {**candidate, "schedule": dict(task.schedule)}
     methods = list(task.baselines) + ([] if candidate is None else [candidate])
     raw = {**task.config, "name": f"{suite}-{task.name}"[:64], "methods": methods}
     if candidate is not None and task.config.get("controls"):
