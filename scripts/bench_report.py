@@ -504,9 +504,47 @@ def page_damage() -> list[str]:
                 ours_adjusted += [r[-1].split()[0] for r in t[1:] if r[1] in d.get("ours", [])]
                 out += [HOLM_NOTE, ""]
             out += [f"*{title}*", "", _table(t), ""]
+        out += _partial_lines(d)
     title = (f"# Does topology explain recoverability? A topological score beats L1 mass in {hits} of {compared} "
              "comparisons" if compared else "# Does topology explain recoverability? (the damage study)")
     return [title, "", intro, "", *out]
+
+
+def partial_counts(d: dict) -> tuple[int, int, list[tuple]]:
+    """Over one damage results file's partial correlations (all candidates): how many (score,
+    outcome, sparsity) comparisons have a p-value, how many add information within their family
+    (Holm over the topological scores of one outcome and sparsity), and which survive Holm over
+    the whole file, the right way."""
+    from topoprune.experiments.stats import holm
+
+    tested = [(s, p) for s, b in d["partial"]["sparsities"].items() for p in b["all"]["partial"]
+              if p["p_value"] is not None]
+    adjusted = holm([p["p_value"] for _, p in tested]) if tested else []
+    survive = [(s, p["score"], p["outcome"], p["partial"]) for (s, p), a in zip(tested, adjusted)
+               if a < 0.05 and (p["partial"] * p["expected_sign"] > 0 if p["expected_sign"] else True)]
+    return len(tested), sum(p["adds_information"] for _, p in tested), survive
+
+
+def _partial_lines(d: dict) -> list[str]:
+    """Beyond magnitude and density: the partial correlations' sentences and counts."""
+    part = d.get("partial")
+    if not part:
+        return ["Partial correlations: not computed for this file yet (`python benchmarks/damage_partial.py`).", ""]
+    n, family_hits, survive = partial_counts(d)
+    kept = "; ".join(f"{score} for {outcome} at sparsity {s} ({rho:+.2f})" for s, score, outcome, rho in survive)
+    lines = [f"*Beyond magnitude and density* (`{part['command']}`, seed {part['seed']}, {part['resamples']} "
+             f"resamples, {part['date'][:10]}, {commit_text(part)}): each topological score's partial Spearman "
+             "correlation with each outcome, controlling for L1 mass removed and for the largest per-layer fraction "
+             "removed (a control that is constant over the candidates, or missing from the file, is left out and "
+             f"the sentence says which were used). Of {n} comparisons with a p-value, {family_hits} add information "
+             "within their family (Holm over the topological scores of one outcome and sparsity); after Holm over "
+             f"all {n} of this file, {len(survive)} do" + (f": {kept}." if survive else "."), ""]
+    for s, blocks in part["sparsities"].items():
+        lines += [f"- {v}" for v in blocks["all"]["partial_verdicts"]]
+        if "random_only" in blocks:
+            lines += [f"- Among the {blocks['random_only']['n']} random candidates only: {v}"
+                      for v in blocks["random_only"]["partial_verdicts"]]
+    return lines + [""]
 
 
 def page_budgets() -> list[str]:

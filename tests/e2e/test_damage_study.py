@@ -76,6 +76,9 @@ def test_damage_study_end_to_end(tmp_path):
     assert len(block["verdicts"]) == 5 and all(v.startswith("Sparsity 0.5, ") for v in block["verdicts"])
     report = (ref_dir / "report.md").read_text()
     assert "Verdicts" in report and "l1-mass-removed" in report and (ref_dir / "damage_s0.5.png").is_file()
+    # the density vector is recorded per candidate, and the partial correlations control for it
+    assert all(0 <= f < 1 for f in rows[0]["layer_fraction_removed"].values())
+    assert {p["family"] for p in block["partial"]} <= {"topological"} and "Beyond magnitude and density" in report
     run = json.loads((ref_dir / "run.json").read_text())
     assert run["command"].startswith("topoprune study damage") and "torch" in run["versions"]
 

@@ -559,7 +559,7 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
     from ...metrics import count_parameters
     from ...train import evaluate, recover
     from ...train.bn import batchnorm_layers, recalibrate_bn
-    from .damage_scores import DAMAGE_SCORES, Candidate, layer_mass_removed
+    from .damage_scores import DAMAGE_SCORES, Candidate, layer_fraction_removed, layer_mass_removed
 
     exp, data = config.experiment, setting.data
     r = exp.recovery
@@ -585,6 +585,7 @@ def _candidate(config: DamageConfig, setting: _Setting, store, folder: str, cid:
         record = {"candidate": cid, "source": cand.source, "sparsity": setting.sparsity,
                   "removed": removed, "removed_units": {n: len(v) for n, v in (removed or {}).items()},
                   "scores": scores, "layer_mass_removed": layer_mass_removed(setting.ctx, cand),
+                  "layer_fraction_removed": layer_fraction_removed(setting.ctx, cand),
                   "acc_raw": raw, "params": [dense_params[0], params[0]],
                   "nonzero_params": [dense_params[1], params[1]],
                   "prune_seconds": prune_s, "score_seconds": score_s, **({"prune": info} if info else {})}
@@ -652,10 +653,48 @@ def _analysed(config: DamageConfig, rows: list[dict], out: dict, sparsity: float
     result = analyse(scores, outcomes, directions=out["directions"], families=out["families"],
                      resamples=config.resamples, level=config.level, seed=config.seed,
                      kendall_resamples=min(config.resamples, 300))
+    partials = partial_block(rows, scores, outcomes, out, resamples=config.resamples, level=config.level,
+                             seed=config.seed, sparsity=sparsity, labels=config.outcomes())
     return {"sparsity": sparsity, "n": len(rows), "correlations": [c.to_dict() for c in result.correlations],
             "families": [f.to_dict() for f in result.families],
             "verdicts": verdicts(result, outcome_labels=config.outcomes(), sparsity=sparsity, level=config.level,
-                                 subset=subset)}
+                                 subset=subset), **partials}
+
+
+def density_summary(rows: list[dict]) -> list[float] | None:
+    """The largest per-layer fraction removed of each candidate: from ``layer_fraction_removed``;
+    for results written before it was recorded, a constant when every candidate removed the same
+    units per layer (a uniform structured budget), else None (not available)."""
+    if all(r.get("layer_fraction_removed") for r in rows):
+        return [max(r["layer_fraction_removed"].values()) for r in rows]
+    counts = [r.get("removed_units") or None for r in rows]
+    if all(counts) and all(c == counts[0] for c in counts):
+        return [0.0] * len(rows)  # the same counts everywhere: constant, so it explains nothing
+    return None
+
+
+def partial_block(rows: list[dict], scores: dict, outcomes: dict, out: dict, *, resamples: int, level: float,
+                  seed: int, sparsity: float, labels: dict) -> dict:
+    """The partial correlations of the topological scores (controls: L1 mass removed and the
+    density summary) and their sentences, for one sparsity's rows."""
+    from .damage_partial import DENSITY_CONTROL, partial_correlations, partial_sentences
+    from .damage_stats import BASELINE_SCORE, expected_sign
+
+    controls = {}
+    if BASELINE_SCORE in scores:
+        controls[BASELINE_SCORE] = scores[BASELINE_SCORE]
+    density = density_summary(rows)
+    if density is not None:
+        controls[DENSITY_CONTROL] = density
+    signs = {(s, o): expected_sign(out["directions"].get(s, 0), o) for s in scores for o in outcomes}
+    partials = partial_correlations(scores, outcomes, controls, families=out["families"], signs=signs,
+                                    resamples=resamples, level=level, seed=seed)
+    note = [] if density is not None else [
+        f"Sparsity {sparsity:g}: the candidates' per-layer fractions removed are not in these results, so the "
+        "partial correlations control for L1 mass removed only."]
+    return {"partial": [p.to_dict() for p in partials],
+            "partial_verdicts": note + partial_sentences(partials, outcome_labels=labels, sparsity=sparsity,
+                                                         resamples=resamples)}
 
 
 def damage_summary(run_dir: str | Path) -> dict:

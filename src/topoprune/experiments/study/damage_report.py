@@ -140,6 +140,11 @@ def write_damage_report(run_dir: Path, summary: dict) -> tuple[Path, Path]:
     if summary.get("verdicts_random_only"):
         sections.append(("Verdicts among the random candidates only (the method choices left out: does a score "
                          "still rank prunings of one kind?)", summary["verdicts_random_only"]))
+    partial = [v for b in corr["sparsities"].values() for v in b.get("partial_verdicts", [])]
+    if partial:
+        sections.append(("Beyond magnitude and density: partial rank correlations of the topological scores "
+                         "(controls: L1 mass removed and the largest per-layer fraction removed; Holm over the "
+                         "topological scores of each outcome and sparsity)", partial))
     plots = []
     for key, block in corr["sparsities"].items():
         s = block.get("sparsity", float(key))

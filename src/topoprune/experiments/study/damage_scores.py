@@ -189,6 +189,20 @@ def layer_mass_removed(ctx: DamageContext, cand: Candidate, power: int = 1) -> d
     return out
 
 
+def layer_fraction_removed(ctx: DamageContext, cand: Candidate) -> dict[str, float]:
+    """Per targeted layer, the share of its units (structured) or weights (unstructured) the
+    candidate removed: the density vector the partial correlations control for."""
+    if ctx.kind == "structured":
+        return {name: len(gone) / _unit_weight(ctx, name).shape[0] for name, gone in (cand.removed or {}).items()}
+    dense = ctx.cached("masked-dense", lambda: _masked(ctx.model))
+    pruned = _masked(cand.model)
+    out = {}
+    for name in ctx.targets:
+        alive = np.count_nonzero(dense[name])
+        out[name] = float(1 - np.count_nonzero(pruned[name]) / alive) if alive else 0.0
+    return out
+
+
 def _total_share(ctx: DamageContext, cand: Candidate, power: int) -> float:
     if ctx.kind == "structured":
         num = den = 0.0
