@@ -687,8 +687,95 @@ def page_scale() -> list[str]:
             f"seconds above): {start}.", ""]
 
 
+def _per_seed(d: dict, method: str, sparsity: float) -> dict:
+    return {r["seed"]: r["acc_after_recovery"] for r in d["rows"]
+            if r["method"] == method and abs(r["sparsity"] - sparsity) < 1e-9 and r.get("acc_after_recovery") is not None}
+
+
+def _diff(d: dict, a: str, b: str, sparsity: float) -> tuple[str, str]:
+    """``a - b`` at ``sparsity``, same-seed paired: (mean [95 % t-interval] (verdict), verdict)."""
+    r = paired_difference(_per_seed(d, a, sparsity), _per_seed(d, b, sparsity))
+    if r.n < 2:
+        return "not measured", "n/a"
+    return f"{r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}] ({r.verdict})", r.verdict
+
+
+def _words(verdicts: list[str], what: str) -> str:
+    """'ties X at every target', 'loses to X at every target', or the mix, from verdict words."""
+    if all(v == "TIE" for v in verdicts):
+        return f"ties {what} at every target"
+    if all(v == "LOSES" for v in verdicts):
+        return f"loses to {what} at every target"
+    if all(v == "WINS" for v in verdicts):
+        return f"beats {what} at every target"
+    counts = {w: verdicts.count(w) for w in ("WINS", "TIE", "LOSES") if w in verdicts}
+    return f"against {what}: " + ", ".join(f"{w} at {n}" for w, n in counts.items()) + f" of {len(verdicts)} targets"
+
+
+def claims_rows() -> list[list[str]]:
+    """One row per claim of the seed papers: what it said, what we measured (ours minus the
+    peer), which part of the effect is the layer budget and which the choice inside layers, and
+    the verdict in words, all from the results files."""
+    rows = [["claim", "measured (ours minus peer, points)", "budget: its per-layer counts",
+             "choice: which units inside each layer", "verdict"]]
+    t1, bud, imp = _load("fmnist-vgg16q-filters"), _load("fmnist-vgg16q-budget"), _load("fmnist-lenet300-imp")
+    if t1 is not None:
+        def best(s: float) -> str:  # the best of L1/L2/FPGM on the mean, at this sparsity
+            return max(("l1", "l2", "fpgm"), key=lambda m: statistics.mean(_per_seed(t1, m, s).values()))
+
+        for ours, claim in (("topological", "The Topological Pruner (Perera 2022): its genetic search, keeping the "
+                             "persistence diagram, competes well with L1, L2 and FPGM filter pruning"),
+                            ("betti", "Betti pruning (Kochar et al.): removing the filters with the highest Betti "
+                             "numbers maintains accuracy")):
+            peer = [(s, *_diff(t1, ours, best(s), s)) for s in (0.5, 0.7)]
+            shuffle = [(s, *_diff(t1, ours, "random", s)) for s in (0.5, 0.7)]
+            verdict = (f"{_words([v for *_, v in peer], 'the best of L1/L2/FPGM')}; its choice "
+                       f"{_words([v for *_, v in shuffle], 'random filters')}")
+            rows.append([claim, "; ".join(f"at sparsity {s:g}: {t} against {best(s)}" for s, t, _ in peer),
+                         "none: a uniform budget, the same as every peer's",
+                         "; ".join(f"at {s:g}: {t} against random filters at the same budget (its shuffle control)"
+                                   for s, t, _ in shuffle), verdict])
+    if bud is not None:
+        diffs = [(s, *_diff(bud, "fpgm-topological", "fpgm", s)) for s in (0.5, 0.75)]
+        rows.append(["Topological layer budgets (ours, built on the Topological Pruner's diagrams): removing where "
+                     "each layer's diagram degrades least per FLOP keeps accuracy at matched FLOPs",
+                     "; ".join(f"{1 / (1 - s):.0f}x fewer FLOPs: {t} against uniform FPGM" for s, t, _ in diffs),
+                     "all of it: the same FPGM choice inside layers, only the budget differs",
+                     "none: FPGM's, as the peer's",
+                     f"the budget {_words([v for *_, v in diffs], 'the uniform budget')} (each interval on its own)"])
+    if imp is not None:
+        s = sorted({r["sparsity"] for r in imp["rows"]})[-1]
+        text, verdict = _diff(imp, "timp", "imp", s)
+        rows.append(["Tree-preserving IMP (Balwani and Krzyston): IMP retains the weights that keep the network's "
+                     "zeroth-order topology; a modified IMP keeps every layer's maximum spanning tree",
+                     f"at sparsity {s:g}: {text} against IMP",
+                     "not separated: both set per-layer counts by global magnitude, and their controls have not "
+                     "been run yet", "not separated (same)",
+                     f"keeping the tree {_words([verdict], 'IMP')} (the highest sparsity measured)"])
+    return rows
+
+
+def page_claims() -> list[str]:
+    intro = ("Each seed paper's claim, what our runs measured, and how much of each effect is the criterion's "
+             "layer budget (how many units or weights it removes from each layer) and how much its choice inside "
+             "layers (which ones). A method with a uniform budget removes the same share from every layer as its "
+             "peers, so all of its difference is its choice, and against random units at that budget (its shuffle "
+             "control) the choice alone is measured. A method that only changes the budget (the topological "
+             "allocation filled by FPGM) is measured against the same filling at a uniform budget. Differences are "
+             "same-seed paired, accuracy after recovery, 95 % t-intervals over 3 seeds of one trained network: "
+             "they leave out the variance between trained networks (reruns with one network per seed are pending). "
+             "Generated from the results files of the pages linked below.")
+    rows = claims_rows()
+    return ["# The seed papers' claims: measured, and split into budget and choice", "", intro, "", _table(rows), "",
+            "The Topological Pruner's and Betti pruning's claims hold in their own words (they compete, they keep "
+            "accuracy) only in the sense that they tie the plain criteria; neither beats them, and the topological "
+            "budgets lose. Whether any effect is budget or choice is read from the columns above, row by row.", "",
+            "Sources: [structured](structured.md) (table 1), [budgets](budgets.md) (matched FLOPs), [imp](imp.md) "
+            "(LeNet-300-100).", ""]
+
+
 # (file stem in docs/benchmarks, page)
-PAGES = [("structured", page_structured), ("fitness", page_fitness), ("imp", page_imp),
+PAGES = [("claims", page_claims), ("structured", page_structured), ("fitness", page_fitness), ("imp", page_imp),
          ("critical", page_critical), ("speed", page_speed), ("early-stopping", page_early_stopping),
          ("activations", page_activations), ("extreme", page_extreme), ("damage", page_damage),
          ("budgets", page_budgets), ("scale", page_scale)]
