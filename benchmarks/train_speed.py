@@ -334,7 +334,7 @@ def run_parity(args: argparse.Namespace, out: Path) -> dict:
     if fast == "fp32":
         raise SystemExit("train_speed.py: --setting must differ from fp32")
     path = out / "train_speed.json"
-    command = "python benchmarks/train_speed.py " + " ".join(sys.argv[1:]) if args.command is None else args.command
+    command = parity_command(sys.argv[1:]) if args.command is None else args.command
     record = json.loads(path.read_text()) if path.exists() else {}
     parity = record.get("parity") or {}
     if parity.get("setting") not in (None, fast) or parity.get("config") != _parity_identity(args):
@@ -353,6 +353,38 @@ def run_parity(args: argparse.Namespace, out: Path) -> dict:
             _save_parity(path, record, parity)
     parity["done"] = len(pairs)
     parity["summary"] = parity_summary(pairs, fast)
+    _save_parity(path, record, parity)
+    return parity
+
+
+def parity_command(argv: list[str]) -> str:
+    """The command that made a parity record, without ``--runs PATH`` (where the run folders
+    live changes nothing they compute) and without ``--summarize``."""
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--runs":
+            skip = True
+            continue
+        if a.startswith("--runs=") or a == "--summarize":
+            continue
+        kept.append(a)
+    return " ".join(["python benchmarks/train_speed.py", *kept])
+
+
+def summarize_parity(out: Path) -> dict:
+    """Recompute the parity summary and page from the pairs stored in ``out/train_speed.json``
+    (nothing runs); the stored command loses its ``--runs`` folder."""
+    path = out / "train_speed.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    parity = record.get("parity")
+    if not parity:
+        raise SystemExit("train_speed.py: --summarize needs a parity record in " + str(path))
+    parity["command"] = parity_command(parity["command"].split()[2:])
+    parity["done"] = len(parity["pairs"])
+    parity["summary"] = parity_summary(parity["pairs"], parity["setting"])
     _save_parity(path, record, parity)
     return parity
 
@@ -385,6 +417,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="VGG-16 only, no compile, no file; last line 'speedup X.XXx'")
     ap.add_argument("--parity", action="store_true", help="the table-1 accuracy parity run (hours)")
+    ap.add_argument("--summarize", action="store_true", help="with --parity: recompute the parity summary from "
+                    "the stored pairs, run nothing")
     ap.add_argument("--rounds", type=int, default=None, help="rounds of every (model, setting) (default 8, quick 6)")
     ap.add_argument("--warmup", type=int, default=2, help="first rounds dropped (compiling happens there)")
     ap.add_argument("--steps", type=int, default=None, help="steps per block (default 4, quick 3)")
@@ -422,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.parity:
-        parity = run_parity(args, args.out)
+        parity = summarize_parity(args.out) if args.summarize else run_parity(args, args.out)
         print("\n".join(parity_lines(parity)))
         return
     keys = args.only or ([QUICK_MODEL] if args.quick else list(MODELS))

@@ -487,6 +487,7 @@ def page_damage() -> list[str]:
              "generated from the results files.")
     out: list[str] = []
     hits = compared = 0
+    partial_total = [0, 0]  # comparisons with a p-value, survivors of Holm over their file
     for name, d in _results(out, (("fmnist-vgg16q-damage", "VGG-16 (width 0.25), filters"),
                                   ("fmnist-lenet300-damage", "LeNet-300-100, weights")), "`make bench-damage`"):
         sentences = d["verdicts"] + d.get("verdicts_random_only", [])
@@ -505,6 +506,13 @@ def page_damage() -> list[str]:
                 out += [HOLM_NOTE, ""]
             out += [f"*{title}*", "", _table(t), ""]
         out += _partial_lines(d)
+        if d.get("partial"):
+            n, _, survive = partial_counts(d)
+            partial_total[0] += n
+            partial_total[1] += len(survive)
+    if partial_total[0]:
+        out += [f"Across the studies above, controlling for L1 mass removed: {partial_total[1]} of {partial_total[0]} "
+                "score-outcome comparisons add information after Holm over their study.", ""]
     title = (f"# Does topology explain recoverability? A topological score beats L1 mass in {hits} of {compared} "
              "comparisons" if compared else "# Does topology explain recoverability? (the damage study)")
     return [title, "", intro, "", *out]

@@ -131,3 +131,9 @@ def test_a_tiny_parity_run_saves_every_pair_and_resumes(tmp_path, monkeypatch, c
     calls.clear()
     train_speed.main(argv)
     assert calls == []  # all done: nothing runs again
+
+
+def test_the_parity_command_leaves_out_where_the_run_folders_live():
+    argv = ["--parity", "--threads", "2", "--runs", "/somewhere/else", "--summarize"]
+    assert train_speed.parity_command(argv) == "python benchmarks/train_speed.py --parity --threads 2"
+    assert train_speed.parity_command(["--parity", "--runs=/x"]) == "python benchmarks/train_speed.py --parity"
