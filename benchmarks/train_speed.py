@@ -190,6 +190,65 @@ def compile_works(device: torch.device) -> str:
     return compile_support(device)
 
 
+# --- evaluation and BatchNorm recalibration -----------------------------------------------------
+
+EVAL_CASES = (  # (name, what, batch, precision, channels_last)
+    ("eval b128 fp32", "evaluate", 128, "fp32", False),
+    ("eval b1024 fp32", "evaluate", 1024, "fp32", False),
+    ("eval b1024 bf16", "evaluate", 1024, "bf16", False),
+    ("eval b1024 channels_last+bf16", "evaluate", 1024, "bf16", True),
+    ("recal 50x128 fp32", "recalibrate", 128, "fp32", False),
+    ("recal 50x128 channels_last+bf16", "recalibrate", 128, "bf16", True),
+)
+
+
+def eval_times(*, rounds: int, test_size: int = 10_000) -> dict:
+    """Seconds of one evaluation of VGG-16 w0.25 over ``test_size`` inputs (as after every
+    recovery epoch) and of one BatchNorm recalibration (50 batches of 128), per case, in a
+    rotated order over ``rounds`` rounds; and one training step at batch 128 in fp32 for scale."""
+    import topoprune as tp
+    from topoprune.data import DataSplits
+
+    torch.manual_seed(0)
+    name, width, shape = MODELS[QUICK_MODEL]
+    model = tp.create_model(name, num_classes=10, in_channels=shape[0], input_size=shape[1:], width=width)
+    x = torch.randn(test_size, *shape)
+    y = torch.randint(0, 10, (test_size,))
+    data = DataSplits(name="random", input_shape=shape, num_classes=10, train_x=x, train_y=y, val_x=x[:0],
+                      val_y=y[:0], test_x=x, test_y=y, mean=(0.0,), std=(1.0,))
+    times: dict[str, list[float]] = {c[0]: [] for c in EVAL_CASES}
+    for r in range(rounds):
+        for case, what, batch, precision, cl in rotated(list(EVAL_CASES), r):
+            t0 = time.perf_counter()
+            if what == "evaluate":
+                tp.evaluate(model, x, y, batch_size=batch, precision=precision, channels_last=cl)
+            else:
+                tp.recalibrate_bn(model, data, batches=50, batch_size=batch, precision=precision, channels_last=cl)
+            times[case].append(time.perf_counter() - t0)
+    step = Stepper(model, "fp32", torch.device("cpu"))
+    step.run(x[:BATCH], y[:BATCH], 2)
+    step_s = statistics.median(step.run(x[:BATCH], y[:BATCH], 3) for _ in range(3))
+    return {"test_size": test_size, "rounds": rounds, "seconds": times,
+            "median_s": {k: statistics.median(v[1:] if len(v) > 1 else v) for k, v in times.items()},
+            "train_step_s": step_s, "train_epoch_s": step_s * math.ceil(54_000 / BATCH)}
+
+
+def eval_lines(ev: dict) -> list[str]:
+    med = ev["median_s"]
+    base = med["eval b128 fp32"]
+    rows = ["| case | median seconds | against eval b128 fp32 |", "|---|---:|---:|"]
+    rows += [f"| {k} | {v:.2f} | {base / v:.2f}x |" for k, v in med.items()]
+    epoch = ev["train_epoch_s"]
+    return ["## Evaluation and BatchNorm recalibration", "",
+            f"VGG-16 w0.25, {ev['test_size']} inputs per evaluation (a cell evaluates the test split after every "
+            f"recovery epoch), BatchNorm recalibration on 50 batches of 128; {ev['rounds']} rounds in a rotated "
+            "order, the first dropped. Both run under `torch.inference_mode`.", "", *rows, "",
+            f"For scale: one training epoch of 54,000 inputs at batch 128 in fp32 takes about {epoch:.0f} s "
+            f"({ev['train_step_s'] * 1000:.0f} ms a step), so one evaluation at the default batch of 1024 in fp32 "
+            f"is {med['eval b1024 fp32'] / epoch * 100:.1f} % of an epoch and a recalibration "
+            f"{med['recal 50x128 fp32'] / epoch * 100:.1f} %.", ""]
+
+
 # --- parity --------------------------------------------------------------------------------------
 
 
@@ -417,6 +476,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="VGG-16 only, no compile, no file; last line 'speedup X.XXx'")
     ap.add_argument("--parity", action="store_true", help="the table-1 accuracy parity run (hours)")
+    ap.add_argument("--eval", action="store_true", help="time evaluation and BatchNorm recalibration only "
+                    "(a minute); saved in the 'eval' key")
     ap.add_argument("--summarize", action="store_true", help="with --parity: recompute the parity summary from "
                     "the stored pairs, run nothing")
     ap.add_argument("--rounds", type=int, default=None, help="rounds of every (model, setting) (default 8, quick 6)")
@@ -455,6 +516,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.eval:
+        ev = eval_times(rounds=args.rounds or 5)
+        ev.update({"command": "python benchmarks/train_speed.py --eval" + (f" --threads {args.threads}"
+                                                                          if args.threads != 1 else ""),
+                   "torch_threads": args.threads, **environment()})
+        path = args.out / "train_speed.json"
+        record = json.loads(path.read_text()) if path.exists() else {}
+        record["eval"] = ev
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        md = path.with_suffix(".md")
+        text = md.read_text() if md.exists() else "# Training speed options\n"
+        head = text.split("\n## Parity", 1)[0].split("\n## Evaluation and BatchNorm recalibration", 1)[0]
+        parity = ["", *parity_lines(record["parity"])] if record.get("parity", {}).get("pairs") else []
+        md.write_text(head.rstrip("\n") + "\n\n" + "\n".join(eval_lines(ev) + parity) + "\n")
+        print("\n".join(eval_lines(ev)))
+        return
     if args.parity:
         parity = summarize_parity(args.out) if args.summarize else run_parity(args, args.out)
         print("\n".join(parity_lines(parity)))

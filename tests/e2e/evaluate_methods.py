@@ -23,6 +23,18 @@ class LowVariance(StructuredMethod):
         return torch.argsort(w.var(dim=1))[: int(units.count * layer.sparsity)].tolist()
 
 
+class LayerMagnitude(UnstructuredMethod):
+    """The smallest |w| of each layer go (per-layer magnitude), through topoprune's own masks."""
+
+    summary: ClassVar[str] = "the smallest |w| of each layer go"
+
+    def apply(self, model, request):
+        from topoprune import prune_weights
+
+        _, record = prune_weights(model, request.sparsity, scope="local", inplace=True)
+        return PruneOutcome(model, {"rounds": [record.to_dict()]})
+
+
 class OneUnit(StructuredMethod):
     """Always removes one unit, whatever the sparsity (the wrong number)."""
 

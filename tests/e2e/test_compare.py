@@ -95,7 +95,7 @@ def test_imp_trajectory_cells_read_their_round(tmp_path):
     ({"train": {"lr": -1}}, "train.lr: bad value -1; allowed: greater than 0"),
     ({"methods": [{"name": "topological", "population": 1}]}, "methods[0].population: bad value 1; allowed: greater than or equal to 4"),
     ({"recovery": {"tolerance": -1}}, "recovery.tolerance"),
-    ({"epochs": 3}, "config field epochs: unknown setting; allowed keys: analyses, budget, controls, dataset"),
+    ({"epochs": 3}, "config field epochs: unknown setting; allowed keys: analyses, budget, controls, controls_of, dataset"),
     ({"methods": ["l1", {"name": "l1", "label": None}, "fpgm", "topological", "topological"]},
      "methods: bad value ['l1', 'topological']; allowed: each method once; give repeats a distinct 'label'"),
     ({"methods": [{"name": "l1", "label": "My L1"}]}, "methods[0].label: bad value 'My L1'"),
