@@ -120,3 +120,15 @@ def test_a_suite_with_an_unknown_key_is_refused(tmp_path, capsys):
 def test_the_quick_suite_runs_end_to_end(tmp_path):
     result = evaluate_method("tests.e2e.evaluate_methods:LowVariance", suite="quick", out=tmp_path, quiet=True)
     assert result.ok and (result.folder / "leaderboard.md").is_file()
+
+
+def test_several_methods_share_one_plan(tmp_path, suite, capsys):
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "fpgm", "lamp",
+                                      "--suite", str(suite), "--out", str(tmp_path / "runs"), "--dry-run"])
+    assert code == 0, err
+    # conv: l1, random, low-variance, fpgm and both their magnitude-at-budget controls, 2 seeds; mlp: magnitude,
+    # lamp and lamp's two controls, 2 seeds
+    assert "conv: 12 cells" in out and "mlp: 8 cells" in out
+    code, out, err = run_cli(capsys, ["evaluate", "fpgm", "--label", "a", "--label", "b", "--suite", str(suite),
+                                      "--dry-run"])
+    assert code == 2 and "--label: given 2 time(s) for 1 method(s)" in err

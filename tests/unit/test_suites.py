@@ -135,9 +135,9 @@ def test_leaderboard_compares_with_the_best_baseline_and_the_own_controls():
     best = next(r for r in table if "best baseline" in r[1])
     assert best[1].startswith("l1")
     controls = dict(sections)["t: against its own controls"]
-    shuffle = next(r for r in controls if r[1].startswith("shuffle"))
-    assert shuffle[1] == "shuffle (= random)"  # served by the random baseline's cells
-    assert shuffle[3].endswith("WINS") and shuffle[4] == "its choice inside layers matters"
+    shuffle = next(r for r in controls if r[2].startswith("shuffle"))
+    assert shuffle[1] == "**fpgm**" and shuffle[2] == "shuffle (= random)"  # served by the random baseline's cells
+    assert shuffle[4].endswith("WINS") and shuffle[5] == "its choice inside layers matters"
     assert "wins at 1, loses at 0 and ties at 0 of 1" in summary[0]
 
 
@@ -165,3 +165,19 @@ def test_cost_estimate_counts_the_cells_and_prices_them():
     assert estimate.seconds == pytest.approx(estimate.baselines + estimate.cells + estimate.inside_pruning)
     assert estimate.baselines > 0 and estimate.cells > 0 and estimate.step_ms["mnist-conv-w0.25"] > 0
     assert format_seconds(30) == "30 s" and format_seconds(600) == "10.0 min" and format_seconds(36000) == "10.0 h"
+
+
+def test_candidates_given_together_share_the_baselines_and_each_get_their_own_family(tmp_path):
+    plan = plan_evaluation(["fpgm", "l2"], suite=write_suite(tmp_path))
+    (task, config), = plan.tasks
+    assert [m.key for m in config.methods] == ["l1", "random", "fpgm", "l2"]  # the baselines' cells once
+    assert set(config.controls_of) == {"fpgm", "l2"} and plan.name == "fpgm+l2"
+    with pytest.raises(TopopruneError, match="two candidates are named 'fpgm'"):
+        plan_evaluation(["fpgm", "fpgm"], suite=write_suite(tmp_path))
+    config = {"name": "x", "methods": [{"name": "l1"}, {"name": "fpgm"}, {"name": "l2"}], "sparsities": [0.5]}
+    rows = (_rows("l1", 0.5, [90.0, 91.0, 92.0]) + _rows("fpgm", 0.5, [92.0, 93.1, 93.9])
+            + _rows("l2", 0.5, [90.1, 90.9, 92.0]))
+    task = TaskRows("t", "a task", config, rows, ["l1"], __import__("pathlib").Path("run"))
+    summary, sections = leaderboard_sections([task], ["fpgm", "l2"])
+    assert "**fpgm** wins at 1" in summary[0] and "**l2** wins at 0, loses at 0 and ties at 1" in summary[1]
+    assert "every comparison of fpgm" in summary[0] and "every comparison of l2" in summary[1]

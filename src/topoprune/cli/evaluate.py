@@ -4,7 +4,7 @@ baselines and its own controls, with a leaderboard."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -16,9 +16,10 @@ from .options import RunParentOption
 
 @app.command("evaluate")
 def evaluate_cmd(
-    method: Annotated[str, typer.Argument(help="The method to test: pkg.module:MyMethod (a StructuredMethod or "
-                                                "UnstructuredMethod subclass, registered or only importable; the "
-                                                "working directory is searched too), or a registered name.")],
+    methods: Annotated[List[str], typer.Argument(help="The method(s) to test: pkg.module:MyMethod (a StructuredMethod "
+                                                      "or UnstructuredMethod subclass, registered or only importable; "
+                                                      "the working directory is searched too), or a registered name. "
+                                                      "Several share the baselines' cells.")],
     suite: Annotated[str, typer.Option("--suite", help="quick (digits, minutes on a CPU), standard (Fashion-MNIST, "
                                                         "hours on a CPU), standard-cifar10 (for a GPU), or a suite "
                                                         "YAML file of your own.")] = "quick",
@@ -26,15 +27,24 @@ def evaluate_cmd(
     device: Annotated[Optional[str], typer.Option("--device", help="Where training runs: cpu, cuda, cuda:N, mps "
                                                                     "or auto (default: the suite's device, else "
                                                                     "cpu).")] = None,
+    label: Annotated[Optional[List[str]], typer.Option("--label", help="How the leaderboard names the method "
+                                                                        "(default: its registry name), once per "
+                                                                        "method; needed to test a baseline's method "
+                                                                        "with other settings.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and the cost estimate only.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display (CI logs).")] = False,
 ) -> None:
-    """Run a pruning method through a suite of tasks against the strongest baselines and its own
+    """Run pruning methods through a suite of tasks against the strongest baselines and their own
     controls; write leaderboard.md and leaderboard.html (resumable: rerun to continue). Cells
     that fail are marked on the leaderboard and end the command with exit code 2."""
+    method = methods if len(methods) > 1 else methods[0]
+    if label and len(label) != len(methods):
+        raise TopopruneError(f"--label: given {len(label)} time(s) for {len(methods)} method(s); allowed: once per "
+                             "method, in the same order")
+    label = (list(label) if len(methods) > 1 else label[0]) if label else None
     from ..experiments.evaluate import evaluate_method, plan_evaluation
 
-    plan = plan_evaluation(method, suite=suite)
+    plan = plan_evaluation(method, suite=suite, label=label)
     estimate_device = device or plan.suite.device or "cpu"
     if estimate_device in ("auto",):
         from ..train import resolve_device
@@ -53,7 +63,7 @@ def evaluate_cmd(
     if dry_run:
         console.print(f"dry run: nothing was run; the evaluation folder would be {plan.folder(out)}")
         return
-    result = evaluate_method(method, suite=suite, out=out, device=device, quiet=quiet,
+    result = evaluate_method(method, suite=suite, out=out, device=device, quiet=quiet, label=label,
                              on_event=lambda text: console.print(text, soft_wrap=True))
     console.print(f"leaderboard: {result.leaderboard[0]} and {result.leaderboard[1]}", soft_wrap=True)
     line = result.failure_line()

@@ -25,6 +25,12 @@ class Candidate:
     name: str
     method: Method
     source: str  # "pkg.module:Class", or the registered name it was given as
+    label: str | None = None  # how the leaderboard names it, when not by its registry name
+
+    @property
+    def key(self) -> str:
+        """The name rows and the leaderboard use: the label if given, else the registry name."""
+        return self.label or self.name
 
     @property
     def structured(self) -> bool:
@@ -36,7 +42,7 @@ class Candidate:
 
     def entry(self) -> dict[str, Any]:
         """The candidate as a config method entry (its explicitly given settings)."""
-        return {"name": self.name, **self.method.settings()}
+        return {"name": self.name, **({"label": self.label} if self.label else {}), **self.method.settings()}
 
 
 def _kebab(name: str) -> str:
@@ -44,7 +50,7 @@ def _kebab(name: str) -> str:
     return (re.sub(r"[^a-z0-9-]+", "-", text).strip("-") or "candidate")[:40]
 
 
-def resolve_candidate(method: object) -> Candidate:
+def resolve_candidate(method: object, label: str | None = None) -> Candidate:
     """A :class:`Candidate` from ``"pkg.module:Class"``, a registered name, a :class:`Method`
     subclass or an instance. Refused in one line: a path that does not import, an object that is
     not a pruning method, a class whose settings have no defaults (pass an instance)."""
@@ -62,7 +68,7 @@ def resolve_candidate(method: object) -> Candidate:
         method = resolve_factory(method, "method")
     elif isinstance(method, str):
         cls = method_class(method)  # an unknown name: one line listing the registered ones
-        return Candidate(method, cls(), method)
+        return Candidate(method, cls(), method, _label(label))
     if isinstance(method, Method):
         instance = method
     elif isinstance(method, type) and issubclass(method, (StructuredMethod, UnstructuredMethod)):
@@ -92,4 +98,16 @@ def resolve_candidate(method: object) -> Candidate:
             METHODS.register(name, cls)
             cls.name = name
         registered = name
-    return Candidate(registered, instance, source or f"{cls.__module__}:{cls.__qualname__}")
+    return Candidate(registered, instance, source or f"{cls.__module__}:{cls.__qualname__}", _label(label))
+
+
+def _label(label: str | None) -> str | None:
+    """A label as configs accept it (it names folders), or None."""
+    if label is None:
+        return None
+    from .config import LABEL_PATTERN
+
+    if not (isinstance(label, str) and re.fullmatch(LABEL_PATTERN, label)):
+        raise TopopruneError(f"label: bad value {label!r}; allowed: 1-40 characters from a-z, 0-9, '.', '_', '-', "
+                             "starting with a letter or digit")
+    return label

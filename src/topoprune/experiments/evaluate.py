@@ -1,12 +1,14 @@
-"""``topoprune evaluate``: one candidate method through a suite of tasks, against the strongest
-baselines and its own controls, ending in a leaderboard.
+"""``topoprune evaluate``: candidate methods through a suite of tasks, against the strongest
+baselines and their own controls, ending in a leaderboard.
 
 An evaluation folder ``<out>/evaluate-<suite>-<method>-<hash>/`` holds ``evaluation.json`` (the
-suite, the candidate, the estimate, the failed cells), ``tasks/<run folder>/`` (one resumable
-comparison per task, as ``topoprune compare`` writes it) and ``leaderboard.md`` /
-``leaderboard.html``. The same command resumes: finished cells are kept, failed ones retried.
+suite, the candidates, the failed cells), ``tasks/<run folder>/`` (one resumable comparison per
+task, as ``topoprune compare`` writes it) and ``leaderboard.md`` / ``leaderboard.html``. The same
+command resumes: finished cells are kept, failed ones retried. Several candidates given together
+share the baselines' cells (each task runs once with all of them), and each candidate gets its
+own verdicts.
 
-A cell that raises (the candidate's bug, a mask of the wrong shape, the wrong number of units)
+A cell that raises (a candidate's bug, a mask of the wrong shape, the wrong number of units)
 does not stop the others: its traceback goes to its task's ``log.txt``, the leaderboard marks
 it, and :attr:`EvaluationResult.failures` lists it.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,19 +32,32 @@ __all__ = ["EvaluationPlan", "EvaluationResult", "plan_evaluation", "evaluate_me
 
 @dataclass
 class EvaluationPlan:
-    """What an evaluation will run: the candidate, the suite, each task's config, and (once
-    :meth:`estimate` ran) the estimated seconds per task."""
+    """What an evaluation will run: the candidates, the suite, each task's config (with the
+    candidates of its kind), and (once :meth:`estimate` ran) the estimated seconds per task."""
 
-    candidate: Candidate
+    candidates: list[Candidate]
     suite: Suite
     tasks: list[tuple[SuiteTask, ExperimentConfig]]
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def candidate(self) -> Candidate:
+        """The first candidate (the only one, usually)."""
+        return self.candidates[0]
+
+    @property
+    def name(self) -> str:
+        """How folders and titles name the candidates: ``a``, or ``a+b+c``."""
+        return "+".join(c.key for c in self.candidates)[:80]
+
     def folder(self, out: str | Path) -> Path:
-        key = json.dumps({"suite": self.suite.digest(), "method": self.candidate.entry(),
-                          "source": self.candidate.source}, sort_keys=True)
+        key = json.dumps({"suite": self.suite.digest(), "methods": [c.entry() for c in self.candidates],
+                          "sources": [c.source for c in self.candidates]}, sort_keys=True)
+        if len(self.candidates) == 1:  # the digest one candidate always had
+            key = json.dumps({"suite": self.suite.digest(), "method": self.candidate.entry(),
+                              "source": self.candidate.source}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-        return Path(out) / f"evaluate-{self.suite.name}-{self.candidate.name}-{digest}"
+        return Path(out) / f"evaluate-{self.suite.name}-{self.name}-{digest}"
 
     def estimate(self, *, device: str = "cpu") -> dict[str, float]:
         """Seconds of training per task on this machine (:func:`~.cost.estimate_cost`)."""
@@ -55,13 +70,14 @@ class EvaluationPlan:
         """The plan in words: one line per task (cells, seeds, targets, estimate when known)."""
         from .cost import format_seconds
 
-        c = self.candidate
-        out = [f"evaluate {c.name} ({c.class_name}, {'structured' if c.structured else 'unstructured'}) on the "
-               f"{self.suite.name} suite: {len(self.tasks)} task(s)"]
+        keys = {c.key for c in self.candidates}
+        said = ", ".join(f"{c.key} ({c.class_name}, {'structured' if c.structured else 'unstructured'})"
+                         for c in self.candidates)
+        out = [f"evaluate {said} on the {self.suite.name} suite: {len(self.tasks)} task(s)"]
         for task, config in self.tasks:
             controls = [p for p in config.control_plan() if p.runs]
             cells = len(config.models) * len(config.sparsities) * len(config.seeds) * (len(config.methods) + len(controls))
-            baselines = ", ".join(m.key for m in config.methods if m.key != c.name)
+            baselines = ", ".join(m.key for m in config.methods if m.key not in keys)
             est = f", about {format_seconds(self.seconds[task.name])}" if task.name in self.seconds else ""
             out.append(f"  {task.name}: {cells} cells ({len(config.methods)} methods + {len(controls)} control(s) x "
                        f"{len(config.sparsities)} targets x {len(config.seeds)} seeds){est}; baselines: {baselines}")
@@ -76,7 +92,7 @@ class EvaluationResult:
     """A finished (or partly failed) evaluation."""
 
     folder: Path
-    candidate: str
+    candidate: str  # the candidates' names, joined with "+" when there are several
     method_class: str
     suite: str
     tasks: dict[str, Path]
@@ -106,38 +122,63 @@ class EvaluationResult:
                 f"and every other cell is kept (tracebacks: {', '.join(logs)})")
 
 
-def plan_evaluation(method: object, *, suite: str | Path | Suite = "quick") -> EvaluationPlan:
-    """Resolve the candidate and the suite and build every task's config, refusing bad input in
-    one line before any work: a path that does not import, a class that is not a pruning
-    method, a suite with an unknown key, a suite with no task for the method's kind."""
-    candidate = resolve_candidate(method)
+def _as_list(method: object) -> list:
+    return list(method) if isinstance(method, (list, tuple)) else [method]
+
+
+def plan_evaluation(method: object, *, suite: str | Path | Suite = "quick",
+                    label: str | Sequence[str | None] | None = None) -> EvaluationPlan:
+    """Resolve the candidates (one method, or a list of them) and the suite and build every
+    task's config, refusing bad input in one line before any work: a path that does not import,
+    a class that is not a pruning method, a suite with an unknown key, a suite with no task for a
+    method's kind, a candidate that is a baseline, two candidates with one name."""
+    methods = _as_list(method)
+    if not methods:
+        raise TopopruneError("evaluate needs at least one method")
+    labels = list(label) if isinstance(label, (list, tuple)) else [label] + [None] * (len(methods) - 1)
+    if len(labels) != len(methods):
+        raise TopopruneError(f"give one label per method: {len(methods)} method(s), {len(labels)} label(s)")
+    candidates = [resolve_candidate(m, lab) for m, lab in zip(methods, labels)]
+    keys = [c.key for c in candidates]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise TopopruneError(f"two candidates are named {twice[0]!r}; allowed: distinct names (give --label)")
     chosen = suite if isinstance(suite, Suite) else load_suite(suite)
-    tasks = chosen.tasks_for(candidate.structured)
-    if not tasks:
-        kinds = sorted({t.kind for t in chosen.tasks})
-        raise TopopruneError(f"suite {chosen.name!r} has no {'structured' if candidate.structured else 'unstructured'} "
-                             f"task for {candidate.class_name}; it has {', '.join(kinds)} tasks only")
-    entry = candidate.entry()
+    for c in candidates:
+        if not chosen.tasks_for(c.structured):
+            kinds = sorted({t.kind for t in chosen.tasks})
+            raise TopopruneError(f"suite {chosen.name!r} has no {'structured' if c.structured else 'unstructured'} "
+                                 f"task for {c.class_name}; it has {', '.join(kinds)} tasks only")
     planned = []
-    for task in tasks:
-        if any(m == candidate.name or (isinstance(m, dict) and (m.get("label") or m.get("name")) == candidate.name)
-               for m in task.baselines):
-            raise TopopruneError(f"{candidate.name!r} is a baseline of suite {chosen.name!r} (task {task.name}); "
-                                 "allowed: a method that is not among the suite's baselines")
-        planned.append((task, task_config(task, entry, suite=chosen.name, where=f"suite {chosen.name}: task {task.name}")))
-    return EvaluationPlan(candidate, chosen, planned)
+    for task in chosen.tasks:
+        mine = [c for c in candidates if c.structured == (task.kind == "structured")]
+        if not mine:
+            continue
+        for c in mine:
+            if any(m == c.key or (isinstance(m, dict) and (m.get("label") or m.get("name")) == c.key)
+                   for m in task.baselines):
+                raise TopopruneError(f"{c.key!r} is a baseline of suite {chosen.name!r} (task {task.name}); "
+                                     "allowed: a method that is not among the suite's baselines, or the same method "
+                                     "with other settings under a label of its own (--label)")
+        planned.append((task, task_config(task, [c.entry() for c in mine], suite=chosen.name,
+                                          where=f"suite {chosen.name}: task {task.name}")))
+    return EvaluationPlan(candidates, chosen, planned)
 
 
 def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out: str | Path = "runs",
                     device: str | None = None, quiet: bool = False,
+                    label: str | Sequence[str | None] | None = None,
                     on_event: Callable[[str], None] | None = None) -> EvaluationResult:
     """Run ``method`` through ``suite`` and write the leaderboard (resumable: rerun to continue).
 
     ``method``: ``"pkg.module:MyMethod"``, a registered name, a :class:`~topoprune.StructuredMethod`
-    or :class:`~topoprune.UnstructuredMethod` subclass, or an instance (its settings are used).
-    ``suite``: ``"quick"`` (digits, minutes), ``"standard"`` (Fashion-MNIST, hours on a CPU),
-    ``"standard-cifar10"`` (for a GPU), or a YAML file. ``device``: where training runs (default:
-    the suite's ``device``, else the CPU). ``on_event`` receives one line per task as it starts.
+    or :class:`~topoprune.UnstructuredMethod` subclass, an instance (its settings are used), or a
+    list of these: candidates given together share the baselines' cells, and each gets its own
+    verdicts. ``suite``: ``"quick"`` (digits, minutes), ``"standard"`` (Fashion-MNIST, hours on a
+    CPU), ``"standard-cifar10"`` (for a GPU), or a YAML file. ``device``: where training runs
+    (default: the suite's ``device``, else the CPU). ``label`` names a candidate on the
+    leaderboard (one per candidate; needed when it is a baseline's class with other settings).
+    ``on_event`` receives one line per task as it starts.
 
     Bad input raises :class:`~topoprune.TopopruneError` before any work. A cell that fails does
     not: see :attr:`EvaluationResult.failures` and :meth:`EvaluationResult.failure_line`.
@@ -146,7 +187,7 @@ def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out:
     from .runner import preflight, run_dir_for, run_keeping_going
     from .store import read_results
 
-    plan = plan_evaluation(method, suite=suite)
+    plan = plan_evaluation(method, suite=suite, label=label)
     folder = plan.folder(out)
     tasks_dir = folder / "tasks"
     for _, config in plan.tasks:  # data, shapes, --out: all refused before any training
@@ -154,10 +195,14 @@ def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out:
     device = device or plan.suite.device or "cpu"
     folder.mkdir(parents=True, exist_ok=True)
     record_path = folder / "evaluation.json"
-    c = plan.candidate
-    record = {"suite": plan.suite.name, "suite_digest": plan.suite.digest(), "candidate": c.name,
-              "method_class": c.class_name, "source": c.source, "settings": c.method.settings(),
-              "structured": c.structured, "tasks": {}, "failures": []}
+    keys = [c.key for c in plan.candidates]
+    record = {"suite": plan.suite.name, "suite_digest": plan.suite.digest(), "candidate": plan.name,
+              "candidates": [{"name": c.key, "method_class": c.class_name, "source": c.source,
+                              "settings": c.method.settings(), "structured": c.structured} for c in plan.candidates],
+              "method_class": ", ".join(c.class_name for c in plan.candidates), "tasks": {}, "failures": []}
+    if len(plan.candidates) == 1:  # the fields one candidate always had
+        c = plan.candidate
+        record.update({"source": c.source, "settings": c.method.settings(), "structured": c.structured})
     task_rows, runs, failures = [], {}, []
     for i, (task, config) in enumerate(plan.tasks, 1):
         if on_event is not None:
@@ -172,9 +217,11 @@ def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out:
         record_path.write_text(json.dumps(record, indent=2) + "\n")
         saved = json.loads((run_dir / "config.json").read_text())
         task_rows.append(TaskRows(task.name, task.description, saved, read_results(run_dir),
-                                  [m.key for m in config.methods if m.key != c.name], run_dir, mine))
-    title = f"topoprune evaluate: {c.name} on the {plan.suite.name} suite"
-    intro = (f"{c.name} ({c.class_name}, from {c.source}) against the suite's baselines and its own controls. "
+                                  [m.key for m in config.methods if m.key not in keys], run_dir, mine,
+                                  [m.key for m in config.methods if m.key in keys]))
+    title = f"topoprune evaluate: {', '.join(keys)} on the {plan.suite.name} suite"
+    said = "; ".join(f"{c.key} ({c.class_name}, from {c.source})" for c in plan.candidates)
+    intro = (f"{said}: against the suite's baselines and {'its' if len(keys) == 1 else 'each its'} own controls. "
              f"{plan.suite.description}.")
-    pages = write_leaderboard(folder, title=title, intro=intro, tasks=task_rows, candidate=c.name)
-    return EvaluationResult(folder, c.name, c.class_name, plan.suite.name, runs, failures, pages)
+    pages = write_leaderboard(folder, title=title, intro=intro, tasks=task_rows, candidates=keys)
+    return EvaluationResult(folder, plan.name, record["method_class"], plan.suite.name, runs, failures, pages)

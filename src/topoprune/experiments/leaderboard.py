@@ -45,6 +45,7 @@ class TaskRows:
     baselines: list[str]  # method keys
     run_dir: Path
     failures: list[dict] = field(default_factory=list)
+    candidates: list[str] | None = None  # the candidates this task ran (None: every non-baseline method)
 
 
 def target_label(config: dict, sparsity: float) -> str:
@@ -84,19 +85,25 @@ def _coverage(config: dict) -> str:
         "one trained network: seeds vary pruning and recovery only"
 
 
-def leaderboard_sections(tasks: list[TaskRows], candidate: str) -> tuple[list[str], list[tuple[str, list]]]:
+def _task_candidates(task: TaskRows, candidates: list[str]) -> list[str]:
+    return [c for c in candidates if task.candidates is None or c in task.candidates]
+
+
+def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str]) -> tuple[list[str], list[tuple[str, list]]]:
     """The summary bullets and the sections (tables and bullets) of the leaderboard."""
-    comparisons: dict[str, PairedResult] = {}
+    candidates = [candidates] if isinstance(candidates, str) else list(candidates)
+    comparisons: dict[str, dict[str, PairedResult]] = {c: {} for c in candidates}
     where: dict[str, tuple] = {}
     per_task = []
     for task in tasks:
-        acc: dict[tuple, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
+        acc: dict[float, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
         for r in task.rows:
             acc[r["sparsity"]][r["method"]][r["seed"]] = r["acc_after_recovery"]
         targets = sorted({r["sparsity"] for r in task.rows} | set(task.config.get("sparsities", [])))
         blocks = []
         for s in targets:
             methods = acc.get(s, {})
+            target = target_label(task.config, s)
             means = {m: statistics.mean(v.values()) for m, v in methods.items() if m in task.baselines and v}
             best = best_peer(means) if means else None
             baseline_results = {}
@@ -104,38 +111,44 @@ def leaderboard_sections(tasks: list[TaskRows], candidate: str) -> tuple[list[st
                 for m in task.baselines:
                     if m != best and m in methods:
                         baseline_results[m] = paired_difference(methods[m], methods[best])
-                if candidate in methods:
-                    key = f"{task.name} at {target_label(task.config, s)}: {candidate} vs best baseline {best}"
-                    comparisons[key] = paired_difference(methods[candidate], methods[best])
+            for c in _task_candidates(task, candidates):
+                if best is not None and c in methods:
+                    key = f"{task.name} at {target}: {c} vs best baseline {best}"
+                    comparisons[c][key] = paired_difference(methods[c], methods[best])
                     where[key] = (task.name, s, "best", best)
-            for control, reference in _control_refs(task.config, candidate):
-                if reference in methods and candidate in methods:
-                    key = f"{task.name} at {target_label(task.config, s)}: {candidate} vs its {control} control"
-                    comparisons[key] = paired_difference(methods[candidate], methods[reference])
-                    where[key] = (task.name, s, "control", control)
-            family = holm_family(f"the baselines against the best baseline ({best}) of {task.name} at "
-                                 f"{target_label(task.config, s)}", baseline_results) if baseline_results else None
+                for control, reference in _control_refs(task.config, c):
+                    if reference in methods and c in methods:
+                        key = f"{task.name} at {target}: {c} vs its {control} control"
+                        comparisons[c][key] = paired_difference(methods[c], methods[reference])
+                        where[key] = (task.name, s, "control", control)
+            family = holm_family(f"the baselines against the best baseline ({best}) of {task.name} at {target}",
+                                 baseline_results) if baseline_results else None
             blocks.append((s, methods, best, family))
         per_task.append((task, blocks))
-    own = holm_family(f"every comparison of {candidate} in this evaluation", comparisons) if comparisons else None
-    adjusted = {c.name: c for c in own.comparisons} if own else {}
+    families = {c: holm_family(f"every comparison of {c} in this evaluation", comparisons[c])
+                for c in candidates if comparisons[c]}
+    adjusted = {name: a for f in families.values() for a in f.comparisons for name in [a.name]}
     summary, sections = [], []
-    wins = [k for k, a in adjusted.items() if where[k][2] == "best" and a.verdict_adjusted == "WINS"]
-    loses = [k for k, a in adjusted.items() if where[k][2] == "best" and a.verdict_adjusted == "LOSES"]
-    best_n = sum(1 for k in adjusted if where[k][2] == "best" and adjusted[k].p_adjusted is not None)
-    summary.append(f"Against the best baseline, after Holm's adjustment over {own.m if own else 0} comparison(s) "
-                   f"({own.family if own else 'no comparison has two seeds yet'}): **{candidate}** wins at {len(wins)}, loses at "
-                   f"{len(loses)} and ties at {best_n - len(wins) - len(loses)} of {best_n} targets with a verdict.")
-    shuffles = {k: a for k, a in adjusted.items() if where[k][2] == "control" and where[k][3] == "shuffle"
-                and a.p_adjusted is not None}
-    if shuffles:
-        counts = defaultdict(int)
-        for a in shuffles.values():
-            counts[a.verdict_adjusted] += 1
-        summary.append(f"Against its shuffle control (its own layer budget, units or weights drawn at random): its "
-                       f"choice inside layers matters at {counts['WINS']}, only its layer budget matters at "
-                       f"{counts['TIE']}, and it is worse than random inside layers at {counts['LOSES']} of "
-                       f"{len(shuffles)} targets (Holm-adjusted).")
+    for c in candidates:
+        own = families.get(c)
+        names = {a.name for a in own.comparisons} if own is not None else set()
+        mine = {k: a for k, a in adjusted.items() if k in names}
+        best_n = [a for k, a in mine.items() if where[k][2] == "best" and a.p_adjusted is not None]
+        wins = sum(a.verdict_adjusted == "WINS" for a in best_n)
+        loses = sum(a.verdict_adjusted == "LOSES" for a in best_n)
+        summary.append(f"Against the best baseline, after Holm's adjustment over {own.m if own else 0} comparison(s) "
+                       f"({own.family if own else 'no comparison has two seeds yet'}): **{c}** wins at {wins}, loses "
+                       f"at {loses} and ties at {len(best_n) - wins - loses} of {len(best_n)} targets with a verdict.")
+        shuffles = [a for k, a in mine.items() if where[k][2] == "control" and where[k][3] == "shuffle"
+                    and a.p_adjusted is not None]
+        if shuffles:
+            counts = defaultdict(int)
+            for a in shuffles:
+                counts[a.verdict_adjusted] += 1
+            summary.append(f"**{c}** against its shuffle control (its own layer budget, units or weights drawn at "
+                           f"random): its choice inside layers matters at {counts['WINS']}, only its layer budget "
+                           f"matters at {counts['TIE']}, and it is worse than random inside layers at "
+                           f"{counts['LOSES']} of {len(shuffles)} targets (Holm-adjusted).")
     failures = [f for t in tasks for f in t.failures]
     if failures:
         failed = [f for f in failures if not f.get("skipped")]
@@ -143,9 +156,10 @@ def leaderboard_sections(tasks: list[TaskRows], candidate: str) -> tuple[list[st
                        "skipped because their method cell failed: see \"Failed cells\"; their rows are missing "
                        "from the tables.")
     for task, blocks in per_task:
+        mine = _task_candidates(task, candidates)
         table = [["target", "method", "seeds", "accuracy after recovery (%)", "minus best baseline [95 % CI]",
                   "verdict (raw / Holm)", "detectable (points)"]]
-        controls_table = [["target", "control", f"{candidate} minus control [95 % CI]", "verdict (raw / Holm)",
+        controls_table = [["target", "method", "control", "method minus control [95 % CI]", "verdict (raw / Holm)",
                            "meaning (Holm)", "detectable (points)"]]
         failed_at = defaultdict(int)
         for f in task.failures:
@@ -153,49 +167,38 @@ def leaderboard_sections(tasks: list[TaskRows], candidate: str) -> tuple[list[st
         for s, methods, best, family in blocks:
             fam = {c.name: c for c in family.comparisons} if family else {}
             target = target_label(task.config, s)
-            labels = [m for m in task.baselines] + [candidate]
-            for m in labels:
+            for m in [*task.baselines, *mine]:
                 seeds = methods.get(m, {})
                 note = f" ({failed_at[(s, m)]} failed)" if failed_at.get((s, m)) else ""
-                name = f"**{m}**" if m == candidate else m
+                shown = f"**{m}**" if m in mine else m
+                cells = [target, shown, f"{len(seeds)}{note}", _pm(list(seeds.values()))]
                 if m == best:
-                    table.append([target, f"{name} (best baseline)", f"{len(seeds)}{note}", _pm(list(seeds.values())),
-                                  "—", "—", ""])
+                    table.append([target, f"{m} (best baseline)", *cells[2:], "—", "—", ""])
                     continue
-                if m == candidate:
-                    key = f"{task.name} at {target}: {candidate} vs best baseline {best}"
-                    a = adjusted.get(key)
-                    if a is None:
-                        table.append([target, name, f"{len(seeds)}{note}", _pm(list(seeds.values())), "—", "—", ""])
-                        continue
-                    r = a.result
-                    verdict = f"{r.verdict} / {a.verdict_adjusted}"
-                    table.append([target, name, f"{len(seeds)}{note}", _pm(list(seeds.values())), _interval(r), verdict,
-                                  _mde(r, a.verdict_adjusted)])
-                    continue
-                c = fam.get(m)
-                if c is None:
-                    table.append([target, name, f"{len(seeds)}{note}", _pm(list(seeds.values())), "—", "—", ""])
-                    continue
-                r = c.result
-                table.append([target, name, f"{len(seeds)}{note}", _pm(list(seeds.values())), _interval(r),
-                              f"{r.verdict} / {c.verdict_adjusted}", _mde(r, c.verdict_adjusted)])
-            for control, reference in _control_refs(task.config, candidate):
-                key = f"{task.name} at {target}: {candidate} vs its {control} control"
-                a = adjusted.get(key)
+                a = adjusted.get(f"{task.name} at {target}: {m} vs best baseline {best}") if m in mine else fam.get(m)
                 if a is None:
+                    table.append([*cells, "—", "—", ""])
                     continue
                 r = a.result
-                meaning = _MEANING.get(control, {}).get(a.verdict_adjusted, a.verdict_adjusted)
-                shown = control if reference == f"{candidate}+{control}" else f"{control} (= {reference})"
-                controls_table.append([target, shown, _interval(r), f"{r.verdict} / {a.verdict_adjusted}", meaning,
-                                       _mde(r, a.verdict_adjusted)])
-        intro = [f"{task.description.rstrip('.')}. Run folder: {task.run_dir.name}; intervals over seeds: {_coverage(task.config)}."]
+                table.append([*cells, _interval(r), f"{r.verdict} / {a.verdict_adjusted}", _mde(r, a.verdict_adjusted)])
+            for c in mine:
+                for control, reference in _control_refs(task.config, c):
+                    a = adjusted.get(f"{task.name} at {target}: {c} vs its {control} control")
+                    if a is None:
+                        continue
+                    r = a.result
+                    meaning = _MEANING.get(control, {}).get(a.verdict_adjusted, a.verdict_adjusted)
+                    shown = control if reference == f"{c}+{control}" else f"{control} (= {reference})"
+                    controls_table.append([target, f"**{c}**", shown, _interval(r), f"{r.verdict} / {a.verdict_adjusted}",
+                                           meaning, _mde(r, a.verdict_adjusted)])
+        intro = [f"{task.description.rstrip('.')}. Run folder: {task.run_dir.name}; intervals over seeds: "
+                 f"{_coverage(task.config)}."]
         sections.append((f"{task.name}", intro))
         sections.append((f"{task.name}: against the baselines", table))
         if len(controls_table) > 1:
-            sections.append((f"{task.name}: against its own controls", controls_table))
-        coincide = _coinciding(task.config, candidate)
+            sections.append((f"{task.name}: against {'its' if len(mine) == 1 else 'their'} own controls",
+                             controls_table))
+        coincide = [line for c in mine for line in _coinciding(task.config, c)]
         if coincide:
             sections.append((f"{task.name}: controls not run twice", coincide))
     if failures:
@@ -236,17 +239,18 @@ def _coinciding(config: dict, candidate: str) -> list[str]:
 
 
 def write_leaderboard(folder: Path, *, title: str, intro: str, tasks: list[TaskRows],
-                      candidate: str) -> tuple[Path, Path]:
+                      candidates: str | list[str]) -> tuple[Path, Path]:
     """Write ``leaderboard.md`` and ``leaderboard.html`` into ``folder``."""
     from .report import write_pages
 
-    summary, sections = leaderboard_sections(tasks, candidate)
+    names = [candidates] if isinstance(candidates, str) else list(candidates)
+    summary, sections = leaderboard_sections(tasks, names)
     rules = [
         "The best baseline of a target is the baseline with the highest mean accuracy after recovery (the "
-        "candidate and its controls excluded). Differences are paired by seed (same seed, same trained network "
+        "candidates and their controls excluded). Differences are paired by seed (same seed, same trained network "
         "under `train.seed: each`), with 95 % t-intervals; WINS / LOSES when the interval excludes 0.",
-        f"Holm's adjustment runs over every comparison of {candidate} in this evaluation together; a baseline's "
-        "verdict is adjusted over the baselines of its own target.",
+        f"Holm's adjustment runs over every comparison of {'the candidate' if len(names) == 1 else 'each candidate'} "
+        "in this evaluation together; a baseline's verdict is adjusted over the baselines of its own target.",
         "\"detectable\": beside a TIE, the smallest difference the seeds could have detected (80 % power, two-sided "
         "5 %, from the spread of the paired differences): a TIE says no more than that.",
     ]

@@ -108,16 +108,17 @@ def load_suite(suite: str | Path) -> Suite:
     return parsed
 
 
-def task_config(task: SuiteTask, candidate: dict | None, *, suite: str = "suite",
+def task_config(task: SuiteTask, candidate: dict | list[dict] | None, *, suite: str = "suite",
                 where: str | None = None) -> ExperimentConfig:
-    """The task's comparison config: its baselines, then the candidate (a config method entry,
-    or None to check the task alone), with ``controls`` run for the candidate only."""
-    if candidate is not None and task.schedule is not None:
-        candidate = {**candidate, "schedule": dict(task.schedule)}
-    methods = list(task.baselines) + ([] if candidate is None else [candidate])
+    """The task's comparison config: its baselines, then the candidates (config method entries,
+    one or a list; None to check the task alone), with ``controls`` run for the candidates only."""
+    entries = [] if candidate is None else (list(candidate) if isinstance(candidate, list) else [candidate])
+    if task.schedule is not None:
+        entries = [{**e, "schedule": dict(task.schedule)} for e in entries]
+    methods = list(task.baselines) + entries
     raw = {**task.config, "name": f"{suite}-{task.name}"[:64], "methods": methods}
-    if candidate is not None and task.config.get("controls"):
-        raw["controls_of"] = [candidate.get("label") or candidate["name"]]
+    if entries and task.config.get("controls"):
+        raw["controls_of"] = [e.get("label") or e["name"] for e in entries]
     elif task.config.get("controls"):
         raw.pop("controls")  # checked when the candidate is there
     try:
