@@ -58,6 +58,9 @@ def test_evaluate_writes_a_leaderboard_and_resumes(tmp_path, suite, capsys):
     code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
                                       "--out", str(tmp_path / "runs"), "--quiet"])
     assert code == 0 and (run / "results.jsonl").read_text() == before  # nothing redone
+    from topoprune import list_methods
+
+    assert "low-variance" not in list_methods()  # registered only while the evaluation ran
 
 
 def test_a_failing_candidate_keeps_the_other_cells_and_ends_with_one_line(tmp_path, suite, capsys):

@@ -2,20 +2,22 @@
 
 A class given as ``pkg.module:MyMethod`` is imported (the working directory too, as for model
 factories). A class that ``@register_method`` registered keeps its name; one that is only
-importable is registered for the evaluation under a name made from its class name
-(``MyMethod`` -> ``my-method``), unless that name belongs to another method.
+importable is registered while the evaluation runs (:func:`registered`) under a name made from
+its class name (``MyMethod`` -> ``my-method``), unless that name belongs to another method.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import TopopruneError
 from ..pruning.methods import METHODS, Method, StructuredMethod, UnstructuredMethod, method_class
 
-__all__ = ["Candidate", "resolve_candidate"]
+__all__ = ["Candidate", "resolve_candidate", "registered"]
 
 
 @dataclass(frozen=True)
@@ -87,18 +89,33 @@ def resolve_candidate(method: object, label: str | None = None) -> Candidate:
     if not isinstance(instance, (StructuredMethod, UnstructuredMethod)):
         raise TopopruneError(f"method {source or cls.__name__}: {cls.__name__} derives from Method but is neither "
                              "a StructuredMethod nor an UnstructuredMethod; allowed: one of those two")
-    registered = cls.name if cls.name and cls.name in METHODS and METHODS.get(cls.name) is cls else None
-    if registered is None:
+    name = cls.name if cls.name and cls.name in METHODS and METHODS.get(cls.name) is cls else None
+    if name is None:
         name = _kebab(cls.__name__)
         if name in METHODS and METHODS.get(name) is not cls:
             raise TopopruneError(f"method {source or cls.__name__}: its name {name!r} (from the class name) belongs to "
                                  f"another method; allowed: register it under a name of its own with "
                                  f"@register_method('my-name')")
-        if name not in METHODS:
-            METHODS.register(name, cls)
-            cls.name = name
-        registered = name
-    return Candidate(registered, instance, source or f"{cls.__module__}:{cls.__qualname__}", _label(label))
+    return Candidate(name, instance, source or f"{cls.__module__}:{cls.__qualname__}", _label(label))
+
+
+@contextmanager
+def registered(candidates: Sequence[Candidate]) -> Iterator[None]:
+    """Within the block, every candidate's class is in the method registry under its name (configs
+    name methods by it); the ones registered here are removed again afterwards."""
+    added = []
+    for c in candidates:
+        cls = type(c.method)
+        if c.name not in METHODS:
+            METHODS.register(c.name, cls)
+            added.append(c.name)
+        if not cls.name:
+            cls.name = c.name
+    try:
+        yield
+    finally:
+        for name in added:
+            METHODS.unregister(name)
 
 
 def _label(label: str | None) -> str | None:

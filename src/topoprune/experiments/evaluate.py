@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TopopruneError
-from .candidate import Candidate, resolve_candidate
+from .candidate import Candidate, registered, resolve_candidate
 from .config import ExperimentConfig
 from .suites import Suite, SuiteTask, load_suite, task_config
 
@@ -149,6 +149,12 @@ def plan_evaluation(method: object, *, suite: str | Path | Suite = "quick",
             kinds = sorted({t.kind for t in chosen.tasks})
             raise TopopruneError(f"suite {chosen.name!r} has no {'structured' if c.structured else 'unstructured'} "
                                  f"task for {c.class_name}; it has {', '.join(kinds)} tasks only")
+    with registered(candidates):  # configs name methods by their registry name
+        planned = _tasks(chosen, candidates)
+    return EvaluationPlan(candidates, chosen, planned)
+
+
+def _tasks(chosen: Suite, candidates: list[Candidate]) -> list[tuple[SuiteTask, ExperimentConfig]]:
     planned = []
     for task in chosen.tasks:
         mine = [c for c in candidates if c.structured == (task.kind == "structured")]
@@ -162,7 +168,7 @@ def plan_evaluation(method: object, *, suite: str | Path | Suite = "quick",
                                      "with other settings under a label of its own (--label)")
         planned.append((task, task_config(task, [c.entry() for c in mine], suite=chosen.name,
                                           where=f"suite {chosen.name}: task {task.name}")))
-    return EvaluationPlan(candidates, chosen, planned)
+    return planned
 
 
 def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out: str | Path = "runs",
@@ -183,11 +189,17 @@ def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out:
     Bad input raises :class:`~topoprune.TopopruneError` before any work. A cell that fails does
     not: see :attr:`EvaluationResult.failures` and :meth:`EvaluationResult.failure_line`.
     """
+    plan = plan_evaluation(method, suite=suite, label=label)
+    with registered(plan.candidates):  # the cells look the candidates up by name
+        return _evaluate(plan, out=out, device=device, quiet=quiet, on_event=on_event)
+
+
+def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quiet: bool,
+              on_event: Callable[[str], None] | None) -> EvaluationResult:
     from .leaderboard import TaskRows, write_leaderboard
     from .runner import preflight, run_dir_for, run_keeping_going
     from .store import read_results
 
-    plan = plan_evaluation(method, suite=suite, label=label)
     folder = plan.folder(out)
     tasks_dir = folder / "tasks"
     for _, config in plan.tasks:  # data, shapes, --out: all refused before any training

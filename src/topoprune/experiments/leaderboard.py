@@ -218,7 +218,7 @@ def _control_refs(config: dict, candidate: str) -> list[tuple[str, str]]:
     from .config import control_plan
 
     return [(p.control, p.key if p.coincides is None else p.coincides) for p in control_plan(config)
-            if p.method == candidate and p.coincides != "self"]
+            if candidate == p.method and p.coincides != "self"]
 
 
 def _coinciding(config: dict, candidate: str) -> list[str]:
