@@ -89,7 +89,8 @@ def main() -> None:
     levels = [("whole standard suite", standard), ("cut 1: topological methods, 3 strongest baselines, controls",
                                                    cut_strongest(standard)),
               ("cut 2: and the VGG-16 task at 2x fewer FLOPs only", cut_vgg_2x(cut_strongest(standard)))]
-    out = {"command": "python benchmarks/evaluate_cost.py", "limit_hours": LIMIT_H, **environment(), "levels": []}
+    out = {"command": "python benchmarks/evaluate_cost.py", "seeds": [], "limit_hours": LIMIT_H, **environment(),
+           "levels": []}
     chosen = None
     for what, suite in levels:
         e = estimate(suite)

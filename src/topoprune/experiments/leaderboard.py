@@ -70,7 +70,8 @@ def _pm(values: list[float]) -> str:
 def _interval(r: PairedResult) -> str:
     if r.n < 2:
         return "—" if r.n == 0 else f"{r.mean:+.2f} (1 seed)"
-    return f"{r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
+    flat = " (every seed the same: no spread)" if r.sd == 0 else ""
+    return f"{r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}]{flat}"
 
 
 def _mde(r: PairedResult, verdict: str) -> str:

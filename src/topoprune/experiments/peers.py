@@ -112,6 +112,8 @@ def peer_sentences(results: list[PeerComparisonResult], coverage: str) -> list[s
                 out.append(f"{where}: {mean}no verdict ({r.n} seed{'' if r.n == 1 else 's'} both have; a verdict "
                            "needs at least 2).")
                 continue
+            flat = f" Note: {r.reason}." if r.sd == 0 and r.reason else ""
             out.append(f"{where}: {r.mean:+.2f} points, 95 % t-interval [{r.low:+.2f}, {r.high:+.2f}] over {r.n} "
-                       f"seeds (same-seed paired, accuracy after recovery; {coverage}), {adjusted_words(c, fam.m)}.")
+                       f"seeds (same-seed paired, accuracy after recovery; {coverage}), {adjusted_words(c, fam.m)}."
+                       f"{flat}")
     return out

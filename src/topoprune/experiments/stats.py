@@ -109,7 +109,8 @@ class PairedResult:
     method's order). ``sd`` is the sample standard deviation of the differences; ``low`` and
     ``high`` bound the ``level`` t-interval of their mean; ``p_value`` is the two-sided paired-t
     p-value. With fewer than two pairs there is no interval: those fields are NaN, ``verdict``
-    is ``"n/a"`` and ``reason`` says why.
+    is ``"n/a"`` and ``reason`` says why. When every pair gives the same difference the interval
+    has no width; ``reason`` says so (the verdict then rests on the test set's resolution).
     """
 
     n: int
@@ -161,11 +162,15 @@ def paired_difference(method: Mapping[Hashable, float], reference: Mapping[Hasha
         return PairedResult(n, mean, math.nan, math.nan, math.nan, math.nan, "n/a", seeds, diffs, level, reason)
     mean, low, high = t_interval(diffs, level)
     sd = statistics.stdev(diffs)
+    reason = None
     if sd == 0:
         p = 1.0 if mean == 0 else 0.0
+        reason = (f"every seed gave the same difference ({mean:+.2f}): the interval has no width, so the verdict "
+                  "rests on the test set's resolution (a small test set quantises accuracy); more seeds or a larger "
+                  "test set would give it a spread")
     else:
         p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
-    return PairedResult(n, mean, sd, low, high, p, interval_verdict(low, high), seeds, diffs, level)
+    return PairedResult(n, mean, sd, low, high, p, interval_verdict(low, high), seeds, diffs, level, reason)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
