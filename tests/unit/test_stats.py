@@ -212,3 +212,21 @@ def test_paired_result_round_trips_to_json():
     d = r.to_dict()
     assert d["seeds"] == ["s0", "s1"] and d["verdict"] == "TIE" and d["level"] == 0.95
     json.dumps(d, allow_nan=False)
+
+
+def test_a_difference_without_spread_says_why_its_interval_has_no_width():
+    from topoprune.experiments.stats import paired_difference
+
+    r = paired_difference({0: 90.28, 1: 91.0}, {0: 90.56, 1: 91.28})  # -0.28 on both seeds
+    assert r.sd == 0 and r.verdict == "LOSES" and "every seed gave the same difference (-0.28)" in r.reason
+    assert paired_difference({0: 1.0, 1: 3.0}, {0: 0.0, 1: 1.0}).reason is None
+
+
+def test_differences_equal_up_to_rounding_count_as_equal():
+    from topoprune.experiments.stats import paired_difference
+
+    # 350/359 - 351/359 computed from different accuracies: equal in exact arithmetic
+    a = {0: 100 * 350 / 359, 1: 100 * 340 / 359}
+    b = {0: 100 * 351 / 359, 1: 100 * 341 / 359}
+    r = paired_difference(a, b)
+    assert r.sd == 0 and r.low == r.high == r.mean and r.reason is not None

@@ -162,6 +162,8 @@ def paired_difference(method: Mapping[Hashable, float], reference: Mapping[Hasha
         return PairedResult(n, mean, math.nan, math.nan, math.nan, math.nan, "n/a", seeds, diffs, level, reason)
     mean, low, high = t_interval(diffs, level)
     sd = statistics.stdev(diffs)
+    if sd < 1e-9 * max(1.0, abs(mean)):  # equal differences up to float rounding (accuracies are ratios)
+        sd, low, high = 0.0, mean, mean
     reason = None
     if sd == 0:
         p = 1.0 if mean == 0 else 0.0
