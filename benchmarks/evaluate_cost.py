@@ -110,7 +110,7 @@ def main() -> None:
         lines.append(f"| {e['what']} | **total** | | **{format_seconds(e['seconds'])}** |")
     lines += ["", f"Limit: {LIMIT_H:g} h on this machine. " + (
         f"The first level within it: {chosen}." if chosen else "No level fits: every one is reported as not run, "
-        "with its cost.") + " Not run yet: the numbers above are the estimate only.", ""]
+        "with its cost.") + " The numbers above are estimates: the evaluation itself is a separate run.", ""]
     (HERE / "results" / "evaluate_cost.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

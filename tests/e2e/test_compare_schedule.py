@@ -3,6 +3,8 @@ the one-shot count, the one-shot cells recover as long in total, and the report 
 
 from __future__ import annotations
 
+import json
+
 from topoprune.experiments.config import parse_config
 from topoprune.experiments.runner import run_experiment
 from topoprune.experiments.store import read_results
@@ -25,3 +27,16 @@ def test_an_iterative_cell_beside_a_one_shot_one(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "l1-iterative prunes in 2 steps with 1 epoch(s) of fine-tuning between them" in report
     assert "recover for 2 epochs instead of 1" in report
+
+
+def test_a_scheduled_methods_controls_take_its_whole_budget(tmp_path):
+    config = {**CONFIG, "name": "schedule-controls",
+              "methods": [{"name": "fpgm", "schedule": {"steps": 3, "epochs": 0}}],
+              "seeds": [0], "controls": ["magnitude-at-budget", "shuffle"]}
+    run_dir = run_experiment(parse_config(config), tmp_path, quiet=True)
+    rows = {r["method"]: r for r in read_results(run_dir)}
+    assert rows["fpgm"]["params"] == rows["fpgm+magnitude-at-budget"]["params"] == rows["fpgm+shuffle"]["params"]
+    record = json.loads((run_dir / "cells/mnist-conv-w0.25/fpgm/s0.75/seed0/prune.json").read_text())
+    conv2 = next(x for x in record["info"]["layers"] if x["name"] == "conv2")
+    assert (conv2["before"], conv2["after"], len(conv2["kept"])) == (8, 2, 2)  # counted from the dense model
+    assert record["info"]["params"]["before"] == rows["fpgm"]["params"][0]

@@ -135,3 +135,20 @@ def test_several_methods_share_one_plan(tmp_path, suite, capsys):
     code, out, err = run_cli(capsys, ["evaluate", "fpgm", "--label", "a", "--label", "b", "--suite", str(suite),
                                       "--dry-run"])
     assert code == 2 and "--label: given 2 time(s) for 1 method(s)" in err
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--device", "foo"], "unknown device 'foo'"),
+    (["--device", "cuda"], "device 'cuda'"),
+])
+def test_a_bad_or_absent_device_is_one_line(tmp_path, suite, capsys, argv, expect):
+    import torch
+
+    if argv[-1] == "cuda" and torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
+                                      "--out", str(tmp_path / "runs"), *argv])
+    assert code == 2 and expect in err and "Traceback" not in err and not (tmp_path / "runs").exists()
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
+                                      "--dry-run", *argv])
+    assert code == 0 and "no estimate: " in out and expect in " ".join(out.split())

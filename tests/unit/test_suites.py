@@ -181,3 +181,41 @@ def test_candidates_given_together_share_the_baselines_and_each_get_their_own_fa
     summary, sections = leaderboard_sections([task], ["fpgm", "l2"])
     assert "**fpgm** wins at 1" in summary[0] and "**l2** wins at 0, loses at 0 and ties at 1" in summary[1]
     assert "every comparison of fpgm" in summary[0] and "every comparison of l2" in summary[1]
+
+
+def test_a_task_with_two_models_or_a_missing_suite_file_is_refused(tmp_path):
+    two = {**TASK, "config": {**{k: v for k, v in TASK["config"].items() if k != "model"},
+                              "models": ["mnist-conv", "mnist-fc"]}}
+    with pytest.raises(TopopruneError, match="one model per task"):
+        load_suite(write_suite(tmp_path, tasks=[two]))
+    with pytest.raises(TopopruneError, match="suite .*nope.yaml does not exist"):
+        load_suite(tmp_path / "nope.yaml")
+
+
+def test_a_subclass_of_a_builtin_is_evaluated_under_its_own_name(tmp_path):
+    from topoprune.experiments.candidate import registered
+    from topoprune.pruning.methods import METHODS
+    from topoprune.pruning.methods.scores import L1
+
+    class MyL1(L1):
+        pass
+
+    plan = plan_evaluation(MyL1, suite=write_suite(tmp_path))
+    (task, config), = plan.tasks
+    assert plan.candidate.name == "my-l1" and config.controls_of == ("my-l1",)
+    assert MyL1.name == "l1" and "my-l1" not in METHODS  # restored once the plan is built
+    with registered(plan.candidates):
+        assert MyL1.name == "my-l1" and METHODS.get("my-l1") is MyL1
+    assert MyL1.name == "l1" and L1.name == "l1"
+
+
+def test_the_estimate_counts_a_schedules_fine_tuning():
+    base = {**TASK["config"], "controls": []}
+    base.pop("controls")
+    one_shot = estimate_cost(parse_config({**base, "methods": ["l1"]}))
+    scheduled = estimate_cost(parse_config({**base, "methods": ["l1", {"name": "fpgm", "schedule": {"steps": 3, "epochs": 2}}]}))
+    # one-shot alone: 2 seeds x 1 recovery epoch; beside a 3-step schedule with 2 epochs between steps, l1
+    # recovers 1 + 4 epochs and fpgm 1 + its 4 epochs of fine-tuning: 2 seeds x 10 epochs, 10x (per step time)
+    key = "mnist-conv-w0.25"
+    ratio = (scheduled.cells / scheduled.step_ms[key]) / (one_shot.cells / one_shot.step_ms[key])
+    assert ratio == pytest.approx(10.0)

@@ -44,24 +44,25 @@ def evaluate_cmd(
     label = (list(label) if len(methods) > 1 else label[0]) if label else None
     from ..experiments.evaluate import evaluate_method, plan_evaluation
 
-    plan = plan_evaluation(method, suite=suite, label=label)
-    estimate_device = device or plan.suite.device or "cpu"
-    if estimate_device in ("auto",):
-        from ..train import resolve_device
+    from ..experiments.candidate import registered
+    from ..train import resolve_device
 
-        estimate_device = str(resolve_device("auto"))
+    plan = plan_evaluation(method, suite=suite, label=label)
+    wanted = device or plan.suite.device or "cpu"
     try:
-        plan.estimate(device=estimate_device)
-    except TopopruneError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - no such device here: a dry run still prints the plan
+        estimate_device = str(resolve_device(wanted))  # an unknown or absent device: one line, exit 2
+    except TopopruneError as exc:
         if not dry_run:
             raise
-        console.print(f"(no estimate on {estimate_device}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
-    for line in plan.lines():
-        console.print(line, soft_wrap=True)
+        estimate_device = None
+        console.print(f"no estimate: {exc}", soft_wrap=True)
+    with registered(plan.candidates):
+        if estimate_device is not None:
+            plan.estimate(device=estimate_device)
+        for line in plan.lines():
+            console.print(line, soft_wrap=True)
     if dry_run:
-        console.print(f"dry run: nothing was run; the evaluation folder would be {plan.folder(out)}")
+        console.print(f"dry run: nothing was run; the evaluation folder would be {plan.folder(out)}", soft_wrap=True)
         return
     result = evaluate_method(method, suite=suite, out=out, device=device, quiet=quiet, label=label,
                              on_event=lambda text: console.print(text, soft_wrap=True))

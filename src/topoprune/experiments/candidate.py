@@ -103,19 +103,26 @@ def resolve_candidate(method: object, label: str | None = None) -> Candidate:
 def registered(candidates: Sequence[Candidate]) -> Iterator[None]:
     """Within the block, every candidate's class is in the method registry under its name (configs
     name methods by it); the ones registered here are removed again afterwards."""
-    added = []
+    added, renamed = [], []
+    missing = object()
     for c in candidates:
         cls = type(c.method)
         if c.name not in METHODS:
             METHODS.register(c.name, cls)
             added.append(c.name)
-        if not cls.name:
+        if cls.name != c.name:  # e.g. a subclass of L1 inherits name "l1": configs must name it as registered
+            renamed.append((cls, cls.__dict__.get("name", missing)))
             cls.name = c.name
     try:
         yield
     finally:
         for name in added:
             METHODS.unregister(name)
+        for cls, old in reversed(renamed):
+            if old is missing:
+                del cls.name
+            else:
+                cls.name = old
 
 
 def _label(label: str | None) -> str | None:

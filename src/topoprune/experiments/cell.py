@@ -206,9 +206,9 @@ def _iterative(spec: MethodSpec, model, request, data, out_dir):
         config=request.recovery_config, example_inputs=request.example_inputs, data_sample=request.sample,
         labelled_sample=labelled, seed=request.seed, out_dir=out_dir, device=request.device,
         progress=request.progress, **amount)
-    last = result.records[-1]
-    info = {k: v for k, v in last.items() if k not in ("step", "units", "dense_count", "acc_after_tuning")}
-    return PruneOutcome(pruned, {"info": info, "schedule": {**sched, **result.to_dict()}}, steps=result.removals)
+    # the record a control and the row read: the schedule as a whole, counted from the dense model
+    return PruneOutcome(pruned, {"info": result.cumulative_info(), "schedule": {**sched, **result.to_dict()}},
+                        steps=result.removals)
 
 
 def _save_prune(store: RunStore, cell: Cell, spec: MethodSpec, model, record: dict, steps: list[dict],

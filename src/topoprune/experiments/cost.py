@@ -88,7 +88,9 @@ def _step_ms(spec: ModelSpec, config: ExperimentConfig, batch: int, device: str,
     else:
         model = create_model(spec.name, num_classes=info.num_classes, in_channels=shape[0], input_size=shape[1:],
                              width=spec.width)
-    dev = torch.device(device)
+    from ..train import resolve_device
+
+    dev = resolve_device(device)  # an unknown or absent device: one line
     train = config.train
     import warnings
 
@@ -131,8 +133,13 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
     rec_batch = int(config.recovery.batch_size)
     eval_batch = int(config.train.get("eval_batch_size", 1024))
     epochs = int(config.train.get("epochs", 10))
-    cells = len(config.sparsities) * len(config.seeds) * (
-        len(config.methods) + sum(1 for p in config.control_plan() if p.runs))
+    per_target = len(config.sparsities) * len(config.seeds)
+    runs = [p for p in config.control_plan() if p.runs]
+    cells = per_target * (len(config.methods) + len(runs))
+    # recovery epochs per cell (a config with a schedule gives its one-shot cells more), and the
+    # fine-tuning epochs between a scheduled method's removals
+    cell_epochs = per_target * (sum(config.recovery_epochs(m.key) + m.tuning_epochs for m in config.methods)
+                                + sum(config.recovery_epochs(p.method, p.control) for p in runs))
     per_model = {}
     baselines = recovery = inside = 0.0
     for spec in config.models:
@@ -142,7 +149,7 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
         epoch = math.ceil(train_n / batch) * step + math.ceil(test_n / eval_batch) * step * _EVAL_SHARE * eval_batch / batch
         rec_epoch = epoch * (math.ceil(train_n / rec_batch) * rec_batch) / max(1, math.ceil(train_n / batch) * batch)
         baselines += len(config.baseline_seeds()) * epochs * epoch
-        recovery += cells * config.recovery.epochs * rec_epoch  # ``cells``: this model's
+        recovery += cell_epochs * rec_epoch  # this model's cells
         for m in config.methods:
             if not m.method.needs().training:
                 continue

@@ -78,6 +78,9 @@ def load_suite(suite: str | Path) -> Suite:
         if str(suite) not in shipped:
             raise unknown_name("suite (a shipped one, or a YAML file)", str(suite), shipped)
         path = shipped[str(suite)]
+    if not path.is_file():
+        raise TopopruneError(f"suite {path} does not exist; allowed: a shipped suite ({', '.join(shipped_suites())}) "
+                             "or a YAML file")
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise TopopruneError(f"suite {path}: bad value {type(data).__name__}; allowed: a mapping with name, "
@@ -97,6 +100,10 @@ def load_suite(suite: str | Path) -> Suite:
     if twice:
         raise TopopruneError(f"suite {path}: task {twice[0]!r} is given twice; allowed: distinct task names")
     for i, task in enumerate(parsed.tasks):
+        models = task.config.get("models")
+        if isinstance(models, list) and len(models) > 1:
+            raise TopopruneError(f"suite {path}: field tasks[{i}].config.models: {len(models)} models; allowed: one model "
+                                 "per task (give each model a task of its own)")
         reserved = [k for k in _RESERVED if k in task.config]
         if reserved:
             raise TopopruneError(f"suite {path}: field tasks[{i}].config.{reserved[0]}: not allowed in a suite "

@@ -42,6 +42,38 @@ class IterativeResult:
     def to_dict(self) -> dict:
         return {"steps": self.steps, "epochs": self.epochs, "records": self.records}
 
+    def cumulative_info(self) -> dict:
+        """The whole schedule as one :class:`~topoprune.pruning.StructuredResult` dict, as a one-shot
+        prune to the same model would report it: per layer the units before the first step, after
+        the last, and the original indices kept (composed through the steps); parameters, MACs
+        and FLOPs before the first step and after the last; every removal; the summed seconds."""
+        if not self.records:
+            raise TopopruneError("no step has run yet")
+        first, last = self.records[0], self.records[-1]
+        info = {k: v for k, v in last.items() if k not in ("step", "units", "dense_count", "acc_after_tuning")}
+        kept: dict[str, list[int]] = {}
+        before: dict[str, int] = {}
+        for record in self.records:
+            for layer in record["layers"]:
+                name = layer["name"]
+                if name not in kept:
+                    before[name] = layer["before"]
+                    kept[name] = list(range(layer["before"]))
+                if layer["after"] < layer["before"]:
+                    kept[name] = [kept[name][i] for i in layer["kept"]]
+        layers = []
+        for layer in last["layers"]:
+            name = layer["name"]
+            n0, n1 = before.get(name, layer["before"]), layer["after"]
+            layers.append({**layer, "before": n0, "after": n1, "kept": kept.get(name, layer["kept"]),
+                           "sparsity": (n0 - n1) / n0 if n0 else 0.0})
+        info.update({"layers": layers, "steps": list(self.removals),
+                     "params": {"before": first["params"]["before"], "after": last["params"]["after"]},
+                     "macs": {"before": first["macs"]["before"], "after": last["macs"]["after"]},
+                     "flops": {"before": first["flops"]["before"], "after": last["flops"]["after"]},
+                     "seconds": sum(r.get("seconds", 0.0) for r in self.records)})
+        return info
+
 
 def step_counts(units: int, sparsity: float, steps: int) -> list[int]:
     """Cumulative units removed from a layer of ``units`` after each of ``steps`` steps: the
@@ -133,6 +165,7 @@ def prune_units_iteratively(
         if start:
             work = load_model(out / f"step{start:02d}").train()
     goal = parse_target(target) if target is not None else None
+    import warnings
     units: dict[str, int] = dict(result.records[0].get("units", {})) if result.records else {}
     for j in range(start + 1, steps + 1):
         if goal is not None:  # the allocation chooses each step's layer budget on the current model
@@ -153,8 +186,10 @@ def prune_units_iteratively(
                                            **common)
         else:
             current = {x["name"]: x["after"] for x in result.records[-1]["layers"]}
-            pruned, info = prune_units(work, example_inputs, config_list=_entries(units, current, sparsity, j, steps),
-                                       **common)
+            with warnings.catch_warnings():  # a step that takes nothing from a layer is the schedule, not a fault
+                warnings.filterwarnings("ignore", message=r".*left \d+ targeted layer")
+                pruned, info = prune_units(work, example_inputs,
+                                           config_list=_entries(units, current, sparsity, j, steps), **common)
         record = {"step": j, **info.to_dict()}
         if j == 1:
             if goal is not None:

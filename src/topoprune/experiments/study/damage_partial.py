@@ -14,10 +14,11 @@ what L1 mass removed and the candidates' layer densities already explain is take
   structured budget removes the same share from every layer) explains nothing and is dropped,
   and the result says which controls were used;
 - a **percentile bootstrap** interval (the same seeded draws of the candidates for every score)
-  and a bootstrap p-value, ``2 * min(share of draws <= 0, share >= 0)``;
+  and a two-sided bootstrap p-value, ``2 * min(share of draws <= 0, share >= 0)``;
 - **Holm's adjustment** across the scores of one family (the topological scores) for that
   outcome and sparsity. A score adds information when its adjusted p-value is below 5 % and its
-  partial correlation has the sign of damage (more damage, worse outcome).
+  partial correlation has the sign of damage (more damage, worse outcome); a score without a
+  known direction, in either direction.
 """
 
 from __future__ import annotations
@@ -131,11 +132,10 @@ def partial_correlations(
                 boot[i] = partial_spearman(x_all[keep], y_all[keep], [ctrl_all[k][keep] for k in used])
             del idx
             sign = signs.get((score, outcome), 0)
-            oriented = boot * sign if sign else np.abs(boot)
-            finite = oriented[np.isfinite(oriented)]
+            finite = boot[np.isfinite(boot)]
             if finite.size < 0.99 * resamples or not math.isfinite(point):
                 p = math.nan
-            else:
+            else:  # two-sided, on the correlation itself (the direction is judged on the point estimate)
                 p = float(min(1.0, 2 * min((finite <= 0).mean(), (finite >= 0).mean())))
             ci = percentile_interval(boot, level, reliable=finite.size >= 0.99 * resamples, max_undefined=0.01)
             results.append((score, int(ok.sum()), tuple(used), point, ci, p, sign))
