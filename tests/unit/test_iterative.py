@@ -58,6 +58,8 @@ def test_a_target_is_met_step_by_step(digits):
     kept = tp.model_cost(small).flops / tp.model_cost(model).flops
     assert 0.45 < kept <= 0.5 + 1e-9
     assert len(result.records) == 2 and result.records[0]["dense_count"] == tp.model_cost(model).flops
+    budget = result.cumulative_info()["extra"]["budget"]  # the whole schedule, against the dense count
+    assert budget["measured_fraction"] == pytest.approx(kept) and budget["target"]["keep"] == 0.5
 
 
 @pytest.mark.parametrize("kwargs, expect", [

@@ -38,6 +38,7 @@ class IterativeResult:
     epochs: int
     records: list[dict] = field(default_factory=list)
     removals: list[dict] = field(default_factory=list)
+    target: dict | None = None  # the whole schedule's target ({"metric", "keep", "reduction"}), if any
 
     def to_dict(self) -> dict:
         return {"steps": self.steps, "epochs": self.epochs, "records": self.records}
@@ -72,6 +73,20 @@ class IterativeResult:
                      "macs": {"before": first["macs"]["before"], "after": last["macs"]["after"]},
                      "flops": {"before": first["flops"]["before"], "after": last["flops"]["after"]},
                      "seconds": sum(r.get("seconds", 0.0) for r in self.records)})
+        budget = (last.get("extra") or {}).get("budget")
+        if budget is not None and self.target is not None:  # the last step's budget is relative to its model
+            from .targets import TOLERANCE
+
+            metric = self.target["metric"]
+            dense = first.get("dense_count") or first[metric]["before"]
+            measured = last[metric]["after"]
+            by_name = {x["name"]: x for x in layers}
+            info["extra"] = {**info.get("extra", {}), "budget": {
+                **budget, "target": dict(self.target), "dense": dense, "measured": measured,
+                "measured_fraction": measured / dense, "met": abs(measured / dense / self.target["keep"] - 1) <= TOLERANCE,
+                "layers": {k: {**v, "units": by_name[k]["before"], "removed": by_name[k]["before"] - by_name[k]["after"]}
+                           if k in by_name else v for k, v in budget.get("layers", {}).items()},
+                "schedule": "the whole schedule, counted from the dense model"}}
         return info
 
 
@@ -165,6 +180,7 @@ def prune_units_iteratively(
         if start:
             work = load_model(out / f"step{start:02d}").train()
     goal = parse_target(target) if target is not None else None
+    result.target = goal.to_dict() if goal is not None else None
     import warnings
     units: dict[str, int] = dict(result.records[0].get("units", {})) if result.records else {}
     for j in range(start + 1, steps + 1):
