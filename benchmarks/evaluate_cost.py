@@ -34,6 +34,7 @@ except ImportError:
 
 from topoprune.experiments.cost import format_seconds
 from topoprune.experiments.evaluate import plan_evaluation
+from topoprune.experiments.runner import cells_of
 from topoprune.experiments.suites import Suite, load_suite
 from topoprune.pruning.methods import Magnitude, method_class
 
@@ -72,15 +73,10 @@ def estimate(suite: Suite) -> dict:
              if ("structured" if resolve_candidate(m).structured else "unstructured") in kinds]
     plan = plan_evaluation([m for m, _ in pairs], suite=suite, label=[lab for _, lab in pairs])
     seconds = plan.estimate(device="cpu")
-    return {"suite": suite.name, "tasks": {t.name: {"seconds": seconds[t.name], "cells": _cells(c),
+    return {"suite": suite.name, "tasks": {t.name: {"seconds": seconds[t.name], "cells": len(cells_of(c)),
                                                     "methods": [m.key for m in c.methods]}
                                            for t, c in plan.tasks},
             "seconds": sum(seconds.values())}
-
-
-def _cells(config) -> int:
-    controls = [p for p in config.control_plan() if p.runs]
-    return len(config.models) * len(config.sparsities) * len(config.seeds) * (len(config.methods) + len(controls))
 
 
 def main() -> None:

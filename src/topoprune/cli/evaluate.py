@@ -42,7 +42,7 @@ def evaluate_cmd(
         raise TopopruneError(f"--label: given {len(label)} time(s) for {len(methods)} method(s); allowed: once per "
                              "method, in the same order")
     label = (list(label) if len(methods) > 1 else label[0]) if label else None
-    from ..experiments.evaluate import evaluate_method, plan_evaluation
+    from ..experiments.evaluate import plan_evaluation, run_plan
 
     from ..experiments.candidate import registered
     from ..train import resolve_device
@@ -64,8 +64,8 @@ def evaluate_cmd(
     if dry_run:
         console.print(f"dry run: nothing was run; the evaluation folder would be {plan.folder(out)}", soft_wrap=True)
         return
-    result = evaluate_method(method, suite=suite, out=out, device=device, quiet=quiet, label=label,
-                             on_event=lambda text: console.print(text, soft_wrap=True))
+    result = run_plan(plan, out=out, device=device, quiet=quiet,
+                      on_event=lambda text: console.print(text, soft_wrap=True))
     console.print(f"leaderboard: {result.leaderboard[0]} and {result.leaderboard[1]}", soft_wrap=True)
     line = result.failure_line()
     if line is not None:

@@ -696,12 +696,13 @@ def _schedule(path: str, given: Any, method: Method) -> dict:
         raise TopopruneError(f"config field {path}.schedule: {method.name!r} trains inside pruning already")
     if not isinstance(given, dict) or set(given) != {"steps", "epochs"}:
         raise TopopruneError(f"config field {path}.schedule: bad value {given!r}; {allowed}")
-    steps, epochs = given["steps"], given["epochs"]
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= 100:
-        raise TopopruneError(f"config field {path}.schedule.steps: bad value {steps!r}; {allowed}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs <= 10_000:
-        raise TopopruneError(f"config field {path}.schedule.epochs: bad value {epochs!r}; {allowed}")
-    return {"steps": steps, "epochs": epochs}
+    from ..pruning.iterative import check_schedule  # the one rule, shared with prune_units_iteratively
+
+    try:
+        check_schedule(given["steps"], given["epochs"])
+    except TopopruneError as exc:
+        raise TopopruneError(f"config field {path}.schedule.{exc}") from None
+    return {"steps": given["steps"], "epochs": given["epochs"]}
 
 
 def parse_config(data: Any, name: str | None = None) -> ExperimentConfig:

@@ -27,7 +27,7 @@ from .candidate import Candidate, registered, resolve_candidate
 from .config import ExperimentConfig
 from .suites import Suite, SuiteTask, load_suite, task_config
 
-__all__ = ["EvaluationPlan", "EvaluationResult", "plan_evaluation", "evaluate_method"]
+__all__ = ["EvaluationPlan", "EvaluationResult", "plan_evaluation", "evaluate_method", "run_plan"]
 
 
 @dataclass
@@ -74,9 +74,11 @@ class EvaluationPlan:
         said = ", ".join(f"{c.key} ({c.class_name}, {'structured' if c.structured else 'unstructured'})"
                          for c in self.candidates)
         out = [f"evaluate {said} on the {self.suite.name} suite: {len(self.tasks)} task(s)"]
+        from .runner import cells_of
+
         for task, config in self.tasks:
             controls = [p for p in config.control_plan() if p.runs]
-            cells = len(config.models) * len(config.sparsities) * len(config.seeds) * (len(config.methods) + len(controls))
+            cells = len(cells_of(config))
             baselines = ", ".join(m.key for m in config.methods if m.key not in keys)
             est = f", about {format_seconds(self.seconds[task.name])}" if task.name in self.seconds else ""
             out.append(f"  {task.name}: {cells} cells ({len(config.methods)} methods + {len(controls)} control(s) x "
@@ -189,7 +191,14 @@ def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out:
     Bad input raises :class:`~topoprune.TopopruneError` before any work. A cell that fails does
     not: see :attr:`EvaluationResult.failures` and :meth:`EvaluationResult.failure_line`.
     """
-    plan = plan_evaluation(method, suite=suite, label=label)
+    return run_plan(plan_evaluation(method, suite=suite, label=label), out=out, device=device, quiet=quiet,
+                    on_event=on_event)
+
+
+def run_plan(plan: EvaluationPlan, *, out: str | Path = "runs", device: str | None = None, quiet: bool = False,
+             on_event: Callable[[str], None] | None = None) -> EvaluationResult:
+    """Run a plan from :func:`plan_evaluation` (what :func:`evaluate_method` does after planning;
+    the command line plans once, prints the plan, then runs it)."""
     with registered(plan.candidates):  # the cells look the candidates up by name
         return _evaluate(plan, out=out, device=device, quiet=quiet, on_event=on_event)
 

@@ -22,16 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .peers import best_peer
+from .report import _MEANING, _coverage  # the same words as a comparison report
 from .stats import PairedResult, holm_family, minimum_detectable_effect, paired_difference
 
 __all__ = ["TaskRows", "leaderboard_sections", "write_leaderboard", "target_label"]
-
-_MEANING = {
-    "shuffle": {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
-                "LOSES": "worse than random inside layers", "n/a": "no verdict"},
-    "magnitude-at-budget": {"WINS": "beats magnitude at its own budget", "TIE": "ties magnitude at its own budget",
-                            "LOSES": "loses to magnitude at its own budget", "n/a": "no verdict"},
-}
 
 
 @dataclass
@@ -78,12 +72,6 @@ def _mde(r: PairedResult, verdict: str) -> str:
     if r.n < 2 or verdict != "TIE":
         return ""
     return f"{minimum_detectable_effect(r.sd, r.n):.2f}"
-
-
-def _coverage(config: dict) -> str:
-    each = (config.get("train") or {}).get("seed") == "each"
-    return "seeds vary the trained network, pruning and recovery" if each else \
-        "one trained network: seeds vary pruning and recovery only"
 
 
 def _task_candidates(task: TaskRows, candidates: list[str]) -> list[str]:
@@ -188,12 +176,12 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str]) -> 
                     if a is None:
                         continue
                     r = a.result
-                    meaning = _MEANING.get(control, {}).get(a.verdict_adjusted, a.verdict_adjusted)
+                    meaning = _MEANING.get(control, {}).get(a.verdict_adjusted, "no verdict")
                     shown = control if reference == f"{c}+{control}" else f"{control} (= {reference})"
                     controls_table.append([target, f"**{c}**", shown, _interval(r), f"{r.verdict} / {a.verdict_adjusted}",
                                            meaning, _mde(r, a.verdict_adjusted)])
         intro = [f"{task.description.rstrip('.')}. Run folder: {task.run_dir.name}; intervals over seeds: "
-                 f"{_coverage(task.config)}."]
+                 f"{_coverage(task.config, short=True)}."]
         sections.append((f"{task.name}", intro))
         sections.append((f"{task.name}: against the baselines", table))
         if len(controls_table) > 1:

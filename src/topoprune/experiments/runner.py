@@ -40,7 +40,7 @@ from .stages import analysis_path, prepare
 from .row import row_key
 from .store import Damage, RunStore, run_log, run_session
 
-__all__ = ["run_experiment", "run_dir_for", "preflight", "Cell", "CellFailure", "run_keeping_going"]
+__all__ = ["run_experiment", "run_dir_for", "preflight", "Cell", "cells_of", "CellFailure", "run_keeping_going"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def run_dir_for(config: ExperimentConfig, out: str | Path) -> Path:
     return Path(out) / f"{config.name}-{config.digest()}"
 
 
-def _cells(config: ExperimentConfig) -> list[Cell]:
+def cells_of(config: ExperimentConfig) -> list[Cell]:
     """Every cell: the methods' cells, then the cells of the controls that run (a control that
     would repeat cells the config runs anyway has none)."""
     methods = [Cell(m.key, meth.key, s, seed) for m in config.models for meth in config.methods
@@ -147,7 +147,7 @@ def preflight(config: ExperimentConfig, out: str | Path) -> None:
 
 def _repair(store: RunStore, config: ExperimentConfig, damaged: list[Damage], log) -> None:
     """Remove the damaged stages and every stage that used them, so this run redoes them."""
-    cells = _cells(config)
+    cells = cells_of(config)
     redo: dict[str, tuple[str, ...]] = {}  # stage -> extra paths to remove
     controls: dict[Cell, list[Cell]] = {}  # a method cell -> its control cells (they read its prune record)
     for c in cells:
@@ -343,7 +343,7 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
     where = describe_device(device) if isinstance(executor, LocalExecutor) else f"{device or 'cpu'}, resolved on each worker"
     log.info("run %s: start (%s, training on %s)", store.root.name, executor.describe(), where)
     set_threads()
-    cells = _cells(config)
+    cells = cells_of(config)
     seal_finished(store, cells, repair=repair)
     done_rows = store.cell_rows()
     store.write_results(list(done_rows.values()))  # results.jsonl is the view of the cells' rows

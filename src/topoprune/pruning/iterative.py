@@ -108,7 +108,8 @@ def step_fraction_kept(kept: float, step: int, steps: int) -> float:
     return kept if step == steps else kept ** (step / steps)
 
 
-def _check(steps: int, epochs: int) -> None:
+def check_schedule(steps: int, epochs: int) -> None:
+    """Refuse steps outside [2, 100] or fine-tuning epochs outside [0, 10000], in one line."""
     if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= 100:
         raise TopopruneError(f"steps: bad value {steps!r}; allowed: an integer in [2, 100] (1 step is a one-shot prune)")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs <= 10_000:
@@ -156,7 +157,7 @@ def prune_units_iteratively(
     from .filters import prune_units
     from .targets import parse_target
 
-    _check(steps, epochs)
+    check_schedule(steps, epochs)
     if (sparsity is None) == (target is None):
         raise TopopruneError("give sparsity= or target=, exactly one")
     if sparsity is not None and not (isinstance(sparsity, (int, float)) and 0 < sparsity < 1):
@@ -190,8 +191,6 @@ def prune_units_iteratively(
             want = dense * step_fraction_kept(goal.keep, j, steps)
             pruned, info = prune_units(work, example_inputs, target={f"{goal.metric}_kept": min(0.999999, want / now)},
                                        allocation=allocation, layers=layers, exclude=exclude, **common)
-            if j == 1:
-                units = {"dense_count": dense}  # type: ignore[dict-item]
         elif j == 1:
             pruned, info = prune_units(work, example_inputs, sparsity=1 - (1 - sparsity) ** (1 / steps), layers=layers,
                                        exclude=exclude, **common)
@@ -209,7 +208,7 @@ def prune_units_iteratively(
         record = {"step": j, **info.to_dict()}
         if j == 1:
             if goal is not None:
-                record["dense_count"] = units.pop("dense_count")
+                record["dense_count"] = dense
             record["units"] = units
         result.removals += list(info.steps)
         work = pruned
