@@ -109,12 +109,13 @@ def structured_table(rows: list[dict], seeds_expected: int) -> list[list[str]]:
 # --- table 2: IMP / T-IMP -------------------------------------------------------------------------
 
 
-def imp_tables(rows: list[dict], seeds_expected: int) -> dict[str, list[list[str]]]:
+def imp_tables(rows: list[dict], seeds_expected: int, recovery_epochs: int = 5) -> dict[str, list[list[str]]]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["sparsity"], r["method"])].append(r)
     methods = ["imp", "timp", "magnitude", "random-weights"]
-    acc = [["remaining weights %"] + [f"{m}: acc (after 5 ep recovery)" for m in methods]]
+    methods += sorted({r["method"] for r in rows} - set(methods))  # the controls (<method>+<control>)
+    acc = [["remaining weights %"] + [f"{m}: acc (after {recovery_epochs} ep recovery)" for m in methods]]
     for s in sorted({k[0] for k in groups}):
         line = [f"{100 * (1 - s):.1f}"]
         for m in methods:
@@ -453,6 +454,43 @@ def _run_dir(kind: str, config_path: Path, runs: Path) -> tuple[Path, dict]:
     return run_dir_for(cfg, runs), cfg.to_dict()
 
 
+def dense_baselines(run_dir: Path) -> list[dict]:
+    """Every dense baseline of a run folder (one per model, or one per seed under ``train.seed:
+    each``, in ``baseline/<model>/seed<k>/``), each with its ``train_seed`` (None for one baseline),
+    in seed order."""
+    found = []
+    for path in sorted(run_dir.glob("baseline/**/baseline.json")):
+        b = json.loads(path.read_text())
+        seed = path.parent.name[4:] if path.parent.name.startswith("seed") else None
+        found.append({**b, "train_seed": int(seed) if seed is not None and seed.isdigit() else None})
+    if not found:
+        raise SystemExit(f"{run_dir} has no dense baseline yet: rerun its `topoprune compare` command")
+    return sorted(found, key=lambda b: (b["train_seed"] is None, b["train_seed"] or 0))
+
+
+def control_table(rows: list[dict], plan: list) -> list[list[str]]:
+    """Each method against each of its controls per sparsity: same-seed paired difference of the
+    accuracy after recovery (method minus control, points), its 95 % t-interval and the verdict,
+    and what the verdict means for the method's choice inside layers."""
+    meaning = {"shuffle": {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
+                           "LOSES": "its choice inside layers is worse than random"},
+               "magnitude-at-budget": {"WINS": "its choice beats the largest weights at its budget",
+                                       "TIE": "its choice ties the largest weights at its budget",
+                                       "LOSES": "the largest weights at its budget do better"}}
+    per: dict[tuple, dict] = defaultdict(dict)
+    for r in rows:
+        if r.get("acc_after_recovery") is not None:
+            per[(r["method"], r["sparsity"])][r["seed"]] = r["acc_after_recovery"]
+    out = [["sparsity", "method", "control", "method - control (points, 95 % interval)", "verdict", "meaning"]]
+    for s in sorted({r["sparsity"] for r in rows}):
+        for c in plan:
+            res = paired_difference(per.get((c.method, s), {}), per.get((f"{c.method}+{c.control}", s), {}))
+            text = ("not measured" if res.n < 2 else f"{res.mean:+.2f} [{res.low:+.2f}, {res.high:+.2f}] (n={res.n})")
+            out.append([f"{s:g}", c.method, c.control, text, res.verdict,
+                        meaning.get(c.control, {}).get(res.verdict, "—")])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", choices=["structured", "imp", "study", "extreme", "damage", "budget"])
@@ -518,12 +556,19 @@ def main() -> None:
     else:
         from topoprune.experiments.store import read_results
 
+        from topoprune.experiments.config import control_plan
+
         rows = read_results(run_dir)
-        expected = len(config["seeds"]) * len(config["methods"]) * len(config["sparsities"]) * len(config["models"])
+        plan = [c for c in control_plan(config) if c.runs]
+        expected = (len(config["seeds"]) * (len(config["methods"]) + len(plan)) * len(config["sparsities"])
+                    * len(config["models"]))
         record.update({"kind": args.kind, "rows": rows, "cells_done": len(rows), "cells_total": expected,
                        "complete": len(rows) == expected})
-        baseline = json.loads(next((run_dir / "baseline").glob("*/baseline.json")).read_text())
+        dense = dense_baselines(run_dir)
+        baseline = dense[0]
         record["dense"] = baseline
+        if len(dense) > 1:
+            record["dense_per_train_seed"] = {str(b["train_seed"]): b["test_acc"] for b in dense}
         if args.kind == "structured":
             tables = {"structured": structured_table(rows, len(config["seeds"]))}
         elif args.kind == "extreme":
@@ -544,9 +589,15 @@ def main() -> None:
             intro_extra = ["**Computed:**", "", *([f"- {v}" for v in sentences] or
                                                 ["- no paired comparison yet (fewer than 2 seeds per cell)"]), ""]
         else:
-            tables = imp_tables(rows, len(config["seeds"]))
-        intro = ["Dense baseline ({}, {}, ".format(*_model_words(config["models"][0])) +
-                 f"train seed {config['train'].get('seed', 0)}): test accuracy {baseline['test_acc']:.2f}%. "
+            tables = imp_tables(rows, len(config["seeds"]), config["recovery"]["epochs"])
+        if plan:
+            tables["against its own controls, after recovery (same seed)"] = control_table(rows, plan)
+        accs = [b["test_acc"] for b in dense]
+        dense_text = (f"train seed {config['train'].get('seed', 0)}): test accuracy {baseline['test_acc']:.2f}%. "
+                      if len(dense) == 1 else
+                      f"one per seed, train seeds {', '.join(str(b['train_seed']) for b in dense)}): test accuracy "
+                      f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}%. ")
+        intro = ["Dense baseline ({}, {}, ".format(*_model_words(config["models"][0])) + dense_text +
                  f"Accuracy in % on the test split, mean ± std over the seeds listed; recovery {config['recovery']['epochs']} "
                  f"epochs at lr {config['recovery']['lr']:g}."
                  + (f" Training ran on {baseline['device']}." if baseline.get("device") not in (None, "cpu") else "")]

@@ -583,12 +583,8 @@ def page_budgets() -> list[str]:
         if name == "fmnist-vgg16q-budget":  # the diagnostic re-prunes this run's baseline
             out += _budget_caps_lines(_load("budget-caps"))
     cost = _load("train_step_cost")
-    if _load("fmnist-resnet56-budget") is None and cost is not None and cost.get("model") == "resnet56":
-        out += [f"What it would cost here: a ResNet-56 training step takes about {cost['ratio']:.1f}x VGG-16 width "
-                f"0.25's on one core (`{cost['command']}`, {cost['date'][:10]}, {commit_text(cost)}), about "
-                f"{cost['cell_training_min']['other']:.0f} min of training per cell and "
-                f"{cost['run_training_core_hours']:.0f} core-hours for the {cost['cells']} cells (evaluation, pruning "
-                "and the baseline not included): a run for a GPU (`--device cuda`) or a bigger machine.", ""]
+    if _load("fmnist-resnet56-budget") is None and cost is not None:
+        out += _resnet_cost_lines(cost)
     words = [w for w in ours_verdicts if w in ("WINS", "TIE", "LOSES")]
     said = _verdict_words(words, "the best peer")
     if words and all(w == "LOSES" for w in words):
@@ -596,6 +592,25 @@ def page_budgets() -> list[str]:
         if ours_adjusted and not any(w == "LOSES" for w in ours_adjusted):
             said = "lose on each interval, but no loss survives Holm's correction over the table"
     return [f"# Layer budgets at matched FLOPs: the topological budgets {said}", "", intro, "", *out]
+
+
+def _resnet_cost_lines(cost: dict) -> list[str]:
+    """What a ResNet-56 budget run would cost here, from ``benchmarks/train_step_cost.py``'s file
+    (empty when it did not measure ResNet-56)."""
+    key = next((k for k in cost.get("models", []) if k.startswith("resnet56")), None)
+    if key is None:
+        return []
+    fast = [s for s in cost["settings"] if s != "fp32"]
+    fast_text = "".join(f"; with {s}, {cost['cell_training_min'][key][s]:.0f} min and "
+                        f"{cost['run_training_hours'][key][s]:.0f} hours" for s in fast)
+    threads = "one core" if cost["torch_threads"] == 1 else f"{cost['torch_threads']} threads"
+    return [f"What it would cost here: a ResNet-56 training step takes about "
+            f"{cost['against_reference_fp32'][key]['fp32']:.1f}x VGG-16 width 0.25's on {threads} "
+            f"(`{cost['command']}`, {cost['date'][:10]}, {commit_text(cost)}): about "
+            f"{cost['cell_training_min'][key]['fp32']:.0f} min of fp32 training per cell and "
+            f"{cost['run_training_hours'][key]['fp32']:.0f} hours for the {cost['cells']} cells{fast_text} "
+            "(evaluation, pruning and the baseline not included): a run for a GPU (`--device cuda`) or a bigger "
+            "machine.", ""]
 
 
 def _budget_caps_lines(d: dict | None) -> list[str]:
@@ -752,16 +767,36 @@ def claims_rows() -> list[list[str]]:
                      "none: FPGM's, as the peer's",
                      f"the budget {_words([v for *_, v in diffs], 'the uniform budget')} (each interval on its own)"])
     if imp is not None:
-        s = sorted({r["sparsity"] for r in imp["rows"]})[-1]
-        text, verdict = _diff(imp, "timp", "imp", s)
-        rows.append(["Tree-preserving IMP (Balwani and Krzyston): IMP retains the weights that keep the network's "
-                     "zeroth-order topology; a modified IMP keeps every layer's maximum spanning tree",
-                     f"at sparsity {s:g}: {text} against IMP",
-                     "not separated: both set per-layer counts by global magnitude; separating them needs their "
-                     "shuffle and magnitude-at-budget controls, which this results file does not hold",
-                     "not separated (same)",
-                     f"keeping the tree: {verdict} against IMP at sparsity {s:g}, the highest measured"])
+        rows.append(_imp_claim_row(imp))
     return rows
+
+
+def _imp_claim_row(imp: dict) -> list[str]:
+    """The tree-preserving IMP claim at the highest sparsity measured: T-IMP against IMP, and,
+    where the run holds the controls, the budget part (the two budgets filled alike by |w|) and
+    the choice part (each method against random weights at its own budget)."""
+    s = sorted({r["sparsity"] for r in imp["rows"]})[-1]
+    text, verdict = _diff(imp, "timp", "imp", s)
+    claim = ("Tree-preserving IMP (Balwani and Krzyston): IMP retains the weights that keep the network's "
+             "zeroth-order topology; a modified IMP keeps every layer's maximum spanning tree")
+    measured = f"at sparsity {s:g}: {text} against IMP"
+    methods = {r["method"] for r in imp["rows"]}
+    if not {"timp+magnitude-at-budget", "imp+magnitude-at-budget", "timp+shuffle", "imp+shuffle"} <= methods:
+        return [claim, measured,
+                "not separated: both set per-layer counts by global magnitude; separating them needs their shuffle "
+                "and magnitude-at-budget controls, which this results file does not hold", "not separated (same)",
+                f"keeping the tree: {verdict} against IMP at sparsity {s:g}, the highest measured"]
+    budget_text, budget_verdict = _diff(imp, "timp+magnitude-at-budget", "imp+magnitude-at-budget", s)
+    choice = {m: _diff(imp, m, f"{m}+shuffle", s) for m in ("timp", "imp")}
+    meaning = {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
+               "LOSES": "its choice inside layers is worse than random"}
+    return [claim, measured,
+            f"T-IMP's per-layer counts against IMP's, both filled by the largest weights and trained alike: {budget_text}",
+            "; ".join(f"{name} against random weights at its own counts (its shuffle control): {choice[m][0]}"
+                      for m, name in (("timp", "T-IMP"), ("imp", "IMP"))),
+            f"keeping the tree: {verdict} against IMP at sparsity {s:g}, the highest measured; its budget against "
+            f"IMP's: {budget_verdict}; T-IMP: {meaning.get(choice['timp'][1], 'not measured')}; "
+            f"IMP: {meaning.get(choice['imp'][1], 'not measured')}"]
 
 
 def _claims_summary(rows: list[list[str]]) -> list[str]:
@@ -787,9 +822,13 @@ def page_claims() -> list[str]:
              "peers, so all of its difference is its choice, and against random units at that budget (its shuffle "
              "control) the choice alone is measured. A method that only changes the budget (the topological "
              "allocation filled by FPGM) is measured against the same filling at a uniform budget. Differences are "
-             "same-seed paired, accuracy after recovery, 95 % t-intervals over 3 seeds of one trained network: "
-             "they leave out the variance between trained networks. Generated from the results files of the pages "
-             "linked below.")
+             "same-seed paired, accuracy after recovery, 95 % t-intervals over 3 seeds. Generated from the results "
+             "files of the pages linked below.")
+    covers = [f"{title}: {covers_of_run(d)}" for title, d in (
+        ("Table 1", _load("fmnist-vgg16q-filters")), ("Matched FLOPs", _load("fmnist-vgg16q-budget")),
+        ("LeNet-300-100", _load("fmnist-lenet300-imp"))) if d is not None]
+    if covers:
+        intro += " What the intervals cover: " + " ".join(c[0].upper() + c[1:] for c in covers)
     rows = claims_rows()
     return ["# The seed papers' claims: measured, and split into budget and choice", "", intro, "", _table(rows), "",
             *_claims_summary(rows), "",

@@ -1,0 +1,81 @@
+"""The benchmark exporter and the claims page on runs with controls and one network per seed:
+each method against its controls on hand-made rows, every dense baseline found, and the
+tree-preserving IMP claim split into its budget and its choice."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import export_run  # noqa: E402 - a benchmark script, importable from its folder
+
+from topoprune.experiments.config import ControlPlan
+
+
+def _rows(values: dict[str, list[float]], sparsity: float = 0.9) -> list[dict]:
+    return [{"method": m, "sparsity": sparsity, "seed": seed, "acc_after_recovery": v}
+            for m, vs in values.items() for seed, v in enumerate(vs)]
+
+
+def test_control_table_pairs_each_method_with_its_controls_by_seed():
+    rows = _rows({"imp": [90.0, 91.0, 92.0], "imp+shuffle": [80.0, 81.5, 82.0],
+                  "imp+magnitude-at-budget": [90.0, 91.0, 92.0]})
+    t = export_run.control_table(rows, [ControlPlan("imp", "shuffle", None),
+                                        ControlPlan("imp", "magnitude-at-budget", None)])
+    assert t[0][:3] == ["sparsity", "method", "control"]
+    shuffle, magnitude = t[1], t[2]
+    # differences 10, 9.5, 10: mean 9.8333, sd 0.288675, t(0.975, 2) = 4.302653 -> half width 0.717107
+    assert shuffle[:3] == ["0.9", "imp", "shuffle"]
+    assert shuffle[3] == "+9.83 [+9.12, +10.55] (n=3)" and shuffle[4] == "WINS"
+    assert shuffle[5] == "its choice inside layers matters"
+    assert magnitude[3] == "+0.00 [+0.00, +0.00] (n=3)" and magnitude[4] == "TIE"
+    assert "|" not in "".join(magnitude)  # a pipe would break the Markdown table
+
+
+def test_control_table_says_not_measured_without_two_paired_seeds():
+    t = export_run.control_table(_rows({"timp": [90.0, 91.0], "timp+shuffle": [80.0]}),
+                                 [ControlPlan("timp", "shuffle", None)])
+    assert t[1][3] == "not measured" and t[1][4] == "n/a"
+
+
+def test_dense_baselines_finds_one_per_seed_in_order(tmp_path):
+    for seed, acc in ((2, 88.0), (0, 89.0), (1, 90.0)):
+        d = tmp_path / "baseline" / "lenet300" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "baseline.json").write_text(json.dumps({"test_acc": acc}))
+    found = export_run.dense_baselines(tmp_path)
+    assert [(b["train_seed"], b["test_acc"]) for b in found] == [(0, 89.0), (1, 90.0), (2, 88.0)]
+    single = tmp_path / "one"
+    (single / "baseline" / "vgg16").mkdir(parents=True)
+    (single / "baseline" / "vgg16" / "baseline.json").write_text(json.dumps({"test_acc": 93.5}))
+    assert export_run.dense_baselines(single) == [{"test_acc": 93.5, "train_seed": None}]
+    with pytest.raises(SystemExit, match="no dense baseline"):
+        export_run.dense_baselines(tmp_path / "empty")
+
+
+def _bench_report():
+    spec = importlib.util.spec_from_file_location("bench_report_ctl", ROOT / "scripts" / "bench_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_imp_claim_splits_budget_and_choice_when_the_controls_are_there():
+    mod = _bench_report()
+    rows = _rows({"imp": [90.0, 91.0, 92.0], "timp": [90.1, 90.9, 92.0],
+                  "imp+magnitude-at-budget": [89.0, 90.0, 91.0], "timp+magnitude-at-budget": [89.0, 90.0, 91.0],
+                  "imp+shuffle": [80.0, 81.5, 82.0], "timp+shuffle": [90.0, 91.0, 92.1]})
+    row = mod._imp_claim_row({"rows": rows})
+    assert row[1] == "at sparsity 0.9: +0.00 [-0.25, +0.25] (TIE) against IMP"
+    assert "+0.00 [+0.00, +0.00] (TIE)" in row[2]  # the same budgets filled alike: no difference
+    assert "T-IMP against random weights at its own counts (its shuffle control): -0.03 [-0.32, +0.25] (TIE)" in row[3]  # 0.1, -0.1, -0.1
+    assert "IMP against random weights at its own counts (its shuffle control): +9.83 [+9.12, +10.55] (WINS)" in row[3]
+    assert row[4].endswith("T-IMP: only its layer budget matters; IMP: its choice inside layers matters")
+    without = mod._imp_claim_row({"rows": _rows({"imp": [90.0, 91.0], "timp": [90.5, 91.5]})})
+    assert without[2].startswith("not separated")
