@@ -566,9 +566,9 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": time.perf_counter() - t0,
     }
     path = args.out / "train_speed.json"
-    if path.exists():  # a parity run already there stays
+    if path.exists():  # a parity run and evaluation timings already there stay
         old = json.loads(path.read_text())
-        for key in ("parity", "environment_parity"):
+        for key in ("eval", "parity", "environment_parity"):
             if key in old:
                 record[key] = old[key]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -578,6 +578,8 @@ def main(argv: list[str] | None = None) -> None:
              f"{args.steps} steps in a rotated order, the first {args.warmup} dropped.", "", *table]
     lines += ["", "Fastest per model: " + ", ".join(f"{k} {v['fastest']} ({v['speedup'][v['fastest']]:.2f}x)"
                                                    for k, v in summary.items()) + "."]
+    if "eval" in record:
+        lines += ["", *eval_lines(record["eval"])]
     if "parity" in record:
         lines += ["", *parity_lines(record["parity"])]
     md = "\n".join(lines) + "\n"

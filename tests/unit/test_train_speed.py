@@ -137,3 +137,19 @@ def test_the_parity_command_leaves_out_where_the_run_folders_live():
     argv = ["--parity", "--threads", "2", "--runs", "/somewhere/else", "--summarize"]
     assert train_speed.parity_command(argv) == "python benchmarks/train_speed.py --parity --threads 2"
     assert train_speed.parity_command(["--parity", "--runs=/x"]) == "python benchmarks/train_speed.py --parity"
+
+
+def test_the_step_table_keeps_the_evaluation_timings_and_the_parity_run(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    ev = {"test_size": 10, "rounds": 2, "seconds": {}, "train_step_s": 0.1, "train_epoch_s": 42.0,
+          "median_s": {"eval b128 fp32": 1.0, "eval b1024 fp32": 2.0, "recal 50x128 fp32": 0.5}}
+    parity = {"setting": "bf16", "seeds": [0], "command": "python benchmarks/train_speed.py --parity",
+              "expected": 2, "pairs": {}, "done": 0, "summary": train_speed.parity_summary({}, "bf16")}
+    (out / "train_speed.json").write_text(json.dumps({"eval": ev, "parity": parity}))
+    train_speed.main(["--only", "lenet300", "--no-compile", "--batch", "8", "--rounds", "2", "--warmup", "1",
+                      "--steps", "1", "--out", str(out)])
+    record = json.loads((out / "train_speed.json").read_text())
+    assert record["eval"] == ev and record["parity"] == parity and "lenet300" in record["summary"]
+    page = (out / "train_speed.md").read_text()
+    assert "## Evaluation and BatchNorm recalibration" in page and "## Parity" in page
