@@ -12,9 +12,10 @@ A cap does a little more than cap: each layer's sensitivity curve is sampled fro
 cap (``TopologicalAllocation.curves``), so a lower cap also samples it more finely, and the
 slopes that break ties over that range.
 
-There is one trained baseline, and FPGM and the allocations are deterministic on it, so the
-seeds vary only the recalibration batches: the paired intervals measure that noise, not the
-spread between trained networks.
+FPGM and the allocations are deterministic on a trained network. With one baseline for the run
+(``train.seed: 0``) the seeds vary only the recalibration batches, so the paired intervals measure
+that noise, not the spread between trained networks; under ``train.seed: each`` every seed prunes
+its own network, as the run's cells did, and the intervals cover both.
 
 Recalibrated accuracy is a proxy measured before recovery, not the accuracy after 10 epochs;
 what this shows is where the immediate damage comes from, not who wins after recovery. A cap
@@ -26,7 +27,7 @@ the run has finished, how many were compared and whether their recalibrated accu
 the run's rows (``run_check``; ``matches_run`` is None when none could be compared). It also
 records whether each variant removed the same filters on every seed.
 
-Run (the run's baseline must exist: ``topoprune compare configs/fmnist-vgg16q-budget.yaml
+Run (the run's baselines must exist: ``topoprune compare configs/fmnist-vgg16q-budget.yaml
 --out benchmarks/runs`` trains it first)::
 
     python benchmarks/budget_caps.py
@@ -121,7 +122,7 @@ def measure(config_path: Path, runs: Path, caps: list[float], seeds: list[int] |
         for seed in seeds:
             for label, allocation, cap in variants(caps):
                 entry = {"variant": label, "cap": cap, "allocation": allocation, "sparsity": sparsity, "seed": seed}
-                model = load_baseline(store, key)
+                model = load_baseline(store, config.baseline_key(key, seed))  # each seed's own network
                 t0 = time.perf_counter()
                 try:
                     with seeded_rng(seed):

@@ -164,8 +164,12 @@ def imp_tables(rows: list[dict], seeds_expected: int, recovery_epochs: int = 5) 
 
 
 def _critical(run_dir: Path) -> float | None:
-    """The dense model's critical compression ratio (paper convention) from the run's analysis."""
-    a = json.loads(next((run_dir / "analysis").glob("*.json")).read_text())
+    """The dense model's critical compression ratio (paper convention) from the run's analysis (the
+    first seed's network under ``train.seed: each``), or None before the analysis exists."""
+    found = sorted((run_dir / "analysis").glob("**/*.json"))  # analysis/<model>.json, or <model>/seed<k>.json
+    if not found:
+        return None
+    a = json.loads(found[0].read_text())
     return (a.get("critical_paper") or {}).get("final")
 
 
@@ -455,39 +459,57 @@ def _run_dir(kind: str, config_path: Path, runs: Path) -> tuple[Path, dict]:
 
 
 def dense_baselines(run_dir: Path) -> list[dict]:
-    """Every dense baseline of a run folder (one per model, or one per seed under ``train.seed:
-    each``, in ``baseline/<model>/seed<k>/``), each with its ``train_seed`` (None for one baseline),
-    in seed order."""
+    """Every dense baseline of a run folder (``baseline/<model>/``, or one per seed under
+    ``train.seed: each`` in ``baseline/<model>/seed<k>/``), each with its ``model`` folder name and
+    ``train_seed`` (None for one baseline per model), in (model, seed) order."""
     found = []
     for path in sorted(run_dir.glob("baseline/**/baseline.json")):
         b = json.loads(path.read_text())
-        seed = path.parent.name[4:] if path.parent.name.startswith("seed") else None
-        found.append({**b, "train_seed": int(seed) if seed is not None and seed.isdigit() else None})
+        name = path.parent.name
+        per_seed = name.startswith("seed") and name[4:].isdigit()
+        model = path.parent.parent.name if per_seed else name
+        found.append({**b, "model": model, "train_seed": int(name[4:]) if per_seed else None})
     if not found:
         raise SystemExit(f"{run_dir} has no dense baseline yet: rerun its `topoprune compare` command")
-    return sorted(found, key=lambda b: (b["train_seed"] is None, b["train_seed"] or 0))
+    return sorted(found, key=lambda b: (b["model"], b["train_seed"] is None, b["train_seed"] or 0))
+
+
+CONTROL_MEANING = {
+    "shuffle": {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
+                "LOSES": "its choice inside layers is worse than random"},
+    "magnitude-at-budget": {"WINS": "its choice beats plain magnitude at its budget",
+                            "TIE": "its choice ties plain magnitude at its budget",
+                            "LOSES": "plain magnitude at its budget does better"},
+}
 
 
 def control_table(rows: list[dict], plan: list) -> list[list[str]]:
-    """Each method against each of its controls per sparsity: same-seed paired difference of the
-    accuracy after recovery (method minus control, points), its 95 % t-interval and the verdict,
-    and what the verdict means for the method's choice inside layers."""
-    meaning = {"shuffle": {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
-                           "LOSES": "its choice inside layers is worse than random"},
-               "magnitude-at-budget": {"WINS": "its choice beats the largest weights at its budget",
-                                       "TIE": "its choice ties the largest weights at its budget",
-                                       "LOSES": "the largest weights at its budget do better"}}
+    """Each method against each of its controls per (model, sparsity): same-seed paired
+    difference of the accuracy after recovery (method minus control, points), its 95 % t-interval
+    and the verdict, and what the verdict means for the method's choice inside layers. A control
+    that coincides with another method's cells (a uniform budget's shuffle is ``random``) is read
+    from that method's rows, and the table says so; one that is the method itself is left out."""
     per: dict[tuple, dict] = defaultdict(dict)
     for r in rows:
         if r.get("acc_after_recovery") is not None:
-            per[(r["method"], r["sparsity"])][r["seed"]] = r["acc_after_recovery"]
-    out = [["sparsity", "method", "control", "method - control (points, 95 % interval)", "verdict", "meaning"]]
-    for s in sorted({r["sparsity"] for r in rows}):
-        for c in plan:
-            res = paired_difference(per.get((c.method, s), {}), per.get((f"{c.method}+{c.control}", s), {}))
-            text = ("not measured" if res.n < 2 else f"{res.mean:+.2f} [{res.low:+.2f}, {res.high:+.2f}] (n={res.n})")
-            out.append([f"{s:g}", c.method, c.control, text, res.verdict,
-                        meaning.get(c.control, {}).get(res.verdict, "—")])
+            per[(r.get("model"), r["method"], r["sparsity"])][r["seed"]] = r["acc_after_recovery"]
+    models = sorted({r.get("model") for r in rows}, key=str)
+    several = len(models) > 1
+    out = [(["model"] if several else []) + ["sparsity", "method", "control", "method - control (points, 95 % interval)",
+                                            "verdict", "meaning"]]
+    for model in models:
+        for s in sorted({r["sparsity"] for r in rows if r.get("model") == model}):
+            for c in plan:
+                if c.coincides == "self":
+                    continue
+                other = c.coincides or f"{c.method}+{c.control}"
+                res = paired_difference(per.get((model, c.method, s), {}), per.get((model, other, s), {}))
+                text = (f"fewer than 2 paired seeds ({res.n})" if res.n < 2 else
+                        f"{res.mean:+.2f} [{res.low:+.2f}, {res.high:+.2f}] (n={res.n})"
+                        + (f"; {res.reason}" if res.reason else ""))
+                shown = c.control if c.coincides is None else f"{c.control} (= the {c.coincides} rows)"
+                out.append(([str(model)] if several else []) + [
+                    f"{s:g}", c.method, shown, text, res.verdict, CONTROL_MEANING.get(c.control, {}).get(res.verdict, "—")])
     return out
 
 
@@ -559,16 +581,17 @@ def main() -> None:
         from topoprune.experiments.config import control_plan
 
         rows = read_results(run_dir)
-        plan = [c for c in control_plan(config) if c.runs]
-        expected = (len(config["seeds"]) * (len(config["methods"]) + len(plan)) * len(config["sparsities"])
-                    * len(config["models"]))
+        plan = control_plan(config)
+        expected = (len(config["seeds"]) * (len(config["methods"]) + sum(c.runs for c in plan))
+                    * len(config["sparsities"]) * len(config["models"]))
         record.update({"kind": args.kind, "rows": rows, "cells_done": len(rows), "cells_total": expected,
                        "complete": len(rows) == expected})
         dense = dense_baselines(run_dir)
         baseline = dense[0]
         record["dense"] = baseline
-        if len(dense) > 1:
-            record["dense_per_train_seed"] = {str(b["train_seed"]): b["test_acc"] for b in dense}
+        first = [b for b in dense if b["model"] == baseline["model"]]  # the first model's, as the text says
+        if first[0]["train_seed"] is not None:
+            record["dense_per_train_seed"] = {str(b["train_seed"]): b["test_acc"] for b in first}
         if args.kind == "structured":
             tables = {"structured": structured_table(rows, len(config["seeds"]))}
         elif args.kind == "extreme":
@@ -590,12 +613,14 @@ def main() -> None:
                                                 ["- no paired comparison yet (fewer than 2 seeds per cell)"]), ""]
         else:
             tables = imp_tables(rows, len(config["seeds"]), config["recovery"]["epochs"])
-        if plan:
+        if any(c.coincides != "self" for c in plan):
             tables["against its own controls, after recovery (same seed)"] = control_table(rows, plan)
-        accs = [b["test_acc"] for b in dense]
+        accs = [b["test_acc"] for b in first]
         dense_text = (f"train seed {config['train'].get('seed', 0)}): test accuracy {baseline['test_acc']:.2f}%. "
-                      if len(dense) == 1 else
-                      f"one per seed, train seeds {', '.join(str(b['train_seed']) for b in dense)}): test accuracy "
+                      if first[0]["train_seed"] is None else
+                      f"train seed {first[0]['train_seed']} of one per seed so far): test accuracy "
+                      f"{baseline['test_acc']:.2f}%. " if len(first) == 1 else
+                      f"one per seed, train seeds {', '.join(str(b['train_seed']) for b in first)}): test accuracy "
                       f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}%. ")
         intro = ["Dense baseline ({}, {}, ".format(*_model_words(config["models"][0])) + dense_text +
                  f"Accuracy in % on the test split, mean ± std over the seeds listed; recovery {config['recovery']['epochs']} "

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+import topoprune as tp
+
 try:
     from _env import environment, provenance_lines
     from train_speed import Stepper, options, rotated
@@ -85,8 +87,6 @@ def parse_model(text: str) -> tuple[str, float]:
 def measure(models: list[tuple[str, float]], settings: list[str], *, rounds: int, steps: int,
             device: torch.device) -> tuple[dict, dict]:
     """``{model key: {setting: [seconds per step, one per round]}}`` and what actually ran."""
-    import topoprune as tp
-
     g = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, *SHAPE, generator=g).to(device)
     y = torch.randint(0, 10, (BATCH,), generator=g).to(device)
@@ -131,15 +131,27 @@ def main(argv: list[str] | None = None) -> None:
     if args.settings[0] != "fp32":
         ap.error("--settings must start with fp32 (the default every speedup is measured against)")
     for s in args.settings:
-        options(s)  # refuses an unknown setting in one line
-    device = torch.device(args.device)
+        try:
+            options(s)
+        except SystemExit:
+            raise SystemExit(f"train_step_cost.py: unknown setting {s!r}; allowed: fp32, or + joined bf16, "
+                             "channels_last, compile") from None
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise SystemExit(f"train_step_cost.py: bad --device {args.device!r}; allowed: cpu, cuda, cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"train_step_cost.py: --device {args.device}: no CUDA GPU here; allowed: cpu")
     torch.set_num_threads(args.threads)
     models = [parse_model(m) for m in args.models]
+    known = set(tp.list_models())
+    unknown = [name for name, _ in models if name not in known]
+    if unknown:
+        raise SystemExit(f"train_step_cost.py: unknown model {unknown[0]!r} in --models; allowed: "
+                         f"{', '.join(sorted(known))}")
     times, ran = measure(models, args.settings, rounds=args.rounds, steps=args.steps, device=device)
     med = {k: {s: statistics.median(v[2:]) for s, v in per.items()} for k, per in times.items()}
-    ref = next(iter(med))
+    ref = next(iter(med))  # the first --models entry
     steps_per_cell = args.epochs * math.ceil(args.train_samples / BATCH)
     cell_min = {k: {s: v * steps_per_cell / 60 for s, v in per.items()} for k, per in med.items()}
     record = {
@@ -153,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         "epochs": args.epochs, "steps_per_cell": steps_per_cell, "cells": args.cells,
         "cell_training_min": cell_min,
         "run_training_hours": {k: {s: v * args.cells / 60 for s, v in per.items()} for k, per in cell_min.items()},
-        "gpu_measured": device.type == "cuda",
+        "gpu_measured": device.type == "cuda", "gpu_available": torch.cuda.is_available(),
         "vgg_run": vgg_cells(args.runs),
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -164,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def markdown(record: dict) -> list[str]:
-    """The results page of a record (also used by the tests on a made-up record)."""
+    """The results page of a record."""
     threads = record["torch_threads"]
     where = "one torch thread" if threads == 1 else f"{threads} torch threads"
     lines = ["# What a cell costs: full-size models, default and fast settings", "",
@@ -184,15 +196,16 @@ def markdown(record: dict) -> list[str]:
                   "not included. fp32 is the default; the fast setting is opt-in (see the parity run in "
                   "train_speed.md)."]
     if not record.get("gpu_measured"):
-        lines += ["", "GPU: not measured (no GPU was available to this run). `--device cuda` measures there."]
+        why = "this run measured the CPU only" if record.get("gpu_available") else "no GPU was available to this run"
+        lines += ["", f"GPU: not measured ({why}). `--device cuda` measures there."]
     v = record.get("vgg_run")
     if v is not None:
         ref = record["reference"]
-        lines += ["", f"Check: the VGG-16 budget run's {v['cells']} finished cells (`{v['run']}`) took "
+        lines += ["", f"Check: the VGG-16 w0.25 budget run's {v['cells']} finished cells (`{v['run']}`) took "
                       f"{v['min_min']:.1f} to {v['max_min']:.1f} min of training and evaluation each (mean "
                       f"{v['mean_min']:.1f}; one worker of 2 threads or two workers of one thread, beside other "
                       f"jobs), against {record['cell_training_min'][ref]['fp32']:.1f} min of fp32 training "
-                      "predicted here."]
+                      f"predicted here for {ref}."]
     return lines
 
 

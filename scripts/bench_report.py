@@ -74,6 +74,16 @@ def _train_seed(d: dict):
     return (config.get("train") or {}).get("seed", 0)
 
 
+def _dense_text(d: dict) -> str:
+    """The dense accuracy of a run export: one network's, or the mean ± std of one per seed."""
+    per = d.get("dense_per_train_seed")
+    if per and len(per) > 1:
+        accs = list(per.values())
+        return (f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}% test accuracy (one network per seed, "
+                f"{len(accs)} seeds)")
+    return f"{d['dense']['test_acc']:.2f}% test accuracy"
+
+
 def covers_of_run(d: dict) -> str:
     """What the intervals of a ``compare`` run's export cover, from its config's ``train.seed``."""
     seed = _train_seed(d)
@@ -223,7 +233,7 @@ def _structured_body(d: dict, name: str) -> list[str]:
             "interval." if old else "")
     shown = table if old else _structured_adjusted(d, table)
     return [_about(d, f"{name}.json", covers_of_run(d)) + note, "",
-            f"Dense: {d['dense']['test_acc']:.2f}% test accuracy." + ("" if old else " " + HOLM_NOTE), "",
+            f"Dense: {_dense_text(d)}." + ("" if old else " " + HOLM_NOTE), "",
             _table(shown), ""]
 
 
@@ -240,7 +250,7 @@ def page_structured() -> list[str]:
 
 FITNESS_INTRO = (
     "The Topological Pruner of [structured pruning](structured.md) keeps each layer's persistence diagram "
-    "(`diagram` fitness). Here, on the same trained baseline, with the same recovery and seeds, the GA keeps "
+    "(`diagram` fitness). Here, on table 1's trained network (seed 0's), with the same recovery and seeds, the GA keeps "
     "the layer's neural persistence (`np`) or its filters' mean activations on 256 training images "
     "(`activation`), beside FPGM and L2 in the same run. Config `configs/fmnist-vgg16q-topo-fitness.yaml`.")
 
@@ -455,7 +465,7 @@ def page_extreme() -> list[str]:
         verdicts += d.get("verdicts", [])
         crit = f" Critical compression ratio of the dense model: {d['critical']:.0f}x." if d.get("critical") else ""
         out += [_about(d, f"{name}.json", covers_of_run(d)), "",
-                f"Dense: {d['dense']['test_acc']:.2f}% test accuracy.{crit}",
+                f"Dense: {_dense_text(d)}.{crit}",
                 "", *[f"- {v}" for v in d.get("verdicts", [])], ""]
         for title, t in d["tables"].items():
             if title == "against the best peer, after recovery (same seed)":
@@ -604,8 +614,9 @@ def _resnet_cost_lines(cost: dict) -> list[str]:
     fast_text = "".join(f"; with {s}, {cost['cell_training_min'][key][s]:.0f} min and "
                         f"{cost['run_training_hours'][key][s]:.0f} hours" for s in fast)
     threads = "one core" if cost["torch_threads"] == 1 else f"{cost['torch_threads']} threads"
+    where = threads if cost.get("device", "cpu") == "cpu" else f"{cost['device']}"
     return [f"What it would cost here: a ResNet-56 training step takes about "
-            f"{cost['against_reference_fp32'][key]['fp32']:.1f}x VGG-16 width 0.25's on {threads} "
+            f"{cost['against_reference_fp32'][key]['fp32']:.1f}x {cost['reference']}'s on {where} "
             f"(`{cost['command']}`, {cost['date'][:10]}, {commit_text(cost)}): about "
             f"{cost['cell_training_min'][key]['fp32']:.0f} min of fp32 training per cell and "
             f"{cost['run_training_hours'][key]['fp32']:.0f} hours for the {cost['cells']} cells{fast_text} "

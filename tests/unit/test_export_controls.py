@@ -18,8 +18,8 @@ import export_run  # noqa: E402 - a benchmark script, importable from its folder
 from topoprune.experiments.config import ControlPlan
 
 
-def _rows(values: dict[str, list[float]], sparsity: float = 0.9) -> list[dict]:
-    return [{"method": m, "sparsity": sparsity, "seed": seed, "acc_after_recovery": v}
+def _rows(values: dict[str, list[float]], sparsity: float = 0.9, model: str = "lenet300") -> list[dict]:
+    return [{"model": model, "method": m, "sparsity": sparsity, "seed": seed, "acc_after_recovery": v}
             for m, vs in values.items() for seed, v in enumerate(vs)]
 
 
@@ -34,14 +34,30 @@ def test_control_table_pairs_each_method_with_its_controls_by_seed():
     assert shuffle[:3] == ["0.9", "imp", "shuffle"]
     assert shuffle[3] == "+9.83 [+9.12, +10.55] (n=3)" and shuffle[4] == "WINS"
     assert shuffle[5] == "its choice inside layers matters"
-    assert magnitude[3] == "+0.00 [+0.00, +0.00] (n=3)" and magnitude[4] == "TIE"
-    assert "|" not in "".join(magnitude)  # a pipe would break the Markdown table
+    assert magnitude[3].startswith("+0.00 [+0.00, +0.00] (n=3); every seed gave the same difference")
+    assert magnitude[4] == "TIE" and "|" not in "".join(magnitude)  # a pipe would break the Markdown table
+
+
+def test_a_control_that_coincides_is_read_from_the_rows_it_repeats():
+    rows = _rows({"topological": [90.0, 91.0, 92.0], "random": [89.0, 90.0, 91.0], "l1": [90.0, 91.0, 92.0]})
+    t = export_run.control_table(rows, [ControlPlan("topological", "shuffle", "random"),
+                                        ControlPlan("l1", "magnitude-at-budget", "self")])
+    assert len(t) == 2  # the control that is the method itself has nothing to compare
+    assert t[1][2] == "shuffle (= the random rows)" and t[1][3].startswith("+1.00 [+1.00, +1.00] (n=3)")
+
+
+def test_several_models_get_a_model_column():
+    rows = _rows({"imp": [90.0, 91.0], "imp+shuffle": [80.0, 82.0]}) + _rows(
+        {"imp": [70.0, 71.0], "imp+shuffle": [70.0, 71.0]}, model="conv")
+    t = export_run.control_table(rows, [ControlPlan("imp", "shuffle", None)])
+    assert t[0][0] == "model" and [r[0] for r in t[1:]] == ["conv", "lenet300"]
+    assert (t[1][5], t[2][5]) == ("TIE", "WINS") and t[2][4] == "+9.50 [+3.15, +15.85] (n=2)"
 
 
 def test_control_table_says_not_measured_without_two_paired_seeds():
     t = export_run.control_table(_rows({"timp": [90.0, 91.0], "timp+shuffle": [80.0]}),
                                  [ControlPlan("timp", "shuffle", None)])
-    assert t[1][3] == "not measured" and t[1][4] == "n/a"
+    assert t[1][3] == "fewer than 2 paired seeds (1)" and t[1][4] == "n/a"
 
 
 def test_dense_baselines_finds_one_per_seed_in_order(tmp_path):
@@ -50,11 +66,12 @@ def test_dense_baselines_finds_one_per_seed_in_order(tmp_path):
         d.mkdir(parents=True)
         (d / "baseline.json").write_text(json.dumps({"test_acc": acc}))
     found = export_run.dense_baselines(tmp_path)
-    assert [(b["train_seed"], b["test_acc"]) for b in found] == [(0, 89.0), (1, 90.0), (2, 88.0)]
+    assert [(b["model"], b["train_seed"], b["test_acc"]) for b in found] == [
+        ("lenet300", 0, 89.0), ("lenet300", 1, 90.0), ("lenet300", 2, 88.0)]
     single = tmp_path / "one"
     (single / "baseline" / "vgg16").mkdir(parents=True)
     (single / "baseline" / "vgg16" / "baseline.json").write_text(json.dumps({"test_acc": 93.5}))
-    assert export_run.dense_baselines(single) == [{"test_acc": 93.5, "train_seed": None}]
+    assert export_run.dense_baselines(single) == [{"test_acc": 93.5, "model": "vgg16", "train_seed": None}]
     with pytest.raises(SystemExit, match="no dense baseline"):
         export_run.dense_baselines(tmp_path / "empty")
 

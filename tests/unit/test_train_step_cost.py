@@ -33,6 +33,9 @@ def test_a_tiny_run_records_every_pair_and_derives_cells_and_hours(tmp_path, cap
             assert rec["run_training_hours"][k][s] == pytest.approx(med * 4 / 60 * 4 / 60)
             assert rec["speedup_over_fp32"][k][s] == pytest.approx(rec["median_step_s"][k]["fp32"] / med)
     assert rec["against_reference_fp32"]["lenet300 w1"]["fp32"] == 1.0
+    conv = rec["median_step_s"]["mnist-conv w0.25"]
+    assert rec["against_reference_fp32"]["mnist-conv w0.25"]["bf16"] == pytest.approx(
+        conv["bf16"] / rec["median_step_s"]["lenet300 w1"]["fp32"])
     assert rec["gpu_measured"] is False and rec["vgg_run"] is None
     page = (tmp_path / "train_step_cost.md").read_text()
     assert "GPU: not measured" in page and "| mnist-conv w0.25 | bf16" in page
@@ -50,7 +53,9 @@ def test_a_fallback_is_named_in_the_page():
     (["--models", "vgg16:wide"], "bad --models entry 'vgg16:wide'"),
     (["--models", "vgg16:-1"], "bad width"),
     (["--settings", "fp16"], "--settings must start with fp32"),
-    (["--settings", "fp32", "fp16"], "unknown setting 'fp16'"),
+    (["--settings", "fp32", "fp16"], "train_step_cost.py: unknown setting 'fp16'"),
+    (["--models", "nosuch:1"], "unknown model 'nosuch' in --models; allowed:"),
+    (["--device", "gpu"], "bad --device 'gpu'; allowed: cpu, cuda, cuda:N"),
 ])
 def test_bad_input_is_refused_in_one_line(argv, words, capsys):
     with pytest.raises(SystemExit) as exc:
