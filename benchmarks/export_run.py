@@ -486,30 +486,40 @@ CONTROL_MEANING = {
 def control_table(rows: list[dict], plan: list) -> list[list[str]]:
     """Each method against each of its controls per (model, sparsity): same-seed paired
     difference of the accuracy after recovery (method minus control, points), its 95 % t-interval
-    and the verdict, and what the verdict means for the method's choice inside layers. A control
-    that coincides with another method's cells (a uniform budget's shuffle is ``random``) is read
-    from that method's rows, and the table says so; one that is the method itself is left out."""
+    and the verdict, Holm's verdict over every comparison of the table, the smallest difference the
+    seeds could detect (beside a tie), and what the verdict means for the method's choice inside
+    layers. A control that coincides with another method's cells (a uniform budget's shuffle is
+    ``random``) is read from that method's rows, and the table says so; one that is the method
+    itself is left out."""
+    from topoprune.experiments.stats import holm_family, minimum_detectable_effect
+
     per: dict[tuple, dict] = defaultdict(dict)
     for r in rows:
         if r.get("acc_after_recovery") is not None:
             per[(r.get("model"), r["method"], r["sparsity"])][r["seed"]] = r["acc_after_recovery"]
     models = sorted({r.get("model") for r in rows}, key=str)
     several = len(models) > 1
-    out = [(["model"] if several else []) + ["sparsity", "method", "control", "method - control (points, 95 % interval)",
-                                            "verdict", "meaning"]]
+    found = []
     for model in models:
         for s in sorted({r["sparsity"] for r in rows if r.get("model") == model}):
             for c in plan:
                 if c.coincides == "self":
                     continue
                 other = c.coincides or f"{c.method}+{c.control}"
-                res = paired_difference(per.get((model, c.method, s), {}), per.get((model, other, s), {}))
-                text = (f"fewer than 2 paired seeds ({res.n})" if res.n < 2 else
-                        f"{res.mean:+.2f} [{res.low:+.2f}, {res.high:+.2f}] (n={res.n})"
-                        + (f"; {res.reason}" if res.reason else ""))
-                shown = c.control if c.coincides is None else f"{c.control} (= the {c.coincides} rows)"
-                out.append(([str(model)] if several else []) + [
-                    f"{s:g}", c.method, shown, text, res.verdict, CONTROL_MEANING.get(c.control, {}).get(res.verdict, "—")])
+                found.append((model, s, c, paired_difference(per.get((model, c.method, s), {}),
+                                                             per.get((model, other, s), {}))))
+    family = holm_family("controls", {str(k): res for k, (*_, res) in enumerate(found)})
+    out = [(["model"] if several else []) + ["sparsity", "method", "control", "method - control (points, 95 % interval)",
+                                            "verdict", f"Holm over the {family.m}", "detectable", "meaning"]]
+    for (model, s, c, res), adjusted in zip(found, family.comparisons):
+        text = (f"fewer than 2 paired seeds ({res.n})" if res.n < 2 else
+                f"{res.mean:+.2f} [{res.low:+.2f}, {res.high:+.2f}] (n={res.n})" + (f"; {res.reason}" if res.reason else ""))
+        detectable = (f"{minimum_detectable_effect(res.sd, res.n):.2f}" if res.verdict == "TIE" and res.n >= 2 and res.sd > 0
+                      else "—")
+        shown = c.control if c.coincides is None else f"{c.control} (= the {c.coincides} rows)"
+        out.append(([str(model)] if several else []) + [
+            f"{s:g}", c.method, shown, text, res.verdict, adjusted.verdict_adjusted, detectable,
+            CONTROL_MEANING.get(c.control, {}).get(res.verdict, "—")])
     return out
 
 

@@ -33,7 +33,10 @@ def test_control_table_pairs_each_method_with_its_controls_by_seed():
     # differences 10, 9.5, 10: mean 9.8333, sd 0.288675, t(0.975, 2) = 4.302653 -> half width 0.717107
     assert shuffle[:3] == ["0.9", "imp", "shuffle"]
     assert shuffle[3] == "+9.83 [+9.12, +10.55] (n=3)" and shuffle[4] == "WINS"
-    assert shuffle[5] == "its choice inside layers matters"
+    assert shuffle[7] == "its choice inside layers matters" and t[0][5] == "Holm over the 2"
+    # raw p of the shuffle row: t = 9.8333 / (0.288675 / sqrt 3) = 59.0, p = 0.000287; the other row has
+    # p = 1 (no spread, mean 0): Holm multiplies the smaller by 2, still below 0.05
+    assert shuffle[5] == "WINS" and shuffle[6] == "—"  # no detectable effect beside a win
     assert magnitude[3].startswith("+0.00 [+0.00, +0.00] (n=3); every seed gave the same difference")
     assert magnitude[4] == "TIE" and "|" not in "".join(magnitude)  # a pipe would break the Markdown table
 
@@ -52,6 +55,7 @@ def test_several_models_get_a_model_column():
     t = export_run.control_table(rows, [ControlPlan("imp", "shuffle", None)])
     assert t[0][0] == "model" and [r[0] for r in t[1:]] == ["conv", "lenet300"]
     assert (t[1][5], t[2][5]) == ("TIE", "WINS") and t[2][4] == "+9.50 [+3.15, +15.85] (n=2)"
+    assert t[2][6] == "TIE"  # with two seeds the win does not survive Holm over the 2 comparisons
 
 
 def test_control_table_says_not_measured_without_two_paired_seeds():
@@ -96,3 +100,11 @@ def test_the_imp_claim_splits_budget_and_choice_when_the_controls_are_there():
     assert row[4].endswith("T-IMP: only its layer budget matters; IMP: its choice inside layers matters")
     without = mod._imp_claim_row({"rows": _rows({"imp": [90.0, 91.0], "timp": [90.5, 91.5]})})
     assert without[2].startswith("not separated")
+
+
+def test_a_tie_carries_the_smallest_difference_the_seeds_could_detect():
+    from topoprune.experiments.stats import minimum_detectable_effect
+
+    rows = _rows({"imp": [90.0, 91.0, 92.0], "imp+shuffle": [89.0, 92.0, 91.5]})  # differences 1, -1, 0.5
+    t = export_run.control_table(rows, [ControlPlan("imp", "shuffle", None)])
+    assert t[1][4] == "TIE" and t[1][6] == f"{minimum_detectable_effect(1.040833, 3):.2f}"
