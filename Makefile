@@ -77,7 +77,7 @@ bench-fitness: bench-structured
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
 
 # Layer budgets at matched FLOPs (docs/benchmarks/budgets.md). VGG: about 6 h on 2 cores with its
-# channels_last + bf16 settings; ResNet-56: 39 to 79 core-hours of training alone (train_step_cost.py
+# channels_last + bf16 settings; ResNet-56: 37 to 74 core-hours of training alone (train_step_cost.py
 # below), meant for a GPU (add --device cuda). Both resume.
 bench-budgets: setup system-data
 	$(CLI) compare configs/fmnist-vgg16q-budget.yaml --out benchmarks/runs --quiet
