@@ -833,7 +833,8 @@ def _imp_claim_row(imp: dict) -> list[str]:
                       for m, name in (("timp", "T-IMP"), ("imp", "IMP"))),
             f"keeping the tree: {verdict} against IMP at sparsity {s:g}, the highest measured; its budget against "
             f"IMP's: {budget_verdict}; T-IMP: {meaning.get(choice['timp'][1], 'not measured')}; "
-            f"IMP: {meaning.get(choice['imp'][1], 'not measured')}"]
+            f"IMP: {meaning.get(choice['imp'][1], 'not measured')} (each interval on its own; the IMP page adds "
+            "Holm's correction over its control table)"]
 
 
 def _claims_summary(rows: list[list[str]]) -> list[str]:
