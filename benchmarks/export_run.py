@@ -28,6 +28,7 @@ try:
 except ImportError:
     from benchmarks._env import environment, provenance_lines
 
+from topoprune.experiments.report import _MEANING as CONTROL_MEANING  # the report's words for each verdict
 from topoprune.experiments.report import _markdown_table as _table_md
 from topoprune.experiments.report import _short
 from topoprune.experiments.stats import PairedResult, paired_difference, t_interval
@@ -472,15 +473,6 @@ def dense_baselines(run_dir: Path) -> list[dict]:
     if not found:
         raise SystemExit(f"{run_dir} has no dense baseline yet: rerun its `topoprune compare` command")
     return sorted(found, key=lambda b: (b["model"], b["train_seed"] is None, b["train_seed"] or 0))
-
-
-CONTROL_MEANING = {
-    "shuffle": {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
-                "LOSES": "its choice inside layers is worse than random"},
-    "magnitude-at-budget": {"WINS": "its choice beats plain magnitude at its budget",
-                            "TIE": "its choice ties plain magnitude at its budget",
-                            "LOSES": "plain magnitude at its budget does better"},
-}
 
 
 def control_table(rows: list[dict], plan: list) -> list[list[str]]:
