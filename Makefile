@@ -87,7 +87,7 @@ bench-budgets: setup system-data
 	$(CLI) compare configs/fmnist-resnet56-budget.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py budget configs/fmnist-resnet56-budget.yaml
 
-# Table 2: IMP vs T-IMP vs one-shot magnitude vs random on lenet300 (about 45 min)
+# Table 2: IMP vs T-IMP vs one-shot magnitude vs random on lenet300, with controls (about 50 min)
 bench-imp: setup system-data
 	$(CLI) compare configs/fmnist-lenet300-imp.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py imp configs/fmnist-lenet300-imp.yaml
