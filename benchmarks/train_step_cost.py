@@ -59,7 +59,10 @@ def vgg_cells(runs: Path) -> dict | None:
     if not folders:
         return None
     run = folders[-1]
-    epochs = json.loads((run / "config.json").read_text()).get("recovery", {}).get("epochs")
+    recovery = json.loads((run / "config.json").read_text()).get("recovery", {})
+    epochs = recovery.get("epochs")
+    setting = "+".join(p for p, on in (("channels_last", recovery.get("channels_last")),
+                                       ("bf16", recovery.get("precision") == "bf16")) if on) or "fp32"
     minutes = []
     for metrics in run.glob("cells/*/*/*/*/recovery/metrics.json"):
         history = json.loads(metrics.read_text()).get("history", [])
@@ -67,8 +70,8 @@ def vgg_cells(runs: Path) -> dict | None:
             minutes.append(sum(h["seconds"] + h.get("eval_seconds", 0.0) for h in history) / 60)
     if not minutes:
         return None
-    return {"run": run.name, "cells": len(minutes), "epochs": epochs, "mean_min": statistics.mean(minutes),
-            "min_min": min(minutes), "max_min": max(minutes)}
+    return {"run": run.name, "cells": len(minutes), "epochs": epochs, "setting": setting,
+            "mean_min": statistics.mean(minutes), "min_min": min(minutes), "max_min": max(minutes)}
 
 
 def parse_model(text: str) -> tuple[str, float]:
@@ -199,13 +202,14 @@ def markdown(record: dict) -> list[str]:
         why = "this run measured the CPU only" if record.get("gpu_available") else "no GPU was available to this run"
         lines += ["", f"GPU: not measured ({why}). `--device cuda` measures there."]
     v = record.get("vgg_run")
-    if v is not None:
-        ref = record["reference"]
-        lines += ["", f"Check: the VGG-16 w0.25 budget run's {v['cells']} finished cells (`{v['run']}`) took "
-                      f"{v['min_min']:.1f} to {v['max_min']:.1f} min of training and evaluation each (mean "
-                      f"{v['mean_min']:.1f}; one worker of 2 threads or two workers of one thread, beside other "
-                      f"jobs), against {record['cell_training_min'][ref]['fp32']:.1f} min of fp32 training "
-                      f"predicted here for {ref}."]
+    ref = record["reference"]
+    setting = (v or {}).get("setting", "fp32")
+    if v is not None and setting in record["cell_training_min"][ref]:
+        lines += ["", f"Check: the VGG-16 w0.25 budget run's {v['cells']} finished cells (`{v['run']}`, {setting}) "
+                      f"took {v['min_min']:.1f} to {v['max_min']:.1f} min of training and evaluation each (mean "
+                      f"{v['mean_min']:.1f}; however many workers and other jobs shared the machine), against "
+                      f"{record['cell_training_min'][ref][setting]:.1f} min of {setting} training predicted here "
+                      f"for {ref}."]
     return lines
 
 

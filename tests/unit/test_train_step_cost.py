@@ -62,3 +62,15 @@ def test_bad_input_is_refused_in_one_line(argv, words, capsys):
         train_step_cost.main(argv)
     text = str(exc.value.code) if not isinstance(exc.value.code, int) else capsys.readouterr().err
     assert words in text and exc.value.code != 0
+
+
+def test_the_check_reads_the_budget_runs_cells_and_their_setting(tmp_path):
+    run = tmp_path / "fmnist-vgg16q-budget-abc"
+    (run / "cells/vgg16-w0.25/fpgm/s0.5/seed0/recovery").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"recovery": {"epochs": 2, "precision": "bf16",
+                                                               "channels_last": True}}))
+    history = [{"seconds": 60.0, "eval_seconds": 6.0}, {"seconds": 54.0}]
+    (run / "cells/vgg16-w0.25/fpgm/s0.5/seed0/recovery/metrics.json").write_text(json.dumps({"history": history}))
+    v = train_step_cost.vgg_cells(tmp_path)
+    assert v["setting"] == "channels_last+bf16" and v["cells"] == 1 and v["mean_min"] == pytest.approx(2.0)
+    assert train_step_cost.vgg_cells(tmp_path / "none") is None
