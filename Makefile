@@ -66,7 +66,7 @@ bench: setup system-data
 	$(PY) benchmarks/np_early_stopping.py --model lenet300 --max-epochs 30 --patience 3 --seeds 0 1 2
 	$(MAKE) bench-study bench-imp bench-structured bench-fitness bench-extreme bench-damage bench-budgets bench-report
 
-# Table 1: structured pruning of vgg16 w0.25 on Fashion-MNIST (about 2 h alone on 2 cores)
+# Table 1: structured pruning of vgg16 w0.25 on Fashion-MNIST (about 2 h alone on 2 cores, estimated)
 bench-structured: setup system-data
 	$(CLI) compare configs/fmnist-vgg16q-filters.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-filters.yaml
@@ -76,7 +76,7 @@ bench-fitness: bench-structured
 	$(CLI) compare configs/fmnist-vgg16q-topo-fitness.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
 
-# Layer budgets at matched FLOPs (docs/benchmarks/budgets.md). VGG: about 6 h on 2 cores with its
+# Layer budgets at matched FLOPs (docs/benchmarks/budgets.md). VGG: about 6 h (estimated) on 2 cores with its
 # channels_last + bf16 settings; ResNet-56: 37 to 74 core-hours of training alone (train_step_cost.py
 # below), meant for a GPU (add --device cuda). Both resume.
 bench-budgets: setup system-data

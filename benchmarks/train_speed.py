@@ -69,7 +69,6 @@ EAGER = ("fp32", "bf16", "channels_last", "channels_last+bf16")
 COMPILED = ("compile", "compile+bf16", "compile+channels_last+bf16")
 FALLBACK_SETTING = "channels_last+bf16"
 PARITY_SEEDS = (0, 1, 2, 3, 4)
-SPEED_KEYS = ("precision", "channels_last", "compile")
 
 
 def options(setting: str) -> dict:
@@ -80,6 +79,14 @@ def options(setting: str) -> dict:
         raise SystemExit(f"train_speed.py: unknown setting {setting!r}; allowed: + joined {sorted(known)}")
     return {"precision": "bf16" if "bf16" in parts else "fp32", "channels_last": "channels_last" in parts,
             "compile": "compile" in parts}
+
+
+def setting_name(*, precision: str = "fp32", channels_last: bool = False, compile: bool = False, **_: object) -> str:
+    """The setting name of options (the inverse of :func:`options`; ``Speedups.to_dict()`` or a
+    config section's keys): ``"fp32"``, ``"channels_last+bf16"``, ``"compile+channels_last+bf16"``, ..."""
+    parts = [p for p, on in (("compile", compile), ("channels_last", channels_last), ("bf16", precision == "bf16"))
+             if on]
+    return "+".join(parts) or "fp32"
 
 
 # --- step times ----------------------------------------------------------------------------------
@@ -287,8 +294,10 @@ def parity_config(seed: int, setting: str, args: argparse.Namespace) -> dict:
     import yaml
 
     base = yaml.safe_load((ROOT / "configs" / "fmnist-vgg16q-filters.yaml").read_text())
+    from topoprune.train.config import SPEED_OPTIONS
+
     for section in ("train", "recovery"):  # the setting decides these, not the table's own choice
-        base[section] = {k: v for k, v in base[section].items() if k not in SPEED_KEYS}
+        base[section] = {k: v for k, v in base[section].items() if k not in SPEED_OPTIONS}
     speed = {k: v for k, v in options(setting).items() if v not in ("fp32", False)}
     model = dict(base["model"])
     if args.model:

@@ -37,10 +37,10 @@ import topoprune as tp
 
 try:
     from _env import environment, provenance_lines
-    from train_speed import Stepper, options, rotated
+    from train_speed import Stepper, options, rotated, setting_name
 except ImportError:
     from benchmarks._env import environment, provenance_lines
-    from benchmarks.train_speed import Stepper, options, rotated
+    from benchmarks.train_speed import Stepper, options, rotated, setting_name
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -61,8 +61,7 @@ def vgg_cells(runs: Path) -> dict | None:
     run = folders[-1]
     recovery = json.loads((run / "config.json").read_text()).get("recovery", {})
     epochs = recovery.get("epochs")
-    setting = "+".join(p for p, on in (("channels_last", recovery.get("channels_last")),
-                                       ("bf16", recovery.get("precision") == "bf16")) if on) or "fp32"
+    setting = setting_name(**recovery)
     minutes = []
     for metrics in run.glob("cells/*/*/*/*/recovery/metrics.json"):
         history = json.loads(metrics.read_text()).get("history", [])
@@ -191,7 +190,7 @@ def markdown(record: dict) -> list[str]:
     for k in record["models"]:
         for s in record["settings"]:
             ran = record["ran"][k][s]
-            note = "" if _ran_as(ran) == s else f" (ran as {_ran_as(ran)})"
+            note = "" if setting_name(**ran) == s else f" (ran as {setting_name(**ran)})"
             lines.append(f"| {k} | {s}{note} | {1000 * record['median_step_s'][k][s]:.0f} ms | "
                          f"{record['speedup_over_fp32'][k][s]:.2f}x | {record['against_reference_fp32'][k][s]:.1f}x | "
                          f"{record['cell_training_min'][k][s]:.0f} | {record['run_training_hours'][k][s]:.1f} |")
@@ -211,13 +210,6 @@ def markdown(record: dict) -> list[str]:
                       f"{record['cell_training_min'][ref][setting]:.1f} min of {setting} training predicted here "
                       f"for {ref}."]
     return lines
-
-
-def _ran_as(ran: dict) -> str:
-    """The setting name of what ran (after a fallback): ``fp32``, ``channels_last+bf16``, ..."""
-    parts = [p for p, on in (("compile", ran.get("compile")), ("channels_last", ran.get("channels_last")),
-                             ("bf16", ran.get("precision") == "bf16")) if on]
-    return "+".join(parts) or "fp32"
 
 
 if __name__ == "__main__":

@@ -43,10 +43,10 @@ def test_a_tiny_run_records_every_pair_and_derives_cells_and_hours(tmp_path, cap
 
 
 def test_a_fallback_is_named_in_the_page():
-    assert train_step_cost._ran_as({"precision": "fp32", "channels_last": True, "compile": False}) == "channels_last"
-    assert train_step_cost._ran_as({"precision": "bf16", "channels_last": True, "compile": True}) == \
+    assert train_step_cost.setting_name(precision="fp32", channels_last=True, compile=False) == "channels_last"
+    assert train_step_cost.setting_name(precision="bf16", channels_last=True, compile=True) == \
         "compile+channels_last+bf16"
-    assert train_step_cost._ran_as({"precision": "fp32", "channels_last": False, "compile": False}) == "fp32"
+    assert train_step_cost.setting_name(precision="fp32", channels_last=False, compile=False) == "fp32"
 
 
 @pytest.mark.parametrize("argv, words", [
