@@ -8,7 +8,7 @@ CLI    := $(VENV)/bin/topoprune
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-data demo test test-slow docs dist bench bench-structured bench-fitness bench-imp bench-study bench-extreme bench-damage bench-budgets bench-report clean
+.PHONY: setup system-data demo test test-slow docs dist bench bench-structured bench-fitness bench-imp bench-study bench-extreme bench-damage bench-budgets bench-evaluate bench-report clean
 
 setup: $(STAMP)
 
@@ -64,7 +64,7 @@ bench: setup system-data
 	$(PY) benchmarks/baseline_accuracy.py --model vgg16 --width 0.25 --input-shape 1,32,32 --epochs 15 --seeds 0 1 2
 	$(PY) benchmarks/critical_compression.py
 	$(PY) benchmarks/np_early_stopping.py --model lenet300 --max-epochs 30 --patience 3 --seeds 0 1 2
-	$(MAKE) bench-study bench-imp bench-structured bench-fitness bench-extreme bench-damage bench-budgets bench-report
+	$(MAKE) bench-study bench-imp bench-structured bench-fitness bench-extreme bench-damage bench-budgets bench-evaluate bench-report
 
 # Table 1: structured pruning of vgg16 w0.25 on Fashion-MNIST (about 2 h alone on 2 cores, estimated)
 bench-structured: setup system-data
@@ -86,6 +86,11 @@ bench-budgets: setup system-data
 	$(PY) benchmarks/train_step_cost.py
 	$(CLI) compare configs/fmnist-resnet56-budget.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py budget configs/fmnist-resnet56-budget.yaml
+
+# Our methods through `topoprune evaluate --suite standard` (about 5 h on 2 cores, estimated by
+# benchmarks/evaluate_cost.py); resumes
+bench-evaluate: setup system-data
+	$(PY) benchmarks/evaluate_ours.py
 
 # Table 2: IMP vs T-IMP vs one-shot magnitude vs random on lenet300, with controls (about 50 min)
 bench-imp: setup system-data

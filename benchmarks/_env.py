@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import statistics
 import subprocess
 
 
@@ -86,3 +87,21 @@ def commit_text(record: dict) -> str:
         return f"exported at commit {record['git_commit']}"
     return f"commit {record['git_commit']}"
 
+
+
+def dense_text(record: dict) -> str:
+    """The dense accuracy of a run's export in words: one trained network's, or the mean ± std of
+    one network per seed (``train.seed: each``), naming the training seeds. The results files and
+    the benchmark pages both say it this way."""
+    per = record.get("dense_per_train_seed")
+    acc = record["dense"]["test_acc"]
+    if not per:
+        config = record.get("config") or {}
+        seed = (config.get("experiment", config).get("train") or {}).get("seed", 0)
+        return f"{acc:.2f}% test accuracy (one trained network, train seed {seed})"
+    if len(per) == 1:
+        return (f"{acc:.2f}% test accuracy (train seed {next(iter(per))}: so far the only one of the networks "
+                "trained one per seed)")
+    accs = list(per.values())
+    return (f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}% test accuracy (one network per seed, "
+            f"train seeds {', '.join(per)})")

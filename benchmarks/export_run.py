@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 try:
-    from _env import environment, provenance_lines
+    from _env import dense_text, environment, provenance_lines
 except ImportError:
-    from benchmarks._env import environment, provenance_lines
+    from benchmarks._env import dense_text, environment, provenance_lines
 
 from topoprune.experiments.report import _MEANING as CONTROL_MEANING  # the report's words for each verdict
 from topoprune.experiments.report import _markdown_table as _table_md
@@ -617,14 +617,7 @@ def main() -> None:
             tables = imp_tables(rows, len(config["seeds"]), config["recovery"]["epochs"])
         if any(c.coincides != "self" for c in plan):
             tables["against its own controls, after recovery (same seed)"] = control_table(rows, plan)
-        accs = [b["test_acc"] for b in first]
-        dense_text = (f"train seed {config['train'].get('seed', 0)}): test accuracy {baseline['test_acc']:.2f}%. "
-                      if first[0]["train_seed"] is None else
-                      f"train seed {first[0]['train_seed']} of one per seed so far): test accuracy "
-                      f"{baseline['test_acc']:.2f}%. " if len(first) == 1 else
-                      f"one per seed, train seeds {', '.join(str(b['train_seed']) for b in first)}): test accuracy "
-                      f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}%. ")
-        intro = ["Dense baseline ({}, {}, ".format(*_model_words(config["models"][0])) + dense_text +
+        intro = ["Dense baseline ({}, {}): ".format(*_model_words(config["models"][0])) + dense_text(record) + ". " +
                  f"Accuracy in % on the test split, mean ± std over the seeds listed; recovery {config['recovery']['epochs']} "
                  f"epochs at lr {config['recovery']['lr']:g}."
                  + (f" Training ran on {baseline['device']}." if baseline.get("device") not in (None, "cpu") else "")]

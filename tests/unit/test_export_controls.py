@@ -108,3 +108,68 @@ def test_a_tie_carries_the_smallest_difference_the_seeds_could_detect():
     rows = _rows({"imp": [90.0, 91.0, 92.0], "imp+shuffle": [89.0, 92.0, 91.5]})  # differences 1, -1, 0.5
     t = export_run.control_table(rows, [ControlPlan("imp", "shuffle", None)])
     assert t[1][4] == "TIE" and t[1][6] == f"{minimum_detectable_effect(1.040833, 3):.2f}"
+
+
+def test_dense_text_names_one_network_or_the_mean_over_one_per_seed():
+    from _env import dense_text
+
+    one = {"dense": {"test_acc": 93.366}, "config": {"train": {"seed": 4}}}
+    assert dense_text(one) == "93.37% test accuracy (one trained network, train seed 4)"
+    nested = {"dense": {"test_acc": 89.0}, "config": {"experiment": {"train": {}}}}  # a damage study's config
+    assert dense_text(nested).endswith("(one trained network, train seed 0)")
+    so_far = {"dense": {"test_acc": 93.48}, "dense_per_train_seed": {"0": 93.48}}
+    assert dense_text(so_far).startswith("93.48% test accuracy (train seed 0: so far the only one")
+    # 93.0, 93.5, 94.0: mean 93.5, sample sd 0.5
+    each = {"dense": {"test_acc": 93.0}, "dense_per_train_seed": {"0": 93.0, "1": 93.5, "2": 94.0}}
+    assert dense_text(each) == "93.50 ± 0.50% test accuracy (one network per seed, train seeds 0, 1, 2)"
+
+
+def _structured_record(rows: list[dict], table: list[list[str]], controls: list[list[str]] | None) -> dict:
+    tables = {"structured": table}
+    if controls is not None:
+        tables["against its own controls, after recovery (same seed)"] = controls
+    return {"rows": rows, "tables": tables, "dense": {"test_acc": 93.5}, "dense_per_train_seed": {"0": 93.0, "1": 94.0},
+            "machine": {"cpu": "cpu", "cores": 2}, "python": "3.11", "versions": {"torch": "2"}, "date": "2026-12-06",
+            "git_commit": "abc", "run_dir": "x", "command": "make bench-structured", "seeds": [0, 1],
+            "config": {"train": {"seed": "each"}}}
+
+
+def test_the_structured_page_shows_each_method_against_its_controls():
+    mod = _bench_report()
+    rows = _rows({"topological": [90.0, 91.0], "random": [89.0, 90.5], "l1": [90.0, 91.0]}, sparsity=0.5)
+    table = [["sparsity", "method", "acc", "vs best"], ["0.5", "l1", "x", ""], ["0.5", "random", "x", "TIE: -0.75 vs l1"],
+             ["0.5", "topological", "x", "TIE: +0.00 vs l1"]]
+    controls = export_run.control_table(rows, [ControlPlan("topological", "shuffle", "random")])
+    text = "\n".join(mod._structured_body(_structured_record(rows, table, controls), "t1"))
+    assert "Dense: 93.50 ± 0.71% test accuracy (one network per seed, train seeds 0, 1)." in text
+    assert "topological against its shuffle (= the random rows): TIE at 1 of 1 sparsities." in text
+    # differences 1.0, 0.5: mean 0.75, sd 0.353553, t(0.975, 1) = 12.7062 -> half width 3.1766
+    assert "| 0.5 | topological | shuffle (= the random rows) | +0.75 [-2.43, +3.93] (n=2) | TIE |" in text
+    without = "\n".join(mod._structured_body(_structured_record(rows, table, None), "t1"))
+    assert "against its shuffle" not in without
+
+
+def test_the_leaderboard_heading_counts_the_candidates_holm_verdicts_only():
+    mod = _bench_report()
+    head = ["target", "method", "seeds", "accuracy after recovery (%)", "minus best baseline [95 % CI]",
+            "verdict (raw / Holm)", "detectable (points)"]
+    sections = [("vgg: against the baselines", [head,
+                 ["2x", "l1 (best baseline)", "3", "90", "—", "—", ""],
+                 ["2x", "fpgm", "3", "89", "-1", "LOSES / LOSES", ""],  # a baseline: not ours
+                 ["2x", "**topological**", "3", "89", "-1", "LOSES / TIE", "1.2"],
+                 ["4x", "**betti**", "3", "80", "-3", "LOSES / LOSES", ""],
+                 ["4x", "**timp**", "1", "80", "—", "—", ""]]),  # one seed: no verdict yet
+                ("vgg: against its own controls", [["target"], ["2x"]])]
+    words = mod._leaderboard_words(sections, ["topological", "betti", "timp"])
+    assert words == ["TIE", "LOSES"]
+    assert mod._verdict_words(words, "the best baseline").startswith("tie with or lose to the best baseline")
+
+
+def test_the_leaderboard_page_says_what_is_missing_and_what_it_would_cost(monkeypatch):
+    mod = _bench_report()
+    cost = {"machine": {"cores": 2}, "levels": [{"seconds": 4.8 * 3600, "tasks": {"a": {"cells": 100},
+                                                                                    "b": {"cells": 32}}}]}
+    monkeypatch.setattr(mod, "_load", lambda name: cost if name == "evaluate_cost" else None)
+    text = "\n".join(mod.page_leaderboard())
+    assert "The evaluation's estimated cost here: 4.8 h of training on 2 cores, 132 cells" in text
+    assert "Not yet run: `benchmarks/results/evaluate-standard.json` is missing (`make bench-evaluate`)." in text

@@ -1,0 +1,135 @@
+"""Our own methods through `topoprune evaluate`, and their leaderboard into ``benchmarks/results``
+(the benchmark docs' leaderboard page is generated from it).
+
+    python benchmarks/evaluate_ours.py                   # the standard suite: run (resumes), then export
+    python benchmarks/evaluate_ours.py --export-only     # export what has finished; a partial run says so
+    python benchmarks/evaluate_ours.py --suite quick     # the same on the quick suite (minutes)
+
+The methods and their settings are ``evaluate_cost.ours()``'s (the Topological Pruner, Betti
+pruning and the Topological Pruner v2 in the structured task; T-IMP and magnitude pruning that
+keeps every layer's spanning tree in the unstructured ones), evaluated together so that they share
+the baselines' cells. The evaluation folder is ``benchmarks/runs/evaluate-<suite>-...``; the run
+resumes cell by cell, so it can be stopped and started again.
+
+Writes ``results/evaluate-<suite>.json`` (every task's saved config and results rows, so the page
+recomputes every verdict) and ``.md`` (the leaderboard with the command, machine and versions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+try:
+    from _env import environment, provenance_lines
+    from evaluate_cost import ours
+except ImportError:
+    from benchmarks._env import environment, provenance_lines
+    from benchmarks.evaluate_cost import ours
+
+from topoprune.experiments.candidate import registered
+from topoprune.experiments.evaluate import plan_evaluation, run_plan
+from topoprune.experiments.leaderboard import TaskRows, leaderboard_sections
+from topoprune.experiments.report import _markdown_table
+from topoprune.experiments.runner import cells_of, run_dir_for
+from topoprune.experiments.store import read_results
+
+HERE = Path(__file__).parent
+
+
+def plan_for(suite: str):
+    """The evaluation of our methods on ``suite``: the candidates of the suite's kinds only."""
+    from topoprune.experiments.candidate import resolve_candidate
+    from topoprune.experiments.suites import load_suite
+
+    tasks = load_suite(suite).tasks
+    kinds = {t.kind for t in tasks}
+    budgets = all("budget" in t.config for t in tasks if t.kind == "structured")
+    pairs = [(m, lab) for m, lab in zip(*ours())
+             if ("structured" if resolve_candidate(m).structured else "unstructured") in kinds
+             and (budgets or m != "topological-v2")]  # v2 prunes to a target count: budget tasks only
+    return plan_evaluation([m for m, _ in pairs], suite=suite, label=[lab for _, lab in pairs])
+
+
+def task_records(plan, folder: Path) -> list[dict]:
+    """Every task of the evaluation as far as it ran: its saved config, its results rows, its
+    baselines and candidates, and the failed cells the last run recorded."""
+    keys = [c.key for c in plan.candidates]
+    record_path = folder / "evaluation.json"
+    failures = json.loads(record_path.read_text()).get("failures", []) if record_path.exists() else []
+    out = []
+    for task, config in plan.tasks:
+        run_dir = run_dir_for(config, folder / "tasks")
+        saved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else None
+        out.append({"name": task.name, "description": task.description, "run_dir": run_dir.name,
+                    "config": saved or config.to_dict(), "rows": read_results(run_dir) if run_dir.exists() else [],
+                    "baselines": [m.key for m in config.methods if m.key not in keys],
+                    "candidates": [m.key for m in config.methods if m.key in keys],
+                    "failures": [f for f in failures if f.get("task") == task.name],
+                    "cells_total": len(cells_of(config))})
+    return out
+
+
+def task_rows(tasks: list[dict]) -> list[TaskRows]:
+    """The exported tasks as the leaderboard reads them."""
+    return [TaskRows(t["name"], t["description"], t["config"], t["rows"], t["baselines"], Path(t["run_dir"]),
+                     t["failures"], t["candidates"]) for t in tasks]
+
+
+def sections_markdown(summary: list[str], sections: list[tuple[str, list]], level: str = "##") -> list[str]:
+    """The leaderboard's summary and sections as Markdown (tables, or bullet lists)."""
+    md = [f"{level} Verdict", "", *[f"- {s}" for s in summary], ""]
+    for heading, body in sections:
+        md += [f"{level} {heading}", ""]
+        md += [_markdown_table(body)] if body and isinstance(body[0], list) else [f"- {s}" for s in body]
+        md += [""]
+    return md
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", default="standard", help="quick, standard, standard-cifar10 or a suite YAML file")
+    ap.add_argument("--runs", type=Path, default=HERE / "runs")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--device", default=None, help="where training runs (default: the suite's, else the CPU)")
+    ap.add_argument("--export-only", action="store_true", help="export what has run; train nothing")
+    args = ap.parse_args()
+    plan = plan_for(args.suite)
+    failed = None
+    folder = plan.folder(args.runs)
+    if not args.export_only:
+        with registered(plan.candidates):
+            plan.estimate(device="cpu" if args.device is None else args.device)
+            print("\n".join(plan.lines()), flush=True)
+        failed = run_plan(plan, out=args.runs, device=args.device).failure_line()
+    tasks = task_records(plan, folder)
+    done, total = sum(len(t["rows"]) for t in tasks), sum(t["cells_total"] for t in tasks)
+    runs_shown = os.path.relpath(args.runs)
+    suite_arg = "" if args.suite == "standard" else f" --suite {args.suite}"
+    record = {"command": f"python benchmarks/evaluate_ours.py{suite_arg}", **environment(),
+              "run_dir": folder.name, "suite": plan.suite.name, "suite_digest": plan.suite.digest(),
+              "seeds": sorted({s for t in tasks for s in t["config"]["seeds"]}),
+              "candidates": [{"name": c.key, "method_class": c.class_name, "settings": c.method.settings(),
+                              "structured": c.structured} for c in plan.candidates],
+              "description": plan.suite.description, "tasks": tasks, "cells_done": done, "cells_total": total,
+              "complete": done == total, "runs": runs_shown}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"evaluate-{plan.suite.name}"
+    (args.out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    summary, sections = leaderboard_sections(task_rows(tasks), [c.key for c in plan.candidates])
+    status = ("complete" if record["complete"] else
+              f"**PARTIAL: {done} of {total} cells finished**; rerun the command to resume, then export")
+    md = [f"# {stem}", "", *provenance_lines(record), f"Evaluation folder `{folder.name}` ({status}).", "",
+          *sections_markdown(summary, sections)]
+    (args.out / f"{stem}.md").write_text("\n".join(md) + "\n")
+    print(f"wrote {args.out / stem}.json and .md: {done} of {total} cells")
+    if failed:  # exported with the failed cells marked; the command still says it did not finish
+        print(failed, file=sys.stderr)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    main()

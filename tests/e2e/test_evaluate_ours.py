@@ -1,0 +1,60 @@
+"""The benchmark script that runs our own methods through an evaluation suite exports a results
+file from which the benchmark docs' leaderboard page recomputes every verdict; a partial run says
+so. On the tests' tiny suite (digits, one epoch)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .test_evaluate import SUITE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow  # the GA and eight T-IMP rounds, even on digits: minutes
+
+
+def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "evaluate_ours.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, check=False)
+
+
+def test_our_methods_through_a_suite_export_a_page_that_recomputes(tmp_path):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump({**SUITE, "name": "standard"}))  # the page reads evaluate-standard.json
+    done = _script("--suite", str(suite), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "res"), cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    d = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
+    # no budget in the tiny structured task: the Topological Pruner v2 (a target-count method) is left out
+    assert [c["name"] for c in d["candidates"]] == ["topological", "betti", "timp", "magnitude-mst"]
+    assert d["complete"] and d["cells_done"] == d["cells_total"] == sum(len(t["rows"]) for t in d["tasks"])
+    assert {t["name"]: t["candidates"] for t in d["tasks"]} == {"conv": ["topological", "betti"],
+                                                               "mlp": ["timp", "magnitude-mst"]}
+    md = (tmp_path / "res" / "evaluate-standard.md").read_text()
+    assert "## conv: against the baselines" in md and "**topological**" in md
+
+    spec = importlib.util.spec_from_file_location("bench_report_ev", ROOT / "scripts" / "bench_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod._load = lambda name: d if name == "evaluate-standard" else None
+    page = "\n".join(mod.page_leaderboard())
+    assert page.startswith("# Our methods through the standard suite: they ")
+    assert "## mlp: against their own controls" in page and "each seed trains its own network" in page
+    assert md.split("## Verdict", 1)[1] == page.split("## Verdict", 1)[1] + "\n"  # the same verdicts, recomputed
+
+    # a task's rows lost: the export says it is partial
+    run = next((tmp_path / "runs").glob("evaluate-*/tasks/*"))
+    lines = (run / "results.jsonl").read_text().splitlines()
+    (run / "results.jsonl").write_text("\n".join(lines[:-2]) + "\n")
+    again = _script("--suite", str(suite), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "res"),
+                    "--export-only", cwd=ROOT)
+    assert again.returncode == 0, again.stderr[-3000:]
+    partial = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
+    assert not partial["complete"] and partial["cells_done"] == d["cells_done"] - 2
+    assert "PARTIAL" in (tmp_path / "res" / "evaluate-standard.md").read_text()
