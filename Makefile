@@ -66,7 +66,7 @@ bench: setup system-data
 	$(PY) benchmarks/np_early_stopping.py --model lenet300 --max-epochs 30 --patience 3 --seeds 0 1 2
 	$(MAKE) bench-study bench-imp bench-structured bench-fitness bench-extreme bench-damage bench-budgets bench-evaluate bench-report
 
-# Table 1: structured pruning of vgg16 w0.25 on Fashion-MNIST (about 2 h alone on 2 cores, estimated)
+# Table 1: structured pruning of vgg16 w0.25 on Fashion-MNIST (about 1.5 h alone on 2 cores, measured)
 bench-structured: setup system-data
 	$(CLI) compare configs/fmnist-vgg16q-filters.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-filters.yaml

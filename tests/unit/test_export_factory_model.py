@@ -49,7 +49,7 @@ def test_a_factory_model_run_exports_under_its_key(tmp_path, monkeypatch):
                                       str(tmp_path / "runs"), "--out", str(out)])
     export_run.main()
     page = (out / "own-model.md").read_text()
-    assert "Dense baseline (flatten, factory torch.nn:Flatten, train seed 0): test accuracy 92.00%." in page
+    assert "Dense baseline (flatten, factory torch.nn:Flatten): 92.00% test accuracy (one trained network, train seed 0)." in page
     record = json.loads((out / "own-model.json").read_text())
     assert record["complete"] and record["cells_done"] == 4
 
