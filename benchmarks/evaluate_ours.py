@@ -100,9 +100,12 @@ def main() -> None:
     plan = plan_for(args.suite)
     failed = None
     folder = plan.folder(args.runs)
+    if args.export_only and not folder.is_dir():
+        print(f"--export-only: {folder} does not exist; run without --export-only first", file=sys.stderr)
+        raise SystemExit(2)
     if not args.export_only:
         with registered(plan.candidates):
-            plan.estimate(device="cpu" if args.device is None else args.device)
+            plan.estimate(device=args.device or plan.suite.device or "cpu")
             print("\n".join(plan.lines()), flush=True)
         failed = run_plan(plan, out=args.runs, device=args.device).failure_line()
     tasks = task_records(plan, folder)

@@ -28,6 +28,8 @@ def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_our_methods_through_a_suite_export_a_page_that_recomputes(tmp_path):
     suite = tmp_path / "tiny.yaml"
     suite.write_text(yaml.safe_dump({**SUITE, "name": "standard"}))  # the page reads evaluate-standard.json
+    nothing = _script("--suite", str(suite), "--runs", str(tmp_path / "runs"), "--export-only", cwd=ROOT)
+    assert nothing.returncode == 2 and "does not exist; run without --export-only first" in nothing.stderr
     done = _script("--suite", str(suite), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "res"), cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     d = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
