@@ -868,15 +868,23 @@ def page_claims() -> list[str]:
             "(LeNet-300-100).", ""]
 
 
-LEADERBOARD_INTRO = (
-    "`topoprune evaluate` runs candidate methods through a suite of tasks against the strongest baselines and "
-    "against their own controls. Here the candidates are ours: the Topological Pruner (`topological`), Betti "
-    "pruning (`betti`) and the Topological Pruner v2 (`topological-v2`) on the structured task; T-IMP (`timp`: half "
-    "of the remaining weights per round, 8 rounds, rewound to the initialisation, 6 epochs each) and magnitude "
-    "pruning that keeps every layer's spanning tree (`magnitude-mst`) on the unstructured ones, all in one "
-    "evaluation so that they share the baselines' cells. The best baseline of a target is the one with the "
-    "highest mean accuracy after recovery; Holm's adjustment runs over every comparison of a candidate; beside "
-    "a TIE, the smallest difference the seeds could have detected (80 % power).")
+def _leaderboard_intro() -> str:
+    """What the evaluation of our methods runs, with the candidates' settings as
+    ``benchmarks/evaluate_cost.py`` (``ours()``) gives them to the run."""
+    from evaluate_cost import ours
+
+    methods, _ = ours()
+    timp = next(m.settings() for m in methods if not isinstance(m, str) and "rounds" in m.settings())  # T-IMP's
+    return (
+        "`topoprune evaluate` runs candidate methods through a suite of tasks against the strongest baselines and "
+        "against their own controls. Here the candidates are ours: the Topological Pruner (`topological`), Betti "
+        "pruning (`betti`) and the Topological Pruner v2 (`topological-v2`) on the structured task; T-IMP (`timp`: "
+        f"{timp['fraction']:.0%} of the remaining weights per round, {timp['rounds']} rounds, rewound to "
+        f"`{timp['rewind']}`, {timp['epochs']} epochs each) and magnitude pruning that keeps every layer's spanning "
+        "tree (`magnitude-mst`) on the unstructured ones, all in one evaluation so that they share the baselines' "
+        "cells. The best baseline of a target is the one with the highest mean accuracy after recovery; Holm's "
+        "adjustment runs over every comparison of a candidate; beside a TIE, the smallest difference the seeds "
+        "could have detected (80 % power).")
 
 
 def _leaderboard_words(sections: list[tuple[str, list]], candidates: list[str]) -> list[str]:
@@ -905,14 +913,14 @@ def page_leaderboard() -> list[str]:
             est = (f" The evaluation's estimated cost here: {whole['seconds'] / 3600:.1f} h of training on "
                    f"{cost['machine']['cores']} cores, {sum(t['cells'] for t in whole['tasks'].values())} cells "
                    "(`python benchmarks/evaluate_cost.py`).")
-        return ["# Our methods through the standard suite", "", LEADERBOARD_INTRO + est, "",
+        return ["# Our methods through the standard suite", "", _leaderboard_intro() + est, "",
                 *_missing("evaluate-standard.json", "`make bench-evaluate`")]
     names = [c["name"] for c in d["candidates"]]
     summary, sections = leaderboard_sections(task_rows(d["tasks"]), names)
     words = _leaderboard_words(sections, names)
     covers = "; ".join(f"{t['name']}: {covers_of_run({'config': t['config']})}" for t in d["tasks"])
     title = f"# Our methods through the standard suite: they {_verdict_words(words, 'the best baseline')}"
-    return [title, "", LEADERBOARD_INTRO + " " + d["description"].rstrip(".") + ".", "",
+    return [title, "", _leaderboard_intro() + " " + d["description"].rstrip(".") + ".", "",
             _about(d, "evaluate-standard.json", covers), "", *sections_markdown(summary, sections)]
 
 
