@@ -173,3 +173,22 @@ def test_the_leaderboard_page_says_what_is_missing_and_what_it_would_cost(monkey
     text = "\n".join(mod.page_leaderboard())
     assert "The evaluation's estimated cost here: 4.8 h of training on 2 cores, 132 cells" in text
     assert "Not yet run: `benchmarks/results/evaluate-standard.json` is missing (`make bench-evaluate`)." in text
+
+
+def test_the_budget_claim_adds_the_choice_inside_the_topological_budget_when_the_controls_are_there():
+    mod = _bench_report()
+    rows = (_rows({"fpgm": [90.0, 91.0, 92.0], "fpgm-topological": [89.0, 90.0, 91.0],
+                   "fpgm-topological+shuffle": [88.0, 89.5, 90.0],
+                   "fpgm-topological+magnitude-at-budget": [89.0, 90.0, 91.1]}, sparsity=0.5)
+            + _rows({"fpgm": [80.0, 81.0, 82.0], "fpgm-topological": [79.0, 80.0, 81.0]}, sparsity=0.75))
+    row = mod._budget_claim_row({"rows": rows})
+    assert row[1] == ("2x fewer FLOPs: -1.00 [-1.00, -1.00] (LOSES) against uniform FPGM; "
+                      "4x fewer FLOPs: -1.00 [-1.00, -1.00] (LOSES) against uniform FPGM")
+    # FPGM's choice inside the topological budget against random filters there: 1, 0.5, 1 -> mean 0.8333,
+    # sd 0.288675, half width 4.302653 * 0.166667 = 0.717109
+    assert "2x fewer FLOPs: +0.83 [+0.12, +1.55] (WINS) against random filters at the same budget" in row[3]
+    assert "4x fewer FLOPs: not measured" in row[3]
+    assert "FPGM's choice inside the topological budget: matters at 2x" in row[4]
+    plain = mod._budget_claim_row({"rows": _rows({"fpgm": [90.0, 91.0], "fpgm-topological": [89.0, 90.5]},
+                                                 sparsity=0.5)})
+    assert plain[3] == "none: FPGM's, as the peer's"
