@@ -68,7 +68,8 @@ def task_records(plan, folder: Path) -> list[dict]:
                     "config": saved or config.to_dict(), "rows": read_results(run_dir) if run_dir.exists() else [],
                     "baselines": [m.key for m in config.methods if m.key not in keys],
                     "candidates": [m.key for m in config.methods if m.key in keys],
-                    "failures": [f for f in failures if f.get("task") == task.name],
+                    "failures": [{**f, "log": os.path.relpath(f["log"], folder.parent)} if f.get("log") else f
+                                 for f in failures if f.get("task") == task.name],  # no machine's own paths
                     "cells_total": len(cells_of(config))})
     return out
 
@@ -97,6 +98,10 @@ def main() -> None:
     ap.add_argument("--device", default=None, help="where training runs (default: the suite's, else the CPU)")
     ap.add_argument("--export-only", action="store_true", help="export what has run; train nothing")
     args = ap.parse_args()
+    if Path(args.suite).suffix in (".yaml", ".yml") and args.out.resolve() == (HERE / "results").resolve():
+        print(f"--suite {args.suite}: a suite file's results need --out DIR; allowed: the shipped suites (quick, "
+              "standard, standard-cifar10) write to benchmarks/results", file=sys.stderr)
+        raise SystemExit(2)
     plan = plan_for(args.suite)
     failed = None
     folder = plan.folder(args.runs)
@@ -111,8 +116,11 @@ def main() -> None:
     tasks = task_records(plan, folder)
     done, total = sum(len(t["rows"]) for t in tasks), sum(t["cells_total"] for t in tasks)
     runs_shown = os.path.relpath(args.runs)
-    suite_arg = "" if args.suite == "standard" else f" --suite {args.suite}"
-    record = {"command": f"python benchmarks/evaluate_ours.py{suite_arg}", **environment(),
+    flags = "".join([f" --suite {args.suite}" if args.suite != "standard" else "",
+                     f" --runs {runs_shown}" if args.runs.resolve() != (HERE / "runs").resolve() else "",
+                     f" --out {os.path.relpath(args.out)}" if args.out.resolve() != (HERE / "results").resolve() else "",
+                     f" --device {args.device}" if args.device else ""])
+    record = {"command": f"python benchmarks/evaluate_ours.py{flags}", **environment(),
               "run_dir": folder.name, "suite": plan.suite.name, "suite_digest": plan.suite.digest(),
               "seeds": sorted({s for t in tasks for s in t["config"]["seeds"]}),
               "candidates": [{"name": c.key, "method_class": c.class_name, "settings": c.method.settings(),

@@ -28,6 +28,7 @@ try:
 except ImportError:
     from benchmarks._env import dense_text, environment, provenance_lines
 
+from topoprune.experiments.leaderboard import UNIFORM  # beside a control read from another method's rows
 from topoprune.experiments.report import _MEANING as CONTROL_MEANING  # the report's words for each verdict
 from topoprune.experiments.report import _markdown_table as _table_md
 from topoprune.experiments.report import _short
@@ -511,7 +512,7 @@ def control_table(rows: list[dict], plan: list) -> list[list[str]]:
         shown = c.control if c.coincides is None else f"{c.control} (= the {c.coincides} rows)"
         out.append(([str(model)] if several else []) + [
             f"{s:g}", c.method, shown, text, res.verdict, adjusted.verdict_adjusted, detectable,
-            CONTROL_MEANING.get(c.control, {}).get(res.verdict, "—")])
+            CONTROL_MEANING.get(c.control, {}).get(res.verdict, "—") + (UNIFORM if c.coincides and res.n >= 2 else "")])
     return out
 
 

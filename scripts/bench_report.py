@@ -211,7 +211,9 @@ CONTROLS_NOTE = (
     "Each method against its controls, at its own per-layer counts: the filters or weights drawn at random "
     "(shuffle; for a method with a uniform budget this is the `random` row, not run twice) or the largest by "
     "L1 norm (magnitude-at-budget). Same seed, accuracy after recovery, 95 % t-interval; Holm's correction over "
-    "the table beside it; beside a tie, the smallest difference the seeds could detect at 80 % power.")
+    "the table beside it; beside a tie, the smallest difference the seeds could detect at 80 % power. For a "
+    "method with a uniform budget, the peers' own, \"only its layer budget matters\" says that its choice of "
+    "filters does no better than random filters.")
 
 
 def _structured_verdicts(table: list[list[str]], skip: tuple[str, ...] = ("random",)) -> tuple[list[str], bool]:
@@ -254,7 +256,8 @@ FITNESS_INTRO = (
     "The Topological Pruner of [structured pruning](structured.md) keeps each layer's persistence diagram "
     "(`diagram` fitness). Here, on table 1's trained network (seed 0's), with the same recovery and seeds, the GA keeps "
     "the layer's neural persistence (`np`) or its filters' mean activations on 256 training images "
-    "(`activation`), beside FPGM and L2 in the same run. Config `configs/fmnist-vgg16q-topo-fitness.yaml`.")
+    "(`activation`), beside FPGM and L2 in the same run; this run measures the network's dense accuracy again. "
+    "Config `configs/fmnist-vgg16q-topo-fitness.yaml`.")
 
 
 def page_fitness() -> list[str]:
@@ -807,9 +810,7 @@ def _budget_claim_row(bud: dict) -> list[str]:
     if "fpgm-topological+shuffle" in {r["method"] for r in bud["rows"]}:
         shuffle = [(s, *_diff(bud, "fpgm-topological", "fpgm-topological+shuffle", s)) for s in levels]
         choice = ("FPGM's, as the peer's; inside the topological budget, against random filters at the same budget "
-                  "(its shuffle control): " + "; ".join(
-                      f"{1 / (1 - s):.0f}x fewer FLOPs: {t}" + (" against random filters at the same budget"
-                                                                if v != "n/a" else "") for s, t, v in shuffle))
+                  "(its shuffle control): " + "; ".join(f"{1 / (1 - s):.0f}x fewer FLOPs: {t}" for s, t, _ in shuffle))
         said = {"WINS": "matters", "TIE": "does not show", "LOSES": "is worse than random"}
         verdict += "; FPGM's choice inside the topological budget: " + ", ".join(
             f"{said.get(v, 'not measured')} at {1 / (1 - s):.0f}x" for s, _, v in shuffle)
@@ -885,23 +886,37 @@ def page_claims() -> list[str]:
             "(LeNet-300-100).", ""]
 
 
-def _leaderboard_intro() -> str:
-    """What the evaluation of our methods runs, with the candidates' settings as
-    ``benchmarks/evaluate_cost.py`` (``ours()``) gives them to the run."""
+def _leaderboard_intro(candidates: list[dict] | None = None) -> str:
+    """What the evaluation of our methods runs: the candidates (those of the results file, else all
+    of ``benchmarks/evaluate_cost.py``'s ``ours()``) with the settings ``ours()`` gives the run."""
     from evaluate_cost import ours
 
-    methods, _ = ours()
+    methods, labels = ours()
     timp = next(m.settings() for m in methods if not isinstance(m, str) and "rounds" in m.settings())  # T-IMP's
+    words = {"topological": "the Topological Pruner (`topological`)", "betti": "Betti pruning (`betti`)",
+             "topological-v2": "the Topological Pruner v2 (`topological-v2`)",
+             "timp": (f"T-IMP (`timp`: {timp['fraction']:.0%} of the remaining weights per round, {timp['rounds']} "
+                      f"rounds, rewound to `{timp['rewind']}`, {timp['epochs']} epochs each)"),
+             "magnitude-mst": "magnitude pruning that keeps every layer's spanning tree (`magnitude-mst`)"}
+    if candidates is None:
+        structured = ["topological", "betti", "topological-v2"]
+        unstructured = ["timp", "magnitude-mst"]
+    else:
+        structured = [c["name"] for c in candidates if c["structured"]]
+        unstructured = [c["name"] for c in candidates if not c["structured"]]
+
+    def listed(keys: list[str]) -> str:
+        said = [words.get(k, f"`{k}`") for k in keys]
+        return ", ".join(said[:-1]) + " and " + said[-1] if len(said) > 1 else "".join(said)
+
+    parts = ([f"{listed(structured)} on the structured task"] if structured else []) + (
+        [f"{listed(unstructured)} on the unstructured ones"] if unstructured else [])
     return (
         "`topoprune evaluate` runs candidate methods through a suite of tasks against the strongest baselines and "
-        "against their own controls. Here the candidates are ours: the Topological Pruner (`topological`), Betti "
-        "pruning (`betti`) and the Topological Pruner v2 (`topological-v2`) on the structured task; T-IMP (`timp`: "
-        f"{timp['fraction']:.0%} of the remaining weights per round, {timp['rounds']} rounds, rewound to "
-        f"`{timp['rewind']}`, {timp['epochs']} epochs each) and magnitude pruning that keeps every layer's spanning "
-        "tree (`magnitude-mst`) on the unstructured ones, all in one evaluation so that they share the baselines' "
-        "cells. The best baseline of a target is the one with the highest mean accuracy after recovery; Holm's "
-        "adjustment runs over every comparison of a candidate; beside a TIE, the smallest difference the seeds "
-        "could have detected (80 % power).")
+        f"against their own controls. Here the candidates are ours: {'; '.join(parts)}, all in one evaluation so "
+        "that they share the baselines' cells. The best baseline of a target is the one with the highest mean "
+        "accuracy after recovery; Holm's adjustment runs over every comparison of a candidate; beside a TIE, the "
+        "smallest difference the seeds could have detected (80 % power).")
 
 
 def _leaderboard_words(sections: list[tuple[str, list]], candidates: list[str]) -> list[str]:
@@ -937,7 +952,7 @@ def page_leaderboard() -> list[str]:
     words = _leaderboard_words(sections, names)
     covers = "; ".join(f"{t['name']}: {covers_of_run({'config': t['config']})}" for t in d["tasks"])
     title = f"# Our methods through the standard suite: they {_verdict_words(words, 'the best baseline')}"
-    return [title, "", _leaderboard_intro() + " " + d["description"].rstrip(".") + ".", "",
+    return [title, "", _leaderboard_intro(d["candidates"]) + " " + d["description"].rstrip(".") + ".", "",
             _about(d, "evaluate-standard.json", covers), "", *sections_markdown(summary, sections)]
 
 

@@ -46,6 +46,7 @@ def test_evaluate_writes_a_leaderboard_and_resumes(tmp_path, suite, capsys):
     board = (folder / "leaderboard.md").read_text()
     assert "**low-variance**" in board and "(best baseline)" in board
     assert "shuffle (= random)" in board  # its uniform budget's shuffle is the random baseline
+    assert "; a uniform budget, as the peers'" in board or "| no verdict |" in board  # what its budget is
     assert "magnitude-at-budget" in board and (folder / "leaderboard.html").is_file()
     record = json.loads((folder / "evaluation.json").read_text())
     assert record["method_class"] == "LowVariance" and record["failures"] == [] and list(record["tasks"]) == ["conv"]

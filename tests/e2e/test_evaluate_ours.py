@@ -28,8 +28,11 @@ def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_our_methods_through_a_suite_export_a_page_that_recomputes(tmp_path):
     suite = tmp_path / "tiny.yaml"
     suite.write_text(yaml.safe_dump({**SUITE, "name": "standard"}))  # the page reads evaluate-standard.json
-    nothing = _script("--suite", str(suite), "--runs", str(tmp_path / "runs"), "--export-only", cwd=ROOT)
+    nothing = _script("--suite", str(suite), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "res"),
+                      "--export-only", cwd=ROOT)
     assert nothing.returncode == 2 and "does not exist; run without --export-only first" in nothing.stderr
+    into_ours = _script("--suite", str(suite), "--runs", str(tmp_path / "runs"), cwd=ROOT)  # not over ours
+    assert into_ours.returncode == 2 and "a suite file's results need --out DIR" in into_ours.stderr
     done = _script("--suite", str(suite), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "res"), cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     d = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
@@ -47,6 +50,8 @@ def test_our_methods_through_a_suite_export_a_page_that_recomputes(tmp_path):
     mod._load = lambda name: d if name == "evaluate-standard" else None
     page = "\n".join(mod.page_leaderboard())
     assert page.startswith("# Our methods through the standard suite: they ")
+    assert ("the Topological Pruner (`topological`) and Betti pruning (`betti`) on the structured task; T-IMP "
+            "(`timp`: 50% of the remaining weights per round") in page and "v2" not in page.split("\n")[2]
     assert "## mlp: against their own controls" in page and "each seed trains its own network" in page
     assert md.split("## Verdict", 1)[1] == page.split("## Verdict", 1)[1] + "\n"  # the same verdicts, recomputed
 

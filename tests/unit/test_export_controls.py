@@ -145,6 +145,7 @@ def test_the_structured_page_shows_each_method_against_its_controls():
     assert "topological against its shuffle (= the random rows): TIE at 1 of 1 sparsities." in text
     # differences 1.0, 0.5: mean 0.75, sd 0.353553, t(0.975, 1) = 12.7062 -> half width 3.1766
     assert "| 0.5 | topological | shuffle (= the random rows) | +0.75 [-2.43, +3.93] (n=2) | TIE |" in text
+    assert "| only its layer budget matters; a uniform budget, as the peers' |" in text
     without = "\n".join(mod._structured_body(_structured_record(rows, table, None), "t1"))
     assert "against its shuffle" not in without
 
@@ -186,7 +187,8 @@ def test_the_budget_claim_adds_the_choice_inside_the_topological_budget_when_the
                       "4x fewer FLOPs: -1.00 [-1.00, -1.00] (LOSES) against uniform FPGM")
     # FPGM's choice inside the topological budget against random filters there: 1, 0.5, 1 -> mean 0.8333,
     # sd 0.288675, half width 4.302653 * 0.166667 = 0.717109
-    assert "2x fewer FLOPs: +0.83 [+0.12, +1.55] (WINS) against random filters at the same budget" in row[3]
+    assert row[3].startswith("FPGM's, as the peer's; inside the topological budget, against random filters at the "
+                             "same budget (its shuffle control): 2x fewer FLOPs: +0.83 [+0.12, +1.55] (WINS); ")
     assert "4x fewer FLOPs: not measured" in row[3]
     assert "FPGM's choice inside the topological budget: matters at 2x" in row[4]
     plain = mod._budget_claim_row({"rows": _rows({"fpgm": [90.0, 91.0], "fpgm-topological": [89.0, 90.5]},

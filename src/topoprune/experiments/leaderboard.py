@@ -27,6 +27,10 @@ from .stats import PairedResult, holm_family, minimum_detectable_effect, paired_
 
 __all__ = ["TaskRows", "leaderboard_sections", "write_leaderboard", "target_label"]
 
+# beside the meaning of a control read from a baseline's cells (a uniform budget's shuffle is the
+# random baseline): "only its layer budget matters" then means the peers' own budget
+UNIFORM = "; a uniform budget, as the peers'"
+
 
 @dataclass
 class TaskRows:
@@ -178,6 +182,8 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str]) -> 
                     r = a.result
                     meaning = _MEANING.get(control, {}).get(a.verdict_adjusted, "no verdict")
                     shown = control if reference == f"{c}+{control}" else f"{control} (= {reference})"
+                    if reference != f"{c}+{control}" and meaning != "no verdict":
+                        meaning += UNIFORM  # only a uniform budget's shuffle is read from a baseline
                     controls_table.append([target, f"**{c}**", shown, _interval(r), f"{r.verdict} / {a.verdict_adjusted}",
                                            meaning, _mde(r, a.verdict_adjusted)])
         intro = [f"{task.description.rstrip('.')}. Run folder: {task.run_dir.name}; intervals over seeds: "
