@@ -137,7 +137,7 @@ def test_leaderboard_compares_with_the_best_baseline_and_the_own_controls():
     controls = dict(sections)["t: against its own controls"]
     shuffle = next(r for r in controls if r[2].startswith("shuffle"))
     assert shuffle[1] == "**fpgm**" and shuffle[2] == "shuffle (= random)"  # served by the random baseline's cells
-    assert shuffle[4].endswith("WINS") and shuffle[5] == "its choice inside layers matters"
+    assert shuffle[4].endswith("WINS") and shuffle[5] == "its choice inside layers matters; a uniform budget, as the peers'"
     assert "wins at 1, loses at 0 and ties at 0 of 1" in summary[0]
 
 
