@@ -65,13 +65,23 @@ def cut_vgg_2x(suite: Suite) -> Suite:
     return suite.model_copy(update={"name": f"{suite.name}-cut2", "tasks": tasks})
 
 
-def estimate(suite: Suite) -> dict:
+def plan_ours(suite: str | Path | Suite):
+    """The evaluation of our methods on ``suite`` (a shipped suite's name, a YAML file or a
+    :class:`Suite`): the candidates of the suite's kinds only, and the Topological Pruner v2, which
+    prunes to a target count, only where every structured task has a budget."""
     from topoprune.experiments.candidate import resolve_candidate
 
-    kinds = {t.kind for t in suite.tasks}
+    chosen = suite if isinstance(suite, Suite) else load_suite(suite)
+    kinds = {t.kind for t in chosen.tasks}
+    budgets = all("budget" in t.config for t in chosen.tasks if t.kind == "structured")
     pairs = [(m, lab) for m, lab in zip(*ours())
-             if ("structured" if resolve_candidate(m).structured else "unstructured") in kinds]
-    plan = plan_evaluation([m for m, _ in pairs], suite=suite, label=[lab for _, lab in pairs])
+             if ("structured" if resolve_candidate(m).structured else "unstructured") in kinds
+             and (budgets or m != "topological-v2")]
+    return plan_evaluation([m for m, _ in pairs], suite=chosen, label=[lab for _, lab in pairs])
+
+
+def estimate(suite: Suite) -> dict:
+    plan = plan_ours(suite)
     seconds = plan.estimate(device="cpu")
     return {"suite": suite.name, "tasks": {t.name: {"seconds": seconds[t.name], "cells": len(cells_of(c)),
                                                     "methods": [m.key for m in c.methods]}

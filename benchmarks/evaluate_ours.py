@@ -5,7 +5,7 @@
     python benchmarks/evaluate_ours.py --export-only     # export what has finished; a partial run says so
     python benchmarks/evaluate_ours.py --suite quick     # the same on the quick suite (minutes)
 
-The methods and their settings are ``evaluate_cost.ours()``'s (the Topological Pruner, Betti
+The methods and their settings are ``evaluate_cost.plan_ours()``'s (the Topological Pruner, Betti
 pruning and the Topological Pruner v2 in the structured task; T-IMP and magnitude pruning that
 keeps every layer's spanning tree in the unstructured ones), evaluated together so that they share
 the baselines' cells. The evaluation folder is ``benchmarks/runs/evaluate-<suite>-...``; the run
@@ -25,33 +25,19 @@ from pathlib import Path
 
 try:
     from _env import environment, provenance_lines
-    from evaluate_cost import ours
+    from evaluate_cost import plan_ours
 except ImportError:
     from benchmarks._env import environment, provenance_lines
-    from benchmarks.evaluate_cost import ours
+    from benchmarks.evaluate_cost import plan_ours
 
 from topoprune.experiments.candidate import registered
-from topoprune.experiments.evaluate import plan_evaluation, run_plan
+from topoprune.experiments.evaluate import run_plan
 from topoprune.experiments.leaderboard import TaskRows, leaderboard_sections
 from topoprune.experiments.report import _markdown_table
 from topoprune.experiments.runner import cells_of, run_dir_for
 from topoprune.experiments.store import read_results
 
 HERE = Path(__file__).parent
-
-
-def plan_for(suite: str):
-    """The evaluation of our methods on ``suite``: the candidates of the suite's kinds only."""
-    from topoprune.experiments.candidate import resolve_candidate
-    from topoprune.experiments.suites import load_suite
-
-    tasks = load_suite(suite).tasks
-    kinds = {t.kind for t in tasks}
-    budgets = all("budget" in t.config for t in tasks if t.kind == "structured")
-    pairs = [(m, lab) for m, lab in zip(*ours())
-             if ("structured" if resolve_candidate(m).structured else "unstructured") in kinds
-             and (budgets or m != "topological-v2")]  # v2 prunes to a target count: budget tasks only
-    return plan_evaluation([m for m, _ in pairs], suite=suite, label=[lab for _, lab in pairs])
 
 
 def task_records(plan, folder: Path) -> list[dict]:
@@ -102,7 +88,7 @@ def main() -> None:
         print(f"--suite {args.suite}: a suite file's results need --out DIR; allowed: the shipped suites (quick, "
               "standard, standard-cifar10) write to benchmarks/results", file=sys.stderr)
         raise SystemExit(2)
-    plan = plan_for(args.suite)
+    plan = plan_ours(args.suite)
     failed = None
     folder = plan.folder(args.runs)
     if args.export_only and not folder.is_dir():

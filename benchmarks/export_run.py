@@ -28,11 +28,11 @@ try:
 except ImportError:
     from benchmarks._env import dense_text, environment, provenance_lines
 
-from topoprune.experiments.leaderboard import UNIFORM  # beside a control read from another method's rows
-from topoprune.experiments.report import _MEANING as CONTROL_MEANING  # the report's words for each verdict
+from topoprune.experiments.report import control_meaning  # the report's words for each verdict
 from topoprune.experiments.report import _markdown_table as _table_md
 from topoprune.experiments.report import _short
-from topoprune.experiments.stats import PairedResult, paired_difference, t_interval
+from topoprune.experiments.stats import (PairedResult, holm_family, minimum_detectable_effect,
+                                         paired_difference, t_interval)
 
 HERE = Path(__file__).parent
 EPOCHS_SHOWN = (0, 1, 2, 3, 5)
@@ -484,8 +484,6 @@ def control_table(rows: list[dict], plan: list) -> list[list[str]]:
     layers. A control that coincides with another method's cells (a uniform budget's shuffle is
     ``random``) is read from that method's rows, and the table says so; one that is the method
     itself is left out."""
-    from topoprune.experiments.stats import holm_family, minimum_detectable_effect
-
     per: dict[tuple, dict] = defaultdict(dict)
     for r in rows:
         if r.get("acc_after_recovery") is not None:
@@ -512,7 +510,7 @@ def control_table(rows: list[dict], plan: list) -> list[list[str]]:
         shown = c.control if c.coincides is None else f"{c.control} (= the {c.coincides} rows)"
         out.append(([str(model)] if several else []) + [
             f"{s:g}", c.method, shown, text, res.verdict, adjusted.verdict_adjusted, detectable,
-            CONTROL_MEANING.get(c.control, {}).get(res.verdict, "—") + (UNIFORM if c.coincides and res.n >= 2 else "")])
+            control_meaning(c.control, res.verdict, read_from_baseline=c.coincides is not None) or "—"])
     return out
 
 

@@ -16,6 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from topoprune.experiments.report import control_meaning
 from topoprune.experiments.stats import (holm_family, interval_verdict, minimum_detectable_effect,
                                          paired_difference, t_interval)
 
@@ -837,15 +838,17 @@ def _imp_claim_row(imp: dict) -> list[str]:
                 f"keeping the tree: {verdict} against IMP at sparsity {s:g}, the highest measured"]
     budget_text, budget_verdict = _diff(imp, "timp+magnitude-at-budget", "imp+magnitude-at-budget", s)
     choice = {m: _diff(imp, m, f"{m}+shuffle", s) for m in ("timp", "imp")}
-    meaning = {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
-               "LOSES": "its choice inside layers is worse than random"}
+
+    def meaning(verdict: str) -> str:
+        return control_meaning("shuffle", verdict) or "not measured"
+
     return [claim, measured,
             f"T-IMP's per-layer counts against IMP's, both filled by the largest weights and trained alike: {budget_text}",
             "; ".join(f"{name} against random weights at its own counts (its shuffle control): {choice[m][0]}"
                       for m, name in (("timp", "T-IMP"), ("imp", "IMP"))),
             f"keeping the tree: {verdict} against IMP at sparsity {s:g}, the highest measured; its budget against "
-            f"IMP's: {budget_verdict}; T-IMP: {meaning.get(choice['timp'][1], 'not measured')}; "
-            f"IMP: {meaning.get(choice['imp'][1], 'not measured')} (each interval on its own; the IMP page adds "
+            f"IMP's: {budget_verdict}; T-IMP: {meaning(choice['timp'][1])}; "
+            f"IMP: {meaning(choice['imp'][1])} (each interval on its own; the IMP page adds "
             "Holm's correction over its control table)"]
 
 
@@ -887,28 +890,31 @@ def page_claims() -> list[str]:
 
 
 def _leaderboard_intro(candidates: list[dict] | None = None) -> str:
-    """What the evaluation of our methods runs: the candidates (those of the results file, else all
-    of ``benchmarks/evaluate_cost.py``'s ``ours()``) with the settings ``ours()`` gives the run."""
-    from evaluate_cost import ours
-
-    methods, labels = ours()
-    timp = next(m.settings() for m in methods if not isinstance(m, str) and "rounds" in m.settings())  # T-IMP's
-    words = {"topological": "the Topological Pruner (`topological`)", "betti": "Betti pruning (`betti`)",
-             "topological-v2": "the Topological Pruner v2 (`topological-v2`)",
-             "timp": (f"T-IMP (`timp`: {timp['fraction']:.0%} of the remaining weights per round, {timp['rounds']} "
-                      f"rounds, rewound to `{timp['rewind']}`, {timp['epochs']} epochs each)"),
-             "magnitude-mst": "magnitude pruning that keeps every layer's spanning tree (`magnitude-mst`)"}
+    """What the evaluation of our methods runs: its candidates with their settings, as the results
+    file records them (``name``, ``structured``, ``settings``), else as
+    ``benchmarks/evaluate_cost.py``'s ``plan_ours("standard")`` plans them."""
     if candidates is None:
-        structured = ["topological", "betti", "topological-v2"]
-        unstructured = ["timp", "magnitude-mst"]
-    else:
-        structured = [c["name"] for c in candidates if c["structured"]]
-        unstructured = [c["name"] for c in candidates if not c["structured"]]
+        from evaluate_cost import plan_ours
 
-    def listed(keys: list[str]) -> str:
-        said = [words.get(k, f"`{k}`") for k in keys]
+        candidates = [{"name": c.key, "structured": c.structured, "settings": c.method.settings()}
+                      for c in plan_ours("standard").candidates]
+
+    def words(c: dict) -> str:
+        k, st = c["name"], c["settings"]
+        if k == "timp":
+            return (f"T-IMP (`timp`: {st['fraction']:.0%} of the remaining weights per round, {st['rounds']} rounds, "
+                    f"rewound to `{st['rewind']}`, {st['epochs']} epochs each)")
+        return {"topological": "the Topological Pruner (`topological`)", "betti": "Betti pruning (`betti`)",
+                "topological-v2": "the Topological Pruner v2 (`topological-v2`)",
+                "magnitude-mst": "magnitude pruning that keeps every layer's spanning tree (`magnitude-mst`)"}.get(
+                    k, f"`{k}`")
+
+    def listed(kind: list[dict]) -> str:
+        said = [words(c) for c in kind]
         return ", ".join(said[:-1]) + " and " + said[-1] if len(said) > 1 else "".join(said)
 
+    structured = [c for c in candidates if c["structured"]]
+    unstructured = [c for c in candidates if not c["structured"]]
     parts = ([f"{listed(structured)} on the structured task"] if structured else []) + (
         [f"{listed(unstructured)} on the unstructured ones"] if unstructured else [])
     return (

@@ -22,14 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .peers import best_peer
-from .report import _MEANING, _coverage  # the same words as a comparison report
+from .report import _coverage, control_meaning  # the same words as a comparison report
 from .stats import PairedResult, holm_family, minimum_detectable_effect, paired_difference
 
 __all__ = ["TaskRows", "leaderboard_sections", "write_leaderboard", "target_label"]
-
-# beside the meaning of a control read from a baseline's cells (a uniform budget's shuffle is the
-# random baseline): "only its layer budget matters" then means the peers' own budget
-UNIFORM = "; a uniform budget, as the peers'"
 
 
 @dataclass
@@ -180,10 +176,9 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str]) -> 
                     if a is None:
                         continue
                     r = a.result
-                    meaning = _MEANING.get(control, {}).get(a.verdict_adjusted, "no verdict")
-                    shown = control if reference == f"{c}+{control}" else f"{control} (= {reference})"
-                    if reference != f"{c}+{control}" and meaning != "no verdict":
-                        meaning += UNIFORM  # only a uniform budget's shuffle is read from a baseline
+                    own = reference == f"{c}+{control}"
+                    meaning = control_meaning(control, a.verdict_adjusted, read_from_baseline=not own) or "no verdict"
+                    shown = control if own else f"{control} (= {reference})"
                     controls_table.append([target, f"**{c}**", shown, _interval(r), f"{r.verdict} / {a.verdict_adjusted}",
                                            meaning, _mde(r, a.verdict_adjusted)])
         intro = [f"{task.description.rstrip('.')}. Run folder: {task.run_dir.name}; intervals over seeds: "

@@ -195,6 +195,16 @@ _MEANING = {
 }
 
 
+def control_meaning(control: str, verdict: str, *, read_from_baseline: bool = False) -> str | None:
+    """What a method-vs-control verdict says, in words (None where there is no verdict). A control
+    read from a baseline's cells is a uniform budget's shuffle (the random baseline), so its "only
+    its layer budget matters" is the peers' own budget, and the words add that."""
+    words = _MEANING.get(control, {}).get(verdict)
+    if words is None:
+        return None
+    return words + ("; a uniform budget, as the peers'" if read_from_baseline else "")
+
+
 def control_verdicts(config: dict, rows: list[dict]) -> list[str]:
     """The controls section: for every method and control of the config's ``controls``, per
     (model, sparsity), the same-seed paired difference of the accuracy after recovery (method
