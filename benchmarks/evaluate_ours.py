@@ -82,8 +82,12 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=HERE / "runs")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--device", default=None, help="where training runs (default: the suite's, else the CPU)")
+    ap.add_argument("--workers", type=int, default=1, help="cells in that many local processes (default 1)")
     ap.add_argument("--export-only", action="store_true", help="export what has run; train nothing")
     args = ap.parse_args()
+    if not 1 <= args.workers <= 256:
+        print(f"--workers {args.workers}: allowed: an integer in [1, 256]", file=sys.stderr)
+        raise SystemExit(2)
     if Path(args.suite).suffix in (".yaml", ".yml") and args.out.resolve() == (HERE / "results").resolve():
         print(f"--suite {args.suite}: a suite file's results need --out DIR; allowed: the shipped suites (quick, "
               "standard, standard-cifar10) write to benchmarks/results", file=sys.stderr)
@@ -98,14 +102,15 @@ def main() -> None:
         with registered(plan.candidates):
             plan.estimate(device=args.device or plan.suite.device or "cpu")
             print("\n".join(plan.lines()), flush=True)
-        failed = run_plan(plan, out=args.runs, device=args.device).failure_line()
+        failed = run_plan(plan, out=args.runs, device=args.device, workers=args.workers).failure_line()
     tasks = task_records(plan, folder)
     done, total = sum(len(t["rows"]) for t in tasks), sum(t["cells_total"] for t in tasks)
     runs_shown = os.path.relpath(args.runs)
     flags = "".join([f" --suite {args.suite}" if args.suite != "standard" else "",
                      f" --runs {runs_shown}" if args.runs.resolve() != (HERE / "runs").resolve() else "",
                      f" --out {os.path.relpath(args.out)}" if args.out.resolve() != (HERE / "results").resolve() else "",
-                     f" --device {args.device}" if args.device else ""])
+                     f" --device {args.device}" if args.device else "",
+                     f" --workers {args.workers}" if args.workers != 1 else ""])
     record = {"command": f"python benchmarks/evaluate_ours.py{flags}", **environment(),
               "run_dir": folder.name, "suite": plan.suite.name, "suite_digest": plan.suite.digest(),
               "seeds": sorted({s for t in tasks for s in t["config"]["seeds"]}),

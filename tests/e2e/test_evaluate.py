@@ -105,6 +105,7 @@ def test_dry_run_prints_the_plan_and_the_estimate_only(tmp_path, suite, capsys):
     (["evaluate", "nosuch_pkg:Mine"], "not importable"),
     (["evaluate", "tests.e2e.evaluate_methods:NotAMethod"], "is not a pruning method"),
     (["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", "quik"], "quick"),
+    (["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--workers", "0"], "workers must be an integer in [1, 256]"),
 ])
 def test_bad_input_is_refused_before_any_work(tmp_path, capsys, argv, expect):
     code, out, err = run_cli(capsys, [*argv, "--out", str(tmp_path / "runs")])
@@ -118,6 +119,29 @@ def test_a_suite_with_an_unknown_key_is_refused(tmp_path, capsys):
     code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(path),
                                       "--out", str(tmp_path / "runs")])
     assert code == 2 and "unknown key 'tasks.0.baseline'" in err and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_workers_run_an_only_importable_candidate_and_keep_going_past_a_failing_one(tmp_path, suite, capsys):
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance",
+                                      "tests.e2e.evaluate_methods:Raises", "--suite", str(suite), "--workers", "2",
+                                      "--out", str(tmp_path / "runs"), "--quiet"])
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # the first failure in the cells' order, whichever worker finished first
+    assert "Raises failed in 2 cell(s); first: conv raises at sparsity 0.5, seed 0: ValueError: boom" in err
+    folder = next((tmp_path / "runs").glob("evaluate-tiny-low-variance+raises-*"))
+    record = json.loads((folder / "evaluation.json").read_text())
+    assert [(f["method"], f["seed"], f["skipped"]) for f in record["failures"]] == [
+        ("raises", 0, False), ("raises", 1, False),
+        ("raises+magnitude-at-budget", 0, True), ("raises+magnitude-at-budget", 1, True)]
+    run = folder / "tasks" / record["tasks"]["conv"]["run"]
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    # the only-importable candidate ran in the workers, its control too (registered there by name)
+    assert sorted({r["method"] for r in rows}) == ["l1", "low-variance", "low-variance+magnitude-at-budget", "random"]
+    assert len(rows) == 8 and "local, workers=2" in (run / "log.txt").read_text()
+    assert "ValueError: boom in the candidate" in (run / "log.txt").read_text()  # the worker's traceback, logged
+    board = (folder / "leaderboard.md").read_text()
+    assert "**low-variance**" in board and "## Failed cells" in board
 
 
 @pytest.mark.slow
@@ -143,8 +167,6 @@ def test_several_methods_share_one_plan(tmp_path, suite, capsys):
     (["--device", "cuda"], "device 'cuda'"),
 ])
 def test_a_bad_or_absent_device_is_one_line(tmp_path, suite, capsys, argv, expect):
-    import torch
-
     if argv[-1] == "cuda" and torch.cuda.is_available():
         pytest.skip("a GPU is here")
     code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),

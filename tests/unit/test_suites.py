@@ -209,6 +209,34 @@ def test_a_subclass_of_a_builtin_is_evaluated_under_its_own_name(tmp_path):
     assert MyL1.name == "l1" and L1.name == "l1"
 
 
+def test_a_worker_registers_what_the_parent_registered_and_a_local_class_is_refused():
+    from topoprune.experiments.candidate import class_registrations, register_classes, registered
+    from topoprune.pruning.methods import METHODS
+    from topoprune.pruning.methods.scores import L1
+
+    c = resolve_candidate("tests.e2e.evaluate_methods:LowVariance")
+    cls = type(c.method)
+    with registered([c]):
+        regs = class_registrations([c.method, L1()])
+    assert regs == (("low-variance", "tests.e2e.evaluate_methods", "LowVariance"),
+                    ("l1", "topoprune.pruning.methods.scores", "L1"))
+    assert "low-variance" not in METHODS
+    try:
+        register_classes(regs)  # what a worker process does before its first cell
+        assert METHODS.get("low-variance") is cls and cls.name == "low-variance" and METHODS.get("l1") is L1
+    finally:
+        METHODS.unregister("low-variance")
+        del cls.name
+    assert cls.name != "low-variance"
+
+    class Local(L1):
+        pass
+
+    with pytest.raises(TopopruneError, match=r"method 'l1' \(.*<locals>.Local\) is defined in the main script, a "
+                                             r"notebook or a function, which worker processes cannot import"):
+        class_registrations([Local()])
+
+
 def test_the_estimate_counts_a_schedules_fine_tuning():
     base = {**TASK["config"], "controls": []}
     base.pop("controls")

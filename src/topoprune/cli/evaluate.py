@@ -31,6 +31,9 @@ def evaluate_cmd(
                                                                         "(default: its registry name), once per "
                                                                         "method; needed to test a baseline's method "
                                                                         "with other settings.")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Cells run in parallel processes on this machine, "
+                                                          "sharing its cores (the method must live in an importable "
+                                                          "module).")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and the cost estimate only.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display (CI logs).")] = False,
 ) -> None:
@@ -43,6 +46,9 @@ def evaluate_cmd(
                              "method, in the same order")
     label = (list(label) if len(methods) > 1 else label[0]) if label else None
     from ..experiments.evaluate import plan_evaluation, run_plan
+    from ..experiments.runner import check_workers
+
+    check_workers(workers)
 
     from ..experiments.candidate import registered
     from ..train import resolve_device
@@ -64,7 +70,7 @@ def evaluate_cmd(
     if dry_run:
         console.print(f"dry run: nothing was run; the evaluation folder would be {plan.folder(out)}", soft_wrap=True)
         return
-    result = run_plan(plan, out=out, device=device, quiet=quiet,
+    result = run_plan(plan, out=out, device=device, quiet=quiet, workers=workers,
                       on_event=lambda text: console.print(text, soft_wrap=True))
     console.print(f"leaderboard: {result.leaderboard[0]} and {result.leaderboard[1]}", soft_wrap=True)
     line = result.failure_line()

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import TopopruneError
 from ..pruning.methods import METHODS, Method, StructuredMethod, UnstructuredMethod, method_class
 
-__all__ = ["Candidate", "resolve_candidate", "registered"]
+__all__ = ["Candidate", "resolve_candidate", "registered", "class_registrations", "register_classes"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,40 @@ def registered(candidates: Sequence[Candidate]) -> Iterator[None]:
                 del cls.name
             else:
                 cls.name = old
+
+
+Registration = tuple[str, str, str]  # (registry name, module, qualified class name)
+
+
+def class_registrations(methods: Sequence[Method]) -> tuple[Registration, ...]:
+    """Where each method's class lives and the name the registry knows it by, so that a worker
+    process can repeat what :func:`registered` did here (:func:`register_classes`). A class a
+    worker cannot import (defined in a script's ``__main__``, a notebook or a function) is refused
+    in one line."""
+    out = []
+    for method in methods:
+        cls = type(method)
+        if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+            raise TopopruneError(f"method {method.name!r} ({cls.__qualname__}) is defined in the main script, a "
+                                 "notebook or a function, which worker processes cannot import; allowed: one "
+                                 "worker, or the class defined at the top of an importable module")
+        out.append((method.name, cls.__module__, cls.__qualname__))
+    return tuple(dict.fromkeys(out))
+
+
+def register_classes(registrations: Sequence[Registration]) -> None:
+    """In a worker process: import each class and register it under its name where its module's
+    import did not (an only-importable candidate), for the life of the process."""
+    import importlib
+
+    for name, module, qualname in registrations:
+        cls: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        if name not in METHODS:
+            METHODS.register(name, cls)
+        if cls.name != name:  # as registered() does: configs name the class as registered
+            cls.name = name
 
 
 def _label(label: str | None) -> str | None:

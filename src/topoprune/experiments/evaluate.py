@@ -175,7 +175,7 @@ def _tasks(chosen: Suite, candidates: list[Candidate]) -> list[tuple[SuiteTask, 
 
 def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out: str | Path = "runs",
                     device: str | None = None, quiet: bool = False,
-                    label: str | Sequence[str | None] | None = None,
+                    label: str | Sequence[str | None] | None = None, workers: int = 1,
                     on_event: Callable[[str], None] | None = None) -> EvaluationResult:
     """Run ``method`` through ``suite`` and write the leaderboard (resumable: rerun to continue).
 
@@ -186,24 +186,32 @@ def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out:
     CPU), ``"standard-cifar10"`` (for a GPU), or a YAML file. ``device``: where training runs
     (default: the suite's ``device``, else the CPU). ``label`` names a candidate on the
     leaderboard (one per candidate; needed when it is a baseline's class with other settings).
-    ``on_event`` receives one line per task as it starts.
+    ``workers``: cells run in that many processes on this machine, sharing its cores (a candidate
+    must then live in an importable module). ``on_event`` receives one line per task as it starts.
 
     Bad input raises :class:`~topoprune.TopopruneError` before any work. A cell that fails does
     not: see :attr:`EvaluationResult.failures` and :meth:`EvaluationResult.failure_line`.
     """
     return run_plan(plan_evaluation(method, suite=suite, label=label), out=out, device=device, quiet=quiet,
-                    on_event=on_event)
+                    workers=workers, on_event=on_event)
 
 
 def run_plan(plan: EvaluationPlan, *, out: str | Path = "runs", device: str | None = None, quiet: bool = False,
-             on_event: Callable[[str], None] | None = None) -> EvaluationResult:
+             workers: int = 1, on_event: Callable[[str], None] | None = None) -> EvaluationResult:
     """Run a plan from :func:`plan_evaluation` (what :func:`evaluate_method` does after planning;
     the command line plans once, prints the plan, then runs it)."""
+    from .runner import check_workers
+
+    check_workers(workers)
     with registered(plan.candidates):  # the cells look the candidates up by name
-        return _evaluate(plan, out=out, device=device, quiet=quiet, on_event=on_event)
+        if workers > 1:  # a candidate the workers cannot import: refused before any work
+            from .candidate import class_registrations
+
+            class_registrations([c.method for c in plan.candidates])
+        return _evaluate(plan, out=out, device=device, quiet=quiet, workers=workers, on_event=on_event)
 
 
-def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quiet: bool,
+def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quiet: bool, workers: int,
               on_event: Callable[[str], None] | None) -> EvaluationResult:
     from .leaderboard import TaskRows, write_leaderboard
     from .runner import preflight, run_dir_for, run_keeping_going
@@ -229,7 +237,7 @@ def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quie
         if on_event is not None:
             on_event(f"task {i}/{len(plan.tasks)}: {task.name} ({run_dir_for(config, tasks_dir).name})")
         t0 = time.perf_counter()
-        run_dir, failed = run_keeping_going(config, tasks_dir, quiet=quiet, device=device)
+        run_dir, failed = run_keeping_going(config, tasks_dir, quiet=quiet, device=device, workers=workers)
         runs[task.name] = run_dir
         mine = [{**f.to_dict(), "task": task.name, "log": str(run_dir / "log.txt")} for f in failed]
         failures += mine

@@ -25,6 +25,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ..errors import TopopruneError
@@ -36,6 +37,7 @@ EXECUTORS = ("local", "ray")
 
 OnRow = Callable[[dict], None]
 OnStatus = Callable[[str], None]
+OnError = Callable[[Cell, BaseException], None]
 
 
 @dataclass
@@ -44,6 +46,7 @@ class LocalExecutor:
 
     workers: int = 1
     modules: tuple[str, ...] = ()
+    registrations: tuple[tuple[str, str, str], ...] = ()  # classes a worker registers (evaluate's candidates)
 
     def describe(self) -> str:
         return f"local, workers={self.workers}"
@@ -63,42 +66,65 @@ class LocalExecutor:
         analysis_stage(config, store, spec, log=log, seed=seed)
 
     def run(self, todo: Sequence[Cell], *, run_dir: str, config_dict: dict, device: str | None,
-            on_row: OnRow, on_status: OnStatus, log) -> None:
+            on_row: OnRow, on_status: OnStatus, log, on_error: OnError | None = None) -> None:
+        """Run ``todo``, handing each finished row to ``on_row``. Without ``on_error`` the first
+        cell that raises stops the run; with it, a cell that raises is handed to ``on_error`` and
+        the others go on (a worker process that dies still stops the run)."""
         from ..train.scoped import usable_cores
 
         if self.workers == 1 or len(todo) <= 1:
             for cell in todo:
                 on_status(f"cell {cell.key}")
-                on_row(run_cell(run_dir, config_dict, cell, device=device))
+                try:
+                    row = run_cell(run_dir, config_dict, cell, device=device)
+                except (KeyboardInterrupt, SystemExit, MemoryError):
+                    raise
+                except Exception as exc:
+                    if on_error is None:
+                        raise
+                    on_error(cell, exc)
+                    continue
+                on_row(row)
             return
         cores = usable_cores()
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(max(1, cores // self.workers), self.modules, os.getpid())) as pool:
+                                 initargs=(max(1, cores // self.workers), self.modules, os.getpid(),
+                                           self.registrations)) as pool:
             futures = {pool.submit(_cell_job, (run_dir, config_dict, c, device)): c for c in todo}
             try:
                 for fut in as_completed(futures):
-                    on_row(fut.result())
+                    exc = fut.exception()
+                    if exc is None:
+                        on_row(fut.result())
+                    elif on_error is None or isinstance(exc, (BrokenProcessPool, MemoryError)):
+                        raise exc
+                    else:
+                        on_error(futures[fut], exc)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # cells not started are dropped
                 raise
 
 
-def _worker_init(threads: int, modules: tuple[str, ...], parent: int) -> None:
-    """A cell worker: its share of the cores, the modules that register the config's methods, and
-    death with the parent (which holds the run folder's lock: a worker must not outlive it)."""
+def _worker_init(threads: int, modules: tuple[str, ...], parent: int,
+                 registrations: tuple[tuple[str, str, str], ...] = ()) -> None:
+    """A cell worker: its share of the cores, the modules that register the config's methods (and
+    the classes registered only in the parent), and death with the parent (which holds the run
+    folder's lock: a worker must not outlive it)."""
     import importlib
 
     import numba
     import torch
 
     from ..train.scoped import die_with_parent
+    from .candidate import register_classes
 
     die_with_parent(parent)
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     for name in modules:
         importlib.import_module(name)
+    register_classes(registrations)
 
 
 def _cell_job(args):

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TopopruneError

@@ -40,7 +40,8 @@ from .stages import analysis_path, prepare
 from .row import row_key
 from .store import Damage, RunStore, run_log, run_session
 
-__all__ = ["run_experiment", "run_dir_for", "preflight", "Cell", "cells_of", "CellFailure", "run_keeping_going"]
+__all__ = ["run_experiment", "run_dir_for", "preflight", "Cell", "cells_of", "CellFailure", "run_keeping_going",
+           "check_workers"]
 
 
 @dataclass(frozen=True)
@@ -240,13 +241,14 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
 
 
 def run_keeping_going(config: ExperimentConfig, out: str | Path = "runs", *, quiet: bool = False,
-                      report: bool = True, device: str | None = None) -> tuple[Path, list[CellFailure]]:
-    """:func:`run_experiment` (in this process) that does not stop at a cell that raises: the
-    error's traceback goes to the run's ``log.txt``, the cell is listed in the returned failures,
-    every other cell runs (a control of a failed cell is skipped and listed) and the finished
-    cells stay. A rerun retries the failed cells. Errors outside the cells (the config, the data,
-    a baseline) still raise."""
-    return _execute(config, out, workers=1, quiet=quiet, report=report, device=device, repair=False,
+                      report: bool = True, device: str | None = None,
+                      workers: int = 1) -> tuple[Path, list[CellFailure]]:
+    """:func:`run_experiment` (on this machine, ``workers`` processes) that does not stop at a
+    cell that raises: the error's traceback goes to the run's ``log.txt``, the cell is listed in
+    the returned failures, every other cell runs (a control of a failed cell is skipped and
+    listed) and the finished cells stay. A rerun retries the failed cells. Errors outside the
+    cells (the config, the data, a baseline, a worker process that dies) still raise."""
+    return _execute(config, out, workers=workers, quiet=quiet, report=report, device=device, repair=False,
                     executor="local", address=None, ray_num_cpus=None, keep_going=True)
 
 
@@ -258,8 +260,7 @@ def _execute(config: ExperimentConfig, out: str | Path, *, workers: int, quiet: 
     if not isinstance(config, ExperimentConfig):
         raise TopopruneError(f"config must be an ExperimentConfig (see load_config/parse_config), got "
                              f"{type(config).__name__}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
-        raise TopopruneError(f"workers must be an integer in [1, 256], got {workers!r}")
+    check_workers(workers)
     from .executors import EXECUTORS, LocalExecutor, RayExecutor, require_ray
 
 
@@ -281,8 +282,13 @@ def _execute(config: ExperimentConfig, out: str | Path, *, workers: int, quiet: 
         device = None if device is None else str(resolve_device(device))  # refuse a missing GPU now
     modules = _method_modules(config, 2 if executor == "ray" else workers)
     res = config.resources
-    runner = (RayExecutor(address, res.cpus_per_cell, res.gpus_per_cell, res.max_retries, modules, ray_num_cpus)
-              if executor == "ray" else LocalExecutor(workers, modules))
+    if executor == "ray":
+        runner = RayExecutor(address, res.cpus_per_cell, res.gpus_per_cell, res.max_retries, modules, ray_num_cpus)
+    else:  # workers also register the classes registered only here (evaluate's candidates)
+        from .candidate import class_registrations
+
+        registrations = class_registrations([m.method for m in config.methods]) if workers > 1 else ()
+        runner = LocalExecutor(workers, modules, registrations)
     preflight(config, out)
     run_dir = run_dir_for(config, out)
     store = RunStore(run_dir)
@@ -300,6 +306,13 @@ def _execute(config: ExperimentConfig, out: str | Path, *, workers: int, quiet: 
     for warning in warned:  # after the progress display: a line of its own on stderr by default
         logging.getLogger("topoprune").warning("warning: %s", warning)
     return run_dir, failures
+
+
+def check_workers(workers: object) -> int:
+    """``workers`` if it is a worker-process count this runner takes, else one line saying so."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
+        raise TopopruneError(f"workers must be an integer in [1, 256], got {workers!r}")
+    return workers
 
 
 def _chance_warnings(config: ExperimentConfig, store: RunStore) -> list[str]:
@@ -377,32 +390,29 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
             bar.advance(task)
 
         failures: list[CellFailure] = []
+
+        def failed_cell(cell: Cell, exc: BaseException) -> None:  # a method's bug must not cost the other cells
+            log.error("cell %s failed", cell.key, exc_info=exc)
+            failures.append(_cell_failure(config, cell)(_one_line(exc)))
+            bar.advance(task)
+
         for phase in phases:
-            if not phase:
-                continue
-            status = lambda text: bar.update(task, description=text)  # noqa: E731
-            if not keep_going:
-                executor.run(phase, run_dir=str(store.root), config_dict=config_dict, device=device, on_row=add,
-                             on_status=status, log=log)
-                continue
             failed = {(f.model, f.method, f.sparsity, f.seed) for f in failures if f.control is None}
+            runnable = []
             for cell in phase:
-                failures_of = _cell_failure(config, cell)
                 if cell.control is not None and (cell.model, cell.method, cell.sparsity, cell.seed) in failed:
-                    failures.append(failures_of("its method cell failed", skipped=True))
+                    failures.append(_cell_failure(config, cell)("its method cell failed", skipped=True))
                     bar.advance(task)
-                    continue
-                try:
-                    executor.run([cell], run_dir=str(store.root), config_dict=config_dict, device=device,
-                                 on_row=add, on_status=status, log=log)
-                except (KeyboardInterrupt, SystemExit, MemoryError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a method's bug must not cost the other cells
-                    log.error("cell %s failed", cell.key, exc_info=True)
-                    failures.append(failures_of(_one_line(exc)))
-                    bar.advance(task)
-    # rows in a stable order, whatever order the cells finished in
+                else:
+                    runnable.append(cell)
+            if runnable:
+                going = {"on_error": failed_cell} if keep_going else {}  # keep-going is the local executor's
+                executor.run(runnable, run_dir=str(store.root), config_dict=config_dict, device=device, on_row=add,
+                             on_status=lambda text: bar.update(task, description=text), log=log, **going)
+    # rows and failures in a stable order, whatever order the cells finished in
     order = {c.row_key: i for i, c in enumerate(cells)}
+    position = {(c.model, c.method, c.sparsity, c.seed, c.control): i for i, c in enumerate(cells)}
+    failures.sort(key=lambda f: position.get((f.model, f.method, f.sparsity, f.seed, f.control), math.inf))
     ordered = sorted(rows.values(), key=lambda r: order.get(row_key(r), math.inf))
     store.write_results(ordered)
     log.info("run %s: %d rows%s", store.root.name, len(ordered),
