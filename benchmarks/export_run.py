@@ -642,15 +642,42 @@ def main() -> None:
                     f"{model} ({detail}): per-layer budgets, seed mean",
                     _METRIC[record["metric"]])
         record["plot"] = plot.name
+    execution = run_execution(run_dir, record.get("rows") or [])
+    record["execution"] = execution
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     status = ("complete" if record["complete"] else
               f"**PARTIAL: {record['cells_done']} of {record['cells_total']} cells finished**; rerun the config's "
               "command to resume, then this export")
-    md = [f"# {name}", "", *provenance_lines(record), f"Run folder `{run_dir.name}` ({status}).", "", *intro, ""]
+    md = [f"# {name}", "", *provenance_lines(record), f"Run folder `{run_dir.name}` ({status}).",
+          *([execution_text(execution)] if execution["executors"] else []), "", *intro, ""]
     for title, t in tables.items():
         md += [f"## {title}", "", _table_md(t), ""]
     (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def run_execution(run_dir: Path, rows: Sequence[dict]) -> dict:
+    """How a run's cells ran: each executor its log records at a start, in order (a resumed run
+    may have changed it), and the torch thread counts its rows record (latency and timings
+    depend on them; rows written before they were recorded have none)."""
+    import re
+
+    log = run_dir / "log.txt"
+    starts = re.findall(r": start \((.*), training on ", log.read_text()) if log.exists() else []
+    return {"executors": list(dict.fromkeys(starts)),
+            "threads": sorted({r["threads"] for r in rows if r.get("threads") is not None}),
+            "rows_without_threads": sum(r.get("threads") is None for r in rows)}
+
+
+def execution_text(execution: dict) -> str:
+    """:func:`run_execution` in one sentence."""
+    threads = execution["threads"]
+    said = (f"; its rows were measured with {' or '.join(map(str, threads))} torch thread(s) per cell" if threads
+            else "")
+    missing = execution["rows_without_threads"]
+    if threads and missing:
+        said += f" ({missing} row(s) do not record it)"
+    return f"Cells ran on: {', then '.join(execution['executors'])}{said}."
 
 
 if __name__ == "__main__":

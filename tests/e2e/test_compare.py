@@ -33,7 +33,8 @@ TINY = {
     "recovery": {"epochs": 2, "batch_size": 64},
 }
 
-TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms", "started", "finished"}  # when, not what
+# when and where a cell ran, not what it computed
+TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms", "started", "finished", "threads"}
 
 
 def test_end_to_end_rows_report_and_resume(tmp_path):

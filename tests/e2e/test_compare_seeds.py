@@ -64,6 +64,7 @@ def test_rows_record_their_baseline_seed_and_provenance(tmp_path):
     assert set(row["versions"]) >= {"topoprune", "torch", "numpy"} and row["versions"]["torch"] == torch.__version__
     started, finished = (datetime.fromisoformat(row[k]) for k in ("started", "finished"))
     assert started.tzinfo is not None and started <= finished
+    assert row["threads"] == torch.get_num_threads()  # one process: the runner's own threads
     root = Path(__file__).resolve().parents[2]
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode == 0:  # a git checkout: HEAD, with +dirty when a tracked file differs

@@ -32,7 +32,8 @@ BASE = {
     "recovery": {"epochs": 1, "batch_size": 64},
     "analyses": {"latency": False},
 }
-TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms", "started", "finished"}  # when, not what
+# when and where a cell ran, not what it computed
+TIMING = {"prune_seconds", "seconds_to_recover", "latency_ms", "started", "finished", "threads"}
 
 
 def _strip(rows):

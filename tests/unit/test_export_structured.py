@@ -43,3 +43,17 @@ def test_pairs_by_seed_not_by_position():
     # paired by position they would be +3, 0, 0 (a tie)
     verdict = _verdict([94.0, 92.0, 93.0], [91.0, 92.0, 93.0], [80.0, 80.0, 80.0], ours_seeds=[2, 0, 1])
     assert verdict.startswith("WINS: +1.00 [+1.00, +1.00]")
+
+
+def test_the_export_says_how_the_cells_ran(tmp_path):
+    (tmp_path / "log.txt").write_text(
+        "2026-01-01 10:00:00,000 INFO run r: start (local, workers=1, training on cpu)\n"
+        "2026-01-01 11:00:00,000 INFO run r: start (local, workers=2, training on cpu)\n"
+        "2026-01-01 12:00:00,000 INFO run r: start (local, workers=2, training on cpu)\n")
+    rows = [{"threads": 1}, {"threads": 1}, {}]
+    execution = export_run.run_execution(tmp_path, rows)
+    assert execution == {"executors": ["local, workers=1", "local, workers=2"], "threads": [1],
+                         "rows_without_threads": 1}
+    assert export_run.execution_text(execution) == (
+        "Cells ran on: local, workers=1, then local, workers=2; its rows were measured with 1 torch thread(s) per "
+        "cell (1 row(s) do not record it).")

@@ -347,7 +347,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         budget=_budget_summary(info.get("extra", {}).get("budget")),
         train_settings=recovery.get("settings"),
         commit=source_commit(), versions=package_versions(),
-        started=prune_record.get("started", began), finished=now_iso(),
+        started=prune_record.get("started", began), finished=now_iso(), threads=torch.get_num_threads(),
     ).to_dict()
     store.finish(cell.stage("measure"), f"{folder}/row.json", row, [])
     return row

@@ -68,6 +68,9 @@ class Row(BaseModel):
     versions: dict[str, str] | None = None
     started: str | None = None
     finished: str | None = None
+    # torch's intra-op threads in the process that finished the cell: its latency and its timings
+    # depend on them (``--workers N`` gives each worker its share of the cores)
+    threads: int | None = None
 
     @property
     def key(self) -> RowKey:
