@@ -76,21 +76,23 @@ bench-fitness: bench-structured
 	$(CLI) compare configs/fmnist-vgg16q-topo-fitness.yaml --out benchmarks/runs
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
 
-# Layer budgets at matched FLOPs (docs/benchmarks/budgets.md). VGG: about 6 h (estimated) on 2 cores with its
-# channels_last + bf16 settings; ResNet-56: 37 to 74 core-hours of training alone (train_step_cost.py
-# below), meant for a GPU (add --device cuda). Both resume.
+# Layer budgets at matched FLOPs (docs/benchmarks/budgets.md). VGG: two cells at a time, one thread each (on
+# the 2-core reference machine a recovery epoch of this VGG took 36 s on one thread and 33-35 s on two, so
+# two workers nearly double the throughput); about 6.5 core-hours with its channels_last + bf16 settings.
+# ResNet-56: 37 to 74 core-hours of training alone (train_step_cost.py below), meant for a GPU (add
+# --device cuda). Both resume.
 bench-budgets: setup system-data
-	$(CLI) compare configs/fmnist-vgg16q-budget.yaml --out benchmarks/runs --quiet
+	$(CLI) compare configs/fmnist-vgg16q-budget.yaml --out benchmarks/runs --quiet --workers 2
 	$(PY) benchmarks/export_run.py budget configs/fmnist-vgg16q-budget.yaml
 	$(PY) benchmarks/budget_caps.py
 	$(PY) benchmarks/train_step_cost.py
 	$(CLI) compare configs/fmnist-resnet56-budget.yaml --out benchmarks/runs --quiet
 	$(PY) benchmarks/export_run.py budget configs/fmnist-resnet56-budget.yaml
 
-# Our methods through `topoprune evaluate --suite standard` (about 5 h on 2 cores, estimated by
-# benchmarks/evaluate_cost.py); resumes
+# Our methods through `topoprune evaluate --suite standard` (about 5 h of training, estimated by
+# benchmarks/evaluate_cost.py), two cells at a time as bench-budgets; resumes
 bench-evaluate: setup system-data
-	$(PY) benchmarks/evaluate_ours.py
+	$(PY) benchmarks/evaluate_ours.py --workers 2
 
 # Table 2: IMP vs T-IMP vs one-shot magnitude vs random on lenet300, with controls (about 50 min)
 bench-imp: setup system-data

@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import re
 import statistics
 import subprocess
+from collections.abc import Sequence
+from pathlib import Path
 
 
 def _cpu_model() -> str:
@@ -105,3 +108,25 @@ def dense_text(record: dict) -> str:
     accs = list(per.values())
     return (f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}% test accuracy (one network per seed, "
             f"train seeds {', '.join(per)})")
+
+
+def run_execution(run_dir: Path, rows: Sequence[dict]) -> dict:
+    """How a run's cells ran: each executor its log records at a start, in order (a resumed run
+    may have changed it), and the torch thread counts its rows record (latency and timings
+    depend on them; rows written before they were recorded have none)."""
+    log = run_dir / "log.txt"
+    starts = re.findall(r": start \((.*), training on ", log.read_text()) if log.exists() else []
+    return {"executors": list(dict.fromkeys(starts)),
+            "threads": sorted({r["threads"] for r in rows if r.get("threads") is not None}),
+            "rows_without_threads": sum(r.get("threads") is None for r in rows)}
+
+
+def execution_text(execution: dict) -> str:
+    """:func:`run_execution` in one sentence."""
+    threads = execution["threads"]
+    said = (f"; its rows were measured with {' or '.join(map(str, threads))} torch thread(s) per cell" if threads
+            else "")
+    missing = execution["rows_without_threads"]
+    if threads and missing:
+        said += f" ({missing} row(s) do not record it)"
+    return f"Cells ran on: {', then '.join(execution['executors'])}{said}."

@@ -24,10 +24,10 @@ import sys
 from pathlib import Path
 
 try:
-    from _env import environment, provenance_lines
+    from _env import environment, execution_text, provenance_lines, run_execution
     from evaluate_cost import plan_ours
 except ImportError:
-    from benchmarks._env import environment, provenance_lines
+    from benchmarks._env import environment, execution_text, provenance_lines, run_execution
     from benchmarks.evaluate_cost import plan_ours
 
 from topoprune.experiments.candidate import registered
@@ -50,8 +50,9 @@ def task_records(plan, folder: Path) -> list[dict]:
     for task, config in plan.tasks:
         run_dir = run_dir_for(config, folder / "tasks")
         saved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else None
+        rows = read_results(run_dir) if run_dir.exists() else []
         out.append({"name": task.name, "description": task.description, "run_dir": run_dir.name,
-                    "config": saved or config.to_dict(), "rows": read_results(run_dir) if run_dir.exists() else [],
+                    "config": saved or config.to_dict(), "rows": rows, "execution": run_execution(run_dir, rows),
                     "baselines": [m.key for m in config.methods if m.key not in keys],
                     "candidates": [m.key for m in config.methods if m.key in keys],
                     "failures": [{**f, "log": os.path.relpath(f["log"], folder.parent)} if f.get("log") else f
@@ -124,8 +125,11 @@ def main() -> None:
     summary, sections = leaderboard_sections(task_rows(tasks), [c.key for c in plan.candidates])
     status = ("complete" if record["complete"] else
               f"**PARTIAL: {done} of {total} cells finished**; rerun the command to resume, then export")
-    md = [f"# {stem}", "", *provenance_lines(record), f"Evaluation folder `{folder.name}` ({status}).", "",
-          *sections_markdown(summary, sections)]
+    execution = {"executors": list(dict.fromkeys(e for t in tasks for e in t["execution"]["executors"])),
+                 "threads": sorted({n for t in tasks for n in t["execution"]["threads"]}),
+                 "rows_without_threads": sum(t["execution"]["rows_without_threads"] for t in tasks)}
+    md = [f"# {stem}", "", *provenance_lines(record), f"Evaluation folder `{folder.name}` ({status}).",
+          *([execution_text(execution)] if execution["executors"] else []), "", *sections_markdown(summary, sections)]
     (args.out / f"{stem}.md").write_text("\n".join(md) + "\n")
     print(f"wrote {args.out / stem}.json and .md: {done} of {total} cells")
     if failed:  # exported with the failed cells marked; the command still says it did not finish

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 try:
-    from _env import dense_text, environment, provenance_lines
+    from _env import dense_text, environment, execution_text, provenance_lines, run_execution
 except ImportError:
-    from benchmarks._env import dense_text, environment, provenance_lines
+    from benchmarks._env import dense_text, environment, execution_text, provenance_lines, run_execution
 
 from topoprune.experiments.report import control_meaning  # the report's words for each verdict
 from topoprune.experiments.report import _markdown_table as _table_md
@@ -654,30 +654,6 @@ def main() -> None:
         md += [f"## {title}", "", _table_md(t), ""]
     (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-
-
-def run_execution(run_dir: Path, rows: Sequence[dict]) -> dict:
-    """How a run's cells ran: each executor its log records at a start, in order (a resumed run
-    may have changed it), and the torch thread counts its rows record (latency and timings
-    depend on them; rows written before they were recorded have none)."""
-    import re
-
-    log = run_dir / "log.txt"
-    starts = re.findall(r": start \((.*), training on ", log.read_text()) if log.exists() else []
-    return {"executors": list(dict.fromkeys(starts)),
-            "threads": sorted({r["threads"] for r in rows if r.get("threads") is not None}),
-            "rows_without_threads": sum(r.get("threads") is None for r in rows)}
-
-
-def execution_text(execution: dict) -> str:
-    """:func:`run_execution` in one sentence."""
-    threads = execution["threads"]
-    said = (f"; its rows were measured with {' or '.join(map(str, threads))} torch thread(s) per cell" if threads
-            else "")
-    missing = execution["rows_without_threads"]
-    if threads and missing:
-        said += f" ({missing} row(s) do not record it)"
-    return f"Cells ran on: {', then '.join(execution['executors'])}{said}."
 
 
 if __name__ == "__main__":

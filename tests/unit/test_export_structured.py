@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import _env  # noqa: E402 - the benchmark scripts' shared helpers
 import export_run  # noqa: E402 - a benchmark script, importable from its folder
 
 
@@ -51,9 +52,9 @@ def test_the_export_says_how_the_cells_ran(tmp_path):
         "2026-01-01 11:00:00,000 INFO run r: start (local, workers=2, training on cpu)\n"
         "2026-01-01 12:00:00,000 INFO run r: start (local, workers=2, training on cpu)\n")
     rows = [{"threads": 1}, {"threads": 1}, {}]
-    execution = export_run.run_execution(tmp_path, rows)
+    execution = _env.run_execution(tmp_path, rows)
     assert execution == {"executors": ["local, workers=1", "local, workers=2"], "threads": [1],
                          "rows_without_threads": 1}
-    assert export_run.execution_text(execution) == (
+    assert _env.execution_text(execution) == (
         "Cells ran on: local, workers=1, then local, workers=2; its rows were measured with 1 torch thread(s) per "
         "cell (1 row(s) do not record it).")
