@@ -257,7 +257,8 @@ FITNESS_INTRO = (
     "The Topological Pruner of [structured pruning](structured.md) keeps each layer's persistence diagram "
     "(`diagram` fitness). Here, on table 1's trained network (seed 0's), with the same recovery and seeds, the GA keeps "
     "the layer's neural persistence (`np`) or its filters' mean activations on 256 training images "
-    "(`activation`), beside FPGM and L2 in the same run; this run measures the network's dense accuracy again. "
+    "(`activation`), beside FPGM and L2 in the same run. This run measures the network's dense accuracy again, "
+    "in fp32, where table 1 evaluates under bf16: the two can differ by a test image or so. "
     "Config `configs/fmnist-vgg16q-topo-fitness.yaml`.")
 
 
