@@ -111,12 +111,12 @@ def dense_text(record: dict) -> str:
 
 
 def run_execution(run_dir: Path, rows: Sequence[dict]) -> dict:
-    """How a run's cells ran: each executor its log records at a start, in order (a resumed run
-    may have changed it), and the torch thread counts its rows record (latency and timings
-    depend on them; rows written before they were recorded have none)."""
+    """How a run was started: the executor of each start its log records, in order (repeats in
+    a row counted once; a start that found nothing left to do counts too), and the torch thread
+    counts its rows record (latency and timings depend on them; some rows may not record it)."""
     log = run_dir / "log.txt"
     starts = re.findall(r": start \((.*), training on ", log.read_text()) if log.exists() else []
-    return {"executors": list(dict.fromkeys(starts)),
+    return {"executors": [e for i, e in enumerate(starts) if i == 0 or starts[i - 1] != e],
             "threads": sorted({r["threads"] for r in rows if r.get("threads") is not None}),
             "rows_without_threads": sum(r.get("threads") is None for r in rows)}
 
@@ -129,4 +129,4 @@ def execution_text(execution: dict) -> str:
     missing = execution["rows_without_threads"]
     if threads and missing:
         said += f" ({missing} row(s) do not record it)"
-    return f"Cells ran on: {', then '.join(execution['executors'])}{said}."
+    return f"The run was started with: {', then '.join(execution['executors'])}{said}."

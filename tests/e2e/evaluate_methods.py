@@ -49,6 +49,27 @@ class Raises(StructuredMethod):
         raise ValueError("boom in the candidate")
 
 
+class DiesInWorker(StructuredMethod):
+    """Ends its process at once (a crash that no except clause sees): for worker processes only."""
+
+    def choose(self, ctx, layer):
+        import os
+
+        os._exit(3)
+
+
+class Unpicklable(StructuredMethod):
+    """Raises an exception that cannot be rebuilt from its pickle (its __init__ needs two values)."""
+
+    def choose(self, ctx, layer):
+        raise OddError("the method's own words", 7)
+
+
+class OddError(Exception):
+    def __init__(self, text: str, code: int) -> None:
+        super().__init__(f"{text} (code {code})")
+
+
 class WrongMask(UnstructuredMethod):
     """Masks each Linear layer with a mask of the wrong shape that torch would broadcast."""
 

@@ -139,9 +139,34 @@ def test_workers_run_an_only_importable_candidate_and_keep_going_past_a_failing_
     # the only-importable candidate ran in the workers, its control too (registered there by name)
     assert sorted({r["method"] for r in rows}) == ["l1", "low-variance", "low-variance+magnitude-at-budget", "random"]
     assert len(rows) == 8 and "local, workers=2" in (run / "log.txt").read_text()
+    from topoprune.train.scoped import usable_cores
+
+    assert {r["threads"] for r in rows} == {max(1, usable_cores() // 2)}  # each worker its share of the cores
     assert "ValueError: boom in the candidate" in (run / "log.txt").read_text()  # the worker's traceback, logged
     board = (folder / "leaderboard.md").read_text()
     assert "**low-variance**" in board and "## Failed cells" in board
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_ends_the_command_in_one_line_and_an_unpicklable_error_costs_one_cell(tmp_path, suite,
+                                                                                                  capsys):
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:DiesInWorker", "--suite", str(suite),
+                                      "--workers", "2", "--out", str(tmp_path / "runs"), "--quiet"])
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "a worker process of --workers 2 died" in err and "rerun the same command to resume" in err
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:Unpicklable", "--suite", str(suite),
+                                      "--workers", "2", "--out", str(tmp_path / "runs"), "--quiet"])
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "Unpicklable failed in 2 cell(s)" in err and "OddError: the method's own words (code 7)" in err
+
+
+def test_workers_refuse_a_class_they_cannot_import_before_any_work(tmp_path, suite):
+    class Local(OneUnit):
+        pass
+
+    with pytest.raises(TopopruneError, match="which worker processes cannot import; allowed: one worker"):
+        evaluate_method(Local, suite=suite, out=tmp_path / "runs", workers=2, quiet=True)
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ def test_our_methods_through_a_suite_export_a_page_that_recomputes(tmp_path):
     md = (tmp_path / "res" / "evaluate-standard.md").read_text()
     assert "## conv: against the baselines" in md and "**topological**" in md
     threads = sorted({r["threads"] for t in d["tasks"] for r in t["rows"]})
-    assert f"Cells ran on: local, workers=1; its rows were measured with {threads[0]} torch thread(s)" in md
+    assert f"The run was started with: local, workers=1; its rows were measured with {threads[0]} torch thread(s)" in md
 
     spec = importlib.util.spec_from_file_location("bench_report_ev", ROOT / "scripts" / "bench_report.py")
     mod = importlib.util.module_from_spec(spec)

@@ -50,11 +50,12 @@ def test_the_export_says_how_the_cells_ran(tmp_path):
     (tmp_path / "log.txt").write_text(
         "2026-01-01 10:00:00,000 INFO run r: start (local, workers=1, training on cpu)\n"
         "2026-01-01 11:00:00,000 INFO run r: start (local, workers=2, training on cpu)\n"
-        "2026-01-01 12:00:00,000 INFO run r: start (local, workers=2, training on cpu)\n")
-    rows = [{"threads": 1}, {"threads": 1}, {}]
+        "2026-01-01 12:00:00,000 INFO run r: start (local, workers=2, training on cpu)\n"
+        "2026-01-01 13:00:00,000 INFO run r: start (local, workers=1, training on cpu)\n")
+    rows = [{"threads": 1}, {"threads": 2}, {}]
     execution = _env.run_execution(tmp_path, rows)
-    assert execution == {"executors": ["local, workers=1", "local, workers=2"], "threads": [1],
-                         "rows_without_threads": 1}
+    assert execution == {"executors": ["local, workers=1", "local, workers=2", "local, workers=1"],
+                         "threads": [1, 2], "rows_without_threads": 1}
     assert _env.execution_text(execution) == (
-        "Cells ran on: local, workers=1, then local, workers=2; its rows were measured with 1 torch thread(s) per "
-        "cell (1 row(s) do not record it).")
+        "The run was started with: local, workers=1, then local, workers=2, then local, workers=1; its rows were "
+        "measured with 1 or 2 torch thread(s) per cell (1 row(s) do not record it).")

@@ -29,9 +29,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ..errors import TopopruneError
+from ..train.scoped import using_threads
 from .cell import Cell, run_cell
 
-__all__ = ["LocalExecutor", "RayExecutor", "EXECUTORS", "require_ray"]
+__all__ = ["LocalExecutor", "RayExecutor", "EXECUTORS", "CellError", "require_ray"]
 
 EXECUTORS = ("local", "ray")
 
@@ -59,24 +60,30 @@ class LocalExecutor:
 
     def baseline(self, config, store, spec, *, log, progress: bool, device: str | None,
                  seed: int | None = None) -> None:
-        """Stages 1 and 2 of one model (of ``seed``'s own baseline under ``train.seed: each``), here."""
+        """Stages 1 and 2 of one model (of ``seed``'s own baseline under ``train.seed: each``), here;
+        the dense latency with a worker's threads, as the cells will measure theirs."""
         from .stages import analysis_stage, baseline_stage
 
         baseline_stage(config, store, spec, log=log, progress=progress, device=device, seed=seed)
-        analysis_stage(config, store, spec, log=log, seed=seed)
+        analysis_stage(config, store, spec, log=log, seed=seed, latency_threads=self.cell_threads())
+
+    def cell_threads(self) -> int | None:
+        """The torch threads each cell gets: a worker's share of the cores (None: this process's)."""
+        from ..train.scoped import usable_cores
+
+        return max(1, usable_cores() // self.workers) if self.workers > 1 else None
 
     def run(self, todo: Sequence[Cell], *, run_dir: str, config_dict: dict, device: str | None,
             on_row: OnRow, on_status: OnStatus, log, on_error: OnError | None = None) -> None:
         """Run ``todo``, handing each finished row to ``on_row``. Without ``on_error`` the first
         cell that raises stops the run; with it, a cell that raises is handed to ``on_error`` and
         the others go on (a worker process that dies still stops the run)."""
-        from ..train.scoped import usable_cores
-
-        if self.workers == 1 or len(todo) <= 1:
+        if self.workers == 1 or len(todo) <= 1:  # here, with a worker's threads when there are workers
             for cell in todo:
                 on_status(f"cell {cell.key}")
                 try:
-                    row = run_cell(run_dir, config_dict, cell, device=device)
+                    with using_threads(self.cell_threads()):
+                        row = run_cell(run_dir, config_dict, cell, device=device)
                 except (KeyboardInterrupt, SystemExit, MemoryError):
                     raise
                 except Exception as exc:
@@ -86,10 +93,9 @@ class LocalExecutor:
                     continue
                 on_row(row)
             return
-        cores = usable_cores()
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(max(1, cores // self.workers), self.modules, os.getpid(),
+                                 initargs=(self.cell_threads(), self.modules, os.getpid(),
                                            self.registrations)) as pool:
             futures = {pool.submit(_cell_job, (run_dir, config_dict, c, device)): c for c in todo}
             try:
@@ -97,8 +103,13 @@ class LocalExecutor:
                     exc = fut.exception()
                     if exc is None:
                         on_row(fut.result())
-                    elif on_error is None or isinstance(exc, (BrokenProcessPool, MemoryError)):
-                        raise exc
+                    elif isinstance(exc, BrokenProcessPool):
+                        raise TopopruneError(
+                            f"a worker process of --workers {self.workers} died (out of memory, killed, or it could "
+                            "not import the config's methods; its error, if any, is above); the finished cells are "
+                            "kept: rerun the same command to resume, with fewer workers if memory ran out") from exc
+                    elif on_error is None or not isinstance(exc, Exception) or isinstance(exc, MemoryError):
+                        raise exc  # Ctrl-C or an exit inside a worker stops the run, as it does here
                     else:
                         on_error(futures[fut], exc)
             except BaseException:
@@ -127,9 +138,27 @@ def _worker_init(threads: int, modules: tuple[str, ...], parent: int,
     register_classes(registrations)
 
 
+class CellError(Exception):
+    """A cell's error as it leaves a worker process: the original exception's type name and
+    message. Any exception a method raises reaches the parent this way, even one that cannot be
+    pickled or rebuilt there (a custom ``__init__``); its traceback arrives as text, as the cause."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(kind, message)
+        self.kind, self.message = kind, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def _cell_job(args):
     run_dir, config_dict, cell, device = args
-    return run_cell(run_dir, config_dict, cell, device=device)
+    try:
+        return run_cell(run_dir, config_dict, cell, device=device)
+    except (TopopruneError, MemoryError):  # ours pickle as they are; memory stops the run
+        raise
+    except Exception as exc:
+        raise CellError(type(exc).__name__, str(exc)) from exc
 
 
 def require_ray():

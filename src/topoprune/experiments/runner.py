@@ -409,10 +409,11 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
                 going = {"on_error": failed_cell} if keep_going else {}  # keep-going is the local executor's
                 executor.run(runnable, run_dir=str(store.root), config_dict=config_dict, device=device, on_row=add,
                              on_status=lambda text: bar.update(task, description=text), log=log, **going)
-    # rows and failures in a stable order, whatever order the cells finished in
-    order = {c.row_key: i for i, c in enumerate(cells)}
-    position = {(c.model, c.method, c.sparsity, c.seed, c.control): i for i, c in enumerate(cells)}
+    # failures in the order the cells were handed out, rows in the cells' order, whatever order
+    # the cells finished in
+    position = {(c.model, c.method, c.sparsity, c.seed, c.control): i for i, c in enumerate(todo)}
     failures.sort(key=lambda f: position.get((f.model, f.method, f.sparsity, f.seed, f.control), math.inf))
+    order = {c.row_key: i for i, c in enumerate(cells)}
     ordered = sorted(rows.values(), key=lambda r: order.get(row_key(r), math.inf))
     store.write_results(ordered)
     log.info("run %s: %d rows%s", store.root.name, len(ordered),
@@ -421,9 +422,11 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
 
 
 def _one_line(exc: BaseException) -> str:
-    """An error as one line: its type (unless it is ours) and its first line."""
+    """An error as one line: its type (unless it is ours; a worker's error names the original
+    type) and its first line."""
     first = " ".join((str(exc).strip().splitlines() or [""])[0].split())
-    return first if isinstance(exc, TopopruneError) and first else f"{type(exc).__name__}: {first}".rstrip(": ")
+    kind = getattr(exc, "kind", None) or type(exc).__name__
+    return first if isinstance(exc, TopopruneError) and first else f"{kind}: {first}".rstrip(": ")
 
 
 def _cell_failure(config: ExperimentConfig, cell: Cell):

@@ -190,10 +190,11 @@ def layer_summary(model) -> dict:
 
 
 def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *, log,
-                   seed: int | None = None) -> dict:
+                   seed: int | None = None, latency_threads: int | None = None) -> dict:
     """Stage 2: NP per layer, critical compression, tree/top-k overlap and latency of the dense
     model (of ``seed``'s baseline under ``train.seed: each``); returns ``analysis/<key>.json``'s
-    record."""
+    record. ``latency_threads``: the threads the cells will measure the pruned models' latency
+    with (each worker's share of the cores), so that the dense and the pruned latency compare."""
     from ..analysis import critical_compression
     from ..metrics import measure_latency
     from ..models.introspect import layer_graph
@@ -221,8 +222,12 @@ def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
                 o = mst_overlap(layer_graph(m))
                 record["overlap"][name] = {"measured": o.measured, "bound": o.bound, "random": o.random}
     if config.analyses.latency:
-        record["latency_ms"] = {b: v["median_ms"] for b, v in
-                                measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
+        from ..train.scoped import using_threads
+
+        with using_threads(latency_threads) as threads:
+            record["latency_ms"] = {b: v["median_ms"] for b, v in
+                                    measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
+        record["latency_threads"] = threads
     store.finish(path, path, record, [])
     log.info("analysis %s done", key)
     return record
