@@ -98,6 +98,10 @@ def test_dry_run_prints_the_plan_and_the_estimate_only(tmp_path, suite, capsys):
                                       "--out", str(tmp_path / "runs"), "--dry-run"])
     assert code == 0, err
     assert "conv: 8 cells" in out and "estimated total" in out and "dry run: nothing was run" in out
+    assert "workers about" not in out
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
+                                      "--out", str(tmp_path / "runs"), "--dry-run", "--workers", "2"])
+    assert code == 0 and "with 2 workers about" in " ".join(out.split())
     assert not (tmp_path / "runs").exists()
 
 

@@ -167,6 +167,30 @@ def test_cost_estimate_counts_the_cells_and_prices_them():
     assert format_seconds(30) == "30 s" and format_seconds(600) == "10.0 min" and format_seconds(36000) == "10.0 h"
 
 
+def test_the_estimate_with_workers_times_the_cells_with_a_workers_threads_and_divides_them(monkeypatch, tmp_path):
+    import torch
+
+    from topoprune.experiments import cost
+    from topoprune.train import scoped
+
+    monkeypatch.setattr(scoped, "usable_cores", lambda: 8)  # 2 workers: 4 threads each
+    # a step takes 10 ms on this process's one thread and 16 ms on a worker's 4
+    monkeypatch.setattr(cost, "_step_ms", lambda *a: 16.0 if torch.get_num_threads() == 4 else 10.0)
+    config = parse_config({**TASK["config"], "methods": ["l1", "random", "fpgm"], "controls_of": ["fpgm"]})
+    with scoped.using_threads(1):
+        one, two = estimate_cost(config), estimate_cost(config, workers=2)
+        assert torch.get_num_threads() == 1  # put back
+    assert one.wall_seconds is None and one.cell_step_ms == {}
+    assert two.step_ms == one.step_ms == {"mnist-conv-w0.25": 10.0} and two.baselines == pytest.approx(one.baselines)
+    assert two.cell_step_ms == {"mnist-conv-w0.25": 16.0} and two.cells == pytest.approx(one.cells * 1.6)
+    assert two.wall_seconds == pytest.approx(two.baselines + (two.cells + two.inside_pruning) / 2)
+    plan = plan_evaluation("fpgm", suite=write_suite(tmp_path))
+    plan.estimate(workers=2)
+    assert "with 2 workers about" in plan.lines()[-1] and "of wall time" in plan.lines()[-1]
+    with pytest.raises(TopopruneError, match=r"workers must be an integer in \[1, 256\], got 0"):
+        estimate_cost(config, workers=0)
+
+
 def test_candidates_given_together_share_the_baselines_and_each_get_their_own_family(tmp_path):
     plan = plan_evaluation(["fpgm", "l2"], suite=write_suite(tmp_path))
     (task, config), = plan.tasks

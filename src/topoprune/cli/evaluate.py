@@ -64,7 +64,7 @@ def evaluate_cmd(
         console.print(f"no estimate: {exc}", soft_wrap=True)
     with registered(plan.candidates):
         if estimate_device is not None:
-            plan.estimate(device=estimate_device)
+            plan.estimate(device=estimate_device, workers=workers)
         for line in plan.lines():
             console.print(line, soft_wrap=True)
     if dry_run:

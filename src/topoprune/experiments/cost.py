@@ -39,11 +39,17 @@ class CostEstimate:
     device: str = "cpu"
     note: str = ("training and evaluation only (dense step time; a method's own search, gradients or "
                  "budget evaluations are not priced)")
+    workers: int = 1
+    # with workers on the CPU: the baselines one after another, then the cells (timed with a
+    # worker's threads) that many at a time; None where it is not estimated (one worker, a GPU)
+    wall_seconds: float | None = None
+    cell_step_ms: dict[str, float] = field(default_factory=dict)  # the step timed with a worker's threads
 
     def to_dict(self) -> dict:
         return {"seconds": self.seconds, "baselines": self.baselines, "cells": self.cells,
                 "inside_pruning": self.inside_pruning, "cells_count": self.cells_count,
-                "step_ms": self.step_ms, "device": self.device, "note": self.note}
+                "step_ms": self.step_ms, "device": self.device, "note": self.note, "workers": self.workers,
+                "wall_seconds": self.wall_seconds, "cell_step_ms": self.cell_step_ms}
 
 
 def format_seconds(seconds: float) -> str:
@@ -123,11 +129,20 @@ def _step_ms(spec: ModelSpec, config: ExperimentConfig, batch: int, device: str,
     return 1000 * statistics.median(times)
 
 
-def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int = 3) -> CostEstimate:
+def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int = 3,
+                  workers: int = 1) -> CostEstimate:
     """The training cost of ``config`` on this machine (see the module docstring for what it
-    counts and leaves out). Times ``steps`` training steps of each model (a few seconds)."""
+    counts and leaves out). Times ``steps`` training steps of each model (a few seconds).
+
+    With ``workers`` > 1 on the CPU the cells' steps are timed again with a worker's share of the
+    cores (as ``--workers`` runs them), and :attr:`CostEstimate.wall_seconds` is the baselines'
+    time plus the cells' divided among the workers."""
     if not isinstance(config, ExperimentConfig):
         raise TopopruneError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    from .runner import check_workers
+
+    check_workers(workers)
+    on_cpu = str(device).split(":")[0] == "cpu"
     train_n, test_n = _sizes(config)
     batch = int(config.train.get("batch_size", 128))
     rec_batch = int(config.recovery.batch_size)
@@ -140,14 +155,22 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
     # fine-tuning epochs between a scheduled method's removals
     cell_epochs = per_target * (sum(config.recovery_epochs(m.key) + m.tuning_epochs for m in config.methods)
                                 + sum(config.recovery_epochs(p.method, p.control) for p in runs))
-    per_model = {}
+    per_model, per_cell_model = {}, {}
     baselines = recovery = inside = 0.0
-    for spec in config.models:
-        ms = _step_ms(spec, config, batch, device, steps)
-        per_model[spec.key] = ms
+
+    def epoch_seconds(ms: float) -> float:
         step = ms / 1000
-        epoch = math.ceil(train_n / batch) * step + math.ceil(test_n / eval_batch) * step * _EVAL_SHARE * eval_batch / batch
-        rec_epoch = epoch * (math.ceil(train_n / rec_batch) * rec_batch) / max(1, math.ceil(train_n / batch) * batch)
+        return math.ceil(train_n / batch) * step + math.ceil(test_n / eval_batch) * step * _EVAL_SHARE * eval_batch / batch
+
+    for spec in config.models:
+        ms = per_model[spec.key] = _step_ms(spec, config, batch, device, steps)
+        if workers > 1 and on_cpu:
+            from ..train.scoped import usable_cores, using_threads
+
+            with using_threads(max(1, usable_cores() // workers)):
+                per_cell_model[spec.key] = _step_ms(spec, config, batch, device, steps)
+        epoch, cell_epoch = epoch_seconds(ms), epoch_seconds(per_cell_model.get(spec.key, ms))
+        rec_epoch = cell_epoch * (math.ceil(train_n / rec_batch) * rec_batch) / max(1, math.ceil(train_n / batch) * batch)
         baselines += len(config.baseline_seeds()) * epochs * epoch
         recovery += cell_epochs * rec_epoch  # this model's cells
         for m in config.methods:
@@ -156,6 +179,7 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
             rounds = int(getattr(m.method, "rounds", 1) or 1)
             per_round = int(getattr(m.method, "epochs", None) or epochs)
             runs = len(config.seeds) * (1 if m.method.needs().trajectory else len(config.sparsities))
-            inside += runs * rounds * per_round * epoch
+            inside += runs * rounds * per_round * cell_epoch
+    wall = baselines + (recovery + inside) / workers if workers > 1 and on_cpu else None
     return CostEstimate(baselines + recovery + inside, baselines, recovery, inside, cells * len(config.models),
-                        per_model, device)
+                        per_model, device, workers=workers, wall_seconds=wall, cell_step_ms=per_cell_model)

@@ -39,6 +39,8 @@ class EvaluationPlan:
     suite: Suite
     tasks: list[tuple[SuiteTask, ExperimentConfig]]
     seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: dict[str, float] = field(default_factory=dict)  # with workers on the CPU
+    workers: int = 1
 
     @property
     def candidate(self) -> Candidate:
@@ -59,11 +61,15 @@ class EvaluationPlan:
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return Path(out) / f"evaluate-{self.suite.name}-{self.name}-{digest}"
 
-    def estimate(self, *, device: str = "cpu") -> dict[str, float]:
-        """Seconds of training per task on this machine (:func:`~.cost.estimate_cost`)."""
+    def estimate(self, *, device: str = "cpu", workers: int = 1) -> dict[str, float]:
+        """Seconds of training per task on this machine (:func:`~.cost.estimate_cost`); with
+        ``workers`` on the CPU, also the wall time with that many cells at a time."""
         from .cost import estimate_cost
 
-        self.seconds = {t.name: estimate_cost(c, device=device).seconds for t, c in self.tasks}
+        estimates = {t.name: estimate_cost(c, device=device, workers=workers) for t, c in self.tasks}
+        self.seconds = {name: e.seconds for name, e in estimates.items()}
+        self.wall_seconds = {name: e.wall_seconds for name, e in estimates.items() if e.wall_seconds is not None}
+        self.workers = workers
         return self.seconds
 
     def lines(self) -> list[str]:
@@ -84,8 +90,11 @@ class EvaluationPlan:
             out.append(f"  {task.name}: {cells} cells ({len(config.methods)} methods + {len(controls)} control(s) x "
                        f"{len(config.sparsities)} targets x {len(config.seeds)} seeds){est}; baselines: {baselines}")
         if self.seconds:
+            wall = (f"; with {self.workers} workers about {format_seconds(sum(self.wall_seconds.values()))} of wall "
+                    "time (the baselines one after another, then the cells that many at a time)"
+                    if self.wall_seconds else "")
             out.append(f"estimated total: {format_seconds(sum(self.seconds.values()))} of training on this machine "
-                       "(dense step time; a method's own search is not priced)")
+                       f"(dense step time; a method's own search is not priced){wall}")
         return out
 
 
