@@ -160,7 +160,8 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
 
     def epoch_seconds(ms: float) -> float:
         step = ms / 1000
-        return math.ceil(train_n / batch) * step + math.ceil(test_n / eval_batch) * step * _EVAL_SHARE * eval_batch / batch
+        evaluation = math.ceil(test_n / eval_batch) * step * _EVAL_SHARE * eval_batch / batch
+        return math.ceil(train_n / batch) * step + evaluation
 
     for spec in config.models:
         ms = per_model[spec.key] = _step_ms(spec, config, batch, device, steps)
@@ -170,7 +171,8 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
             with using_threads(max(1, usable_cores() // workers)):
                 per_cell_model[spec.key] = _step_ms(spec, config, batch, device, steps)
         epoch, cell_epoch = epoch_seconds(ms), epoch_seconds(per_cell_model.get(spec.key, ms))
-        rec_epoch = cell_epoch * (math.ceil(train_n / rec_batch) * rec_batch) / max(1, math.ceil(train_n / batch) * batch)
+        rec_epoch = (cell_epoch * (math.ceil(train_n / rec_batch) * rec_batch)
+                     / max(1, math.ceil(train_n / batch) * batch))
         baselines += len(config.baseline_seeds()) * epochs * epoch
         recovery += cell_epochs * rec_epoch  # this model's cells
         for m in config.methods:
