@@ -191,11 +191,12 @@ def test_several_methods_share_one_plan(tmp_path, suite, capsys):
     assert code == 2 and "--label: given 2 time(s) for 1 method(s)" in err
 
 
-@pytest.mark.parametrize("argv, expect", [
-    (["--device", "foo"], "unknown device 'foo'"),
-    (["--device", "cuda"], "device 'cuda'"),
+@pytest.mark.parametrize("argv, expect, planned", [
+    (["--device", "foo"], "unknown device 'foo'", False),  # no machine has it: refused in a dry run too
+    (["--device", "tpu"], "device 'tpu'", False),
+    (["--device", "cuda"], "device 'cuda'", True),  # this one lacks it: a dry run plans for another machine
 ])
-def test_a_bad_or_absent_device_is_one_line(tmp_path, suite, capsys, argv, expect):
+def test_a_bad_or_absent_device_is_one_line(tmp_path, suite, capsys, argv, expect, planned):
     if argv[-1] == "cuda" and torch.cuda.is_available():
         pytest.skip("a GPU is here")
     code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
@@ -203,4 +204,34 @@ def test_a_bad_or_absent_device_is_one_line(tmp_path, suite, capsys, argv, expec
     assert code == 2 and expect in err and "Traceback" not in err and not (tmp_path / "runs").exists()
     code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
                                       "--dry-run", *argv])
-    assert code == 0 and "no estimate: " in out and expect in " ".join(out.split())
+    if planned:
+        assert code == 0 and "no estimate: " in out and expect in " ".join(out.split()) and "conv: 8 cells" in out
+    else:
+        assert code == 2 and expect in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_dry_run_refuses_what_a_run_would_and_notes_missing_data(tmp_path, suite, capsys):
+    module = tmp_path / "innermethods.py"
+    module.write_text("from topoprune import StructuredMethod\n\n\ndef make():\n"
+                      "    class Made(StructuredMethod):\n        def choose(self, ctx, layer):\n"
+                      "            return []\n    return Made\n\n\nInner = make()\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code, out, err = run_cli(capsys, ["evaluate", "innermethods:Inner", "--suite", str(suite), "--dry-run",
+                                          "--workers", "2"])
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert code == 2 and "which worker processes cannot import" in err and len(err.strip().splitlines()) == 1
+    data = {**SUITE, "tasks": [{**SUITE["tasks"][0], "config": {**CONFIG, "dataset": {"name": "cifar10",
+                                                                                        "root": str(tmp_path)}}}]}
+    path = tmp_path / "nodata.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(path),
+                                      "--dry-run"])
+    text = " ".join(out.split())
+    assert code == 0 and "note: data set 'cifar10' is not on this machine, so a run here would be refused" in text
+    # the plan line names the control, the targets and the seeds
+    assert ("conv: 8 cells: 3 method(s) and 1 control(s) (low-variance+magnitude-at-budget), each at 1 target(s) "
+            "(sparsity 0.5 (2x)) x 2 seed(s)") in text

@@ -123,3 +123,14 @@ def test_cuda_training_hands_the_model_back_on_the_cpu_and_resumes_on_the_cpu(di
     assert resumed.resumed_from == CFG.epochs
     rec = recover(again, digits, dense_accuracy=100.0, epochs=1, progress=False, device="cuda")
     assert model_device(again) == torch.device("cpu") and len(rec.accuracy) == 2
+
+
+def test_a_device_name_is_checked_without_the_machine_having_it(monkeypatch):
+    from topoprune.train.device import check_device_name
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert check_device_name("cuda:1") == torch.device("cuda:1") and check_device_name("auto") is None
+    assert check_device_name(torch.device("cpu")) == torch.device("cpu")
+    for bad, message in (("banana", "unknown device 'banana'"), ("meta", "unsupported device 'meta'")):
+        with pytest.raises(TopopruneError, match=message):
+            check_device_name(bad)

@@ -20,7 +20,7 @@ def evaluate_cmd(
                                                       "or UnstructuredMethod subclass, registered or only importable; "
                                                       "the working directory is searched too), or a registered name. "
                                                       "Several share the baselines' cells.")],
-    suite: Annotated[str, typer.Option("--suite", help="quick (digits, minutes on a CPU), standard (Fashion-MNIST, "
+    suite: Annotated[str, typer.Option("--suite", help="quick (digits, under a minute on a CPU), standard (Fashion-MNIST, "
                                                         "hours on a CPU), standard-cifar10 (for a GPU), or a suite "
                                                         "YAML file of your own.")] = "quick",
     out: RunParentOption = Path("runs"),
@@ -52,15 +52,18 @@ def evaluate_cmd(
 
     from ..experiments.candidate import registered
     from ..train import resolve_device
+    from ..train.device import check_device_name
 
     plan = plan_evaluation(method, suite=suite, label=label)
+    plan.check_workers(workers)  # a class the workers cannot import: refused, in a dry run too
     wanted = device or plan.suite.device or "cpu"
+    check_device_name(wanted)  # a name no machine has: one line, exit 2, in a dry run too
     try:
-        estimate_device = str(resolve_device(wanted))  # an unknown or absent device: one line, exit 2
+        estimate_device = str(resolve_device(wanted))  # a device this machine lacks: one line, exit 2
     except TopopruneError as exc:
         if not dry_run:
             raise
-        estimate_device = None
+        estimate_device = None  # a dry run may plan for another machine
         console.print(f"no estimate: {exc}", soft_wrap=True)
     with registered(plan.candidates):
         if estimate_device is not None:
@@ -68,6 +71,8 @@ def evaluate_cmd(
         for line in plan.lines():
             console.print(line, soft_wrap=True)
     if dry_run:
+        for note in plan.missing_data():
+            console.print(note, soft_wrap=True)
         console.print(f"dry run: nothing was run; the evaluation folder would be {plan.folder(out)}", soft_wrap=True)
         return
     result = run_plan(plan, out=out, device=device, quiet=quiet, workers=workers,

@@ -72,6 +72,34 @@ class EvaluationPlan:
         self.workers = workers
         return self.seconds
 
+    def check_workers(self, workers: int) -> None:
+        """Refuse, before any work, a worker count this runner does not take, or ``workers`` > 1
+        with a candidate class the worker processes could not import."""
+        from .runner import check_workers
+
+        check_workers(workers)
+        if workers > 1:
+            from .candidate import class_registrations
+
+            with registered(self.candidates):
+                class_registrations([c.method for c in self.candidates])
+
+    def missing_data(self) -> list[str]:
+        """One note per data set a task needs that is not on this machine (a run would refuse it;
+        a dry run plans anyway, for another machine)."""
+        from ..data import dataset_info, locate
+
+        notes = []
+        for name, root in dict.fromkeys((c.dataset.name, c.dataset.root) for _, c in self.tasks):
+            try:
+                missing = name != "digits" and locate(name, root) is None
+            except TopopruneError:  # not a built-in data set, or a root that is not there: the run says
+                continue
+            if missing:
+                notes.append(f"note: data set {name!r} is not on this machine, so a run here would be refused; "
+                             f"to get it: {dataset_info(name).how_to_get}")
+        return notes
+
     def lines(self) -> list[str]:
         """The plan in words: one line per task (cells, seeds, targets, estimate when known)."""
         from .cost import format_seconds
@@ -80,21 +108,25 @@ class EvaluationPlan:
         said = ", ".join(f"{c.key} ({c.class_name}, {'structured' if c.structured else 'unstructured'})"
                          for c in self.candidates)
         out = [f"evaluate {said} on the {self.suite.name} suite: {len(self.tasks)} task(s)"]
+        from .leaderboard import target_label
         from .runner import cells_of
 
         for task, config in self.tasks:
-            controls = [p for p in config.control_plan() if p.runs]
+            controls = [f"{p.method}+{p.control}" for p in config.control_plan() if p.runs]
             cells = len(cells_of(config))
             baselines = ", ".join(m.key for m in config.methods if m.key not in keys)
             est = f", about {format_seconds(self.seconds[task.name])}" if task.name in self.seconds else ""
-            out.append(f"  {task.name}: {cells} cells ({len(config.methods)} methods + {len(controls)} control(s) x "
-                       f"{len(config.sparsities)} targets x {len(config.seeds)} seeds){est}; baselines: {baselines}")
+            targets = ", ".join(target_label(config.to_dict(), s) for s in config.sparsities)
+            out.append(f"  {task.name}: {cells} cells: {len(config.methods)} method(s) and {len(controls)} control(s)"
+                       f"{' (' + ', '.join(controls) + ')' if controls else ''}, each at {len(config.sparsities)} "
+                       f"target(s) ({targets}) x {len(config.seeds)} seed(s){est}; baselines: {baselines}")
         if self.seconds:
             wall = (f"; with {self.workers} workers about {format_seconds(sum(self.wall_seconds.values()))} of wall "
-                    "time (the baselines one after another, then the cells that many at a time)"
+                    f"time (the dense networks trained one after another, then {self.workers} cells at a time)"
                     if self.wall_seconds else "")
             out.append(f"estimated total: {format_seconds(sum(self.seconds.values()))} of training on this machine "
-                       f"(dense step time; a method's own search is not priced){wall}")
+                       f"(dense step time, timed now: a busy machine estimates high; a method's own search is not "
+                       f"priced){wall}")
         return out
 
 
@@ -209,14 +241,8 @@ def run_plan(plan: EvaluationPlan, *, out: str | Path = "runs", device: str | No
              workers: int = 1, on_event: Callable[[str], None] | None = None) -> EvaluationResult:
     """Run a plan from :func:`plan_evaluation` (what :func:`evaluate_method` does after planning;
     the command line plans once, prints the plan, then runs it)."""
-    from .runner import check_workers
-
-    check_workers(workers)
+    plan.check_workers(workers)  # before any work
     with registered(plan.candidates):  # the cells look the candidates up by name
-        if workers > 1:  # a candidate the workers cannot import: refused before any work
-            from .candidate import class_registrations
-
-            class_registrations([c.method for c in plan.candidates])
         return _evaluate(plan, out=out, device=device, quiet=quiet, workers=workers, on_event=on_event)
 
 

@@ -36,15 +36,9 @@ def resolve_device(spec: str | torch.device | None, default: torch.device | None
         return default if default is not None else torch.device("cpu")
     if isinstance(spec, torch.device):
         spec = str(spec)
-    if not isinstance(spec, str):
-        raise TopopruneError(f"device must be a string, got {type(spec).__name__}; allowed: {DEVICE_HELP}")
-    text = spec.strip().lower()
-    if text == "auto":
+    device = check_device_name(spec)
+    if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise TopopruneError(f"unknown device {spec!r}; allowed: {DEVICE_HELP}") from None
     if device.type == "cpu":
         return device
     if device.type == "cuda":
@@ -54,12 +48,30 @@ def resolve_device(spec: str | torch.device | None, default: torch.device | None
         if device.index is not None and device.index >= count:
             raise TopopruneError(f"device {spec!r} asked for, but only {count} CUDA device(s) are visible")
         return device
-    if device.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise TopopruneError(f"device {spec!r} asked for, but MPS is not available here; "
-                                 f"use one of: {DEVICE_HELP}")
-        return device
-    raise TopopruneError(f"unsupported device {spec!r}; allowed: {DEVICE_HELP}")
+    if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):  # mps
+        raise TopopruneError(f"device {spec!r} asked for, but MPS is not available here; "
+                             f"use one of: {DEVICE_HELP}")
+    return device
+
+
+def check_device_name(spec: str | torch.device) -> torch.device | None:
+    """The device ``spec`` names (None for ``"auto"``), whether or not this machine has it: a
+    plan for another machine (``--dry-run``) may name a GPU this one lacks, but never a device
+    topoprune cannot train on. An unknown or unsupported name is refused in one line."""
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    if not isinstance(spec, str):
+        raise TopopruneError(f"device must be a string, got {type(spec).__name__}; allowed: {DEVICE_HELP}")
+    text = spec.strip().lower()
+    if text == "auto":
+        return None
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise TopopruneError(f"unknown device {spec!r}; allowed: {DEVICE_HELP}") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise TopopruneError(f"unsupported device {spec!r}; allowed: {DEVICE_HELP}")
+    return device
 
 
 def model_device(model: nn.Module) -> torch.device:
