@@ -20,7 +20,7 @@ import argparse
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 try:
@@ -476,14 +476,17 @@ def dense_baselines(run_dir: Path) -> list[dict]:
     return sorted(found, key=lambda b: (b["model"], b["train_seed"] is None, b["train_seed"] or 0))
 
 
-def control_table(rows: list[dict], plan: list) -> list[list[str]]:
+def control_table(rows: list[dict], plan: list, *, target: tuple[str, Callable[[float], str]] | None = None
+                  ) -> list[list[str]]:
     """Each method against each of its controls per (model, sparsity): same-seed paired
     difference of the accuracy after recovery (method minus control, points), its 95 % t-interval
     and the verdict, Holm's verdict over every comparison of the table, the smallest difference the
     seeds could detect (beside a tie), and what the verdict means for the method's choice inside
     layers. A control that coincides with another method's cells (a uniform budget's shuffle is
     ``random``) is read from that method's rows, and the table says so; one that is the method
-    itself is left out."""
+    itself is left out. ``target``: the first column's heading and words for a sparsity (a
+    budget run's ``("FLOPs reduction", "2x")``), instead of the sparsity itself."""
+    heading, words = target or ("sparsity", lambda s: f"{s:g}")
     per: dict[tuple, dict] = defaultdict(dict)
     for r in rows:
         if r.get("acc_after_recovery") is not None:
@@ -500,8 +503,9 @@ def control_table(rows: list[dict], plan: list) -> list[list[str]]:
                 found.append((model, s, c, paired_difference(per.get((model, c.method, s), {}),
                                                              per.get((model, other, s), {}))))
     family = holm_family("controls", {str(k): res for k, (*_, res) in enumerate(found)})
-    out = [(["model"] if several else []) + ["sparsity", "method", "control", "method - control (points, 95 % interval)",
-                                            "verdict", f"Holm over the {family.m}", "detectable", "meaning"]]
+    out = [(["model"] if several else []) + [heading, "method", "control", "method - control (points, 95 % interval)",
+                                            "verdict", f"Holm over the {family.m}" if family.m else "Holm",
+                                            "detectable", "meaning"]]
     for (model, s, c, res), adjusted in zip(found, family.comparisons):
         text = (f"fewer than 2 paired seeds ({res.n})" if res.n < 2 else
                 f"{res.mean:+.2f} [{res.low:+.2f}, {res.high:+.2f}] (n={res.n})" + (f"; {res.reason}" if res.reason else ""))
@@ -509,7 +513,7 @@ def control_table(rows: list[dict], plan: list) -> list[list[str]]:
                       else "—")
         shown = c.control if c.coincides is None else f"{c.control} (= the {c.coincides} rows)"
         out.append(([str(model)] if several else []) + [
-            f"{s:g}", c.method, shown, text, res.verdict, adjusted.verdict_adjusted, detectable,
+            words(s), c.method, shown, text, res.verdict, adjusted.verdict_adjusted, detectable,
             control_meaning(c.control, res.verdict, read_from_baseline=c.coincides is not None) or "—"])
     return out
 
@@ -615,7 +619,8 @@ def main() -> None:
         else:
             tables = imp_tables(rows, len(config["seeds"]), config["recovery"]["epochs"])
         if any(c.coincides != "self" for c in plan):
-            tables["against its own controls, after recovery (same seed)"] = control_table(rows, plan)
+            target = ((f"{_METRIC[record['metric']]} reduction", _reduction) if args.kind == "budget" else None)
+            tables["against its own controls, after recovery (same seed)"] = control_table(rows, plan, target=target)
         intro = ["Dense baseline ({}, {}): ".format(*_model_words(config["models"][0])) + dense_text(record) + ". " +
                  f"Accuracy in % on the test split, mean ± std over the seeds listed; recovery {config['recovery']['epochs']} "
                  f"epochs at lr {config['recovery']['lr']:g}."

@@ -61,7 +61,14 @@ def test_several_models_get_a_model_column():
 def test_control_table_says_not_measured_without_two_paired_seeds():
     t = export_run.control_table(_rows({"timp": [90.0, 91.0], "timp+shuffle": [80.0]}),
                                  [ControlPlan("timp", "shuffle", None)])
-    assert t[1][3] == "fewer than 2 paired seeds (1)" and t[1][4] == "n/a"
+    assert t[1][3] == "fewer than 2 paired seeds (1)" and t[1][4] == "n/a" and t[0][5] == "Holm"
+
+
+def test_a_budget_runs_control_table_names_its_targets_as_reductions():
+    rows = _rows({"fpgm-topological": [90.0, 91.0], "fpgm-topological+shuffle": [89.0, 91.5]}, sparsity=0.75)
+    t = export_run.control_table(rows, [ControlPlan("fpgm-topological", "shuffle", None)],
+                                 target=("FLOPs reduction", export_run._reduction))
+    assert t[0][0] == "FLOPs reduction" and t[1][:2] == ["4x", "fpgm-topological"]
 
 
 def test_dense_baselines_finds_one_per_seed_in_order(tmp_path):
