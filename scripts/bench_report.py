@@ -419,6 +419,20 @@ def page_speed() -> list[str]:
             out_rows.append([f"L1-pruned vgg16 (0.5) vs dense, batch 64, {name}",
                              f"{s['median_ms']['pruned']['64']:.1f} ms", f"dense {s['median_ms']['dense']['64']:.1f} ms",
                              f"{s['speedup']['64']:.2f}x faster", "prune_speed.json"])
+    d = _load("workers_throughput")
+    if d:
+        sources.append(("workers_throughput.json", d))
+        for key, r in d["models"].items():
+            out_rows.append([f"training steps of {key} ({r['setting']}), one process per core with one thread each "
+                             f"({d['cores']} at once), summed", f"{r['median']['per core']:.2f} steps/s",
+                             f"one process with {d['cores']} threads: {r['median']['one process']:.2f} steps/s",
+                             f"{r['ratio']:.2f}x the steps per second", "workers_throughput.json"])
+        steps = {key: r["one_thread_step_ms"] for key, r in d["models"].items()}
+        pruned = next((k for k in steps if k.startswith("vgg16-w0.25, ")), None)
+        if pruned and "vgg16-w0.25" in steps:
+            out_rows.append([f"one training step on one thread, {pruned}", f"{steps[pruned]:.1f} ms",
+                             f"dense vgg16-w0.25 {steps['vgg16-w0.25']:.1f} ms",
+                             f"{steps['vgg16-w0.25'] / steps[pruned]:.2f}x faster", "workers_throughput.json"])
     if len(out_rows) == 1:
         return ["# Speed", "", *_missing("np_speed.json etc.", "`make bench`")]
     parts = []
