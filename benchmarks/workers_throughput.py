@@ -124,7 +124,8 @@ def main() -> None:
     record = {"command": "python benchmarks/workers_throughput.py"
               + (f" --seconds {args.seconds:g}" if args.seconds != 12.0 else "")
               + (f" --rounds {args.rounds}" if args.rounds != 3 else ""),
-              **environment(), "cores": cores, "batch": BATCH, "seconds": args.seconds, "rounds": args.rounds,
+              **environment(), "seeds": [0],  # the weights and the batch: seed 0
+              "cores": cores, "batch": BATCH, "seconds": args.seconds, "rounds": args.rounds,
               "models": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "workers_throughput.json").write_text(json.dumps(record, indent=2) + "\n")
