@@ -77,8 +77,8 @@ bench-fitness: bench-structured
 	$(PY) benchmarks/export_run.py structured configs/fmnist-vgg16q-topo-fitness.yaml
 
 # Layer budgets at matched FLOPs (docs/benchmarks/budgets.md). VGG: two cells at a time, one thread each (on
-# the 2-core reference machine a recovery epoch of this VGG took 36 s on one thread and 33-35 s on two, so
-# two workers nearly double the throughput); about 6.5 core-hours with its channels_last + bf16 settings.
+# the 2-core reference machine that trains the 2x-FLOPs network 1.8x faster than one process with two
+# threads: benchmarks/results/workers_throughput.md); about 6.5 core-hours with channels_last + bf16.
 # ResNet-56: 37 to 74 core-hours of training alone (train_step_cost.py below), meant for a GPU (add
 # --device cuda). Both resume.
 bench-budgets: setup system-data

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
 FILES = sorted(RESULTS.glob("*.json"))
 
 
@@ -91,3 +92,14 @@ def test_readme_numbers_come_from_the_benchmark_pages():
             assert re.search(re.escape(mean) + r"(?: points)? \[" + re.escape(interval), pages), number
         else:
             assert number in pages, number
+
+
+def test_the_speed_guide_quotes_the_workers_measurement():
+    d = json.loads((RESULTS / "workers_throughput.json").read_text())
+    guide = " ".join((ROOT / "docs" / "guide" / "speed.md").read_text().split())
+    m = d["models"]
+    said = [f"{m['vgg16-w0.25, L1 to 2x fewer FLOPs']['ratio']:.1f}x the steps per second",
+            f"{m['vgg16-w0.25']['ratio']:.1f}x on the dense one", f"{m['lenet300']['ratio']:.1f}x on LeNet-300-100",
+            f"took {m['vgg16-w0.25, L1 to 2x fewer FLOPs']['one_thread_step_ms']:.0f} ms on one thread against "
+            f"{m['vgg16-w0.25']['one_thread_step_ms']:.0f} ms"]
+    assert [s for s in said if s not in guide] == []
