@@ -23,9 +23,10 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import TopopruneError
@@ -82,7 +83,7 @@ class LocalExecutor:
             for cell in todo:
                 on_status(f"cell {cell.key}")
                 try:
-                    with using_threads(self.cell_threads()):
+                    with _cell_threads(self.cell_threads()):
                         row = run_cell(run_dir, config_dict, cell, device=device)
                 except (KeyboardInterrupt, SystemExit, MemoryError):
                     raise
@@ -115,6 +116,25 @@ class LocalExecutor:
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # cells not started are dropped
                 raise
+
+
+@contextmanager
+def _cell_threads(threads: int | None) -> Iterator[None]:
+    """A cell here with a worker's threads, as a worker process has them: torch's and numba's
+    (numba's parallel kernels, at more threads than torch, would raise torch's count); both are
+    put back afterwards. ``None``: leave both alone."""
+    if threads is None:
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with using_threads(threads):
+            yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def _worker_init(threads: int, modules: tuple[str, ...], parent: int,
