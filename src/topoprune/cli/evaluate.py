@@ -45,17 +45,13 @@ def evaluate_cmd(
         raise TopopruneError(f"--label: given {len(label)} time(s) for {len(methods)} method(s); allowed: once per "
                              "method, in the same order")
     label = (list(label) if len(methods) > 1 else label[0]) if label else None
-    from ..experiments.evaluate import plan_evaluation, run_plan
-    from ..experiments.runner import check_workers
-
-    check_workers(workers)
-
     from ..experiments.candidate import registered
+    from ..experiments.evaluate import plan_evaluation, run_plan
     from ..train import resolve_device
     from ..train.device import check_device_name
 
     plan = plan_evaluation(method, suite=suite, label=label)
-    plan.check_workers(workers)  # a class the workers cannot import: refused, in a dry run too
+    plan.check_workers(workers)  # a bad count, or a class the workers cannot import: refused, in a dry run too
     wanted = device or plan.suite.device or "cpu"
     check_device_name(wanted)  # a name no machine has: one line, exit 2, in a dry run too
     try:

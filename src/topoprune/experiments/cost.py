@@ -142,7 +142,9 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
     from .runner import check_workers
 
     check_workers(workers)
-    on_cpu = str(device).split(":")[0] == "cpu"
+    from ..train import resolve_device
+
+    on_cpu = resolve_device(device).type == "cpu"  # "auto" on a machine without a GPU too
     train_n, test_n = _sizes(config)
     batch = int(config.train.get("batch_size", 128))
     rec_batch = int(config.recovery.batch_size)
