@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from topoprune.experiments.store import RunStore
+import pytest
+
+from topoprune.experiments.store import RunLocked, RunStore
 
 
 def test_short_writes_still_append_whole_lines(tmp_path, monkeypatch):
@@ -78,3 +80,38 @@ def test_damage_repair_of_the_baseline_takes_every_candidate(tmp_path):
     assert not (tmp_path / "baseline/m").exists() and not (tmp_path / "candidates/s0.5/a").exists()
     assert not (tmp_path / "candidates/s0.5/b").exists() and not unsealed.exists()
     assert store.manifest() == {} and store.verify() == []
+
+
+def test_a_refusal_in_the_holders_first_instant_waits_for_its_name(tmp_path):
+    """The lock is taken before the holder writes its name; a refusal in between (an empty file,
+    or the record of a dead earlier holder) waits briefly for the live holder's record."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    from topoprune.experiments.store import _live_holder
+
+    lock = tmp_path / "run.lock"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = socket.gethostname()
+    lock.write_text(json.dumps({"pid": dead.pid, "host": here}))
+    assert _live_holder(lock, wait=0.1) == {}  # a dead holder's record is never named
+    me = {"pid": os.getpid(), "host": here, "started": "now"}
+    timer = threading.Timer(0.2, lambda: lock.write_text(json.dumps(me)))
+    timer.start()
+    assert _live_holder(lock, wait=5.0) == me  # the live holder's record, once written
+    timer.join()
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    assert _live_holder(lock, wait=0.1)["host"] == "elsewhere"  # another host's pid is not checked here
+
+
+def test_the_lock_names_its_holder_while_held(tmp_path):
+    store = RunStore(tmp_path)
+    with store.locked("first"):
+        with pytest.raises(RunLocked, match=f"in use by pid {os.getpid()} on "):
+            with RunStore(tmp_path).locked("second"):
+                pass
+    assert (tmp_path / "run.lock").read_text() == ""

@@ -132,7 +132,7 @@ class RunStore:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = _holder(path)
+            holder = _live_holder(path)
             os.close(fd)
             who = (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
                    if holder else "another process")
@@ -141,8 +141,9 @@ class RunStore:
         previous = _holder(path)
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+        data = (json.dumps(me) + "\n").encode()
+        os.pwrite(fd, data, 0)  # overwrite, then cut: a reader never sees the file empty
+        os.ftruncate(fd, len(data))
         try:
             yield previous or None
         finally:
@@ -379,6 +380,32 @@ def close_run_log(run_dir: str | Path) -> None:
     for handler in list(log.handlers):
         log.removeHandler(handler)
         handler.close()
+
+
+def _live_holder(path: Path, *, wait: float = 2.0) -> dict:
+    """Who holds a lock we were just refused. The holder writes its name right after taking the
+    lock, so a refusal in that instant can read an empty file or the record of a dead previous
+    holder; wait briefly for a record whose process is alive here (another host's: taken as is)."""
+    deadline = time.monotonic() + wait
+    while True:
+        holder = _holder(path)
+        if holder and (holder.get("host") != socket.gethostname() or _alive(holder.get("pid"))):
+            return holder
+        if time.monotonic() >= deadline:
+            return {}
+        time.sleep(0.02)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _holder(path: Path) -> dict:
