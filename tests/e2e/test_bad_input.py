@@ -959,3 +959,15 @@ def test_a_bug_keeps_its_traceback(error, monkeypatch, sandbox, capsys):
     monkeypatch.setattr(config, "load_config", fail)
     with pytest.raises(type(error)):
         main(["compare", "config.yaml", "--out", str(sandbox / "runs")])
+
+
+def test_ctrl_c_ends_a_command_with_one_line_and_code_130(capsys, monkeypatch):
+    """typer answers Ctrl-C with exit code 130 and no words; the CLI says what happened."""
+    import topoprune.cli.version as version_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # as if Ctrl-C came while the command ran
+
+    monkeypatch.setattr(version_module, "print", interrupted, raising=False)  # the command's own print only
+    code, out, err = run_cli(capsys, ["version"])
+    assert code == 130 and err == "topoprune: aborted\n" and out == ""

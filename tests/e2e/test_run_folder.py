@@ -515,3 +515,33 @@ def test_cell_workers_die_with_the_run(tmp_path):
     while time.time() < deadline and any(alive(p) for p in workers):
         time.sleep(0.2)
     assert not any(alive(p) for p in workers)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_with_workers_in_one_line_and_it_resumes(tmp_path):
+    """Ctrl-C reaches the whole process group, as a terminal sends it: the run stops with
+    "aborted" and exit code 130, idle and busy workers alike print no traceback, no process is
+    left, and the same command then finishes the run."""
+    import signal
+
+    config = tmp_path / "slow.yaml"
+    config.write_text(yaml.safe_dump({**BASE, "methods": ["l1", "l2", "fpgm", "random"], "seeds": [0, 1],
+                                      "recovery": {"epochs": 3, "batch_size": 16}}))
+    command = [sys.executable, "-m", "topoprune.cli", "compare", str(config), "--out", str(tmp_path / "runs"),
+               "--quiet", "--workers", "2"]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "runs").glob("*/cells/*/*/*/seed*")):
+        time.sleep(0.2)  # cells have started in the workers
+    os.killpg(run.pid, signal.SIGINT)
+    err = run.communicate(timeout=120)[1]
+    assert run.returncode == 130 and err.strip() == "topoprune: aborted", err
+    deadline = time.time() + 20
+    while time.time() < deadline and subprocess.run(["pgrep", "-g", str(run.pid)]).returncode == 0:
+        time.sleep(0.2)
+    assert subprocess.run(["pgrep", "-g", str(run.pid)]).returncode == 1  # no worker outlives the run
+    done = _cli("compare", config, "--out", tmp_path / "runs", "--quiet")
+    assert done.returncode == 0, done.stderr
+    run_dir = next((tmp_path / "runs").glob("trust-*"))
+    assert len(read_results(run_dir)) == 8 and RunStore(run_dir).verify() == []

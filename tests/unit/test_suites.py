@@ -184,6 +184,10 @@ def test_the_estimate_with_workers_times_the_cells_with_a_workers_threads_and_di
     assert two.step_ms == one.step_ms == {"mnist-conv-w0.25": 10.0} and two.baselines == pytest.approx(one.baselines)
     assert two.cell_step_ms == {"mnist-conv-w0.25": 16.0} and two.cells == pytest.approx(one.cells * 1.6)
     assert two.wall_seconds == pytest.approx(two.baselines + (two.cells + two.inside_pruning) / 2)
+    with scoped.using_threads(1):
+        many = estimate_cost(config, workers=16)  # more workers than the 8 cores: they share them
+    assert many.cell_step_ms == {"mnist-conv-w0.25": 10.0}  # one thread each
+    assert many.wall_seconds == pytest.approx(many.baselines + (many.cells + many.inside_pruning) / 8)
     plan = plan_evaluation("fpgm", suite=write_suite(tmp_path))
     plan.estimate(workers=2)
     assert "with 2 workers about" in plan.lines()[-1] and "of wall time" in plan.lines()[-1]

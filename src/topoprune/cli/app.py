@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=args, prog_name="topoprune", standalone_mode=False)
         if isinstance(code, int) and not isinstance(code, bool) and code:  # typer.Exit(n) inside a command
+            if code == 130:  # typer's own answer to Ctrl-C
+                print("topoprune: aborted", file=sys.stderr)
             sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

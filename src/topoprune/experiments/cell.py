@@ -257,11 +257,27 @@ def labelled_sample(data, n: int, seed: int) -> tuple:
     return draw_labelled(data, n, seed)
 
 
+def _latency(model, shape) -> dict:
+    from ..metrics import measure_latency
+
+    return {b: v["median_ms"] for b, v in measure_latency(model, shape, batch_sizes=(1, 64), warmup=2,
+                                                          repeats=10).items()}
+
+
+def _dense_latency(analysis: dict, store: RunStore, key: str, shape) -> dict | None:
+    """The dense model's latency for a row: the analysis stage's, unless it was measured with
+    other threads than this cell has (a run resumed with another ``--workers``); then the dense
+    model is timed again here, so that the row's speed-up compares like with like."""
+    if analysis.get("latency_threads") in (None, torch.get_num_threads()):
+        return analysis.get("latency_ms")
+    return _latency(load_baseline(store, key), shape)
+
+
 def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bool = False,
              device: str | None = None) -> dict:
     """Stages 3-5 of one cell; returns its result row (written to ``row.json``). Training (the
     recovery, IMP rounds) runs on ``device``; pruning and measurements on the CPU."""
-    from ..metrics import measure_latency, model_cost
+    from ..metrics import model_cost
     from ..train import recover
     from .config import parse_config
 
@@ -310,9 +326,10 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     compression = {n: (dense_layers[n]["nonzero"] / max(1, v["nonzero"])) for n, v in summary["layers"].items()
                    if n in dense_layers}
     diagram_layer = config.analyses.diagram_layer or _middle_layer(list(dense_layers))
-    latency = None
+    latency, dense_latency = None, analysis.get("latency_ms")
     if config.analyses.latency and spec.structured:
-        latency = {b: v["median_ms"] for b, v in measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
+        latency = _latency(model, shape)
+        dense_latency = _dense_latency(analysis, store, key, shape)
     info = prune_record.get("info", {})
     collapse = None if spec.structured else _collapse(model, shape, load_baseline(store, key))
     row = Row(
@@ -324,7 +341,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
         nonzero_params=[baseline["cost"]["nonzero_params"], cost["nonzero_params"]],
         macs=[baseline["cost"]["macs"], cost["macs"]],
         flops=[baseline["cost"]["flops"], cost["flops"]],
-        latency_ms=[analysis.get("latency_ms"), latency],
+        latency_ms=[dense_latency, latency],
         dense_acc=baseline["test_acc"],
         acc_after_prune=recovery.get("acc_pruned_raw", recovery["accuracy"][0]),
         acc_pruned_raw=recovery.get("acc_pruned_raw", recovery["accuracy"][0]),

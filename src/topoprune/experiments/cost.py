@@ -136,7 +136,8 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
 
     With ``workers`` > 1 on the CPU the cells' steps are timed again with a worker's share of the
     cores (as ``--workers`` runs them), and :attr:`CostEstimate.wall_seconds` is the baselines'
-    time plus the cells' divided among the workers."""
+    time plus the cells' divided among the workers (at most as many as there are cores: more
+    only share them)."""
     if not isinstance(config, ExperimentConfig):
         raise TopopruneError(f"config must be an ExperimentConfig, got {type(config).__name__}")
     from .runner import check_workers
@@ -184,6 +185,10 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
             per_round = int(getattr(m.method, "epochs", None) or epochs)
             runs = len(config.seeds) * (1 if m.method.needs().trajectory else len(config.sparsities))
             inside += runs * rounds * per_round * cell_epoch
-    wall = baselines + (recovery + inside) / workers if workers > 1 and on_cpu else None
+    wall = None
+    if workers > 1 and on_cpu:  # workers beyond the cores only share them
+        from ..train.scoped import usable_cores
+
+        wall = baselines + (recovery + inside) / min(workers, max(1, usable_cores()))
     return CostEstimate(baselines + recovery + inside, baselines, recovery, inside, cells * len(config.models),
                         per_model, device, workers=workers, wall_seconds=wall, cell_step_ms=per_cell_model)

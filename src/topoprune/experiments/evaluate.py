@@ -223,7 +223,7 @@ def evaluate_method(method: object, *, suite: str | Path | Suite = "quick", out:
     ``method``: ``"pkg.module:MyMethod"``, a registered name, a :class:`~topoprune.StructuredMethod`
     or :class:`~topoprune.UnstructuredMethod` subclass, an instance (its settings are used), or a
     list of these: candidates given together share the baselines' cells, and each gets its own
-    verdicts. ``suite``: ``"quick"`` (digits, minutes), ``"standard"`` (Fashion-MNIST, hours on a
+    verdicts. ``suite``: ``"quick"`` (digits, under a minute), ``"standard"`` (Fashion-MNIST, hours on a
     CPU), ``"standard-cifar10"`` (for a GPU), or a YAML file. ``device``: where training runs
     (default: the suite's ``device``, else the CPU). ``label`` names a candidate on the
     leaderboard (one per candidate; needed when it is a baseline's class with other settings).

@@ -21,6 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -98,24 +99,32 @@ class LocalExecutor:
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
                                  initargs=(self.cell_threads(), self.modules, os.getpid(),
                                            self.registrations)) as pool:
-            futures = {pool.submit(_cell_job, (run_dir, config_dict, c, device)): c for c in todo}
+            futures: dict = {}
             try:
+                for c in todo:
+                    futures[pool.submit(_cell_job, (run_dir, config_dict, c, device))] = c
                 for fut in as_completed(futures):
                     exc = fut.exception()
                     if exc is None:
                         on_row(fut.result())
                     elif isinstance(exc, BrokenProcessPool):
-                        raise TopopruneError(
-                            f"a worker process of --workers {self.workers} died (out of memory, killed, or it could "
-                            "not import the config's methods; its error, if any, is above); the finished cells are "
-                            "kept: rerun the same command to resume, with fewer workers if memory ran out") from exc
+                        raise self._died() from exc
                     elif on_error is None or not isinstance(exc, Exception) or isinstance(exc, MemoryError):
                         raise exc  # Ctrl-C or an exit inside a worker stops the run, as it does here
                     else:
                         on_error(futures[fut], exc)
+            except BrokenProcessPool as exc:  # raised by submit when a worker died at start-up
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise self._died() from exc
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # cells not started are dropped
                 raise
+
+    def _died(self) -> TopopruneError:
+        return TopopruneError(
+            f"a worker process of --workers {self.workers} died (out of memory, killed, or it could not import "
+            "the config's methods; its error, if any, is above); the finished cells are kept: rerun the same "
+            "command to resume, with fewer workers if memory ran out")
 
 
 @contextmanager
@@ -151,6 +160,7 @@ def _worker_init(threads: int, modules: tuple[str, ...], parent: int,
     from .candidate import register_classes
 
     die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an idle worker ignores Ctrl-C; a cell takes it (_cell_job)
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     for name in modules:
@@ -159,9 +169,10 @@ def _worker_init(threads: int, modules: tuple[str, ...], parent: int,
 
 
 class CellError(Exception):
-    """A cell's error as it leaves a worker process: the original exception's type name and
-    message. Any exception a method raises reaches the parent this way, even one that cannot be
-    pickled or rebuilt there (a custom ``__init__``); its traceback arrives as text, as the cause."""
+    """A cell's error as it leaves a worker process when the original exception cannot travel
+    (it does not pickle, or cannot be rebuilt in the parent: a custom ``__init__``): its type
+    name and message, with the worker's traceback as text, as the cause. Exceptions that can
+    travel reach the parent as themselves."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(kind, message)
@@ -173,12 +184,28 @@ class CellError(Exception):
 
 def _cell_job(args):
     run_dir, config_dict, cell, device = args
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops a running cell
     try:
         return run_cell(run_dir, config_dict, cell, device=device)
     except (TopopruneError, MemoryError):  # ours pickle as they are; memory stops the run
         raise
     except Exception as exc:
+        if _travels(exc):
+            raise  # as itself: the parent's one-line handling (out of memory, a missing file) applies
         raise CellError(type(exc).__name__, str(exc)) from exc
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _travels(exc: BaseException) -> bool:
+    """Whether ``exc`` survives the trip to the parent: pickled and rebuilt as the same type."""
+    import pickle
+
+    try:
+        back = pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return False
+    return type(back) is type(exc) and str(back) == str(exc)
 
 
 def require_ray():

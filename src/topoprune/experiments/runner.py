@@ -425,7 +425,9 @@ def _one_line(exc: BaseException) -> str:
     """An error as one line: its type (unless it is ours; a worker's error names the original
     type) and its first line."""
     first = " ".join((str(exc).strip().splitlines() or [""])[0].split())
-    kind = getattr(exc, "kind", None) or type(exc).__name__
+    from .executors import CellError
+
+    kind = exc.kind if isinstance(exc, CellError) else type(exc).__name__
     return first if isinstance(exc, TopopruneError) and first else f"{kind}: {first}".rstrip(": ")
 
 
