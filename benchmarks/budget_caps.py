@@ -133,10 +133,12 @@ def measure(config_path: Path, runs: Path, caps: list[float], seeds: list[int] |
                     print(f"{sparsity:g} seed {seed} {label:>22}: {exc}", flush=True)
                     continue
                 seconds = time.perf_counter() - t0
-                raw = evaluate(pruned, data.test_x, data.test_y)[1]
+                cfg = config.recovery.train_config(seed)  # the cells' precision and layout, as they measured
+                speed = {"precision": cfg.precision, "channels_last": cfg.channels_last}
+                raw = evaluate(pruned, data.test_x, data.test_y, batch_size=cfg.eval_batch_size, **speed)[1]
                 recalibrate_bn(pruned, data, batches=config.recovery.recalibrate_bn,
-                               batch_size=config.recovery.batch_size, seed=seed)
-                recal = evaluate(pruned, data.test_x, data.test_y)[1]
+                               batch_size=config.recovery.batch_size, seed=seed, **speed)
+                recal = evaluate(pruned, data.test_x, data.test_y, batch_size=cfg.eval_batch_size, **speed)[1]
                 budget = info.extra.get("budget", {})
                 removed = {k: v["removed"] for k, v in budget.get("layers", {}).items()}
                 units = {k: v["units"] for k, v in budget.get("layers", {}).items()}
@@ -232,7 +234,9 @@ def markdown(record: dict) -> str:
     lines += [""] + [f"- {r['variant']} at {r['sparsity']:g}, seed {r['seed']}: {r['error']}" for r in errors]
     check = record["run_check"]
     lines += ["", f"Run check: {len(check)} of the {record['run_check_wanted']} recomputed cells with a counterpart "
-              f"in the run were finished there and compared; equal: {sum(c['equal'] for c in check)}.",
+              f"in the run were finished there and compared; equal: {sum(c['equal'] for c in check)}"
+              + (f" (the largest difference: {max(abs(c['here'] - c['run']) for c in check):.2f} points)"
+                 if check and not all(c["equal"] for c in check) else "") + ".",
               "Same filters removed on every seed: "
               + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in record["same_filters_every_seed"].items()) + ".",
               f"Wall time: {record['seconds'] / 60:.1f} min.", ""]
