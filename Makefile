@@ -78,7 +78,7 @@ bench-fitness: bench-structured
 
 # Layer budgets at matched FLOPs (docs/benchmarks/budgets.md). VGG: two cells at a time, one thread each (on
 # the 2-core reference machine that trains the 2x-FLOPs network 1.8x faster than one process with two
-# threads: benchmarks/results/workers_throughput.md); about 6.5 core-hours with channels_last + bf16.
+# threads: benchmarks/results/workers_throughput.md); about 4 h of wall time here, measured (benchmarks/README.md).
 # ResNet-56: 37 to 74 core-hours of training alone (train_step_cost.py below), meant for a GPU (add
 # --device cuda). Both resume.
 bench-budgets: setup system-data
