@@ -101,7 +101,7 @@ def main() -> None:
         raise SystemExit(2)
     if not args.export_only:
         with registered(plan.candidates):
-            plan.estimate(device=args.device or plan.suite.device or "cpu")
+            plan.estimate(device=args.device or plan.suite.device or "cpu", workers=args.workers)
             print("\n".join(plan.lines()), flush=True)
         failed = run_plan(plan, out=args.runs, device=args.device, workers=args.workers).failure_line()
     tasks = task_records(plan, folder)
