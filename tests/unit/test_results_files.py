@@ -103,3 +103,11 @@ def test_the_speed_guide_quotes_the_workers_measurement():
             f"took {m['vgg16-w0.25, L1 to 2x fewer FLOPs']['one_thread_step_ms']:.0f} ms on one thread against "
             f"{m['vgg16-w0.25']['one_thread_step_ms']:.0f} ms"]
     assert [s for s in said if s not in guide] == []
+
+
+def test_the_leaderboard_says_an_iterative_candidate_trains_more_than_the_baselines():
+    mod = _bench_report()
+    timp = {"name": "timp", "structured": False, "settings": {"fraction": 0.5, "rounds": 8, "rewind": "init",
+                                                              "epochs": 6}}
+    assert "T-IMP trains 48 epochs in all (8 rounds of 6)" in mod._leaderboard_intro([timp])
+    assert "trains" not in mod._leaderboard_intro([{"name": "betti", "structured": True, "settings": {}}])
