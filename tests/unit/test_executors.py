@@ -58,7 +58,7 @@ def test_a_cell_times_the_dense_model_again_when_the_analysis_used_other_threads
     from topoprune.experiments import cell
 
     monkeypatch.setattr(cell, "load_baseline", lambda store, key: f"dense {key}")
-    monkeypatch.setattr(cell, "_latency", lambda model, shape: {"1": 9.0, "model": model})
+    monkeypatch.setattr(cell, "median_latency", lambda model, shape: {"1": 9.0, "model": model})
     measured = {"latency_ms": {"1": 1.0}, "latency_threads": 2}
     with scoped.using_threads(1):
         assert cell._dense_latency(measured, None, "m", (1, 4)) == {"1": 9.0, "model": "dense m"}

@@ -34,7 +34,7 @@ from ..train.scoped import seeded_rng
 from .config import ExperimentConfig, MethodSpec
 from .row import Row
 from .stages import (analysis_path, baseline_dir, baseline_source, init_state, layer_summary, load_baseline,
-                     prepare)
+                     median_latency, prepare)
 from .store import RunStore, run_log
 
 __all__ = ["Cell", "run_cell", "STAGES", "seal_finished"]
@@ -257,20 +257,13 @@ def labelled_sample(data, n: int, seed: int) -> tuple:
     return draw_labelled(data, n, seed)
 
 
-def _latency(model, shape) -> dict:
-    from ..metrics import measure_latency
-
-    return {b: v["median_ms"] for b, v in measure_latency(model, shape, batch_sizes=(1, 64), warmup=2,
-                                                          repeats=10).items()}
-
-
 def _dense_latency(analysis: dict, store: RunStore, key: str, shape) -> dict | None:
     """The dense model's latency for a row: the analysis stage's, unless it was measured with
     other threads than this cell has (a run resumed with another ``--workers``); then the dense
     model is timed again here, so that the row's speed-up compares like with like."""
     if analysis.get("latency_threads") in (None, torch.get_num_threads()):
         return analysis.get("latency_ms")
-    return _latency(load_baseline(store, key), shape)
+    return median_latency(load_baseline(store, key), shape)
 
 
 def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bool = False,
@@ -328,7 +321,7 @@ def run_cell(run_dir: str | Path, config_dict: dict, cell: Cell, *, progress: bo
     diagram_layer = config.analyses.diagram_layer or _middle_layer(list(dense_layers))
     latency, dense_latency = None, analysis.get("latency_ms")
     if config.analyses.latency and spec.structured:
-        latency = _latency(model, shape)
+        latency = median_latency(model, shape)
         dense_latency = _dense_latency(analysis, store, key, shape)
     info = prune_record.get("info", {})
     collapse = None if spec.structured else _collapse(model, shape, load_baseline(store, key))

@@ -144,6 +144,7 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
 
     check_workers(workers)
     from ..train import resolve_device
+    from ..train.scoped import usable_cores, using_threads
 
     on_cpu = resolve_device(device).type == "cpu"  # "auto" on a machine without a GPU too
     train_n, test_n = _sizes(config)
@@ -169,8 +170,6 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
     for spec in config.models:
         ms = per_model[spec.key] = _step_ms(spec, config, batch, device, steps)
         if workers > 1 and on_cpu:
-            from ..train.scoped import usable_cores, using_threads
-
             with using_threads(max(1, usable_cores() // workers)):
                 per_cell_model[spec.key] = _step_ms(spec, config, batch, device, steps)
         epoch, cell_epoch = epoch_seconds(ms), epoch_seconds(per_cell_model.get(spec.key, ms))
@@ -187,8 +186,6 @@ def estimate_cost(config: ExperimentConfig, *, device: str = "cpu", steps: int =
             inside += runs * rounds * per_round * cell_epoch
     wall = None
     if workers > 1 and on_cpu:  # workers beyond the cores only share them
-        from ..train.scoped import usable_cores
-
         wall = baselines + (recovery + inside) / min(workers, max(1, usable_cores()))
     return CostEstimate(baselines + recovery + inside, baselines, recovery, inside, cells * len(config.models),
                         per_model, device, workers=workers, wall_seconds=wall, cell_step_ms=per_cell_model)

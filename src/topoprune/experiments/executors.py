@@ -108,23 +108,20 @@ class LocalExecutor:
                     if exc is None:
                         on_row(fut.result())
                     elif isinstance(exc, BrokenProcessPool):
-                        raise self._died() from exc
+                        raise exc  # one line, below
                     elif on_error is None or not isinstance(exc, Exception) or isinstance(exc, MemoryError):
                         raise exc  # Ctrl-C or an exit inside a worker stops the run, as it does here
                     else:
                         on_error(futures[fut], exc)
-            except BrokenProcessPool as exc:  # raised by submit when a worker died at start-up
+            except BrokenProcessPool as exc:  # a worker died: while a cell ran, or at start-up (then submit raises)
                 pool.shutdown(wait=True, cancel_futures=True)
-                raise self._died() from exc
+                raise TopopruneError(
+                    f"a worker process of --workers {self.workers} died (out of memory, killed, or it could not "
+                    "import the config's methods; its error, if any, is above); the finished cells are kept: rerun "
+                    "the same command to resume, with fewer workers if memory ran out") from exc
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # cells not started are dropped
                 raise
-
-    def _died(self) -> TopopruneError:
-        return TopopruneError(
-            f"a worker process of --workers {self.workers} died (out of memory, killed, or it could not import "
-            "the config's methods; its error, if any, is above); the finished cells are kept: rerun the same "
-            "command to resume, with fewer workers if memory ran out")
 
 
 @contextmanager
@@ -138,12 +135,20 @@ def _cell_threads(threads: int | None) -> Iterator[None]:
     import numba
 
     before = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _set_numba_threads(threads)
     try:
         with using_threads(threads):
             yield
     finally:
         numba.set_num_threads(before)
+
+
+def _set_numba_threads(threads: int) -> None:
+    """numba's parallel kernels at a cell's thread count (never above the threads numba started
+    with: it refuses more), so that they do not raise torch's count back up."""
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def _worker_init(threads: int, modules: tuple[str, ...], parent: int,
@@ -153,7 +158,6 @@ def _worker_init(threads: int, modules: tuple[str, ...], parent: int,
     folder's lock: a worker must not outlive it)."""
     import importlib
 
-    import numba
     import torch
 
     from ..train.scoped import die_with_parent
@@ -162,7 +166,7 @@ def _worker_init(threads: int, modules: tuple[str, ...], parent: int,
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an idle worker ignores Ctrl-C; a cell takes it (_cell_job)
     torch.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _set_numba_threads(threads)
     for name in modules:
         importlib.import_module(name)
     register_classes(registrations)
@@ -223,13 +227,12 @@ def _on_worker(run_dir: str, device: str | None, modules: tuple[str, ...], threa
     it must see, and the device resolved here (on the worker's node, not the driver's)."""
     import importlib
 
-    import numba
     import torch
 
     from ..train import resolve_device
 
     torch.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _set_numba_threads(threads)
     for name in modules:
         importlib.import_module(name)
     if not os.path.isfile(os.path.join(run_dir, "config.json")):

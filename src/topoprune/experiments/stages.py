@@ -52,6 +52,15 @@ def analysis_path(key: str) -> str:
 _MODEL_FOLDER = "model"
 
 
+def median_latency(model, shape) -> dict:
+    """The model's median latency in ms at batch sizes 1 and 64 (the runs' one setting: 2 warm-up
+    and 10 timed passes), as the analysis stage records the dense model's and a cell its pruned one."""
+    from ..metrics import measure_latency
+
+    return {b: v["median_ms"] for b, v in measure_latency(model, shape, batch_sizes=(1, 64), warmup=2,
+                                                          repeats=10).items()}
+
+
 def load_baseline(store: RunStore, key: str):
     from .artifacts import load_model
 
@@ -196,7 +205,6 @@ def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
     record. ``latency_threads``: the threads the cells will measure the pruned models' latency
     with (each worker's share of the cores), so that the dense and the pruned latency compare."""
     from ..analysis import critical_compression
-    from ..metrics import measure_latency
     from ..models.introspect import layer_graph
     from ..models.layers import is_weighted_layer
     from ..topology import mst_overlap
@@ -225,8 +233,7 @@ def analysis_stage(config: ExperimentConfig, store: RunStore, spec: ModelSpec, *
         from ..train.scoped import using_threads
 
         with using_threads(latency_threads) as threads:
-            record["latency_ms"] = {b: v["median_ms"] for b, v in
-                                    measure_latency(model, shape, batch_sizes=(1, 64), warmup=2, repeats=10).items()}
+            record["latency_ms"] = median_latency(model, shape)
         record["latency_threads"] = threads
     store.finish(path, path, record, [])
     log.info("analysis %s done", key)
