@@ -947,10 +947,18 @@ def _training_caveat(candidates: list[dict]) -> str:
     if timp is None:
         return ""
     st = timp["settings"]
-    return (f" T-IMP trains {st['rounds'] * st['epochs']} epochs in all ({st['rounds']} rounds of {st['epochs']}), "
-            "where a one-shot baseline gets its task's recovery epochs: a win over a baseline may be that training, "
-            "not the tree. Its controls keep its per-layer counts and are trained exactly as its own mask was, so "
-            "they are the like-for-like comparison.")
+    if st.get("fraction") is None:  # no trajectory: each cell prunes the trained network in its rounds
+        return (f" T-IMP prunes the trained network in {st['rounds']} rounds with training between them before "
+                "the task's recovery, where a one-shot baseline gets the recovery alone: a win over a baseline may "
+                "be that training, not the tree. Its controls keep its per-layer counts and are trained exactly as "
+                "its own mask was, so they are the like-for-like comparison.")
+    share = 1 / (1 - st["fraction"])
+    return (f" T-IMP's cell at {share:g}^k times fewer weights is round k of its trajectory: k x {st['epochs']} "
+            f"epochs of training from the initialisation (up to {st['rounds'] * st['epochs']} in its "
+            f"{st['rounds']} rounds), then the task's recovery, where a one-shot baseline prunes the trained dense "
+            "network and gets the recovery alone: a win over a baseline may be that training, not the tree. Its "
+            "controls keep its per-layer counts and are trained exactly as its own mask was, so they are the "
+            "like-for-like comparison.")
 
 
 def _leaderboard_words(sections: list[tuple[str, list]], candidates: list[str]) -> list[str]:

@@ -141,3 +141,16 @@ def test_report_md_and_html_both_carry_the_paired_comparisons(tmp_path):
         assert "Holm-adjusted over 3 (p = 0.0702): **TIE**" in text
         assert "one trained network; seeds vary pruning and recovery only" in text
         assert f"no difference larger than {_mde(2.0, 3):.2f} points could be seen with 3 seeds" in text
+
+
+def test_the_html_page_renders_the_inline_markdown_of_tables_lists_and_intro(tmp_path):
+    from topoprune.experiments.report import write_pages
+
+    sections = [("Verdict", ["**mine** ties `l1`", "a lone ` stays"]),
+                ("Table", [["method", "difference"], ["**mine** (`timp`)", "+0.10 [-0.20, +0.40]"]])]
+    md, page = write_pages(tmp_path, "t", "the `quick` suite <small>", sections, [], stem="board")
+    html = page.read_text()
+    assert "<li><b>mine</b> ties <code>l1</code></li>" in html and "<li>a lone ` stays</li>" in html
+    assert "<td><b>mine</b> (<code>timp</code>)</td>" in html and "**" not in html
+    assert "<p>the <code>quick</code> suite &lt;small&gt;</p>" in html
+    assert "**mine** ties `l1`" in md.read_text()  # the Markdown page keeps its Markdown

@@ -109,5 +109,9 @@ def test_the_leaderboard_says_an_iterative_candidate_trains_more_than_the_baseli
     mod = _bench_report()
     timp = {"name": "timp", "structured": False, "settings": {"fraction": 0.5, "rounds": 8, "rewind": "init",
                                                               "epochs": 6}}
-    assert "T-IMP trains 48 epochs in all (8 rounds of 6)" in mod._leaderboard_intro([timp])
+    intro = mod._leaderboard_intro([timp])
+    assert ("T-IMP's cell at 2^k times fewer weights is round k of its trajectory: k x 6 epochs of training from "
+            "the initialisation (up to 48 in its 8 rounds)") in intro
+    no_trajectory = {**timp, "settings": {"rounds": 3, "rewind": "init", "epochs": 6, "fraction": None}}
+    assert "T-IMP prunes the trained network in 3 rounds" in mod._training_caveat([no_trajectory])
     assert "trains" not in mod._leaderboard_intro([{"name": "betti", "structured": True, "settings": {}}])

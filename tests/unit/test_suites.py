@@ -3,6 +3,9 @@ the cost estimate: the parts of ``topoprune evaluate`` that need no training."""
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 import yaml
 
@@ -38,6 +41,11 @@ def test_shipped_suites_load_and_cover_both_kinds():
     assert vgg.config["budget"]["metric"] == "flops" and vgg.config["sparsities"] == [0.5, 0.75]
     lenet = next(t for t in standard.tasks if t.name == "lenet300")
     assert len(lenet.config["sparsities"]) == 4
+    # halvings, so that an iterative schedule of 0.5 per round lands on every unstructured target
+    for suite in ("quick", "standard", "standard-cifar10"):
+        for t in load_suite(suite).tasks:
+            if t.kind == "unstructured":
+                assert all(math.log2(1 / (1 - s)).is_integer() for s in t.config["sparsities"]), (suite, t.name)
     extreme = next(t for t in standard.tasks if t.name == "conv-extreme")
     assert [round(1 / (1 - s)) for s in extreme.config["sparsities"]] == [16, 32, 64, 128, 256]
     assert load_suite("standard-cifar10").device == "cuda"
@@ -50,11 +58,20 @@ def test_shipped_suites_load_and_cover_both_kinds():
     ({"tasks": [{**TASK, "config": {**TASK["config"], "methods": ["l1"]}}]}, "config.methods: not allowed"),
     ({"tasks": [TASK, TASK]}, "given twice"),
     ({"tasks": [{**TASK, "kind": "both"}]}, "kind"),
+    ({"tasks": [{**TASK, "baselines": ["l1", "lamp"]}]},
+     "field tasks[0].baselines[1]: 'lamp' is an unstructured method; allowed: structured methods in a structured task"),
 ])
 def test_a_bad_suite_is_refused_in_one_line_naming_the_key(tmp_path, changes, expect):
     with pytest.raises(TopopruneError, match=None) as exc:
         load_suite(write_suite(tmp_path, **changes))
     assert expect in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_schedule_is_checked_beside_any_baseline(tmp_path):
+    """The schedule is checked on a stand-in candidate whose name no baseline has."""
+    suite = load_suite(write_suite(tmp_path, tasks=[{**TASK, "baselines": ["l1", "fpgm"],
+                                                     "schedule": {"steps": 2, "epochs": 1}}]))
+    assert suite.tasks[0].schedule == {"steps": 2, "epochs": 1}
 
 
 def test_an_unknown_shipped_suite_is_named_with_the_ones_there():
@@ -139,6 +156,27 @@ def test_leaderboard_compares_with_the_best_baseline_and_the_own_controls():
     assert shuffle[1] == "**fpgm**" and shuffle[2] == "shuffle (= random)"  # served by the random baseline's cells
     assert shuffle[4].endswith("WINS") and shuffle[5] == "its choice inside layers matters; a uniform budget, as the peers'"
     assert "wins at 1, loses at 0 and ties at 0 of 1" in summary[0]
+
+
+def test_a_tie_with_the_shuffle_control_says_what_the_seeds_could_detect():
+    """A TIE against the shuffle control is "no effect found", with the size the seeds could detect;
+    where every seed gave the same difference there is no spread to size it from: n/a."""
+    config = {"name": "x", "methods": [{"name": "l1"}, {"name": "random"}, {"name": "fpgm"}], "sparsities": [0.5, 0.75],
+              "controls": ["shuffle"], "controls_of": ["fpgm"], "train": {"seed": "each"}}
+    rows = (_rows("l1", 0.5, [90.0, 91.0, 92.0]) + _rows("random", 0.5, [89.0, 92.0, 91.5])
+            + _rows("fpgm", 0.5, [90.5, 90.0, 92.5])  # fpgm - random: +1.5, -2.0, +1.0 (sd 1.89)
+            + _rows("l1", 0.75, [80.0, 81.0, 82.0]) + _rows("random", 0.75, [79.0, 80.0, 81.0])
+            + _rows("fpgm", 0.75, [79.0, 80.0, 81.0]))  # the same as random on every seed
+    task = TaskRows("t", "a task", config, rows, ["l1", "random"], __import__("pathlib").Path("run"))
+    summary, sections = leaderboard_sections([task], "fpgm")
+    from topoprune.experiments.stats import minimum_detectable_effect
+
+    mde = minimum_detectable_effect(statistics.stdev([1.5, -2.0, 1.0]), 3)
+    assert (f"shows no effect beyond its layer budget at 2 (a TIE means no difference was found, not that there "
+            f"is none: these seeds could detect {mde:.2f} points)") in summary[1]
+    controls = dict(sections)["t: against its own controls"]
+    flat = next(r for r in controls if "0.75" in r[0])
+    assert flat[-1] == "n/a" and "every seed the same" in flat[3]
 
 
 def test_leaderboard_marks_failed_cells():

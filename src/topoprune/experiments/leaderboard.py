@@ -71,7 +71,20 @@ def _interval(r: PairedResult) -> str:
 def _mde(r: PairedResult, verdict: str) -> str:
     if r.n < 2 or verdict != "TIE":
         return ""
+    if r.sd == 0:  # every seed gave the same difference: no spread to size an effect from
+        return "n/a"
     return f"{minimum_detectable_effect(r.sd, r.n):.2f}"
+
+
+def _tie_words(ties: list) -> str:
+    """What a count of TIEs can say: the range of differences the seeds could have detected."""
+    sizes = [minimum_detectable_effect(a.result.sd, a.result.n) for a in ties if a.result.n >= 2 and a.result.sd > 0]
+    if not sizes:
+        return ""
+    return (f" (a TIE means no difference was found, not that there is none: these seeds could detect "
+            f"{min(sizes):.2f} to {max(sizes):.2f} points)" if len(sizes) > 1 else
+            f" (a TIE means no difference was found, not that there is none: these seeds could detect "
+            f"{sizes[0]:.2f} points)")
 
 
 def _task_candidates(task: TaskRows, candidates: list[str]) -> list[str]:
@@ -134,10 +147,11 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str]) -> 
             counts = defaultdict(int)
             for a in shuffles:
                 counts[a.verdict_adjusted] += 1
+            ties = [a for a in shuffles if a.verdict_adjusted == "TIE"]
             summary.append(f"**{c}** against its shuffle control (its own layer budget, units or weights drawn at "
-                           f"random): its choice inside layers matters at {counts['WINS']}, only its layer budget "
-                           f"matters at {counts['TIE']}, and it is worse than random inside layers at "
-                           f"{counts['LOSES']} of {len(shuffles)} targets (Holm-adjusted).")
+                           f"random): its choice inside layers matters at {counts['WINS']}, shows no effect beyond "
+                           f"its layer budget at {counts['TIE']}{_tie_words(ties)}, and is worse than random inside "
+                           f"layers at {counts['LOSES']} of {len(shuffles)} targets (Holm-adjusted).")
     failures = [f for t in tasks for f in t.failures]
     if failures:
         failed = [f for f in failures if not f.get("skipped")]

@@ -502,12 +502,17 @@ def write_pages(run_dir: Path, title: str, intro: str, sections: list[tuple[str,
     md_path = run_dir / f"{stem}.md"
     md_path.write_text("\n".join(md) + "\n")
 
-    def cell(text: str, tag: str = "td") -> str:
-        return f"<{tag}>{html.escape(text)}</{tag}>"
-
     def bold(text: str) -> str:
-        parts = html.escape(text).split("**")
-        return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+        """The Markdown the pages use inline (``**bold**``, ```code```) as HTML, the rest escaped."""
+        parts = html.escape(str(text)).split("**")
+        text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+        parts = text.split("`")
+        if len(parts) % 2 == 0:  # an unpaired backtick stays as it is
+            return text
+        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+    def cell(text: str, tag: str = "td") -> str:
+        return f"<{tag}>{bold(text)}</{tag}>"
 
     blocks = []
     for heading, body in sections:
@@ -523,7 +528,7 @@ def write_pages(run_dir: Path, title: str, intro: str, sections: list[tuple[str,
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#eee}}img{{max-width:100%;margin:1em 0}}</style>
-</head><body><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>
+</head><body><h1>{html.escape(title)}</h1><p>{bold(intro)}</p>
 {''.join(blocks)}{"<h2>Plots</h2>" + images if plots else ""}</body></html>"""
     html_path = run_dir / f"{stem}.html"
     html_path.write_text(page)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import TopopruneError, unknown_name
+from ..pruning.methods import StructuredMethod
 from .config import ExperimentConfig, parse_config, read_yaml
 
 __all__ = ["Suite", "SuiteTask", "load_suite", "shipped_suites", "task_config"]
@@ -108,9 +109,14 @@ def load_suite(suite: str | Path) -> Suite:
         if reserved:
             raise TopopruneError(f"suite {path}: field tasks[{i}].config.{reserved[0]}: not allowed in a suite "
                                  "(the task names the run; evaluate adds the methods and the candidate's controls)")
-        task_config(task, None, where=f"suite {path}: tasks[{i}]")  # every config key checked now
-        if task.schedule is not None:  # checked as a method entry's schedule would be
-            probe = {"name": "l1"} if task.kind == "structured" else {"name": "magnitude"}
+        checked = task_config(task, None, where=f"suite {path}: tasks[{i}]")  # every config key checked now
+        for j, m in enumerate(checked.methods):
+            kind = "structured" if isinstance(m.method, StructuredMethod) else "unstructured"
+            if kind != task.kind:
+                raise TopopruneError(f"suite {path}: field tasks[{i}].baselines[{j}]: {m.key!r} is an {kind} "
+                                     f"method; allowed: {task.kind} methods in a {task.kind} task")
+        if task.schedule is not None:  # checked as a method entry's schedule would be (a label no baseline has)
+            probe = {"name": "l1" if task.kind == "structured" else "magnitude", "label": "schedule-check"}
             task_config(task, probe, where=f"suite {path}: tasks[{i}]")
     return parsed
 

@@ -29,14 +29,18 @@ def apply_method(method: Method, model: nn.Module, request: ApplyRequest) -> Pru
             pruned, info = prune_units(model, request.example_inputs, method=method, sparsity=request.sparsity,
                                        seed=request.seed, data_sample=request.sample, labelled_sample=labelled)
         return PruneOutcome(pruned, {"info": info.to_dict()}, steps=info.steps)
-    return checked_outcome(method, method.apply(model, request))
+    return checked_outcome(method, method.apply(model, request), sparsity=request.sparsity)
 
 
-def checked_outcome(method: Method, outcome: object) -> PruneOutcome:
+def checked_outcome(method: Method, outcome: object, *, sparsity: float | None = None) -> PruneOutcome:
     """An unstructured method's outcome, refused in one line naming the class when it is not a
-    :class:`PruneOutcome` holding a module, or when a mask does not have its weight's shape (torch
-    would broadcast some of those silently). A record without ``targets`` gets the masked layers."""
+    :class:`PruneOutcome` holding a module, when a mask does not have its weight's shape (torch
+    would broadcast some of those silently), or, given the ``sparsity`` asked for, when the masks
+    of its layers leave a share of weights more than 1 % (relative) away from ``1 - sparsity``: a
+    row compares methods at its sparsity, so it must hold that many weights. A record without
+    ``targets`` gets the masked layers."""
     from ..models.layers import maskable_layers, weight_attr
+    from .methods.unstructured import lands_on
 
     who = f"method {method.name!r} ({type(method).__name__})"
     if not isinstance(outcome, PruneOutcome) or not isinstance(outcome.model, nn.Module):
@@ -46,7 +50,7 @@ def checked_outcome(method: Method, outcome: object) -> PruneOutcome:
     if not isinstance(outcome.record, dict):
         raise TopopruneError(f"{who}.apply returned a record of type {type(outcome.record).__name__}; "
                              "allowed: a dict")
-    masked = []
+    masks = {}
     for name, m in maskable_layers(outcome.model).items():
         attr = weight_attr(m)
         mask = getattr(m, f"{attr}_mask", None)
@@ -57,6 +61,19 @@ def checked_outcome(method: Method, outcome: object) -> PruneOutcome:
             raise TopopruneError(f"{who} returned a mask of shape {tuple(mask.shape)} for layer {name!r}, "
                                  f"whose weight has shape {tuple(orig.shape)}; allowed: a mask of the "
                                  "weight's shape (torch.nn.utils.prune.custom_from_mask)")
-        masked.append(name)
-    outcome.record.setdefault("targets", masked)
+        masks[name] = mask
+    outcome.record.setdefault("targets", list(masks))
+    targets = outcome.record["targets"]
+    chosen = [masks[n] for n in masks if isinstance(targets, list) and n in targets] or list(masks.values())
+    if sparsity and not chosen:
+        raise TopopruneError(f"{who} masked no layer where sparsity {sparsity:g} was asked; allowed: "
+                             "masks on its layers' weights (torch.nn.utils.prune.custom_from_mask)")
+    if sparsity is not None and chosen:
+        kept, total = sum(int((k != 0).sum()) for k in chosen), sum(k.numel() for k in chosen)
+        got = 1 - kept / total
+        # or one weight off: a small model's count is rounded
+        if not (lands_on(got, sparsity) or abs(kept - (1 - sparsity) * total) <= 1):
+            raise TopopruneError(f"{who} left {kept} of {total} weights (sparsity {got:.4f}) where "
+                                 f"{sparsity:g} was asked; allowed: masks that remove that share of the "
+                                 "weights of its layers, within 1 %")
     return outcome

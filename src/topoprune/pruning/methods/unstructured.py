@@ -40,6 +40,13 @@ def reaches(sparsity: float, target: float) -> bool:
     return 1 - sparsity <= (1 - target) * 1.01 + 1e-12
 
 
+def lands_on(sparsity: float, target: float) -> bool:
+    """Whether a mask at ``sparsity`` measures the ``target``: it :func:`reaches` it and leaves at
+    least 1/1.01 of the target's weights. The first round that reaches a target can overshoot it
+    (rounds of 0.5 go from 0.75 to 0.875): a cell labelled 0.8 would then hold 0.875's weights."""
+    return reaches(sparsity, target) and 1 - sparsity >= (1 - target) / 1.01 - 1e-12
+
+
 class _OneShot(UnstructuredMethod):
     scope: Scope = Field("global", description="rank weights per layer (local) or across layers (global)")
     _selection: ClassVar[str]
@@ -94,10 +101,20 @@ class _Iterative(UnstructuredMethod):
             return None
         reach = 1 - (1 - self.fraction) ** self.rounds
         beyond = [s for s in sparsities if not reaches(reach, s)]
-        if not beyond:
+        if beyond:
+            return (f"rounds: bad value {self.rounds}; allowed: enough rounds of {self.fraction:g} to reach "
+                    f"sparsities {beyond} (these rounds reach {reach:.3f})")
+        schedule = [1 - (1 - self.fraction) ** k for k in range(1, self.rounds + 1)]
+        between = {s: next(r for r in schedule if reaches(r, s)) for s in sparsities}
+        between = {s: r for s, r in between.items() if not lands_on(r, s)}
+        if not between:
             return None
-        return (f"rounds: bad value {self.rounds}; allowed: enough rounds of {self.fraction:g} to reach "
-                f"sparsities {beyond} (these rounds reach {reach:.3f})")
+        first = ", ".join(f"{r:.4g}" for r in schedule[:4])
+        s, r = next(iter(between.items()))
+        return (f"fraction: bad value {self.fraction:g} for sparsities {list(between)}; allowed: a fraction "
+                f"whose rounds land on every sparsity (rounds of {self.fraction:g} give {first}, ...: a cell "
+                f"at sparsity {s:g} would be measured at {r:.4g}), or no fraction (each cell then prunes the "
+                "trained model to exactly its sparsity)")
 
     def round_recipe(self, train_config, recovery_config):
         """The recipe every round trains with: a trajectory trains from the initialisation, as
