@@ -235,3 +235,41 @@ def test_a_dry_run_refuses_what_a_run_would_and_notes_missing_data(tmp_path, sui
     # the plan line names the control, the targets and the seeds
     assert ("conv: 8 cells: 3 method(s) and 1 control(s) (low-variance+magnitude-at-budget), each at 1 target(s) "
             "(sparsity 0.5 (2x)) x 2 seed(s)") in text
+
+
+@pytest.mark.slow  # three evaluations: about 15 s
+def test_a_method_whose_code_changed_runs_again_and_the_baselines_are_kept(tmp_path, suite, capsys, monkeypatch):
+    """Editing the method's module between two calls redoes its cells (an edited or fixed method is
+    never mixed with its old cells); the baselines' cells are not redone, and an unchanged module
+    redoes nothing."""
+    source = ("from topoprune import StructuredMethod\n\n\n"
+              "class Firsts(StructuredMethod):\n"
+              "    def choose(self, ctx, layer):\n"
+              "        return list(range(int(layer.units().count * layer.sparsity)))\n")
+    module = tmp_path / "edited_method.py"
+    module.write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["evaluate", "edited_method:Firsts", "--suite", str(suite), "--out", str(tmp_path / "runs")]
+    code, out, err = run_cli(capsys, argv)
+    assert code == 0, err
+    folder = next((tmp_path / "runs").glob("evaluate-tiny-firsts-*"))
+    run = folder / "tasks" / json.loads((folder / "evaluation.json").read_text())["tasks"]["conv"]["run"]
+
+    def started() -> dict:
+        rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+        return {(r["method"], r["seed"]): r["started"] for r in rows}
+
+    first = started()
+    code, out, err = run_cli(capsys, argv)
+    assert code == 0 and started() == first and "changed" not in out  # nothing redone
+    module.write_text(source + "# a comment is a change too: the module's bytes are what is compared\n")
+    code, out, err = run_cli(capsys, argv)
+    assert code == 0, err
+    assert "the code of firsts changed since its cells of conv ran: they run again" in out
+    again = started()
+    assert set(again) == set(first)
+    mine = {k for k in first if k[0].startswith("firsts")}
+    assert mine == {("firsts", 0), ("firsts", 1), ("firsts+magnitude-at-budget", 0), ("firsts+magnitude-at-budget", 1)}
+    assert all(again[k] != first[k] for k in mine)  # its cells and their controls ran again
+    assert all(again[k] == first[k] for k in first if k not in mine)  # the baselines' did not
+    assert "redo: removed 4 finished cell(s) of firsts" in (run / "log.txt").read_text()

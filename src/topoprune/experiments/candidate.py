@@ -8,10 +8,12 @@ its class name (``MyMethod`` -> ``my-method``), unless that name belongs to anot
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import TopopruneError
@@ -45,6 +47,21 @@ class Candidate:
     def entry(self) -> dict[str, Any]:
         """The candidate as a config method entry (its explicitly given settings)."""
         return {"name": self.name, **({"label": self.label} if self.label else {}), **self.method.settings()}
+
+    def code_digest(self) -> str | None:
+        """The sha256 of the source file that defines the method's class, so that an evaluation
+        can tell when a method's code changed between two calls; ``None`` for topoprune's own
+        methods (every row records the topoprune commit) and for a class without a source file."""
+        import sys
+
+        module = type(self.method).__module__
+        if module == "topoprune" or module.startswith("topoprune."):
+            return None
+        path = getattr(sys.modules.get(module), "__file__", None)
+        try:
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+        except OSError:
+            return None
 
 
 def _kebab(name: str) -> str:

@@ -246,6 +246,16 @@ def run_plan(plan: EvaluationPlan, *, out: str | Path = "runs", device: str | No
         return _evaluate(plan, out=out, device=device, quiet=quiet, workers=workers, on_event=on_event)
 
 
+def _changed_code(plan: EvaluationPlan, before: dict, task: str) -> list[str]:
+    """The candidates whose source file differs from the one their cells of ``task`` ran with, as
+    an earlier call recorded it (``before``, the folder's ``evaluation.json``): an edited or fixed
+    method must not be mixed with its old cells. A candidate without a record or a digest counts
+    as unchanged."""
+    known = (before.get("tasks", {}).get(task) or {}).get("code_sha256") or {}
+    return [c.key for c in plan.candidates
+            if known.get(c.key) is not None and c.code_digest() is not None and known[c.key] != c.code_digest()]
+
+
 def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quiet: bool, workers: int,
               on_event: Callable[[str], None] | None) -> EvaluationResult:
     from .leaderboard import TaskRows, write_leaderboard
@@ -262,22 +272,39 @@ def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quie
     keys = [c.key for c in plan.candidates]
     record = {"suite": plan.suite.name, "suite_digest": plan.suite.digest(), "candidate": plan.name,
               "candidates": [{"name": c.key, "method_class": c.class_name, "source": c.source,
-                              "settings": c.method.settings(), "structured": c.structured} for c in plan.candidates],
+                              "settings": c.method.settings(), "structured": c.structured,
+                              "code_sha256": c.code_digest()} for c in plan.candidates],
               "method_class": ", ".join(c.class_name for c in plan.candidates), "tasks": {}, "failures": []}
     if len(plan.candidates) == 1:  # the fields one candidate always had
         c = plan.candidate
         record.update({"source": c.source, "settings": c.method.settings(), "structured": c.structured})
+    try:  # what earlier calls recorded stays until this call redoes it
+        before = json.loads(record_path.read_text())
+        if not isinstance(before, dict):
+            before = {}
+    except (OSError, ValueError):
+        before = {}
+    record["tasks"] = {k: v for k, v in before.get("tasks", {}).items() if isinstance(v, dict)}
+    record["failures"] = [f for f in before.get("failures", []) if isinstance(f, dict)]
     task_rows, runs, failures = [], {}, []
     for i, (task, config) in enumerate(plan.tasks, 1):
         if on_event is not None:
             on_event(f"task {i}/{len(plan.tasks)}: {task.name} ({run_dir_for(config, tasks_dir).name})")
+        changed = _changed_code(plan, before, task.name)
+        if changed and on_event is not None:
+            on_event(f"the code of {', '.join(changed)} changed since its cells of {task.name} ran: they run again "
+                     "(the baselines' cells are kept)")
         t0 = time.perf_counter()
-        run_dir, failed = run_keeping_going(config, tasks_dir, quiet=quiet, device=device, workers=workers)
+        run_dir, failed = run_keeping_going(config, tasks_dir, quiet=quiet, device=device, workers=workers,
+                                            redo_methods=changed)
         runs[task.name] = run_dir
         mine = [{**f.to_dict(), "task": task.name, "log": str(run_dir / "log.txt")} for f in failed]
         failures += mine
-        record["tasks"][task.name] = {"run": run_dir.name, "seconds_this_call": time.perf_counter() - t0}
-        record["failures"] = failures
+        # the digests are recorded once the task's cells ran with them: a call stopped earlier redoes them again
+        record["tasks"][task.name] = {"run": run_dir.name, "seconds_this_call": time.perf_counter() - t0,
+                                      "code_sha256": {c.key: c.code_digest() for c in plan.candidates
+                                                      if c.key in {m.key for m in config.methods}}}
+        record["failures"] = [f for f in record["failures"] if f.get("task") != task.name] + mine
         record_path.write_text(json.dumps(record, indent=2) + "\n")
         saved = json.loads((run_dir / "config.json").read_text())
         task_rows.append(TaskRows(task.name, task.description, saved, read_results(run_dir),

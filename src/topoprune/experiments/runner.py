@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,6 +204,26 @@ def _repair(store: RunStore, config: ExperimentConfig, damaged: list[Damage], lo
             log.info("repair: removed %s (%d file(s)) to redo it", stage, len(gone))
 
 
+def _redo_methods(store: RunStore, config: ExperimentConfig, keys: Sequence[str], log) -> int:
+    """Remove every cell of the methods ``keys`` (their controls and shared trajectories too) so
+    this run redoes them: their code changed since those cells ran. The other methods' cells, the
+    baselines and the analyses stay. Returns how many cells went."""
+    keys = set(keys)
+    count = 0
+    for c in cells_of(config):
+        if c.method not in keys:
+            continue
+        gone = [f for name in STAGES for f in store.invalidate(c.stage(name))]
+        gone += store.invalidate(c.folder, [c.folder])
+        if config.method(c.method).method.needs().trajectory and c.control is None:
+            gone += store.invalidate(c.trajectory, [c.trajectory])
+        count += bool(gone)
+    if count:
+        log.info("redo: removed %d finished cell(s) of %s, whose code changed since they ran", count,
+                 ", ".join(sorted(keys)))
+    return count
+
+
 def _method_modules(config: ExperimentConfig, workers: int) -> tuple[str, ...]:
     """The modules a worker process must import to know the config's methods; a class defined in
     ``__main__`` (a script, a notebook) cannot reach spawned workers."""
@@ -241,20 +262,22 @@ def run_experiment(config: ExperimentConfig, out: str | Path = "runs", *, worker
 
 
 def run_keeping_going(config: ExperimentConfig, out: str | Path = "runs", *, quiet: bool = False,
-                      report: bool = True, device: str | None = None,
-                      workers: int = 1) -> tuple[Path, list[CellFailure]]:
+                      report: bool = True, device: str | None = None, workers: int = 1,
+                      redo_methods: Sequence[str] = ()) -> tuple[Path, list[CellFailure]]:
     """:func:`run_experiment` (on this machine, ``workers`` processes) that does not stop at a
     cell that raises: the error's traceback goes to the run's ``log.txt``, the cell is listed in
     the returned failures, every other cell runs (a control of a failed cell is skipped and
     listed) and the finished cells stay. A rerun retries the failed cells. Errors outside the
-    cells (the config, the data, a baseline, a worker process that dies) still raise."""
+    cells (the config, the data, a baseline, a worker process that dies) still raise.
+    ``redo_methods``: methods whose finished cells are removed first and run again (their code
+    changed)."""
     return _execute(config, out, workers=workers, quiet=quiet, report=report, device=device, repair=False,
-                    executor="local", address=None, ray_num_cpus=None, keep_going=True)
+                    executor="local", address=None, ray_num_cpus=None, keep_going=True, redo_methods=redo_methods)
 
 
 def _execute(config: ExperimentConfig, out: str | Path, *, workers: int, quiet: bool, report: bool,
              device: str | None, repair: bool, executor: str, address: str | None, ray_num_cpus: int | None,
-             keep_going: bool = False) -> tuple[Path, list[CellFailure]]:
+             keep_going: bool = False, redo_methods: Sequence[str] = ()) -> tuple[Path, list[CellFailure]]:
     from ..train import resolve_device
 
     if not isinstance(config, ExperimentConfig):
@@ -296,7 +319,7 @@ def _execute(config: ExperimentConfig, out: str | Path, *, workers: int, quiet: 
         runner.start(str(run_dir))
         try:
             warned, failures = _run(config, store, executor=runner, quiet=quiet, device=device, repair=repair,
-                                    previous=previous, keep_going=keep_going)
+                                    previous=previous, keep_going=keep_going, redo_methods=redo_methods)
         finally:
             runner.close()
         if report:
@@ -332,7 +355,8 @@ def _chance_warnings(config: ExperimentConfig, store: RunStore) -> list[str]:
 
 
 def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, device: str | None,
-         repair: bool, previous: dict | None, keep_going: bool = False) -> tuple[list[str], list[CellFailure]]:
+         repair: bool, previous: dict | None, keep_going: bool = False,
+         redo_methods: Sequence[str] = ()) -> tuple[list[str], list[CellFailure]]:
     """Every stage of every cell still to do; returns the warnings about the baselines and, with
     ``keep_going``, the cells that failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -351,6 +375,8 @@ def _run(config: ExperimentConfig, store: RunStore, *, executor, quiet: bool, de
                              f"{listed}{more}; rerun with --repair to redo the stages that made them")
     if damaged:
         _repair(store, config, damaged, log)
+    if redo_methods:
+        _redo_methods(store, config, redo_methods, log)
     from .executors import LocalExecutor
 
     where = describe_device(device) if isinstance(executor, LocalExecutor) else f"{device or 'cpu'}, resolved on each worker"
