@@ -58,6 +58,8 @@ def test_shipped_suites_load_and_cover_both_kinds():
     ({"tasks": [{**TASK, "config": {**TASK["config"], "methods": ["l1"]}}]}, "config.methods: not allowed"),
     ({"tasks": [TASK, TASK]}, "given twice"),
     ({"tasks": [{**TASK, "kind": "both"}]}, "kind"),
+    ({"tasks": [{**TASK, "baselines": ["l1", "nosuch"]}]},
+     "tasks[0]: field baselines[1].name: unknown pruning method 'nosuch'"),
     ({"tasks": [{**TASK, "baselines": ["l1", "lamp"]}]},
      "field tasks[0].baselines[1]: 'lamp' is an unstructured method; allowed: structured methods in a structured task"),
 ])
@@ -113,6 +115,9 @@ def test_candidate_from_a_path_is_registered_under_its_class_name():
 @pytest.mark.parametrize("text, expect", [
     ("nosuch_pkg.mod:X", "module 'nosuch_pkg.mod' is not importable"),
     ("tests.e2e.evaluate_methods:Nope", "has no attribute 'Nope'"),
+    # only the module's method classes are suggested (not its imports, nor the base classes)
+    ("tests.e2e.evaluate_methods:LowVarianc", "did you mean 'LowVariance'? method classes there: DiesInWorker, "),
+    ("tests.e2e.evaluate_methods:torch", "is a module, not callable; allowed: 'pkg.module:Class'"),
     ("tests.e2e.evaluate_methods:NotAMethod", "NotAMethod is not a pruning method"),
     ("tests.e2e.evaluate_methods:NeedsSetting", "cannot be built with its defaults"),
     ("json:dumps", "standard library"),
@@ -186,6 +191,7 @@ def test_leaderboard_marks_failed_cells():
     task = TaskRows("t", "a task", config, rows, ["l1", "random"], __import__("pathlib").Path("run"), failures)
     summary, sections = leaderboard_sections([task], "mine")
     assert any("2 cell(s) failed" in s for s in summary)
+    assert "over 0 comparison(s) (its cells failed: see \"Failed cells\")" in summary[0]
     assert any("(2 failed)" in r[2] for r in dict(sections)["t: against the baselines"])
     assert all("boom" in line for line in dict(sections)["Failed cells"])
 

@@ -69,6 +69,12 @@ def _kebab(name: str) -> str:
     return (re.sub(r"[^a-z0-9-]+", "-", text).strip("-") or "candidate")[:40]
 
 
+def _is_method_class(obj: object) -> bool:
+    """A pruning-method class a user could name (not the base classes themselves)."""
+    return (isinstance(obj, type) and issubclass(obj, (StructuredMethod, UnstructuredMethod))
+            and obj not in (StructuredMethod, UnstructuredMethod))
+
+
 def resolve_candidate(method: object, label: str | None = None) -> Candidate:
     """A :class:`Candidate` from ``"pkg.module:Class"``, a registered name, a :class:`Method`
     subclass or an instance. Refused in one line: a path that does not import, an object that is
@@ -79,12 +85,12 @@ def resolve_candidate(method: object, label: str | None = None) -> Candidate:
 
         from .factory import resolve_factory
 
+        allowed = "allowed: 'pkg.module:Class', a StructuredMethod or UnstructuredMethod subclass"
         top = method.split(":", 1)[0].split(".")[0]
         if top in sys.stdlib_module_names:
-            raise TopopruneError(f"method {method!r} names Python's standard library ({top}); allowed: "
-                                 "'pkg.module:Class', a StructuredMethod or UnstructuredMethod subclass")
+            raise TopopruneError(f"method {method!r} names Python's standard library ({top}); {allowed}")
 
-        method = resolve_factory(method, "method")
+        method = resolve_factory(method, "method", allowed=allowed, wanted=_is_method_class, kind="method classes")
     elif isinstance(method, str):
         cls = method_class(method)  # an unknown name: one line listing the registered ones
         return Candidate(method, cls(), method, _label(label))

@@ -70,14 +70,16 @@ def _add_working_directory(top: str) -> bool:
     return True
 
 
-def resolve_factory(text: object, what: str = "factory") -> Callable[..., Any]:
+def resolve_factory(text: object, what: str = "factory", *, allowed: str = _ALLOWED,
+                    wanted: Callable[[Any], bool] | None = None, kind: str = "callables") -> Callable[..., Any]:
     """Import the module of ``"pkg.module:function"`` and return the callable it names (looking
-    in the working directory too, as the CLI and ``python -m`` do)."""
+    in the working directory too, as the CLI and ``python -m`` do). ``allowed`` is what a refusal
+    says is allowed; a missing name lists the module's ``kind`` (the objects ``wanted`` keeps;
+    by default every public callable)."""
     module_name, attr_path = parse_factory(text, what)
     top = module_name.split(".")[0]
     if top in sys.stdlib_module_names or top == "builtins":
-        raise TopopruneError(f"{what} {text!r} names Python's standard library ({top}), which builds "
-                             f"no models; {_ALLOWED}")
+        raise TopopruneError(f"{what} {text!r} names Python's standard library ({top}); {allowed}")
     try:
         try:
             module = importlib.import_module(module_name)
@@ -98,15 +100,16 @@ def resolve_factory(text: object, what: str = "factory") -> Callable[..., Any]:
     done = module_name
     for part in attr_path.split("."):
         if not hasattr(obj, part):
-            names = [n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None))]
+            keep = wanted or callable
+            names = [n for n in dir(obj) if not n.startswith("_") and keep(getattr(obj, n, None))]
             hint = closest(part, names)
             mean = f"did you mean {hint!r}? " if hint else ""
-            raise TopopruneError(f"{what} {text!r}: {done!r} has no attribute {part!r}; {mean}callables "
+            raise TopopruneError(f"{what} {text!r}: {done!r} has no attribute {part!r}; {mean}{kind} "
                                  f"there: {', '.join(sorted(names)[:12]) or 'none'}")
         obj = getattr(obj, part)
         done = f"{done}.{part}"
     if not callable(obj):
-        raise TopopruneError(f"{what} {text!r} is a {type(obj).__name__}, not callable; {_ALLOWED}")
+        raise TopopruneError(f"{what} {text!r} is a {type(obj).__name__}, not callable; {allowed}")
     return obj
 
 

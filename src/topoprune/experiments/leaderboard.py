@@ -138,8 +138,10 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str]) -> 
         best_n = [a for k, a in mine.items() if where[k][2] == "best" and a.p_adjusted is not None]
         wins = sum(a.verdict_adjusted == "WINS" for a in best_n)
         loses = sum(a.verdict_adjusted == "LOSES" for a in best_n)
+        failed = any(str(f.get("method", "")).split("+")[0] == c for t in tasks for f in t.failures)
+        none = "its cells failed: see \"Failed cells\"" if failed else "no comparison has two seeds yet"
         summary.append(f"Against the best baseline, after Holm's adjustment over {own.m if own else 0} comparison(s) "
-                       f"({own.family if own else 'no comparison has two seeds yet'}): **{c}** wins at {wins}, loses "
+                       f"({own.family if own else none}): **{c}** wins at {wins}, loses "
                        f"at {loses} and ties at {len(best_n) - wins - loses} of {len(best_n)} targets with a verdict.")
         shuffles = [a for k, a in mine.items() if where[k][2] == "control" and where[k][3] == "shuffle"
                     and a.p_adjusted is not None]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -82,7 +83,7 @@ def load_suite(suite: str | Path) -> Suite:
     if not path.is_file():
         raise TopopruneError(f"suite {path} does not exist; allowed: a shipped suite ({', '.join(shipped_suites())}) "
                              "or a YAML file")
-    data = read_yaml(path)
+    data = read_yaml(path, "suite")
     if not isinstance(data, dict):
         raise TopopruneError(f"suite {path}: bad value {type(data).__name__}; allowed: a mapping with name, "
                              "description and tasks")
@@ -137,7 +138,16 @@ def task_config(task: SuiteTask, candidate: dict | list[dict] | None, *, suite: 
     try:
         return parse_config(raw)
     except TopopruneError as exc:
-        raise TopopruneError(f"{where or 'task ' + task.name}: {exc}") from None
+        raise TopopruneError(f"{where or 'task ' + task.name}: {_suite_words(str(exc), len(task.baselines))}") from None
+
+
+def _suite_words(message: str, baselines: int) -> str:
+    """A config error in a suite's words: the methods list is the task's baselines, then the
+    candidates, so ``methods[i]`` is ``baselines[i]`` or the method under test."""
+    def name(match: re.Match) -> str:
+        i = int(match.group(1))
+        return f"field baselines[{i}]" if i < baselines else "the method under test"
+    return re.sub(r"config field methods\[(\d+)\]", name, message)
 
 
 @dataclass(frozen=True)
