@@ -92,3 +92,18 @@ class NeedsSetting(StructuredMethod):
 
 class NotAMethod:
     """Not a pruning method at all."""
+
+
+class BareMasks(UnstructuredMethod):
+    """Masks every Linear layer with torch's own l1_unstructured and records nothing but the
+    layers: a user's method need not record per-layer counts for its controls."""
+
+    summary: ClassVar[str] = "the smallest |w| of each Linear layer go (torch's l1_unstructured)"
+
+    def apply(self, model, request):
+        names = []
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.utils.prune.l1_unstructured(m, "weight", amount=request.sparsity)
+                names.append(name)
+        return PruneOutcome(model, {"targets": names})

@@ -48,6 +48,7 @@ def test_evaluate_writes_a_leaderboard_and_resumes(tmp_path, suite, capsys):
     assert "shuffle (= random)" in board  # its uniform budget's shuffle is the random baseline
     assert "; a uniform budget, as the peers'" in board or "| no verdict |" in board  # what its budget is
     assert "magnitude-at-budget" in board and (folder / "leaderboard.html").is_file()
+    assert "Written by topoprune " in board and " with torch " in board  # which code wrote it
     record = json.loads((folder / "evaluation.json").read_text())
     assert record["method_class"] == "LowVariance" and record["failures"] == [] and list(record["tasks"]) == ["conv"]
     run = folder / "tasks" / record["tasks"]["conv"]["run"]
@@ -99,6 +100,7 @@ def test_dry_run_prints_the_plan_and_the_estimate_only(tmp_path, suite, capsys):
     assert code == 0, err
     assert "conv: 8 cells" in out and "estimated total" in out and "dry run: nothing was run" in out
     assert "workers about" not in out
+    assert "left out: mlp: a structured method runs in the structured tasks only" in " ".join(out.split())
     code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:LowVariance", "--suite", str(suite),
                                       "--out", str(tmp_path / "runs"), "--dry-run", "--workers", "2"])
     assert code == 0 and "with 2 workers about" in " ".join(out.split())
@@ -273,3 +275,22 @@ def test_a_method_whose_code_changed_runs_again_and_the_baselines_are_kept(tmp_p
     assert all(again[k] != first[k] for k in mine)  # its cells and their controls ran again
     assert all(again[k] == first[k] for k in first if k not in mine)  # the baselines' did not
     assert "redo: removed 4 finished cell(s) of firsts" in (run / "log.txt").read_text()
+
+
+def test_an_unstructured_method_that_records_only_its_layers_gets_its_controls(tmp_path, suite, capsys):
+    """Controls take a method's per-layer counts from its saved masks when its record has none."""
+    code, out, err = run_cli(capsys, ["evaluate", "tests.e2e.evaluate_methods:BareMasks", "--suite", str(suite),
+                                      "--out", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0, err
+    folder = next((tmp_path / "runs").glob("evaluate-tiny-bare-masks-*"))
+    record = json.loads((folder / "evaluation.json").read_text())
+    assert record["failures"] == []
+    run = folder / "tasks" / record["tasks"]["mlp"]["run"]
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    by = {(r["method"], r["seed"]): r for r in rows}
+    for seed in (0, 1):
+        mine = by[("bare-masks", seed)]
+        for control in ("shuffle", "magnitude-at-budget"):
+            # the same number of weights in every layer as the method's own masks
+            assert by[(f"bare-masks+{control}", seed)]["nonzero_params"] == mine["nonzero_params"]
+            assert by[(f"bare-masks+{control}", seed)]["compression"] == mine["compression"]

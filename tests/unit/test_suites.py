@@ -116,7 +116,7 @@ def test_candidate_from_a_path_is_registered_under_its_class_name():
     ("nosuch_pkg.mod:X", "module 'nosuch_pkg.mod' is not importable"),
     ("tests.e2e.evaluate_methods:Nope", "has no attribute 'Nope'"),
     # only the module's method classes are suggested (not its imports, nor the base classes)
-    ("tests.e2e.evaluate_methods:LowVarianc", "did you mean 'LowVariance'? method classes there: DiesInWorker, "),
+    ("tests.e2e.evaluate_methods:LowVarianc", "did you mean 'LowVariance'? method classes there: BareMasks, DiesInWorker, "),
     ("tests.e2e.evaluate_methods:torch", "is a module, not callable; allowed: 'pkg.module:Class'"),
     ("tests.e2e.evaluate_methods:NotAMethod", "NotAMethod is not a pruning method"),
     ("tests.e2e.evaluate_methods:NeedsSetting", "cannot be built with its defaults"),
@@ -149,9 +149,15 @@ def test_leaderboard_compares_with_the_best_baseline_and_the_own_controls():
             + _rows("fpgm", 0.5, [92.0, 93.1, 93.9])
             + _rows("fpgm+magnitude-at-budget", 0.5, [90.0, 91.0, 92.1], "magnitude-at-budget"))
     task = TaskRows("t", "a task", config, rows, ["l1", "random"], __import__("pathlib").Path("run"))
-    summary, sections = leaderboard_sections([task], "fpgm")
+    collected: list[dict] = []
+    summary, sections = leaderboard_sections([task], "fpgm", collect=collected)
     table = dict(sections)["t: against the baselines"]
     fpgm = next(r for r in table if "**fpgm**" in r[1])
+    # the same comparisons as data (EvaluationResult.comparisons): against l1 and its two controls
+    best = next(c for c in collected if c["against"] == "best baseline")
+    assert (best["reference"], best["n"], round(best["mean"], 6), best["verdict_holm"]) == ("l1", 3, 2.0, "WINS")
+    assert sorted(c["against"] for c in collected) == ["best baseline", "magnitude-at-budget control", "shuffle control"]
+    assert {c["target"] for c in collected} == {"sparsity 0.5 (2x)"}
     # fpgm - l1 = +2.0, +2.1, +1.9 (mean 2.0): a clear win before and after Holm over its 3 comparisons
     assert fpgm[4].startswith("+2.00 [") and fpgm[5] == "WINS / WINS"
     best = next(r for r in table if "best baseline" in r[1])

@@ -92,6 +92,8 @@ def control_prune(config: ExperimentConfig, store: RunStore, cell, spec: MethodS
     if trajectory:  # the method pruned the trajectory's own dense round, not the baseline
         masks = _saved_masks(store, method_cell, record)
         dense.load_state_dict(_round_state(store, cell, 0))
+    elif not spec.structured and not _recorded_layers(record):  # a method of one's own that records no counts
+        masks = _saved_masks(store, method_cell, record)
     result = saved_result(record, structured=spec.structured, masks=masks)
     if spec.structured:
         inputs = None
@@ -115,6 +117,13 @@ def control_prune(config: ExperimentConfig, store: RunStore, cell, spec: MethodS
         raise TopopruneError(f"cell {cell.key}: the control removed {counts}, its method {wanted}")
     return model, {"seconds": time.perf_counter() - t0, "started": started, "control": cell.control,
                    "of": cell.method, "counts": counts, **body}, steps
+
+
+def _recorded_layers(record: dict) -> bool:
+    """Whether an unstructured prune record holds its per-layer counts (topoprune's methods record
+    them in ``rounds``; a method of one's own need not)."""
+    rounds = record.get("rounds")
+    return bool(isinstance(rounds, list) and rounds and isinstance(rounds[-1], dict) and rounds[-1].get("layers"))
 
 
 def _saved_masks(store: RunStore, method_cell, record: dict) -> dict[str, torch.Tensor]:

@@ -108,6 +108,11 @@ class EvaluationPlan:
         said = ", ".join(f"{c.key} ({c.class_name}, {'structured' if c.structured else 'unstructured'})"
                          for c in self.candidates)
         out = [f"evaluate {said} on the {self.suite.name} suite: {len(self.tasks)} task(s)"]
+        planned = {t.name for t, _ in self.tasks}
+        other = [t.name for t in self.suite.tasks if t.name not in planned]
+        if other:  # every candidate is of one kind, and these tasks take the other
+            kind = "structured" if self.candidates[0].structured else "unstructured"
+            out.append(f"  left out: {', '.join(other)}: a {kind} method runs in the {kind} tasks only")
         from .leaderboard import target_label
         from .runner import cells_of
 
@@ -141,6 +146,9 @@ class EvaluationResult:
     tasks: dict[str, Path]
     failures: list[dict]
     leaderboard: tuple[Path, Path]
+    # every comparison of the candidates on the leaderboard: task, target, method, against ("best
+    # baseline" or "<control> control"), reference, n, mean, low, high, verdict, p_holm, verdict_holm, detectable
+    comparisons: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -150,7 +158,8 @@ class EvaluationResult:
     def to_dict(self) -> dict:
         return {"folder": str(self.folder), "candidate": self.candidate, "method_class": self.method_class,
                 "suite": self.suite, "tasks": {k: str(v) for k, v in self.tasks.items()},
-                "failures": self.failures, "leaderboard": [str(p) for p in self.leaderboard]}
+                "failures": self.failures, "leaderboard": [str(p) for p in self.leaderboard],
+                "comparisons": self.comparisons}
 
     def failure_line(self) -> str | None:
         """One line naming what failed (None when everything ran)."""
@@ -246,6 +255,23 @@ def run_plan(plan: EvaluationPlan, *, out: str | Path = "runs", device: str | No
         return _evaluate(plan, out=out, device=device, quiet=quiet, workers=workers, on_event=on_event)
 
 
+def _made_with() -> str:
+    """Which code wrote the leaderboard, and when (every row records its own versions and commit)."""
+    import datetime
+    import platform
+
+    from .provenance import source_commit
+    from .store import package_versions
+
+    versions = package_versions()
+    commit = source_commit()
+    at = f", commit {commit}" if commit else ""
+    return (f"Written by topoprune {versions.get('topoprune', '?')}{at} with torch {versions.get('torch', '?')}, "
+            f"Python {platform.python_version()}, on {platform.system()} {platform.machine()}, at "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; each row of the task folders "
+            "records the versions and commit it ran with.")
+
+
 def _changed_code(plan: EvaluationPlan, before: dict, task: str) -> list[str]:
     """The candidates whose source file differs from the one their cells of ``task`` ran with, as
     an earlier call recorded it (``before``, the folder's ``evaluation.json``): an edited or fixed
@@ -313,6 +339,8 @@ def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quie
     title = f"topoprune evaluate: {', '.join(keys)} on the {plan.suite.name} suite"
     said = "; ".join(f"{c.key} ({c.class_name}, from {c.source})" for c in plan.candidates)
     intro = (f"{said}: against the suite's baselines and {'its' if len(keys) == 1 else 'each its'} own controls. "
-             f"{plan.suite.description}.")
-    pages = write_leaderboard(folder, title=title, intro=intro, tasks=task_rows, candidates=keys)
-    return EvaluationResult(folder, plan.name, record["method_class"], plan.suite.name, runs, failures, pages)
+             f"{plan.suite.description}. {_made_with()}")
+    comparisons: list[dict] = []
+    pages = write_leaderboard(folder, title=title, intro=intro, tasks=task_rows, candidates=keys, collect=comparisons)
+    return EvaluationResult(folder, plan.name, record["method_class"], plan.suite.name, runs, failures, pages,
+                            comparisons)

@@ -91,8 +91,11 @@ def _task_candidates(task: TaskRows, candidates: list[str]) -> list[str]:
     return [c for c in candidates if task.candidates is None or c in task.candidates]
 
 
-def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str]) -> tuple[list[str], list[tuple[str, list]]]:
-    """The summary bullets and the sections (tables and bullets) of the leaderboard."""
+def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str], *,
+                         collect: list[dict] | None = None) -> tuple[list[str], list[tuple[str, list]]]:
+    """The summary bullets and the sections (tables and bullets) of the leaderboard. ``collect``,
+    when given, receives every comparison of the candidates as a dict (task, target, method,
+    against, reference, n, mean, low, high, verdict, p_holm, verdict_holm, detectable)."""
     candidates = [candidates] if isinstance(candidates, str) else list(candidates)
     comparisons: dict[str, dict[str, PairedResult]] = {c: {} for c in candidates}
     where: dict[str, tuple] = {}
@@ -130,6 +133,19 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str]) -> 
     families = {c: holm_family(f"every comparison of {c} in this evaluation", comparisons[c])
                 for c in candidates if comparisons[c]}
     adjusted = {name: a for f in families.values() for a in f.comparisons for name in [a.name]}
+    if collect is not None:
+        for c, family in families.items():
+            for a in family.comparisons:
+                task_name, s, kind, ref = where[a.name]
+                r = a.result
+                config = next(t.config for t in tasks if t.name == task_name)
+                detectable = (minimum_detectable_effect(r.sd, r.n) if a.verdict_adjusted == "TIE" and r.n >= 2
+                              and r.sd > 0 else None)
+                collect.append({"task": task_name, "sparsity": s, "target": target_label(config, s), "method": c,
+                                "against": "best baseline" if kind == "best" else f"{ref} control",
+                                "reference": ref if kind == "best" else f"{c}+{ref}", "n": r.n, "mean": r.mean,
+                                "low": r.low, "high": r.high, "verdict": r.verdict, "p_holm": a.p_adjusted,
+                                "verdict_holm": a.verdict_adjusted, "detectable": detectable})
     summary, sections = [], []
     for c in candidates:
         own = families.get(c)
@@ -245,12 +261,13 @@ def _coinciding(config: dict, candidate: str) -> list[str]:
 
 
 def write_leaderboard(folder: Path, *, title: str, intro: str, tasks: list[TaskRows],
-                      candidates: str | list[str]) -> tuple[Path, Path]:
-    """Write ``leaderboard.md`` and ``leaderboard.html`` into ``folder``."""
+                      candidates: str | list[str], collect: list[dict] | None = None) -> tuple[Path, Path]:
+    """Write ``leaderboard.md`` and ``leaderboard.html`` into ``folder`` (``collect``: see
+    :func:`leaderboard_sections`)."""
     from .report import write_pages
 
     names = [candidates] if isinstance(candidates, str) else list(candidates)
-    summary, sections = leaderboard_sections(tasks, names)
+    summary, sections = leaderboard_sections(tasks, names, collect=collect)
     rules = [
         "The best baseline of a target is the baseline with the highest mean accuracy after recovery (the "
         "candidates and their controls excluded). Differences are paired by seed (same seed, same trained network "
