@@ -174,3 +174,22 @@ def test_topology_never_imports_torch():
     for p in (SRC / "topology").rglob("*.py"):
         assert not any(m == "torch" or m.startswith("torch.") for m in _imports(p)), p
         assert "import torch" not in p.read_text(), p
+
+
+def test_a_method_class_is_taken_as_its_defaults_registered_or_not():
+    import torch
+    from torch import nn
+
+    import topoprune as tp
+    from topoprune.pruning.methods import resolve_method
+
+    from tests.e2e.evaluate_methods import LowVariance, NotAMethod
+
+    assert isinstance(resolve_method(LowVariance), LowVariance)  # not registered: built with its defaults
+    assert resolve_method(M.FPGM) == M.FPGM()
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3),
+                          nn.Flatten(), nn.Linear(8 * 4 * 4, 3))
+    small, result = tp.prune_units(model, torch.zeros(1, 1, 10, 10), method=LowVariance, sparsity=0.5)
+    assert result.params[1] < result.params[0]
+    with pytest.raises(TopopruneError, match="must be a name, a Method subclass or object, or a mapping"):
+        resolve_method(NotAMethod)

@@ -258,10 +258,13 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
 
 def resolve_registered(value: Any, *, registry: Registry, base: type, kind: str) -> Any:
     """An object of one of ``registry``'s pydantic classes (all subclasses of ``base``) from an
-    instance, a registered name, or a mapping ``{"name": ..., **settings}`` (a ``label`` key is
-    dropped: it names a config entry, not a setting). ``kind`` names it in errors."""
+    instance, a subclass of ``base`` (built with its defaults, registered or not), a registered
+    name, or a mapping ``{"name": ..., **settings}`` (a ``label`` key is dropped: it names a
+    config entry, not a setting). ``kind`` names it in errors."""
     if isinstance(value, base):
         return value
+    if isinstance(value, type) and issubclass(value, base) and value is not base:  # the class: its defaults
+        return _build(value, {}, f"{kind} {value.__name__}")
     if isinstance(value, str):
         return _build(registry.get(value), {}, f"{kind} {value!r}")
     if isinstance(value, Mapping):
@@ -272,7 +275,7 @@ def resolve_registered(value: Any, *, registry: Registry, base: type, kind: str)
                                  f"available: {', '.join(registry.names())}")
         settings.pop("label", None)
         return _build(registry.get(name), settings, f"{kind} {name!r}")
-    raise TopopruneError(f"{kind} must be a name, a {base.__name__} object or a mapping, got "
+    raise TopopruneError(f"{kind} must be a name, a {base.__name__} subclass or object, or a mapping, got "
                          f"{type(value).__name__}; available: {', '.join(registry.names())}")
 
 
