@@ -213,8 +213,8 @@ CONTROLS_NOTE = (
     "(shuffle; for a method with a uniform budget this is the `random` row, not run twice) or the largest by "
     "L1 norm (magnitude-at-budget). Same seed, accuracy after recovery, 95 % t-interval; Holm's correction over "
     "the table beside it; beside a tie, the smallest difference the seeds could detect at 80 % power. For a "
-    "method with a uniform budget, the peers' own, \"only its layer budget matters\" says that its choice of "
-    "filters does no better than random filters.")
+    "method with a uniform budget, the peers' own, \"no effect of its choice inside layers found\" says that its choice of "
+    "filters did no better than random filters, within the difference the seeds could detect.")
 
 
 def _structured_verdicts(table: list[list[str]], skip: tuple[str, ...] = ("random",)) -> tuple[list[str], bool]:

@@ -104,7 +104,7 @@ def test_the_imp_claim_splits_budget_and_choice_when_the_controls_are_there():
     assert "+0.00 [+0.00, +0.00] (TIE)" in row[2]  # the same budgets filled alike: no difference
     assert "T-IMP against random weights at its own counts (its shuffle control): -0.03 [-0.32, +0.25] (TIE)" in row[3]  # 0.1, -0.1, -0.1
     assert "IMP against random weights at its own counts (its shuffle control): +9.83 [+9.12, +10.55] (WINS)" in row[3]
-    assert "T-IMP: only its layer budget matters; IMP: its choice inside layers matters (each interval" in row[4]
+    assert "T-IMP: no effect of its choice inside layers found; IMP: its choice inside layers matters (each interval" in row[4]
     without = mod._imp_claim_row({"rows": _rows({"imp": [90.0, 91.0], "timp": [90.5, 91.5]})})
     assert without[2].startswith("not separated")
 
@@ -152,7 +152,7 @@ def test_the_structured_page_shows_each_method_against_its_controls():
     assert "topological against its shuffle (= the random rows): TIE at 1 of 1 sparsities." in text
     # differences 1.0, 0.5: mean 0.75, sd 0.353553, t(0.975, 1) = 12.7062 -> half width 3.1766
     assert "| 0.5 | topological | shuffle (= the random rows) | +0.75 [-2.43, +3.93] (n=2) | TIE |" in text
-    assert "| only its layer budget matters; a uniform budget, as the peers' |" in text
+    assert "| no effect of its choice inside layers found; a uniform budget, as the peers' |" in text
     without = "\n".join(mod._structured_body(_structured_record(rows, table, None), "t1"))
     assert "against its shuffle" not in without
 

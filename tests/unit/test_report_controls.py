@@ -30,7 +30,7 @@ def test_paired_t_interval_by_hand():
 
 @pytest.mark.parametrize("method_acc, word, meaning", [
     ((90, 91, 92), "WINS", "its choice inside layers matters"),
-    ((80.5, 79.5, 80.2), "TIE", "only its layer budget matters"),
+    ((80.5, 79.5, 80.2), "TIE", "no effect of its choice inside layers found"),
     ((70, 71, 72), "LOSES", "its choice inside layers is worse than random"),
 ])
 def test_shuffle_verdicts(method_acc, word, meaning):

@@ -116,7 +116,7 @@ def test_controls_get_the_holm_verdict_over_the_runs_method_vs_control_family():
     assert f"no difference larger than {_mde(0.5, 3, 0.05 / 3):.2f} points could be seen with 3 seeds" in marginal
     assert "two-sided 1.67 % = 5 % / 3" in marginal
     tie = next(x for x in lines if "**magnitude** vs its shuffle control" in x)
-    assert "**TIE**: only its layer budget matters." in tie
+    assert "**TIE**: no effect of its choice inside layers found." in tie
     assert f"no difference larger than {_mde(2.0, 3):.2f} points could be seen with 3 seeds" in tie
 
 

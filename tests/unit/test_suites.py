@@ -183,7 +183,7 @@ def test_a_tie_with_the_shuffle_control_says_what_the_seeds_could_detect():
     from topoprune.experiments.stats import minimum_detectable_effect
 
     mde = minimum_detectable_effect(statistics.stdev([1.5, -2.0, 1.0]), 3)
-    assert (f"shows no effect beyond its layer budget at 2 (a TIE means no difference was found, not that there "
+    assert (f"no effect of its choice was found at 2 (a TIE means no difference was found, not that there "
             f"is none: these seeds could detect {mde:.2f} points)") in summary[1]
     controls = dict(sections)["t: against its own controls"]
     flat = next(r for r in controls if "0.75" in r[0])

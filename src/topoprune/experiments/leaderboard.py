@@ -167,8 +167,8 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str], *,
                 counts[a.verdict_adjusted] += 1
             ties = [a for a in shuffles if a.verdict_adjusted == "TIE"]
             summary.append(f"**{c}** against its shuffle control (its own layer budget, units or weights drawn at "
-                           f"random): its choice inside layers matters at {counts['WINS']}, shows no effect beyond "
-                           f"its layer budget at {counts['TIE']}{_tie_words(ties)}, and is worse than random inside "
+                           f"random): its choice inside layers matters at {counts['WINS']}, no effect of its choice "
+                           f"was found at {counts['TIE']}{_tie_words(ties)}, and it is worse than random inside "
                            f"layers at {counts['LOSES']} of {len(shuffles)} targets (Holm-adjusted).")
     failures = [f for t in tasks for f in t.failures]
     if failures:

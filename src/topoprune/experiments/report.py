@@ -184,7 +184,7 @@ def _markdown_table(rows: list[list[str]]) -> str:
 
 
 _MEANING = {
-    "shuffle": {"WINS": "its choice inside layers matters", "TIE": "only its layer budget matters",
+    "shuffle": {"WINS": "its choice inside layers matters", "TIE": "no effect of its choice inside layers found",
                 "LOSES": "its choice inside layers is worse than random"},
     "magnitude-at-budget": {"WINS": "it beats the plainest choice at the same budget",
                             "TIE": "it ties the plainest choice at the same budget",
@@ -194,8 +194,9 @@ _MEANING = {
 
 def control_meaning(control: str, verdict: str, *, read_from_baseline: bool = False) -> str | None:
     """What a method-vs-control verdict says, in words (None where there is no verdict). A control
-    read from a baseline's cells is a uniform budget's shuffle (the random baseline), so its "only
-    its layer budget matters" is the peers' own budget, and the words add that."""
+    read from a baseline's cells is a uniform budget's shuffle (the random baseline): the budget
+    its TIE speaks of is the peers' own, and the words add that. A TIE says no effect was found,
+    not that there is none (the detectable difference beside it says how large one could hide)."""
     words = _MEANING.get(control, {}).get(verdict)
     if words is None:
         return None
