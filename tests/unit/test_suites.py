@@ -62,6 +62,9 @@ def test_shipped_suites_load_and_cover_both_kinds():
      "tasks[0]: field baselines[1].name: unknown pruning method 'nosuch'"),
     ({"tasks": [{**TASK, "baselines": ["l1", "lamp"]}]},
      "field tasks[0].baselines[1]: 'lamp' is an unstructured method; allowed: structured methods in a structured task"),
+    ({"tasks": [{**TASK, "kind": "unstructured", "baselines": ["lamp", "l1"]}]},
+     "field tasks[0].baselines[1]: 'l1' is a structured method; allowed: unstructured methods in an unstructured task"),
+    ({"tasks": [{**TASK, "schedule": {"steps": 0, "epochs": 1}}]}, "tasks[0]: field schedule.steps: bad value 0"),
 ])
 def test_a_bad_suite_is_refused_in_one_line_naming_the_key(tmp_path, changes, expect):
     with pytest.raises(TopopruneError, match=None) as exc:
@@ -74,6 +77,16 @@ def test_a_schedule_is_checked_beside_any_baseline(tmp_path):
     suite = load_suite(write_suite(tmp_path, tasks=[{**TASK, "baselines": ["l1", "fpgm"],
                                                      "schedule": {"steps": 2, "epochs": 1}}]))
     assert suite.tasks[0].schedule == {"steps": 2, "epochs": 1}
+
+
+def test_a_candidates_bad_setting_names_the_candidate_and_its_field(tmp_path):
+    """methods[i] past the baselines is the method under test: named, with the field that is wrong."""
+    from topoprune.experiments.suites import task_config
+
+    task = load_suite(write_suite(tmp_path, tasks=[{**TASK, "kind": "unstructured", "baselines": ["lamp"]}])).tasks[0]
+    with pytest.raises(TopopruneError) as exc:
+        task_config(task, {"name": "imp", "label": "imp-30", "fraction": 0.3, "rounds": 4}, where="task tiny")
+    assert str(exc.value).startswith("task tiny: the method under test 'imp-30', field fraction: bad value 0.3")
 
 
 def test_an_unknown_shipped_suite_is_named_with_the_ones_there():

@@ -114,8 +114,8 @@ def load_suite(suite: str | Path) -> Suite:
         for j, m in enumerate(checked.methods):
             kind = "structured" if isinstance(m.method, StructuredMethod) else "unstructured"
             if kind != task.kind:
-                raise TopopruneError(f"suite {path}: field tasks[{i}].baselines[{j}]: {m.key!r} is an {kind} "
-                                     f"method; allowed: {task.kind} methods in a {task.kind} task")
+                raise TopopruneError(f"suite {path}: field tasks[{i}].baselines[{j}]: {m.key!r} is {_a(kind)} "
+                                     f"method; allowed: {task.kind} methods in {_a(task.kind)} task")
         if task.schedule is not None:  # checked as a method entry's schedule would be (a label no baseline has)
             probe = {"name": "l1" if task.kind == "structured" else "magnitude", "label": "schedule-check"}
             task_config(task, probe, where=f"suite {path}: tasks[{i}]")
@@ -138,16 +138,28 @@ def task_config(task: SuiteTask, candidate: dict | list[dict] | None, *, suite: 
     try:
         return parse_config(raw)
     except TopopruneError as exc:
-        raise TopopruneError(f"{where or 'task ' + task.name}: {_suite_words(str(exc), len(task.baselines))}") from None
+        names = [e.get("label") or e.get("name") for e in entries]
+        raise TopopruneError(f"{where or 'task ' + task.name}: {_suite_words(str(exc), len(task.baselines), names)}") from None
 
 
-def _suite_words(message: str, baselines: int) -> str:
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def _suite_words(message: str, baselines: int, candidates: list | tuple = ()) -> str:
     """A config error in a suite's words: the methods list is the task's baselines, then the
-    candidates, so ``methods[i]`` is ``baselines[i]`` or the method under test."""
+    candidates, so ``methods[i]`` is ``baselines[i]`` or the method under test (named, with the
+    field that is wrong)."""
     def name(match: re.Match) -> str:
-        i = int(match.group(1))
-        return f"field baselines[{i}]" if i < baselines else "the method under test"
-    return re.sub(r"config field methods\[(\d+)\]", name, message)
+        i, field = int(match.group(1)), match.group(2)
+        if i < baselines:
+            return f"field baselines[{i}]{field}"
+        if field == ".schedule" or field.startswith(".schedule."):  # the task's schedule, given to the candidates
+            return f"field {field[1:]}"
+        who = candidates[i - baselines] if i - baselines < len(candidates) else None
+        said = f"the method under test {who!r}" if who else "the method under test"
+        return f"{said}, field {field[1:]}" if field else said
+    return re.sub(r"config field methods\[(\d+)\]((?:\.\w+|\[\d+\])*)", name, message)
 
 
 @dataclass(frozen=True)
