@@ -148,3 +148,27 @@ def test_which_controls_coincide_with_a_method_already_run():
     assert control_coincides_with(resolve_method({"name": "magnitude", "preserve": "mst"}),
                                   "magnitude-at-budget") is None
     assert control_coincides_with(resolve_method("imp"), "shuffle") is None
+
+
+def test_a_cells_saved_masks_are_found_for_attention_in_proj_too(tmp_path):
+    """A control reading its method's masks from ``masked.pt`` finds every targeted layer's mask,
+    nn.MultiheadAttention's ``<module>.in_proj`` (whose mask is ``<module>.in_proj_weight_mask``) too."""
+    from types import SimpleNamespace
+
+    from topoprune.experiments.control_cell import _saved_masks
+    from topoprune.pruning.masks import prunable_layers, prune_weights
+
+    class Attention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+            self.fc = torch.nn.Linear(8, 3)
+
+    model = Attention()
+    prune_weights(model, sparsity=0.5, inplace=True)
+    torch.save(model.state_dict(), tmp_path / "masked.pt")
+    store = SimpleNamespace(path=lambda rel: tmp_path / rel.split("/")[-1])
+    targets = list(prunable_layers(model))
+    masks = _saved_masks(store, SimpleNamespace(folder="cell"), {"targets": targets})
+    assert list(masks) == ["attn.in_proj", "attn.out_proj", "fc"]
+    assert torch.equal(masks["attn.in_proj"], model.attn.in_proj_weight_mask)

@@ -131,7 +131,8 @@ def _saved_masks(store: RunStore, method_cell, record: dict) -> dict[str, torch.
     state = torch.load(store.path(f"{method_cell.folder}/masked.pt"), map_location="cpu", weights_only=True)
     masks = {}
     for name in record["targets"]:
-        mask = state.get(f"{name}.weight_mask")
+        # <module>.weight_mask; nn.MultiheadAttention's <module>.in_proj keeps <module>.in_proj_weight_mask
+        mask = state.get(f"{name}.weight_mask", state.get(f"{name}_weight_mask"))
         if mask is None:
             raise TopopruneError(f"{method_cell.folder}/masked.pt has no mask for layer {name!r}; rerun with "
                                  "--repair to redo that cell")
