@@ -294,3 +294,35 @@ def test_an_unstructured_method_that_records_only_its_layers_gets_its_controls(t
             # the same number of weights in every layer as the method's own masks
             assert by[(f"bare-masks+{control}", seed)]["nonzero_params"] == mine["nonzero_params"]
             assert by[(f"bare-masks+{control}", seed)]["compression"] == mine["compression"]
+
+
+@pytest.mark.slow  # two evaluations: about 20 s
+def test_cells_of_a_call_stopped_early_are_redone_when_the_code_changed(tmp_path, suite, monkeypatch):
+    """The digest a task records is the one of the code the call imported, written before its
+    cells run: a first call stopped before the task finished (the file edited meanwhile) still
+    has its cells redone by the next call."""
+    import topoprune.experiments.runner as runner
+
+    source = ("from topoprune import StructuredMethod\n\n\n"
+              "class Firsts(StructuredMethod):\n"
+              "    def choose(self, ctx, layer):\n"
+              "        return list(range(int(layer.units().count * layer.sparsity)))\n")
+    module = tmp_path / "stopped_method.py"
+    module.write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    real = runner.run_keeping_going
+
+    def edited_then_stopped(*args, **kwargs):
+        real(*args, **kwargs)
+        module.write_text(source + "# edited while the cells ran\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_keeping_going", edited_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_method("stopped_method:Firsts", suite=suite, out=tmp_path / "runs", quiet=True)
+    monkeypatch.setattr(runner, "run_keeping_going", real)
+    events: list[str] = []
+    result = evaluate_method("stopped_method:Firsts", suite=suite, out=tmp_path / "runs", quiet=True,
+                             on_event=events.append)
+    assert result.ok
+    assert any("the code of firsts changed since its cells of conv ran" in e for e in events), events

@@ -272,20 +272,28 @@ def _made_with() -> str:
             "records the versions and commit it ran with.")
 
 
-def _changed_code(plan: EvaluationPlan, before: dict, task: str) -> list[str]:
-    """The candidates whose source file differs from the one their cells of ``task`` ran with, as
-    an earlier call recorded it (``before``, the folder's ``evaluation.json``): an edited or fixed
-    method must not be mixed with its old cells. A candidate without a record or a digest counts
-    as unchanged."""
-    known = (before.get("tasks", {}).get(task) or {}).get("code_sha256") or {}
+def _recorded_code(before: dict, task: str) -> dict:
+    """The candidates' digests an earlier call recorded for ``task`` (``before``, the folder's
+    ``evaluation.json``)."""
+    known = (before.get("tasks", {}).get(task) or {}).get("code_sha256")
+    return known if isinstance(known, dict) else {}
+
+
+def _changed_code(plan: EvaluationPlan, before: dict, task: str, digests: dict[str, str | None]) -> list[str]:
+    """The candidates whose source file (``digests``: as this call imported it) differs from the
+    one their cells of ``task`` ran with, as an earlier call recorded it: an edited or fixed method
+    must not be mixed with its old cells. A candidate without a record or a digest counts as
+    unchanged."""
+    known = _recorded_code(before, task)
     return [c.key for c in plan.candidates
-            if known.get(c.key) is not None and c.code_digest() is not None and known[c.key] != c.code_digest()]
+            if known.get(c.key) is not None and digests[c.key] is not None and known[c.key] != digests[c.key]]
 
 
 def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quiet: bool, workers: int,
               on_event: Callable[[str], None] | None) -> EvaluationResult:
     from .leaderboard import TaskRows, write_leaderboard
     from .runner import preflight, run_dir_for, run_keeping_going
+    from ..train.checkpoint import atomic_write_json
     from .store import read_results
 
     folder = plan.folder(out)
@@ -296,10 +304,12 @@ def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quie
     folder.mkdir(parents=True, exist_ok=True)
     record_path = folder / "evaluation.json"
     keys = [c.key for c in plan.candidates]
+    # read once: the code this call runs is what it imported, whatever happens to the files meanwhile
+    digests = {c.key: c.code_digest() for c in plan.candidates}
     record = {"suite": plan.suite.name, "suite_digest": plan.suite.digest(), "candidate": plan.name,
               "candidates": [{"name": c.key, "method_class": c.class_name, "source": c.source,
                               "settings": c.method.settings(), "structured": c.structured,
-                              "code_sha256": c.code_digest()} for c in plan.candidates],
+                              "code_sha256": digests[c.key]} for c in plan.candidates],
               "method_class": ", ".join(c.class_name for c in plan.candidates), "tasks": {}, "failures": []}
     if len(plan.candidates) == 1:  # the fields one candidate always had
         c = plan.candidate
@@ -316,22 +326,29 @@ def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quie
     for i, (task, config) in enumerate(plan.tasks, 1):
         if on_event is not None:
             on_event(f"task {i}/{len(plan.tasks)}: {task.name} ({run_dir_for(config, tasks_dir).name})")
-        changed = _changed_code(plan, before, task.name)
+        changed = _changed_code(plan, before, task.name, digests)
         if changed and on_event is not None:
             on_event(f"the code of {', '.join(changed)} changed since its cells of {task.name} ran: they run again "
                      "(the baselines' cells are kept)")
+        ran = [k for k in keys if k in {m.key for m in config.methods}]
+        # before any cell runs, the digest every cell this call adds runs with; a redone method keeps
+        # the old one until its redo finished, so a call stopped earlier redoes it again
+        known = _recorded_code(before, task.name)
+        entry = {"run": run_dir_for(config, tasks_dir).name, "seconds_this_call": 0.0,
+                 **record["tasks"].get(task.name, {})}
+        entry["code_sha256"] = {k: known[k] if k in changed else digests[k] for k in ran}
+        record["tasks"][task.name] = entry
+        atomic_write_json(record, record_path)
         t0 = time.perf_counter()
         run_dir, failed = run_keeping_going(config, tasks_dir, quiet=quiet, device=device, workers=workers,
                                             redo_methods=changed)
         runs[task.name] = run_dir
         mine = [{**f.to_dict(), "task": task.name, "log": str(run_dir / "log.txt")} for f in failed]
         failures += mine
-        # the digests are recorded once the task's cells ran with them: a call stopped earlier redoes them again
         record["tasks"][task.name] = {"run": run_dir.name, "seconds_this_call": time.perf_counter() - t0,
-                                      "code_sha256": {c.key: c.code_digest() for c in plan.candidates
-                                                      if c.key in {m.key for m in config.methods}}}
+                                      "code_sha256": {k: digests[k] for k in ran}}
         record["failures"] = [f for f in record["failures"] if f.get("task") != task.name] + mine
-        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write_json(record, record_path)
         saved = json.loads((run_dir / "config.json").read_text())
         task_rows.append(TaskRows(task.name, task.description, saved, read_results(run_dir),
                                   [m.key for m in config.methods if m.key not in keys], run_dir, mine,
