@@ -74,7 +74,8 @@ def test_masks_that_remove_another_share_are_refused_naming_the_class():
     with pytest.raises(TopopruneError) as e:
         checked_outcome(method, PruneOutcome(_masked({0: 40, 2: 32}), {}), sparsity=0.5)  # 72 kept: 0.357
     assert str(e.value) == ("method 'magnitude' (Magnitude) left 72 of 112 weights (sparsity 0.3571) where 0.5 "
-                            "was asked; allowed: masks that remove that share of the weights of its layers, within 1 %")
+                            "was asked; allowed: masks that remove that share of the weights of its layers, within 1 % (or half a weight "
+                            "per layer)")
     with pytest.raises(TopopruneError, match=r"left 14 of 112 weights \(sparsity 0\.8750\) where 0\.8 was asked"):
         checked_outcome(method, PruneOutcome(_masked({0: 10, 2: 4}), {}), sparsity=0.8)  # too many go
     with pytest.raises(TopopruneError, match="masked no layer where sparsity 0.5 was asked"):
@@ -87,3 +88,22 @@ def test_the_share_is_counted_over_the_layers_the_method_names():
     checked_outcome(Magnitude(), PruneOutcome(model, {"targets": ["0"]}), sparsity=0.5)
     with pytest.raises(TopopruneError, match="left 72 of 112"):
         checked_outcome(Magnitude(), PruneOutcome(model, {"targets": ["0", "2"]}), sparsity=0.5)
+
+
+def test_each_layers_rounding_is_allowed_but_no_more():
+    """Per-layer counts (local scope, torch's amount) round each layer by up to half a weight:
+    ten 3x3 layers at 0.5 keep 5 of 9 each (round(4.5) = 4 go), 50 of 90 where 45 are asked."""
+    from topoprune.pruning.apply import apply_method
+    from topoprune.pruning.methods import ApplyRequest
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(3, 3) for _ in range(10)])
+    apply_method(Magnitude(scope="local"), model, ApplyRequest(sparsity=0.5, seed=0))
+    assert sum(int(m.weight_mask.sum()) for m in model) == 50
+    ten = nn.Sequential(*[nn.Linear(3, 3) for _ in range(10)])
+    for i, m in enumerate(ten):  # 51 kept: 6 weights off, more than half a weight per layer
+        mask = torch.zeros(9)
+        mask[: 6 if i == 0 else 5] = 1
+        prune.custom_from_mask(m, "weight", mask.view(3, 3))
+    with pytest.raises(TopopruneError, match="left 51 of 90 weights"):
+        checked_outcome(Magnitude(), PruneOutcome(ten, {}), sparsity=0.5)
