@@ -291,9 +291,9 @@ def _changed_code(plan: EvaluationPlan, before: dict, task: str, digests: dict[s
 
 def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quiet: bool, workers: int,
               on_event: Callable[[str], None] | None) -> EvaluationResult:
+    from ..train.checkpoint import atomic_write_json
     from .leaderboard import TaskRows, write_leaderboard
     from .runner import preflight, run_dir_for, run_keeping_going
-    from ..train.checkpoint import atomic_write_json
     from .store import read_results
 
     folder = plan.folder(out)
