@@ -12,7 +12,8 @@ from torch.nn.utils import prune
 from topoprune.errors import TopopruneError
 from topoprune.pruning.apply import checked_outcome
 from topoprune.pruning.methods import PruneOutcome
-from topoprune.pruning.methods.unstructured import IMP, TIMP, Magnitude, lands_on, reaches
+from topoprune.pruning.methods.global_unstructured import LAMP
+from topoprune.pruning.methods.unstructured import IMP, TIMP, Magnitude, SynFlow, lands_on, reaches
 
 
 def _net() -> nn.Module:
@@ -107,3 +108,18 @@ def test_each_layers_rounding_is_allowed_but_no_more():
         prune.custom_from_mask(m, "weight", mask.view(3, 3))
     with pytest.raises(TopopruneError, match="left 51 of 90 weights"):
         checked_outcome(Magnitude(), PruneOutcome(ten, {}), sparsity=0.5)
+
+
+@pytest.mark.parametrize("method", [Magnitude(), Magnitude(scope="local"), SynFlow(iterations=3), LAMP()])
+def test_a_one_shot_method_prunes_a_masked_model_to_the_sparsity_of_all_its_weights(method):
+    """The cell's sparsity is the share of the targeted weights removed, not of those remaining:
+    a model already at 0.5 pruned at 0.8 keeps 20 % of its weights, as every method does."""
+    from topoprune.pruning.apply import apply_method
+    from topoprune.pruning.masks import prune_weights
+    from topoprune.pruning.methods import ApplyRequest
+
+    model = _net()
+    prune_weights(model, sparsity=0.5, inplace=True)
+    apply_method(method, model, ApplyRequest(sparsity=0.8, seed=0, example_inputs=torch.ones(1, 10)))
+    kept = sum(int(m.weight_mask.sum()) for m in (model[0], model[2]))
+    assert abs(kept - 0.2 * 112) <= 1  # 22 or 23 of 112, not 0.1 * 112

@@ -54,7 +54,7 @@ class _OneShot(UnstructuredMethod):
     def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
         from ..masks import prunable_layers, prune_weights
 
-        _, rec = prune_weights(model, amount=request.sparsity, method=self._selection, scope=self.scope,
+        _, rec = prune_weights(model, request.sparsity, method=self._selection, scope=self.scope,
                                seed=request.seed, preserve=getattr(self, "preserve", None), inplace=True)
         return PruneOutcome(model, {"rounds": [rec.to_dict()], "targets": list(prunable_layers(model)),
                                     "warnings": rec.warnings})
@@ -223,7 +223,7 @@ class SynFlow(UnstructuredMethod):
     def apply(self, model: torch.nn.Module, request: ApplyRequest) -> PruneOutcome:
         from ..masks import prunable_layers, prune_weights
 
-        _, rec = prune_weights(model, amount=request.sparsity, method="synflow", scope=self.scope,
+        _, rec = prune_weights(model, request.sparsity, method="synflow", scope=self.scope,
                                iterations=self.iterations, example_inputs=request.example_inputs, inplace=True)
         return PruneOutcome(model, {"rounds": [rec.to_dict()], "iterations": self.iterations,
                                     "targets": list(prunable_layers(model)), "warnings": rec.warnings})
