@@ -193,3 +193,8 @@ def test_a_method_class_is_taken_as_its_defaults_registered_or_not():
     assert result.params[1] < result.params[0]
     with pytest.raises(TopopruneError, match="must be a name, a Method subclass or object, or a mapping"):
         resolve_method(NotAMethod)
+    from topoprune.pruning.methods.unstructured import _OneShot
+
+    for abstract in (tp.StructuredMethod, tp.UnstructuredMethod, _OneShot):  # bases that prune nothing
+        with pytest.raises(TopopruneError, match="must be a name, a Method subclass or object"):
+            resolve_method(abstract)

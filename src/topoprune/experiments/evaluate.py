@@ -146,7 +146,7 @@ class EvaluationResult:
     tasks: dict[str, Path]
     failures: list[dict]
     leaderboard: tuple[Path, Path]
-    # every comparison of the candidates on the leaderboard: task, target, method, against ("best
+    # every comparison of the candidates on the leaderboard: task, sparsity, target, method, against ("best
     # baseline" or "<control> control"), reference, n, mean, low, high, verdict, p_holm, verdict_holm, detectable
     comparisons: list[dict] = field(default_factory=list)
 

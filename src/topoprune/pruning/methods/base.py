@@ -256,6 +256,17 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
     return f"{where}: bad value {shown}; allowed: {msg}{more}"
 
 
+def _abstract(cls: type) -> bool:
+    """A base class that says what a method must do without doing it (``Method``,
+    ``StructuredMethod``, ``UnstructuredMethod`` and the shared bases of the built-in methods):
+    one whose ``choose`` or ``apply`` is still the base's own."""
+    structured = getattr(cls, "structured", None)
+    if structured is None or cls.__name__.startswith("_"):
+        return True
+    hook = "choose" if structured else "apply"
+    return getattr(cls, hook, None) is getattr(StructuredMethod if structured else UnstructuredMethod, hook, None)
+
+
 def resolve_registered(value: Any, *, registry: Registry, base: type, kind: str) -> Any:
     """An object of one of ``registry``'s pydantic classes (all subclasses of ``base``) from an
     instance, a subclass of ``base`` (built with its defaults, registered or not), a registered
@@ -263,7 +274,7 @@ def resolve_registered(value: Any, *, registry: Registry, base: type, kind: str)
     config entry, not a setting). ``kind`` names it in errors."""
     if isinstance(value, base):
         return value
-    if isinstance(value, type) and issubclass(value, base) and value is not base:  # the class: its defaults
+    if isinstance(value, type) and issubclass(value, base) and not _abstract(value):  # the class: its defaults
         return _build(value, {}, f"{kind} {value.__name__}")
     if isinstance(value, str):
         return _build(registry.get(value), {}, f"{kind} {value!r}")
