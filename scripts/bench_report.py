@@ -992,8 +992,13 @@ def page_leaderboard() -> list[str]:
     names = [c["name"] for c in d["candidates"]]
     summary, sections = leaderboard_sections(task_rows(d["tasks"]), names)
     words = _leaderboard_words(sections, names)
-    covers = "; ".join(f"{t['name']}: {covers_of_run({'config': t['config']})}" for t in d["tasks"])
+    said = {t["name"]: covers_of_run({"config": t["config"]}) for t in d["tasks"]}
+    covers = (f"every task: {next(iter(said.values()))}" if len(set(said.values())) == 1 else
+              " ".join(f"{name}: {text}" for name, text in said.items()))
     title = f"# Our methods through the standard suite: they {_verdict_words(words, 'the best baseline')}"
+    if not d.get("complete", True):  # a partial export: the verdicts so far, of the methods that have them
+        title = (f"# Our methods through the standard suite (partial, {d['cells_done']} of {d['cells_total']} "
+                 f"cells): so far, where they have verdicts, they {_verdict_words(words, 'the best baseline')}")
     return [title, "", _leaderboard_intro(d["candidates"]) + " " + d["description"].rstrip(".") + ".", "",
             _about(d, "evaluate-standard.json", covers), "", *sections_markdown(summary, sections)]
 

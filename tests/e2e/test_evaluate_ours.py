@@ -66,3 +66,8 @@ def test_our_methods_through_a_suite_export_a_page_that_recomputes(tmp_path):
     partial = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
     assert not partial["complete"] and partial["cells_done"] == d["cells_done"] - 2
     assert "PARTIAL" in (tmp_path / "res" / "evaluate-standard.md").read_text()
+    mod._load = lambda name: partial if name == "evaluate-standard" else None
+    page = "\n".join(mod.page_leaderboard())
+    assert page.startswith(f"# Our methods through the standard suite (partial, {partial['cells_done']} of "
+                           f"{partial['cells_total']} cells): so far, where they have verdicts, they ")
+    assert "**What the intervals cover:** every task: each seed trains its own network" in page
