@@ -14,7 +14,8 @@ resumes cell by cell, so it can be stopped and started again.
 
 A task run on another machine (or in an earlier session whose run folder is gone) is carried from
 the results file already in ``--out``, as exported then: only where this checkout has no run folder
-for it and the exported task has the same run folder name (the same config, so the same cells).
+for it and the exported task has the same run folder name (the same config, so the same cells;
+another task of the suite may have changed meanwhile).
 The page says which tasks were carried, with the commit each one ran at; the verdicts are
 recomputed from the carried rows like any others.
 
@@ -48,15 +49,16 @@ from topoprune.experiments.store import read_results
 HERE = Path(__file__).parent
 
 
-def carried_tasks(previous: Path, folder: Path) -> dict[str, dict]:
-    """The tasks of an earlier export (``previous``, the results file) that ran elsewhere: by task
-    name, each as exported (its ``run_dir`` says which config it ran). Only an export of this same
-    evaluation folder counts (its name holds the suite's and the candidates' digest)."""
+def carried_tasks(previous: Path, suite: str) -> dict[str, dict]:
+    """The tasks of an earlier export (``previous``, the results file of the suite named ``suite``)
+    that ran elsewhere: by task name, each as exported. Its ``run_dir`` names the config it ran
+    (the name holds the config's digest: the data, the model, the training, the methods with their
+    settings, the targets and the seeds), so a task is carried only where that is unchanged."""
     try:
         before = json.loads(previous.read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(before, dict) or before.get("run_dir") != folder.name:
+    if not isinstance(before, dict) or before.get("suite") != suite:
         return {}
     return {t["name"]: t for t in before.get("tasks", []) if isinstance(t, dict) and t.get("rows")}
 
@@ -134,7 +136,7 @@ def main() -> None:
     failed = None
     folder = plan.folder(args.runs)
     stem = f"evaluate-{plan.suite.name}"
-    carried = carried_tasks(args.out / f"{stem}.json", folder)
+    carried = carried_tasks(args.out / f"{stem}.json", plan.suite.name)
     if args.export_only and not folder.is_dir() and not carried:
         print(f"--export-only: {folder} does not exist; run without --export-only first", file=sys.stderr)
         raise SystemExit(2)
