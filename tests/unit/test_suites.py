@@ -338,3 +338,40 @@ def test_the_estimate_counts_a_schedules_fine_tuning():
     key = "mnist-conv-w0.25"
     ratio = (scheduled.cells / scheduled.step_ms[key]) / (one_shot.cells / one_shot.step_ms[key])
     assert ratio == pytest.approx(10.0)
+
+
+def test_one_seed_baseline_at_chance_is_flagged_by_the_leaderboard_and_the_report():
+    """Each seed trains its own network: one of three at chance (10 % on 10 classes) is flagged,
+    naming the seed, though the mean dense accuracy over the seeds (63.3 %) is far from chance."""
+    from topoprune.experiments.report import chance_warnings
+
+    config = {"name": "x", "dataset": {"name": "digits"}, "methods": [{"name": "l1"}, {"name": "fpgm"}],
+              "sparsities": [0.5], "train": {"seed": "each"}}
+    dense = {0: 10.0, 1: 90.0, 2: 90.0}
+    rows = [{**r, "dense_acc": dense[r["seed"]], "train_seed": r["seed"]}
+            for r in _rows("l1", 0.5, [10.0, 88.0, 89.0]) + _rows("fpgm", 0.5, [10.0, 88.5, 89.5])]
+    warned = chance_warnings(config, rows)
+    assert list(warned) == ["m"] and warned["m"].startswith("m (seed 0): the baseline is at chance accuracy (10.0 %")
+    task = TaskRows("t", "a task", config, rows, ["l1"], __import__("pathlib").Path("run"))
+    summary, _ = leaderboard_sections([task], "fpgm")
+    assert any(s.startswith("**Warning (t):** m (seed 0): the baseline is at chance") for s in summary)
+    good = [{**r, "dense_acc": 90.0} for r in rows]
+    assert chance_warnings(config, good) == {}
+    assert not any("Warning" in s for s in leaderboard_sections([TaskRows(
+        "t", "a task", config, good, ["l1"], __import__("pathlib").Path("run"))], "fpgm")[0])
+
+
+def test_the_runner_checks_every_seeds_baseline_for_chance(tmp_path):
+    from topoprune.experiments.config import parse_config
+    from topoprune.experiments.runner import _chance_warnings
+    from topoprune.experiments.store import RunStore
+
+    config = parse_config({"name": "x", "dataset": {"name": "digits"}, "model": {"name": "mnist-fc"},
+                           "train": {"epochs": 1, "seed": "each"}, "methods": ["l1"], "sparsities": [0.5],
+                           "seeds": [0, 1, 2]})
+    store = RunStore(tmp_path)
+    key = config.models[0].key
+    for seed, acc in {0: 90.0, 1: 9.0, 2: 91.0}.items():
+        store.write_json(f"baseline/{config.baseline_key(key, seed)}/baseline.json", {"test_acc": acc})
+    warned = _chance_warnings(config, store)
+    assert len(warned) == 1 and warned[0].startswith(f"{key} (seed 1): the baseline is at chance accuracy (9.0 %")

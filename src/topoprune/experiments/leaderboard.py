@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .peers import best_peer
-from .report import _coverage, control_meaning  # the same words as a comparison report
+from .report import _coverage, chance_warnings, control_meaning  # the same words as a comparison report
 from .stats import PairedResult, holm_family, minimum_detectable_effect, paired_difference
 
 __all__ = ["TaskRows", "leaderboard_sections", "write_leaderboard", "target_label"]
@@ -170,6 +170,9 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str], *,
                            f"random): its choice inside layers matters at {counts['WINS']}, no effect of its choice "
                            f"was found at {counts['TIE']}{_tie_words(ties)}, and it is worse than random inside "
                            f"layers at {counts['LOSES']} of {len(shuffles)} targets (Holm-adjusted).")
+    for task in tasks:  # a dense network at chance makes its task's differences noise
+        for warning in chance_warnings(task.config, task.rows).values():
+            summary.append(f"**Warning ({task.name}):** {warning}.")
     failures = [f for t in tasks for f in t.failures]
     if failures:
         failed = [f for f in failures if not f.get("skipped")]

@@ -128,7 +128,9 @@ def winners(summary: list[dict], at_chance: frozenset[str] | set[str] = frozense
 
 def chance_warnings(config: dict, rows: list[dict]) -> dict[str, str]:
     """Model -> the warning sentence, for each model whose dense baseline is at chance accuracy
-    (:mod:`.chance`); the number of classes is the config's dataset's."""
+    (:mod:`.chance`); the number of classes is the config's dataset's. Where each seed trained its
+    own baseline (the rows' ``train_seed``), each is checked on its own: one network at chance
+    among good ones makes that seed's differences noise, so the model is flagged, naming the seed."""
     from ..data import dataset_info
     from .chance import chance_warning
 
@@ -138,7 +140,18 @@ def chance_warnings(config: dict, rows: list[dict]) -> dict[str, str]:
         return {}
     out = {}
     for model in sorted({r["model"] for r in rows}):
-        dense = [r["dense_acc"] for r in rows if r["model"] == model and r.get("dense_acc") is not None]
+        mine = [r for r in rows if r["model"] == model and r.get("dense_acc") is not None]
+        if len({r.get("train_seed") for r in mine}) > 1:  # one baseline per seed
+            by_seed: dict = {}
+            for r in mine:
+                by_seed.setdefault(r.get("train_seed"), []).append(r["dense_acc"])
+            said = [chance_warning(f"{model} (seed {seed})", statistics.mean(acc), classes)
+                    for seed, acc in sorted(by_seed.items(), key=lambda kv: str(kv[0]))]
+            said = [w for w in said if w]
+            if said:
+                out[model] = "; ".join(said)
+            continue
+        dense = [r["dense_acc"] for r in mine]
         warning = chance_warning(model, statistics.mean(dense), classes) if dense else None
         if warning:
             out[model] = warning

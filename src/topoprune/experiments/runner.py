@@ -37,7 +37,7 @@ from ..errors import TopopruneError
 from ..train.device import describe_device
 from .cell import STAGES, Cell, seal_finished
 from .config import ExperimentConfig
-from .stages import analysis_path, prepare
+from .stages import analysis_path, baseline_dir, prepare
 from .row import row_key
 from .store import Damage, RunStore, run_log, run_session
 
@@ -339,18 +339,22 @@ def check_workers(workers: object) -> int:
 
 
 def _chance_warnings(config: ExperimentConfig, store: RunStore) -> list[str]:
-    """The warning of each model whose trained (or loaded) baseline is at chance accuracy."""
+    """The warning of each baseline (one per model, or per model and seed under ``train.seed:
+    each``) whose trained (or loaded) network is at chance accuracy."""
     from ..data import dataset_info
     from .chance import chance_warning
 
     classes = dataset_info(config.dataset.name).num_classes
     out = []
     for spec in config.models:
-        record = store.read_json(f"baseline/{spec.key}/baseline.json") or {}
-        accuracy = record.get("test_acc")
-        warning = chance_warning(spec.key, accuracy, classes) if accuracy is not None else None
-        if warning:
-            out.append(warning)
+        for seed in config.baseline_seeds():
+            key = spec.key if seed is None else config.baseline_key(spec.key, seed)
+            record = store.read_json(f"{baseline_dir(key)}/baseline.json") or {}
+            accuracy = record.get("test_acc")
+            name = spec.key if seed is None else f"{spec.key} (seed {seed})"
+            warning = chance_warning(name, accuracy, classes) if accuracy is not None else None
+            if warning:
+                out.append(warning)
     return out
 
 
