@@ -5,6 +5,7 @@
     python benchmarks/evaluate_ours.py --export-only     # export what has finished; a partial run says so
     python benchmarks/evaluate_ours.py --suite quick     # the same on the quick suite (minutes)
     python benchmarks/evaluate_ours.py --tasks conv-extreme   # only these tasks of the suite (comma-separated)
+    python benchmarks/evaluate_ours.py --tasks vgg16q-flops --seeds 0   # and only these seeds
 
 The methods and their settings are ``evaluate_cost.plan_ours()``'s (the Topological Pruner, Betti
 pruning and the Topological Pruner v2 in the structured task; T-IMP and magnitude pruning that
@@ -12,12 +13,14 @@ keeps every layer's spanning tree in the unstructured ones), evaluated together 
 the baselines' cells. The evaluation folder is ``benchmarks/runs/evaluate-<suite>-...``; the run
 resumes cell by cell, so it can be stopped and started again.
 
-A task run on another machine (or in an earlier session whose run folder is gone) is carried from
-the results file already in ``--out``, as exported then: only where this checkout has no run folder
-for it and the exported task has the same run folder name (the same config, so the same cells;
-another task of the suite may have changed meanwhile).
-The page says which tasks were carried, with the commit each one ran at; the verdicts are
-recomputed from the carried rows like any others.
+A task can be run in parts: ``--seeds`` runs some of its seeds in a run folder of their own (the
+task's config on those seeds). Every seed of the standard suite's tasks trains its own network and
+its cells start from that network only, so a part runs the very cells of the whole run. The export
+joins, for each task, its run folder here, the folders of its seed parts here, and the rows of the
+results file already in ``--out`` (an earlier export, made elsewhere or in a run folder since lost)
+for the seeds none of those runs, where that export ran the same config (the same run folder name:
+the config's digest). The page says where each task's rows come from, with the commits; the
+verdicts are recomputed from the joined rows like any others.
 
 Writes ``results/evaluate-<suite>.json`` (every task's saved config and results rows, so the page
 recomputes every verdict) and ``.md`` (the leaderboard with the command, machine and versions).
@@ -43,6 +46,8 @@ from topoprune.experiments.candidate import registered
 from topoprune.experiments.evaluate import run_plan
 from topoprune.experiments.leaderboard import TaskRows, leaderboard_sections
 from topoprune.experiments.report import _markdown_table
+from topoprune.experiments.config import parse_config
+from topoprune.experiments.row import row_key
 from topoprune.experiments.runner import cells_of, run_dir_for
 from topoprune.experiments.store import read_results
 
@@ -63,30 +68,97 @@ def carried_tasks(previous: Path, suite: str) -> dict[str, dict]:
     return {t["name"]: t for t in before.get("tasks", []) if isinstance(t, dict) and t.get("rows")}
 
 
+def seeds_config(config, seeds: list[int]):
+    """The task's config on some of its seeds: under ``train.seed: each`` every seed trains its own
+    network and its cells start from it alone, so these cells are exactly the full run's."""
+    return parse_config({**config.to_dict(), "seeds": list(seeds)})
+
+
+def _same_task(saved: dict, full: dict) -> bool:
+    """Whether a run folder's saved config is the task's config on a subset of its seeds."""
+    rest = {k: v for k, v in saved.items() if k != "seeds"}
+    return rest == {k: v for k, v in full.items() if k != "seeds"} and set(saved.get("seeds", [])) <= set(full["seeds"])
+
+
+def _part(run_dir: str, rows: list[dict], where: str) -> dict:
+    return {"run_dir": run_dir, "seeds": sorted({r["seed"] for r in rows}), "cells": len(rows),
+            "commits": sorted({(r.get("commit") or "?")[:7] for r in rows}), "where": where}
+
+
+def part_text(part: dict) -> str:
+    """One part of a task in words: which seeds, how many cells, at which commit, from where."""
+    seeds = ", ".join(map(str, part["seeds"]))
+    return (f"seed(s) {seeds}: {part['cells']} cells at commit {', '.join(part['commits'])} "
+            f"(run folder `{part['run_dir']}`, {part['where']})")
+
+
+def parts_lines(tasks: list[dict]) -> list[str]:
+    """Where the rows of each task that did not run in one folder here come from (Markdown lines,
+    ending with a blank one), or nothing."""
+    lines = [f"- Task `{t['name']}`: " + "; ".join(part_text(p) for p in t.get("parts", [])) + "."
+             for t in tasks if len(t.get("parts", [])) > 1
+             or any(p["where"] != "this checkout" for p in t.get("parts", []))]
+    if not lines:
+        return []
+    return ["Where the rows come from (a task's config is the same in each part; each seed of these tasks "
+            "trains its own network, and its cells start from that network only):", "", *lines, ""]
+
+
 def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> list[dict]:
-    """Every task of the evaluation as far as it ran: its saved config, its results rows, its
-    baselines and candidates, and the failed cells the last run recorded. A task with no run
-    folder here is taken from ``carried`` (an earlier export) when that ran the same config."""
+    """Every task of the evaluation as far as it ran: its config, its results rows, its baselines
+    and candidates, where its rows come from (``parts``) and the failed cells the last run recorded.
+
+    A task's rows come from its run folder here, from run folders of the same config on some of its
+    seeds (``--seeds``), and from ``carried`` (an earlier export) for the seeds none of those runs,
+    when that export ran the same config. A cell's row is taken once: a folder here first. A cell
+    missing from a folder here is not carried: it is still to run there (or to run again, after
+    its method's code changed or ``--repair`` removed it)."""
     keys = [c.key for c in plan.candidates]
     carried = carried or {}
     record_path = folder / "evaluation.json"
     failures = json.loads(record_path.read_text()).get("failures", []) if record_path.exists() else []
     out = []
     for task, config in plan.tasks:
+        full = config.to_dict()
         run_dir = run_dir_for(config, folder / "tasks")
+        here = [run_dir] if run_dir.exists() else []
+        here += sorted(d for d in (folder / "tasks").glob(f"{config.name}-*")
+                       if d != run_dir and (d / "config.json").exists()
+                       and _same_task(json.loads((d / "config.json").read_text()), full))
+        rows: dict[tuple, dict] = {}
+        parts, executions = [], []
+        for d in here:
+            mine = [r for r in read_results(d) if row_key(r) not in rows]
+            rows.update((row_key(r), r) for r in mine)
+            executions.append(run_execution(d, mine))
+            if mine:
+                parts.append(_part(d.name, mine, "this checkout"))
         before = carried.get(task.name)
-        if not run_dir.exists() and before is not None and before.get("run_dir") == run_dir.name:
-            commits = sorted({r.get("commit", "?")[:7] for r in before["rows"]})
-            out.append({**before, "carried": f"run at commit {', '.join(commits)}; carried from the earlier export"})
-            continue
-        saved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else None
-        rows = read_results(run_dir) if run_dir.exists() else []
+        if before is not None and before.get("run_dir") == run_dir.name:
+            earlier = before.get("parts") or [_part(before["run_dir"], before["rows"], "an earlier export")]
+            # only seeds no folder here runs: a folder's missing cell is to run (or to redo), not to carry
+            owned = {seed for d in here for seed in json.loads((d / "config.json").read_text())["seeds"]}
+            kept = [r for r in before["rows"] if r["seed"] not in owned]
+            for part in earlier:
+                mine = [r for r in kept if r["seed"] in part["seeds"]]
+                if mine:
+                    parts.append({**_part(part["run_dir"], mine, "carried from an earlier export"),
+                                  "commits": part["commits"]})
+            rows.update((row_key(r), r) for r in kept)
+            if kept:
+                executions.append(before["execution"])
+        execution = {"executors": list(dict.fromkeys(e for x in executions for e in x["executors"])),
+                     "threads": sorted({n for x in executions for n in x["threads"]}),
+                     "rows_without_threads": sum(x["rows_without_threads"] for x in executions)}
+        order = {c.row_key: i for i, c in enumerate(cells_of(config))}
         out.append({"name": task.name, "description": task.description, "run_dir": run_dir.name,
-                    "config": saved or config.to_dict(), "rows": rows, "execution": run_execution(run_dir, rows),
+                    "config": full, "rows": sorted(rows.values(), key=lambda r: order.get(row_key(r), len(order))),
+                    "execution": execution, "parts": parts,
                     "baselines": [m.key for m in config.methods if m.key not in keys],
                     "candidates": [m.key for m in config.methods if m.key in keys],
                     "failures": [{**f, "log": os.path.relpath(f["log"], folder.parent)} if f.get("log") else f
-                                 for f in failures if f.get("task") == task.name],  # no machine's own paths
+                                 for f in failures if f.get("task") == task.name
+                                 and (f.get("model"), f.get("method"), f.get("sparsity"), f.get("seed")) not in rows],
                     "cells_total": len(cells_of(config))})
     return out
 
@@ -117,6 +189,8 @@ def main() -> None:
     ap.add_argument("--export-only", action="store_true", help="export what has run; train nothing")
     ap.add_argument("--tasks", default=None, help="run only these tasks of the suite (comma-separated names); "
                     "the export still lists every task")
+    ap.add_argument("--seeds", default=None, help="run only these seeds of the chosen tasks (comma-separated; "
+                    "tasks whose seeds each train their own network); the export joins the seeds' folders")
     args = ap.parse_args()
     if not 1 <= args.workers <= 256:
         print(f"--workers {args.workers}: allowed: an integer in [1, 256]", file=sys.stderr)
@@ -133,6 +207,18 @@ def main() -> None:
         print(f"--tasks {args.tasks}: {', '.join(unknown) or 'no task named'}; allowed: comma-separated names "
               f"from {', '.join(names)}", file=sys.stderr)
         raise SystemExit(2)
+    seeds = None
+    if args.seeds is not None:
+        try:
+            seeds = sorted({int(x) for x in args.seeds.split(",") if x.strip()})
+        except ValueError:
+            seeds = []
+        for task, config in plan.tasks:
+            if task.name in chosen and (not seeds or not set(seeds) <= set(config.seeds) or not config.seed_each):
+                print(f"--seeds {args.seeds}: not a subset of {task.name}'s seeds with a network each; allowed: "
+                      f"comma-separated seeds from {', '.join(map(str, config.seeds))} of a task with "
+                      "train.seed: each", file=sys.stderr)
+                raise SystemExit(2)
     failed = None
     folder = plan.folder(args.runs)
     stem = f"evaluate-{plan.suite.name}"
@@ -141,7 +227,8 @@ def main() -> None:
         print(f"--export-only: {folder} does not exist; run without --export-only first", file=sys.stderr)
         raise SystemExit(2)
     if not args.export_only:
-        part = dataclasses.replace(plan, tasks=[(t, c) for t, c in plan.tasks if t.name in chosen])
+        part = dataclasses.replace(plan, tasks=[(t, c if seeds is None else seeds_config(c, seeds))
+                                                for t, c in plan.tasks if t.name in chosen])
         with registered(part.candidates):
             part.estimate(device=args.device or part.suite.device or "cpu", workers=args.workers)
             print("\n".join(part.lines()), flush=True)
@@ -154,7 +241,8 @@ def main() -> None:
                      f" --out {os.path.relpath(args.out)}" if args.out.resolve() != (HERE / "results").resolve() else "",
                      f" --device {args.device}" if args.device else "",
                      f" --workers {args.workers}" if args.workers != 1 else "",
-                     f" --tasks {','.join(chosen)}" if args.tasks is not None else ""])
+                     f" --tasks {','.join(chosen)}" if args.tasks is not None else "",
+                     f" --seeds {','.join(map(str, seeds))}" if seeds is not None else ""])
     record = {"command": f"python benchmarks/evaluate_ours.py{flags}", **environment(),
               "run_dir": folder.name, "suite": plan.suite.name, "suite_digest": plan.suite.digest(),
               "seeds": sorted({s for t in tasks for s in t["config"]["seeds"]}),
@@ -170,8 +258,8 @@ def main() -> None:
     execution = {"executors": list(dict.fromkeys(e for t in tasks for e in t["execution"]["executors"])),
                  "threads": sorted({n for t in tasks for n in t["execution"]["threads"]}),
                  "rows_without_threads": sum(t["execution"]["rows_without_threads"] for t in tasks)}
-    carried_lines = [f"Task `{t['name']}`: {t['carried']} (the same config: run folder `{t['run_dir']}`)."
-                     for t in tasks if t.get("carried")]
+    carried_lines = parts_lines(tasks)
+    carried_lines = ["", *carried_lines] if carried_lines else []
     md = [f"# {stem}", "", *provenance_lines(record), f"Evaluation folder `{folder.name}` ({status}).",
           *carried_lines,
           *([execution_text(execution)] if execution["executors"] else []), "", *sections_markdown(summary, sections)]

@@ -974,7 +974,7 @@ def _leaderboard_words(sections: list[tuple[str, list]], candidates: list[str]) 
 
 
 def page_leaderboard() -> list[str]:
-    from evaluate_ours import sections_markdown, task_rows
+    from evaluate_ours import parts_lines, sections_markdown, task_rows
 
     from topoprune.experiments.leaderboard import leaderboard_sections
 
@@ -1000,7 +1000,7 @@ def page_leaderboard() -> list[str]:
         title = (f"# Our methods through the standard suite (partial, {d['cells_done']} of {d['cells_total']} "
                  f"cells): so far, where they have verdicts, they {_verdict_words(words, 'the best baseline')}")
     return [title, "", _leaderboard_intro(d["candidates"]) + " " + d["description"].rstrip(".") + ".", "",
-            _about(d, "evaluate-standard.json", covers), "", *sections_markdown(summary, sections)]
+            _about(d, "evaluate-standard.json", covers), "", *parts_lines(d["tasks"]), *sections_markdown(summary, sections)]
 
 
 # (file stem in docs/benchmarks, page)

@@ -71,3 +71,42 @@ def test_our_methods_through_a_suite_export_a_page_that_recomputes(tmp_path):
     assert page.startswith(f"# Our methods through the standard suite (partial, {partial['cells_done']} of "
                            f"{partial['cells_total']} cells): so far, where they have verdicts, they ")
     assert "**What the intervals cover:** every task: each seed trains its own network" in page
+
+
+def test_a_task_run_seed_by_seed_in_lost_folders_joins_into_the_whole_runs_rows(tmp_path):
+    """The standard suite outlasts a machine's session: a task is run a seed at a time (``--seeds``),
+    each part's run folder may be gone by the next part, and the export joins the parts, carrying
+    the earlier ones from the results file. The joined rows are the whole run's, cell for cell."""
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump({**SUITE, "name": "standard"}))
+    common = ["--suite", str(suite), "--tasks", "mlp"]
+    bad = _script(*common, "--seeds", "0,7", "--runs", str(tmp_path / "x"), "--out", str(tmp_path / "x"), cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.startswith("--seeds 0,7: not a subset of mlp's seeds") \
+        and "allowed: comma-separated seeds from 0, 1" in bad.stderr and not (tmp_path / "x").exists()
+    first = _script(*common, "--seeds", "0", "--runs", str(tmp_path / "a"), "--out", str(tmp_path / "res"), cwd=ROOT)
+    assert first.returncode == 0, first.stderr[-3000:]
+    d = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
+    mlp = next(t for t in d["tasks"] if t["name"] == "mlp")
+    assert {r["seed"] for r in mlp["rows"]} == {0} and not d["complete"]
+    assert [(p["seeds"], p["where"]) for p in mlp["parts"]] == [([0], "this checkout")]
+    import shutil
+
+    shutil.rmtree(tmp_path / "a")  # the first part's folder is lost with its machine
+    second = _script(*common, "--seeds", "1", "--runs", str(tmp_path / "b"), "--out", str(tmp_path / "res"), cwd=ROOT)
+    assert second.returncode == 0, second.stderr[-3000:]
+    d = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
+    mlp = next(t for t in d["tasks"] if t["name"] == "mlp")
+    assert [(p["seeds"], p["where"]) for p in mlp["parts"]] == [([1], "this checkout"),
+                                                                ([0], "carried from an earlier export")]
+    assert len(mlp["rows"]) == mlp["cells_total"] and d["command"].endswith("--tasks mlp --seeds 1")
+    md = (tmp_path / "res" / "evaluate-standard.md").read_text()
+    assert "- Task `mlp`: seed(s) 1: " in md and "carried from an earlier export" in md
+
+    whole = _script(*common, "--runs", str(tmp_path / "c"), "--out", str(tmp_path / "whole"), cwd=ROOT)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    w = next(t for t in json.loads((tmp_path / "whole" / "evaluate-standard.json").read_text())["tasks"]
+             if t["name"] == "mlp")
+    acc = lambda rows: {(r["method"], r["sparsity"], r["seed"]): (r["dense_acc"], r["acc_after_recovery"])  # noqa: E731
+                        for r in rows}
+    assert acc(mlp["rows"]) == acc(w["rows"])  # the same cells, to the last digit
+    assert [r["method"] for r in mlp["rows"]] == [r["method"] for r in w["rows"]]  # in the whole run's order
