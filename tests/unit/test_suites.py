@@ -375,3 +375,15 @@ def test_the_runner_checks_every_seeds_baseline_for_chance(tmp_path):
         store.write_json(f"baseline/{config.baseline_key(key, seed)}/baseline.json", {"test_acc": acc})
     warned = _chance_warnings(config, store)
     assert len(warned) == 1 and warned[0].startswith(f"{key} (seed 1): the baseline is at chance accuracy (9.0 %")
+
+
+def test_a_plan_narrowed_to_some_tasks_names_the_others_without_blaming_their_kind():
+    import dataclasses
+
+    plan = plan_evaluation(["betti", "phew"], suite="quick")  # one candidate of each kind: every task
+    kinds = {t.name: t.kind for t, _ in plan.tasks}
+    assert len(kinds) == 2 and set(kinds.values()) == {"structured", "unstructured"}
+    assert not any("left out" in line or "not in this plan" in line for line in plan.lines())
+    narrowed = dataclasses.replace(plan, tasks=plan.tasks[:1])
+    said = narrowed.lines()
+    assert f"  not in this plan: {list(kinds)[1]}" in said and not any("left out" in line for line in said)

@@ -109,10 +109,14 @@ class EvaluationPlan:
                          for c in self.candidates)
         out = [f"evaluate {said} on the {self.suite.name} suite: {len(self.tasks)} task(s)"]
         planned = {t.name for t, _ in self.tasks}
-        other = [t.name for t in self.suite.tasks if t.name not in planned]
+        kinds = {"structured" if c.structured else "unstructured" for c in self.candidates}
+        other = [t.name for t in self.suite.tasks if t.name not in planned and t.kind not in kinds]
         if other:  # every candidate is of one kind, and these tasks take the other
-            kind = "structured" if self.candidates[0].structured else "unstructured"
+            kind = next(iter(kinds))
             out.append(f"  left out: {', '.join(other)}: a {kind} method runs in the {kind} tasks only")
+        unchosen = [t.name for t in self.suite.tasks if t.name not in planned and t.kind in kinds]
+        if unchosen:  # a plan narrowed to some of the suite's tasks
+            out.append(f"  not in this plan: {', '.join(unchosen)}")
         from .leaderboard import target_label
         from .runner import cells_of
 
