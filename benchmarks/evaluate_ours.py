@@ -271,4 +271,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from topoprune.errors import TopopruneError
+
+    try:
+        main()
+    except TopopruneError as exc:  # missing data, a damaged folder, ...: one line, as the CLI says it
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:  # the finished cells are kept; the same command resumes
+        print("interrupted: the finished cells are kept; rerun the same command to resume", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -83,6 +83,9 @@ def test_a_task_run_seed_by_seed_in_lost_folders_joins_into_the_whole_runs_rows(
     bad = _script(*common, "--seeds", "0,7", "--runs", str(tmp_path / "x"), "--out", str(tmp_path / "x"), cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.startswith("--seeds 0,7: not a subset of mlp's seeds") \
         and "allowed: comma-separated seeds from 0, 1" in bad.stderr and not (tmp_path / "x").exists()
+    missing = _script("--suite", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "x"), cwd=ROOT)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: suite ") \
+        and "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
     first = _script(*common, "--seeds", "0", "--runs", str(tmp_path / "a"), "--out", str(tmp_path / "res"), cwd=ROOT)
     assert first.returncode == 0, first.stderr[-3000:]
     d = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
