@@ -147,6 +147,9 @@ def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> 
             rows.update((row_key(r), r) for r in kept)
             if kept:
                 executions.append(before["execution"])
+            carried_failures = [f for f in before.get("failures", []) if f.get("seed") not in owned]
+        else:
+            carried_failures = []
         execution = {"executors": list(dict.fromkeys(e for x in executions for e in x["executors"])),
                      "threads": sorted({n for x in executions for n in x["threads"]}),
                      "rows_without_threads": sum(x["rows_without_threads"] for x in executions)}
@@ -158,7 +161,8 @@ def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> 
                     "candidates": [m.key for m in config.methods if m.key in keys],
                     "failures": [{**f, "log": os.path.relpath(f["log"], folder.parent)} if f.get("log") else f
                                  for f in failures if f.get("task") == task.name
-                                 and (f.get("model"), f.get("method"), f.get("sparsity"), f.get("seed")) not in rows],
+                                 and (f.get("model"), f.get("method"), f.get("sparsity"), f.get("seed")) not in rows]
+                    + carried_failures,
                     "cells_total": len(cells_of(config))})
     return out
 
