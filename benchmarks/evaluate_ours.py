@@ -5,7 +5,7 @@
     python benchmarks/evaluate_ours.py --export-only     # export what has finished; a partial run says so
     python benchmarks/evaluate_ours.py --suite quick     # the same on the quick suite (minutes)
     python benchmarks/evaluate_ours.py --tasks conv-extreme   # only these tasks of the suite (comma-separated)
-    python benchmarks/evaluate_ours.py --tasks vgg16q-flops --seeds 0   # and only these seeds
+    python benchmarks/evaluate_ours.py --tasks vgg16q-flops --seeds 0 --targets 0.5   # one seed at one target
 
 The methods and their settings are ``evaluate_cost.plan_ours()``'s (the Topological Pruner, Betti
 pruning and the Topological Pruner v2 in the structured task; T-IMP and magnitude pruning that
@@ -13,12 +13,14 @@ keeps every layer's spanning tree in the unstructured ones), evaluated together 
 the baselines' cells. The evaluation folder is ``benchmarks/runs/evaluate-<suite>-...``; the run
 resumes cell by cell, so it can be stopped and started again.
 
-A task can be run in parts: ``--seeds`` runs some of its seeds in a run folder of their own (the
-task's config on those seeds). Every seed of the standard suite's tasks trains its own network and
-its cells start from that network only, so a part runs the very cells of the whole run. The export
-joins, for each task, its run folder here, the folders of its seed parts here, and the rows of the
+A task can be run in parts: ``--seeds`` and ``--targets`` run some of its seeds and targets in a run
+folder of their own (the task's config on those). Every seed of the standard suite's tasks trains
+its own network and its cells start from that network only, so a part runs the very cells of the
+whole run; two parts of one seed at different targets each train that seed's network, and the
+export refuses to join them unless they trained the same one (the rows' dense accuracy). The export
+joins, for each task, its run folder here, the folders of its parts here, and the rows of the
 results file already in ``--out`` (an earlier export, made elsewhere or in a run folder since lost)
-for the seeds none of those runs, where that export ran the same config (the same run folder name:
+for the seeds and targets none of those runs, where that export ran the same config (the same run folder name:
 the config's digest). The page says where each task's rows come from, with the commits; the
 verdicts are recomputed from the joined rows like any others.
 
@@ -39,14 +41,20 @@ try:
     from _env import environment, execution_text, provenance_lines, run_execution
     from evaluate_cost import plan_ours
 except ImportError:
-    from benchmarks._env import environment, execution_text, provenance_lines, run_execution
+    from benchmarks._env import (
+        environment,
+        execution_text,
+        provenance_lines,
+        run_execution,
+    )
     from benchmarks.evaluate_cost import plan_ours
 
+from topoprune.errors import TopopruneError
 from topoprune.experiments.candidate import registered
+from topoprune.experiments.config import parse_config
 from topoprune.experiments.evaluate import run_plan
 from topoprune.experiments.leaderboard import TaskRows, leaderboard_sections
 from topoprune.experiments.report import _markdown_table
-from topoprune.experiments.config import parse_config
 from topoprune.experiments.row import row_key
 from topoprune.experiments.runner import cells_of, run_dir_for
 from topoprune.experiments.store import read_results
@@ -68,28 +76,53 @@ def carried_tasks(previous: Path, suite: str) -> dict[str, dict]:
     return {t["name"]: t for t in before.get("tasks", []) if isinstance(t, dict) and t.get("rows")}
 
 
-def seeds_config(config, seeds: list[int]):
-    """The task's config on some of its seeds: under ``train.seed: each`` every seed trains its own
-    network and its cells start from it alone, so these cells are exactly the full run's."""
-    return parse_config({**config.to_dict(), "seeds": list(seeds)})
+def part_config(config, *, seeds: list[int] | None = None, targets: list[float] | None = None):
+    """The task's config on some of its seeds and targets. Under ``train.seed: each`` every seed
+    trains its own network and its cells start from it alone, so these are the full run's cells;
+    parts of one seed at different targets each train that seed's network (the export checks that
+    they trained the same one)."""
+    return parse_config({**config.to_dict(), **({"seeds": list(seeds)} if seeds is not None else {}),
+                         **({"sparsities": list(targets)} if targets is not None else {})})
 
 
 def _same_task(saved: dict, full: dict) -> bool:
-    """Whether a run folder's saved config is the task's config on a subset of its seeds."""
-    rest = {k: v for k, v in saved.items() if k != "seeds"}
-    return rest == {k: v for k, v in full.items() if k != "seeds"} and set(saved.get("seeds", [])) <= set(full["seeds"])
+    """Whether a run folder's saved config is the task's config on some of its seeds and targets."""
+    split = ("seeds", "sparsities")
+    rest = {k: v for k, v in saved.items() if k not in split}
+    return (rest == {k: v for k, v in full.items() if k not in split}
+            and all(set(saved.get(k, [])) <= set(full[k]) for k in split))
+
+
+def _owned(saved: dict) -> set[tuple]:
+    """The (seed, target) pairs a run folder's config runs."""
+    return {(seed, s) for seed in saved["seeds"] for s in saved["sparsities"]}
 
 
 def _part(run_dir: str, rows: list[dict], where: str) -> dict:
-    return {"run_dir": run_dir, "seeds": sorted({r["seed"] for r in rows}), "cells": len(rows),
+    return {"run_dir": run_dir, "seeds": sorted({r["seed"] for r in rows}),
+            "targets": sorted({r["sparsity"] for r in rows}), "cells": len(rows),
             "commits": sorted({(r.get("commit") or "?")[:7] for r in rows}), "where": where}
 
 
 def part_text(part: dict) -> str:
-    """One part of a task in words: which seeds, how many cells, at which commit, from where."""
+    """One part of a task in words: which seeds and targets, how many cells, at which commit, from where."""
     seeds = ", ".join(map(str, part["seeds"]))
-    return (f"seed(s) {seeds}: {part['cells']} cells at commit {', '.join(part['commits'])} "
+    targets = f", sparsity {', '.join(map(str, part['targets']))}" if part.get("targets") else ""
+    return (f"seed(s) {seeds}{targets}: {part['cells']} cells at commit {', '.join(part['commits'])} "
             f"(run folder `{part['run_dir']}`, {part['where']})")
+
+
+def check_networks(name: str, rows: list[dict]) -> None:
+    """Refuse to join parts whose cells of one seed started from different dense networks (parts
+    of one seed at different targets each trained it: the same settings must give the same one)."""
+    dense: dict = {}
+    for r in rows:
+        dense.setdefault((r["model"], r.get("train_seed"), r["seed"]), set()).add(r.get("dense_acc"))
+    for (model, _, seed), accs in sorted(dense.items(), key=str):
+        if len(accs) > 1:
+            raise TopopruneError(f"task {name}: the parts of seed {seed} started from different {model} networks "
+                                 f"(dense accuracy {', '.join(map(str, sorted(accs, key=str)))}); allowed: parts "
+                                 "that trained the same network; run that seed's targets in one folder")
 
 
 def parts_lines(tasks: list[dict]) -> list[str]:
@@ -109,10 +142,10 @@ def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> 
     and candidates, where its rows come from (``parts``) and the failed cells the last run recorded.
 
     A task's rows come from its run folder here, from run folders of the same config on some of its
-    seeds (``--seeds``), and from ``carried`` (an earlier export) for the seeds none of those runs,
-    when that export ran the same config. A cell's row is taken once: a folder here first. A cell
-    missing from a folder here is not carried: it is still to run there (or to run again, after
-    its method's code changed or ``--repair`` removed it)."""
+    seeds and targets, and from ``carried`` (an earlier export) for the seeds and targets none of
+    those runs, when that export ran the same config. A cell's row is taken once: a folder here
+    first. A cell missing from a folder here is not carried: it is still to run there (or to run
+    again, after its method's code changed or ``--repair`` removed it)."""
     keys = [c.key for c in plan.candidates]
     carried = carried or {}
     record_path = folder / "evaluation.json"
@@ -136,23 +169,25 @@ def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> 
         before = carried.get(task.name)
         if before is not None and before.get("run_dir") == run_dir.name:
             earlier = before.get("parts") or [_part(before["run_dir"], before["rows"], "an earlier export")]
-            # only seeds no folder here runs: a folder's missing cell is to run (or to redo), not to carry
-            owned = {seed for d in here for seed in json.loads((d / "config.json").read_text())["seeds"]}
-            kept = [r for r in before["rows"] if r["seed"] not in owned]
+            # only what no folder here runs: a folder's missing cell is to run (or to redo), not to carry
+            owned = set().union(*[_owned(json.loads((d / "config.json").read_text())) for d in here])
+            kept = [r for r in before["rows"] if (r["seed"], r["sparsity"]) not in owned]
             for part in earlier:
-                mine = [r for r in kept if r["seed"] in part["seeds"]]
+                mine = [r for r in kept if r["seed"] in part["seeds"]
+                        and r["sparsity"] in part.get("targets", full["sparsities"])]
                 if mine:
                     parts.append({**_part(part["run_dir"], mine, "carried from an earlier export"),
                                   "commits": part["commits"]})
             rows.update((row_key(r), r) for r in kept)
             if kept:
                 executions.append(before["execution"])
-            carried_failures = [f for f in before.get("failures", []) if f.get("seed") not in owned]
+            carried_failures = [f for f in before.get("failures", []) if (f.get("seed"), f.get("sparsity")) not in owned]
         else:
             carried_failures = []
         execution = {"executors": list(dict.fromkeys(e for x in executions for e in x["executors"])),
                      "threads": sorted({n for x in executions for n in x["threads"]}),
                      "rows_without_threads": sum(x["rows_without_threads"] for x in executions)}
+        check_networks(task.name, list(rows.values()))
         order = {c.row_key: i for i, c in enumerate(cells_of(config))}
         out.append({"name": task.name, "description": task.description, "run_dir": run_dir.name,
                     "config": full, "rows": sorted(rows.values(), key=lambda r: order.get(row_key(r), len(order))),
@@ -194,7 +229,9 @@ def main() -> None:
     ap.add_argument("--tasks", default=None, help="run only these tasks of the suite (comma-separated names); "
                     "the export still lists every task")
     ap.add_argument("--seeds", default=None, help="run only these seeds of the chosen tasks (comma-separated; "
-                    "tasks whose seeds each train their own network); the export joins the seeds' folders")
+                    "tasks whose seeds each train their own network); the export joins the parts' folders")
+    ap.add_argument("--targets", default=None, help="run only these targets (sparsities, comma-separated) of the "
+                    "chosen tasks")
     args = ap.parse_args()
     if not 1 <= args.workers <= 256:
         print(f"--workers {args.workers}: allowed: an integer in [1, 256]", file=sys.stderr)
@@ -223,6 +260,17 @@ def main() -> None:
                       f"comma-separated seeds from {', '.join(map(str, config.seeds))} of a task with "
                       "train.seed: each", file=sys.stderr)
                 raise SystemExit(2)
+    targets = None
+    if args.targets is not None:
+        try:
+            targets = sorted({float(x) for x in args.targets.split(",") if x.strip()})
+        except ValueError:
+            targets = []
+        for task, config in plan.tasks:
+            if task.name in chosen and (not targets or not set(targets) <= set(config.sparsities)):
+                print(f"--targets {args.targets}: not a subset of {task.name}'s targets; allowed: comma-separated "
+                      f"values from {', '.join(map(str, config.sparsities))}", file=sys.stderr)
+                raise SystemExit(2)
     failed = None
     folder = plan.folder(args.runs)
     stem = f"evaluate-{plan.suite.name}"
@@ -231,7 +279,7 @@ def main() -> None:
         print(f"--export-only: {folder} does not exist; run without --export-only first", file=sys.stderr)
         raise SystemExit(2)
     if not args.export_only:
-        part = dataclasses.replace(plan, tasks=[(t, c if seeds is None else seeds_config(c, seeds))
+        part = dataclasses.replace(plan, tasks=[(t, part_config(c, seeds=seeds, targets=targets))
                                                 for t, c in plan.tasks if t.name in chosen])
         with registered(part.candidates):
             part.estimate(device=args.device or part.suite.device or "cpu", workers=args.workers)
@@ -246,7 +294,8 @@ def main() -> None:
                      f" --device {args.device}" if args.device else "",
                      f" --workers {args.workers}" if args.workers != 1 else "",
                      f" --tasks {','.join(chosen)}" if args.tasks is not None else "",
-                     f" --seeds {','.join(map(str, seeds))}" if seeds is not None else ""])
+                     f" --seeds {','.join(map(str, seeds))}" if seeds is not None else "",
+                     f" --targets {','.join(map(str, targets))}" if targets is not None else ""])
     record = {"command": f"python benchmarks/evaluate_ours.py{flags}", **environment(),
               "run_dir": folder.name, "suite": plan.suite.name, "suite_digest": plan.suite.digest(),
               "seeds": sorted({s for t in tasks for s in t["config"]["seeds"]}),
@@ -275,8 +324,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from topoprune.errors import TopopruneError
-
     try:
         main()
     except TopopruneError as exc:  # missing data, a damaged folder, ...: one line, as the CLI says it

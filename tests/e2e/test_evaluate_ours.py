@@ -73,37 +73,47 @@ def test_our_methods_through_a_suite_export_a_page_that_recomputes(tmp_path):
     assert "**What the intervals cover:** every task: each seed trains its own network" in page
 
 
-def test_a_task_run_seed_by_seed_in_lost_folders_joins_into_the_whole_runs_rows(tmp_path):
-    """The standard suite outlasts a machine's session: a task is run a seed at a time (``--seeds``),
-    each part's run folder may be gone by the next part, and the export joins the parts, carrying
-    the earlier ones from the results file. The joined rows are the whole run's, cell for cell."""
+def test_a_task_run_in_parts_in_lost_folders_joins_into_the_whole_runs_rows(tmp_path):
+    """The standard suite outlasts a machine's session: a task is run a seed (``--seeds``) or a
+    seed and target (``--targets``) at a time, a part's run folder may be gone by the next part,
+    and the export joins the parts, carrying the lost ones from the results file. The joined rows
+    are the whole run's, cell for cell; parts that trained different networks are refused."""
+    import shutil
+
+    spec = {**SUITE, "name": "standard"}
+    spec["tasks"] = [spec["tasks"][0], {**spec["tasks"][1], "config": {**spec["tasks"][1]["config"],
+                                                                       "sparsities": [0.5, 0.75]}}]
     suite = tmp_path / "tiny.yaml"
-    suite.write_text(yaml.safe_dump({**SUITE, "name": "standard"}))
+    suite.write_text(yaml.safe_dump(spec))
     common = ["--suite", str(suite), "--tasks", "mlp"]
     bad = _script(*common, "--seeds", "0,7", "--runs", str(tmp_path / "x"), "--out", str(tmp_path / "x"), cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.startswith("--seeds 0,7: not a subset of mlp's seeds") \
         and "allowed: comma-separated seeds from 0, 1" in bad.stderr and not (tmp_path / "x").exists()
+    bad = _script(*common, "--targets", "0.6", "--runs", str(tmp_path / "x"), "--out", str(tmp_path / "x"), cwd=ROOT)
+    assert bad.returncode == 2 and "allowed: comma-separated values from 0.5, 0.75" in bad.stderr
     missing = _script("--suite", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "x"), cwd=ROOT)
     assert missing.returncode == 2 and missing.stderr.startswith("error: suite ") \
         and "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
-    first = _script(*common, "--seeds", "0", "--runs", str(tmp_path / "a"), "--out", str(tmp_path / "res"), cwd=ROOT)
-    assert first.returncode == 0, first.stderr[-3000:]
-    d = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
-    mlp = next(t for t in d["tasks"] if t["name"] == "mlp")
-    assert {r["seed"] for r in mlp["rows"]} == {0} and not d["complete"]
-    assert [(p["seeds"], p["where"]) for p in mlp["parts"]] == [([0], "this checkout")]
-    import shutil
+    res = tmp_path / "res"
 
+    def part(runs: str, *args: str) -> dict:
+        done = _script(*common, *args, "--runs", str(tmp_path / runs), "--out", str(res), cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return next(t for t in json.loads((res / "evaluate-standard.json").read_text())["tasks"] if t["name"] == "mlp")
+
+    mlp = part("a", "--seeds", "0")
+    assert {r["seed"] for r in mlp["rows"]} == {0}
+    assert [(p["seeds"], p["where"]) for p in mlp["parts"]] == [([0], "this checkout")]
     shutil.rmtree(tmp_path / "a")  # the first part's folder is lost with its machine
-    second = _script(*common, "--seeds", "1", "--runs", str(tmp_path / "b"), "--out", str(tmp_path / "res"), cwd=ROOT)
-    assert second.returncode == 0, second.stderr[-3000:]
-    d = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
-    mlp = next(t for t in d["tasks"] if t["name"] == "mlp")
-    assert [(p["seeds"], p["where"]) for p in mlp["parts"]] == [([1], "this checkout"),
-                                                                ([0], "carried from an earlier export")]
-    assert len(mlp["rows"]) == mlp["cells_total"] and d["command"].endswith("--tasks mlp --seeds 1")
-    md = (tmp_path / "res" / "evaluate-standard.md").read_text()
-    assert "- Task `mlp`: seed(s) 1: " in md and "carried from an earlier export" in md
+    part("b", "--seeds", "1", "--targets", "0.5")
+    mlp = part("b", "--seeds", "1", "--targets", "0.75")  # seed 1's network trained a second time
+    assert sorted((p["seeds"], p["targets"], p["where"]) for p in mlp["parts"]) == [
+        ([0], [0.5, 0.75], "carried from an earlier export"), ([1], [0.5], "this checkout"),
+        ([1], [0.75], "this checkout")]
+    d = json.loads((res / "evaluate-standard.json").read_text())
+    assert len(mlp["rows"]) == mlp["cells_total"] and d["command"].endswith("--tasks mlp --seeds 1 --targets 0.75")
+    md = (res / "evaluate-standard.md").read_text()
+    assert "- Task `mlp`: " in md and "seed(s) 1, sparsity 0.75: " in md and "carried from an earlier export" in md
 
     whole = _script(*common, "--runs", str(tmp_path / "c"), "--out", str(tmp_path / "whole"), cwd=ROOT)
     assert whole.returncode == 0, whole.stderr[-3000:]
@@ -113,3 +123,15 @@ def test_a_task_run_seed_by_seed_in_lost_folders_joins_into_the_whole_runs_rows(
                         for r in rows}
     assert acc(mlp["rows"]) == acc(w["rows"])  # the same cells, to the last digit
     assert [r["method"] for r in mlp["rows"]] == [r["method"] for r in w["rows"]]  # in the whole run's order
+
+    # a carried part whose seed-1 rows started from another network than the folder here: refused
+    shutil.rmtree(tmp_path / "b")
+    part("b", "--seeds", "1", "--targets", "0.5")
+    d = json.loads((res / "evaluate-standard.json").read_text())
+    for r in next(t for t in d["tasks"] if t["name"] == "mlp")["rows"]:
+        if r["seed"] == 1 and r["sparsity"] == 0.75:
+            r["dense_acc"] += 1.0
+    (res / "evaluate-standard.json").write_text(json.dumps(d))
+    refused = _script(*common, "--export-only", "--runs", str(tmp_path / "b"), "--out", str(res), cwd=ROOT)
+    assert refused.returncode == 2 and refused.stderr.startswith(
+        "error: task mlp: the parts of seed 1 started from different mnist-fc-w0.25 networks")
