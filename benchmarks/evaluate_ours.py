@@ -93,6 +93,15 @@ def _same_task(saved: dict, full: dict) -> bool:
             and all(set(saved.get(k, [])) <= set(full[k]) for k in split))
 
 
+def _saved_config(run_dir: Path) -> dict | None:
+    """A run folder's saved config, or None where it has none (a folder cut off as it was made)."""
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) and {"seeds", "sparsities"} <= set(saved) else None
+
+
 def _owned(saved: dict) -> set[tuple]:
     """The (seed, target) pairs a run folder's config runs."""
     return {(seed, s) for seed in saved["seeds"] for s in saved["sparsities"]}
@@ -112,17 +121,20 @@ def part_text(part: dict) -> str:
             f"(run folder `{part['run_dir']}`, {part['where']})")
 
 
-def check_networks(name: str, rows: list[dict]) -> None:
-    """Refuse to join parts whose cells of one seed started from different dense networks (parts
-    of one seed at different targets each trained it: the same settings must give the same one)."""
+def check_networks(name: str, rows: list[dict], origin: dict[tuple, str]) -> None:
+    """Refuse to join parts whose cells of one training seed started from different dense networks
+    (parts of one seed at different targets each trained it: the same settings must give the same
+    one). ``origin`` names each row's part, for the message."""
     dense: dict = {}
     for r in rows:
-        dense.setdefault((r["model"], r.get("train_seed"), r["seed"]), set()).add(r.get("dense_acc"))
-    for (model, _, seed), accs in sorted(dense.items(), key=str):
+        seed = r.get("train_seed", r["seed"])
+        dense.setdefault((r["model"], seed), {}).setdefault(r.get("dense_acc"), origin.get(row_key(r), "?"))
+    for (model, seed), accs in sorted(dense.items(), key=str):
         if len(accs) > 1:
-            raise TopopruneError(f"task {name}: the parts of seed {seed} started from different {model} networks "
-                                 f"(dense accuracy {', '.join(map(str, sorted(accs, key=str)))}); allowed: parts "
-                                 "that trained the same network; run that seed's targets in one folder")
+            said = ", ".join(f"{acc} in {where}" for acc, where in sorted(accs.items(), key=str))
+            raise TopopruneError(f"task {name}: the parts of training seed {seed} started from different {model} "
+                                 f"networks (dense accuracy {said}); allowed: parts that trained the same network; "
+                                 "run that seed's targets in one folder")
 
 
 def parts_lines(tasks: list[dict]) -> list[str]:
@@ -133,8 +145,9 @@ def parts_lines(tasks: list[dict]) -> list[str]:
              or any(p["where"] != "this checkout" for p in t.get("parts", []))]
     if not lines:
         return []
-    return ["Where the rows come from (a task's config is the same in each part; each seed of these tasks "
-            "trains its own network, and its cells start from that network only):", "", *lines, ""]
+    return ["Where the rows come from (a task's config is the same in each part, on some of its seeds and "
+            "targets; each seed of these tasks trains its own network, and its cells start from that network "
+            "only; the command above made the last part):", "", *lines, ""]
 
 
 def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> list[dict]:
@@ -154,15 +167,18 @@ def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> 
     for task, config in plan.tasks:
         full = config.to_dict()
         run_dir = run_dir_for(config, folder / "tasks")
-        here = [run_dir] if run_dir.exists() else []
-        here += sorted(d for d in (folder / "tasks").glob(f"{config.name}-*")
-                       if d != run_dir and (d / "config.json").exists()
-                       and _same_task(json.loads((d / "config.json").read_text()), full))
+        here = {run_dir: full} if run_dir.exists() else {}
+        for d in sorted((folder / "tasks").glob(f"{config.name}-*")):
+            saved = _saved_config(d) if d != run_dir else None
+            if saved is not None and _same_task(saved, full):
+                here[d] = saved
         rows: dict[tuple, dict] = {}
+        origin: dict[tuple, str] = {}
         parts, executions = [], []
         for d in here:
             mine = [r for r in read_results(d) if row_key(r) not in rows]
             rows.update((row_key(r), r) for r in mine)
+            origin.update((row_key(r), f"run folder {d.name}") for r in mine)
             executions.append(run_execution(d, mine))
             if mine:
                 parts.append(_part(d.name, mine, "this checkout"))
@@ -170,24 +186,27 @@ def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> 
         if before is not None and before.get("run_dir") == run_dir.name:
             earlier = before.get("parts") or [_part(before["run_dir"], before["rows"], "an earlier export")]
             # only what no folder here runs: a folder's missing cell is to run (or to redo), not to carry
-            owned = set().union(*[_owned(json.loads((d / "config.json").read_text())) for d in here])
+            owned = set().union(set(), *[_owned(saved) for saved in here.values()])
             kept = [r for r in before["rows"] if (r["seed"], r["sparsity"]) not in owned]
-            for part in earlier:
-                mine = [r for r in kept if r["seed"] in part["seeds"]
+            placed: set[tuple] = set()
+            for part in earlier:  # each carried row to the first earlier part that ran its seed and target
+                mine = [r for r in kept if row_key(r) not in placed and r["seed"] in part["seeds"]
                         and r["sparsity"] in part.get("targets", full["sparsities"])]
+                placed.update(row_key(r) for r in mine)
                 if mine:
-                    parts.append({**_part(part["run_dir"], mine, "carried from an earlier export"),
-                                  "commits": part["commits"]})
+                    parts.append(_part(part["run_dir"], mine, "carried from an earlier export"))
+                    origin.update((row_key(r), f"run folder {part['run_dir']} (carried)") for r in mine)
             rows.update((row_key(r), r) for r in kept)
-            if kept:
-                executions.append(before["execution"])
+            if kept:  # how the carried rows ran: the earlier starts, and these rows' thread counts
+                executions.append({**run_execution(Path("/nonexistent"), kept),
+                                   "executors": before.get("execution", {}).get("executors", [])})
             carried_failures = [f for f in before.get("failures", []) if (f.get("seed"), f.get("sparsity")) not in owned]
         else:
             carried_failures = []
         execution = {"executors": list(dict.fromkeys(e for x in executions for e in x["executors"])),
                      "threads": sorted({n for x in executions for n in x["threads"]}),
                      "rows_without_threads": sum(x["rows_without_threads"] for x in executions)}
-        check_networks(task.name, list(rows.values()))
+        check_networks(task.name, list(rows.values()), origin)
         order = {c.row_key: i for i, c in enumerate(cells_of(config))}
         out.append({"name": task.name, "description": task.description, "run_dir": run_dir.name,
                     "config": full, "rows": sorted(rows.values(), key=lambda r: order.get(row_key(r), len(order))),
@@ -271,6 +290,11 @@ def main() -> None:
                 print(f"--targets {args.targets}: not a subset of {task.name}'s targets; allowed: comma-separated "
                       f"values from {', '.join(map(str, config.sparsities))}", file=sys.stderr)
                 raise SystemExit(2)
+            shared = [m.key for m in config.methods if m.method.needs().trajectory]
+            if task.name in chosen and shared:  # each part would retrain the whole trajectory: unchecked
+                print(f"--targets {args.targets}: task {task.name} has methods whose targets share one pruning "
+                      f"trajectory per seed ({', '.join(shared)}); allowed: --seeds alone for it", file=sys.stderr)
+                raise SystemExit(2)
     failed = None
     folder = plan.folder(args.runs)
     stem = f"evaluate-{plan.suite.name}"
@@ -304,6 +328,13 @@ def main() -> None:
               "description": plan.suite.description, "tasks": tasks, "cells_done": done, "cells_total": total,
               "complete": done == total, "runs": runs_shown}
     args.out.mkdir(parents=True, exist_ok=True)
+    replaced = args.out / f"{stem}.json"
+    try:
+        had = json.loads(replaced.read_text()).get("cells_done", 0)
+    except (OSError, ValueError, AttributeError):
+        had = 0
+    if done < had:  # a stray run over a committed export: say so (git holds the old file)
+        print(f"warning: {replaced} held {had} cells; this export holds {done}", file=sys.stderr)
     (args.out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
     summary, sections = leaderboard_sections(task_rows(tasks), [c.key for c in plan.candidates])
     status = ("complete" if record["complete"] else

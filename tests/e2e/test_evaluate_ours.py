@@ -81,16 +81,20 @@ def test_a_task_run_in_parts_in_lost_folders_joins_into_the_whole_runs_rows(tmp_
     import shutil
 
     spec = {**SUITE, "name": "standard"}
-    spec["tasks"] = [spec["tasks"][0], {**spec["tasks"][1], "config": {**spec["tasks"][1]["config"],
-                                                                       "sparsities": [0.5, 0.75]}}]
+    spec["tasks"] = [{**spec["tasks"][0], "config": {**spec["tasks"][0]["config"], "sparsities": [0.5, 0.75]}},
+                     spec["tasks"][1]]
     suite = tmp_path / "tiny.yaml"
     suite.write_text(yaml.safe_dump(spec))
-    common = ["--suite", str(suite), "--tasks", "mlp"]
+    common = ["--suite", str(suite), "--tasks", "conv"]
     bad = _script(*common, "--seeds", "0,7", "--runs", str(tmp_path / "x"), "--out", str(tmp_path / "x"), cwd=ROOT)
-    assert bad.returncode == 2 and bad.stderr.startswith("--seeds 0,7: not a subset of mlp's seeds") \
+    assert bad.returncode == 2 and bad.stderr.startswith("--seeds 0,7: not a subset of conv's seeds") \
         and "allowed: comma-separated seeds from 0, 1" in bad.stderr and not (tmp_path / "x").exists()
     bad = _script(*common, "--targets", "0.6", "--runs", str(tmp_path / "x"), "--out", str(tmp_path / "x"), cwd=ROOT)
     assert bad.returncode == 2 and "allowed: comma-separated values from 0.5, 0.75" in bad.stderr
+    shared = _script("--suite", str(suite), "--tasks", "mlp", "--targets", "0.5", "--runs", str(tmp_path / "x"),
+                     "--out", str(tmp_path / "x"), cwd=ROOT)  # T-IMP's targets share one trajectory per seed
+    assert shared.returncode == 2 and "share one pruning trajectory per seed (timp)" in shared.stderr \
+        and "allowed: --seeds alone for it" in shared.stderr and not (tmp_path / "x").exists()
     missing = _script("--suite", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "x"), cwd=ROOT)
     assert missing.returncode == 2 and missing.stderr.startswith("error: suite ") \
         and "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
@@ -99,39 +103,43 @@ def test_a_task_run_in_parts_in_lost_folders_joins_into_the_whole_runs_rows(tmp_
     def part(runs: str, *args: str) -> dict:
         done = _script(*common, *args, "--runs", str(tmp_path / runs), "--out", str(res), cwd=ROOT)
         assert done.returncode == 0, done.stderr[-3000:]
-        return next(t for t in json.loads((res / "evaluate-standard.json").read_text())["tasks"] if t["name"] == "mlp")
+        return next(t for t in json.loads((res / "evaluate-standard.json").read_text())["tasks"] if t["name"] == "conv")
 
-    mlp = part("a", "--seeds", "0")
-    assert {r["seed"] for r in mlp["rows"]} == {0}
-    assert [(p["seeds"], p["where"]) for p in mlp["parts"]] == [([0], "this checkout")]
+    conv = part("a", "--seeds", "0")
+    assert {r["seed"] for r in conv["rows"]} == {0}
+    assert [(p["seeds"], p["where"]) for p in conv["parts"]] == [([0], "this checkout")]
     shutil.rmtree(tmp_path / "a")  # the first part's folder is lost with its machine
     part("b", "--seeds", "1", "--targets", "0.5")
-    mlp = part("b", "--seeds", "1", "--targets", "0.75")  # seed 1's network trained a second time
-    assert sorted((p["seeds"], p["targets"], p["where"]) for p in mlp["parts"]) == [
+    conv = part("b", "--seeds", "1", "--targets", "0.75")  # seed 1's network trained a second time
+    assert sorted((p["seeds"], p["targets"], p["where"]) for p in conv["parts"]) == [
         ([0], [0.5, 0.75], "carried from an earlier export"), ([1], [0.5], "this checkout"),
         ([1], [0.75], "this checkout")]
     d = json.loads((res / "evaluate-standard.json").read_text())
-    assert len(mlp["rows"]) == mlp["cells_total"] and d["command"].endswith("--tasks mlp --seeds 1 --targets 0.75")
+    assert len(conv["rows"]) == conv["cells_total"] and d["command"].endswith("--tasks conv --seeds 1 --targets 0.75")
     md = (res / "evaluate-standard.md").read_text()
-    assert "- Task `mlp`: " in md and "seed(s) 1, sparsity 0.75: " in md and "carried from an earlier export" in md
+    assert "- Task `conv`: " in md and "seed(s) 1, sparsity 0.75: " in md and "carried from an earlier export" in md
 
     whole = _script(*common, "--runs", str(tmp_path / "c"), "--out", str(tmp_path / "whole"), cwd=ROOT)
     assert whole.returncode == 0, whole.stderr[-3000:]
     w = next(t for t in json.loads((tmp_path / "whole" / "evaluate-standard.json").read_text())["tasks"]
-             if t["name"] == "mlp")
+             if t["name"] == "conv")
     acc = lambda rows: {(r["method"], r["sparsity"], r["seed"]): (r["dense_acc"], r["acc_after_recovery"])  # noqa: E731
                         for r in rows}
-    assert acc(mlp["rows"]) == acc(w["rows"])  # the same cells, to the last digit
-    assert [r["method"] for r in mlp["rows"]] == [r["method"] for r in w["rows"]]  # in the whole run's order
+    assert acc(conv["rows"]) == acc(w["rows"])  # the same cells, to the last digit
+    key = lambda r: (r["model"], r["method"], r["sparsity"], r["seed"])  # noqa: E731
+    assert [key(r) for r in conv["rows"]] == [key(r) for r in w["rows"]]  # in the whole run's order
 
     # a carried part whose seed-1 rows started from another network than the folder here: refused
     shutil.rmtree(tmp_path / "b")
     part("b", "--seeds", "1", "--targets", "0.5")
     d = json.loads((res / "evaluate-standard.json").read_text())
-    for r in next(t for t in d["tasks"] if t["name"] == "mlp")["rows"]:
+    for r in next(t for t in d["tasks"] if t["name"] == "conv")["rows"]:
         if r["seed"] == 1 and r["sparsity"] == 0.75:
             r["dense_acc"] += 1.0
     (res / "evaluate-standard.json").write_text(json.dumps(d))
+    kept = (res / "evaluate-standard.json").read_text()
     refused = _script(*common, "--export-only", "--runs", str(tmp_path / "b"), "--out", str(res), cwd=ROOT)
     assert refused.returncode == 2 and refused.stderr.startswith(
-        "error: task mlp: the parts of seed 1 started from different mnist-fc-w0.25 networks")
+        "error: task conv: the parts of training seed 1 started from different mnist-conv-w0.25 networks")
+    assert "(carried)" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert (res / "evaluate-standard.json").read_text() == kept  # nothing written

@@ -387,3 +387,21 @@ def test_a_plan_narrowed_to_some_tasks_names_the_others_without_blaming_their_ki
     narrowed = dataclasses.replace(plan, tasks=plan.tasks[:1])
     said = narrowed.lines()
     assert f"  not in this plan: {list(kinds)[1]}" in said and not any("left out" in line for line in said)
+
+
+def test_code_digests_are_per_run_folder_when_a_task_runs_in_parts():
+    """Part A of a task ran with code X; the method was edited to Y and part B ran. Resuming A
+    must still see that A's cells ran with X (the task's latest record is B's)."""
+    from types import SimpleNamespace
+
+    from topoprune.experiments.evaluate import _changed_code, _recorded_code
+
+    before = {"tasks": {"t": {"run": "t-B", "code_sha256": {"m": "Y"}}},
+              "runs": {"t-A": {"task": "t", "code_sha256": {"m": "X"}}, "t-B": {"task": "t", "code_sha256": {"m": "Y"}}}}
+    plan = SimpleNamespace(candidates=[SimpleNamespace(key="m")])
+    assert _recorded_code(before, "t", "t-A") == {"m": "X"} and _recorded_code(before, "t", "t-B") == {"m": "Y"}
+    assert _changed_code(plan, before, "t", {"m": "Y"}, "t-A") == ["m"]  # A's old cells are redone
+    assert _changed_code(plan, before, "t", {"m": "Y"}, "t-B") == []
+    assert _recorded_code(before, "t", "t-C") == {}  # a new part: nothing recorded, nothing to redo
+    old = {"tasks": {"t": {"run": "t-A", "code_sha256": {"m": "X"}}}}  # a record from before parts existed
+    assert _changed_code(plan, old, "t", {"m": "Y"}, "t-A") == ["m"]

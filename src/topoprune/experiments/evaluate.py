@@ -276,19 +276,25 @@ def _made_with() -> str:
             "records the versions and commit it ran with.")
 
 
-def _recorded_code(before: dict, task: str) -> dict:
+def _recorded_code(before: dict, task: str, run: str | None = None) -> dict:
     """The candidates' digests an earlier call recorded for ``task`` (``before``, the folder's
-    ``evaluation.json``)."""
-    known = (before.get("tasks", {}).get(task) or {}).get("code_sha256")
+    ``evaluation.json``) in its run folder ``run``. A task run in parts (the same config on other
+    seeds or targets, each in its own folder) has a record per folder under ``runs``: another
+    folder's record says nothing of this one's cells."""
+    entry = before.get("tasks", {}).get(task) or {}
+    if run is not None and entry.get("run") != run:
+        entry = (before.get("runs") or {}).get(run) or {}
+    known = entry.get("code_sha256") if isinstance(entry, dict) else None
     return known if isinstance(known, dict) else {}
 
 
-def _changed_code(plan: EvaluationPlan, before: dict, task: str, digests: dict[str, str | None]) -> list[str]:
+def _changed_code(plan: EvaluationPlan, before: dict, task: str, digests: dict[str, str | None],
+                  run: str | None = None) -> list[str]:
     """The candidates whose source file (``digests``: as this call imported it) differs from the
-    one their cells of ``task`` ran with, as an earlier call recorded it: an edited or fixed method
-    must not be mixed with its old cells. A candidate without a record or a digest counts as
-    unchanged."""
-    known = _recorded_code(before, task)
+    one their cells of ``task`` (in run folder ``run``) ran with, as an earlier call recorded it:
+    an edited or fixed method must not be mixed with its old cells. A candidate without a record
+    or a digest counts as unchanged."""
+    known = _recorded_code(before, task, run)
     return [c.key for c in plan.candidates
             if known.get(c.key) is not None and digests[c.key] is not None and known[c.key] != digests[c.key]]
 
@@ -326,22 +332,24 @@ def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quie
         before = {}
     record["tasks"] = {k: v for k, v in before.get("tasks", {}).items() if isinstance(v, dict)}
     record["failures"] = [f for f in before.get("failures", []) if isinstance(f, dict)]
+    record["runs"] = {k: v for k, v in (before.get("runs") or {}).items() if isinstance(v, dict)}
     task_rows, runs, failures = [], {}, []
     for i, (task, config) in enumerate(plan.tasks, 1):
         if on_event is not None:
             on_event(f"task {i}/{len(plan.tasks)}: {task.name} ({run_dir_for(config, tasks_dir).name})")
-        changed = _changed_code(plan, before, task.name, digests)
+        run_name = run_dir_for(config, tasks_dir).name
+        changed = _changed_code(plan, before, task.name, digests, run_name)
         if changed and on_event is not None:
             on_event(f"the code of {', '.join(changed)} changed since its cells of {task.name} ran: they run again "
                      "(the baselines' cells are kept)")
         ran = [k for k in keys if k in {m.key for m in config.methods}]
         # before any cell runs, the digest every cell this call adds runs with; a redone method keeps
         # the old one until its redo finished, so a call stopped earlier redoes it again
-        known = _recorded_code(before, task.name)
-        entry = {"run": run_dir_for(config, tasks_dir).name, "seconds_this_call": 0.0,
-                 **record["tasks"].get(task.name, {})}
+        known = _recorded_code(before, task.name, run_name)
+        entry = {"seconds_this_call": 0.0, **record["tasks"].get(task.name, {}), "run": run_name}
         entry["code_sha256"] = {k: known[k] if k in changed else digests[k] for k in ran}
         record["tasks"][task.name] = entry
+        record["runs"][run_name] = {"task": task.name, "code_sha256": entry["code_sha256"]}
         atomic_write_json(record, record_path)
         t0 = time.perf_counter()
         run_dir, failed = run_keeping_going(config, tasks_dir, quiet=quiet, device=device, workers=workers,
@@ -351,7 +359,11 @@ def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quie
         failures += mine
         record["tasks"][task.name] = {"run": run_dir.name, "seconds_this_call": time.perf_counter() - t0,
                                       "code_sha256": {k: digests[k] for k in ran}}
-        record["failures"] = [f for f in record["failures"] if f.get("task") != task.name] + mine
+        record["runs"][run_dir.name] = {"task": task.name, "code_sha256": {k: digests[k] for k in ran}}
+        # this folder's failures are replaced; another folder's of the task (a part on other seeds
+        # or targets) are kept
+        record["failures"] = [f for f in record["failures"] if f.get("task") != task.name
+                              or Path(str(f.get("log") or "")).parent.name not in ("", run_dir.name)] + mine
         atomic_write_json(record, record_path)
         saved = json.loads((run_dir / "config.json").read_text())
         task_rows.append(TaskRows(task.name, task.description, saved, read_results(run_dir),
