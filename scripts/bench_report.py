@@ -98,8 +98,10 @@ def _about(d: dict, file: str, covers: str) -> str:
 def _status(d: dict) -> str:
     if d.get("complete", True):
         return ""
-    return (f" **Partial: {d['cells_done']} of {d['cells_total']} cells ran on this machine so far**; "
-            "the rest resume with the same command.")
+    parted = any(len(t.get("parts", [])) > 1 or any(p.get("where") != "this checkout" for p in t.get("parts", []))
+                 for t in d.get("tasks", []) if isinstance(t, dict))
+    return (f" **Partial: {d['cells_done']} of {d['cells_total']} cells have run so far**; "
+            + ("the rest run in parts too (see below)." if parted else "the rest resume with the same command."))
 
 
 def _missing(file: str, how: str) -> list[str]:
