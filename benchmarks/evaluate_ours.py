@@ -237,6 +237,15 @@ def sections_markdown(summary: list[str], sections: list[tuple[str, list]], leve
     return md
 
 
+def _numbers(text: str, kind: type) -> list:
+    """Comma-separated numbers of ``kind``, distinct and sorted; empty when one does not parse (the
+    caller refuses an empty list in one line)."""
+    try:
+        return sorted({kind(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        return []
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="standard", help="quick, standard, standard-cifar10 or a suite YAML file")
@@ -269,10 +278,7 @@ def main() -> None:
         raise SystemExit(2)
     seeds = None
     if args.seeds is not None:
-        try:
-            seeds = sorted({int(x) for x in args.seeds.split(",") if x.strip()})
-        except ValueError:
-            seeds = []
+        seeds = _numbers(args.seeds, int)
         for task, config in plan.tasks:
             if task.name in chosen and (not seeds or not set(seeds) <= set(config.seeds) or not config.seed_each):
                 print(f"--seeds {args.seeds}: not a subset of {task.name}'s seeds with a network each; allowed: "
@@ -281,10 +287,7 @@ def main() -> None:
                 raise SystemExit(2)
     targets = None
     if args.targets is not None:
-        try:
-            targets = sorted({float(x) for x in args.targets.split(",") if x.strip()})
-        except ValueError:
-            targets = []
+        targets = _numbers(args.targets, float)
         for task, config in plan.tasks:
             if task.name in chosen and (not targets or not set(targets) <= set(config.sparsities)):
                 print(f"--targets {args.targets}: not a subset of {task.name}'s targets; allowed: comma-separated "
