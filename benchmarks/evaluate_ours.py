@@ -62,16 +62,22 @@ from topoprune.experiments.store import read_results
 HERE = Path(__file__).parent
 
 
-def carried_tasks(previous: Path, suite: str) -> dict[str, dict]:
-    """The tasks of an earlier export (``previous``, the results file of the suite named ``suite``)
+def previous_export(path: Path) -> dict:
+    """The results file already at ``path`` (an earlier export), or ``{}`` when there is none
+    or it does not parse: read once, for the tasks it carries and the cells it held."""
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return before if isinstance(before, dict) else {}
+
+
+def carried_tasks(before: dict, suite: str) -> dict[str, dict]:
+    """The tasks of an earlier export (``before``, the results file of the suite named ``suite``)
     that ran elsewhere: by task name, each as exported. Its ``run_dir`` names the config it ran
     (the name holds the config's digest: the data, the model, the training, the methods with their
     settings, the targets and the seeds), so a task is carried only where that is unchanged."""
-    try:
-        before = json.loads(previous.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(before, dict) or before.get("suite") != suite:
+    if before.get("suite") != suite:
         return {}
     return {t["name"]: t for t in before.get("tasks", []) if isinstance(t, dict) and t.get("rows")}
 
@@ -145,9 +151,9 @@ def parts_lines(tasks: list[dict]) -> list[str]:
              or any(p["where"] != "this checkout" for p in t.get("parts", []))]
     if not lines:
         return []
-    return ["Where the rows come from (a task's config is the same in each part, on some of its seeds and "
-            "targets; each seed of these tasks trains its own network, and its cells start from that network "
-            "only; the command above made the last part):", "", *lines, ""]
+    return [("Where the rows come from (a task's config is the same in each part, on some of its seeds and "
+             "targets; each seed of these tasks trains its own network, and its cells start from that network "
+             "only; the command above made the last part):"), "", *lines, ""]
 
 
 def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> list[dict]:
@@ -301,7 +307,8 @@ def main() -> None:
     failed = None
     folder = plan.folder(args.runs)
     stem = f"evaluate-{plan.suite.name}"
-    carried = carried_tasks(args.out / f"{stem}.json", plan.suite.name)
+    before = previous_export(args.out / f"{stem}.json")
+    carried = carried_tasks(before, plan.suite.name)
     if args.export_only and not folder.is_dir() and not carried:
         print(f"--export-only: {folder} does not exist; run without --export-only first", file=sys.stderr)
         raise SystemExit(2)
@@ -332,11 +339,8 @@ def main() -> None:
               "complete": done == total, "runs": runs_shown}
     args.out.mkdir(parents=True, exist_ok=True)
     replaced = args.out / f"{stem}.json"
-    try:
-        had = json.loads(replaced.read_text()).get("cells_done", 0)
-    except (OSError, ValueError, AttributeError):
-        had = 0
-    if done < had:  # a stray run over a committed export: say so (git holds the old file)
+    had = before.get("cells_done", 0)
+    if isinstance(had, int) and done < had:  # a stray run over a committed export: say so (git holds the old file)
         print(f"warning: {replaced} held {had} cells; this export holds {done}", file=sys.stderr)
     (args.out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
     summary, sections = leaderboard_sections(task_rows(tasks), [c.key for c in plan.candidates])
