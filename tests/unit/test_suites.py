@@ -203,6 +203,30 @@ def test_a_tie_with_the_shuffle_control_says_what_the_seeds_could_detect():
     assert flat[-1] == "n/a" and "every seed the same" in flat[3]
 
 
+def test_a_tie_only_holm_made_is_sized_at_the_familys_strictest_level():
+    """fpgm beats its shuffle control on every seed (raw WINS, p = 0.035) but Holm over its two
+    comparisons makes that a TIE: beside it, the detectable difference at 5 % / 2, marked *, in
+    the table and in the collected comparisons; a raw TIE keeps the 5 % size, unmarked."""
+    from topoprune.experiments.stats import minimum_detectable_effect
+
+    config = {"name": "x", "methods": [{"name": "l1"}, {"name": "random"}, {"name": "fpgm"}], "sparsities": [0.5],
+              "controls": ["shuffle"], "controls_of": ["fpgm"], "train": {"seed": "each"}}
+    rows = (_rows("l1", 0.5, [90.0, 91.0, 92.0]) + _rows("random", 0.5, [89.0, 89.0, 90.0])
+            + _rows("fpgm", 0.5, [90.0, 91.0, 91.5]))  # fpgm - random: +1, +2, +1.5; fpgm - l1: 0, 0, -0.5
+    task = TaskRows("t", "a task", config, rows, ["l1", "random"], __import__("pathlib").Path("run"))
+    collected = []
+    summary, sections = leaderboard_sections([task], "fpgm", collect=collected)
+    shuffle = next(r for r in dict(sections)["t: against its own controls"] if r[2].startswith("shuffle"))
+    strict = minimum_detectable_effect(0.5, 3, alpha=0.025)
+    assert shuffle[4] == "WINS / TIE" and shuffle[-1] == f"{strict:.2f}*"
+    assert strict > 1.5  # larger than the difference seen: the 5 % size (less than 1.5) would contradict the row
+    best = next(r for r in dict(sections)["t: against the baselines"] if r[1] == "**fpgm**")
+    assert best[5] == "TIE / TIE" and best[-1] == f"{minimum_detectable_effect(statistics.stdev([0, 0, -0.5]), 3):.2f}"
+    sizes = {c["against"]: c["detectable"] for c in collected}
+    assert sizes["shuffle control"] == pytest.approx(strict)
+    assert f"could detect {strict:.2f} points" in summary[1]
+
+
 def test_leaderboard_marks_failed_cells():
     config = {"name": "x", "methods": [{"name": "l1"}, {"name": "random"}], "sparsities": [0.5]}
     rows = _rows("l1", 0.5, [90.0, 91.0]) + _rows("random", 0.5, [80.0, 81.0])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .peers import best_peer
 from .report import _coverage, chance_warnings, control_meaning  # the same words as a comparison report
-from .stats import PairedResult, holm_family, minimum_detectable_effect, paired_difference
+from .stats import AdjustedComparison, PairedResult, holm_family, minimum_detectable_effect, paired_difference
 
 __all__ = ["TaskRows", "leaderboard_sections", "write_leaderboard", "target_label"]
 
@@ -68,17 +68,32 @@ def _interval(r: PairedResult) -> str:
     return f"{r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}]{flat}"
 
 
-def _mde(r: PairedResult, verdict: str) -> str:
-    if r.n < 2 or verdict != "TIE":
+def _detectable(a: AdjustedComparison, m: int) -> float | None:
+    """Beside a Holm-adjusted TIE, the smallest true difference the seeds could have detected
+    (80 % power, two-sided, from the spread of the paired differences); None beside a verdict,
+    with fewer than 2 seeds, or with no spread. Beside a raw TIE it is sized at 5 %; beside a TIE
+    that only the adjustment made of a raw WINS or LOSES, at the family's strictest level,
+    5 % / ``m`` (the level Holm's first step tests at): at 5 % that difference was seen, so a size
+    at 5 % would claim the seeds could detect less than they just failed to confirm."""
+    r = a.result
+    if a.verdict_adjusted != "TIE" or r.n < 2 or r.sd == 0:
+        return None
+    alpha = 1 - r.level
+    return minimum_detectable_effect(r.sd, r.n, alpha=alpha if r.verdict == "TIE" else alpha / max(m, 1))
+
+
+def _mde(a: AdjustedComparison, m: int) -> str:
+    r = a.result
+    if r.n < 2 or a.verdict_adjusted != "TIE":
         return ""
     if r.sd == 0:  # every seed gave the same difference: no spread to size an effect from
         return "n/a"
-    return f"{minimum_detectable_effect(r.sd, r.n):.2f}"
+    return f"{_detectable(a, m):.2f}" + ("*" if r.verdict != "TIE" else "")
 
 
-def _tie_words(ties: list) -> str:
+def _tie_words(ties: list, m: int) -> str:
     """What a count of TIEs can say: the range of differences the seeds could have detected."""
-    sizes = [minimum_detectable_effect(a.result.sd, a.result.n) for a in ties if a.result.n >= 2 and a.result.sd > 0]
+    sizes = [x for a in ties for x in [_detectable(a, m)] if x is not None]
     if not sizes:
         return ""
     return (f" (a TIE means no difference was found, not that there is none: these seeds could detect "
@@ -139,13 +154,12 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str], *,
                 task_name, s, kind, ref = where[a.name]
                 r = a.result
                 config = next(t.config for t in tasks if t.name == task_name)
-                detectable = (minimum_detectable_effect(r.sd, r.n) if a.verdict_adjusted == "TIE" and r.n >= 2
-                              and r.sd > 0 else None)
+                size = _detectable(a, family.m)
                 collect.append({"task": task_name, "sparsity": s, "target": target_label(config, s), "method": c,
                                 "against": "best baseline" if kind == "best" else f"{ref} control",
                                 "reference": ref if kind == "best" else f"{c}+{ref}", "n": r.n, "mean": r.mean,
                                 "low": r.low, "high": r.high, "verdict": r.verdict, "p_holm": a.p_adjusted,
-                                "verdict_holm": a.verdict_adjusted, "detectable": detectable})
+                                "verdict_holm": a.verdict_adjusted, "detectable": size})
     summary, sections = [], []
     for c in candidates:
         own = families.get(c)
@@ -168,7 +182,7 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str], *,
             ties = [a for a in shuffles if a.verdict_adjusted == "TIE"]
             summary.append(f"**{c}** against its shuffle control (its own layer budget, units or weights drawn at "
                            f"random): its choice inside layers matters at {counts['WINS']}, no effect of its choice "
-                           f"was found at {counts['TIE']}{_tie_words(ties)}, and it is worse than random inside "
+                           f"was found at {counts['TIE']}{_tie_words(ties, own.m)}, and it is worse than random inside "
                            f"layers at {counts['LOSES']} of {len(shuffles)} targets (Holm-adjusted).")
     for task in tasks:  # a dense network at chance makes its task's differences noise
         for warning in chance_warnings(task.config, task.rows).values():
@@ -204,7 +218,8 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str], *,
                     table.append([*cells, "—", "—", ""])
                     continue
                 r = a.result
-                table.append([*cells, _interval(r), f"{r.verdict} / {a.verdict_adjusted}", _mde(r, a.verdict_adjusted)])
+                m_family = families[m].m if m in mine else family.m
+                table.append([*cells, _interval(r), f"{r.verdict} / {a.verdict_adjusted}", _mde(a, m_family)])
             for c in mine:
                 for control, reference in _control_refs(task.config, c):
                     a = adjusted.get(f"{task.name} at {target}: {c} vs its {control} control")
@@ -215,7 +230,7 @@ def leaderboard_sections(tasks: list[TaskRows], candidates: str | list[str], *,
                     meaning = control_meaning(control, a.verdict_adjusted, read_from_baseline=not own) or "no verdict"
                     shown = control if own else f"{control} (= {reference})"
                     controls_table.append([target, f"**{c}**", shown, _interval(r), f"{r.verdict} / {a.verdict_adjusted}",
-                                           meaning, _mde(r, a.verdict_adjusted)])
+                                           meaning, _mde(a, families[c].m)])
         intro = [f"{task.description.rstrip('.')}. Run folder: {task.run_dir.name}; intervals over seeds: "
                  f"{_coverage(task.config, short=True)}."]
         sections.append((f"{task.name}", intro))
@@ -278,7 +293,9 @@ def write_leaderboard(folder: Path, *, title: str, intro: str, tasks: list[TaskR
         f"Holm's adjustment runs over every comparison of {'the candidate' if len(names) == 1 else 'each candidate'} "
         "in this evaluation together; a baseline's verdict is adjusted over the baselines of its own target.",
         "\"detectable\": beside a TIE, the smallest difference the seeds could have detected (80 % power, two-sided "
-        "5 %, from the spread of the paired differences): a TIE says no more than that.",
+        "5 %, from the spread of the paired differences): a TIE says no more than that. Marked *: a TIE that only "
+        "Holm's adjustment made of a raw WINS or LOSES, sized at the family's strictest level (5 % / the number of "
+        "comparisons in it), since at 5 % that difference was seen.",
     ]
     return write_pages(folder, title, intro, [("Verdict", summary), ("How to read it", rules), *sections], [],
                        stem="leaderboard")
