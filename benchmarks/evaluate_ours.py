@@ -144,13 +144,15 @@ def check_networks(name: str, rows: list[dict], origin: dict[tuple, str]) -> Non
 
 
 def parts_lines(tasks: list[dict]) -> list[str]:
-    """Where the rows of each task that did not run in one folder here come from (Markdown lines,
-    ending with a blank one), or nothing."""
-    lines = [f"- Task `{t['name']}`: " + "; ".join(part_text(p) for p in t.get("parts", [])) + "."
-             for t in tasks if len(t.get("parts", [])) > 1
-             or any(p["where"] != "this checkout" for p in t.get("parts", []))]
-    if not lines:
+    """Where the rows of every task come from (Markdown lines, ending with a blank one), once some
+    task did not run in one folder here; nothing when every task did (the command and commit of
+    the export then say it all). Listing every task then keeps each row's commit on the page."""
+    split = any(len(t.get("parts", [])) > 1 or any(p["where"] != "this checkout" for p in t.get("parts", []))
+                for t in tasks)
+    if not split:
         return []
+    lines = [f"- Task `{t['name']}`: " + "; ".join(part_text(p) for p in t["parts"]) + "."
+             for t in tasks if t.get("parts")]
     return [("Where the rows come from (a task's config is the same in each part, on some of its seeds and "
              "targets; each seed of these tasks trains its own network, and its cells start from that network "
              "only; the command above made the last part):"), "", *lines, ""]

@@ -201,3 +201,23 @@ def test_the_budget_claim_adds_the_choice_inside_the_topological_budget_when_the
     plain = mod._budget_claim_row({"rows": _rows({"fpgm": [90.0, 91.0], "fpgm-topological": [89.0, 90.5]},
                                                  sparsity=0.5)})
     assert plain[3] == "none: FPGM's, as the peer's"
+
+
+def test_the_page_names_every_tasks_parts_once_one_task_ran_in_parts():
+    """Once one task's rows come from several folders (or an earlier export), every task is
+    listed with its commit, so no row's commit is left to the export's; when each task ran in one
+    folder here, the export's command and commit say it all and no list is written."""
+    import evaluate_ours
+
+    def part(name, seeds, commit, where="this checkout"):
+        rows = [{"seed": s, "sparsity": 0.5, "commit": commit} for s in seeds]
+        return evaluate_ours._part(name, rows, where)
+
+    whole = {"name": "conv", "parts": [part("conv-1", [0, 1, 2], "b5a2292aaa")]}
+    split = {"name": "vgg", "parts": [part("vgg-1", [0], "fa9e4cbaaa"), part("vgg-2", [1], "f649640aaa")]}
+    lines = evaluate_ours.parts_lines([split, whole])
+    assert any(line.startswith("- Task `conv`: seed(s) 0, 1, 2, sparsity 0.5: 3 cells at commit b5a2292") for line in lines)
+    assert any(line.startswith("- Task `vgg`: ") and "f649640" in line and "fa9e4cb" in line for line in lines)
+    assert evaluate_ours.parts_lines([whole]) == []
+    carried = {"name": "lenet", "parts": [part("lenet-1", [0], "357eaf9aaa", "carried from an earlier export")]}
+    assert len([line for line in evaluate_ours.parts_lines([carried, whole]) if line.startswith("- Task")]) == 2
