@@ -939,7 +939,9 @@ def _leaderboard_intro(candidates: list[dict] | None = None) -> str:
         f"against their own controls. Here the candidates are ours: {'; '.join(parts)}, all in one evaluation so "
         "that they share the baselines' cells. The best baseline of a target is the one with the highest mean "
         "accuracy after recovery; Holm's adjustment runs over every comparison of a candidate; beside a TIE, the "
-        "smallest difference the seeds could have detected (80 % power)." + _training_caveat(candidates))
+        "smallest difference the seeds could have detected (80 % power, two-sided 5 %; marked *, where only Holm's "
+        "adjustment made a raw WINS or LOSES a TIE, at 5 % / the number of comparisons in its family)."
+        + _training_caveat(candidates))
 
 
 def _training_caveat(candidates: list[dict]) -> str:
