@@ -155,7 +155,7 @@ def parts_lines(tasks: list[dict]) -> list[str]:
              for t in tasks if t.get("parts")]
     return [("Where the rows come from (a task's config is the same in each part, on some of its seeds and "
              "targets; each seed of these tasks trains its own network, and its cells start from that network "
-             "only; the command above made the last part):"), "", *lines, ""]
+             "only):"), "", *lines, ""]
 
 
 def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> list[dict]:
@@ -324,7 +324,8 @@ def main() -> None:
     tasks = task_records(plan, folder, carried)
     done, total = sum(len(t["rows"]) for t in tasks), sum(t["cells_total"] for t in tasks)
     runs_shown = os.path.relpath(args.runs)
-    flags = "".join([f" --suite {args.suite}" if args.suite != "standard" else "",
+    flags = "".join([" --export-only" if args.export_only else "",
+                     f" --suite {args.suite}" if args.suite != "standard" else "",
                      f" --runs {runs_shown}" if args.runs.resolve() != (HERE / "runs").resolve() else "",
                      f" --out {os.path.relpath(args.out)}" if args.out.resolve() != (HERE / "results").resolve() else "",
                      f" --device {args.device}" if args.device else "",

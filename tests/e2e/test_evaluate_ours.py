@@ -66,6 +66,7 @@ def test_our_methods_through_a_suite_export_a_page_that_recomputes(tmp_path):
     partial = json.loads((tmp_path / "res" / "evaluate-standard.json").read_text())
     assert not partial["complete"] and partial["cells_done"] == d["cells_done"] - 2
     assert "PARTIAL" in (tmp_path / "res" / "evaluate-standard.md").read_text()
+    assert " --export-only" in partial["command"]  # the export says it ran nothing
     mod._load = lambda name: partial if name == "evaluate-standard" else None
     page = "\n".join(mod.page_leaderboard())
     assert page.startswith(f"# Our methods through the standard suite (partial, {partial['cells_done']} of "
