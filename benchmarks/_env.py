@@ -110,12 +110,13 @@ def dense_text(record: dict) -> str:
             f"train seeds {', '.join(per)})")
 
 
-def run_execution(run_dir: Path, rows: Sequence[dict]) -> dict:
+def run_execution(run_dir: Path | None, rows: Sequence[dict]) -> dict:
     """How a run was started: the executor of each start its log records, in order (repeats in
     a row counted once; a start that found nothing left to do counts too), and the torch thread
-    counts its rows record (latency and timings depend on them; some rows may not record it)."""
-    log = run_dir / "log.txt"
-    starts = re.findall(r": start \((.*), training on ", log.read_text()) if log.exists() else []
+    counts its rows record (latency and timings depend on them; some rows may not record it).
+    ``run_dir`` None: rows without their folder here (carried from an earlier export), no starts."""
+    log = run_dir / "log.txt" if run_dir is not None else None
+    starts = re.findall(r": start \((.*), training on ", log.read_text()) if log is not None and log.exists() else []
     return {"executors": [e for i, e in enumerate(starts) if i == 0 or starts[i - 1] != e],
             "threads": sorted({r["threads"] for r in rows if r.get("threads") is not None}),
             "rows_without_threads": sum(r.get("threads") is None for r in rows)}

@@ -143,13 +143,17 @@ def check_networks(name: str, rows: list[dict], origin: dict[tuple, str]) -> Non
                                  "run that seed's targets in one folder")
 
 
+def ran_in_parts(tasks: list[dict]) -> bool:
+    """Whether some exported task's rows come from more than one folder here, or from an earlier export."""
+    return any(len(t.get("parts", [])) > 1 or any(p.get("where") != "this checkout" for p in t.get("parts", []))
+               for t in tasks if isinstance(t, dict))
+
+
 def parts_lines(tasks: list[dict]) -> list[str]:
     """Where the rows of every task come from (Markdown lines, ending with a blank one), once some
     task did not run in one folder here; nothing when every task did (the command and commit of
     the export then say it all). Listing every task then keeps each row's commit on the page."""
-    split = any(len(t.get("parts", [])) > 1 or any(p["where"] != "this checkout" for p in t.get("parts", []))
-                for t in tasks)
-    if not split:
+    if not ran_in_parts(tasks):
         return []
     lines = [f"- Task `{t['name']}`: " + "; ".join(part_text(p) for p in t["parts"]) + "."
              for t in tasks if t.get("parts")]
@@ -194,7 +198,7 @@ def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> 
         if before is not None and before.get("run_dir") == run_dir.name:
             earlier = before.get("parts") or [_part(before["run_dir"], before["rows"], "an earlier export")]
             # only what no folder here runs: a folder's missing cell is to run (or to redo), not to carry
-            owned = set().union(set(), *[_owned(saved) for saved in here.values()])
+            owned = set().union(*(_owned(saved) for saved in here.values()))
             kept = [r for r in before["rows"] if (r["seed"], r["sparsity"]) not in owned]
             placed: set[tuple] = set()
             for part in earlier:  # each carried row to the first earlier part that ran its seed and target
@@ -206,7 +210,7 @@ def task_records(plan, folder: Path, carried: dict[str, dict] | None = None) -> 
                     origin.update((row_key(r), f"run folder {part['run_dir']} (carried)") for r in mine)
             rows.update((row_key(r), r) for r in kept)
             if kept:  # how the carried rows ran: the earlier starts, and these rows' thread counts
-                executions.append({**run_execution(Path("/nonexistent"), kept),
+                executions.append({**run_execution(None, kept),
                                    "executors": before.get("execution", {}).get("executors", [])})
             carried_failures = [f for f in before.get("failures", []) if (f.get("seed"), f.get("sparsity")) not in owned]
         else:
@@ -309,7 +313,8 @@ def main() -> None:
     failed = None
     folder = plan.folder(args.runs)
     stem = f"evaluate-{plan.suite.name}"
-    before = previous_export(args.out / f"{stem}.json")
+    results_file = args.out / f"{stem}.json"
+    before = previous_export(results_file)
     carried = carried_tasks(before, plan.suite.name)
     if args.export_only and not folder.is_dir() and not carried:
         print(f"--export-only: {folder} does not exist; run without --export-only first", file=sys.stderr)
@@ -341,11 +346,10 @@ def main() -> None:
               "description": plan.suite.description, "tasks": tasks, "cells_done": done, "cells_total": total,
               "complete": done == total, "runs": runs_shown}
     args.out.mkdir(parents=True, exist_ok=True)
-    replaced = args.out / f"{stem}.json"
     had = before.get("cells_done", 0)
     if isinstance(had, int) and done < had:  # a stray run over a committed export: say so (git holds the old file)
-        print(f"warning: {replaced} held {had} cells; this export holds {done}", file=sys.stderr)
-    (args.out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"warning: {results_file} held {had} cells; this export holds {done}", file=sys.stderr)
+    results_file.write_text(json.dumps(record, indent=2) + "\n")
     summary, sections = leaderboard_sections(task_rows(tasks), [c.key for c in plan.candidates])
     status = ("complete" if record["complete"] else
               f"**PARTIAL: {done} of {total} cells finished**; rerun the command to resume, then export")

@@ -98,8 +98,11 @@ def _about(d: dict, file: str, covers: str) -> str:
 def _status(d: dict) -> str:
     if d.get("complete", True):
         return ""
-    parted = any(len(t.get("parts", [])) > 1 or any(p.get("where") != "this checkout" for p in t.get("parts", []))
-                 for t in d.get("tasks", []) if isinstance(t, dict))
+    parted = False
+    if any(isinstance(t, dict) and t.get("parts") for t in d.get("tasks", [])):  # an evaluate export
+        from evaluate_ours import ran_in_parts
+
+        parted = ran_in_parts(d["tasks"])
     return (f" **Partial: {d['cells_done']} of {d['cells_total']} cells have run so far**; "
             + ("the rest run in parts too (see below)." if parted else "the rest resume with the same command."))
 

@@ -335,9 +335,9 @@ def _evaluate(plan: EvaluationPlan, *, out: str | Path, device: str | None, quie
     record["runs"] = {k: v for k, v in (before.get("runs") or {}).items() if isinstance(v, dict)}
     task_rows, runs, failures = [], {}, []
     for i, (task, config) in enumerate(plan.tasks, 1):
-        if on_event is not None:
-            on_event(f"task {i}/{len(plan.tasks)}: {task.name} ({run_dir_for(config, tasks_dir).name})")
         run_name = run_dir_for(config, tasks_dir).name
+        if on_event is not None:
+            on_event(f"task {i}/{len(plan.tasks)}: {task.name} ({run_name})")
         changed = _changed_code(plan, before, task.name, digests, run_name)
         if changed and on_event is not None:
             on_event(f"the code of {', '.join(changed)} changed since its cells of {task.name} ran: they run again "
